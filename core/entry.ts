@@ -1,0 +1,27 @@
+// Stream entry layout. Few fields, one JSON body: cheaper to XADD and parse than a field per column.
+//   tx  transaction id (for idempotent effects and lookups without parsing)
+//   ev  the event as JSON
+//   tp  W3C traceparent, when tracing
+export const F_TX = 'tx';
+export const F_EVENT = 'ev';
+export const F_TRACE = 'tp';
+
+export interface EntryFields {
+  tx: string;
+  ev: string;
+  tp?: string;
+}
+
+/** Flatten to the XADD field/value list. */
+export function entryArgs(fields: EntryFields): string[] {
+  const args = [F_TX, fields.tx, F_EVENT, fields.ev];
+  if (fields.tp) args.push(F_TRACE, fields.tp);
+  return args;
+}
+
+/** Read the field/value list Redis returns into a map. */
+export function fieldsToMap(raw: readonly string[]): Map<string, string> {
+  const m = new Map<string, string>();
+  for (let i = 0; i + 1 < raw.length; i += 2) m.set(raw[i]!, raw[i + 1]!);
+  return m;
+}

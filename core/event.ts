@@ -1,0 +1,22 @@
+// The transaction event as it travels through the streams. Ingest creates it; stages enrich it;
+// the sink writes it. Amounts are integer minor units.
+export const TRANSACTION_TYPES = ['payin', 'payout', 'refund', 'chargeback'] as const;
+export type TransactionType = (typeof TRANSACTION_TYPES)[number];
+
+export type TransactionStatus = 'accepted' | 'processing' | 'succeeded' | 'failed' | 'dead_lettered';
+
+export interface TransactionEvent {
+  id: string;
+  merchant_id: string;
+  type: TransactionType;
+  amount: number;
+  currency: string;
+  reference?: string;
+  occurred_at?: string;
+  metadata?: Record<string, string>;
+  /** Unix ms when ingest accepted it. */
+  ingested_at: number;
+  status?: TransactionStatus;
+  risk_score?: number;
+  failure_reason?: string;
+}

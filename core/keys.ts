@@ -1,0 +1,35 @@
+// Redis key names. Every key that belongs to partition i carries the hash tag {i}, so one Lua
+// script can move an event between a partition's streams atomically, also on Redis Cluster.
+export class Keys {
+  constructor(readonly prefix: string) {}
+
+  /** A topic's stream for one partition and lane: rill:{7}:transactions:normal */
+  lane(topic: string, partition: number, lane: string): string {
+    return `${this.prefix}:{${partition}}:${topic}:${lane}`;
+  }
+
+  /** A stage's dead-letter stream for one partition. */
+  deadLetter(stage: string, partition: number): string {
+    return `${this.prefix}:{${partition}}:dlq:${stage}`;
+  }
+
+  /** A stage's delay set (retries waiting for their time) for one partition. */
+  delay(stage: string, partition: number): string {
+    return `${this.prefix}:{${partition}}:delay:${stage}`;
+  }
+
+  /** An idempotency record: lives in the partition of its merchant, beside the stream it guards. */
+  idempotency(partition: number, merchantId: string, key: string): string {
+    return `${this.prefix}:{${partition}}:idem:${merchantId}:${key}`;
+  }
+
+  /** Keys outside any partition (heartbeats, leader locks, settings). */
+  global(...parts: string[]): string {
+    return [this.prefix, 'g', ...parts].join(':');
+  }
+
+  /** Pattern matching every key of this prefix (for cleanup and status). */
+  pattern(): string {
+    return `${this.prefix}:*`;
+  }
+}

@@ -1,0 +1,15 @@
+// Structured JSON logs (pino). One root logger per process; children carry the component name.
+import { pino } from 'pino';
+import type { Logger } from 'pino';
+
+export type { Logger };
+
+export function createLogger(level: string = process.env.LOG_LEVEL || 'info', base: Record<string, unknown> = {}): Logger {
+  return pino({
+    level,
+    base: { pid: process.pid, ...base },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    // never log secrets, whatever a caller passes
+    redact: { paths: ['authorization', 'headers.authorization', 'key', 'apiKey', 'body'], remove: true },
+  });
+}

@@ -1,0 +1,54 @@
+// The processor contract: a batch of events in, one outcome per event out (same order).
+// A processor imports only these types; the runner does the reading, acking, retries and dead letters.
+import type { ZodType } from 'zod';
+import type { Logger } from './logger.ts';
+import type { RedisClient } from './redis.ts';
+import type { TransactionEvent } from './event.ts';
+import { FatalError, RetryableError } from './errors.ts';
+
+export interface StreamEvent<T = TransactionEvent> {
+  /** The entry id in its lane stream. */
+  entryId: string;
+  stream: string;
+  partition: number;
+  lane: string;
+  txId: string;
+  event: T;
+  traceparent?: string;
+  /** Times this entry has been delivered to the group, this delivery included. */
+  deliveries: number;
+}
+
+export type Outcome<T = TransactionEvent> =
+  /** Done: append `event` to the stage's output topic and acknowledge the input. */
+  | { kind: 'ok'; event: T }
+  /** Try again later, with backoff, until the stage's attempts run out. */
+  | { kind: 'retry'; error: Error }
+  /** Never going to work: dead-letter now. */
+  | { kind: 'fatal'; error: Error };
+
+export interface Processor<T = TransactionEvent> {
+  process(batch: readonly StreamEvent<T>[]): Promise<Outcome<T>[]>;
+  close?(): Promise<void>;
+}
+
+export interface ProcessorContext {
+  stage: string;
+  redis: RedisClient;
+  logger: Logger;
+}
+
+export interface ProcessorFactory<C = unknown, T = TransactionEvent> {
+  name: string;
+  /** Validates the stage's `config:` block; its errors are reported against topology.yaml. */
+  configSchema: ZodType<C>;
+  create(config: C, ctx: ProcessorContext): Processor<T> | Promise<Processor<T>>;
+}
+
+/** Map a thrown error to an outcome: RetryableError retries, anything else unexpected is fatal. */
+export function outcomeFromError<T>(err: unknown): Outcome<T> {
+  const error = err instanceof Error ? err : new Error(String(err));
+  if (error instanceof RetryableError) return { kind: 'retry', error };
+  if (error instanceof FatalError) return { kind: 'fatal', error };
+  return { kind: 'fatal', error };
+}

@@ -1,0 +1,101 @@
+// Redis connections and Lua scripts. Scripts live one per file in core/scripts (or a caller's own
+// folder), named `<name>-<numKeys>.lua`, or `<name>.lua` when the key count varies per call (the
+// caller then passes it first). Each is defined once per connection; ioredis runs it by EVALSHA
+// and loads it on NOSCRIPT, also inside pipelines.
+import { readdirSync, readFileSync } from 'node:fs';
+import { Cluster, Redis } from 'ioredis';
+import type { ChainableCommander, RedisOptions } from 'ioredis';
+import type { RillEnv } from './config.ts';
+
+export type RedisClient = Redis | Cluster;
+export type RedisPipeline = ChainableCommander;
+
+export interface ConnectOptions {
+  /** Shown in CLIENT LIST, for operators. */
+  name?: string;
+  /** Lazy connections let a CLI command fail fast with one clear line. */
+  lazyConnect?: boolean;
+}
+
+export function connectRedis(env: Pick<RillEnv, 'redisUrl' | 'redisCluster'>, opts: ConnectOptions = {}): RedisClient {
+  const common: RedisOptions = {
+    connectionName: opts.name,
+    lazyConnect: opts.lazyConnect ?? false,
+    maxRetriesPerRequest: null, // blocking reads and workers wait out a Redis restart instead of failing
+    enableAutoPipelining: false,
+  };
+  if (env.redisCluster) {
+    const nodes = env.redisUrl.split(',').map((u) => {
+      const url = new URL(u.trim());
+      return { host: url.hostname, port: Number(url.port || 6379) };
+    });
+    return new Cluster(nodes, { redisOptions: common, enableReadyCheck: true });
+  }
+  return new Redis(env.redisUrl, common);
+}
+
+export interface ScriptSource {
+  name: string;
+  /** Fixed key count, or undefined when the caller passes it first. */
+  numberOfKeys: number | undefined;
+  lua: string;
+}
+
+const FILE = /^([a-z][a-zA-Z0-9]*(?:-[a-z][a-zA-Z0-9]*)*?)(?:-(\d+))?\.lua$/;
+
+/** Read every `.lua` file of a folder. */
+export function readScripts(dir: URL): ScriptSource[] {
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.lua'))
+    .map((file) => {
+      const m = FILE.exec(file);
+      if (!m) throw new Error(`bad Lua script name ${file}: expected <name>-<numKeys>.lua or <name>.lua`);
+      return {
+        name: camel(m[1]!),
+        numberOfKeys: m[2] === undefined ? undefined : Number(m[2]),
+        lua: readFileSync(new URL(file, dir), 'utf8'),
+      };
+    });
+}
+
+function camel(s: string): string {
+  return s.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+type ScriptArg = string | number | Buffer;
+type ScriptCall = (...args: ScriptArg[]) => Promise<unknown>;
+
+/** Define scripts on a connection (idempotent) so they can run on it and on its pipelines. */
+export function defineScripts(redis: RedisClient, scripts: readonly ScriptSource[]): void {
+  for (const s of scripts) {
+    if (typeof (redis as unknown as Record<string, unknown>)[s.name] === 'function') continue;
+    redis.defineCommand(s.name, s.numberOfKeys === undefined ? { lua: s.lua } : { lua: s.lua, numberOfKeys: s.numberOfKeys });
+  }
+}
+
+/** Run a defined script on a connection or queue it on a pipeline. Keys first, then args. */
+export function runScript(
+  target: RedisClient | RedisPipeline,
+  script: ScriptSource,
+  keys: readonly string[],
+  args: readonly ScriptArg[],
+): Promise<unknown> {
+  const fn = (target as unknown as Record<string, ScriptCall>)[script.name];
+  if (typeof fn !== 'function') throw new Error(`Lua script ${script.name} is not defined on this connection`);
+  const head: ScriptArg[] = script.numberOfKeys === undefined ? [keys.length] : [];
+  return fn.call(target, ...head, ...keys, ...args);
+}
+
+export const CORE_SCRIPTS_DIR = new URL('./scripts/', import.meta.url);
+
+/** Delete every key matching a pattern (tests and `rill dev --reset`); SCAN, never KEYS. */
+export async function deleteByPattern(redis: Redis, pattern: string): Promise<number> {
+  let cursor = '0';
+  let n = 0;
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length) n += await redis.unlink(...keys);
+  } while (cursor !== '0');
+  return n;
+}

@@ -1,0 +1,116 @@
+// The topology.yaml schema: the one source for validation, the typed config and the reference doc.
+// Every field carries a description; `rill topology check` and the README reference read them.
+import { z } from 'zod';
+import { parseDuration } from '../duration.ts';
+
+const NAME = /^[a-z][a-z0-9_-]{0,47}$/;
+const name = (what: string) =>
+  z.string().regex(NAME, `a ${what} name: lowercase letters, digits, "_" or "-", starting with a letter`);
+
+const duration = (what: string) =>
+  z
+    .union([z.number(), z.string()])
+    .transform((v, ctx) => {
+      const ms = parseDuration(v);
+      if (ms === undefined) {
+        ctx.addIssue({ code: 'custom', message: `${what}: expected a duration like 250ms, 30s, 5m, 24h, 7d or whole milliseconds` });
+        return z.NEVER;
+      }
+      return ms;
+    });
+
+export const PrioritySchema = z
+  .object({
+    name: name('priority class').describe('Lane name, e.g. critical.'),
+    types: z.array(z.string().min(1)).default([]).describe('Event types that go to this lane; types matching no lane go to the lowest.'),
+    min_share: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0)
+      .describe('Starvation guard: the share of each read this lane still gets while higher lanes are saturated.'),
+  })
+  .strict();
+
+export const RetentionSchema = z
+  .object({
+    max_age: duration('retention.max_age').optional().describe('Trim entries older than this (never unacknowledged ones).'),
+    max_len: z.number().int().positive().optional().describe('Keep about this many entries per lane stream.'),
+  })
+  .strict();
+
+export const TopicSchema = z
+  .object({
+    partitions: z.number().int().min(1).max(1024).describe('Partition count; every topic of a topology has the same one.'),
+    retention: RetentionSchema.optional(),
+  })
+  .strict();
+
+export const RetrySchema = z
+  .object({
+    attempts: z.number().int().min(1).max(100).default(5).describe('Attempts in all, the first included.'),
+    base: duration('retry.base').default(100).describe('First backoff.'),
+    factor: z.number().min(1).max(10).default(2).describe('Backoff growth per attempt.'),
+    max: duration('retry.max').default(30_000).describe('Backoff ceiling.'),
+    jitter: z.enum(['full', 'none']).default('full').describe('Full jitter draws the wait uniformly from [0, backoff].'),
+  })
+  .strict();
+
+export const DeadLetterSchema = z
+  .object({
+    max_len: z.number().int().positive().default(1_000_000).describe('Approximate cap per partition dead-letter stream.'),
+  })
+  .strict();
+
+export const StageSchema = z
+  .object({
+    input: name('topic').describe('Topic this stage consumes (its consumer group is named after the stage).'),
+    processor: z.string().min(1).describe('A registered processor name (validate, ...) or a module path (./my-processor.js).'),
+    output: name('topic').describe('Topic the processor results are appended to.'),
+    ordering: z.enum(['none', 'key']).default('none').describe('key: one consumer per partition at a time (per-merchant order).'),
+    concurrency: z.number().int().min(1).max(64).default(1).describe('Consumer loops per worker process.'),
+    batch: z.number().int().min(1).max(10_000).default(100).describe('Entries read per round trip.'),
+    retry: RetrySchema.default(RetrySchema.parse({})),
+    visibility_timeout: duration('visibility_timeout').default(30_000).describe('Pending entries idle longer than this are reclaimed (XAUTOCLAIM).'),
+    dead_letter: DeadLetterSchema.describe('Where events go after the last attempt or a fatal error.'),
+    config: z.record(z.string(), z.unknown()).default({}).describe("The processor's own settings, checked by the processor."),
+  })
+  .strict();
+
+export const SinkSchema = z
+  .object({
+    type: z.literal('postgres').describe('Sink kind.'),
+    input: name('topic').describe('Topic this sink consumes.'),
+    table: z.literal('transactions').default('transactions').describe('Target table.'),
+    batch_rows: z.number().int().min(1).max(100_000).default(5_000).describe('Flush when this many rows are buffered.'),
+    max_wait: duration('max_wait').default(200).describe('Flush at the latest this long after the first buffered row.'),
+    concurrency: z.number().int().min(1).max(16).default(1).describe('Consumer loops per worker process.'),
+    visibility_timeout: duration('visibility_timeout').default(60_000).describe('Pending entries idle longer than this are reclaimed.'),
+  })
+  .strict();
+
+export const IngestSchema = z
+  .object({
+    topic: name('topic').describe('Topic that accepted transactions are appended to.'),
+    idempotency_ttl: duration('idempotency_ttl').default(86_400_000).describe('How long an Idempotency-Key is remembered.'),
+  })
+  .strict();
+
+export const TopologySchema = z
+  .object({
+    version: z.literal(1).describe('Schema version.'),
+    ingest: IngestSchema,
+    priorities: z.array(PrioritySchema).min(1).describe('Lanes, highest first.'),
+    topics: z.record(name('topic'), TopicSchema),
+    stages: z.record(name('stage'), StageSchema).default({}),
+    sinks: z.record(name('sink'), SinkSchema).default({}),
+  })
+  .strict();
+
+export type Topology = z.output<typeof TopologySchema>;
+export type TopologyInput = z.input<typeof TopologySchema>;
+export type PriorityConfig = z.output<typeof PrioritySchema>;
+export type TopicConfig = z.output<typeof TopicSchema>;
+export type StageConfig = z.output<typeof StageSchema>;
+export type SinkConfig = z.output<typeof SinkSchema>;
+export type RetryConfig = z.output<typeof RetrySchema>;
