@@ -15,6 +15,8 @@ export interface ConnectOptions {
   name?: string;
   /** Lazy connections let a CLI command fail fast with one clear line. */
   lazyConnect?: boolean;
+  /** false: commands fail at once while disconnected instead of queueing (ingest answers 503). */
+  offlineQueue?: boolean;
 }
 
 export function connectRedis(env: Pick<RillEnv, 'redisUrl' | 'redisCluster'>, opts: ConnectOptions = {}): RedisClient {
@@ -23,6 +25,7 @@ export function connectRedis(env: Pick<RillEnv, 'redisUrl' | 'redisCluster'>, op
     lazyConnect: opts.lazyConnect ?? false,
     maxRetriesPerRequest: null, // blocking reads and workers wait out a Redis restart instead of failing
     enableAutoPipelining: false,
+    enableOfflineQueue: opts.offlineQueue ?? true,
   };
   if (env.redisCluster) {
     const nodes = env.redisUrl.split(',').map((u) => {

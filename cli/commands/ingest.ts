@@ -1,0 +1,35 @@
+// `rill ingest`: the HTTP edge on PORT until SIGTERM/SIGINT, then drain in-flight requests.
+import { parseArgs } from 'node:util';
+import { commandContext, stopWithin, untilSignal } from '../context.ts';
+import { createRegistry } from '../../core/metrics.ts';
+import { createPool } from '../../core/postgres.ts';
+import { migrate } from '../../sinks/postgres/migrate.ts';
+import { runIngest } from '../ingest.ts';
+
+const HELP = `usage: rill ingest [--port N] [--host H] [--topology FILE]
+
+Serves POST /v1/transactions, /healthz, /readyz and /metrics on PORT (default 8080).`;
+
+export async function ingestCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { port: { type: 'string' }, host: { type: 'string' }, topology: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const ctx = commandContext('ingest', values.topology);
+  if (values.port !== undefined) ctx.env.port = Number(values.port);
+  const pool = createPool(ctx.env, { max: 1, name: 'rill-migrate' });
+  try {
+    await migrate(pool, ctx.env.pgSchema);
+  } finally {
+    await pool.end();
+  }
+  const ingest = await runIngest({ ...ctx, registry: createRegistry(), host: values.host });
+  ctx.logger.info({ port: ingest.port }, 'ingest listening');
+  const signal = await untilSignal();
+  ctx.logger.info({ signal }, 'stopping');
+  return (await stopWithin(15_000, () => ingest.stop(), ctx.logger)) ? 0 : 1;
+}

@@ -1,0 +1,22 @@
+// `rill migrate`: apply the Postgres migrations to RILL_PG_SCHEMA (safe to run concurrently).
+import { parseArgs } from 'node:util';
+import { readEnv } from '../../core/config.ts';
+import { createPool } from '../../core/postgres.ts';
+import { migrate } from '../../sinks/postgres/migrate.ts';
+
+export async function migrateCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { help: { type: 'boolean', short: 'h' } } });
+  if (values.help) {
+    console.log('usage: rill migrate\n\nApplies the SQL migrations to the schema RILL_PG_SCHEMA of DATABASE_URL.');
+    return 0;
+  }
+  const env = readEnv();
+  const pool = createPool(env, { max: 1, name: 'rill-migrate' });
+  try {
+    const applied = await migrate(pool, env.pgSchema);
+    console.log(applied.length ? `applied ${applied.join(', ')} to schema ${env.pgSchema}` : `schema ${env.pgSchema} is up to date`);
+  } finally {
+    await pool.end();
+  }
+  return 0;
+}

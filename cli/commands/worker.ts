@@ -1,0 +1,50 @@
+// `rill worker [--stages a,b] [--consumer ID]` and `rill sink [--sinks a,b]`: run stages and sinks
+// until SIGTERM/SIGINT, then stop reading, settle in-flight work and exit 0.
+import { parseArgs } from 'node:util';
+import { commandContext, serveMetrics, stopWithin, untilSignal } from '../context.ts';
+import { createRegistry } from '../../core/metrics.ts';
+import { createPool } from '../../core/postgres.ts';
+import { migrate } from '../../sinks/postgres/migrate.ts';
+import { startWorker } from '../worker.ts';
+
+const HELP = `usage: rill worker [--stages a,b] [--consumer ID] [--topology FILE]
+       rill sink [--sinks a,b] [--consumer ID] [--topology FILE]
+
+Runs the topology's stages and sinks (worker: all of them unless --stages names some; sink: only
+sinks). --consumer gives the process a stable consumer id, so after a restart it resumes its own
+pending entries first. Metrics on METRICS_PORT. SIGTERM/SIGINT: finish in-flight batches, exit 0.`;
+
+export async function workerCommand(argv: string[], sinksOnly = false): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      stages: { type: 'string' },
+      sinks: { type: 'string' },
+      consumer: { type: 'string' },
+      topology: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const ctx = commandContext(sinksOnly ? 'sink' : 'worker', values.topology);
+  const list = (s: string | undefined) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : []);
+  const only = sinksOnly ? (list(values.sinks).length ? list(values.sinks) : Object.keys(ctx.topology.sinks)) : list(values.stages);
+  const pool = createPool(ctx.env, { max: 1, name: 'rill-migrate' });
+  try {
+    await migrate(pool, ctx.env.pgSchema);
+  } finally {
+    await pool.end();
+  }
+  const registry = createRegistry();
+  const metrics = await serveMetrics(registry, ctx.env.metricsPort, ctx.logger);
+  const worker = await startWorker({ ...ctx, only, consumerId: values.consumer ?? process.env.RILL_CONSUMER, registry });
+  ctx.logger.info({ components: worker.components, metricsPort: metrics?.address() }, 'worker started');
+  const signal = await untilSignal();
+  ctx.logger.info({ signal }, 'stopping');
+  const clean = await stopWithin(15_000, () => worker.stop(), ctx.logger);
+  metrics?.close();
+  return clean ? 0 : 1;
+}

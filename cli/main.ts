@@ -1,0 +1,53 @@
+// The `rill` command: one subcommand per job; every failure is one line on stderr and exit 1.
+import { ConfigError } from '../core/errors.ts';
+
+type Command = (argv: string[]) => Promise<number>;
+
+const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  dev: { summary: 'everything on this machine: ingest, stages, sinks (starts Redis/Postgres if none answer)', load: async () => (await import('./commands/dev.ts')).devCommand },
+  ingest: { summary: 'the HTTP edge', load: async () => (await import('./commands/ingest.ts')).ingestCommand },
+  worker: { summary: 'run stages and sinks', load: async () => (await import('./commands/worker.ts')).workerCommand },
+  sink: { summary: 'run sinks only', load: async () => { const m = await import('./commands/worker.ts'); return (argv) => m.workerCommand(argv, true); } },
+  migrate: { summary: 'apply the Postgres migrations', load: async () => (await import('./commands/migrate.ts')).migrateCommand },
+  topology: { summary: 'check topology.yaml', load: async () => (await import('./commands/topology.ts')).topologyCommand },
+  keys: { summary: 'create API keys', load: async () => (await import('./commands/keys.ts')).keysCommand },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  return ['usage: rill <command> [options]   (rill <command> --help for more)', '', ...Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(width)}  ${c.summary}`)].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return name ? 0 : 1;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    console.error(`rill: unknown command "${name}" (try rill --help)`);
+    return 1;
+  }
+  try {
+    return await (await cmd.load())(rest);
+  } catch (err) {
+    console.error(`rill ${name}: ${describe(err)}`);
+    return 1;
+  }
+}
+
+/** One line, no stack: what went wrong and, where we know, what to do. */
+export function describe(err: unknown): string {
+  if (err instanceof ConfigError) return err.message;
+  if (err instanceof Error) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ECONNREFUSED') return `cannot connect (${err.message}); is the service running? (REDIS_URL / DATABASE_URL)`;
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+      return err.message.split('\n')[0]!;
+    }
+    if (err.name === 'TopologyError') return err.message.split('\n').join('; ');
+    return err.message.split('\n')[0] || err.name;
+  }
+  return String(err);
+}

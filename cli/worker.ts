@@ -1,0 +1,118 @@
+// Wires a worker process: the topology's stages and sinks (or the chosen ones), each with its
+// own consumer loops and Redis connections, sharing one metrics registry.
+import { hostname } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import type { Redis } from 'ioredis';
+import type { RillEnv } from '../core/config.ts';
+import { ConfigError } from '../core/errors.ts';
+import { Keys } from '../core/keys.ts';
+import type { Logger } from '../core/logger.ts';
+import type { Registry } from '../core/metrics.ts';
+import { connectRedis, CORE_SCRIPTS_DIR, defineScripts, readScripts } from '../core/redis.ts';
+import type { RedisClient } from '../core/redis.ts';
+import { resolveProcessor } from '../core/registry.ts';
+import type { Topology } from '../core/topology/schema.ts';
+import { StageRunner } from '../core/consumer/stage-runner.ts';
+import { PostgresSink } from '../sinks/postgres/sink.ts';
+import { BatchWriter } from '../sinks/postgres/batch-writer.ts';
+import { registerBuiltinProcessors } from '../processors/index.ts';
+
+export interface WorkerOptions {
+  env: RillEnv;
+  topology: Topology;
+  /** Stage and sink names to run; all when empty. */
+  only?: readonly string[];
+  /** Stable id: a restarted worker with the same id resumes its own pending entries first. */
+  consumerId?: string;
+  registry: Registry;
+  logger: Logger;
+  /** Sink test hook, called after COMMIT and before XACK. */
+  afterSinkCommit?: () => void | Promise<void>;
+}
+
+export interface Worker {
+  readonly components: string[];
+  stop(): Promise<void>;
+}
+
+interface Component {
+  stop(): Promise<void>;
+}
+
+export async function startWorker(o: WorkerOptions): Promise<Worker> {
+  registerBuiltinProcessors();
+  const { topology } = o;
+  const wanted = new Set(o.only?.length ? o.only : [...Object.keys(topology.stages), ...Object.keys(topology.sinks)]);
+  for (const name of wanted) {
+    if (!topology.stages[name] && !topology.sinks[name]) throw new ConfigError(`no stage or sink named "${name}" in the topology`);
+  }
+  const keys = new Keys(o.env.prefix);
+  const scripts = readScripts(CORE_SCRIPTS_DIR);
+  const forwardScript = scripts.find((s) => s.name === 'forward')!;
+  const consumerBase = `${hostname()}-${o.consumerId ?? String(process.pid)}`;
+  const connections: RedisClient[] = [];
+  const connection = (name: string): Redis => {
+    const r = connectRedis(o.env, { name }) as Redis;
+    defineScripts(r, scripts);
+    connections.push(r);
+    return r;
+  };
+  const components: Component[] = [];
+  // processors close after every loop using them has stopped
+  const closers: (() => Promise<void>)[] = [];
+  const names: string[] = [];
+  const shutdown = async () => {
+    await Promise.allSettled(components.map((c) => c.stop()));
+    await Promise.allSettled(closers.map((close) => close()));
+    for (const c of connections) c.disconnect();
+  };
+  const baseDir = dirname(resolve(o.env.topologyPath));
+  try {
+    for (const [name, stage] of Object.entries(topology.stages)) {
+      if (!wanted.has(name)) continue;
+      const factory = await resolveProcessor(stage.processor, baseDir);
+      const parsed = factory.configSchema.safeParse(stage.config);
+      if (!parsed.success) {
+        throw new ConfigError(`stage ${name}: config: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+      }
+      const processor = await factory.create(parsed.data, { stage: name, redis: connection(`rill:${name}:proc`), logger: o.logger.child({ stage: name }) });
+      for (let i = 0; i < stage.concurrency; i++) {
+        const runner = new StageRunner({
+          name, config: stage, topology, keys, processor, forwardScript,
+          redis: connection(`rill:${name}:${i}`),
+          consumer: `${consumerBase}-${i}`,
+          registry: o.registry,
+          logger: o.logger.child({ stage: name, loop: i }),
+        });
+        await runner.start();
+        components.push(runner);
+      }
+      if (processor.close) closers.push(() => processor.close!());
+      names.push(name);
+    }
+    for (const [name, sink] of Object.entries(topology.sinks)) {
+      if (!wanted.has(name)) continue;
+      for (let i = 0; i < sink.concurrency; i++) {
+        const runner = new PostgresSink({
+          name, config: sink, topology, keys, forwardScript,
+          redis: connection(`rill:${name}:${i}`),
+          writer: new BatchWriter(o.env, `rill-sink-${name}`),
+          consumer: `${consumerBase}-${i}`,
+          registry: o.registry,
+          logger: o.logger.child({ sink: name, loop: i }),
+          afterCommit: o.afterSinkCommit,
+        });
+        await runner.start();
+        components.push(runner);
+      }
+      names.push(name);
+    }
+  } catch (err) {
+    await shutdown();
+    throw err;
+  }
+  return {
+    components: names,
+    stop: shutdown,
+  };
+}

@@ -1,0 +1,192 @@
+// Reads a consumer group's next entries from one topic: every partition, every lane.
+//  - after a (re)start, this consumer's own pending entries first (XREADGROUP ... 0);
+//  - entries other consumers left idle past the visibility timeout, reclaimed with XAUTOCLAIM;
+//  - then new entries, higher lanes before lower ones, each lower lane keeping its `min_share`;
+//  - when every lane is empty, one blocking read over all of them.
+import type { Redis } from 'ioredis';
+import type { Keys } from '../keys.ts';
+import type { PriorityConfig } from '../topology/schema.ts';
+
+export interface RawEntry {
+  stream: string;
+  partition: number;
+  lane: string;
+  id: string;
+  /** null when the entry was trimmed away while pending. */
+  fields: string[] | null;
+  /** Deliveries to the group so far, this one included. */
+  deliveries: number;
+}
+
+export interface LaneReaderOptions {
+  /** A connection of its own: blocking reads hold it. */
+  redis: Redis;
+  keys: Keys;
+  topic: string;
+  partitions: readonly number[];
+  lanes: readonly PriorityConfig[];
+  group: string;
+  consumer: string;
+  visibilityTimeoutMs: number;
+}
+
+type StreamReply = [string, [string, string[] | null][]][] | null;
+
+interface LaneStreams {
+  lane: PriorityConfig;
+  streams: string[];
+}
+
+export class LaneReader {
+  private readonly lanes: LaneStreams[];
+  private readonly where = new Map<string, { partition: number; lane: string }>();
+  private readonly allStreams: string[];
+  private recovering = true;
+  private readonly pendingCursor: Map<string, string>;
+  private nextClaimAt = 0;
+
+  constructor(private readonly o: LaneReaderOptions) {
+    this.lanes = o.lanes.map((lane) => ({
+      lane,
+      streams: o.partitions.map((p) => {
+        const key = o.keys.lane(o.topic, p, lane.name);
+        this.where.set(key, { partition: p, lane: lane.name });
+        return key;
+      }),
+    }));
+    this.allStreams = this.lanes.flatMap((l) => l.streams);
+    this.pendingCursor = new Map(this.allStreams.map((s) => [s, '0']));
+  }
+
+  get streams(): readonly string[] {
+    return this.allStreams;
+  }
+
+  /** Create the group on every lane stream; an existing group is left as it is. */
+  async ensureGroups(startId = '0'): Promise<void> {
+    const pipe = this.o.redis.pipeline();
+    for (const s of this.allStreams) pipe.xgroup('CREATE', s, this.o.group, startId, 'MKSTREAM');
+    const res = (await pipe.exec()) ?? [];
+    for (const [err] of res) {
+      if (err && !String(err.message).startsWith('BUSYGROUP')) throw err;
+    }
+  }
+
+  /** Up to about `max` entries; waits up to `blockMs` only when nothing is ready. */
+  async read(max: number, blockMs: number): Promise<RawEntry[]> {
+    if (this.recovering) {
+      const own = await this.readOwnPending(max);
+      if (own.length) return own;
+      this.recovering = false;
+    }
+    if (Date.now() >= this.nextClaimAt) {
+      this.nextClaimAt = Date.now() + Math.max(250, Math.floor(this.o.visibilityTimeoutMs / 2));
+      const claimed = await this.claimIdle(max);
+      if (claimed.length) return claimed;
+    }
+    const ready = await this.readByPriority(max);
+    if (ready.length || blockMs <= 0) return ready;
+    return this.readBlocking(max, blockMs);
+  }
+
+  private perStream(want: number): number {
+    return Math.max(1, Math.ceil(want / this.o.partitions.length));
+  }
+
+  private async readByPriority(max: number): Promise<RawEntry[]> {
+    const reserve = this.lanes.map((l) => Math.floor(l.lane.min_share * max));
+    const out: RawEntry[] = [];
+    for (let i = 0; i < this.lanes.length; i++) {
+      const lowerReserve = reserve.slice(i + 1).reduce((a, b) => a + b, 0);
+      const want = max - out.length - lowerReserve;
+      if (want <= 0) continue;
+      const reply = (await this.o.redis.xreadgroup(
+        'GROUP', this.o.group, this.o.consumer, 'COUNT', this.perStream(want), 'STREAMS',
+        ...this.lanes[i]!.streams, ...this.lanes[i]!.streams.map(() => '>'),
+      )) as StreamReply;
+      this.collect(reply, 1, out);
+    }
+    return out;
+  }
+
+  private async readBlocking(max: number, blockMs: number): Promise<RawEntry[]> {
+    const reply = (await this.o.redis.xreadgroup(
+      'GROUP', this.o.group, this.o.consumer, 'COUNT', this.perStream(max), 'BLOCK', blockMs, 'STREAMS',
+      ...this.allStreams, ...this.allStreams.map(() => '>'),
+    )) as StreamReply;
+    return this.collect(reply, 1, []);
+  }
+
+  /**
+   * Entries delivered to this consumer before a restart and never acknowledged, walked once with a
+   * cursor per stream (an entry left pending again, e.g. to be retried, is not re-read in a loop).
+   */
+  private async readOwnPending(max: number): Promise<RawEntry[]> {
+    const streams = [...this.pendingCursor.keys()];
+    if (!streams.length) return [];
+    const reply = (await this.o.redis.xreadgroup(
+      'GROUP', this.o.group, this.o.consumer, 'COUNT', this.perStream(max), 'STREAMS',
+      ...streams, ...streams.map((s) => this.pendingCursor.get(s)!),
+    )) as StreamReply;
+    const out = this.collect(reply, 0, []);
+    const seen = new Set<string>();
+    for (const e of out) {
+      this.pendingCursor.set(e.stream, e.id);
+      seen.add(e.stream);
+    }
+    for (const s of streams) if (!seen.has(s)) this.pendingCursor.delete(s);
+    await this.fillDeliveries(out);
+    return out;
+  }
+
+  /** XAUTOCLAIM entries idle past the visibility timeout (their consumer died or hung). */
+  private async claimIdle(max: number): Promise<RawEntry[]> {
+    const pipe = this.o.redis.pipeline();
+    for (const s of this.allStreams) {
+      pipe.xautoclaim(s, this.o.group, this.o.consumer, this.o.visibilityTimeoutMs, '0-0', 'COUNT', this.perStream(max));
+    }
+    const res = (await pipe.exec()) ?? [];
+    const out: RawEntry[] = [];
+    res.forEach(([err, value], idx) => {
+      if (err) throw err;
+      const [, entries] = value as [string, [string, string[] | null][], string[]];
+      const stream = this.allStreams[idx]!;
+      for (const [id, fields] of entries) out.push(this.entry(stream, id, fields, 0));
+    });
+    await this.fillDeliveries(out);
+    return out;
+  }
+
+  /** Delivery counts for re-read entries, from XPENDING (rare path: restarts and reclaims). */
+  private async fillDeliveries(entries: RawEntry[]): Promise<void> {
+    if (!entries.length) return;
+    const byStream = new Map<string, RawEntry[]>();
+    for (const e of entries) byStream.set(e.stream, [...(byStream.get(e.stream) ?? []), e]);
+    const pipe = this.o.redis.pipeline();
+    const order: RawEntry[][] = [];
+    for (const [stream, list] of byStream) {
+      pipe.xpending(stream, this.o.group, list[0]!.id, list[list.length - 1]!.id, list.length + 10);
+      order.push(list);
+    }
+    const res = (await pipe.exec()) ?? [];
+    res.forEach(([err, value], i) => {
+      if (err) throw err;
+      const counts = new Map((value as [string, string, number, number][]).map(([id, , , n]) => [id, n]));
+      for (const e of order[i]!) e.deliveries = counts.get(e.id) ?? Math.max(e.deliveries, 1);
+    });
+  }
+
+  private collect(reply: StreamReply, deliveries: number, out: RawEntry[]): RawEntry[] {
+    if (!reply) return out;
+    for (const [stream, entries] of reply) {
+      for (const [id, fields] of entries) out.push(this.entry(stream, id, fields, deliveries));
+    }
+    return out;
+  }
+
+  private entry(stream: string, id: string, fields: string[] | null, deliveries: number): RawEntry {
+    const w = this.where.get(stream);
+    if (!w) throw new Error(`entry from unexpected stream ${stream}`);
+    return { stream, partition: w.partition, lane: w.lane, id, fields, deliveries };
+  }
+}

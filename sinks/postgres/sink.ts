@@ -1,0 +1,152 @@
+// The Postgres sink: a consumer group on its input topic that buffers entries and flushes them
+// at `batch_rows` or `max_wait`, whichever comes first. Entries are acknowledged only after the
+// batch's COMMIT; a failed flush keeps the buffer and is tried again with backoff.
+import type { Redis } from 'ioredis';
+import type { Keys } from '../../core/keys.ts';
+import type { Logger } from '../../core/logger.ts';
+import type { Registry } from '../../core/metrics.ts';
+import { counter, histogram, LATENCY_BUCKETS } from '../../core/metrics.ts';
+import type { SinkConfig, Topology } from '../../core/topology/schema.ts';
+import type { TransactionEvent } from '../../core/event.ts';
+import { F_EVENT, fieldsToMap } from '../../core/entry.ts';
+import { LaneReader } from '../../core/consumer/lane-reader.ts';
+import type { RawEntry } from '../../core/consumer/lane-reader.ts';
+import { runLoop } from '../../core/consumer/loop.ts';
+import type { Loop } from '../../core/consumer/loop.ts';
+import { deadLetterFields } from '../../core/consumer/stage-runner.ts';
+import { runScript } from '../../core/redis.ts';
+import type { ScriptSource } from '../../core/redis.ts';
+import { BatchWriter } from './batch-writer.ts';
+import type { SinkRow } from './rows.ts';
+
+export interface PostgresSinkOptions {
+  name: string;
+  config: SinkConfig;
+  topology: Topology;
+  keys: Keys;
+  /** Dedicated connection for this loop (blocking reads). */
+  redis: Redis;
+  writer: BatchWriter;
+  forwardScript: ScriptSource;
+  consumer: string;
+  registry: Registry;
+  logger: Logger;
+  /** Test hook: called after COMMIT and before XACK. */
+  afterCommit?: () => void | Promise<void>;
+}
+
+interface Buffered {
+  raw: RawEntry;
+  row: SinkRow;
+}
+
+export class PostgresSink {
+  private loop: Loop | undefined;
+  private readonly reader: LaneReader;
+  private buffer: Buffered[] = [];
+  private firstAt = 0;
+  private readonly rows;
+  private readonly batchSize;
+  private readonly flushSeconds;
+  private readonly endToEnd;
+
+  constructor(private readonly o: PostgresSinkOptions) {
+    const partitions = o.topology.topics[o.config.input]!.partitions;
+    this.reader = new LaneReader({
+      redis: o.redis,
+      keys: o.keys,
+      topic: o.config.input,
+      partitions: Array.from({ length: partitions }, (_, i) => i),
+      lanes: o.topology.priorities,
+      group: o.name,
+      consumer: o.consumer,
+      visibilityTimeoutMs: o.config.visibility_timeout,
+    });
+    const r = o.registry;
+    this.rows = counter(r, 'rill_sink_rows_total', 'Rows written by a sink (new, not duplicates)', ['sink']);
+    this.batchSize = histogram(r, 'rill_sink_batch_rows', 'Rows per sink flush', ['sink'], [1, 10, 100, 500, 1000, 2500, 5000, 10000, 50000]);
+    this.flushSeconds = histogram(r, 'rill_sink_flush_duration_seconds', 'Sink flush time (COPY, merge, commit, ack)', ['sink'], LATENCY_BUCKETS);
+    this.endToEnd = histogram(r, 'rill_end_to_end_latency_seconds', 'From ingest to sink commit', ['sink'], [...LATENCY_BUCKETS, 30, 60]);
+  }
+
+  async start(): Promise<void> {
+    await this.reader.ensureGroups();
+    this.loop = runLoop(`sink:${this.o.name}`, this.o.logger, (loop) => this.step(loop));
+  }
+
+  /** Stop reading, flush what is buffered (if Postgres lets us), and resolve. */
+  async stop(): Promise<void> {
+    this.loop?.stop();
+    await this.loop?.done;
+    if (this.buffer.length) await this.flush().catch((err) => this.o.logger.warn({ err }, 'final flush failed; entries stay pending'));
+    await this.o.writer.close();
+  }
+
+  private async step(loop: Loop): Promise<void> {
+    const { batch_rows: maxRows, max_wait: maxWait } = this.o.config;
+    const room = maxRows - this.buffer.length;
+    if (room > 0 && !loop.stopping) {
+      const waitMs = this.buffer.length ? Math.max(0, this.firstAt + maxWait - Date.now()) : 1_000;
+      const entries = await this.reader.read(room, waitMs);
+      if (entries.length) await this.accept(entries);
+    }
+    if (this.buffer.length >= maxRows || (this.buffer.length && Date.now() >= this.firstAt + maxWait)) await this.flush();
+  }
+
+  private async accept(entries: readonly RawEntry[]): Promise<void> {
+    const unreadable: { raw: RawEntry; error: Error }[] = [];
+    for (const raw of entries) {
+      const ev = raw.fields ? fieldsToMap(raw.fields).get(F_EVENT) : undefined;
+      let event: TransactionEvent | undefined;
+      try {
+        event = ev ? (JSON.parse(ev) as TransactionEvent) : undefined;
+      } catch {
+        event = undefined;
+      }
+      if (!event || typeof event.id !== 'string') {
+        unreadable.push({ raw, error: new Error(raw.fields ? 'entry body is not a transaction' : 'entry was trimmed before the sink read it') });
+        continue;
+      }
+      if (!this.buffer.length) this.firstAt = Date.now();
+      this.buffer.push({ raw, row: { event, streamId: raw.id, attempts: Math.max(1, raw.deliveries) } });
+    }
+    if (unreadable.length) await this.deadLetter(unreadable);
+  }
+
+  private async flush(): Promise<void> {
+    const batch = this.buffer;
+    const end = this.flushSeconds.startTimer({ sink: this.o.name });
+    const inserted = await this.o.writer.write(batch.map((b) => b.row));
+    await this.o.afterCommit?.();
+    await this.ack(batch.map((b) => b.raw));
+    this.buffer = [];
+    end();
+    this.rows.inc({ sink: this.o.name }, inserted);
+    this.batchSize.observe({ sink: this.o.name }, batch.length);
+    const now = Date.now();
+    for (const b of batch) this.endToEnd.observe({ sink: this.o.name }, (now - b.row.event.ingested_at) / 1000);
+  }
+
+  private async ack(entries: readonly RawEntry[]): Promise<void> {
+    const byStream = new Map<string, string[]>();
+    for (const e of entries) byStream.set(e.stream, [...(byStream.get(e.stream) ?? []), e.id]);
+    const pipe = this.o.redis.pipeline();
+    for (const [stream, ids] of byStream) pipe.xack(stream, this.o.name, ...ids);
+    const res = (await pipe.exec()) ?? [];
+    for (const [err] of res) if (err) throw err;
+  }
+
+  /** An entry the sink cannot read goes to the sink's dead-letter stream (ack and add in one script). */
+  private async deadLetter(items: readonly { raw: RawEntry; error: Error }[]): Promise<void> {
+    const pipe = this.o.redis.pipeline();
+    const now = Date.now();
+    for (const { raw, error } of items) {
+      const fields = deadLetterFields(this.o.name, raw, error, now);
+      void runScript(pipe, this.o.forwardScript, [raw.stream, this.o.keys.deadLetter(this.o.name, raw.partition)], [
+        this.o.name, raw.id, 1, 2, fields.length, ...fields,
+      ]);
+    }
+    const res = (await pipe.exec()) ?? [];
+    for (const [err] of res) if (err) throw err;
+  }
+}

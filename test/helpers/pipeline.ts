@@ -1,0 +1,47 @@
+// Inspecting an instance's pipeline: is every group caught up, what is in the dead-letter streams.
+import type { Redis } from 'ioredis';
+import type { Keys } from '../../core/keys.ts';
+import type { Topology } from '../../core/topology/schema.ts';
+
+/** Sum of lag + pending over every group on every lane stream of every topic. */
+export async function outstanding(redis: Redis, keys: Keys, topology: Topology): Promise<number> {
+  const pipe = redis.pipeline();
+  let n = 0;
+  for (const [topic, t] of Object.entries(topology.topics)) {
+    for (let p = 0; p < t.partitions; p++) {
+      for (const lane of topology.priorities) {
+        pipe.xinfo('GROUPS', keys.lane(topic, p, lane.name));
+        n++;
+      }
+    }
+  }
+  const res = (await pipe.exec()) ?? [];
+  let total = 0;
+  for (const [err, groups] of res) {
+    if (err) {
+      if (String(err.message).includes('no such key')) continue;
+      throw err;
+    }
+    for (const g of groups as (string | number | null)[][]) {
+      const info = new Map<string, string | number | null>();
+      for (let i = 0; i + 1 < g.length; i += 2) info.set(String(g[i]), g[i + 1]!);
+      total += Number(info.get('pending') ?? 0) + Number(info.get('lag') ?? 0);
+    }
+  }
+  void n;
+  return total;
+}
+
+/** Every dead-letter entry of a stage, across partitions. */
+export async function deadLetters(redis: Redis, keys: Keys, stage: string, partitions: number): Promise<Map<string, string>[]> {
+  const out: Map<string, string>[] = [];
+  for (let p = 0; p < partitions; p++) {
+    const entries = (await redis.xrange(keys.deadLetter(stage, p), '-', '+')) as [string, string[]][];
+    for (const [, fields] of entries) {
+      const m = new Map<string, string>();
+      for (let i = 0; i + 1 < fields.length; i += 2) m.set(fields[i]!, fields[i + 1]!);
+      out.push(m);
+    }
+  }
+  return out;
+}
