@@ -17,13 +17,18 @@ export interface ConnectOptions {
   lazyConnect?: boolean;
   /** false: commands fail at once while disconnected instead of queueing (ingest answers 503). */
   offlineQueue?: boolean;
+  /**
+   * Resend a command cut off by a disconnect after reconnecting? Workers: yes (null, forever).
+   * Ingest: no (0): it has already answered 503, and a late append would be a second acceptance.
+   */
+  retriesPerRequest?: number | null;
 }
 
 export function connectRedis(env: Pick<RillEnv, 'redisUrl' | 'redisCluster'>, opts: ConnectOptions = {}): RedisClient {
   const common: RedisOptions = {
     connectionName: opts.name,
     lazyConnect: opts.lazyConnect ?? false,
-    maxRetriesPerRequest: null, // blocking reads and workers wait out a Redis restart instead of failing
+    maxRetriesPerRequest: opts.retriesPerRequest === undefined ? null : opts.retriesPerRequest,
     enableAutoPipelining: false,
     enableOfflineQueue: opts.offlineQueue ?? true,
   };

@@ -1,0 +1,123 @@
+// The ingest HTTP app (design §3): wiring only. Each concern lives in its own module: auth/,
+// body.ts (415/413), validation.ts (400), append.ts (Redis), problem.ts (every error's shape).
+import { STATUS_CODES } from 'node:http';
+import { Hono } from 'hono';
+import type { Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import { methodNotAllowed as allowOnly } from 'hono/method-not-allowed';
+import type { RillEnv } from '../core/config.ts';
+import { BackpressureError } from '../core/errors.ts';
+import { Keys } from '../core/keys.ts';
+import type { Logger } from '../core/logger.ts';
+import type { Registry } from '../core/metrics.ts';
+import type { PgPool } from '../core/postgres.ts';
+import type { RedisClient } from '../core/redis.ts';
+import type { Topology } from '../core/topology/schema.ts';
+import { EventAppender } from './append.ts';
+import { bearerAuth } from './auth/index.ts';
+import type { AuthEnv, KeyStore } from './auth/index.ts';
+import { closeAfterUnreadUpload, requireJson } from './body.ts';
+import { ingestMetrics, recordRequests } from './metrics.ts';
+import {
+  methodNotAllowed,
+  notFound,
+  problemResponse,
+  ProblemError,
+  problemType,
+  serviceUnavailable,
+} from './problem.ts';
+import { opsRoutes } from './routes/ops.ts';
+import { postTransaction } from './routes/transactions.ts';
+
+export interface IngestLimits {
+  /** Largest accepted body of POST /v1/transactions. */
+  maxBodyBytes: number;
+  /** Longest wait for Redis or Postgres before answering 503. */
+  dependencyTimeoutMs: number;
+  /** Retry-After on 503s that carry no better estimate. */
+  retryAfterSeconds: number;
+}
+
+export const DEFAULT_LIMITS: IngestLimits = { maxBodyBytes: 64 * 1024, dependencyTimeoutMs: 2_000, retryAfterSeconds: 1 };
+
+export interface IngestDeps {
+  env: RillEnv;
+  topology: Topology;
+  /**
+   * The connection appends go through. Give ingest its own connection that fails fast while Redis
+   * is down (enableOfflineQueue: false); with an offline queue a command could still run after
+   * its request was answered 503 (the timeout bounds the wait either way).
+   */
+  redis: RedisClient;
+  pool: PgPool;
+  registry: Registry;
+  logger: Logger;
+  keyStore: KeyStore;
+  limits?: Partial<IngestLimits>;
+}
+
+export type IngestApp = Hono<AuthEnv>;
+
+export function createIngestApp(deps: IngestDeps): IngestApp {
+  const limits: IngestLimits = { ...DEFAULT_LIMITS, ...deps.limits };
+  const log = deps.logger.child({ component: 'ingest' });
+  const metrics = ingestMetrics(deps.registry);
+  const appender = new EventAppender(deps.redis, deps.topology, new Keys(deps.env.prefix), { timeoutMs: limits.dependencyTimeoutMs });
+
+  const app = new Hono<AuthEnv>();
+  app.use(recordRequests(metrics));
+  app.use(closeAfterUnreadUpload(limits.maxBodyBytes));
+  app.use(
+    allowOnly({
+      app,
+      onMethodNotAllowed: (c, allowed) =>
+        problemResponse(methodNotAllowed(`${c.req.method} is not allowed here; use ${allowed.join(', ')}.`).problem, {
+          allow: allowed.join(', '),
+        }),
+    }),
+  );
+
+  app.post(
+    '/v1/transactions',
+    bearerAuth(deps.keyStore, 'merchant'),
+    requireJson(),
+    postTransaction(appender, metrics, limits.maxBodyBytes),
+  );
+  app.route(
+    '/',
+    opsRoutes({
+      redis: deps.redis,
+      pool: deps.pool,
+      registry: deps.registry,
+      timeoutMs: limits.dependencyTimeoutMs,
+      retryAfterSeconds: limits.retryAfterSeconds,
+    }),
+  );
+
+  app.notFound((c) => problemResponse(notFound(`No route for ${c.req.method} ${c.req.path.slice(0, 200)}.`).problem));
+  app.onError((err, c) => toProblem(err, c, log, limits));
+  return app;
+}
+
+/** Every thrown error becomes problem+json. Anything unexpected is a 503 the client can retry. */
+function toProblem(err: Error, c: Context, log: Logger, limits: IngestLimits): Response {
+  if (err instanceof ProblemError) return problemResponse(err.problem, err.headers);
+  if (err instanceof HTTPException) {
+    const status = err.status;
+    // hono's own rejections (none on our routes today): keep their 4xx, in our shape
+    if (status >= 400 && status < 500) {
+      const title = STATUS_CODES[status] ?? 'Client Error';
+      return problemResponse({ type: problemType('http-error'), title, status, detail: err.message || `${title}.` });
+    }
+  }
+  if (err instanceof BackpressureError) {
+    log.warn({ reason: err.message }, 'shedding load');
+    return problemResponse(serviceUnavailable('The service is over capacity; retry later.').problem, {
+      'retry-after': String(Math.max(1, Math.ceil(err.retryAfterSeconds))),
+    });
+  }
+  log.error({ err, method: c.req.method, path: c.req.path }, 'request failed');
+  return problemResponse(serviceUnavailable('A dependency is unavailable; retry later.').problem, {
+    'retry-after': String(limits.retryAfterSeconds),
+  });
+}

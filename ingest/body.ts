@@ -1,0 +1,78 @@
+// Request body guards for JSON routes: media type (415), size (413, chunked bodies included) and
+// reading the bytes.
+//
+// Not hono's bodyLimit: it touches the body stream even when Content-Length already decides, and
+// with @hono/node-server 2.1 a touched-but-unread body is not drained, so the next request on that
+// keep-alive connection fails ("other side closed"). Here a declared length is judged from the
+// header alone, and an error answer to an upload we did not read closes the connection.
+import type { Context, MiddlewareHandler } from 'hono';
+import { payloadTooLarge, unsupportedMediaType } from './problem.ts';
+
+const ACCEPT = { 'accept-post': 'application/json' };
+
+/** Only `application/json` (UTF-8), not compressed: anything else is 415 before we read a byte. */
+export function requireJson(): MiddlewareHandler {
+  return async (c, next) => {
+    const type = c.req.header('content-type');
+    const [media, ...params] = (type ?? '').split(';').map((s) => s.trim().toLowerCase());
+    if (media !== 'application/json') {
+      throw unsupportedMediaType(`Content-Type must be application/json${type ? `, not ${truncate(type)}` : ''}.`, { headers: ACCEPT });
+    }
+    const charset = params.find((p) => p.startsWith('charset='))?.slice('charset='.length).replace(/"/g, '');
+    if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+      throw unsupportedMediaType('JSON bodies must be UTF-8.', { headers: ACCEPT });
+    }
+    const encoding = c.req.header('content-encoding');
+    if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
+      throw unsupportedMediaType('Compressed request bodies are not accepted.', { headers: ACCEPT });
+    }
+    await next();
+  };
+}
+
+/** The body's bytes, at most `maxBytes` of them; 413 past that, also without Content-Length. */
+export async function readBody(c: Context, maxBytes: number): Promise<Uint8Array> {
+  const declared = c.req.header('content-length');
+  if (declared !== undefined && !c.req.header('transfer-encoding')) {
+    // Node's parser never delivers more than Content-Length, so the header is the whole check
+    if (Number(declared) > maxBytes) throw tooLarge(maxBytes);
+    return new Uint8Array(await c.req.arrayBuffer());
+  }
+  const stream = c.req.raw.body;
+  if (!stream) return new Uint8Array(0);
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    // stop reading, but do not cancel: that would destroy the socket before the 413 is sent
+    if (size > maxBytes) throw tooLarge(maxBytes);
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks);
+}
+
+/**
+ * Error answers to uploads that may be left unread (chunked, or larger than we read) carry
+ * `Connection: close`: the client then sends its next request on a fresh connection instead of
+ * behind the rest of an upload nobody will read.
+ */
+export function closeAfterUnreadUpload(maxBytes: number): MiddlewareHandler {
+  return async (c, next) => {
+    await next();
+    if (c.res.status < 400) return;
+    const declared = c.req.header('content-length');
+    const unbounded = c.req.header('transfer-encoding') !== undefined;
+    if (unbounded || (declared !== undefined && Number(declared) > maxBytes)) c.res.headers.set('connection', 'close');
+  };
+}
+
+function tooLarge(maxBytes: number) {
+  return payloadTooLarge(`The request body exceeds ${maxBytes} bytes.`, { headers: { connection: 'close' } });
+}
+
+function truncate(s: string): string {
+  return s.length > 100 ? `${s.slice(0, 100)}…` : s;
+}

@@ -1,0 +1,61 @@
+// RFC 9457 problem details. Every error the edge answers goes through here, so each one has the
+// same shape and content type, and nothing from an exception (message, stack) leaks by accident.
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+
+export interface FieldError {
+  /** JSON Pointer (RFC 6901) into the request body; "" is the body itself. */
+  path: string;
+  message: string;
+}
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: ContentfulStatusCode;
+  detail: string;
+  errors?: FieldError[];
+}
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+/** Stable, non-dereferenceable type URIs (RFC 9457 §3.1.1): clients switch on these. */
+export const problemType = (slug: string): string => `urn:problem-type:rill:${slug}`;
+
+/** An error that already knows its HTTP answer; thrown by handlers and middleware. */
+export class ProblemError extends Error {
+  override name = 'ProblemError';
+  constructor(
+    readonly problem: Problem,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(problem.detail);
+  }
+}
+
+export function problemResponse(problem: Problem, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(problem), {
+    status: problem.status,
+    headers: { 'content-type': PROBLEM_CONTENT_TYPE, 'cache-control': 'no-store', ...headers },
+  });
+}
+
+// One constructor per status the API documents (design §3), so titles and types never drift.
+const make =
+  (status: ContentfulStatusCode, slug: string, title: string) =>
+  (detail: string, extra: { errors?: FieldError[]; headers?: Record<string, string> } = {}): ProblemError =>
+    new ProblemError(
+      { type: problemType(slug), title, status, detail, ...(extra.errors ? { errors: extra.errors } : {}) },
+      extra.headers,
+    );
+
+export const badRequest = make(400, 'invalid-request', 'Invalid request');
+export const malformedJson = make(400, 'malformed-json', 'Malformed JSON');
+export const validationFailed = make(400, 'validation-failed', 'Validation failed');
+export const unauthorized = make(401, 'unauthorized', 'Unauthorized');
+export const forbidden = make(403, 'forbidden', 'Forbidden');
+export const notFound = make(404, 'not-found', 'Not Found');
+export const methodNotAllowed = make(405, 'method-not-allowed', 'Method Not Allowed');
+export const idempotencyConflict = make(409, 'idempotency-conflict', 'Idempotency-Key reused');
+export const payloadTooLarge = make(413, 'payload-too-large', 'Payload Too Large');
+export const unsupportedMediaType = make(415, 'unsupported-media-type', 'Unsupported Media Type');
+export const serviceUnavailable = make(503, 'service-unavailable', 'Service Unavailable');

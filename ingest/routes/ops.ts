@@ -1,0 +1,43 @@
+// Operator endpoints: liveness, readiness (Redis and Postgres answer) and Prometheus metrics.
+import { Hono } from 'hono';
+import type { Registry } from '../../core/metrics.ts';
+import type { PgPool } from '../../core/postgres.ts';
+import type { RedisClient } from '../../core/redis.ts';
+import { problemResponse, problemType } from '../problem.ts';
+import { withTimeout } from '../timeout.ts';
+
+export interface OpsDeps {
+  redis: RedisClient;
+  pool: PgPool;
+  registry: Registry;
+  timeoutMs: number;
+  retryAfterSeconds: number;
+}
+
+export function opsRoutes(deps: OpsDeps): Hono {
+  const app = new Hono();
+
+  // alive = the event loop answers; dependencies are /readyz's business
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+
+  app.get('/readyz', async (c) => {
+    const [redis, postgres] = await Promise.allSettled([
+      withTimeout(deps.redis.ping(), deps.timeoutMs, 'Redis PING'),
+      withTimeout(deps.pool.query('SELECT 1'), deps.timeoutMs, 'Postgres SELECT 1'),
+    ]);
+    const down = [redis.status === 'rejected' ? 'redis' : '', postgres.status === 'rejected' ? 'postgres' : ''].filter(Boolean);
+    if (down.length === 0) return c.json({ status: 'ready' });
+    return problemResponse(
+      { type: problemType('not-ready'), title: 'Not Ready', status: 503, detail: `Unreachable: ${down.join(', ')}.` },
+      { 'retry-after': String(deps.retryAfterSeconds) },
+    );
+  });
+
+  app.get('/metrics', async (c) => {
+    c.header('content-type', deps.registry.contentType);
+    c.header('cache-control', 'no-store');
+    return c.body(await deps.registry.metrics());
+  });
+
+  return app;
+}

@@ -1,0 +1,31 @@
+// POST /v1/transactions: validate, authorize the merchant, append (once per Idempotency-Key).
+// Runs after bearerAuth and requireJson; every failure is thrown as a ProblemError.
+import type { Handler } from 'hono';
+import type { EventAppender } from '../append.ts';
+import type { AuthEnv } from '../auth/index.ts';
+import { readBody } from '../body.ts';
+import { parseIdempotencyKey } from '../idempotency.ts';
+import type { IngestMetrics } from '../metrics.ts';
+import { forbidden, idempotencyConflict } from '../problem.ts';
+import { parseTransactionBody } from '../validation.ts';
+
+export function postTransaction(appender: EventAppender, metrics: IngestMetrics, maxBodyBytes: number): Handler<AuthEnv> {
+  return async (c) => {
+    const bytes = await readBody(c, maxBodyBytes);
+    const idempotencyKey = parseIdempotencyKey(c.req.header('idempotency-key'));
+    const body = parseTransactionBody(bytes);
+    const principal = c.get('principal');
+    if (principal.scope !== 'merchant' || principal.merchantId !== body.merchant_id) {
+      throw forbidden('This API key may not submit transactions for that merchant_id.');
+    }
+
+    const out = await appender.append(body, idempotencyKey);
+    if (out.kind === 'conflict') {
+      throw idempotencyConflict('This Idempotency-Key was already used with a different request body.');
+    }
+    if (out.kind === 'accepted') metrics.accepted.inc({ topic: appender.topic, lane: out.lane });
+    const headers: Record<string, string> = { location: `/v1/transactions/${out.id}` };
+    if (out.kind === 'replayed') headers['idempotent-replayed'] = 'true';
+    return c.json({ id: out.id, status: 'accepted' as const }, 202, headers);
+  };
+}

@@ -1,0 +1,68 @@
+// The ingest HTTP server: @hono/node-server on node:http, with timeouts suited to an API behind a
+// load balancer and a close() that drains in-flight requests before returning.
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { serve } from '@hono/node-server';
+import { createIngestApp } from './app.ts';
+import type { IngestDeps } from './app.ts';
+
+export interface IngestServer {
+  /** The bound port (the real one when started on port 0). */
+  port: number;
+  /** Stop accepting, let in-flight requests finish (at most `drainTimeoutMs`), then resolve. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  host?: string;
+  drainTimeoutMs?: number;
+}
+
+export async function startIngest(deps: IngestDeps, port: number, opts: StartOptions = {}): Promise<IngestServer> {
+  const app = createIngestApp(deps);
+  const server = serve({
+    fetch: app.fetch,
+    port,
+    hostname: opts.host,
+    serverOptions: {
+      keepAliveTimeout: 65_000, // longer than common LB idle timeouts (60 s): the LB closes first
+      headersTimeout: 10_000, // slowloris guard
+      requestTimeout: 30_000,
+    },
+  }) as Server;
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    server.once('error', onError);
+    server.once('listening', () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  const bound = (server.address() as AddressInfo).port;
+  deps.logger.info({ component: 'ingest', port: bound }, 'ingest listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    port: bound,
+    close() {
+      closing ??= drain(server, opts.drainTimeoutMs ?? 10_000);
+      return closing;
+    },
+  };
+}
+
+function drain(server: Server, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    // keep-alive sockets turn idle as their last response ends: close them as they do
+    const idle = setInterval(() => server.closeIdleConnections(), 50);
+    const force = setTimeout(() => server.closeAllConnections(), timeoutMs);
+    server.close((err) => {
+      clearInterval(idle);
+      clearTimeout(force);
+      if (err) reject(err);
+      else resolve();
+    });
+    server.closeIdleConnections();
+  });
+}

@@ -1,0 +1,80 @@
+// The POST /v1/transactions body (design §3): parsed strictly, so a typo in a field name is an
+// error rather than silently dropped data. Limits here bound what one event costs downstream.
+import { z } from 'zod';
+import { TRANSACTION_TYPES } from '../core/event.ts';
+import { malformedJson, validationFailed } from './problem.ts';
+import type { FieldError } from './problem.ts';
+
+/** Merchant ids: no ':' or braces, so they cannot forge Redis key segments or hash tags. */
+export const MERCHANT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** Metadata keys start with a letter or digit: no `__proto__`, nothing odd in downstream JSON paths. */
+const METADATA_KEY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
+export const METADATA_MAX_ENTRIES = 50;
+export const METADATA_MAX_VALUE = 500;
+const MAX_ERRORS = 50;
+
+// ICU's list: the codes this runtime can format, i.e. real, current ISO 4217 codes.
+const CURRENCIES: ReadonlySet<string> = new Set(Intl.supportedValuesOf('currency'));
+
+export const TransactionBodySchema = z
+  .object({
+    type: z.enum(TRANSACTION_TYPES, { error: `must be one of ${TRANSACTION_TYPES.join(', ')}` }),
+    merchant_id: z
+      .string()
+      .regex(MERCHANT_ID_PATTERN, 'must be 1-64 characters of letters, digits, "_", "." or "-", starting with a letter or digit'),
+    // JSON numbers are doubles: above MAX_SAFE_INTEGER an amount can no longer be represented exactly
+    amount: z
+      .number()
+      .int('must be an integer amount in minor units')
+      .positive('must be greater than 0')
+      .max(Number.MAX_SAFE_INTEGER, `must be at most ${Number.MAX_SAFE_INTEGER}`),
+    currency: z.string().refine((c) => /^[A-Z]{3}$/.test(c) && CURRENCIES.has(c), 'must be an ISO 4217 currency code like "USD"'),
+    reference: z.string().min(1, 'must not be empty').max(255, 'must be at most 255 characters').optional(),
+    occurred_at: z.iso.datetime({ offset: true, error: 'must be an RFC 3339 date-time like 2024-05-01T12:00:00Z' }).optional(),
+    metadata: z
+      .record(
+        z.string().regex(METADATA_KEY_PATTERN, 'metadata keys must be 1-64 characters of letters, digits, "_", ".", ":" or "-"'),
+        z.string().max(METADATA_MAX_VALUE, `must be at most ${METADATA_MAX_VALUE} characters`),
+      )
+      .refine((m) => Object.keys(m).length <= METADATA_MAX_ENTRIES, `must have at most ${METADATA_MAX_ENTRIES} entries`)
+      .optional(),
+  })
+  .strict();
+
+export type TransactionBody = z.output<typeof TransactionBodySchema>;
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Bytes → validated body, or a 400 ProblemError listing every field error. */
+export function parseTransactionBody(bytes: Uint8Array): TransactionBody {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(utf8.decode(bytes));
+  } catch (err) {
+    const why = err instanceof SyntaxError ? err.message : 'the body is not UTF-8';
+    throw malformedJson('The request body is not valid JSON.', { errors: [{ path: '', message: why }] });
+  }
+  const res = TransactionBodySchema.safeParse(raw, {
+    // a missing field reads better as "is required" than as "expected string, received undefined"
+    error: (iss) => (iss.code === 'invalid_type' && iss.input === undefined ? 'is required' : undefined),
+  });
+  if (res.success) return res.data;
+  throw validationFailed('The request body does not match the transaction schema.', { errors: fieldErrors(res.error.issues) });
+}
+
+/** Zod issues → [{ path: JSON Pointer, message }]; an unknown key is reported at its own path. */
+export function fieldErrors(issues: readonly z.core.$ZodIssue[]): FieldError[] {
+  const out: FieldError[] = [];
+  for (const iss of issues) {
+    if (iss.code === 'unrecognized_keys') {
+      for (const k of iss.keys) out.push({ path: pointer([...iss.path, k]), message: 'is not a known field' });
+    } else {
+      out.push({ path: pointer(iss.path), message: iss.message });
+    }
+  }
+  return out.slice(0, MAX_ERRORS);
+}
+
+export function pointer(path: readonly PropertyKey[]): string {
+  return path.map((p) => '/' + String(p).replace(/~/g, '~0').replace(/\//g, '~1')).join('');
+}
