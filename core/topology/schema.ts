@@ -89,10 +89,31 @@ export const SinkSchema = z
   })
   .strict();
 
+export const RateLimitSchema = z
+  .object({
+    per_second: z.number().positive().default(1_000).describe("Each merchant's sustained rate (token bucket refill)."),
+    burst: z.number().int().positive().default(2_000).describe('Bucket size: how far above the rate a merchant may burst.'),
+  })
+  .strict();
+
+export const BackpressureSchema = z
+  .object({
+    max_lag: z.number().int().positive().default(1_000_000).describe('Shed load (503) when entries waiting in the pipeline (lag + pending, all groups) pass this...'),
+    resume_lag: z.number().int().nonnegative().default(800_000).describe('...until they are back under this.'),
+    max_memory: z.number().positive().max(1).default(0.8).describe("Shed load when Redis used_memory passes this share of maxmemory (or of max_memory_bytes)..."),
+    resume_memory: z.number().positive().max(1).default(0.7).describe('...until it is back under this share.'),
+    max_memory_bytes: z.number().int().positive().optional().describe('The memory budget when Redis has no maxmemory set.'),
+    check_interval: duration('check_interval').default(500).describe('How often ingest samples lag and memory.'),
+    retry_after: duration('retry_after').default(1_000).describe('Retry-After on 503s while shedding.'),
+  })
+  .strict();
+
 export const IngestSchema = z
   .object({
     topic: name('topic').describe('Topic that accepted transactions are appended to.'),
     idempotency_ttl: duration('idempotency_ttl').default(86_400_000).describe('How long an Idempotency-Key is remembered.'),
+    rate_limit: RateLimitSchema.default(RateLimitSchema.parse({})).describe('Per-merchant rate limit (429 past it).'),
+    backpressure: BackpressureSchema.default(BackpressureSchema.parse({})).describe('Load shedding before Redis memory or pipeline lag run away.'),
   })
   .strict();
 
@@ -114,3 +135,5 @@ export type TopicConfig = z.output<typeof TopicSchema>;
 export type StageConfig = z.output<typeof StageSchema>;
 export type SinkConfig = z.output<typeof SinkSchema>;
 export type RetryConfig = z.output<typeof RetrySchema>;
+export type RateLimitConfig = z.output<typeof RateLimitSchema>;
+export type BackpressureConfig = z.output<typeof BackpressureSchema>;
