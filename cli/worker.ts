@@ -8,7 +8,8 @@ import { ConfigError } from '../core/errors.ts';
 import { Keys } from '../core/keys.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Registry } from '../core/metrics.ts';
-import { connectRedis, CORE_SCRIPTS_DIR, defineScripts, readScripts } from '../core/redis.ts';
+import { connectRedis, defineScripts } from '../core/redis.ts';
+import { CORE_SCRIPTS } from '../core/scripts.ts';
 import type { RedisClient } from '../core/redis.ts';
 import { resolveProcessor } from '../core/registry.ts';
 import type { Topology } from '../core/topology/schema.ts';
@@ -47,13 +48,11 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
     if (!topology.stages[name] && !topology.sinks[name]) throw new ConfigError(`no stage or sink named "${name}" in the topology`);
   }
   const keys = new Keys(o.env.prefix);
-  const scripts = readScripts(CORE_SCRIPTS_DIR);
-  const forwardScript = scripts.find((s) => s.name === 'forward')!;
   const consumerBase = `${hostname()}-${o.consumerId ?? String(process.pid)}`;
   const connections: RedisClient[] = [];
   const connection = (name: string): Redis => {
     const r = connectRedis(o.env, { name }) as Redis;
-    defineScripts(r, scripts);
+    defineScripts(r, CORE_SCRIPTS);
     connections.push(r);
     return r;
   };
@@ -78,7 +77,7 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
       const processor = await factory.create(parsed.data, { stage: name, redis: connection(`rill:${name}:proc`), logger: o.logger.child({ stage: name }) });
       for (let i = 0; i < stage.concurrency; i++) {
         const runner = new StageRunner({
-          name, config: stage, topology, keys, processor, forwardScript,
+          name, config: stage, topology, keys, processor,
           redis: connection(`rill:${name}:${i}`),
           consumer: `${consumerBase}-${i}`,
           registry: o.registry,
@@ -94,7 +93,7 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
       if (!wanted.has(name)) continue;
       for (let i = 0; i < sink.concurrency; i++) {
         const runner = new PostgresSink({
-          name, config: sink, topology, keys, forwardScript,
+          name, config: sink, topology, keys,
           redis: connection(`rill:${name}:${i}`),
           writer: new BatchWriter(o.env, `rill-sink-${name}`),
           consumer: `${consumerBase}-${i}`,

@@ -25,3 +25,8 @@ export function fieldsToMap(raw: readonly string[]): Map<string, string> {
   for (let i = 0; i + 1 < raw.length; i += 2) m.set(raw[i]!, raw[i + 1]!);
   return m;
 }
+
+/** Attempts already spent on this event before this entry was (re)appended (retries, redrives). */
+export const F_ATTEMPTS = 'at';
+/** Unix ms of the event's first failure at this stage. */
+export const F_FIRST_FAILED = 'ff';

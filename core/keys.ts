@@ -23,6 +23,11 @@ export class Keys {
     return `${this.prefix}:{${partition}}:idem:${merchantId}:${key}`;
   }
 
+  /** The lease on one partition of an ordered stage. */
+  lease(stage: string, partition: number): string {
+    return `${this.prefix}:{${partition}}:lease:${stage}`;
+  }
+
   /** Keys outside any partition (heartbeats, leader locks, settings). */
   global(...parts: string[]): string {
     return [this.prefix, 'g', ...parts].join(':');

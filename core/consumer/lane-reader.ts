@@ -37,25 +37,44 @@ interface LaneStreams {
   streams: string[];
 }
 
+const without = (list: readonly string[], skip: ReadonlySet<string>): string[] => (skip.size ? list.filter((s) => !skip.has(s)) : [...list]);
+
 export class LaneReader {
-  private readonly lanes: LaneStreams[];
+  private lanes: LaneStreams[] = [];
   private readonly where = new Map<string, { partition: number; lane: string }>();
-  private readonly allStreams: string[];
+  private allStreams: string[] = [];
+  private partitions: number[] = [];
   private recovering = true;
-  private readonly pendingCursor: Map<string, string>;
+  private readonly pendingCursor = new Map<string, string>();
   private nextClaimAt = 0;
+  /** Streams not to read from for now (an ordered stage holding a partition for a retry). */
+  readonly paused = new Set<string>();
 
   constructor(private readonly o: LaneReaderOptions) {
-    this.lanes = o.lanes.map((lane) => ({
+    this.setPartitions(o.partitions);
+  }
+
+  /** The partitions this reader serves (an ordered stage's leases change them). */
+  setPartitions(partitions: readonly number[]): void {
+    const added = partitions.filter((p) => !this.partitions.includes(p));
+    this.partitions = [...partitions].sort((a, b) => a - b);
+    this.lanes = this.o.lanes.map((lane) => ({
       lane,
-      streams: o.partitions.map((p) => {
-        const key = o.keys.lane(o.topic, p, lane.name);
+      streams: this.partitions.map((p) => {
+        const key = this.o.keys.lane(this.o.topic, p, lane.name);
         this.where.set(key, { partition: p, lane: lane.name });
         return key;
       }),
     }));
     this.allStreams = this.lanes.flatMap((l) => l.streams);
-    this.pendingCursor = new Map(this.allStreams.map((s) => [s, '0']));
+    // entries this consumer holds in newly served partitions are read again first
+    for (const p of added) for (const lane of this.o.lanes) this.pendingCursor.set(this.o.keys.lane(this.o.topic, p, lane.name), '0');
+    for (const s of this.pendingCursor.keys()) if (!this.allStreams.includes(s)) this.pendingCursor.delete(s);
+    if (added.length) this.recovering = true;
+  }
+
+  streamsOf(partition: number): string[] {
+    return this.o.lanes.map((lane) => this.o.keys.lane(this.o.topic, partition, lane.name));
   }
 
   get streams(): readonly string[] {
@@ -63,9 +82,9 @@ export class LaneReader {
   }
 
   /** Create the group on every lane stream; an existing group is left as it is. */
-  async ensureGroups(startId = '0'): Promise<void> {
+  async ensureGroups(partitions: readonly number[] = this.partitions, startId = '0'): Promise<void> {
     const pipe = this.o.redis.pipeline();
-    for (const s of this.allStreams) pipe.xgroup('CREATE', s, this.o.group, startId, 'MKSTREAM');
+    for (const p of partitions) for (const s of this.streamsOf(p)) pipe.xgroup('CREATE', s, this.o.group, startId, 'MKSTREAM');
     const res = (await pipe.exec()) ?? [];
     for (const [err] of res) {
       if (err && !String(err.message).startsWith('BUSYGROUP')) throw err;
@@ -74,6 +93,7 @@ export class LaneReader {
 
   /** Up to about `max` entries; waits up to `blockMs` only when nothing is ready. */
   async read(max: number, blockMs: number): Promise<RawEntry[]> {
+    if (!this.allStreams.length) return [];
     if (this.recovering) {
       const own = await this.readOwnPending(max);
       if (own.length) return own;
@@ -90,7 +110,7 @@ export class LaneReader {
   }
 
   private perStream(want: number): number {
-    return Math.max(1, Math.ceil(want / this.o.partitions.length));
+    return Math.max(1, Math.ceil(want / Math.max(1, this.partitions.length)));
   }
 
   private async readByPriority(max: number): Promise<RawEntry[]> {
@@ -99,10 +119,11 @@ export class LaneReader {
     for (let i = 0; i < this.lanes.length; i++) {
       const lowerReserve = reserve.slice(i + 1).reduce((a, b) => a + b, 0);
       const want = max - out.length - lowerReserve;
-      if (want <= 0) continue;
+      const streams = without(this.lanes[i]!.streams, this.paused);
+      if (want <= 0 || !streams.length) continue;
       const reply = (await this.o.redis.xreadgroup(
         'GROUP', this.o.group, this.o.consumer, 'COUNT', this.perStream(want), 'STREAMS',
-        ...this.lanes[i]!.streams, ...this.lanes[i]!.streams.map(() => '>'),
+        ...streams, ...streams.map(() => '>'),
       )) as StreamReply;
       this.collect(reply, 1, out);
     }
@@ -110,9 +131,14 @@ export class LaneReader {
   }
 
   private async readBlocking(max: number, blockMs: number): Promise<RawEntry[]> {
+    const streams = without(this.allStreams, this.paused);
+    if (!streams.length) {
+      await new Promise((r) => setTimeout(r, Math.min(blockMs, 100)));
+      return [];
+    }
     const reply = (await this.o.redis.xreadgroup(
       'GROUP', this.o.group, this.o.consumer, 'COUNT', this.perStream(max), 'BLOCK', blockMs, 'STREAMS',
-      ...this.allStreams, ...this.allStreams.map(() => '>'),
+      ...streams, ...streams.map(() => '>'),
     )) as StreamReply;
     return this.collect(reply, 1, []);
   }
@@ -122,7 +148,7 @@ export class LaneReader {
    * cursor per stream (an entry left pending again, e.g. to be retried, is not re-read in a loop).
    */
   private async readOwnPending(max: number): Promise<RawEntry[]> {
-    const streams = [...this.pendingCursor.keys()];
+    const streams = without([...this.pendingCursor.keys()], this.paused);
     if (!streams.length) return [];
     const reply = (await this.o.redis.xreadgroup(
       'GROUP', this.o.group, this.o.consumer, 'COUNT', this.perStream(max), 'STREAMS',
@@ -141,16 +167,23 @@ export class LaneReader {
 
   /** XAUTOCLAIM entries idle past the visibility timeout (their consumer died or hung). */
   private async claimIdle(max: number): Promise<RawEntry[]> {
+    return this.claim(without(this.allStreams, this.paused), this.o.visibilityTimeoutMs, this.perStream(max));
+  }
+
+  /**
+   * Take over entries pending under other consumers, idle at least `minIdleMs`. An ordered stage
+   * calls this with 0 for a partition whose lease it just acquired: the lease says nobody else works there.
+   */
+  async claim(streams: readonly string[], minIdleMs: number, count: number): Promise<RawEntry[]> {
+    if (!streams.length) return [];
     const pipe = this.o.redis.pipeline();
-    for (const s of this.allStreams) {
-      pipe.xautoclaim(s, this.o.group, this.o.consumer, this.o.visibilityTimeoutMs, '0-0', 'COUNT', this.perStream(max));
-    }
+    for (const s of streams) pipe.xautoclaim(s, this.o.group, this.o.consumer, minIdleMs, '0-0', 'COUNT', count);
     const res = (await pipe.exec()) ?? [];
     const out: RawEntry[] = [];
     res.forEach(([err, value], idx) => {
       if (err) throw err;
       const [, entries] = value as [string, [string, string[] | null][], string[]];
-      const stream = this.allStreams[idx]!;
+      const stream = streams[idx]!;
       for (const [id, fields] of entries) out.push(this.entry(stream, id, fields, 0));
     });
     await this.fillDeliveries(out);

@@ -1,6 +1,9 @@
-// Runs one stage: reads batches from its input topic, hands them to the processor, and for each
-// input stream (one partition and lane) acks and forwards the results in one atomic Lua call;
-// all those calls go in one pipeline, so a batch costs one round trip to settle.
+// Runs one stage: reads batches from its input topic, hands them to the processor, and settles
+// every entry (ack + result, one atomic script per input stream, one pipeline per batch).
+//  - ordering none: every partition through the shared group; a retry is parked in the stage's
+//    delay set and moved back when due (move-due script), so other events flow past it.
+//  - ordering key: only the partitions this consumer holds a lease on; a retry holds its stream
+//    (that partition's lane) in place, with backoff, so a merchant's events keep their order.
 import type { Redis } from 'ioredis';
 import type { Keys } from '../keys.ts';
 import type { Logger } from '../logger.ts';
@@ -10,14 +13,18 @@ import type { Outcome, Processor, StreamEvent } from '../processor.ts';
 import { outcomeFromError } from '../processor.ts';
 import type { StageConfig, Topology } from '../topology/schema.ts';
 import type { TransactionEvent } from '../event.ts';
-import { entryArgs, F_EVENT, F_TRACE, F_TX, fieldsToMap } from '../entry.ts';
+import { entryArgs, F_ATTEMPTS, F_EVENT, F_FIRST_FAILED, F_TRACE, F_TX, fieldsToMap } from '../entry.ts';
 import { LaneMap } from '../lanes.ts';
+import { backoffMs } from '../retry.ts';
+import { coreScript } from '../scripts.ts';
 import { runScript } from '../redis.ts';
-import type { ScriptSource } from '../redis.ts';
+import { PartitionLeases } from '../leases/partition-leases.ts';
 import { LaneReader } from './lane-reader.ts';
 import type { RawEntry } from './lane-reader.ts';
 import { runLoop } from './loop.ts';
 import type { Loop } from './loop.ts';
+import { Settlement } from './settlement.ts';
+import type { Output } from './settlement.ts';
 
 export interface StageRunnerOptions {
   name: string;
@@ -28,63 +35,162 @@ export interface StageRunnerOptions {
   redis: Redis;
   processor: Processor;
   consumer: string;
-  forwardScript: ScriptSource;
   registry: Registry;
   logger: Logger;
   blockMs?: number;
+  /** Lease TTL for ordered stages: how fast a dead worker's partitions move. */
+  leaseTtlMs?: number;
 }
 
-interface Settlement {
-  /** KEYS: input stream first, then outputs in order of first use. */
-  keys: string[];
-  args: (string | number)[];
+/** An ordered stream waiting out a retry: its failed entry and everything after it. */
+interface Held {
+  entries: RawEntry[];
+  dueAt: number;
 }
+
+const SETTLE = coreScript('settle');
+const MOVE_DUE = coreScript('moveDue');
 
 export class StageRunner {
   private loop: Loop | undefined;
   private readonly reader: LaneReader;
   private readonly lanes: LaneMap;
+  private readonly laneIndex: Map<string, number>;
+  private readonly partitions: number;
+  private readonly leases: PartitionLeases | undefined;
+  private readonly held = new Map<string, Held>();
+  /** In-place retries so far, by entry id (ordered stages: no redelivery counts them). */
+  private readonly localRetries = new Map<string, number>();
+  private nextLeaseSync = 0;
+  private nextMoveAt = 0;
   private readonly outcomes;
   private readonly duration;
 
   constructor(private readonly o: StageRunnerOptions) {
-    const partitions = o.topology.topics[o.config.input]!.partitions;
+    this.partitions = o.topology.topics[o.config.input]!.partitions;
     this.lanes = new LaneMap(o.topology.priorities);
+    this.laneIndex = new Map(o.topology.priorities.map((p, i) => [p.name, i + 1]));
+    const keyed = o.config.ordering === 'key';
     this.reader = new LaneReader({
       redis: o.redis,
       keys: o.keys,
       topic: o.config.input,
-      partitions: Array.from({ length: partitions }, (_, i) => i),
+      partitions: keyed ? [] : this.all(),
       lanes: o.topology.priorities,
       group: o.name,
       consumer: o.consumer,
       visibilityTimeoutMs: o.config.visibility_timeout,
     });
+    if (keyed) {
+      this.leases = new PartitionLeases({
+        redis: o.redis, keys: o.keys, stage: o.name, member: o.consumer, partitions: this.partitions,
+        ttlMs: o.leaseTtlMs ?? 10_000, logger: o.logger,
+      });
+    }
     this.outcomes = counter(o.registry, 'rill_stage_events_total', 'Events settled by a stage, by outcome', ['stage', 'outcome']);
     this.duration = histogram(o.registry, 'rill_stage_batch_duration_seconds', 'Time to process and settle one batch', ['stage'], LATENCY_BUCKETS);
   }
 
+  private all(): number[] {
+    return Array.from({ length: this.partitions }, (_, i) => i);
+  }
+
   async start(): Promise<void> {
-    await this.reader.ensureGroups();
+    await this.reader.ensureGroups(this.all());
     this.loop = runLoop(`stage:${this.o.name}`, this.o.logger, (loop) => this.step(loop));
   }
 
-  /** Stop reading; resolves when the in-flight batch is settled. */
+  /** Stop reading; resolves when the in-flight batch is settled and leases are released. */
   async stop(): Promise<void> {
     this.loop?.stop();
     await this.loop?.done;
+    await this.leases?.stop();
   }
 
   private async step(loop: Loop): Promise<void> {
-    const entries = await this.reader.read(this.o.config.batch, this.o.blockMs ?? 1_000);
-    if (!entries.length) return;
+    const now = Date.now();
+    if (this.leases && now >= this.nextLeaseSync) await this.syncLeases();
+    if (!this.leases && now >= this.nextMoveAt) await this.moveDue();
+    if (loop.stopping) return;
+    const due = this.takeDueHeld();
+    if (due.length) return this.run(due);
+    const wakeAt = Math.min(this.nextWake(), Date.now() + (this.o.blockMs ?? 1_000));
+    const entries = await this.reader.read(this.o.config.batch, Math.max(1, wakeAt - Date.now()));
+    if (entries.length) await this.run(entries);
+  }
+
+  private async run(entries: RawEntry[]): Promise<void> {
     const end = this.duration.startTimer({ stage: this.o.name });
     await this.handle(entries);
     end();
-    void loop;
   }
 
-  /** Process one batch and settle every entry in it. Exposed for fault tests. */
+  /** The earliest moment something other than new entries needs this loop. */
+  private nextWake(): number {
+    let t = this.leases ? this.nextLeaseSync : this.nextMoveAt;
+    for (const h of this.held.values()) t = Math.min(t, h.dueAt);
+    return t;
+  }
+
+  private async syncLeases(): Promise<void> {
+    const leases = this.leases!;
+    const { acquired, released } = await leases.sync();
+    this.nextLeaseSync = Date.now() + Math.floor((this.o.leaseTtlMs ?? 10_000) / 3);
+    for (const p of released) {
+      for (const s of this.reader.streamsOf(p)) {
+        this.held.delete(s);
+        this.reader.paused.delete(s);
+      }
+    }
+    if (acquired.length) {
+      // the lease says nobody else works on these partitions now: take their pending entries
+      // (JUSTID: no delivery counted) so this consumer finishes them first, in order
+      for (const p of acquired) await this.takeOver(this.reader.streamsOf(p));
+    }
+    if (acquired.length || released.length) this.reader.setPartitions(leases.owned());
+  }
+
+  private async takeOver(streams: readonly string[]): Promise<void> {
+    for (const s of streams) {
+      let cursor = '0-0';
+      do {
+        const [next] = (await this.o.redis.xautoclaim(s, this.o.name, this.o.consumer, 0, cursor, 'COUNT', 1000, 'JUSTID')) as [string, string[]];
+        cursor = next;
+      } while (cursor !== '0-0');
+    }
+  }
+
+  /** Move due retries from the delay sets back onto the input streams (all partitions, one round trip). */
+  private async moveDue(): Promise<void> {
+    const pipe = this.o.redis.pipeline();
+    const now = Date.now();
+    for (let p = 0; p < this.partitions; p++) {
+      void runScript(pipe, MOVE_DUE, [this.o.keys.delay(this.o.name, p), ...this.reader.streamsOf(p)], [now, 1000]);
+    }
+    const res = (await pipe.exec()) ?? [];
+    let next = Date.now() + 1_000;
+    for (const [err, v] of res) {
+      if (err) throw err;
+      const [moved, nextDue] = v as [number, string | number];
+      if (moved >= 1000) next = Date.now();
+      const due = Number(nextDue);
+      if (due >= 0) next = Math.min(next, due);
+    }
+    this.nextMoveAt = next;
+  }
+
+  private takeDueHeld(): RawEntry[] {
+    const now = Date.now();
+    const out: RawEntry[] = [];
+    for (const [stream, h] of this.held) {
+      if (h.dueAt > now) continue;
+      this.held.delete(stream);
+      out.push(...h.entries);
+    }
+    return out;
+  }
+
+  /** Process one batch and settle every entry in it. */
   async handle(entries: readonly RawEntry[]): Promise<void> {
     const attempts = this.o.config.retry.attempts;
     const outcomes: (Outcome | undefined)[] = new Array(entries.length);
@@ -93,9 +199,9 @@ export class StageRunner {
     entries.forEach((raw, i) => {
       const decoded = decode(raw);
       if (decoded instanceof Error) outcomes[i] = { kind: 'fatal', error: decoded };
-      else if (raw.deliveries > attempts) {
-        // poison-pill guard: it was delivered more often than the stage may try it
-        outcomes[i] = { kind: 'fatal', error: new Error(`delivered ${raw.deliveries} times (attempts: ${attempts})`) };
+      else if (this.attemptOf(raw) > attempts) {
+        // poison-pill guard: delivered more often than the stage may try it (e.g. it crashes workers)
+        outcomes[i] = { kind: 'fatal', error: new Error(`delivered ${this.attemptOf(raw)} times (attempts: ${attempts})`) };
       } else {
         events.push(decoded);
         slots.push(i);
@@ -115,42 +221,71 @@ export class StageRunner {
     await this.settle(entries, outcomes as Outcome[]);
   }
 
+  /** Attempts so far, this delivery included: earlier retries' count + Redis deliveries + in-place retries. */
+  private attemptOf(raw: RawEntry): number {
+    const before = raw.fields ? Number(fieldsToMap(raw.fields).get(F_ATTEMPTS) ?? 0) : 0;
+    return before + Math.max(1, raw.deliveries) + (this.localRetries.get(raw.id) ?? 0);
+  }
+
   private async settle(entries: readonly RawEntry[], outcomes: readonly Outcome[]): Promise<void> {
-    const byStream = new Map<string, Settlement>();
+    const settlement = new Settlement(this.o.name, SETTLE);
     const counts = { ok: 0, retry: 0, dead_letter: 0 };
     const now = Date.now();
+    const retry = this.o.config.retry;
+    const blocked = new Set<string>();
     entries.forEach((raw, i) => {
-      const outcome = outcomes[i]!;
-      if (outcome.kind === 'retry' && raw.deliveries < this.o.config.retry.attempts) {
-        // left pending: reclaimed after the visibility timeout and tried again
-        counts.retry++;
+      if (blocked.has(raw.stream)) {
+        // an earlier entry of this ordered stream is waiting for its retry: this one waits behind it
+        this.held.get(raw.stream)!.entries.push(raw);
         return;
       }
-      let s = byStream.get(raw.stream);
-      if (!s) byStream.set(raw.stream, (s = { keys: [raw.stream], args: [this.o.name] }));
-      let target: string;
-      let fields: string[];
-      if (outcome.kind === 'ok') {
-        target = this.o.keys.lane(this.o.config.output, raw.partition, this.lanes.laneOf(outcome.event.type));
-        const map = raw.fields ? fieldsToMap(raw.fields) : new Map<string, string>();
-        fields = entryArgs({ tx: outcome.event.id, ev: JSON.stringify(outcome.event), tp: map.get(F_TRACE) });
-        counts.ok++;
-      } else {
-        target = this.o.keys.deadLetter(this.o.name, raw.partition);
-        fields = deadLetterFields(this.o.name, raw, outcome.error, now);
-        counts.dead_letter++;
+      const outcome = outcomes[i]!;
+      const attempt = this.attemptOf(raw);
+      if (outcome.kind === 'retry' && attempt < retry.attempts) {
+        counts.retry++;
+        const wait = backoffMs(attempt, retry);
+        if (this.leases) {
+          this.localRetries.set(raw.id, (this.localRetries.get(raw.id) ?? 0) + 1);
+          this.held.set(raw.stream, { entries: [raw], dueAt: now + wait });
+          this.reader.paused.add(raw.stream);
+          blocked.add(raw.stream);
+        } else {
+          settlement.add(raw, [this.parkForRetry(raw, attempt, now + wait, now)]);
+        }
+        return;
       }
-      let k = s.keys.indexOf(target);
-      if (k < 0) k = s.keys.push(target) - 1;
-      s.args.push(raw.id, 1, k + 1, fields.length, ...fields);
+      this.localRetries.delete(raw.id);
+      if (outcome.kind === 'ok') {
+        counts.ok++;
+        settlement.add(raw, [this.forward(raw, outcome.event)]);
+      } else {
+        counts.dead_letter++;
+        const error = outcome.kind === 'retry' ? new Error(`${outcome.error.message} (gave up after ${attempt} attempts)`, { cause: outcome.error }) : outcome.error;
+        if (outcome.kind === 'retry') error.name = outcome.error.name;
+        settlement.add(raw, [{ op: 'x', key: this.o.keys.deadLetter(this.o.name, raw.partition), fields: deadLetterFields(this.o.name, raw, error, now, attempt) }]);
+      }
     });
-    if (byStream.size) {
-      const pipe = this.o.redis.pipeline();
-      for (const s of byStream.values()) void runScript(pipe, this.o.forwardScript, s.keys, s.args);
-      const res = (await pipe.exec()) ?? [];
-      for (const [err] of res) if (err) throw err;
-    }
+    for (const stream of this.reader.paused) if (!this.held.has(stream)) this.reader.paused.delete(stream);
+    await settlement.exec(this.o.redis);
     for (const [outcome, n] of Object.entries(counts)) if (n) this.outcomes.inc({ stage: this.o.name, outcome }, n);
+  }
+
+  private forward(raw: RawEntry, event: TransactionEvent): Output {
+    const routes = this.o.config.routes;
+    const routed = routes ? routes.to[String((event as unknown as Record<string, unknown>)[routes.by])] : undefined;
+    const topic = routed ?? this.o.config.output;
+    const tp = raw.fields ? fieldsToMap(raw.fields).get(F_TRACE) : undefined;
+    return { op: 'x', key: this.o.keys.lane(topic, raw.partition, this.lanes.laneOf(event.type)), fields: entryArgs({ tx: event.id, ev: JSON.stringify(event), tp }) };
+  }
+
+  /** A retry waits in the delay set, keeping its attempts and first failure time. */
+  private parkForRetry(raw: RawEntry, attempt: number, dueAt: number, now: number): Output {
+    const map = fieldsToMap(raw.fields!);
+    const fields = [F_TX, map.get(F_TX)!, F_EVENT, map.get(F_EVENT)!, F_ATTEMPTS, String(attempt), F_FIRST_FAILED, map.get(F_FIRST_FAILED) ?? String(now)];
+    const tp = map.get(F_TRACE);
+    if (tp) fields.push(F_TRACE, tp);
+    const member = JSON.stringify({ l: this.laneIndex.get(raw.lane) ?? 1, f: fields, u: `${raw.stream}/${raw.id}` });
+    return { op: 'z', key: this.o.keys.delay(this.o.name, raw.partition), score: dueAt, member };
   }
 }
 
@@ -179,7 +314,7 @@ function decode(raw: RawEntry): StreamEvent | Error {
 }
 
 /** A dead letter keeps the event and everything needed to understand and redrive it. */
-export function deadLetterFields(stage: string, raw: RawEntry, error: Error, now: number): string[] {
+export function deadLetterFields(stage: string, raw: RawEntry, error: Error, now: number, attempts = Math.max(1, raw.deliveries)): string[] {
   const map = raw.fields ? fieldsToMap(raw.fields) : new Map<string, string>();
   const fields = [
     F_TX, map.get(F_TX) ?? '',
@@ -187,10 +322,10 @@ export function deadLetterFields(stage: string, raw: RawEntry, error: Error, now
     'error', error.name || 'Error',
     'message', error.message.slice(0, 2_000),
     'stage', stage,
-    'attempts', String(Math.max(1, raw.deliveries)),
+    'attempts', String(attempts),
     'origin_stream', raw.stream,
     'origin_id', raw.id,
-    'first_failed_at', String(now),
+    'first_failed_at', map.get(F_FIRST_FAILED) ?? String(now),
     'last_failed_at', String(now),
   ];
   const tp = map.get(F_TRACE);

@@ -1,7 +1,14 @@
 // Rules that span several parts of a topology, which the schema (one value at a time) can't see.
 // Runs on a schema-valid topology; each problem names the path of the offending value.
-import type { Topology } from './schema.ts';
+import type { StageConfig, Topology } from './schema.ts';
 import type { PathProblem } from './source.ts';
+
+/** Every topic a stage writes to, with the path that names it: `output` and each route. */
+function stageTargets(name: string, s: StageConfig): { path: (string | number)[]; topic: string }[] {
+  const out = [{ path: ['stages', name, 'output'] as (string | number)[], topic: s.output }];
+  for (const [value, topic] of Object.entries(s.routes?.to ?? {})) out.push({ path: ['stages', name, 'routes', 'to', value], topic });
+  return out;
+}
 
 export function checkTopology(t: Topology): PathProblem[] {
   return [
@@ -33,9 +40,9 @@ function checkPartitions(t: Topology): PathProblem[] {
 }
 
 function checkTopicRefs(t: Topology): PathProblem[] {
-  const refs: { path: string[]; topic: string }[] = [{ path: ['ingest', 'topic'], topic: t.ingest.topic }];
+  const refs: { path: (string | number)[]; topic: string }[] = [{ path: ['ingest', 'topic'], topic: t.ingest.topic }];
   for (const [name, stage] of Object.entries(t.stages)) {
-    refs.push({ path: ['stages', name, 'input'], topic: stage.input }, { path: ['stages', name, 'output'], topic: stage.output });
+    refs.push({ path: ['stages', name, 'input'], topic: stage.input }, ...stageTargets(name, stage));
   }
   for (const [name, sink] of Object.entries(t.sinks)) refs.push({ path: ['sinks', name, 'input'], topic: sink.input });
   const declared = Object.keys(t.topics);
@@ -107,13 +114,15 @@ function checkNames(t: Topology): PathProblem[] {
 }
 
 function checkSelfLoops(t: Topology): PathProblem[] {
-  return Object.entries(t.stages)
-    .filter(([, s]) => s.input === s.output)
-    .map(([name, s]) => ({
-      path: ['stages', name, 'output'],
-      at: 'value' as const,
-      message: `stages.${name}.output: expected a topic other than the input, got "${s.output}" (the stage would consume its own output)`,
-    }));
+  return Object.entries(t.stages).flatMap(([name, s]) =>
+    stageTargets(name, s)
+      .filter((target) => target.topic === s.input)
+      .map((target) => ({
+        path: target.path,
+        at: 'value' as const,
+        message: `${target.path.join('.')}: expected a topic other than the input, got "${s.input}" (the stage would consume its own output)`,
+      })),
+  );
 }
 
 /**
@@ -122,27 +131,29 @@ function checkSelfLoops(t: Topology): PathProblem[] {
  * stage that closes the loop. Self-loops are checkSelfLoops' job.
  */
 function checkCycles(t: Topology): PathProblem[] {
-  const edges = new Map<string, { stage: string; to: string }[]>();
+  const edges = new Map<string, { stage: string; to: string; path: (string | number)[] }[]>();
   for (const [stage, s] of Object.entries(t.stages)) {
-    if (s.input === s.output) continue;
-    const list = edges.get(s.input) ?? [];
-    list.push({ stage, to: s.output });
-    edges.set(s.input, list);
+    for (const target of stageTargets(stage, s)) {
+      if (target.topic === s.input) continue;
+      const list = edges.get(s.input) ?? [];
+      list.push({ stage, to: target.topic, path: target.path });
+      edges.set(s.input, list);
+    }
   }
   const state = new Map<string, 'open' | 'done'>();
   const trail: { topic: string; stage?: string }[] = [];
   const problems: PathProblem[] = [];
   const visit = (topic: string): void => {
     state.set(topic, 'open');
-    for (const { stage, to } of edges.get(topic) ?? []) {
+    for (const { stage, to, path } of edges.get(topic) ?? []) {
       trail.push({ topic, stage });
       if (state.get(to) === 'open') {
         const loop = trail.slice(trail.findIndex((s) => s.topic === to));
         const route = loop.map((s) => `${s.topic} → [${s.stage}]`).join(' → ');
         problems.push({
-          path: ['stages', stage, 'output'],
+          path,
           at: 'value',
-          message: `stages.${stage}.output: "${to}" closes a cycle ${route} → ${to}; stages must form a pipeline without loops`,
+          message: `${path.join('.')}: "${to}" closes a cycle ${route} → ${to}; stages must form a pipeline without loops`,
         });
       } else if (!state.has(to)) visit(to);
       trail.pop();

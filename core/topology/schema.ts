@@ -62,11 +62,19 @@ export const DeadLetterSchema = z
   })
   .strict();
 
+export const RoutesSchema = z
+  .object({
+    by: z.string().min(1).describe('The event field whose value picks the topic, e.g. type.'),
+    to: z.record(z.string(), name('topic')).describe('Field value → topic; other values go to `output`.'),
+  })
+  .strict();
+
 export const StageSchema = z
   .object({
     input: name('topic').describe('Topic this stage consumes (its consumer group is named after the stage).'),
     processor: z.string().min(1).describe('A registered processor name (validate, ...) or a module path (./my-processor.js).'),
-    output: name('topic').describe('Topic the processor results are appended to.'),
+    output: name('topic').describe('Topic the processor results are appended to (unless a route says otherwise).'),
+    routes: RoutesSchema.optional().describe('Send results to other topics by the value of one event field.'),
     ordering: z.enum(['none', 'key']).default('none').describe('key: one consumer per partition at a time (per-merchant order).'),
     concurrency: z.number().int().min(1).max(64).default(1).describe('Consumer loops per worker process.'),
     batch: z.number().int().min(1).max(10_000).default(100).describe('Entries read per round trip.'),

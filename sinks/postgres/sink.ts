@@ -14,8 +14,8 @@ import type { RawEntry } from '../../core/consumer/lane-reader.ts';
 import { runLoop } from '../../core/consumer/loop.ts';
 import type { Loop } from '../../core/consumer/loop.ts';
 import { deadLetterFields } from '../../core/consumer/stage-runner.ts';
-import { runScript } from '../../core/redis.ts';
-import type { ScriptSource } from '../../core/redis.ts';
+import { Settlement } from '../../core/consumer/settlement.ts';
+import { coreScript } from '../../core/scripts.ts';
 import { BatchWriter } from './batch-writer.ts';
 import type { SinkRow } from './rows.ts';
 
@@ -27,7 +27,6 @@ export interface PostgresSinkOptions {
   /** Dedicated connection for this loop (blocking reads). */
   redis: Redis;
   writer: BatchWriter;
-  forwardScript: ScriptSource;
   consumer: string;
   registry: Registry;
   logger: Logger;
@@ -138,15 +137,11 @@ export class PostgresSink {
 
   /** An entry the sink cannot read goes to the sink's dead-letter stream (ack and add in one script). */
   private async deadLetter(items: readonly { raw: RawEntry; error: Error }[]): Promise<void> {
-    const pipe = this.o.redis.pipeline();
+    const settlement = new Settlement(this.o.name, coreScript('settle'));
     const now = Date.now();
     for (const { raw, error } of items) {
-      const fields = deadLetterFields(this.o.name, raw, error, now);
-      void runScript(pipe, this.o.forwardScript, [raw.stream, this.o.keys.deadLetter(this.o.name, raw.partition)], [
-        this.o.name, raw.id, 1, 2, fields.length, ...fields,
-      ]);
+      settlement.add(raw, [{ op: 'x', key: this.o.keys.deadLetter(this.o.name, raw.partition), fields: deadLetterFields(this.o.name, raw, error, now) }]);
     }
-    const res = (await pipe.exec()) ?? [];
-    for (const [err] of res) if (err) throw err;
+    await settlement.exec(this.o.redis);
   }
 }
