@@ -27,8 +27,6 @@ export interface WorkerOptions {
   consumerId?: string;
   registry: Registry;
   logger: Logger;
-  /** Sink test hook, called after COMMIT and before XACK. */
-  afterSinkCommit?: () => void | Promise<void>;
 }
 
 export interface Worker {
@@ -74,7 +72,7 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
       if (!parsed.success) {
         throw new ConfigError(`stage ${name}: config: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
       }
-      const processor = await factory.create(parsed.data, { stage: name, redis: connection(`rill:${name}:proc`), logger: o.logger.child({ stage: name }) });
+      const processor = await factory.create(parsed.data, { stage: name, redis: connection(`rill:${name}:proc`), keys, logger: o.logger.child({ stage: name }) });
       for (let i = 0; i < stage.concurrency; i++) {
         const runner = new StageRunner({
           name, config: stage, topology, keys, processor,
@@ -82,6 +80,7 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
           consumer: `${consumerBase}-${i}`,
           registry: o.registry,
           logger: o.logger.child({ stage: name, loop: i }),
+          leaseTtlMs: stage.lease_ttl,
         });
         await runner.start();
         components.push(runner);
@@ -99,7 +98,6 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
           consumer: `${consumerBase}-${i}`,
           registry: o.registry,
           logger: o.logger.child({ sink: name, loop: i }),
-          afterCommit: o.afterSinkCommit,
         });
         await runner.start();
         components.push(runner);

@@ -3,6 +3,7 @@
 import type { ZodType } from 'zod';
 import type { Logger } from './logger.ts';
 import type { RedisClient } from './redis.ts';
+import type { Keys } from './keys.ts';
 import type { TransactionEvent } from './event.ts';
 import { FatalError, RetryableError } from './errors.ts';
 
@@ -34,7 +35,10 @@ export interface Processor<T = TransactionEvent> {
 
 export interface ProcessorContext {
   stage: string;
+  /** A connection of the processor's own (state such as velocity counters). */
   redis: RedisClient;
+  /** Key names under this instance's prefix, for the processor's own state. */
+  keys: Keys;
   logger: Logger;
 }
 

@@ -45,7 +45,6 @@ export async function workerCommand(argv: string[], sinksOnly = false): Promise<
     only,
     consumerId: values.consumer ?? process.env.RILL_CONSUMER,
     registry,
-    afterSinkCommit: faultHook(process.env.RILL_FAULT),
   });
   ctx.logger.info({ components: worker.components, metricsPort: metrics?.address() }, 'worker started');
   const signal = await untilSignal();
@@ -55,15 +54,3 @@ export async function workerCommand(argv: string[], sinksOnly = false): Promise<
   return clean ? 0 : 1;
 }
 
-/**
- * Fault injection for the crash tests: RILL_FAULT=sink-after-commit:N kills this process with
- * SIGKILL right after the sink's Nth COMMIT, before its XACK. Unset in production.
- */
-function faultHook(spec: string | undefined): (() => void) | undefined {
-  const m = /^sink-after-commit:(\d+)$/.exec(spec ?? '');
-  if (!m) return undefined;
-  let left = Number(m[1]);
-  return () => {
-    if (--left <= 0) process.kill(process.pid, 'SIGKILL');
-  };
-}

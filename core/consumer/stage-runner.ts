@@ -18,6 +18,7 @@ import { LaneMap } from '../lanes.ts';
 import { backoffMs } from '../retry.ts';
 import { coreScript } from '../scripts.ts';
 import { runScript } from '../redis.ts';
+import { faultPoint } from '../faults.ts';
 import { PartitionLeases } from '../leases/partition-leases.ts';
 import { LaneReader } from './lane-reader.ts';
 import type { RawEntry } from './lane-reader.ts';
@@ -177,6 +178,7 @@ export class StageRunner {
       if (due >= 0) next = Math.min(next, due);
     }
     this.nextMoveAt = next;
+    faultPoint('move-due-after');
   }
 
   private takeDueHeld(): RawEntry[] {
@@ -251,6 +253,7 @@ export class StageRunner {
           blocked.add(raw.stream);
         } else {
           settlement.add(raw, [this.parkForRetry(raw, attempt, now + wait, now)]);
+          this.nextMoveAt = Math.min(this.nextMoveAt, now + wait);
         }
         return;
       }
@@ -266,7 +269,9 @@ export class StageRunner {
       }
     });
     for (const stream of this.reader.paused) if (!this.held.has(stream)) this.reader.paused.delete(stream);
+    faultPoint('stage-before-settle');
     await settlement.exec(this.o.redis);
+    faultPoint('stage-after-settle');
     for (const [outcome, n] of Object.entries(counts)) if (n) this.outcomes.inc({ stage: this.o.name, outcome }, n);
   }
 

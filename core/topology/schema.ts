@@ -80,6 +80,7 @@ export const StageSchema = z
     batch: z.number().int().min(1).max(10_000).default(100).describe('Entries read per round trip.'),
     retry: RetrySchema.default(RetrySchema.parse({})),
     visibility_timeout: duration('visibility_timeout').default(30_000).describe('Pending entries idle longer than this are reclaimed (XAUTOCLAIM).'),
+    lease_ttl: duration('lease_ttl').default(10_000).describe('ordering key: a dead worker\'s partitions move to others within this time.'),
     dead_letter: DeadLetterSchema.describe('Where events go after the last attempt or a fatal error.'),
     config: z.record(z.string(), z.unknown()).default({}).describe("The processor's own settings, checked by the processor."),
   })

@@ -14,6 +14,7 @@ import type { RawEntry } from '../../core/consumer/lane-reader.ts';
 import { runLoop } from '../../core/consumer/loop.ts';
 import type { Loop } from '../../core/consumer/loop.ts';
 import { deadLetterFields } from '../../core/consumer/stage-runner.ts';
+import { faultPoint } from '../../core/faults.ts';
 import { Settlement } from '../../core/consumer/settlement.ts';
 import { coreScript } from '../../core/scripts.ts';
 import { BatchWriter } from './batch-writer.ts';
@@ -30,8 +31,6 @@ export interface PostgresSinkOptions {
   consumer: string;
   registry: Registry;
   logger: Logger;
-  /** Test hook: called after COMMIT and before XACK. */
-  afterCommit?: () => void | Promise<void>;
 }
 
 interface Buffered {
@@ -116,7 +115,7 @@ export class PostgresSink {
     const batch = this.buffer;
     const end = this.flushSeconds.startTimer({ sink: this.o.name });
     const inserted = await this.o.writer.write(batch.map((b) => b.row));
-    await this.o.afterCommit?.();
+    faultPoint('sink-after-commit');
     await this.ack(batch.map((b) => b.raw));
     this.buffer = [];
     end();

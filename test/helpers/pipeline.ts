@@ -3,32 +3,37 @@ import type { Redis } from 'ioredis';
 import type { Keys } from '../../core/keys.ts';
 import type { Topology } from '../../core/topology/schema.ts';
 
-/** Sum of lag + pending over every group on every lane stream of every topic. */
+/**
+ * Entries still on their way: lag + pending over every group on every lane stream of every topic,
+ * plus retries waiting in the stages' delay sets. One MULTI, so an entry moving between a delay
+ * set and a stream is never missed (or counted twice) between two reads.
+ */
 export async function outstanding(redis: Redis, keys: Keys, topology: Topology): Promise<number> {
-  const pipe = redis.pipeline();
-  let n = 0;
+  const multi = redis.multi();
   for (const [topic, t] of Object.entries(topology.topics)) {
     for (let p = 0; p < t.partitions; p++) {
-      for (const lane of topology.priorities) {
-        pipe.xinfo('GROUPS', keys.lane(topic, p, lane.name));
-        n++;
-      }
+      for (const lane of topology.priorities) multi.xinfo('GROUPS', keys.lane(topic, p, lane.name));
     }
   }
-  const res = (await pipe.exec()) ?? [];
+  const partitions = Object.values(topology.topics)[0]?.partitions ?? 0;
+  for (const stage of Object.keys(topology.stages)) for (let p = 0; p < partitions; p++) multi.zcard(keys.delay(stage, p));
+  const res = (await multi.exec()) ?? [];
   let total = 0;
-  for (const [err, groups] of res) {
+  for (const [err, value] of res) {
     if (err) {
       if (String(err.message).includes('no such key')) continue;
       throw err;
     }
-    for (const g of groups as (string | number | null)[][]) {
+    if (typeof value === 'number') {
+      total += value;
+      continue;
+    }
+    for (const g of value as (string | number | null)[][]) {
       const info = new Map<string, string | number | null>();
       for (let i = 0; i + 1 < g.length; i += 2) info.set(String(g[i]), g[i + 1]!);
       total += Number(info.get('pending') ?? 0) + Number(info.get('lag') ?? 0);
     }
   }
-  void n;
   return total;
 }
 

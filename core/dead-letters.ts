@@ -1,0 +1,331 @@
+// Dead letters, as operators manage them (`rill dlq`): list, show, redrive, purge, across every
+// stage's and sink's dead-letter streams in every partition. A dead letter's public id is
+// `<stage>/<partition>/<entry id>`. Every pipeline holds one partition's keys only (one hash
+// tag, one Redis Cluster slot); partitions run side by side.
+import { F_EVENT, F_TRACE, F_TX } from './entry.ts';
+import { ConfigError } from './errors.ts';
+import type { Keys } from './keys.ts';
+import { LaneMap } from './lanes.ts';
+import { CORE_SCRIPTS_DIR, defineScripts, readScripts, runScript } from './redis.ts';
+import type { RedisClient, RedisPipeline, ScriptSource } from './redis.ts';
+import type { Topology } from './topology/schema.ts';
+
+export const REDRIVE_SCRIPT: ScriptSource = (() => {
+  const s = readScripts(CORE_SCRIPTS_DIR).find((x) => x.name === 'redrive');
+  if (!s) throw new Error('core Lua script redrive-2.lua is missing');
+  return s;
+})();
+
+export interface DeadLetter {
+  /** `<stage>/<partition>/<entry id>`. */
+  id: string;
+  stage: string;
+  partition: number;
+  /** Entry id in the dead-letter stream (its time is when it was dead-lettered). */
+  entryId: string;
+  tx: string;
+  /** The event as JSON, as it was when it failed. */
+  event: string;
+  traceparent?: string;
+  error: string;
+  message: string;
+  attempts: number;
+  originStream: string;
+  originId: string;
+  firstFailedAt: number;
+  lastFailedAt: number;
+  /** Every stored field, including any this version does not know. */
+  fields: Record<string, string>;
+}
+
+export interface ListFilter {
+  stage?: string;
+  /** Only dead letters added at or after this time (unix ms). */
+  since?: number;
+  /** At most this many, oldest first (default 100). */
+  limit?: number;
+}
+
+export interface DeadLetterList {
+  entries: DeadLetter[];
+  /** Dead letters matching the filter, when cheap to know (no `since`: the stream lengths). */
+  total?: number;
+  /** More match than were returned. */
+  more: boolean;
+}
+
+export type RedriveSelection = { ids: readonly string[] } | { all: true; stage?: string; since?: number };
+
+export interface RedriveResult {
+  /** Redriven now (or, on a dry run, that would be). */
+  redriven: number;
+  /** Ids asked for that are not (or no longer) in a dead-letter stream. */
+  missing: string[];
+}
+
+type RawEntry = [string, string[]];
+
+const ENTRY_ID = /^\d+-\d+$/;
+const PAGE = 500;
+
+export class DeadLetters {
+  private readonly lanes: LaneMap;
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly keys: Keys,
+    private readonly topology: Topology,
+  ) {
+    this.lanes = new LaneMap(topology.priorities);
+    defineScripts(redis, [REDRIVE_SCRIPT]);
+  }
+
+  /** Every stage and sink: each has dead-letter streams named after it. */
+  stages(): string[] {
+    return [...Object.keys(this.topology.stages), ...Object.keys(this.topology.sinks)];
+  }
+
+  /** `stage` checked against the topology; all stages when undefined. */
+  selectStages(stage?: string): string[] {
+    if (stage === undefined) return this.stages();
+    if (!this.inputOf(stage)) throw new ConfigError(`no stage or sink named "${stage}" in the topology (have: ${this.stages().join(', ')})`);
+    return [stage];
+  }
+
+  parseId(id: string): { stage: string; partition: number; entryId: string } {
+    const parts = id.split('/');
+    const [stage, p, entryId] = parts;
+    const partition = Number(p);
+    if (parts.length !== 3 || !stage || !Number.isInteger(partition) || !ENTRY_ID.test(entryId ?? '')) {
+      throw new ConfigError(`bad dead-letter id "${id}": expected <stage>/<partition>/<entry id>, e.g. validate/3/1717000000000-0`);
+    }
+    this.selectStages(stage);
+    if (partition < 0 || partition >= this.partitions(stage)) throw new ConfigError(`bad dead-letter id "${id}": no partition ${partition}`);
+    return { stage, partition, entryId: entryId! };
+  }
+
+  async list(filter: ListFilter = {}): Promise<DeadLetterList> {
+    const limit = filter.limit ?? 100;
+    const start = filter.since === undefined ? '-' : String(Math.max(0, Math.floor(filter.since)));
+    const stages = this.selectStages(filter.stage);
+    // limit + 1 from each stream tells whether more match than are shown
+    const perPartition = await this.eachPartition(stages, (pipe, stage, p) => {
+      const key = this.keys.deadLetter(stage, p);
+      pipe.xrange(key, start, '+', 'COUNT', limit + 1);
+      pipe.xlen(key);
+    });
+    const all: DeadLetter[] = [];
+    let total = 0;
+    for (const { partition, calls } of perPartition) {
+      for (const { stage, replies } of calls) {
+        for (const raw of replies[0] as RawEntry[]) all.push(this.decode(stage, partition, raw));
+        total += Number(replies[1]);
+      }
+    }
+    all.sort(byTime);
+    return {
+      entries: all.slice(0, limit),
+      total: filter.since === undefined ? total : undefined,
+      more: all.length > limit,
+    };
+  }
+
+  async get(id: string): Promise<DeadLetter | undefined> {
+    const { stage, partition, entryId } = this.parseId(id);
+    const found = (await this.redis.xrange(this.keys.deadLetter(stage, partition), entryId, entryId)) as RawEntry[];
+    return found[0] ? this.decode(stage, partition, found[0]) : undefined;
+  }
+
+  /**
+   * Put dead letters back on the stream they came from, keeping their transaction ids. `all`
+   * takes the dead letters present when it starts; ones that fail again and come back are not
+   * chased.
+   */
+  async redrive(sel: RedriveSelection, opts: { dryRun?: boolean } = {}): Promise<RedriveResult> {
+    if ('ids' in sel) return this.redriveIds(sel.ids, opts.dryRun ?? false);
+    const stages = this.selectStages(sel.stage);
+    const start = sel.since === undefined ? '-' : String(Math.max(0, Math.floor(sel.since)));
+    const counts = await Promise.all(
+      this.partitionList(stages).map(async (p) => {
+        let n = 0;
+        for (const stage of stages) if (p < this.partitions(stage)) n += await this.redriveStream(stage, p, start, opts.dryRun ?? false);
+        return n;
+      }),
+    );
+    return { redriven: sum(counts), missing: [] };
+  }
+
+  /** Delete dead letters for good; returns how many. */
+  async purge(filter: { stage?: string } = {}): Promise<number> {
+    const perPartition = await this.eachPartition(this.selectStages(filter.stage), (pipe, stage, p) => {
+      // XTRIM MAXLEN 0 deletes and counts in one atomic command
+      pipe.xtrim(this.keys.deadLetter(stage, p), 'MAXLEN', 0);
+    });
+    let n = 0;
+    for (const { calls } of perPartition) for (const { replies } of calls) n += Number(replies[0]);
+    return n;
+  }
+
+  private async redriveIds(ids: readonly string[], dryRun: boolean): Promise<RedriveResult> {
+    const byPartition = new Map<number, { id: string; stage: string; entryId: string }[]>();
+    for (const id of new Set(ids)) {
+      const { stage, partition, entryId } = this.parseId(id);
+      byPartition.set(partition, [...(byPartition.get(partition) ?? []), { id, stage, entryId }]);
+    }
+    const missing: string[] = [];
+    const counts = await Promise.all(
+      [...byPartition].map(async ([p, wanted]) => {
+        const read = this.redis.pipeline();
+        for (const w of wanted) read.xrange(this.keys.deadLetter(w.stage, p), w.entryId, w.entryId);
+        const found = await execAll(read);
+        const present: { stage: string; raw: RawEntry }[] = [];
+        found.forEach((reply, i) => {
+          const raw = (reply as RawEntry[])[0];
+          if (raw) present.push({ stage: wanted[i]!.stage, raw });
+          else missing.push(wanted[i]!.id);
+        });
+        if (dryRun) return present.length;
+        return this.redriveEntries(p, present, (i) => missing.push(`${present[i]!.stage}/${p}/${present[i]!.raw[0]}`));
+      }),
+    );
+    return { redriven: sum(counts), missing };
+  }
+
+  /** One stream, page by page, up to the last entry present when it starts. */
+  private async redriveStream(stage: string, p: number, start: string, dryRun: boolean): Promise<number> {
+    const key = this.keys.deadLetter(stage, p);
+    const last = (await this.redis.xrevrange(key, '+', '-', 'COUNT', 1)) as RawEntry[];
+    if (!last[0]) return 0;
+    const end = last[0][0];
+    let from = start;
+    let n = 0;
+    for (;;) {
+      const page = (await this.redis.xrange(key, from, end, 'COUNT', PAGE)) as RawEntry[];
+      if (!page.length) return n;
+      n += dryRun ? page.length : await this.redriveEntries(p, page.map((raw) => ({ stage, raw })));
+      if (page.length < PAGE) return n;
+      from = `(${page[page.length - 1]![0]}`;
+    }
+  }
+
+  /** One pipeline of redrive scripts for one partition; returns how many this call moved. */
+  private async redriveEntries(p: number, entries: readonly { stage: string; raw: RawEntry }[], gone?: (index: number) => void): Promise<number> {
+    if (!entries.length) return 0;
+    const pipe = this.redis.pipeline();
+    for (const { stage, raw } of entries) {
+      const origin = this.originOf(stage, p, raw);
+      void runScript(pipe, REDRIVE_SCRIPT, [this.keys.deadLetter(stage, p), origin], [raw[0]]);
+    }
+    const replies = await execAll(pipe);
+    let n = 0;
+    replies.forEach((r, i) => {
+      if (r) n++;
+      else gone?.(i); // another redrive or a purge got there first
+    });
+    return n;
+  }
+
+  /**
+   * The stream a dead letter goes back to: its recorded origin when that is one of its stage's
+   * input lanes in this partition (the lanes may have been renamed since), else the lane its
+   * event type maps to now.
+   */
+  private originOf(stage: string, p: number, raw: RawEntry): string {
+    const input = this.inputOf(stage)!;
+    const fields = toRecord(raw[1]);
+    const recorded = fields.origin_stream;
+    if (recorded && this.topology.priorities.some((l) => this.keys.lane(input, p, l.name) === recorded)) return recorded;
+    let type = '';
+    try {
+      type = String((JSON.parse(fields[F_EVENT] ?? '{}') as { type?: unknown }).type ?? '');
+    } catch {
+      // unreadable body: the lowest lane; the stage will dead-letter it again with the reason
+    }
+    return this.keys.lane(input, p, this.lanes.laneOf(type));
+  }
+
+  private inputOf(stage: string): string | undefined {
+    return this.topology.stages[stage]?.input ?? this.topology.sinks[stage]?.input;
+  }
+
+  private partitions(stage: string): number {
+    return this.topology.topics[this.inputOf(stage)!]?.partitions ?? 0;
+  }
+
+  private partitionList(stages: readonly string[]): number[] {
+    const n = Math.max(0, ...stages.map((s) => this.partitions(s)));
+    return Array.from({ length: n }, (_, i) => i);
+  }
+
+  /** Queue `add`'s commands per stage in one pipeline per partition; replies grouped by stage. */
+  private async eachPartition(
+    stages: readonly string[],
+    add: (pipe: RedisPipeline, stage: string, partition: number) => void,
+  ): Promise<{ partition: number; calls: { stage: string; replies: unknown[] }[] }[]> {
+    return Promise.all(
+      this.partitionList(stages).map(async (partition) => {
+        const pipe = this.redis.pipeline();
+        const calls: { stage: string; count: number }[] = [];
+        for (const stage of stages) {
+          if (partition >= this.partitions(stage)) continue;
+          const before = pipe.length;
+          add(pipe, stage, partition);
+          calls.push({ stage, count: pipe.length - before });
+        }
+        const replies = await execAll(pipe);
+        let at = 0;
+        return {
+          partition,
+          calls: calls.map((c) => ({ stage: c.stage, replies: replies.slice(at, (at += c.count)) })),
+        };
+      }),
+    );
+  }
+
+  private decode(stage: string, partition: number, [entryId, raw]: RawEntry): DeadLetter {
+    const f = toRecord(raw);
+    const at = Number(entryId.split('-')[0]);
+    const num = (v: string | undefined, fallback: number) => (v !== undefined && v !== '' && Number.isFinite(Number(v)) ? Number(v) : fallback);
+    return {
+      id: `${stage}/${partition}/${entryId}`,
+      stage,
+      partition,
+      entryId,
+      tx: f[F_TX] ?? '',
+      event: f[F_EVENT] ?? '',
+      traceparent: f[F_TRACE],
+      error: f.error ?? '',
+      message: f.message ?? '',
+      attempts: num(f.attempts, 0),
+      originStream: f.origin_stream ?? '',
+      originId: f.origin_id ?? '',
+      firstFailedAt: num(f.first_failed_at, at),
+      lastFailedAt: num(f.last_failed_at, at),
+      fields: f,
+    };
+  }
+}
+
+function sum(ns: readonly number[]): number {
+  return ns.reduce((a, b) => a + b, 0);
+}
+
+function toRecord(raw: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < raw.length; i += 2) out[raw[i]!] = raw[i + 1]!;
+  return out;
+}
+
+function byTime(a: DeadLetter, b: DeadLetter): number {
+  const [am, as] = a.entryId.split('-').map(Number) as [number, number];
+  const [bm, bs] = b.entryId.split('-').map(Number) as [number, number];
+  return am - bm || as - bs || a.stage.localeCompare(b.stage) || a.partition - b.partition;
+}
+
+async function execAll(pipe: RedisPipeline): Promise<unknown[]> {
+  const res = (await pipe.exec()) ?? [];
+  return res.map(([err, value]) => {
+    if (err) throw err;
+    return value;
+  });
+}
