@@ -5,6 +5,16 @@ export type TransactionType = (typeof TRANSACTION_TYPES)[number];
 
 export type TransactionStatus = 'accepted' | 'processing' | 'succeeded' | 'failed' | 'dead_lettered';
 
+/**
+ * One side of a double-entry posting in the transaction's merchant and currency. Every
+ * transaction's entries sum to zero; the merchant's wallet balance is the sum of its `wallet` side.
+ */
+export interface LedgerLine {
+  account: 'wallet' | 'external';
+  /** Signed minor units: + credits the account, − debits it. */
+  amount: number;
+}
+
 export interface TransactionEvent {
   id: string;
   merchant_id: string;
@@ -19,4 +29,6 @@ export interface TransactionEvent {
   status?: TransactionStatus;
   risk_score?: number;
   failure_reason?: string;
+  /** Set by the ledger stage for a succeeded transaction; written by the sink with the row. */
+  ledger?: LedgerLine[];
 }

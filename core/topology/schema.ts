@@ -86,6 +86,15 @@ export const StageSchema = z
   })
   .strict();
 
+export const MaintenanceSchema = z
+  .object({
+    partitions_ahead: z.number().int().min(1).max(60).default(7).describe('Daily partitions of transactions kept created ahead of today.'),
+    retention: duration('retention').optional().describe('Detach (not drop) daily partitions older than this; keep all when unset.'),
+    refresh_interval: duration('refresh_interval').default(600_000).describe('How often merchant_daily_volume is refreshed (CONCURRENTLY).'),
+    interval: duration('interval').default(60_000).describe('How often the leader checks partitions.'),
+  })
+  .strict();
+
 export const SinkSchema = z
   .object({
     type: z.literal('postgres').describe('Sink kind.'),
@@ -95,6 +104,7 @@ export const SinkSchema = z
     max_wait: duration('max_wait').default(200).describe('Flush at the latest this long after the first buffered row.'),
     concurrency: z.number().int().min(1).max(16).default(1).describe('Consumer loops per worker process.'),
     visibility_timeout: duration('visibility_timeout').default(60_000).describe('Pending entries idle longer than this are reclaimed.'),
+    maintenance: MaintenanceSchema.default(MaintenanceSchema.parse({})).describe('Table upkeep, run by one leader at a time.'),
   })
   .strict();
 
@@ -146,3 +156,4 @@ export type SinkConfig = z.output<typeof SinkSchema>;
 export type RetryConfig = z.output<typeof RetrySchema>;
 export type RateLimitConfig = z.output<typeof RateLimitSchema>;
 export type BackpressureConfig = z.output<typeof BackpressureSchema>;
+export type MaintenanceConfig = z.output<typeof MaintenanceSchema>;
