@@ -17,6 +17,8 @@ import { StageRunner } from '../core/consumer/stage-runner.ts';
 import { PostgresSink } from '../sinks/postgres/sink.ts';
 import { BatchWriter } from '../sinks/postgres/batch-writer.ts';
 import { registerBuiltinProcessors } from '../processors/index.ts';
+import { startRetention } from '../core/retention/retention.ts';
+import { leaderPass } from '../core/leases/leader-pass.ts';
 
 export interface WorkerOptions {
   env: RillEnv;
@@ -27,7 +29,11 @@ export interface WorkerOptions {
   consumerId?: string;
   registry: Registry;
   logger: Logger;
+  /** Run the cluster-wide periodic jobs (retention, table maintenance) when leader (default true). */
+  leaderJobs?: boolean;
 }
+
+const RETENTION_INTERVAL_MS = 30_000;
 
 export interface Worker {
   readonly components: string[];
@@ -72,7 +78,7 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
       if (!parsed.success) {
         throw new ConfigError(`stage ${name}: config: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
       }
-      const processor = await factory.create(parsed.data, { stage: name, redis: connection(`rill:${name}:proc`), keys, logger: o.logger.child({ stage: name }) });
+      const processor = await factory.create(parsed.data, { stage: name, redis: connection(`rill:${name}:proc`), keys, topics: Object.keys(topology.topics), registry: o.registry, logger: o.logger.child({ stage: name }) });
       for (let i = 0; i < stage.concurrency; i++) {
         const runner = new StageRunner({
           name, config: stage, topology, keys, processor,
@@ -107,6 +113,16 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
   } catch (err) {
     await shutdown();
     throw err;
+  }
+  if (o.leaderJobs ?? true) {
+    // retention: every worker offers, one per interval trims (a mutex that lives one interval)
+    const redis = connection('rill:retention');
+    const retention = startRetention({
+      redis, keys, topology, registry: o.registry, logger: o.logger.child({ job: 'retention' }),
+      intervalMs: RETENTION_INTERVAL_MS,
+      shouldRun: leaderPass(redis, keys.global('leader', 'retention'), RETENTION_INTERVAL_MS),
+    });
+    closers.push(() => retention.stop());
   }
   return {
     components: names,

@@ -6,15 +6,12 @@ import { F_EVENT, F_TRACE, F_TX } from './entry.ts';
 import { ConfigError } from './errors.ts';
 import type { Keys } from './keys.ts';
 import { LaneMap } from './lanes.ts';
-import { CORE_SCRIPTS_DIR, defineScripts, readScripts, runScript } from './redis.ts';
+import { defineScripts, runScript } from './redis.ts';
 import type { RedisClient, RedisPipeline, ScriptSource } from './redis.ts';
+import { coreScript } from './scripts.ts';
 import type { Topology } from './topology/schema.ts';
 
-export const REDRIVE_SCRIPT: ScriptSource = (() => {
-  const s = readScripts(CORE_SCRIPTS_DIR).find((x) => x.name === 'redrive');
-  if (!s) throw new Error('core Lua script redrive-2.lua is missing');
-  return s;
-})();
+export const REDRIVE_SCRIPT: ScriptSource = coreScript('redrive');
 
 export interface DeadLetter {
   /** `<stage>/<partition>/<entry id>`. */
@@ -61,6 +58,8 @@ export interface RedriveResult {
   redriven: number;
   /** Ids asked for that are not (or no longer) in a dead-letter stream. */
   missing: string[];
+  /** Dead letters Redis refused to redrive (no event in them); they stay where they are. */
+  failed: { id: string; error: string }[];
 }
 
 type RawEntry = [string, string[]];
@@ -96,7 +95,7 @@ export class DeadLetters {
     const parts = id.split('/');
     const [stage, p, entryId] = parts;
     const partition = Number(p);
-    if (parts.length !== 3 || !stage || !Number.isInteger(partition) || !ENTRY_ID.test(entryId ?? '')) {
+    if (parts.length !== 3 || !stage || !/^\d+$/.test(p ?? '') || !ENTRY_ID.test(entryId ?? '')) {
       throw new ConfigError(`bad dead-letter id "${id}": expected <stage>/<partition>/<entry id>, e.g. validate/3/1717000000000-0`);
     }
     this.selectStages(stage);
@@ -142,17 +141,21 @@ export class DeadLetters {
    * chased.
    */
   async redrive(sel: RedriveSelection, opts: { dryRun?: boolean } = {}): Promise<RedriveResult> {
-    if ('ids' in sel) return this.redriveIds(sel.ids, opts.dryRun ?? false);
+    const dryRun = opts.dryRun ?? false;
+    // filled in place by the partitions' tasks (increments after each await, never across one)
+    const res: RedriveResult = { redriven: 0, missing: [], failed: [] };
+    if ('ids' in sel) {
+      await this.redriveIds(sel.ids, dryRun, res);
+      return res;
+    }
     const stages = this.selectStages(sel.stage);
     const start = sel.since === undefined ? '-' : String(Math.max(0, Math.floor(sel.since)));
-    const counts = await Promise.all(
+    await Promise.all(
       this.partitionList(stages).map(async (p) => {
-        let n = 0;
-        for (const stage of stages) if (p < this.partitions(stage)) n += await this.redriveStream(stage, p, start, opts.dryRun ?? false);
-        return n;
+        for (const stage of stages) if (p < this.partitions(stage)) await this.redriveStream(stage, p, start, dryRun, res);
       }),
     );
-    return { redriven: sum(counts), missing: [] };
+    return res;
   }
 
   /** Delete dead letters for good; returns how many. */
@@ -166,14 +169,13 @@ export class DeadLetters {
     return n;
   }
 
-  private async redriveIds(ids: readonly string[], dryRun: boolean): Promise<RedriveResult> {
+  private async redriveIds(ids: readonly string[], dryRun: boolean, res: RedriveResult): Promise<void> {
     const byPartition = new Map<number, { id: string; stage: string; entryId: string }[]>();
     for (const id of new Set(ids)) {
       const { stage, partition, entryId } = this.parseId(id);
       byPartition.set(partition, [...(byPartition.get(partition) ?? []), { id, stage, entryId }]);
     }
-    const missing: string[] = [];
-    const counts = await Promise.all(
+    await Promise.all(
       [...byPartition].map(async ([p, wanted]) => {
         const read = this.redis.pipeline();
         for (const w of wanted) read.xrange(this.keys.deadLetter(w.stage, p), w.entryId, w.entryId);
@@ -182,47 +184,47 @@ export class DeadLetters {
         found.forEach((reply, i) => {
           const raw = (reply as RawEntry[])[0];
           if (raw) present.push({ stage: wanted[i]!.stage, raw });
-          else missing.push(wanted[i]!.id);
+          else res.missing.push(wanted[i]!.id);
         });
-        if (dryRun) return present.length;
-        return this.redriveEntries(p, present, (i) => missing.push(`${present[i]!.stage}/${p}/${present[i]!.raw[0]}`));
+        if (dryRun) res.redriven += present.length;
+        else await this.redriveEntries(p, present, res, true);
       }),
     );
-    return { redriven: sum(counts), missing };
   }
 
   /** One stream, page by page, up to the last entry present when it starts. */
-  private async redriveStream(stage: string, p: number, start: string, dryRun: boolean): Promise<number> {
+  private async redriveStream(stage: string, p: number, start: string, dryRun: boolean, res: RedriveResult): Promise<void> {
     const key = this.keys.deadLetter(stage, p);
     const last = (await this.redis.xrevrange(key, '+', '-', 'COUNT', 1)) as RawEntry[];
-    if (!last[0]) return 0;
+    if (!last[0]) return;
     const end = last[0][0];
     let from = start;
-    let n = 0;
     for (;;) {
       const page = (await this.redis.xrange(key, from, end, 'COUNT', PAGE)) as RawEntry[];
-      if (!page.length) return n;
-      n += dryRun ? page.length : await this.redriveEntries(p, page.map((raw) => ({ stage, raw })));
-      if (page.length < PAGE) return n;
+      if (dryRun) res.redriven += page.length;
+      else await this.redriveEntries(p, page.map((raw) => ({ stage, raw })), res, false);
+      if (page.length < PAGE) return;
       from = `(${page[page.length - 1]![0]}`;
     }
   }
 
-  /** One pipeline of redrive scripts for one partition; returns how many this call moved. */
-  private async redriveEntries(p: number, entries: readonly { stage: string; raw: RawEntry }[], gone?: (index: number) => void): Promise<number> {
-    if (!entries.length) return 0;
+  /**
+   * One pipeline of redrive scripts for one partition. An entry gone meanwhile (another redrive,
+   * a purge) counts as missing when it was asked for by id; a refused one as failed.
+   */
+  private async redriveEntries(p: number, entries: readonly { stage: string; raw: RawEntry }[], res: RedriveResult, byId: boolean): Promise<void> {
+    if (!entries.length) return;
     const pipe = this.redis.pipeline();
     for (const { stage, raw } of entries) {
-      const origin = this.originOf(stage, p, raw);
-      void runScript(pipe, REDRIVE_SCRIPT, [this.keys.deadLetter(stage, p), origin], [raw[0]]);
+      void runScript(pipe, REDRIVE_SCRIPT, [this.keys.deadLetter(stage, p), this.originOf(stage, p, raw)], [raw[0]]);
     }
-    const replies = await execAll(pipe);
-    let n = 0;
-    replies.forEach((r, i) => {
-      if (r) n++;
-      else gone?.(i); // another redrive or a purge got there first
+    const replies = (await pipe.exec()) ?? [];
+    replies.forEach(([err, moved], i) => {
+      const id = `${entries[i]!.stage}/${p}/${entries[i]!.raw[0]}`;
+      if (err) res.failed.push({ id, error: err.message });
+      else if (moved) res.redriven++;
+      else if (byId) res.missing.push(id);
     });
-    return n;
   }
 
   /**
@@ -304,10 +306,6 @@ export class DeadLetters {
       fields: f,
     };
   }
-}
-
-function sum(ns: readonly number[]): number {
-  return ns.reduce((a, b) => a + b, 0);
 }
 
 function toRecord(raw: readonly string[]): Record<string, string> {

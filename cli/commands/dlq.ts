@@ -82,9 +82,12 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
   const env = readEnv(io.env);
   const topology = loadTopology(values.topology ?? env.topologyPath);
   const redis = connectRedis(env, { name: 'rill:dlq', lazyConnect: true, offlineQueue: false, retriesPerRequest: 0 });
-  redis.on('error', () => undefined); // reported by the failing command instead
+  let cause: Error | undefined;
+  redis.on('error', (err: Error) => (cause ??= err)); // reported once, below, by the failing call
   try {
-    await redis.connect();
+    await redis.connect().catch((err: unknown) => {
+      throw cause ?? err; // "Connection is closed" says less than the ECONNREFUSED behind it
+    });
     const dlq = new DeadLetters(redis, new Keys(env.prefix), topology);
     const out = (s: string) => io.stdout.write(`${s}\n`);
     switch (action) {
@@ -167,6 +170,7 @@ async function redrive(dlq: DeadLetters, values: Values, since: number | undefin
     res = await dlq.redrive({ all: true, stage: values.stage, since }, { dryRun });
   }
   out(dryRun ? `would redrive ${plural(res.redriven)} (dry run; nothing changed)` : `redrove ${plural(res.redriven)}`);
+  if (res.failed.length) throw new Error(`${plural(res.failed.length)} not redriven: ${res.failed.map((f) => `${f.id} (${f.error})`).join(', ')}`);
   if (res.missing.length) throw new ConfigError(`not found (redriven or purged already?): ${res.missing.join(', ')}`);
   return 0;
 }

@@ -34,6 +34,8 @@ export interface RetentionOptions {
   intervalMs?: number;
   /** Clock for max_age (tests). */
   now?: () => number;
+  /** Asked before each timed pass; false skips it (another process leads this interval). */
+  shouldRun?: () => Promise<boolean>;
 }
 
 export interface StreamTrim {
@@ -141,7 +143,8 @@ export function startRetention(o: RetentionOptions): RetentionHandle {
     timer.unref(); // retention never keeps a process alive
   };
   const tick = () => {
-    running = runOnce().then(
+    const lead = o.shouldRun ? o.shouldRun() : Promise.resolve(true);
+    running = lead.then((yes) => (yes ? runOnce() : { more: false })).then(
       (r) => schedule(r.more ? Math.min(CATCH_UP_MS, intervalMs) : intervalMs),
       (err: unknown) => {
         o.logger.error({ err }, 'retention pass failed; trying again next interval');
