@@ -1,5 +1,5 @@
 // The package's public surface for processor plugins: `import type { ProcessorFactory } from 'rill'`.
-export type { Processor, ProcessorFactory, ProcessorContext, Outcome, StreamEvent } from './processor.ts';
-export type { TransactionEvent, TransactionType, TransactionStatus } from './event.ts';
+export type { Processor, ProcessorFactory, ProcessorContext, Outcome, StreamEvent, Emitted } from './processor.ts';
+export type { TransactionEvent, TransactionType, TransactionStatus, LedgerLine } from './event.ts';
 export { RetryableError, FatalError, BackpressureError } from './errors.ts';
 export { outcomeFromError } from './processor.ts';

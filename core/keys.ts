@@ -28,6 +28,11 @@ export class Keys {
     return `${this.prefix}:{${partition}}:lease:${stage}`;
   }
 
+  /** A processor's own state for one partition, e.g. partitioned(3, 'wallet', merchant). */
+  partitioned(partition: number, ...parts: string[]): string {
+    return [`${this.prefix}:{${partition}}`, ...parts].join(':');
+  }
+
   /** Keys outside any partition (heartbeats, leader locks, settings). */
   global(...parts: string[]): string {
     return [this.prefix, 'g', ...parts].join(':');

@@ -4,6 +4,7 @@ import type { ZodType } from 'zod';
 import type { Logger } from './logger.ts';
 import type { RedisClient } from './redis.ts';
 import type { Keys } from './keys.ts';
+import type { Registry } from './metrics.ts';
 import type { TransactionEvent } from './event.ts';
 import { FatalError, RetryableError } from './errors.ts';
 
@@ -20,9 +21,15 @@ export interface StreamEvent<T = TransactionEvent> {
   deliveries: number;
 }
 
+/** An extra event a processor sends to another topic (an alert), in the same partition. */
+export interface Emitted {
+  topic: string;
+  event: { id: string; type: string } & Record<string, unknown>;
+}
+
 export type Outcome<T = TransactionEvent> =
-  /** Done: append `event` to the stage's output topic and acknowledge the input. */
-  | { kind: 'ok'; event: T }
+  /** Done: append `event` to the stage's output topic (and `emit` to theirs) and acknowledge the input. */
+  | { kind: 'ok'; event: T; emit?: Emitted[] }
   /** Try again later, with backoff, until the stage's attempts run out. */
   | { kind: 'retry'; error: Error }
   /** Never going to work: dead-letter now. */
@@ -39,6 +46,10 @@ export interface ProcessorContext {
   redis: RedisClient;
   /** Key names under this instance's prefix, for the processor's own state. */
   keys: Keys;
+  /** The topology's topic names, to check a topic named in the processor's config. */
+  topics: readonly string[];
+  /** The process's metrics registry, for the processor's own instruments. */
+  registry: Registry;
   logger: Logger;
 }
 

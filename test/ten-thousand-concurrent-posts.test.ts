@@ -9,6 +9,7 @@ import type { RillProcess } from './helpers/rill-process.ts';
 import { waitFor } from './helpers/wait.ts';
 import { outstanding } from './helpers/pipeline.ts';
 import { merchantIds, sampleBody } from './helpers/transactions.ts';
+import { ENGINE_TOPOLOGY } from './helpers/topology-file.ts';
 import { startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
 import { createApiKey } from '../ingest/auth/index.ts';
@@ -21,8 +22,9 @@ let worker: RillProcess;
 
 before(async () => {
   inst = await createInstance('tenk');
-  ingest = await startTestIngest(inst);
-  worker = spawnRill(['worker', '--consumer', 'w1'], inst.vars);
+  // the engine topology (validate → sink): any mix of types flows straight through
+  ingest = await startTestIngest(inst, { topology: ENGINE_TOPOLOGY });
+  worker = spawnRill(['worker', '--consumer', 'w1'], { ...inst.vars, RILL_TOPOLOGY: ENGINE_TOPOLOGY });
 });
 
 after(async () => {

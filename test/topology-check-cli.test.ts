@@ -29,7 +29,7 @@ test('check of the shipped topology: exit 0 and a summary on stdout', async () =
   assert.equal(r.stderr, '');
   assert.match(r.stdout, /^topology\.yaml: ok\n/);
   assert.match(r.stdout, /transactions → \[validate: validate,/);
-  assert.match(r.stdout, /validated → \[postgres: postgres table transactions/);
+  assert.match(r.stdout, /settled → \[postgres: postgres table transactions/);
 });
 
 test('the file defaults to RILL_TOPOLOGY, then ./topology.yaml', async () => {

@@ -8,7 +8,7 @@ import type { TestInstance } from './helpers/instance.ts';
 import { waitFor } from './helpers/wait.ts';
 import { deadLetters, outstanding } from './helpers/pipeline.ts';
 import { merchantIds, sampleBody } from './helpers/transactions.ts';
-import { SHIPPED_TOPOLOGY } from './helpers/topology-file.ts';
+import { ENGINE_TOPOLOGY } from './helpers/topology-file.ts';
 import { loadTopology } from '../core/topology/load.ts';
 import { createLogger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
@@ -28,7 +28,7 @@ after(async () => {
 });
 
 test('invalid events are dead-lettered with their reason; valid ones reach Postgres', async () => {
-  const topology = loadTopology(SHIPPED_TOPOLOGY);
+  const topology = loadTopology(ENGINE_TOPOLOGY);
   const appender = new EventAppender(inst.redis, topology, inst.keys, { timeoutMs: 5_000 });
   const merchants = merchantIds(10);
   const bad: [TransactionBody, RegExp][] = [

@@ -9,7 +9,7 @@ import type { Keys } from '../keys.ts';
 import type { Logger } from '../logger.ts';
 import type { Registry } from '../metrics.ts';
 import { counter, histogram, LATENCY_BUCKETS } from '../metrics.ts';
-import type { Outcome, Processor, StreamEvent } from '../processor.ts';
+import type { Emitted, Outcome, Processor, StreamEvent } from '../processor.ts';
 import { outcomeFromError } from '../processor.ts';
 import type { StageConfig, Topology } from '../topology/schema.ts';
 import type { TransactionEvent } from '../event.ts';
@@ -260,7 +260,7 @@ export class StageRunner {
       this.localRetries.delete(raw.id);
       if (outcome.kind === 'ok') {
         counts.ok++;
-        settlement.add(raw, [this.forward(raw, outcome.event)]);
+        settlement.add(raw, [this.forward(raw, outcome.event), ...(outcome.emit ?? []).map((e) => this.emitted(raw, e))]);
       } else {
         counts.dead_letter++;
         const error = outcome.kind === 'retry' ? new Error(`${outcome.error.message} (gave up after ${attempt} attempts)`, { cause: outcome.error }) : outcome.error;
@@ -281,6 +281,13 @@ export class StageRunner {
     const topic = routed ?? this.o.config.output;
     const tp = raw.fields ? fieldsToMap(raw.fields).get(F_TRACE) : undefined;
     return { op: 'x', key: this.o.keys.lane(topic, raw.partition, this.lanes.laneOf(event.type)), fields: entryArgs({ tx: event.id, ev: JSON.stringify(event), tp }) };
+  }
+
+  /** A processor's extra event, appended in the same partition (same script, same slot). */
+  private emitted(raw: RawEntry, e: Emitted): Output {
+    if (!this.o.topology.topics[e.topic]) throw new Error(`stage ${this.o.name} emitted to undeclared topic "${e.topic}"`);
+    const tp = raw.fields ? fieldsToMap(raw.fields).get(F_TRACE) : undefined;
+    return { op: 'x', key: this.o.keys.lane(e.topic, raw.partition, this.lanes.laneOf(e.event.type)), fields: entryArgs({ tx: e.event.id, ev: JSON.stringify(e.event), tp }) };
   }
 
   /** A retry waits in the delay set, keeping its attempts and first failure time. */

@@ -169,7 +169,7 @@ function checkCycles(t: Topology): PathProblem[] {
 function checkReaders(t: Topology): PathProblem[] {
   const read = new Set([...Object.values(t.stages).map((s) => s.input), ...Object.values(t.sinks).map((s) => s.input)]);
   return Object.keys(t.topics)
-    .filter((name) => !read.has(name))
+    .filter((name) => !read.has(name) && !t.topics[name]!.external)
     .map((name) => ({
       path: ['topics', name],
       at: 'key' as const,

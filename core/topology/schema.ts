@@ -43,6 +43,7 @@ export const TopicSchema = z
   .object({
     partitions: z.number().int().min(1).max(1024).describe('Partition count; every topic of a topology has the same one.'),
     retention: RetentionSchema.optional(),
+    external: z.boolean().default(false).describe('Read outside the topology (the data team\'s tap, alert delivery): no stage or sink needs to read it.'),
   })
   .strict();
 

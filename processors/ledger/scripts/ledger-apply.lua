@@ -1,0 +1,84 @@
+--[[
+  Apply one partition's batch of transactions to the merchants' wallets, in order, atomically.
+    payin       credits the wallet and becomes refundable
+    payout      debits it, or fails when it would overdraw
+    refund,     debit the wallet against a succeeded payin of the same merchant (reference = its
+    chargeback  tx id) with enough unrefunded amount; a payin not seen yet means "retry later",
+                and blocks the rest of that input stream in this batch (per-merchant order)
+  Idempotent: each decided transaction is recorded; a redelivery gets the same answer, applied once.
+  Low balance: the first debit that takes a wallet under its threshold raises an alert; the wallet
+  re-arms when it is back at or above it (one alert per dip, no storm).
+
+  Variable key count: for each event i, KEYS[4i-3] wallet hash (currency → balance),
+    KEYS[4i-2] refundable payins hash (payin tx id → "remaining:currency"),
+    KEYS[4i-1] decision record of this tx, KEYS[4i] set of currencies alerted low.
+  ARGV[1] record TTL (ms)   ARGV[2] JSON thresholds {"default": n, "USD": n, ...}
+  ARGV[3..] per event, 6 values: type, amount, currency, reference, input stream tag, tx id
+  Returns per event {outcome, detail, balance, alerted}: outcome "ok" | "failed" | "retry" | "wait"
+  ("wait": behind a retry in its stream, not looked at).
+]]
+local ttl = ARGV[1]
+local thresholds = cjson.decode(ARGV[2])
+local blocked = {}
+local out = {}
+local n = #KEYS / 4
+for i = 1, n do
+  local wallet, payins, rec, alerted = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1], KEYS[4 * i]
+  local a = 2 + 6 * (i - 1)
+  local typ, amount, cur, ref, stream = ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
+  local tx = ARGV[a + 6]
+  if blocked[stream] then
+    out[i] = { 'wait', '', 0, 0 }
+  else
+    local known = redis.call('GET', rec)
+    if known then
+      local o, bal, detail = string.match(known, '^(%a+)|(-?%d+)|(.*)$')
+      out[i] = { o, detail, tonumber(bal), 0 }
+    else
+      local bal = tonumber(redis.call('HGET', wallet, cur) or '0')
+      local outcome, detail, debit = 'ok', '', false
+      if typ == 'payin' then
+        bal = bal + amount
+        redis.call('HSET', payins, tx, amount .. ':' .. cur)
+      elseif typ == 'payout' then
+        if amount > bal then
+          outcome, detail = 'failed', 'insufficient funds: balance ' .. bal .. ' ' .. cur .. ', payout ' .. amount
+        else
+          bal, debit = bal - amount, true
+        end
+      else
+        local p = redis.call('HGET', payins, ref)
+        if not p then
+          outcome, detail = 'retry', 'payin ' .. ref .. ' not found (yet) for this merchant'
+          blocked[stream] = true
+        else
+          local remaining, pcur = string.match(p, '^(%d+):(%a+)$')
+          remaining = tonumber(remaining)
+          if pcur ~= cur then
+            outcome, detail = 'failed', typ .. ' currency ' .. cur .. ' differs from the payin currency ' .. pcur
+          elseif amount > remaining then
+            outcome, detail = 'failed', typ .. ' of ' .. amount .. ' exceeds the refundable ' .. remaining .. ' of payin ' .. ref
+          else
+            redis.call('HSET', payins, ref, (remaining - amount) .. ':' .. pcur)
+            bal, debit = bal - amount, true
+          end
+        end
+      end
+      local alert = 0
+      if outcome ~= 'retry' then
+        redis.call('HSET', wallet, cur, bal)
+        redis.call('SET', rec, outcome .. '|' .. bal .. '|' .. detail, 'PX', ttl)
+        local threshold = thresholds[cur] or thresholds['default']
+        if threshold then
+          if bal < threshold then
+            if debit and redis.call('SADD', alerted, cur) == 1 then alert = 1 end
+          else
+            redis.call('SREM', alerted, cur)
+          end
+        end
+      end
+      out[i] = { outcome, detail, bal, alert }
+    end
+  end
+end
+return out

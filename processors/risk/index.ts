@@ -1,0 +1,67 @@
+// risk: velocity rules per merchant (count and amount per sliding minute and hour, kept in Redis)
+// give each transaction a score 0–100. Above the threshold it ends `failed` with the reason: a
+// business outcome, passed on (not retried, not dead-lettered) so the sink records it.
+import { z } from 'zod';
+import type { Outcome, ProcessorFactory, StreamEvent } from '../../core/processor.ts';
+import { defineScripts, readScripts, runScript } from '../../core/redis.ts';
+
+const SCRIPTS = readScripts(new URL('./scripts/', import.meta.url));
+const RISK_SCORE = SCRIPTS.find((s) => s.name === 'riskScore')!;
+
+const ConfigSchema = z
+  .object({
+    per_minute_count: z.number().int().positive().default(600),
+    per_minute_amount: z.number().int().positive().default(100_000_000),
+    per_hour_count: z.number().int().positive().default(10_000),
+    per_hour_amount: z.number().int().positive().default(1_000_000_000),
+    /** Scores above this fail the transaction. 50 = at a limit, 100 = twice a limit. */
+    threshold: z.number().int().min(0).max(100).default(75),
+  })
+  .strict();
+
+export type RiskConfig = z.output<typeof ConfigSchema>;
+
+export const riskProcessor: ProcessorFactory<RiskConfig> = {
+  name: 'risk',
+  configSchema: ConfigSchema,
+  create(config, ctx) {
+    defineScripts(ctx.redis, SCRIPTS);
+    const limits = [config.per_minute_count, config.per_minute_amount, config.per_hour_count, config.per_hour_amount];
+    return {
+      async process(batch: readonly StreamEvent[]): Promise<Outcome[]> {
+        // one script per partition (its keys share the partition's hash tag), all in one pipeline
+        const byPartition = new Map<number, number[]>();
+        batch.forEach((e, i) => {
+          if (e.event.status === 'failed') return; // already decided upstream
+          byPartition.set(e.partition, [...(byPartition.get(e.partition) ?? []), i]);
+        });
+        const pipe = ctx.redis.pipeline();
+        const order: number[][] = [];
+        const now = Date.now();
+        for (const [p, idx] of byPartition) {
+          const keys = idx.flatMap((i) => [
+            ctx.keys.partitioned(p, 'vel', batch[i]!.event.merchant_id),
+            ctx.keys.partitioned(p, 'risk', batch[i]!.txId),
+          ]);
+          void runScript(pipe, RISK_SCORE, keys, [now, 86_400_000, ...limits, ...idx.map((i) => batch[i]!.event.amount)]);
+          order.push(idx);
+        }
+        const scores = new Map<number, number>();
+        ((await pipe.exec()) ?? []).forEach(([err, res], k) => {
+          if (err) throw err;
+          (res as number[]).forEach((score, j) => scores.set(order[k]![j]!, score));
+        });
+        return batch.map((e, i): Outcome => {
+          const score = scores.get(i);
+          if (score === undefined) return { kind: 'ok', event: e.event };
+          if (score > config.threshold) {
+            return { kind: 'ok', event: { ...e.event, risk_score: score, status: 'failed', failure_reason: `risk: velocity score ${score} above ${config.threshold}` } };
+          }
+          return { kind: 'ok', event: { ...e.event, risk_score: score } };
+        });
+      },
+    };
+  },
+};
+
+export default riskProcessor;

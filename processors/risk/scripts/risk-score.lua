@@ -1,0 +1,59 @@
+--[[
+  Velocity scoring for one partition's batch of events, in order. Per merchant, a hash of time
+  buckets (10 s buckets for the sliding minute, 1 min buckets for the sliding hour) counts events
+  and sums amounts; an event's score compares the windows, with it included, to the limits.
+  Idempotent: a redelivered event gets the score it got the first time and counts once.
+
+  Variable key count: for each event i, KEYS[2i-1] = its merchant's velocity hash,
+                                        KEYS[2i]   = its score record (tx id).
+  ARGV[1] now (ms)   ARGV[2] record TTL (ms)
+  ARGV[3..6] limits: per_minute_count, per_minute_amount, per_hour_count, per_hour_amount
+  ARGV[7..]  per event: amount
+  Returns per event: score 0..100 (integer): 50 at a limit, 100 at twice a limit or more.
+]]
+local now = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local lim = { tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]) }
+local sec10 = math.floor(now / 10000)
+local min1 = math.floor(now / 60000)
+local out = {}
+local n = #KEYS / 2
+for i = 1, n do
+  local vel, rec = KEYS[2 * i - 1], KEYS[2 * i]
+  local known = redis.call('GET', rec)
+  if known then
+    out[i] = tonumber(known)
+  else
+    local amount = tonumber(ARGV[6 + i])
+    local mc, ma, hc, ha = 1, amount, 1, amount
+    local flat = redis.call('HGETALL', vel)
+    for j = 1, #flat, 2 do
+      local f, v = flat[j], tonumber(flat[j + 1])
+      local kind, bucket, what = string.match(f, '^(%a):(%d+):(%a)$')
+      bucket = tonumber(bucket)
+      if kind == 's' then
+        if bucket > sec10 - 6 then
+          if what == 'c' then mc = mc + v else ma = ma + v end
+        else
+          redis.call('HDEL', vel, f)
+        end
+      elseif kind == 'm' then
+        if bucket > min1 - 60 then
+          if what == 'c' then hc = hc + v else ha = ha + v end
+        else
+          redis.call('HDEL', vel, f)
+        end
+      end
+    end
+    redis.call('HINCRBY', vel, 's:' .. sec10 .. ':c', 1)
+    redis.call('HINCRBY', vel, 's:' .. sec10 .. ':a', amount)
+    redis.call('HINCRBY', vel, 'm:' .. min1 .. ':c', 1)
+    redis.call('HINCRBY', vel, 'm:' .. min1 .. ':a', amount)
+    redis.call('PEXPIRE', vel, 3600000)
+    local ratio = math.max(mc / lim[1], ma / lim[2], hc / lim[3], ha / lim[4])
+    local score = math.min(100, math.floor(ratio * 50 + 0.5))
+    redis.call('SET', rec, score, 'PX', ttl)
+    out[i] = score
+  end
+end
+return out
