@@ -43,7 +43,7 @@ export const riskProcessor: ProcessorFactory<RiskConfig> = {
             ctx.keys.partitioned(p, 'vel', batch[i]!.event.merchant_id),
             ctx.keys.partitioned(p, 'risk', batch[i]!.txId),
           ]);
-          void runScript(pipe, RISK_SCORE, keys, [now, 86_400_000, ...limits, ...idx.map((i) => batch[i]!.event.amount)]);
+          void runScript(pipe, RISK_SCORE, keys, [now, 86_400_000, ...limits, config.threshold, ...idx.map((i) => batch[i]!.event.amount)]);
           order.push(idx);
         }
         const scores = new Map<number, number>();

@@ -3,12 +3,15 @@
   buckets (10 s buckets for the sliding minute, 1 min buckets for the sliding hour) counts events
   and sums amounts; an event's score compares the windows, with it included, to the limits.
   Idempotent: a redelivered event gets the score it got the first time and counts once.
+  A rejected event (score above the threshold) does not count toward the windows: velocity
+  measures the volume the merchant actually moves, and one blocked attempt must not block the rest.
 
   Variable key count: for each event i, KEYS[2i-1] = its merchant's velocity hash,
                                         KEYS[2i]   = its score record (tx id).
   ARGV[1] now (ms)   ARGV[2] record TTL (ms)
   ARGV[3..6] limits: per_minute_count, per_minute_amount, per_hour_count, per_hour_amount
-  ARGV[7..]  per event: amount
+  ARGV[7]    threshold
+  ARGV[8..]  per event: amount
   Returns per event: score 0..100 (integer): 50 at a limit, 100 at twice a limit or more.
 ]]
 local now = tonumber(ARGV[1])
@@ -24,7 +27,7 @@ for i = 1, n do
   if known then
     out[i] = tonumber(known)
   else
-    local amount = tonumber(ARGV[6 + i])
+    local amount = tonumber(ARGV[7 + i])
     local mc, ma, hc, ha = 1, amount, 1, amount
     local flat = redis.call('HGETALL', vel)
     for j = 1, #flat, 2 do
@@ -45,13 +48,15 @@ for i = 1, n do
         end
       end
     end
-    redis.call('HINCRBY', vel, 's:' .. sec10 .. ':c', 1)
-    redis.call('HINCRBY', vel, 's:' .. sec10 .. ':a', amount)
-    redis.call('HINCRBY', vel, 'm:' .. min1 .. ':c', 1)
-    redis.call('HINCRBY', vel, 'm:' .. min1 .. ':a', amount)
-    redis.call('PEXPIRE', vel, 3600000)
     local ratio = math.max(mc / lim[1], ma / lim[2], hc / lim[3], ha / lim[4])
     local score = math.min(100, math.floor(ratio * 50 + 0.5))
+    if score <= tonumber(ARGV[7]) then
+      redis.call('HINCRBY', vel, 's:' .. sec10 .. ':c', 1)
+      redis.call('HINCRBY', vel, 's:' .. sec10 .. ':a', amount)
+      redis.call('HINCRBY', vel, 'm:' .. min1 .. ':c', 1)
+      redis.call('HINCRBY', vel, 'm:' .. min1 .. ':a', amount)
+      redis.call('PEXPIRE', vel, 3600000)
+    end
     redis.call('SET', rec, score, 'PX', ttl)
     out[i] = score
   end
