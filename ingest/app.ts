@@ -1,8 +1,9 @@
 // The ingest HTTP app (design §3): wiring only. Each concern lives in its own module: auth/,
-// body.ts (415/413), validation.ts (400), append.ts (Redis), problem.ts (every error's shape).
+// body.ts (415/413), validation.ts (400), append.ts (Redis, and the rate limit: 429),
+// backpressure/ (load shedding: 503), problem.ts (every error's shape).
 import { STATUS_CODES } from 'node:http';
 import { Hono } from 'hono';
-import type { Context } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { methodNotAllowed as allowOnly } from 'hono/method-not-allowed';
 import type { RillEnv } from '../core/config.ts';
@@ -14,6 +15,8 @@ import type { PgPool } from '../core/postgres.ts';
 import type { RedisClient } from '../core/redis.ts';
 import type { Topology } from '../core/topology/schema.ts';
 import { EventAppender } from './append.ts';
+import { shedLoad } from './backpressure/middleware.ts';
+import type { LoadGate } from './backpressure/shedder.ts';
 import { bearerAuth } from './auth/index.ts';
 import type { AuthEnv, KeyStore } from './auth/index.ts';
 import { closeAfterUnreadUpload, requireJson } from './body.ts';
@@ -21,11 +24,14 @@ import { ingestMetrics, recordRequests } from './metrics.ts';
 import {
   methodNotAllowed,
   notFound,
+  overloaded,
   problemResponse,
   ProblemError,
   problemType,
   serviceUnavailable,
+  tooManyRequests,
 } from './problem.ts';
+import { RateLimitedError } from './rate-limit.ts';
 import { opsRoutes } from './routes/ops.ts';
 import { postTransaction } from './routes/transactions.ts';
 
@@ -54,6 +60,8 @@ export interface IngestDeps {
   logger: Logger;
   keyStore: KeyStore;
   limits?: Partial<IngestLimits>;
+  /** Load shedding (backpressure/): startIngest runs a LoadShedder unless one is given here. */
+  load?: LoadGate;
 }
 
 export type IngestApp = Hono<AuthEnv>;
@@ -77,8 +85,10 @@ export function createIngestApp(deps: IngestDeps): IngestApp {
     }),
   );
 
+  const shed: MiddlewareHandler = deps.load ? shedLoad(deps.load) : (_c, next) => next();
   app.post(
     '/v1/transactions',
+    shed, // first: an overloaded ingest spends nothing on a request it will refuse
     bearerAuth(deps.keyStore, 'merchant'),
     requireJson(),
     postTransaction(appender, metrics, limits.maxBodyBytes),
@@ -91,6 +101,7 @@ export function createIngestApp(deps: IngestDeps): IngestApp {
       registry: deps.registry,
       timeoutMs: limits.dependencyTimeoutMs,
       retryAfterSeconds: limits.retryAfterSeconds,
+      ...(deps.load ? { load: deps.load } : {}),
     }),
   );
 
@@ -110,9 +121,19 @@ function toProblem(err: Error, c: Context, log: Logger, limits: IngestLimits): R
       return problemResponse({ type: problemType('http-error'), title, status, detail: err.message || `${title}.` });
     }
   }
+  if (err instanceof RateLimitedError) {
+    const { per_second, burst } = err.limit;
+    const wait = err.retryAfterSeconds;
+    return problemResponse(
+      tooManyRequests(`Merchant ${err.merchantId} is over its rate limit (${per_second}/s, burst ${burst}); retry in ${wait} s.`).problem,
+      { 'retry-after': String(wait) },
+    );
+  }
   if (err instanceof BackpressureError) {
-    log.warn({ reason: err.message }, 'shedding load');
-    return problemResponse(serviceUnavailable('The service is over capacity; retry later.').problem, {
+    // one line per refused request would flood the logs exactly when it hurts: the shedder logs
+    // when shedding starts and stops
+    log.debug({ reason: err.message }, 'load shed');
+    return problemResponse(overloaded('The service is over capacity; retry later.').problem, {
       'retry-after': String(Math.max(1, Math.ceil(err.retryAfterSeconds))),
     });
   }

@@ -1,5 +1,7 @@
 // Appending accepted transactions to the ingest topic: picks partition and lane, builds the
-// stream entry and writes it in ONE Redis round trip (XADD, or the idempotent-append script).
+// stream entry and writes it in ONE Redis round trip: a script that takes a token from the
+// merchant's rate-limit bucket and appends (scripts/append-event-2.lua), or the same behind an
+// Idempotency-Key check (scripts/idempotent-append-3.lua).
 import { entryArgs } from '../core/entry.ts';
 import { ConfigError } from '../core/errors.ts';
 import type { TransactionEvent } from '../core/event.ts';
@@ -8,13 +10,16 @@ import { LaneMap } from '../core/lanes.ts';
 import { partitionOf } from '../core/partition.ts';
 import { defineScripts, readScripts, runScript } from '../core/redis.ts';
 import type { RedisClient, ScriptSource } from '../core/redis.ts';
-import type { Topology } from '../core/topology/schema.ts';
+import type { RateLimitConfig, Topology } from '../core/topology/schema.ts';
 import { fingerprint } from './idempotency.ts';
+import { IngestKeys } from './keys.ts';
+import { bucketArgs, RateLimitedError } from './rate-limit.ts';
 import { withTimeout } from './timeout.ts';
 import { newTxId } from './tx-id.ts';
 import type { TransactionBody } from './validation.ts';
 
 const SCRIPTS = readScripts(new URL('./scripts/', import.meta.url));
+const APPEND = script('appendEvent');
 const IDEMPOTENT_APPEND = script('idempotentAppend');
 
 function script(name: string): ScriptSource {
@@ -46,11 +51,13 @@ export class EventAppender {
   private readonly partitions: number;
   private readonly lanes: LaneMap;
   private readonly idempotencyTtlMs: number;
+  private readonly rateLimit: RateLimitConfig;
+  private readonly keys: IngestKeys;
 
   constructor(
     private readonly redis: RedisClient,
     topology: Topology,
-    private readonly keys: Keys,
+    keys: Keys,
     private readonly opts: AppenderOptions,
   ) {
     const topic = topology.topics[topology.ingest.topic];
@@ -59,6 +66,8 @@ export class EventAppender {
     this.partitions = topic.partitions;
     this.lanes = new LaneMap(topology.priorities);
     this.idempotencyTtlMs = topology.ingest.idempotency_ttl;
+    this.rateLimit = topology.ingest.rate_limit;
+    this.keys = new IngestKeys(keys.prefix);
     defineScripts(redis, SCRIPTS);
   }
 
@@ -69,40 +78,49 @@ export class EventAppender {
     return { partition, lane, stream: this.keys.lane(this.topic, partition, lane) };
   }
 
+  /** Throws RateLimitedError when the merchant's bucket is empty (nothing appended). */
   async append(body: TransactionBody, idempotencyKey?: string): Promise<AppendOutcome> {
     const route = this.route(body.merchant_id, body.type);
     const now = Date.now();
     const id = newTxId(now);
     const event: TransactionEvent = { ...body, id, ingested_at: now, status: 'accepted' };
     const fields = entryArgs({ tx: id, ev: JSON.stringify(event) });
+    const bucket = this.keys.rateLimit(route.partition, body.merchant_id);
+    const limit = bucketArgs(this.rateLimit, now);
 
-    if (idempotencyKey === undefined) {
-      // no MAXLEN: trimming here could drop entries a group has not acknowledged yet
-      const entryId = await withTimeout(this.redis.call('XADD', route.stream, '*', ...fields), this.opts.timeoutMs, 'Redis XADD');
-      return { kind: 'accepted', id, entryId: String(entryId), ...route };
+    const reply =
+      idempotencyKey === undefined
+        ? await withTimeout(runScript(this.redis, APPEND, [bucket, route.stream], [...limit, ...fields]), this.opts.timeoutMs, 'Redis append')
+        : await withTimeout(
+            runScript(this.redis, IDEMPOTENT_APPEND, [this.keys.idempotency(route.partition, body.merchant_id, idempotencyKey), bucket, route.stream], [
+              fingerprint(body),
+              id,
+              this.idempotencyTtlMs,
+              ...limit,
+              ...fields,
+            ]),
+            this.opts.timeoutMs,
+            'Redis idempotent append',
+          );
+    const out = parseReply(reply);
+    switch (out.kind) {
+      case 'accepted':
+        return { kind: 'accepted', id, entryId: out.value, ...route };
+      case 'limited':
+        throw new RateLimitedError(body.merchant_id, out.waitMs, this.rateLimit);
+      default:
+        return { kind: out.kind, id: out.value };
     }
-
-    const recordKey = this.keys.idempotency(route.partition, body.merchant_id, idempotencyKey);
-    const reply = await withTimeout(
-      runScript(this.redis, IDEMPOTENT_APPEND, [recordKey, route.stream], [
-        fingerprint(body),
-        id,
-        this.idempotencyTtlMs,
-        ...fields,
-      ]),
-      this.opts.timeoutMs,
-      'Redis idempotent append',
-    );
-    const [kind, value] = parseReply(reply);
-    if (kind === 'accepted') return { kind, id, entryId: value, ...route };
-    return { kind, id: value };
   }
 }
 
-function parseReply(reply: unknown): ['accepted' | 'replayed' | 'conflict', string] {
-  if (Array.isArray(reply) && reply.length === 2 && typeof reply[1] === 'string') {
-    const kind: unknown = reply[0];
-    if (kind === 'accepted' || kind === 'replayed' || kind === 'conflict') return [kind, reply[1]];
+type Reply = { kind: 'accepted' | 'replayed' | 'conflict'; value: string } | { kind: 'limited'; waitMs: number };
+
+function parseReply(reply: unknown): Reply {
+  if (Array.isArray(reply) && reply.length === 2) {
+    const [kind, value]: unknown[] = reply;
+    if (typeof value === 'string' && (kind === 'accepted' || kind === 'replayed' || kind === 'conflict')) return { kind, value };
+    if (kind === 'limited' && typeof value === 'number') return { kind, waitMs: value };
   }
-  throw new Error(`unexpected reply from idempotentAppend: ${JSON.stringify(reply)}`);
+  throw new Error(`unexpected reply from an append script: ${JSON.stringify(reply)}`);
 }

@@ -58,4 +58,6 @@ export const methodNotAllowed = make(405, 'method-not-allowed', 'Method Not Allo
 export const idempotencyConflict = make(409, 'idempotency-conflict', 'Idempotency-Key reused');
 export const payloadTooLarge = make(413, 'payload-too-large', 'Payload Too Large');
 export const unsupportedMediaType = make(415, 'unsupported-media-type', 'Unsupported Media Type');
+export const tooManyRequests = make(429, 'rate-limited', 'Too Many Requests');
 export const serviceUnavailable = make(503, 'service-unavailable', 'Service Unavailable');
+export const overloaded = make(503, 'overloaded', 'Service Overloaded');

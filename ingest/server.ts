@@ -1,10 +1,14 @@
 // The ingest HTTP server: @hono/node-server on node:http, with timeouts suited to an API behind a
-// load balancer and a close() that drains in-flight requests before returning.
+// load balancer, a load shedder sampling in the background, and a close() that stops it and
+// drains in-flight requests before returning.
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
-import { createIngestApp } from './app.ts';
+import { Keys } from '../core/keys.ts';
+import { createIngestApp, DEFAULT_LIMITS } from './app.ts';
 import type { IngestDeps } from './app.ts';
+import { loadSampler, pipelineKeys } from './backpressure/measure.ts';
+import { LoadShedder } from './backpressure/shedder.ts';
 
 export interface IngestServer {
   /** The bound port (the real one when started on port 0). */
@@ -19,7 +23,8 @@ export interface StartOptions {
 }
 
 export async function startIngest(deps: IngestDeps, port: number, opts: StartOptions = {}): Promise<IngestServer> {
-  const app = createIngestApp(deps);
+  const shedder = deps.load ? undefined : loadShedder(deps);
+  const app = createIngestApp(shedder ? { ...deps, load: shedder } : deps);
   const server = serve({
     fetch: app.fetch,
     port,
@@ -41,15 +46,28 @@ export async function startIngest(deps: IngestDeps, port: number, opts: StartOpt
   });
   const bound = (server.address() as AddressInfo).port;
   deps.logger.info({ component: 'ingest', port: bound }, 'ingest listening');
+  shedder?.start();
 
   let closing: Promise<void> | undefined;
   return {
     port: bound,
     close() {
-      closing ??= drain(server, opts.drainTimeoutMs ?? 10_000);
+      closing ??= Promise.all([shedder?.stop(), drain(server, opts.drainTimeoutMs ?? 10_000)]).then(() => undefined);
       return closing;
     },
   };
+}
+
+function loadShedder(deps: IngestDeps): LoadShedder {
+  const bp = deps.topology.ingest.backpressure;
+  return new LoadShedder({
+    // the ingest connection: a sample is two O(groups) commands per lane stream, in one round trip
+    measure: loadSampler(deps.redis, pipelineKeys(deps.topology, new Keys(deps.env.prefix)), bp.max_memory_bytes),
+    config: bp,
+    registry: deps.registry,
+    logger: deps.logger,
+    timeoutMs: deps.limits?.dependencyTimeoutMs ?? DEFAULT_LIMITS.dependencyTimeoutMs,
+  });
 }
 
 function drain(server: Server, timeoutMs: number): Promise<void> {

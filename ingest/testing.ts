@@ -10,6 +10,7 @@ import { loadTopology } from '../core/topology/load.ts';
 import type { Topology } from '../core/topology/schema.ts';
 import type { IngestLimits } from './app.ts';
 import { KeyStore } from './auth/key-store.ts';
+import type { LoadGate } from './backpressure/shedder.ts';
 import { startIngest } from './server.ts';
 import type { IngestServer } from './server.ts';
 
@@ -23,11 +24,18 @@ export interface TestIngest {
   keyStore: KeyStore;
 }
 
-export async function startTestIngest(
-  instance: { env: RillEnv; redis: RedisClient; pool: PgPool },
-  opts: { redis?: RedisClient; pool?: PgPool; limits?: Partial<IngestLimits> } = {},
-): Promise<TestIngest> {
-  const topology = loadTopology(TOPOLOGY_FILE);
+export interface TestIngestOptions {
+  redis?: RedisClient;
+  pool?: PgPool;
+  limits?: Partial<IngestLimits>;
+  /** A topology or the path of its file (e.g. from writeTopology); default: the shipped one. */
+  topology?: Topology | string;
+  /** Replaces the load shedder (whose sampler then does not run). */
+  load?: LoadGate;
+}
+
+export async function startTestIngest(instance: { env: RillEnv; redis: RedisClient; pool: PgPool }, opts: TestIngestOptions = {}): Promise<TestIngest> {
+  const topology = typeof opts.topology === 'object' ? opts.topology : loadTopology(opts.topology ?? TOPOLOGY_FILE);
   const registry = createRegistry();
   const keyStore = new KeyStore(instance.pool);
   const server = await startIngest(
@@ -40,6 +48,7 @@ export async function startTestIngest(
       logger: pino({ level: process.env.LOG_LEVEL || 'silent' }),
       keyStore,
       ...(opts.limits ? { limits: opts.limits } : {}),
+      ...(opts.load ? { load: opts.load } : {}),
     },
     0,
     { host: '127.0.0.1' },

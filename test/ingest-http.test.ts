@@ -145,11 +145,11 @@ describe('ingest HTTP surface', () => {
   });
 
   test('close() waits for in-flight requests, then refuses new ones', async () => {
-    // a Redis whose commands take 300 ms: the request is in flight when close() starts
+    // a Redis whose appends take 300 ms: the request is in flight when close() starts
     const slow = new Proxy(inst.redis, {
       get(target, prop, receiver) {
         const v: unknown = Reflect.get(target, prop, receiver);
-        if (prop !== 'call' || typeof v !== 'function') return v;
+        if (prop !== 'appendEvent' || typeof v !== 'function') return v;
         return async (...args: unknown[]) => {
           await new Promise((r) => setTimeout(r, 300));
           return (v as (...a: unknown[]) => Promise<unknown>).apply(target, args);

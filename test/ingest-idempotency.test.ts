@@ -10,6 +10,7 @@ import { partitionOf } from '../core/partition.ts';
 import { createApiKey } from '../ingest/auth/key-store.ts';
 import { scanPrefix, startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
+import { IngestKeys } from '../ingest/keys.ts';
 import { TX_ID_PATTERN } from '../ingest/tx-id.ts';
 
 const M = 'merchant_idem';
@@ -70,7 +71,9 @@ describe('ingest appends', () => {
     const ev = JSON.parse(fields.get('ev')!) as TransactionEvent;
     assert.ok(ev.ingested_at >= before && ev.ingested_at <= Date.now());
     assert.deepEqual(ev, { ...body, id: answer.id, ingested_at: ev.ingested_at, status: 'accepted' });
-    assert.deepEqual(await scanPrefix(inst.redis, inst.env.prefix), { keys: [stream], entries: 1 });
+    // besides the stream, only the merchant's rate-limit bucket, in the same partition slot
+    const bucket = new IngestKeys(inst.env.prefix).rateLimit(partition, M);
+    assert.deepEqual(await scanPrefix(inst.redis, inst.env.prefix), { keys: [bucket, stream].sort(), entries: 1 });
   });
 
   test('each type goes to its priority lane', async () => {

@@ -1,8 +1,10 @@
-// Operator endpoints: liveness, readiness (Redis and Postgres answer) and Prometheus metrics.
+// Operator endpoints: liveness, readiness (Redis and Postgres answer, not shedding load) and
+// Prometheus metrics.
 import { Hono } from 'hono';
 import type { Registry } from '../../core/metrics.ts';
 import type { PgPool } from '../../core/postgres.ts';
 import type { RedisClient } from '../../core/redis.ts';
+import type { LoadGate } from '../backpressure/shedder.ts';
 import { problemResponse, problemType } from '../problem.ts';
 import { withTimeout } from '../timeout.ts';
 
@@ -12,6 +14,7 @@ export interface OpsDeps {
   registry: Registry;
   timeoutMs: number;
   retryAfterSeconds: number;
+  load?: LoadGate;
 }
 
 export function opsRoutes(deps: OpsDeps): Hono {
@@ -26,10 +29,13 @@ export function opsRoutes(deps: OpsDeps): Hono {
       withTimeout(deps.pool.query('SELECT 1'), deps.timeoutMs, 'Postgres SELECT 1'),
     ]);
     const down = [redis.status === 'rejected' ? 'redis' : '', postgres.status === 'rejected' ? 'postgres' : ''].filter(Boolean);
-    if (down.length === 0) return c.json({ status: 'ready' });
+    const load = deps.load?.state;
+    if (down.length === 0 && !load?.shedding) return c.json({ status: 'ready' });
+    const why = [down.length ? `Unreachable: ${down.join(', ')}.` : '', load?.shedding ? `Shedding load: ${load.reasons.join('; ')}.` : ''];
+    const retryAfter = down.length || !deps.load ? deps.retryAfterSeconds : deps.load.retryAfterSeconds;
     return problemResponse(
-      { type: problemType('not-ready'), title: 'Not Ready', status: 503, detail: `Unreachable: ${down.join(', ')}.` },
-      { 'retry-after': String(deps.retryAfterSeconds) },
+      { type: problemType('not-ready'), title: 'Not Ready', status: 503, detail: why.filter(Boolean).join(' ') },
+      { 'retry-after': String(retryAfter) },
     );
   });
 

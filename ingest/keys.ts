@@ -1,0 +1,9 @@
+// Ingest's own Redis key names, beside core's (same pattern: a key of partition i carries {i}).
+import { Keys } from '../core/keys.ts';
+
+export class IngestKeys extends Keys {
+  /** A merchant's rate-limit bucket, in its partition beside the streams it guards: rill:{7}:rl:m_001 */
+  rateLimit(partition: number, merchantId: string): string {
+    return `${this.prefix}:{${partition}}:rl:${merchantId}`;
+  }
+}
