@@ -30,8 +30,12 @@ export interface Emitted {
 export type Outcome<T = TransactionEvent> =
   /** Done: append `event` to the stage's output topic (and `emit` to theirs) and acknowledge the input. */
   | { kind: 'ok'; event: T; emit?: Emitted[] }
-  /** Try again later, with backoff, until the stage's attempts run out. */
-  | { kind: 'retry'; error: Error }
+  /**
+   * Try again later, with backoff, until the stage's attempts run out. `deferred`: the processor
+   * did not try this event at all (it waits behind an earlier one of its partition that must go
+   * first), so the wait costs it no attempt.
+   */
+  | { kind: 'retry'; error: Error; deferred?: boolean }
   /** Never going to work: dead-letter now. */
   | { kind: 'fatal'; error: Error };
 

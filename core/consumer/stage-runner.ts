@@ -243,16 +243,16 @@ export class StageRunner {
       }
       const outcome = outcomes[i]!;
       const attempt = this.attemptOf(raw);
-      if (outcome.kind === 'retry' && attempt < retry.attempts) {
+      if (outcome.kind === 'retry' && (outcome.deferred || attempt < retry.attempts)) {
         counts.retry++;
         const wait = backoffMs(attempt, retry);
         if (this.leases) {
-          this.localRetries.set(raw.id, (this.localRetries.get(raw.id) ?? 0) + 1);
+          if (!outcome.deferred) this.localRetries.set(raw.id, (this.localRetries.get(raw.id) ?? 0) + 1);
           this.held.set(raw.stream, { entries: [raw], dueAt: now + wait });
           this.reader.paused.add(raw.stream);
           blocked.add(raw.stream);
         } else {
-          settlement.add(raw, [this.parkForRetry(raw, attempt, now + wait, now)]);
+          settlement.add(raw, [this.parkForRetry(raw, outcome.deferred ? attempt - 1 : attempt, now + wait, now)]);
           this.nextMoveAt = Math.min(this.nextMoveAt, now + wait);
         }
         return;

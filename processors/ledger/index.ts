@@ -93,7 +93,7 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
           if (!r) return { kind: 'ok', event: e.event };
           const [outcome, detail, balance, alerted] = r;
           if (outcome === 'retry') return { kind: 'retry', error: new PayinNotFoundError(detail) };
-          if (outcome === 'wait') return { kind: 'retry', error: new RetryableError('waiting behind an earlier transaction of this partition') };
+          if (outcome === 'wait') return { kind: 'retry', deferred: true, error: new RetryableError('waiting behind an earlier transaction of this partition') };
           if (outcome === 'failed') {
             return { kind: 'ok', event: { ...e.event, status: 'failed', failure_reason: `ledger: ${detail}` } };
           }
