@@ -216,7 +216,7 @@ export class DeadLetters {
     if (!entries.length) return;
     const pipe = this.redis.pipeline();
     for (const { stage, raw } of entries) {
-      void runScript(pipe, REDRIVE_SCRIPT, [this.keys.deadLetter(stage, p), this.originOf(stage, p, raw)], [raw[0]]);
+      void runScript(pipe, REDRIVE_SCRIPT, [this.keys.deadLetter(stage, p), this.originOf(stage, p, raw), this.keys.deadLetterIndex(p)], [raw[0]]);
     }
     const replies = (await pipe.exec()) ?? [];
     replies.forEach(([err, moved], i) => {

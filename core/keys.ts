@@ -13,6 +13,11 @@ export class Keys {
     return `${this.prefix}:{${partition}}:dlq:${stage}`;
   }
 
+  /** Which transactions of a partition were dead-lettered, by tx id (for status lookups). */
+  deadLetterIndex(partition: number): string {
+    return `${this.prefix}:{${partition}}:dlq-index`;
+  }
+
   /** A stage's delay set (retries waiting for their time) for one partition. */
   delay(stage: string, partition: number): string {
     return `${this.prefix}:{${partition}}:delay:${stage}`;

@@ -46,9 +46,12 @@ test('running the redrive script twice for one dead letter appends once', async 
   new DeadLetters(inst.redis, inst.keys, topology); // defines the script on the connection
   const dlqKey = inst.keys.deadLetter('validate', P);
   const origin = inst.keys.lane('transactions', P, 'normal');
+  const index = inst.keys.deadLetterIndex(P);
   const id = await deadLetter('tx_twice');
-  const first = await runScript(inst.redis, REDRIVE_SCRIPT, [dlqKey, origin], [id]);
-  const second = await runScript(inst.redis, REDRIVE_SCRIPT, [dlqKey, origin], [id]);
+  await inst.redis.hset(index, 'tx_twice', '{"stage":"validate"}');
+  const first = await runScript(inst.redis, REDRIVE_SCRIPT, [dlqKey, origin, index], [id]);
+  const second = await runScript(inst.redis, REDRIVE_SCRIPT, [dlqKey, origin, index], [id]);
+  assert.equal(await inst.redis.hexists(index, 'tx_twice'), 0, 'its dead-letter index line goes with it');
   assert.match(String(first), /^\d+-\d+$/);
   assert.equal(second, null);
   const appended = await inst.redis.xrange(origin, '-', '+');

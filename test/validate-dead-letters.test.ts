@@ -61,4 +61,9 @@ test('invalid events are dead-lettered with their reason; valid ones reach Postg
     assert.match(d.get('origin_id')!, /^\d+-\d+$/);
     assert.equal(JSON.parse(d.get('ev')!).id, d.get('tx'));
   }
+  // the partition's dead-letter index knows each one, for status lookups
+  const indexed = new Map<string, string>();
+  for (let p = 0; p < partitions; p++) for (const [tx, v] of Object.entries(await inst.redis.hgetall(inst.keys.deadLetterIndex(p)))) indexed.set(tx, v);
+  assert.deepEqual(new Set(indexed.keys()), new Set(badIds.keys()));
+  for (const v of indexed.values()) assert.equal(JSON.parse(v).stage, 'validate');
 });

@@ -9,7 +9,9 @@ export type Output =
   /** XADD `fields` to `key`. */
   | { op: 'x'; key: string; fields: readonly string[] }
   /** ZADD `member` with `score` to `key`. */
-  | { op: 'z'; key: string; score: number; member: string };
+  | { op: 'z'; key: string; score: number; member: string }
+  /** HSET `field` `value` on `key`. */
+  | { op: 'h'; key: string; field: string; value: string };
 
 interface StreamCall {
   keys: string[];
@@ -34,7 +36,8 @@ export class Settlement {
       let k = call.keys.indexOf(out.key);
       if (k < 0) k = call.keys.push(out.key) - 1;
       if (out.op === 'x') call.args.push('x', k + 1, out.fields.length, ...out.fields);
-      else call.args.push('z', k + 1, 2, out.score, out.member);
+      else if (out.op === 'z') call.args.push('z', k + 1, 2, out.score, out.member);
+      else call.args.push('h', k + 1, 2, out.field, out.value);
     }
   }
 

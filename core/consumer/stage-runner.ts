@@ -265,7 +265,7 @@ export class StageRunner {
         counts.dead_letter++;
         const error = outcome.kind === 'retry' ? new Error(`${outcome.error.message} (gave up after ${attempt} attempts)`, { cause: outcome.error }) : outcome.error;
         if (outcome.kind === 'retry') error.name = outcome.error.name;
-        settlement.add(raw, [{ op: 'x', key: this.o.keys.deadLetter(this.o.name, raw.partition), fields: deadLetterFields(this.o.name, raw, error, now, attempt) }]);
+        settlement.add(raw, deadLetterOutputs(this.o.keys, this.o.name, raw, error, now, attempt));
       }
     });
     for (const stream of this.reader.paused) if (!this.held.has(stream)) this.reader.paused.delete(stream);
@@ -323,6 +323,15 @@ function decode(raw: RawEntry): StreamEvent | Error {
     traceparent: map.get(F_TRACE),
     deliveries: Math.max(1, raw.deliveries),
   };
+}
+
+/** The dead letter itself and its line in the partition's dead-letter index (tx id → where, why). */
+export function deadLetterOutputs(keys: Keys, stage: string, raw: RawEntry, error: Error, now: number, attempts?: number): Output[] {
+  const fields = deadLetterFields(stage, raw, error, now, attempts);
+  const tx = raw.fields ? fieldsToMap(raw.fields).get(F_TX) : undefined;
+  const out: Output[] = [{ op: 'x', key: keys.deadLetter(stage, raw.partition), fields }];
+  if (tx) out.push({ op: 'h', key: keys.deadLetterIndex(raw.partition), field: tx, value: JSON.stringify({ stage, error: error.name, message: error.message.slice(0, 500), at: now }) });
+  return out;
 }
 
 /** A dead letter keeps the event and everything needed to understand and redrive it. */

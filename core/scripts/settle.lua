@@ -7,12 +7,13 @@
 
   Variable key count (the caller passes it first).
   KEYS[1]      input stream
-  KEYS[2..n]   output keys (next topic lanes, dead-letter stream, delay set)
+  KEYS[2..n]   output keys (next topic lanes, dead-letter stream, delay set, dead-letter index)
 
   ARGV[1]      consumer group of the input stream
   ARGV[2..]    repeated per entry:
                  entry id, number of outputs,
-                 then per output: op ("x" XADD field/value args, "z" ZADD score member),
+                 then per output: op ("x" XADD field/value args, "z" ZADD score member,
+                                      "h" HSET field value),
                                   key index into KEYS, number of args, the args
   Returns the number of entries acknowledged by this call.
 ]]
@@ -33,8 +34,10 @@ while i <= #ARGV do
     if acked == 1 then
       if op == 'x' then
         redis.call('XADD', key, '*', unpack(ARGV, i, i + nargs - 1))
-      else
+      elseif op == 'z' then
         redis.call('ZADD', key, ARGV[i], ARGV[i + 1])
+      else
+        redis.call('HSET', key, ARGV[i], ARGV[i + 1])
       end
     end
     i = i + nargs

@@ -7,6 +7,7 @@
 
   KEYS[1]  the stage's dead-letter stream (one partition)
   KEYS[2]  the origin stream: the stage's input topic lane in the same partition
+  KEYS[3]  the partition's dead-letter index (tx id → stage, error): its line goes with the letter
 
   ARGV[1]  the dead letter's entry id
   Returns the new entry id in the origin stream, or false when there was no such dead letter.
@@ -31,6 +32,7 @@ end
 if redis.call('XDEL', KEYS[1], ARGV[1]) ~= 1 then
   return false
 end
+redis.call('HDEL', KEYS[3], tx)
 if tp and tp ~= '' then
   return redis.call('XADD', KEYS[2], '*', 'tx', tx, 'ev', ev, 'tp', tp)
 end
