@@ -79,12 +79,13 @@ export class EventAppender {
   }
 
   /** Throws RateLimitedError when the merchant's bucket is empty (nothing appended). */
-  async append(body: TransactionBody, idempotencyKey?: string): Promise<AppendOutcome> {
+  /** `traceparent`: the ingest span's, carried in the entry so the stages continue the trace. */
+  async append(body: TransactionBody, idempotencyKey?: string, traceparent?: string): Promise<AppendOutcome> {
     const route = this.route(body.merchant_id, body.type);
     const now = Date.now();
     const id = newTxId(now);
     const event: TransactionEvent = { ...body, id, ingested_at: now, status: 'accepted' };
-    const fields = entryArgs({ tx: id, ev: JSON.stringify(event) });
+    const fields = entryArgs({ tx: id, ev: JSON.stringify(event), tp: traceparent });
     const bucket = this.keys.rateLimit(route.partition, body.merchant_id);
     const limit = bucketArgs(this.rateLimit, now);
 

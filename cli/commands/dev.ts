@@ -1,6 +1,7 @@
 // `rill dev`: ingest, every stage and every sink in one process, on the configured Redis and
 // Postgres, or on local ones it starts when none answers. Prints a demo key and a curl line.
 import { parseArgs } from 'node:util';
+import { initTracing } from '../../core/tracing.ts';
 import { commandContext, stopWithin, untilSignal } from '../context.ts';
 import { createRegistry } from '../../core/metrics.ts';
 import { createPool } from '../../core/postgres.ts';
@@ -39,6 +40,7 @@ export async function devCommand(argv: string[]): Promise<number> {
   if (!Number.isInteger(demo) || demo < 0) throw new ConfigError(`--demo takes a whole number, got "${values.demo}"`);
   if (!process.env.LOG_LEVEL) process.env.LOG_LEVEL = 'warn';
   const ctx = commandContext('dev', values.topology);
+  await initTracing('rill-dev');
   if (values.port !== undefined) ctx.env.port = Number(values.port);
   const say = (s: string) => console.log(s);
   const services: LocalService[] = [];

@@ -1,5 +1,6 @@
 // `rill ingest`: the HTTP edge on PORT until SIGTERM/SIGINT, then drain in-flight requests.
 import { parseArgs } from 'node:util';
+import { initTracing, shutdownTracing } from '../../core/tracing.ts';
 import { commandContext, stopWithin, untilSignal } from '../context.ts';
 import { createRegistry } from '../../core/metrics.ts';
 import { createPool } from '../../core/postgres.ts';
@@ -20,6 +21,7 @@ export async function ingestCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const ctx = commandContext('ingest', values.topology);
+  await initTracing('rill-ingest');
   if (values.port !== undefined) ctx.env.port = Number(values.port);
   const pool = createPool(ctx.env, { max: 1, name: 'rill-migrate' });
   try {
@@ -31,5 +33,7 @@ export async function ingestCommand(argv: string[]): Promise<number> {
   ctx.logger.info({ port: ingest.port }, 'ingest listening');
   const signal = await untilSignal();
   ctx.logger.info({ signal }, 'stopping');
-  return (await stopWithin(15_000, () => ingest.stop(), ctx.logger)) ? 0 : 1;
+  const clean = await stopWithin(15_000, () => ingest.stop(), ctx.logger);
+  await shutdownTracing(); // flush the last spans
+  return clean ? 0 : 1;
 }

@@ -1,6 +1,7 @@
 // `rill worker [--stages a,b] [--consumer ID]` and `rill sink [--sinks a,b]`: run stages and sinks
 // until SIGTERM/SIGINT, then stop reading, settle in-flight work and exit 0.
 import { parseArgs } from 'node:util';
+import { initTracing, shutdownTracing } from '../../core/tracing.ts';
 import { commandContext, serveMetrics, stopWithin, untilSignal } from '../context.ts';
 import { createRegistry } from '../../core/metrics.ts';
 import { createPool } from '../../core/postgres.ts';
@@ -30,6 +31,7 @@ export async function workerCommand(argv: string[], sinksOnly = false): Promise<
     return 0;
   }
   const ctx = commandContext(sinksOnly ? 'sink' : 'worker', values.topology);
+  await initTracing(sinksOnly ? 'rill-sink' : 'rill-worker');
   const list = (s: string | undefined) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : []);
   const only = sinksOnly ? (list(values.sinks).length ? list(values.sinks) : Object.keys(ctx.topology.sinks)) : list(values.stages);
   const pool = createPool(ctx.env, { max: 1, name: 'rill-migrate' });
@@ -51,6 +53,7 @@ export async function workerCommand(argv: string[], sinksOnly = false): Promise<
   ctx.logger.info({ signal }, 'stopping');
   const clean = await stopWithin(15_000, () => worker.stop(), ctx.logger);
   metrics?.close();
+  await shutdownTracing(); // flush the last spans
   return clean ? 0 : 1;
 }
 

@@ -19,6 +19,8 @@ import { backoffMs } from '../retry.ts';
 import { coreScript } from '../scripts.ts';
 import { runScript } from '../redis.ts';
 import { faultPoint } from '../faults.ts';
+import { endSpan, startEventSpan, traceIdOf, traceparentOf, tracingEnabled } from '../tracing.ts';
+import type { Span } from '../tracing.ts';
 import { PartitionLeases } from '../leases/partition-leases.ts';
 import { LaneReader } from './lane-reader.ts';
 import type { RawEntry } from './lane-reader.ts';
@@ -220,7 +222,20 @@ export class StageRunner {
       }
       results.forEach((r, j) => (outcomes[slots[j]!] = r));
     }
-    await this.settle(entries, outcomes as Outcome[]);
+    const spans = tracingEnabled() ? entries.map((raw) => this.spanFor(raw)) : undefined;
+    await this.settle(entries, outcomes as Outcome[], spans);
+    spans?.forEach((span, i) => {
+      const o = outcomes[i]!;
+      span?.setAttribute('rill.outcome', o.kind);
+      endSpan(span, o.kind === 'ok' ? undefined : o.error);
+    });
+  }
+
+  private spanFor(raw: RawEntry): Span | undefined {
+    const map = raw.fields ? fieldsToMap(raw.fields) : undefined;
+    return startEventSpan(`stage ${this.o.name}`, map?.get(F_TRACE), {
+      'rill.stage': this.o.name, 'rill.tx_id': map?.get(F_TX) ?? '', 'rill.partition': raw.partition, 'rill.lane': raw.lane,
+    });
   }
 
   /** Attempts so far, this delivery included: earlier retries' count + Redis deliveries + in-place retries. */
@@ -229,7 +244,7 @@ export class StageRunner {
     return before + Math.max(1, raw.deliveries) + (this.localRetries.get(raw.id) ?? 0);
   }
 
-  private async settle(entries: readonly RawEntry[], outcomes: readonly Outcome[]): Promise<void> {
+  private async settle(entries: readonly RawEntry[], outcomes: readonly Outcome[], spans?: readonly (Span | undefined)[]): Promise<void> {
     const settlement = new Settlement(this.o.name, SETTLE);
     const counts = { ok: 0, retry: 0, dead_letter: 0 };
     const now = Date.now();
@@ -260,12 +275,15 @@ export class StageRunner {
       this.localRetries.delete(raw.id);
       if (outcome.kind === 'ok') {
         counts.ok++;
-        settlement.add(raw, [this.forward(raw, outcome.event), ...(outcome.emit ?? []).map((e) => this.emitted(raw, e))]);
+        const tp = traceparentOf(spans?.[i]);
+        settlement.add(raw, [this.forward(raw, outcome.event, tp), ...(outcome.emit ?? []).map((e) => this.emitted(raw, e, tp))]);
       } else {
         counts.dead_letter++;
         const error = outcome.kind === 'retry' ? new Error(`${outcome.error.message} (gave up after ${attempt} attempts)`, { cause: outcome.error }) : outcome.error;
         if (outcome.kind === 'retry') error.name = outcome.error.name;
         settlement.add(raw, deadLetterOutputs(this.o.keys, this.o.name, raw, error, now, attempt));
+        const map = raw.fields ? fieldsToMap(raw.fields) : undefined;
+        this.o.logger.warn({ tx: map?.get(F_TX), trace_id: traceIdOf(map?.get(F_TRACE)), entry: raw.id, attempts: attempt, error: error.name, reason: error.message }, 'dead-lettered');
       }
     });
     for (const stream of this.reader.paused) if (!this.held.has(stream)) this.reader.paused.delete(stream);
@@ -275,18 +293,19 @@ export class StageRunner {
     for (const [outcome, n] of Object.entries(counts)) if (n) this.outcomes.inc({ stage: this.o.name, outcome }, n);
   }
 
-  private forward(raw: RawEntry, event: TransactionEvent): Output {
+  /** `traceparent`: this stage's span for the event, so the next stage's span is its child. */
+  private forward(raw: RawEntry, event: TransactionEvent, traceparent?: string): Output {
     const routes = this.o.config.routes;
     const routed = routes ? routes.to[String((event as unknown as Record<string, unknown>)[routes.by])] : undefined;
     const topic = routed ?? this.o.config.output;
-    const tp = raw.fields ? fieldsToMap(raw.fields).get(F_TRACE) : undefined;
+    const tp = traceparent ?? (raw.fields ? fieldsToMap(raw.fields).get(F_TRACE) : undefined);
     return { op: 'x', key: this.o.keys.lane(topic, raw.partition, this.lanes.laneOf(event.type)), fields: entryArgs({ tx: event.id, ev: JSON.stringify(event), tp }) };
   }
 
   /** A processor's extra event, appended in the same partition (same script, same slot). */
-  private emitted(raw: RawEntry, e: Emitted): Output {
+  private emitted(raw: RawEntry, e: Emitted, traceparent?: string): Output {
     if (!this.o.topology.topics[e.topic]) throw new Error(`stage ${this.o.name} emitted to undeclared topic "${e.topic}"`);
-    const tp = raw.fields ? fieldsToMap(raw.fields).get(F_TRACE) : undefined;
+    const tp = traceparent ?? (raw.fields ? fieldsToMap(raw.fields).get(F_TRACE) : undefined);
     return { op: 'x', key: this.o.keys.lane(e.topic, raw.partition, this.lanes.laneOf(e.event.type)), fields: entryArgs({ tx: e.event.id, ev: JSON.stringify(e.event), tp }) };
   }
 

@@ -8,6 +8,7 @@ import { parseIdempotencyKey } from '../idempotency.ts';
 import type { IngestMetrics } from '../metrics.ts';
 import { forbidden, idempotencyConflict } from '../problem.ts';
 import { parseTransactionBody } from '../validation.ts';
+import { endSpan, startEventSpan, traceparentOf } from '../../core/tracing.ts';
 
 export function postTransaction(appender: EventAppender, metrics: IngestMetrics, maxBodyBytes: number): Handler<AuthEnv> {
   return async (c) => {
@@ -19,7 +20,17 @@ export function postTransaction(appender: EventAppender, metrics: IngestMetrics,
       throw forbidden('This API key may not submit transactions for that merchant_id.');
     }
 
-    const out = await appender.append(body, idempotencyKey);
+    // the trace starts here (or continues the client's traceparent) and travels in the entry
+    const span = startEventSpan('ingest', c.req.header('traceparent'), { 'rill.merchant_id': body.merchant_id, 'rill.type': body.type });
+    let out: Awaited<ReturnType<EventAppender['append']>>;
+    try {
+      out = await appender.append(body, idempotencyKey, traceparentOf(span));
+      span?.setAttribute('rill.tx_id', out.id);
+      endSpan(span);
+    } catch (err) {
+      endSpan(span, err as Error);
+      throw err;
+    }
     if (out.kind === 'conflict') {
       throw idempotencyConflict('This Idempotency-Key was already used with a different request body.');
     }
