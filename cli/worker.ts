@@ -19,6 +19,8 @@ import { BatchWriter } from '../sinks/postgres/batch-writer.ts';
 import { registerBuiltinProcessors } from '../processors/index.ts';
 import { startRetention } from '../core/retention/retention.ts';
 import { leaderPass } from '../core/leases/leader-pass.ts';
+import { createPool } from '../core/postgres.ts';
+import { startMaintenance } from '../sinks/postgres/maintenance.ts';
 
 export interface WorkerOptions {
   env: RillEnv;
@@ -123,6 +125,21 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
       shouldRun: leaderPass(redis, keys.global('leader', 'retention'), RETENTION_INTERVAL_MS),
     });
     closers.push(() => retention.stop());
+    // table upkeep (partitions ahead, retention, the materialized view): in processes with a sink
+    const pgSink = Object.entries(topology.sinks).find(([name]) => wanted.has(name))?.[1];
+    if (pgSink) {
+      const pool = createPool(o.env, { max: 1, name: 'rill-pg-maintenance' });
+      const maintenance = startMaintenance({
+        pool, redis: connection('rill:pg-maintenance'), keys,
+        config: pgSink.maintenance,
+        logger: o.logger.child({ job: 'pg-maintenance' }),
+        registry: o.registry,
+      });
+      closers.push(async () => {
+        await maintenance.stop();
+        await pool.end();
+      });
+    }
   }
   return {
     components: names,

@@ -8,16 +8,18 @@ import type { Registry } from '../../core/metrics.ts';
 import { counter, histogram, LATENCY_BUCKETS } from '../../core/metrics.ts';
 import type { SinkConfig, Topology } from '../../core/topology/schema.ts';
 import type { TransactionEvent } from '../../core/event.ts';
-import { F_EVENT, fieldsToMap } from '../../core/entry.ts';
+import { F_EVENT, F_TRACE, fieldsToMap } from '../../core/entry.ts';
 import { LaneReader } from '../../core/consumer/lane-reader.ts';
 import type { RawEntry } from '../../core/consumer/lane-reader.ts';
 import { runLoop } from '../../core/consumer/loop.ts';
 import type { Loop } from '../../core/consumer/loop.ts';
-import { deadLetterFields } from '../../core/consumer/stage-runner.ts';
+import { deadLetterOutputs } from '../../core/consumer/stage-runner.ts';
 import { faultPoint } from '../../core/faults.ts';
+import { endSpan, startEventSpan, tracingEnabled } from '../../core/tracing.ts';
 import { Settlement } from '../../core/consumer/settlement.ts';
 import { coreScript } from '../../core/scripts.ts';
 import { BatchWriter } from './batch-writer.ts';
+import { ledgerProblem } from './rows.ts';
 import type { SinkRow } from './rows.ts';
 
 export interface PostgresSinkOptions {
@@ -44,6 +46,8 @@ export class PostgresSink {
   private buffer: Buffered[] = [];
   private firstAt = 0;
   private readonly rows;
+  private readonly ledgerEntries;
+  private readonly partitionsCreated;
   private readonly batchSize;
   private readonly flushSeconds;
   private readonly endToEnd;
@@ -62,6 +66,8 @@ export class PostgresSink {
     });
     const r = o.registry;
     this.rows = counter(r, 'rill_sink_rows_total', 'Rows written by a sink (new, not duplicates)', ['sink']);
+    this.ledgerEntries = counter(r, 'rill_sink_ledger_entries_total', 'Ledger entries written by a sink (new, not duplicates)', ['sink']);
+    this.partitionsCreated = counter(r, 'rill_partitions_created_total', 'Daily transaction partitions created', ['by']);
     this.batchSize = histogram(r, 'rill_sink_batch_rows', 'Rows per sink flush', ['sink'], [1, 10, 100, 500, 1000, 2500, 5000, 10000, 50000]);
     this.flushSeconds = histogram(r, 'rill_sink_flush_duration_seconds', 'Sink flush time (COPY, merge, commit, ack)', ['sink'], LATENCY_BUCKETS);
     this.endToEnd = histogram(r, 'rill_end_to_end_latency_seconds', 'From ingest to sink commit', ['sink'], [...LATENCY_BUCKETS, 30, 60]);
@@ -105,6 +111,12 @@ export class PostgresSink {
         unreadable.push({ raw, error: new Error(raw.fields ? 'entry body is not a transaction' : 'entry was trimmed before the sink read it') });
         continue;
       }
+      // a ledger that can never be posted would fail every batch it is in: dead-letter it instead
+      const problem = ledgerProblem(event);
+      if (problem) {
+        unreadable.push({ raw, error: new Error(`transaction ${event.id}: ${problem}`) });
+        continue;
+      }
       if (!this.buffer.length) this.firstAt = Date.now();
       this.buffer.push({ raw, row: { event, streamId: raw.id, attempts: Math.max(1, raw.deliveries) } });
     }
@@ -114,12 +126,30 @@ export class PostgresSink {
   private async flush(): Promise<void> {
     const batch = this.buffer;
     const end = this.flushSeconds.startTimer({ sink: this.o.name });
-    const inserted = await this.o.writer.write(batch.map((b) => b.row));
+    // a span per event, child of the last stage's, ended at the commit: the trace's last hop
+    const spans = tracingEnabled()
+      ? batch.map((b) => startEventSpan(`sink ${this.o.name}`, b.raw.fields ? fieldsToMap(b.raw.fields).get(F_TRACE) : undefined, {
+        'rill.sink': this.o.name, 'rill.tx_id': b.row.event.id,
+      }))
+      : undefined;
+    let written: Awaited<ReturnType<BatchWriter['writeBatch']>>;
+    try {
+      written = await this.o.writer.writeBatch(batch.map((b) => b.row));
+    } catch (err) {
+      spans?.forEach((span) => endSpan(span, err as Error));
+      throw err;
+    }
+    spans?.forEach((span) => endSpan(span));
     faultPoint('sink-after-commit');
     await this.ack(batch.map((b) => b.raw));
     this.buffer = [];
     end();
-    this.rows.inc({ sink: this.o.name }, inserted);
+    this.rows.inc({ sink: this.o.name }, written.transactions);
+    if (written.ledgerEntries) this.ledgerEntries.inc({ sink: this.o.name }, written.ledgerEntries);
+    if (written.partitionsCreated) {
+      this.partitionsCreated.inc({ by: 'sink' }, written.partitionsCreated);
+      this.o.logger.warn({ partitions: written.partitionsCreated }, 'created missing daily partitions for a batch (is maintenance running?)');
+    }
     this.batchSize.observe({ sink: this.o.name }, batch.length);
     const now = Date.now();
     for (const b of batch) this.endToEnd.observe({ sink: this.o.name }, (now - b.row.event.ingested_at) / 1000);
@@ -127,7 +157,11 @@ export class PostgresSink {
 
   private async ack(entries: readonly RawEntry[]): Promise<void> {
     const byStream = new Map<string, string[]>();
-    for (const e of entries) byStream.set(e.stream, [...(byStream.get(e.stream) ?? []), e.id]);
+    for (const e of entries) {
+      const ids = byStream.get(e.stream);
+      if (ids) ids.push(e.id);
+      else byStream.set(e.stream, [e.id]);
+    }
     const pipe = this.o.redis.pipeline();
     for (const [stream, ids] of byStream) pipe.xack(stream, this.o.name, ...ids);
     const res = (await pipe.exec()) ?? [];
@@ -139,7 +173,7 @@ export class PostgresSink {
     const settlement = new Settlement(this.o.name, coreScript('settle'));
     const now = Date.now();
     for (const { raw, error } of items) {
-      settlement.add(raw, [{ op: 'x', key: this.o.keys.deadLetter(this.o.name, raw.partition), fields: deadLetterFields(this.o.name, raw, error, now) }]);
+      settlement.add(raw, deadLetterOutputs(this.o.keys, this.o.name, raw, error, now));
     }
     await settlement.exec(this.o.redis);
   }

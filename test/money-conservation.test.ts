@@ -1,0 +1,169 @@
+// The payments pipeline end to end (ingest → validate → risk → ledger → sink), 20,000 mixed
+// transactions over 100 merchants: 1% fail risk (huge amounts), 1% overdraw, 1% refund more than is
+// refundable, 1% are orphan refunds (dead-lettered after their retries). Then, for every merchant
+// and currency: wallet balance = sum of its ledger entries = the balance expected from the
+// accepted sequence; every transaction is in exactly one final state; every orphan is dead-lettered.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createInstance } from './helpers/instance.ts';
+import type { TestInstance } from './helpers/instance.ts';
+import { spawnRill } from './helpers/rill-process.ts';
+import type { RillProcess } from './helpers/rill-process.ts';
+import { waitFor } from './helpers/wait.ts';
+import { deadLetters, outstanding } from './helpers/pipeline.ts';
+import { SHIPPED_TOPOLOGY, writeTopology } from './helpers/topology-file.ts';
+import { merchantIds } from './helpers/transactions.ts';
+import { startTestIngest } from '../ingest/testing.ts';
+import type { TestIngest } from '../ingest/testing.ts';
+import { createApiKey } from '../ingest/auth/index.ts';
+import type { TransactionBody } from '../ingest/validation.ts';
+
+type Expect = { status: 'succeeded' } | { status: 'failed'; reason: RegExp } | { status: 'dead_lettered' };
+interface Posted {
+  id: string;
+  body: TransactionBody;
+  expect: Expect;
+}
+
+let inst: TestInstance;
+let ingest: TestIngest;
+let worker: RillProcess;
+let topologyPath: string;
+
+before(async () => {
+  inst = await createInstance('money');
+  const t = writeTopology(
+    {
+      'stages.risk.config.per_hour_amount': 5_000_000, // a 20,000,000 payin scores 100 on its own
+      'stages.ledger.retry': { attempts: 3, base: '20ms', factor: 2, max: '100ms', jitter: 'full' },
+      'ingest.rate_limit': { per_second: 5_000, burst: 5_000 },
+    },
+    SHIPPED_TOPOLOGY,
+  );
+  topologyPath = t.path;
+  ingest = await startTestIngest(inst, { topology: t.topology });
+  worker = spawnRill(['worker', '--consumer', 'money'], { ...inst.vars, RILL_TOPOLOGY: topologyPath });
+});
+after(async () => {
+  await worker?.kill('SIGTERM');
+  await ingest?.server.close();
+  await inst?.cleanup();
+});
+
+/** Deterministic amounts: a small LCG per merchant. */
+function amounts(seed: number): () => number {
+  let x = seed * 2654435761 + 1;
+  return () => {
+    x = (x * 1103515245 + 12345) % 2147483648;
+    return 1_000 + (x % 4_000);
+  };
+}
+
+test('20,000 mixed transactions: money is conserved, every one ends in exactly one place', async (t) => {
+  const merchants = merchantIds(100);
+  const keys = new Map<string, string>();
+  for (const m of merchants) keys.set(m, await createApiKey(inst.pool, { merchantId: m }));
+  const posted: Posted[] = [];
+  const post = async (body: TransactionBody, expect: Expect): Promise<Posted> => {
+    const res = await fetch(`${ingest.url}/v1/transactions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${keys.get(body.merchant_id)}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    const json = (await res.json()) as { id: string };
+    assert.equal(res.status, 202, JSON.stringify(json));
+    const p = { id: json.id, body, expect };
+    posted.push(p);
+    return p;
+  };
+  const currencyOf = (i: number) => (i % 2 ? 'EUR' : 'USD');
+
+  // phase 1: payins (and two huge ones per merchant that risk rejects), each merchant in sequence
+  const payinsOf = new Map<string, Posted[]>();
+  await Promise.all(
+    merchants.map(async (m, i) => {
+      const next = amounts(i + 1);
+      const list: Posted[] = [];
+      for (let k = 0; k < 122; k++) {
+        if (k === 40 || k === 80) {
+          await post({ type: 'payin', merchant_id: m, amount: 20_000_000, currency: currencyOf(i) }, { status: 'failed', reason: /^risk: velocity score/ });
+        } else {
+          list.push(await post({ type: 'payin', merchant_id: m, amount: next(), currency: currencyOf(i), reference: `order-${k}` }, { status: 'succeeded' }));
+        }
+      }
+      payinsOf.set(m, list);
+    }),
+  );
+  await waitFor('phase 1 through the pipeline', async () => (await outstanding(inst.redis, inst.keys, ingest.topology)) === 0, 180_000, 200);
+
+  // phase 2: payouts within the balance, refunds and chargebacks of distinct payins, and the
+  // failures: overdrafts, refunds past what is refundable, orphans
+  await Promise.all(
+    merchants.map(async (m, i) => {
+      const cur = currencyOf(i);
+      const payins = payinsOf.get(m)!;
+      for (let k = 0; k < 40; k++) await post({ type: 'payout', merchant_id: m, amount: 500 + k * 30, currency: cur }, { status: 'succeeded' });
+      for (let k = 0; k < 20; k++) {
+        const p = payins[k]!;
+        await post({ type: 'refund', merchant_id: m, amount: Math.floor(p.body.amount / 2), currency: cur, reference: p.id }, { status: 'succeeded' });
+      }
+      for (let k = 20; k < 30; k++) {
+        const p = payins[k]!;
+        await post({ type: 'chargeback', merchant_id: m, amount: p.body.amount, currency: cur, reference: p.id }, { status: 'succeeded' });
+      }
+      for (let k = 20; k < 22; k++) {
+        // these payins were fully charged back just before (same lane, same order): nothing left
+        await post({ type: 'refund', merchant_id: m, amount: 1, currency: cur, reference: payins[k]!.id }, { status: 'failed', reason: /^ledger: refund of 1 exceeds the refundable 0/ });
+      }
+      for (let k = 0; k < 2; k++) await post({ type: 'payout', merchant_id: m, amount: 1_000_000, currency: cur }, { status: 'failed', reason: /^ledger: insufficient funds/ });
+      for (let k = 0; k < 2; k++) await post({ type: 'refund', merchant_id: m, amount: 100, currency: cur, reference: `tx_orphan_${m}_${k}` }, { status: 'dead_lettered' });
+      const next = amounts(1_000 + i);
+      for (let k = 0; k < 2; k++) await post({ type: 'payin', merchant_id: m, amount: next(), currency: cur }, { status: 'succeeded' });
+    }),
+  );
+  assert.equal(posted.length, 20_000);
+  await waitFor('phase 2 through the pipeline', async () => (await outstanding(inst.redis, inst.keys, ingest.topology)) === 0, 180_000, 200);
+
+  // every accepted transaction in exactly one final place
+  const { rows } = await inst.pool.query<{ id: string; status: string; failure_reason: string | null }>('SELECT id, status, failure_reason FROM transactions');
+  const inTable = new Map(rows.map((r) => [r.id, r]));
+  assert.equal(inTable.size, rows.length, 'no row twice');
+  const dead = await deadLetters(inst.redis, inst.keys, 'ledger', 8);
+  const deadIds = new Set(dead.map((d) => d.get('tx')!));
+  assert.equal(deadIds.size, dead.length, 'no dead letter twice');
+  for (const stage of ['validate', 'risk']) assert.equal((await deadLetters(inst.redis, inst.keys, stage, 8)).length, 0, `nothing dead-lettered by ${stage}`);
+  const counts = { succeeded: 0, failed: 0, dead_lettered: 0 };
+  for (const p of posted) {
+    const row = inTable.get(p.id);
+    const isDead = deadIds.has(p.id);
+    assert.ok(Boolean(row) !== isDead, `${p.id} (${p.body.type}) is in exactly one place`);
+    if (p.expect.status === 'dead_lettered') assert.ok(isDead, `${p.id} dead-lettered`);
+    else {
+      assert.equal(row?.status, p.expect.status, `${p.id} ${p.body.type} ${p.body.amount}: ${row?.failure_reason}`);
+      if (p.expect.status === 'failed') assert.match(row!.failure_reason ?? '', p.expect.reason);
+    }
+    counts[p.expect.status]++;
+  }
+  assert.equal(rows.length + dead.length, posted.length);
+  for (const d of dead) assert.equal(d.get('error'), 'PayinNotFoundError');
+
+  // money: expected balance from the accepted sequence = wallet = sum of wallet-side entries
+  const expected = new Map<string, number>();
+  for (const p of posted) {
+    if (p.expect.status !== 'succeeded') continue;
+    const k = `${p.body.merchant_id}/${p.body.currency}`;
+    expected.set(k, (expected.get(k) ?? 0) + (p.body.type === 'payin' ? p.body.amount : -p.body.amount));
+  }
+  const { rows: wallets } = await inst.pool.query<{ k: string; balance: string }>("SELECT merchant_id || '/' || currency AS k, balance::text FROM wallets");
+  const { rows: sums } = await inst.pool.query<{ k: string; sum: string }>(
+    "SELECT merchant_id || '/' || currency AS k, sum(amount)::text AS sum FROM ledger_entries WHERE account = 'wallet' GROUP BY 1",
+  );
+  assert.deepEqual(new Map(wallets.map((w) => [w.k, Number(w.balance)])), expected, 'wallet balances');
+  assert.deepEqual(new Map(sums.map((s) => [s.k, Number(s.sum)])), expected, 'sum of ledger entries');
+  const { rows: zero } = await inst.pool.query<{ sum: string; unbalanced: string }>(
+    'SELECT sum(amount)::text AS sum, (SELECT count(*) FROM (SELECT tx_id FROM ledger_entries GROUP BY tx_id HAVING sum(amount) <> 0) x) AS unbalanced FROM ledger_entries',
+  );
+  assert.equal(Number(zero[0]!.sum), 0, 'double entry: all entries sum to zero');
+  assert.equal(Number(zero[0]!.unbalanced), 0, 'every transaction balances');
+  t.diagnostic(`succeeded ${counts.succeeded}, failed ${counts.failed}, dead-lettered ${counts.dead_lettered}; ${expected.size} wallets`);
+});
