@@ -11,6 +11,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   migrate: { summary: 'apply the Postgres migrations', load: async () => (await import('./commands/migrate.ts')).migrateCommand },
   topology: { summary: 'check topology.yaml', load: async () => (await import('./commands/topology.ts')).topologyCommand },
   keys: { summary: 'create API keys', load: async () => (await import('./commands/keys.ts')).keysCommand },
+  status: { summary: 'topics, lanes, lag, pending, rates, live workers', load: async () => (await import('./commands/status.ts')).statusCommand },
   dlq: { summary: 'dead letters: list, show, redrive, purge', load: async () => (await import('./commands/dlq.ts')).dlqCommand },
 };
 

@@ -21,6 +21,7 @@ import { startRetention } from '../core/retention/retention.ts';
 import { leaderPass } from '../core/leases/leader-pass.ts';
 import { createPool } from '../core/postgres.ts';
 import { startMaintenance } from '../sinks/postgres/maintenance.ts';
+import { startWorkerObservability } from '../core/observability/worker.ts';
 
 export interface WorkerOptions {
   env: RillEnv;
@@ -141,6 +142,12 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
       });
     }
   }
+  // heartbeat (rill status, rill_worker_heartbeat_timestamp_seconds) and Redis-side gauges (lag, pending, dead letters)
+  const observability = startWorkerObservability({
+    redis: connection('rill:observability'), keys, topology, id: consumerBase, host: hostname(),
+    components: names, registry: o.registry, logger: o.logger.child({ job: 'observability' }),
+  });
+  closers.unshift(() => observability.stop());
   return {
     components: names,
     stop: shutdown,

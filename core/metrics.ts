@@ -6,7 +6,13 @@ export type Registry = client.Registry;
 
 export function createRegistry(opts: { defaults?: boolean } = {}): client.Registry {
   const registry = new client.Registry();
-  if (opts.defaults ?? true) client.collectDefaultMetrics({ register: registry, prefix: 'rill_' });
+  if (opts.defaults ?? true) {
+    client.collectDefaultMetrics({ register: registry, prefix: 'rill_' });
+    // gauges named *_total break Prometheus naming rules (promtool check metrics flags them)
+    for (const name of ['rill_nodejs_active_handles_total', 'rill_nodejs_active_requests_total', 'rill_nodejs_active_resources_total']) {
+      registry.removeSingleMetric(name);
+    }
+  }
   return registry;
 }
 

@@ -32,8 +32,13 @@ import {
   tooManyRequests,
 } from './problem.ts';
 import { RateLimitedError } from './rate-limit.ts';
+import { BatchAppender } from './batch/append.ts';
+import { postTransactionBatch } from './routes/batch.ts';
 import { opsRoutes } from './routes/ops.ts';
+import { getTransaction, TransactionLookup } from './routes/transaction-status.ts';
+import { getWallets } from './routes/wallets.ts';
 import { postTransaction } from './routes/transactions.ts';
+import { tapRoute } from './routes/tap.ts';
 
 export interface IngestLimits {
   /** Largest accepted body of POST /v1/transactions. */
@@ -42,9 +47,14 @@ export interface IngestLimits {
   dependencyTimeoutMs: number;
   /** Retry-After on 503s that carry no better estimate. */
   retryAfterSeconds: number;
+  /** Tap (SSE): a keep-alive comment this often, and open streams allowed per API key. */
+  tapKeepAliveMs: number;
+  tapMaxStreamsPerKey: number;
 }
 
-export const DEFAULT_LIMITS: IngestLimits = { maxBodyBytes: 64 * 1024, dependencyTimeoutMs: 2_000, retryAfterSeconds: 1 };
+export const DEFAULT_LIMITS: IngestLimits = {
+  maxBodyBytes: 64 * 1024, dependencyTimeoutMs: 2_000, retryAfterSeconds: 1, tapKeepAliveMs: 15_000, tapMaxStreamsPerKey: 5,
+};
 
 export interface IngestDeps {
   env: RillEnv;
@@ -70,7 +80,10 @@ export function createIngestApp(deps: IngestDeps): IngestApp {
   const limits: IngestLimits = { ...DEFAULT_LIMITS, ...deps.limits };
   const log = deps.logger.child({ component: 'ingest' });
   const metrics = ingestMetrics(deps.registry);
-  const appender = new EventAppender(deps.redis, deps.topology, new Keys(deps.env.prefix), { timeoutMs: limits.dependencyTimeoutMs });
+  const keys = new Keys(deps.env.prefix);
+  const appender = new EventAppender(deps.redis, deps.topology, keys, { timeoutMs: limits.dependencyTimeoutMs });
+  const batchAppender = new BatchAppender(appender, deps.redis, deps.topology, keys, { timeoutMs: limits.dependencyTimeoutMs });
+  const lookup = new TransactionLookup({ redis: deps.redis, pool: deps.pool, topology: deps.topology, keys, timeoutMs: limits.dependencyTimeoutMs });
 
   const app = new Hono<AuthEnv>();
   app.use(recordRequests(metrics));
@@ -93,6 +106,19 @@ export function createIngestApp(deps: IngestDeps): IngestApp {
     requireJson(),
     postTransaction(appender, metrics, limits.maxBodyBytes),
   );
+  app.post(
+    '/v1/transactions/batch',
+    shed, // a shedding ingest refuses the whole batch (503) before reading it
+    bearerAuth(deps.keyStore, 'merchant'),
+    postTransactionBatch(batchAppender, metrics, deps.registry, { logger: log }), // 415, 413 and 400 are checked inside
+  );
+  app.get('/v1/transactions/:id', bearerAuth(deps.keyStore, 'merchant'), getTransaction(lookup));
+  app.get('/v1/wallets', bearerAuth(deps.keyStore, 'merchant'), getWallets(deps.pool, limits.dependencyTimeoutMs));
+  const tap = tapRoute({
+    env: deps.env, topology: deps.topology, registry: deps.registry, logger: deps.logger,
+    options: { keepAliveMs: limits.tapKeepAliveMs, maxPerKey: limits.tapMaxStreamsPerKey, connectTimeoutMs: limits.dependencyTimeoutMs },
+  });
+  app.get('/v1/streams/:topic/tail', bearerAuth(deps.keyStore, 'tap'), tap.handler);
   app.route(
     '/',
     opsRoutes({

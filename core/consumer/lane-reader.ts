@@ -28,6 +28,8 @@ export interface LaneReaderOptions {
   group: string;
   consumer: string;
   visibilityTimeoutMs: number;
+  /** Clock (default Date.now), for simulation. */
+  now?: () => number;
 }
 
 type StreamReply = [string, [string, string[] | null][]][] | null;
@@ -99,8 +101,9 @@ export class LaneReader {
       if (own.length) return own;
       this.recovering = false;
     }
-    if (Date.now() >= this.nextClaimAt) {
-      this.nextClaimAt = Date.now() + Math.max(250, Math.floor(this.o.visibilityTimeoutMs / 2));
+    const now = this.o.now ?? Date.now;
+    if (now() >= this.nextClaimAt) {
+      this.nextClaimAt = now() + Math.max(250, Math.floor(this.o.visibilityTimeoutMs / 2));
       const claimed = await this.claimIdle(max);
       if (claimed.length) return claimed;
     }

@@ -40,9 +40,13 @@ export interface StageRunnerOptions {
   consumer: string;
   registry: Registry;
   logger: Logger;
+  /** Longest a read waits for new entries (default 1 s); 0: never wait (a driver calls step()). */
   blockMs?: number;
   /** Lease TTL for ordered stages: how fast a dead worker's partitions move. */
   leaseTtlMs?: number;
+  /** Clock (default Date.now) and backoff jitter source (default Math.random), for simulation. */
+  now?: () => number;
+  random?: () => number;
 }
 
 /** An ordered stream waiting out a retry: its failed entry and everything after it. */
@@ -68,8 +72,10 @@ export class StageRunner {
   private nextMoveAt = 0;
   private readonly outcomes;
   private readonly duration;
+  private readonly now: () => number;
 
   constructor(private readonly o: StageRunnerOptions) {
+    this.now = o.now ?? Date.now;
     this.partitions = o.topology.topics[o.config.input]!.partitions;
     this.lanes = new LaneMap(o.topology.priorities);
     this.laneIndex = new Map(o.topology.priorities.map((p, i) => [p.name, i + 1]));
@@ -83,11 +89,12 @@ export class StageRunner {
       group: o.name,
       consumer: o.consumer,
       visibilityTimeoutMs: o.config.visibility_timeout,
+      now: o.now,
     });
     if (keyed) {
       this.leases = new PartitionLeases({
         redis: o.redis, keys: o.keys, stage: o.name, member: o.consumer, partitions: this.partitions,
-        ttlMs: o.leaseTtlMs ?? 10_000, logger: o.logger,
+        ttlMs: o.leaseTtlMs ?? 10_000, logger: o.logger, now: o.now,
       });
     }
     this.outcomes = counter(o.registry, 'rill_stage_events_total', 'Events settled by a stage, by outcome', ['stage', 'outcome']);
@@ -110,15 +117,16 @@ export class StageRunner {
     await this.leases?.stop();
   }
 
-  private async step(loop: Loop): Promise<void> {
-    const now = Date.now();
+  /** One iteration of the loop: leases or due retries, then one read, process and settle. */
+  async step(loop?: Pick<Loop, 'stopping'>): Promise<void> {
+    const now = this.now();
     if (this.leases && now >= this.nextLeaseSync) await this.syncLeases();
     if (!this.leases && now >= this.nextMoveAt) await this.moveDue();
-    if (loop.stopping) return;
+    if (loop?.stopping) return;
     const due = this.takeDueHeld();
     if (due.length) return this.run(due);
-    const wakeAt = Math.min(this.nextWake(), Date.now() + (this.o.blockMs ?? 1_000));
-    const entries = await this.reader.read(this.o.config.batch, Math.max(1, wakeAt - Date.now()));
+    const wakeAt = Math.min(this.nextWake(), this.now() + (this.o.blockMs ?? 1_000));
+    const entries = await this.reader.read(this.o.config.batch, Math.max(this.o.blockMs === 0 ? 0 : 1, wakeAt - this.now()));
     if (entries.length) await this.run(entries);
   }
 
@@ -138,7 +146,7 @@ export class StageRunner {
   private async syncLeases(): Promise<void> {
     const leases = this.leases!;
     const { acquired, released } = await leases.sync();
-    this.nextLeaseSync = Date.now() + Math.floor((this.o.leaseTtlMs ?? 10_000) / 3);
+    this.nextLeaseSync = this.now() + Math.floor((this.o.leaseTtlMs ?? 10_000) / 3);
     for (const p of released) {
       for (const s of this.reader.streamsOf(p)) {
         this.held.delete(s);
@@ -166,16 +174,16 @@ export class StageRunner {
   /** Move due retries from the delay sets back onto the input streams (all partitions, one round trip). */
   private async moveDue(): Promise<void> {
     const pipe = this.o.redis.pipeline();
-    const now = Date.now();
+    const now = this.now();
     for (let p = 0; p < this.partitions; p++) {
       void runScript(pipe, MOVE_DUE, [this.o.keys.delay(this.o.name, p), ...this.reader.streamsOf(p)], [now, 1000]);
     }
     const res = (await pipe.exec()) ?? [];
-    let next = Date.now() + 1_000;
+    let next = this.now() + 1_000;
     for (const [err, v] of res) {
       if (err) throw err;
       const [moved, nextDue] = v as [number, string | number];
-      if (moved >= 1000) next = Date.now();
+      if (moved >= 1000) next = this.now();
       const due = Number(nextDue);
       if (due >= 0) next = Math.min(next, due);
     }
@@ -184,7 +192,7 @@ export class StageRunner {
   }
 
   private takeDueHeld(): RawEntry[] {
-    const now = Date.now();
+    const now = this.now();
     const out: RawEntry[] = [];
     for (const [stream, h] of this.held) {
       if (h.dueAt > now) continue;
@@ -247,7 +255,7 @@ export class StageRunner {
   private async settle(entries: readonly RawEntry[], outcomes: readonly Outcome[], spans?: readonly (Span | undefined)[]): Promise<void> {
     const settlement = new Settlement(this.o.name, SETTLE);
     const counts = { ok: 0, retry: 0, dead_letter: 0 };
-    const now = Date.now();
+    const now = this.now();
     const retry = this.o.config.retry;
     const blocked = new Set<string>();
     entries.forEach((raw, i) => {
@@ -260,7 +268,7 @@ export class StageRunner {
       const attempt = this.attemptOf(raw);
       if (outcome.kind === 'retry' && (outcome.deferred || attempt < retry.attempts)) {
         counts.retry++;
-        const wait = backoffMs(attempt, retry);
+        const wait = backoffMs(attempt, retry, this.o.random);
         if (this.leases) {
           if (!outcome.deferred) this.localRetries.set(raw.id, (this.localRetries.get(raw.id) ?? 0) + 1);
           this.held.set(raw.stream, { entries: [raw], dueAt: now + wait });

@@ -16,6 +16,8 @@ export interface PartitionLeasesOptions {
   partitions: number;
   ttlMs: number;
   logger: Logger;
+  /** Clock for heartbeats (default Date.now), for simulation. */
+  now?: () => number;
 }
 
 export interface LeaseChanges {
@@ -43,7 +45,7 @@ export class PartitionLeases {
 
   /** Heartbeat, then converge on this member's share. Call at a batch boundary. */
   async sync(): Promise<LeaseChanges> {
-    const now = Date.now();
+    const now = (this.o.now ?? Date.now)();
     const res = await this.o.redis
       .multi()
       .zadd(this.membersKey, String(now + this.o.ttlMs), this.o.member)

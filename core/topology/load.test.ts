@@ -170,7 +170,7 @@ test('describeTopology names every topic, lane, stage and sink', () => {
   assert.match(text, /critical\s+chargeback, refund\s+min_share 0/);
   assert.match(text, /low\s+any other type\s+min_share 0\.05/);
   assert.match(text, /transactions → \[validate: validate, ordering key, batch 500, concurrency 1, retry 5× 100ms\.\.30s ×2 jitter\] → validated/);
-  assert.match(text, /scored → \[ledger: ledger, ordering key, batch 500, concurrency 1, retry 6× 200ms\.\.5s ×2 jitter\] → settled/);
+  assert.match(text, /scored → \[ledger: ledger, ordering key, batch 500, concurrency 1, retry 4× 100ms\.\.1s ×2 jitter\] → settled/);
   assert.match(text, /settled → \[postgres: postgres table transactions, every 5,000 rows or 200ms, concurrency 1\]/);
   const lanes = [...text.matchAll(/^ {2}(critical|high|normal|low) /gm)].map((m) => m[1]);
   assert.deepEqual(lanes, ['critical', 'high', 'normal', 'low']);

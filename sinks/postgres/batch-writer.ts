@@ -63,7 +63,12 @@ export interface WriteResult {
 export class BatchWriter {
   private client: pg.Client | undefined;
 
-  constructor(private readonly env: Pick<RillEnv, 'databaseUrl' | 'pgSchema'>, private readonly name = 'rill-sink') {}
+  /** `createClient`: makes the connection (default `new pg.Client`), e.g. a fault-injecting one in simulation. */
+  constructor(
+    private readonly env: Pick<RillEnv, 'databaseUrl' | 'pgSchema'>,
+    private readonly name = 'rill-sink',
+    private readonly createClient: (config: pg.ClientConfig) => pg.Client = (config) => new pg.Client(config),
+  ) {}
 
   /** Inserts the rows not already there (and their ledger lines); returns how many rows were new. */
   async write(rows: readonly SinkRow[]): Promise<number> {
@@ -132,7 +137,7 @@ export class BatchWriter {
 
   private async connect(): Promise<pg.Client> {
     if (this.client) return this.client;
-    const client = new pg.Client({
+    const client = this.createClient({
       connectionString: this.env.databaseUrl,
       application_name: this.name,
       options: `-c search_path=${this.env.pgSchema},public`,

@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import type { Keys } from '../../core/keys.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { Registry } from '../../core/metrics.ts';
-import { counter, histogram, LATENCY_BUCKETS } from '../../core/metrics.ts';
+import { counter, gauge, histogram, LATENCY_BUCKETS } from '../../core/metrics.ts';
 import type { SinkConfig, Topology } from '../../core/topology/schema.ts';
 import type { TransactionEvent } from '../../core/event.ts';
 import { F_EVENT, F_TRACE, fieldsToMap } from '../../core/entry.ts';
@@ -33,6 +33,10 @@ export interface PostgresSinkOptions {
   consumer: string;
   registry: Registry;
   logger: Logger;
+  /** Cap on how long a read waits for new entries (default none); 0: never wait (a driver calls step()). */
+  blockMs?: number;
+  /** Clock (default Date.now), for simulation. */
+  now?: () => number;
 }
 
 interface Buffered {
@@ -51,8 +55,12 @@ export class PostgresSink {
   private readonly batchSize;
   private readonly flushSeconds;
   private readonly endToEnd;
+  private readonly lastFlush;
+
+  private readonly now: () => number;
 
   constructor(private readonly o: PostgresSinkOptions) {
+    this.now = o.now ?? Date.now;
     const partitions = o.topology.topics[o.config.input]!.partitions;
     this.reader = new LaneReader({
       redis: o.redis,
@@ -63,6 +71,7 @@ export class PostgresSink {
       group: o.name,
       consumer: o.consumer,
       visibilityTimeoutMs: o.config.visibility_timeout,
+      now: o.now,
     });
     const r = o.registry;
     this.rows = counter(r, 'rill_sink_rows_total', 'Rows written by a sink (new, not duplicates)', ['sink']);
@@ -70,6 +79,7 @@ export class PostgresSink {
     this.partitionsCreated = counter(r, 'rill_partitions_created_total', 'Daily transaction partitions created', ['by']);
     this.batchSize = histogram(r, 'rill_sink_batch_rows', 'Rows per sink flush', ['sink'], [1, 10, 100, 500, 1000, 2500, 5000, 10000, 50000]);
     this.flushSeconds = histogram(r, 'rill_sink_flush_duration_seconds', 'Sink flush time (COPY, merge, commit, ack)', ['sink'], LATENCY_BUCKETS);
+    this.lastFlush = gauge(r, 'rill_sink_last_flush_timestamp_seconds', 'When a sink last committed a batch', ['sink']);
     this.endToEnd = histogram(r, 'rill_end_to_end_latency_seconds', 'From ingest to sink commit', ['sink'], [...LATENCY_BUCKETS, 30, 60]);
   }
 
@@ -86,15 +96,16 @@ export class PostgresSink {
     await this.o.writer.close();
   }
 
-  private async step(loop: Loop): Promise<void> {
+  /** One iteration of the loop: one read into the buffer, then a flush if the batch is full or due. */
+  async step(loop?: Pick<Loop, 'stopping'>): Promise<void> {
     const { batch_rows: maxRows, max_wait: maxWait } = this.o.config;
     const room = maxRows - this.buffer.length;
-    if (room > 0 && !loop.stopping) {
-      const waitMs = this.buffer.length ? Math.max(0, this.firstAt + maxWait - Date.now()) : 1_000;
+    if (room > 0 && !loop?.stopping) {
+      const waitMs = Math.min(this.o.blockMs ?? Infinity, this.buffer.length ? Math.max(0, this.firstAt + maxWait - this.now()) : 1_000);
       const entries = await this.reader.read(room, waitMs);
       if (entries.length) await this.accept(entries);
     }
-    if (this.buffer.length >= maxRows || (this.buffer.length && Date.now() >= this.firstAt + maxWait)) await this.flush();
+    if (this.buffer.length >= maxRows || (this.buffer.length && this.now() >= this.firstAt + maxWait)) await this.flush();
   }
 
   private async accept(entries: readonly RawEntry[]): Promise<void> {
@@ -117,7 +128,7 @@ export class PostgresSink {
         unreadable.push({ raw, error: new Error(`transaction ${event.id}: ${problem}`) });
         continue;
       }
-      if (!this.buffer.length) this.firstAt = Date.now();
+      if (!this.buffer.length) this.firstAt = this.now();
       this.buffer.push({ raw, row: { event, streamId: raw.id, attempts: Math.max(1, raw.deliveries) } });
     }
     if (unreadable.length) await this.deadLetter(unreadable);
@@ -151,7 +162,8 @@ export class PostgresSink {
       this.o.logger.warn({ partitions: written.partitionsCreated }, 'created missing daily partitions for a batch (is maintenance running?)');
     }
     this.batchSize.observe({ sink: this.o.name }, batch.length);
-    const now = Date.now();
+    this.lastFlush.set({ sink: this.o.name }, Date.now() / 1000);
+    const now = this.now();
     for (const b of batch) this.endToEnd.observe({ sink: this.o.name }, (now - b.row.event.ingested_at) / 1000);
   }
 
@@ -171,7 +183,7 @@ export class PostgresSink {
   /** An entry the sink cannot read goes to the sink's dead-letter stream (ack and add in one script). */
   private async deadLetter(items: readonly { raw: RawEntry; error: Error }[]): Promise<void> {
     const settlement = new Settlement(this.o.name, coreScript('settle'));
-    const now = Date.now();
+    const now = this.now();
     for (const { raw, error } of items) {
       settlement.add(raw, deadLetterOutputs(this.o.keys, this.o.name, raw, error, now));
     }

@@ -1,0 +1,401 @@
+// `rill status [--watch [SECONDS]] [--json] [--topology FILE]`: the pipeline at a glance, from
+// Redis alone (no process is scraped): topics × lanes with length, rate in, and each consumer
+// group's lag, pending and rate out; stages and sinks with their live workers and rates; workers
+// with their last heartbeat.
+//
+// Rates: in = growth of the lane streams' entries-added (XINFO STREAM), out = growth of each
+// group's acknowledged progress (entries-read − pending), both between two samples (~1 s apart,
+// or one --watch period); stage events/s, retries/s and sink rows/s come from the workers'
+// heartbeats (their cumulative counters at the last two beats).
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { readEnv } from '../../core/config.ts';
+import { ConfigError } from '../../core/errors.ts';
+import { Keys } from '../../core/keys.ts';
+import { connectRedis } from '../../core/redis.ts';
+import type { RedisClient } from '../../core/redis.ts';
+import { loadTopology } from '../../core/topology/load.ts';
+import type { Topology } from '../../core/topology/schema.ts';
+import { readWorkers } from '../../core/observability/heartbeat.ts';
+import type { WorkerStats, WorkerView } from '../../core/observability/heartbeat.ts';
+import { collectStreamStats } from '../../core/observability/stream-stats.ts';
+import type { StreamStats } from '../../core/observability/stream-stats.ts';
+import { describe } from '../main.ts';
+import type { CommandIO } from './topology.ts';
+
+export const STATUS_USAGE = `usage: rill status [--watch [SECONDS]] [--json] [--topology FILE]
+
+Shows topics × lanes (length, lag, pending, rates in and out), stages (live workers, events/s,
+retries/s, dead letters, delay set), sinks (rows/s, last flush) and workers (host, components,
+last heartbeat), read from Redis. Rates in and out are measured over ~1 s (or one --watch
+period); stage and sink rates come from the workers' heartbeats. A lag marked ≤ is an upper
+bound (Redis cannot tell it exactly after XDEL).
+
+Options:
+  --watch [SECONDS]  redraw every SECONDS (default 2) until Ctrl-C
+  --json             one JSON object (with --watch: one per line, every period)
+  --topology FILE    the topology (default $RILL_TOPOLOGY, else ./topology.yaml)
+  -h, --help         show this help
+`;
+
+const OPTIONS = {
+  json: { type: 'boolean' },
+  topology: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export interface StatusIO extends CommandIO {
+  /** Ends --watch (besides SIGINT/SIGTERM); for tests. */
+  signal?: AbortSignal;
+  /** Whether stdout is a terminal (redraws clear the screen); default: process.stdout.isTTY. */
+  tty?: boolean;
+}
+
+/** `argv` is what follows `rill status`. Resolves to the exit code. */
+export async function statusCommand(argv: string[], io: StatusIO = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
+  try {
+    return await run(argv, io);
+  } catch (err) {
+    io.stderr.write(`rill status: ${describe(err)}\n`);
+    return 1;
+  }
+}
+
+/** --watch takes an optional value, which parseArgs cannot express: take it out first. */
+function takeWatch(argv: readonly string[]): { rest: string[]; watch: number | undefined } {
+  const rest: string[] = [];
+  let watch: number | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const inline = /^--watch=(.*)$/.exec(a);
+    if (a === '--watch' || a === '-w' || inline) {
+      let v = inline?.[1];
+      if (v === undefined && argv[i + 1] !== undefined && /^\d+(\.\d+)?$/.test(argv[i + 1]!)) v = argv[++i];
+      if (v === undefined) watch = 2;
+      else {
+        const n = Number(v);
+        if (!/^\d+(\.\d+)?$/.test(v) || n < 0.2 || n > 3600) throw new ConfigError(`--watch takes seconds from 0.2 to 3600, got "${v}"`);
+        watch = n;
+      }
+    } else rest.push(a);
+  }
+  return { rest, watch };
+}
+
+async function run(argv: string[], io: StatusIO): Promise<number> {
+  const { rest, watch } = takeWatch(argv);
+  const { values } = parseArgs({ args: rest, options: OPTIONS, allowPositionals: false, strict: true });
+  if (values.help) {
+    io.stdout.write(STATUS_USAGE);
+    return 0;
+  }
+  const env = readEnv(io.env);
+  const topology = loadTopology(values.topology ?? env.topologyPath);
+  const keys = new Keys(env.prefix);
+  const redis = connectRedis(env, { name: 'rill:status', lazyConnect: true, offlineQueue: false, retriesPerRequest: 0 });
+  let cause: Error | undefined;
+  redis.on('error', (err: Error) => (cause ??= err)); // reported once, by the failing call
+  try {
+    await redis.connect().catch((err: unknown) => {
+      throw cause ?? err;
+    });
+    const where = { redis: redactUrl(env.redisUrl), prefix: env.prefix };
+    if (watch === undefined) {
+      const a = await collect(redis, keys, topology);
+      await sleep(1_000);
+      const b = await collect(redis, keys, topology);
+      const report = buildReport(topology, a, b);
+      io.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${render(report, where)}\n`);
+      return 0;
+    }
+    return await watchLoop(redis, keys, topology, watch, values.json ?? false, io, where, () => (cause = undefined));
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function watchLoop(
+  redis: RedisClient, keys: Keys, topology: Topology, seconds: number, json: boolean, io: StatusIO,
+  where: { redis: string; prefix: string }, clearCause: () => void,
+): Promise<number> {
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  io.signal?.addEventListener('abort', onSignal, { once: true });
+  const tty = io.tty ?? Boolean((process.stdout as { isTTY?: boolean }).isTTY);
+  const pause = async (ms: number) => {
+    await sleep(ms, undefined, { signal: stop.signal }).catch(() => undefined);
+  };
+  try {
+    let prev: Sample | undefined;
+    let first = true;
+    while (!stop.signal.aborted) {
+      let started = Date.now();
+      let out: string;
+      try {
+        if (!prev) {
+          // the first screen needs two samples for its rates
+          prev = await collect(redis, keys, topology);
+          await pause(Math.min(1_000, seconds * 1_000));
+          if (stop.signal.aborted) break;
+          started = Date.now();
+        }
+        const next = await collect(redis, keys, topology);
+        const report = buildReport(topology, prev, next);
+        prev = next;
+        clearCause();
+        out = json ? JSON.stringify(report) : render(report, where);
+      } catch (err) {
+        // keep watching: Redis may come back; the next good sample starts the rates again
+        prev = undefined;
+        out = json ? JSON.stringify({ error: describe(err), at: new Date().toISOString() }) : `rill status: ${describe(err)} (retrying every ${seconds}s; Ctrl-C to stop)`;
+      }
+      if (json) io.stdout.write(`${out}\n`);
+      else io.stdout.write(tty ? `\x1b[H\x1b[2J${out}\n` : `${first ? '' : '\n'}${out}\n`);
+      first = false;
+      await pause(Math.max(0, seconds * 1_000 - (Date.now() - started)));
+    }
+    return 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    io.signal?.removeEventListener('abort', onSignal);
+  }
+}
+
+interface Sample {
+  streams: StreamStats;
+  workers: WorkerView[];
+}
+
+async function collect(redis: RedisClient, keys: Keys, topology: Topology): Promise<Sample> {
+  const [streams, workers] = await Promise.all([collectStreamStats(redis, keys, topology, { entriesAdded: true }), readWorkers(redis, keys)]);
+  return { streams, workers };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The report (also the --json output)
+
+export interface StatusReport {
+  at: string;
+  /** Seconds between the two stream samples the rates in and out are measured over. */
+  sample_seconds: number;
+  topics: {
+    topic: string;
+    partitions: number;
+    external: boolean;
+    lanes: {
+      lane: string;
+      length: number;
+      in_per_sec: number | null;
+      groups: { group: string; lag: number; lag_exact: boolean; pending: number; out_per_sec: number | null }[];
+    }[];
+  }[];
+  stages: {
+    stage: string;
+    input: string;
+    output: string;
+    ordering: string;
+    live_workers: number;
+    events_per_sec: number | null;
+    retries_per_sec: number | null;
+    dead_lettered_per_sec: number | null;
+    dead_letters: number;
+    delay_set: number;
+  }[];
+  sinks: {
+    sink: string;
+    input: string;
+    table: string;
+    live_workers: number;
+    rows_per_sec: number | null;
+    last_flush_at: string | null;
+    last_flush_age_seconds: number | null;
+    dead_letters: number;
+  }[];
+  workers: {
+    id: string;
+    host: string;
+    pid: number;
+    components: string[];
+    live: boolean;
+    started_at: string;
+    seen_at: string;
+    seen_age_seconds: number;
+  }[];
+}
+
+export function buildReport(topology: Topology, a: Sample, b: Sample): StatusReport {
+  const now = b.streams.at;
+  const dt = Math.max(0.001, (b.streams.at - a.streams.at) / 1000);
+  const rate = (x: number | null | undefined, y: number | null | undefined) =>
+    x === null || x === undefined || y === null || y === undefined ? null : round(Math.max(0, y - x) / dt);
+  const before = new Map(a.streams.lanes.map((l) => [`${l.topic}/${l.lane}`, l]));
+  const topics: StatusReport['topics'] = Object.entries(topology.topics).map(([topic, t]) => ({
+    topic,
+    partitions: t.partitions,
+    external: t.external,
+    lanes: b.streams.lanes
+      .filter((l) => l.topic === topic)
+      .map((l) => {
+        const old = before.get(`${topic}/${l.lane}`);
+        return {
+          lane: l.lane,
+          length: l.length,
+          in_per_sec: rate(old?.entriesAdded, l.entriesAdded),
+          groups: l.groups.map((g) => ({
+            group: g.group,
+            lag: g.lag,
+            lag_exact: g.lagExact,
+            pending: g.pending,
+            out_per_sec: rate(old?.groups.find((x) => x.group === g.group)?.acked, g.acked),
+          })),
+        };
+      }),
+  }));
+  const live = b.workers.filter((w) => w.live);
+  const liveOf = (name: string) => live.filter((w) => w.components.includes(name));
+  const stages: StatusReport['stages'] = Object.entries(topology.stages).map(([stage, s]) => {
+    const ws = liveOf(stage);
+    const r = (pick: (x: WorkerStats['stages'][string]) => number) => heartbeatRate(ws, (st) => (st.stages[stage] ? pick(st.stages[stage]) : 0));
+    return {
+      stage, input: s.input, output: s.output, ordering: s.ordering,
+      live_workers: ws.length,
+      events_per_sec: r((x) => x.ok + x.retry + x.dead_letter),
+      retries_per_sec: r((x) => x.retry),
+      dead_lettered_per_sec: r((x) => x.dead_letter),
+      dead_letters: b.streams.deadLetters[stage] ?? 0,
+      delay_set: b.streams.delaySets[stage] ?? 0,
+    };
+  });
+  const sinks: StatusReport['sinks'] = Object.entries(topology.sinks).map(([sink, s]) => {
+    const ws = liveOf(sink);
+    // the last flush is history: dead workers' records count too
+    const flushes = b.workers.map((w) => w.stats.sinks[sink]?.last_flush_at ?? null).filter((x): x is number => typeof x === 'number');
+    const last = flushes.length ? Math.max(...flushes) : null;
+    return {
+      sink, input: s.input, table: s.table,
+      live_workers: ws.length,
+      rows_per_sec: heartbeatRate(ws, (st) => st.sinks[sink]?.rows ?? 0),
+      last_flush_at: last === null ? null : new Date(last).toISOString(),
+      last_flush_age_seconds: last === null ? null : round(Math.max(0, now - last) / 1000),
+      dead_letters: b.streams.deadLetters[sink] ?? 0,
+    };
+  });
+  const workers: StatusReport['workers'] = b.workers.map((w) => ({
+    id: w.id, host: w.host, pid: w.pid, components: w.components, live: w.live,
+    started_at: new Date(w.started_at).toISOString(),
+    seen_at: new Date(w.seen_at).toISOString(),
+    seen_age_seconds: round(Math.max(0, now - w.seen_at) / 1000),
+  }));
+  return { at: new Date(now).toISOString(), sample_seconds: round(dt), topics, stages, sinks, workers };
+}
+
+/** Summed per-second rate of a counter over workers, each from its last two heartbeats; null when none can tell yet. */
+function heartbeatRate(workers: readonly WorkerView[], value: (s: WorkerStats) => number): number | null {
+  let total = 0;
+  let known = false;
+  for (const w of workers) {
+    if (!w.prev || !(w.seen_at > w.prev.seen_at)) continue;
+    total += Math.max(0, value(w.stats) - value(w.prev.stats)) / ((w.seen_at - w.prev.seen_at) / 1000);
+    known = true;
+  }
+  return known ? round(total) : null;
+}
+
+function round(n: number): number {
+  return Math.round(n * 10) / 10;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The screen
+
+export function render(r: StatusReport, where: { redis: string; prefix: string }): string {
+  const out: string[] = [];
+  out.push(`rill status  ${r.at.replace(/\.\d+Z$/, 'Z')}  ${where.redis}  prefix ${where.prefix}  rates over ${r.sample_seconds.toFixed(1)}s`);
+  out.push('');
+  const topicRows: string[][] = [];
+  for (const t of r.topics) {
+    for (const l of t.lanes) {
+      const head = [t.topic + (t.external ? ' (ext)' : ''), l.lane, int(l.length), num(l.in_per_sec)];
+      if (!l.groups.length) topicRows.push([...head, '-', '-', '-', '-']);
+      for (const g of l.groups) topicRows.push([...head, g.group, `${g.lag_exact ? '' : '≤'}${int(g.lag)}`, int(g.pending), num(g.out_per_sec)]);
+    }
+  }
+  out.push(table(['TOPIC', 'LANE', 'LENGTH', 'IN/S', 'GROUP', 'LAG', 'PENDING', 'OUT/S'], topicRows, [2, 3, 5, 6, 7]));
+  if (r.stages.length) {
+    out.push('');
+    out.push(
+      table(
+        ['STAGE', 'INPUT', 'ORDERING', 'WORKERS', 'EVENTS/S', 'RETRIES/S', 'DEAD LETTERS', 'DELAY SET'],
+        r.stages.map((s) => [s.stage, s.input, s.ordering, String(s.live_workers), num(s.events_per_sec), num(s.retries_per_sec), int(s.dead_letters), int(s.delay_set)]),
+        [3, 4, 5, 6, 7],
+      ),
+    );
+  }
+  if (r.sinks.length) {
+    out.push('');
+    out.push(
+      table(
+        ['SINK', 'INPUT', 'TABLE', 'WORKERS', 'ROWS/S', 'LAST FLUSH', 'DEAD LETTERS'],
+        r.sinks.map((s) => [s.sink, s.input, s.table, String(s.live_workers), num(s.rows_per_sec), s.last_flush_age_seconds === null ? 'never' : `${age(s.last_flush_age_seconds)} ago`, int(s.dead_letters)]),
+        [3, 4, 6],
+      ),
+    );
+  }
+  out.push('');
+  if (r.workers.length) {
+    const now = Date.parse(r.at);
+    out.push(
+      table(
+        ['WORKER', 'HOST', 'PID', 'COMPONENTS', 'UP', 'LAST SEEN', 'STATE'],
+        r.workers.map((w) => [w.id, w.host, String(w.pid), w.components.join(',') || '-', age((now - Date.parse(w.started_at)) / 1000), `${age(w.seen_age_seconds)} ago`, w.live ? 'live' : 'DEAD']),
+        [2],
+      ),
+    );
+  } else out.push('no workers have sent a heartbeat (is any `rill worker` running with this RILL_PREFIX?)');
+  return out.join('\n');
+}
+
+function table(head: string[], rows: string[][], right: number[] = []): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const cell = (c: string, i: number, last: boolean) => (right.includes(i) ? c.padStart(widths[i]!) : last ? c : c.padEnd(widths[i]!));
+  const line = (cells: string[]) => cells.map((c, i) => cell(c, i, i === cells.length - 1)).join('  ');
+  return [line(head), ...rows.map(line)].join('\n');
+}
+
+function int(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+function num(n: number | null): string {
+  if (n === null) return '-';
+  return n >= 1000 ? Math.round(n).toLocaleString('en-US') : n.toFixed(1);
+}
+
+/** 0.4s, 12s, 3m12s, 2h05m, 3d04h */
+export function age(seconds: number): string {
+  const s = Math.max(0, seconds);
+  if (s < 10) return `${s.toFixed(1)}s`;
+  if (s < 60) return `${Math.floor(s)}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(Math.floor(s % 60)).padStart(2, '0')}s`;
+  if (s < 86_400) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+  return `${Math.floor(s / 86_400)}d${String(Math.floor((s % 86_400) / 3600)).padStart(2, '0')}h`;
+}
+
+/** The Redis URL without its password. */
+function redactUrl(url: string): string {
+  return url
+    .split(',')
+    .map((u) => {
+      try {
+        const parsed = new URL(u.trim());
+        if (parsed.password) parsed.password = '***';
+        return parsed.toString().replace(/\/$/, '');
+      } catch {
+        return u;
+      }
+    })
+    .join(',');
+}

@@ -1,0 +1,428 @@
+// Tapping a topic: reading its events without joining any consumer group (read-only: XRANGE,
+// XREAD, XINFO; nothing written, no group created, no pending entry touched).
+//
+// Every lane stream of every partition is read and merged in entry-id order (ids are
+// `<ms>-<seq>`, so this is time order; ties go to the lower partition, then the higher lane).
+// History is read with one pipelined XRANGE per refill (`COUNT batch` per stream, only for the
+// streams whose buffer ran dry); in follow mode, once history is read, one XREAD BLOCK over all
+// the streams per round waits for new entries. Filters (merchant, type) apply after decoding `ev`;
+// a merchant filter also narrows the read to that merchant's partition (events are partitioned by
+// merchant id in every topic).
+import type { Redis } from 'ioredis';
+import { F_EVENT, F_TX } from '../entry.ts';
+import type { Keys } from '../keys.ts';
+import { partitionOf } from '../partition.ts';
+import type { Topology } from '../topology/schema.ts';
+import {
+  compareIds,
+  decodeCursor,
+  encodeCursor,
+  endId,
+  idTime,
+  parseTapEnd,
+  parseTapStart,
+  startPosition,
+  UnknownTopicError,
+} from './position.ts';
+import type { StreamSlot, TapEnd, TapStart } from './position.ts';
+
+export interface TapFilter {
+  merchantId?: string;
+  type?: string;
+}
+
+export interface TapOptions {
+  /** A connection of the tap's own: a blocking read holds it. Closing it ends the tap. */
+  redis: Redis;
+  keys: Keys;
+  topology: Topology;
+  topic: string;
+  /** Where to start (default: now). Ignored when `cursor` is given. */
+  from?: TapStart | string;
+  /** Resume exactly after the event this cursor came from (TapEvent.cursor()). */
+  cursor?: string;
+  /**
+   * Where to stop (inclusive). Without `follow` the tap also stops at the streams' ends as they
+   * were when it opened; with `follow` and `to`, it waits for live entries until the clock passes `to`.
+   */
+  to?: TapEnd | string;
+  /** Keep reading new entries as they arrive (until aborted or `to`). */
+  follow?: boolean;
+  filter?: TapFilter;
+  /** Entries per stream per read (default 500). */
+  batch?: number;
+  /** Longest single XREAD BLOCK in follow mode (default 5 s); an abort is seen at the latest then. */
+  blockMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface TapEvent {
+  /** The stream entry id. */
+  id: string;
+  /** The lane stream's key. */
+  stream: string;
+  partition: number;
+  lane: string;
+  /** The entry's transaction id field. */
+  tx: string | undefined;
+  /** The decoded `ev` field. */
+  event: Record<string, unknown>;
+  /** The cursor to resume right after this event (computed when called). */
+  cursor(): string;
+}
+
+export interface TapStats {
+  /** Entries read from Redis (matching or not). */
+  scanned: number;
+  /** Events yielded. */
+  delivered: number;
+  /** Entries whose `ev` is not a JSON object: skipped. */
+  undecodable: number;
+}
+
+type RawEntry = [string, string[]];
+
+interface Stream extends StreamSlot {
+  key: string;
+  index: number;
+  /** Read this one (a merchant filter reads only that merchant's partition). */
+  active: boolean;
+  buf: RawEntry[];
+  at: number;
+  /** The last read returned less than a full batch: nothing more for now. */
+  drained: boolean;
+  /** Passed the end: nothing more, ever. */
+  done: boolean;
+  /** Inclusive end id, if any. */
+  end: string | undefined;
+  /** The end is at or before the stream's last entry at open: once drained, nothing more can come. */
+  endClosed: boolean;
+}
+
+const DEFAULT_BATCH = 500;
+const DEFAULT_BLOCK_MS = 5_000;
+/** After the clock passes `to`, entries up to it may still be on their way (clock skew, in-flight XADDs). */
+const END_GRACE_MS = 1_000;
+
+/** Open a tap: checks the topic and resolves the start (so bad input fails here, not mid-stream). */
+export async function openTap(o: TapOptions): Promise<TapReader> {
+  const topic = o.topology.topics[o.topic];
+  if (!topic) throw new UnknownTopicError(`no topic named "${o.topic}" in the topology (topics: ${Object.keys(o.topology.topics).join(', ')})`);
+  const now = Date.now();
+  const start = typeof o.from === 'string' ? parseTapStart(o.from, now) : (o.from ?? { kind: 'now' });
+  const end = typeof o.to === 'string' ? parseTapEnd(o.to, now) : o.to;
+  const slots: StreamSlot[] = [];
+  for (let p = 0; p < topic.partitions; p++) for (const lane of o.topology.priorities) slots.push({ partition: p, lane: lane.name });
+  const keys = slots.map((s) => o.keys.lane(o.topic, s.partition, s.lane));
+
+  const needLast = (o.cursor === undefined && start.kind === 'now') || end?.kind === 'now' || !o.follow;
+  const last = needLast ? await lastIds(o.redis, keys) : undefined;
+  let positions: string[];
+  if (o.cursor !== undefined) positions = decodeCursor(o.cursor, o.topic, slots);
+  else if (start.kind === 'now') positions = last!;
+  else positions = keys.map(() => startPosition(start));
+
+  // without follow, stop at the streams' ends as of now (a tap of a busy topic still finishes)
+  const closed = !o.follow || end?.kind === 'now';
+  const ends = keys.map((_, i): string | undefined => {
+    const snapshot = closed ? last![i]! : undefined;
+    const fixed = end && end.kind !== 'now' ? endId(end) : undefined;
+    if (snapshot === undefined) return fixed;
+    if (fixed === undefined) return snapshot;
+    return compareIds(fixed, snapshot) <= 0 ? fixed : snapshot;
+  });
+  const only = o.filter?.merchantId === undefined ? undefined : partitionOf(o.filter.merchantId, topic.partitions);
+  const streams: Stream[] = slots.map((slot, i) => ({
+    ...slot,
+    key: keys[i]!,
+    index: i,
+    active: only === undefined || slot.partition === only,
+    buf: [],
+    at: 0,
+    drained: false,
+    done: false,
+    end: ends[i],
+    endClosed: closed,
+  }));
+  for (const s of streams) if (s.end !== undefined && compareIds(positions[s.index]!, s.end) >= 0) s.done = true;
+  const liveUntil = o.follow && end && end.kind !== 'now' ? (end.kind === 'time' ? end.ms : idTime(end.id)) + END_GRACE_MS : undefined;
+  return new TapReader(o, streams, positions, liveUntil);
+}
+
+/** Each stream's last entry id (0-0 for a stream that does not exist yet). */
+async function lastIds(redis: Redis, keys: readonly string[]): Promise<string[]> {
+  const pipe = redis.pipeline();
+  for (const k of keys) pipe.xinfo('STREAM', k);
+  const res = (await pipe.exec()) ?? [];
+  return keys.map((_, i) => {
+    const [err, value] = res[i] ?? [new Error('no reply'), null];
+    if (err) {
+      if (/no such key/i.test(err.message)) return '0-0';
+      throw err;
+    }
+    const info = value as unknown[];
+    for (let j = 0; j + 1 < info.length; j += 2) if (info[j] === 'last-generated-id') return String(info[j + 1]);
+    return '0-0';
+  });
+}
+
+export class TapReader implements AsyncIterable<TapEvent> {
+  readonly stats: TapStats = { scanned: 0, delivered: 0, undecodable: 0 };
+  private readonly batch: number;
+  private readonly blockMs: number;
+  private started = false;
+
+  constructor(
+    private readonly o: TapOptions,
+    private readonly streams: Stream[],
+    /** Per stream (same order as `streams`): the last entry id seen. */
+    private readonly positions: string[],
+    private readonly liveUntil: number | undefined,
+  ) {
+    this.batch = Math.max(1, o.batch ?? DEFAULT_BATCH);
+    this.blockMs = Math.max(1, o.blockMs ?? DEFAULT_BLOCK_MS);
+  }
+
+  /** The cursor right after the last entry read (delivered or filtered out). */
+  cursor(): string {
+    return encodeCursor(this.o.topic, this.streams, this.positions);
+  }
+
+  /** The lane streams this tap reads. */
+  get keys(): string[] {
+    return this.streams.filter((s) => s.active).map((s) => s.key);
+  }
+
+  [Symbol.asyncIterator](): AsyncGenerator<TapEvent> {
+    if (this.started) throw new Error('a TapReader is read once');
+    this.started = true;
+    return this.run();
+  }
+
+  private async *run(): AsyncGenerator<TapEvent> {
+    const { signal } = this.o;
+    const active = this.streams.filter((s) => s.active);
+    const merchant = this.o.filter?.merchantId;
+    const type = this.o.filter?.type;
+    const heap = new HeadHeap();
+    // streams whose buffer is empty but may have more: read before the next event goes out,
+    // since one of them may hold the smallest id
+    let refill = active.filter((s) => !s.done);
+    for (;;) {
+      if (signal?.aborted) return;
+      if (refill.length) {
+        const list = refill;
+        refill = [];
+        if (!(await this.unlessAborted(this.readRange(list)))) return;
+        for (const s of list) if (s.at < s.buf.length) heap.push(s);
+        continue;
+      }
+      const next = heap.peek();
+      if (!next) {
+        if (active.every((s) => s.done)) return;
+        if (!this.o.follow) return;
+        if (this.liveUntil !== undefined && Date.now() > this.liveUntil) return;
+        const wait = this.liveUntil === undefined ? this.blockMs : Math.min(this.blockMs, Math.max(1, this.liveUntil - Date.now()));
+        const waiting = active.filter((s) => !s.done);
+        if (!(await this.unlessAborted(this.readBlocking(waiting, wait)))) return;
+        for (const s of waiting) {
+          if (s.at < s.buf.length) heap.push(s);
+          else if (!s.done && !s.drained) refill.push(s);
+        }
+        continue;
+      }
+      const [id, fields] = next.buf[next.at++]!;
+      if (next.at >= next.buf.length) {
+        next.buf = [];
+        next.at = 0;
+        heap.pop();
+        if (!next.done && !next.drained) refill.push(next);
+      } else {
+        heap.headChanged();
+      }
+      this.positions[next.index] = id;
+      this.stats.scanned++;
+      const decoded = decode(fields);
+      if (!decoded) {
+        this.stats.undecodable++;
+        continue;
+      }
+      const ev = decoded.event;
+      if (merchant !== undefined && ev.merchant_id !== merchant) continue;
+      if (type !== undefined && ev.type !== type) continue;
+      this.stats.delivered++;
+      const snapshot = this.positions.slice();
+      const topic = this.o.topic;
+      const streams = this.streams;
+      yield {
+        id,
+        stream: next.key,
+        partition: next.partition,
+        lane: next.lane,
+        tx: decoded.tx,
+        event: ev,
+        cursor: () => encodeCursor(topic, streams, snapshot),
+      };
+    }
+  }
+
+  /** false when the tap was aborted meanwhile (its connection closed under the read): stop quietly. */
+  private async unlessAborted(read: Promise<void>): Promise<boolean> {
+    try {
+      await read;
+    } catch (err) {
+      if (this.o.signal?.aborted) return false;
+      throw err;
+    }
+    return !this.o.signal?.aborted;
+  }
+
+  private async readRange(streams: readonly Stream[]): Promise<void> {
+    const pipe = this.o.redis.pipeline();
+    for (const s of streams) pipe.xrange(s.key, `(${this.positions[s.index]!}`, '+', 'COUNT', this.batch);
+    const res = (await pipe.exec()) ?? [];
+    streams.forEach((s, i) => {
+      const [err, value] = res[i] ?? [new Error('no reply'), null];
+      if (err) throw err;
+      this.take(s, value as RawEntry[]);
+    });
+  }
+
+  private async readBlocking(streams: readonly Stream[], blockMs: number): Promise<void> {
+    if (!streams.length) return;
+    const reply = (await this.o.redis.xread(
+      'COUNT', this.batch, 'BLOCK', blockMs, 'STREAMS',
+      ...streams.map((s) => s.key), ...streams.map((s) => this.positions[s.index]!),
+    )) as [string, RawEntry[]][] | null;
+    if (!reply) return;
+    const byKey = new Map(streams.map((s) => [s.key, s]));
+    for (const [key, entries] of reply) {
+      const s = byKey.get(key);
+      if (s) this.take(s, entries);
+    }
+  }
+
+  /** Buffer a read's entries, cut at the stream's end. */
+  private take(s: Stream, entries: RawEntry[]): void {
+    s.drained = entries.length < this.batch;
+    let keep = entries;
+    if (s.end !== undefined) {
+      const last = entries[entries.length - 1];
+      const cut = !last || compareIds(last[0], s.end) <= 0 ? -1 : entries.findIndex(([id]) => compareIds(id, s.end!) > 0);
+      if (cut >= 0) {
+        keep = entries.slice(0, cut);
+        s.done = true;
+      } else if (s.endClosed && s.drained) {
+        s.done = true; // the end is at or before the stream's end at open: nothing more will come
+      }
+    }
+    s.buf = keep;
+    s.at = 0;
+    if (!keep.length && s.end !== undefined && compareIds(this.positions[s.index]!, s.end) >= 0) s.done = true;
+  }
+}
+
+/** The next entry's id of a stream, parsed for cheap comparisons (ids past 2^53 compare as text). */
+interface Head {
+  ms: number;
+  seq: number;
+  exact: boolean;
+}
+
+function headOf(s: Stream): Head {
+  const id = s.buf[s.at]![0];
+  const dash = id.indexOf('-');
+  const exact = dash <= 15 && id.length - dash - 1 <= 15;
+  return { ms: exact ? Number(id.slice(0, dash)) : 0, seq: exact ? Number(id.slice(dash + 1)) : 0, exact };
+}
+
+/**
+ * Streams with buffered entries, smallest next id on top (ties: the lower stream index, i.e. the
+ * lower partition, then the higher lane): a k-way merge costs O(log streams) per entry.
+ */
+class HeadHeap {
+  private readonly items: { s: Stream; h: Head }[] = [];
+
+  peek(): Stream | undefined {
+    return this.items[0]?.s;
+  }
+
+  push(s: Stream): void {
+    this.items.push({ s, h: headOf(s) });
+    this.up(this.items.length - 1);
+  }
+
+  pop(): void {
+    const last = this.items.pop()!;
+    if (this.items.length) {
+      this.items[0] = last;
+      this.down(0);
+    }
+  }
+
+  /** The top stream moved on to its next entry. */
+  headChanged(): void {
+    const top = this.items[0]!;
+    top.h = headOf(top.s);
+    this.down(0);
+  }
+
+  private less(i: number, j: number): boolean {
+    const a = this.items[i]!;
+    const b = this.items[j]!;
+    if (a.h.exact && b.h.exact) {
+      if (a.h.ms !== b.h.ms) return a.h.ms < b.h.ms;
+      if (a.h.seq !== b.h.seq) return a.h.seq < b.h.seq;
+    } else {
+      const c = compareIds(a.s.buf[a.s.at]![0], b.s.buf[b.s.at]![0]);
+      if (c !== 0) return c < 0;
+    }
+    return a.s.index < b.s.index;
+  }
+
+  private up(i: number): void {
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.less(i, parent)) return;
+      this.swap(i, parent);
+      i = parent;
+    }
+  }
+
+  private down(i: number): void {
+    const n = this.items.length;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < n && this.less(l, m)) m = l;
+      if (r < n && this.less(r, m)) m = r;
+      if (m === i) return;
+      this.swap(i, m);
+      i = m;
+    }
+  }
+
+  private swap(i: number, j: number): void {
+    const t = this.items[i]!;
+    this.items[i] = this.items[j]!;
+    this.items[j] = t;
+  }
+}
+
+function decode(fields: readonly string[]): { tx: string | undefined; event: Record<string, unknown> } | undefined {
+  let tx: string | undefined;
+  let ev: string | undefined;
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    if (fields[i] === F_TX) tx = fields[i + 1];
+    else if (fields[i] === F_EVENT) ev = fields[i + 1];
+  }
+  if (ev === undefined) return undefined;
+  try {
+    const event: unknown = JSON.parse(ev);
+    if (typeof event !== 'object' || event === null || Array.isArray(event)) return undefined;
+    return { tx, event: event as Record<string, unknown> };
+  } catch {
+    return undefined;
+  }
+}

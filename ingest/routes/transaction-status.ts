@@ -1,0 +1,266 @@
+// GET /v1/transactions/:id (design §3): one transaction as its merchant sees it, with its current
+// status. Runs after bearerAuth('merchant'). Merchant-scoped: an id of another merchant answers
+// exactly like an unknown or malformed one (404, same body), so ids cannot be probed.
+//
+// Where the answer comes from, in order:
+//  1. Postgres `transactions` (succeeded or failed): by id and merchant_id, with ingested_at bound
+//     to the millisecond the id encodes (a ULID), so Postgres prunes to one partition.
+//  2. Redis, the merchant's partition only, in one read-only script (scripts/find-tx.lua): the
+//     dead-letter index (dead_lettered, the stage and error as failure_reason), then the lane
+//     streams of every topic and the stages' delay sets: only in the ingest topic and not yet
+//     delivered to its first stage → accepted; anywhere else → processing.
+//  3. Else 404.
+// In Redis the scans are bounded (`scanLimit` entries per key, from the id's time minus
+// `clockSkewMs`): an event still in flight behind more than that many newer entries of its lane
+// is not found (404) until Postgres or the dead-letter index has it.
+import type { Handler } from 'hono';
+import type { TransactionEvent, TransactionStatus } from '../../core/event.ts';
+import type { Keys } from '../../core/keys.ts';
+import { partitionOf } from '../../core/partition.ts';
+import type { PgPool } from '../../core/postgres.ts';
+import { defineScripts, readScripts, runScript } from '../../core/redis.ts';
+import type { RedisClient, ScriptSource } from '../../core/redis.ts';
+import type { Topology } from '../../core/topology/schema.ts';
+import type { AuthEnv } from '../auth/index.ts';
+import { forbidden, notFound } from '../problem.ts';
+import { withTimeout } from '../timeout.ts';
+import { TX_ID_PATTERN } from '../tx-id.ts';
+
+/** The transaction as its merchant sees it. Times are RFC 3339 (UTC); absent values are null. */
+export interface TransactionView {
+  id: string;
+  merchant_id: string;
+  type: string;
+  amount: number;
+  currency: string;
+  reference: string | null;
+  metadata: Record<string, string> | null;
+  status: TransactionStatus;
+  failure_reason: string | null;
+  risk_score: number | null;
+  occurred_at: string | null;
+  ingested_at: string;
+  /** When the pipeline finished with it: the sink's commit, or the moment it was dead-lettered. */
+  processed_at: string | null;
+}
+
+const FIND_TX: ScriptSource = (() => {
+  const s = readScripts(new URL('../scripts/', import.meta.url)).find((x) => x.name === 'findTx');
+  if (!s) throw new Error('ingest Lua script findTx is missing');
+  return s;
+})();
+
+const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+const MAX_ULID_TIME = 2 ** 48 - 1;
+
+/** The ms a tx id was minted at (its ULID's 48-bit time), or undefined for a malformed id. */
+export function txIdTime(id: string): number | undefined {
+  if (!TX_ID_PATTERN.test(id)) return undefined;
+  let ms = 0;
+  for (const ch of id.slice(3, 13)) ms = ms * 32 + ALPHABET.indexOf(ch);
+  return ms <= MAX_ULID_TIME ? ms : undefined;
+}
+
+/**
+ * One row by id and merchant, with ingested_at bound to the id's millisecond: the partition key
+ * (ingested_at, merchant_id) is fully known, so the planner prunes to one leaf partition.
+ */
+export const TRANSACTION_BY_ID_SQL = `
+SELECT id, merchant_id, type, amount, currency, status, reference, risk_score, metadata,
+       occurred_at, ingested_at, processed_at, failure_reason
+FROM transactions
+WHERE id = $1 AND merchant_id = $2 AND ingested_at >= $3::timestamptz AND ingested_at < $4::timestamptz`;
+
+interface TransactionRow {
+  id: string;
+  merchant_id: string;
+  type: string;
+  amount: string | number;
+  currency: string;
+  status: string;
+  reference: string | null;
+  risk_score: number | null;
+  metadata: Record<string, string> | null;
+  occurred_at: Date | null;
+  ingested_at: Date;
+  processed_at: Date | null;
+  failure_reason: string | null;
+}
+
+export interface TransactionLookupOptions {
+  redis: RedisClient;
+  pool: PgPool;
+  topology: Topology;
+  keys: Keys;
+  /** Longest wait for Postgres, then for Redis, before the request fails with 503. */
+  timeoutMs: number;
+  /** Most entries scanned per stream (and delay-set members per set) in Redis. Default 500. */
+  scanLimit?: number;
+  /** How far ingest's clock (in the id) may run ahead of Redis's (in entry ids). Default 2 s. */
+  clockSkewMs?: number;
+}
+
+interface PartitionKeys {
+  keys: string[];
+  counts: [number, number, number, number];
+  dlqStages: string[];
+}
+
+export class TransactionLookup {
+  private readonly partitions: number;
+  private readonly scanLimit: number;
+  private readonly clockSkewMs: number;
+  private readonly ingestGroups: string[];
+  private readonly byPartition = new Map<number, PartitionKeys>();
+
+  constructor(private readonly o: TransactionLookupOptions) {
+    const { topology } = o;
+    const ingest = topology.topics[topology.ingest.topic];
+    if (!ingest) throw new Error(`ingest.topic "${topology.ingest.topic}" is not declared under topics`);
+    this.partitions = ingest.partitions;
+    this.scanLimit = o.scanLimit ?? 500;
+    this.clockSkewMs = o.clockSkewMs ?? 2_000;
+    // every consumer group on the ingest topic: its stages and sinks are named after them
+    this.ingestGroups = [
+      ...Object.entries(topology.stages).filter(([, s]) => s.input === topology.ingest.topic),
+      ...Object.entries(topology.sinks).filter(([, s]) => s.input === topology.ingest.topic),
+    ].map(([name]) => name);
+    defineScripts(o.redis, [FIND_TX]);
+  }
+
+  /** The merchant's transaction, or undefined when there is none it may see (malformed ids too). */
+  async find(merchantId: string, txId: string): Promise<TransactionView | undefined> {
+    const ms = txIdTime(txId);
+    // minted in the future: no such transaction, and no scan for it
+    if (ms === undefined || ms > Date.now() + this.clockSkewMs) return undefined;
+    return (await this.fromPostgres(merchantId, txId, ms)) ?? (await this.fromRedis(merchantId, txId, ms));
+  }
+
+  private async fromPostgres(merchantId: string, txId: string, ms: number): Promise<TransactionView | undefined> {
+    const { rows } = await withTimeout(
+      this.o.pool.query<TransactionRow>(TRANSACTION_BY_ID_SQL, [txId, merchantId, new Date(ms).toISOString(), new Date(ms + 1).toISOString()]),
+      this.o.timeoutMs,
+      'Postgres transaction lookup',
+    );
+    const r = rows[0];
+    if (!r) return undefined;
+    return {
+      id: r.id,
+      merchant_id: r.merchant_id,
+      type: r.type,
+      amount: Number(r.amount),
+      currency: r.currency,
+      reference: r.reference,
+      metadata: r.metadata,
+      status: r.status === 'failed' ? 'failed' : 'succeeded',
+      failure_reason: r.failure_reason,
+      risk_score: r.risk_score,
+      occurred_at: r.occurred_at ? r.occurred_at.toISOString() : null,
+      ingested_at: r.ingested_at.toISOString(),
+      processed_at: r.processed_at ? r.processed_at.toISOString() : null,
+    };
+  }
+
+  private async fromRedis(merchantId: string, txId: string, ms: number): Promise<TransactionView | undefined> {
+    const p = partitionOf(merchantId, this.partitions);
+    const { keys, counts, dlqStages } = this.keysOf(p);
+    const reply = await withTimeout(
+      runScript(this.o.redis, FIND_TX, keys, [
+        txId,
+        ...counts,
+        Math.max(0, ms - this.clockSkewMs),
+        ms + this.clockSkewMs,
+        this.scanLimit,
+        this.clockSkewMs,
+        ...dlqStages,
+        ...this.ingestGroups,
+      ]),
+      this.o.timeoutMs,
+      'Redis transaction lookup',
+    );
+    const [state, evJson, indexJson] = Array.isArray(reply) ? (reply as unknown[]) : [];
+    if (state !== 'accepted' && state !== 'processing' && state !== 'dead_lettered') return undefined;
+    const ev = parseJson<TransactionEvent>(evJson);
+    // the partition is shared with other merchants: only the event's own merchant may see it,
+    // and without the event there is nothing to check ownership against
+    if (!ev || ev.id !== txId || ev.merchant_id !== merchantId) return undefined;
+    const view = fromEvent(ev, state);
+    if (state === 'dead_lettered') {
+      const dl = parseJson<{ stage?: unknown; error?: unknown; message?: unknown; at?: unknown }>(indexJson);
+      const stage = typeof dl?.stage === 'string' ? dl.stage : 'unknown stage';
+      const message = typeof dl?.message === 'string' && dl.message ? dl.message : typeof dl?.error === 'string' ? dl.error : 'failed';
+      view.failure_reason = `${stage}: ${message}`;
+      if (typeof dl?.at === 'number' && Number.isFinite(dl.at)) view.processed_at = new Date(dl.at).toISOString();
+    }
+    return view;
+  }
+
+  private keysOf(p: number): PartitionKeys {
+    let got = this.byPartition.get(p);
+    if (got) return got;
+    const { topology, keys: k } = this.o;
+    const lanes = topology.priorities.map((l) => l.name);
+    const topicLanes = (topic: string) => (p < (topology.topics[topic]?.partitions ?? 0) ? lanes.map((l) => k.lane(topic, p, l)) : []);
+    const ingest = topicLanes(topology.ingest.topic);
+    const others = Object.keys(topology.topics)
+      .filter((t) => t !== topology.ingest.topic)
+      .flatMap(topicLanes);
+    const delays = Object.keys(topology.stages).map((s) => k.delay(s, p));
+    const dlqStages = [...Object.keys(topology.stages), ...Object.keys(topology.sinks)];
+    const dlqs = dlqStages.map((s) => k.deadLetter(s, p));
+    got = {
+      keys: [k.deadLetterIndex(p), ...ingest, ...others, ...delays, ...dlqs],
+      counts: [ingest.length, others.length, delays.length, dlqs.length],
+      dlqStages,
+    };
+    this.byPartition.set(p, got);
+    return got;
+  }
+}
+
+function fromEvent(ev: TransactionEvent, status: 'accepted' | 'processing' | 'dead_lettered'): TransactionView {
+  return {
+    id: ev.id,
+    merchant_id: ev.merchant_id,
+    type: ev.type,
+    amount: ev.amount,
+    currency: ev.currency,
+    reference: ev.reference ?? null,
+    metadata: ev.metadata ?? null,
+    status,
+    // a stage's verdict on an event still in flight is not final until the sink commits it
+    failure_reason: null,
+    risk_score: typeof ev.risk_score === 'number' ? ev.risk_score : null,
+    occurred_at: ev.occurred_at ? isoOrNull(ev.occurred_at) : null,
+    ingested_at: new Date(ev.ingested_at).toISOString(),
+    processed_at: null,
+  };
+}
+
+/** RFC 3339 with any offset → UTC, as Postgres gives it back once the row is written. */
+function isoOrNull(s: string): string | null {
+  const d = new Date(s);
+  return Number.isNaN(d.getTime()) ? null : d.toISOString();
+}
+
+function parseJson<T>(v: unknown): T | undefined {
+  if (typeof v !== 'string' || v === '') return undefined;
+  try {
+    const parsed: unknown = JSON.parse(v);
+    return parsed !== null && typeof parsed === 'object' ? (parsed as T) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function getTransaction(lookup: TransactionLookup): Handler<AuthEnv> {
+  return async (c) => {
+    const principal = c.get('principal');
+    if (principal.scope !== 'merchant') throw forbidden('This API key may not read transactions.');
+    const id = c.req.param('id') ?? '';
+    const view = await lookup.find(principal.merchantId, id);
+    // one answer for unknown, malformed and other merchants' ids alike
+    if (!view) throw notFound('No such transaction.');
+    return c.json(view, 200, { 'cache-control': 'no-store' });
+  };
+}
