@@ -12,6 +12,8 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   topology: { summary: 'check topology.yaml', load: async () => (await import('./commands/topology.ts')).topologyCommand },
   keys: { summary: 'create API keys', load: async () => (await import('./commands/keys.ts')).keysCommand },
   status: { summary: 'topics, lanes, lag, pending, rates, live workers', load: async () => (await import('./commands/status.ts')).statusCommand },
+  tap: { summary: 'read a topic without joining a group (ndjson or csv)', load: async () => (await import('./commands/tap.ts')).tapCommand },
+  replay: { summary: "reset a group's offset to a time or id", load: async () => (await import('./commands/replay.ts')).replayCommand },
   dlq: { summary: 'dead letters: list, show, redrive, purge', load: async () => (await import('./commands/dlq.ts')).dlqCommand },
 };
 

@@ -95,7 +95,7 @@ export const AlertsSinkSchema = z
       ctx.addIssue({
         code: 'custom',
         path: ['visibility_timeout'],
-        message: `visibility_timeout must be at least delivery_timeout + 5s (${s.delivery_timeout + 5_000} ms), or an alert still being delivered is reclaimed and sent twice`,
+        message: `must be at least delivery_timeout + 5s (${s.delivery_timeout + 5_000} ms), or an alert still being delivered is reclaimed and sent twice`,
       });
     }
     const seen = new Set<string>();

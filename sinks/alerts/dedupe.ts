@@ -1,7 +1,7 @@
 // At most one delivery of "the same alert" per webhook per dedupe window, across every worker:
 // one Redis key per (sink, webhook, alert identity), set with SET NX PX.
 //
-//   claim    before sending: the key is taken with the entry's token for a short while
+//   claim    before sending: SET NX PX takes the key with the entry's token for a short while
 //            (delivery_timeout + 1 s), so a crashed sender's claim is gone before its entry is
 //            reclaimed (visibility_timeout >= delivery_timeout + 5 s). The same entry coming back
 //            (a restart re-reading its own pending entries) may take over its own claim.
@@ -12,16 +12,6 @@
 // global (no hash tag): every command touches one key, so this works on Redis Cluster too.
 import type { Redis } from 'ioredis';
 import type { Keys } from '../../core/keys.ts';
-
-const CLAIM = `
-local v = redis.call('GET', KEYS[1])
-if not v or v == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 'claimed'
-end
-if string.sub(v, 1, 5) == 'sent:' then return 'sent' end
-return 'busy'
-`;
 
 const RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -44,7 +34,17 @@ export class AlertDedupe {
   }
 
   async claim(webhook: string, identity: string, token: string): Promise<ClaimResult> {
-    return (await this.redis.eval(CLAIM, 1, this.key(webhook, identity), token, this.claimMs)) as ClaimResult;
+    const key = this.key(webhook, identity);
+    for (let tries = 0; tries < 3; tries++) {
+      if ((await this.redis.set(key, token, 'PX', this.claimMs, 'NX')) === 'OK') return 'claimed';
+      const held = await this.redis.get(key);
+      if (held === null) continue; // expired in between: try again
+      if (held.startsWith('sent:')) return 'sent';
+      if (held !== token) return 'busy';
+      // our own entry again (its earlier delivery was cut short): take the claim over
+      if ((await this.redis.set(key, token, 'PX', this.claimMs, 'XX')) === 'OK') return 'claimed';
+    }
+    return 'busy';
   }
 
   async confirm(webhook: string, identity: string, token: string): Promise<void> {

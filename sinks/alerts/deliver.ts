@@ -23,8 +23,8 @@ export interface AttemptReport {
   attempt: number;
   /** HTTP status, when there was an answer. */
   status?: number;
-  /** 'ok', 'retry', 'permanent'. */
-  result: 'ok' | 'retry' | 'permanent';
+  /** 'ok'; 'retryable' (network error, timeout, 5xx, 429); 'permanent' (other 4xx, 3xx). */
+  result: 'ok' | 'retryable' | 'permanent';
   /** Why it failed: "HTTP 503", "timeout", "network error: ECONNREFUSED". */
   reason?: string;
   /** The wait before the next attempt, when there is one. */
@@ -108,7 +108,12 @@ export async function postJson(url: string, body: unknown, o: DeliverOptions): P
       return { outcome: 'failed', attempts: attempt - 1, error: new WebhookError(`${o.label}: gave up after ${attempt - 1} attempt(s), delivery_timeout reached; last: ${last}`, false) };
     }
     const started = Date.now();
-    const timeout = AbortSignal.timeout(Math.max(1, Math.min(o.requestTimeoutMs, remaining)));
+    // one controller per request: the timeout and a stop both abort it (no AbortSignal.any on the
+    // sink-long stop signal, which would collect one dependant per request)
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(new DOMException('request timed out', 'TimeoutError')), Math.max(1, Math.min(o.requestTimeoutMs, remaining)));
+    const onStop = () => ac.abort(o.signal?.reason);
+    o.signal?.addEventListener('abort', onStop, { once: true });
     let answer: Answer | undefined;
     let reason: string;
     try {
@@ -118,13 +123,16 @@ export async function postJson(url: string, body: unknown, o: DeliverOptions): P
         body: payload,
         // a redirect would carry the body (and maybe the token) somewhere else: not followed
         redirect: 'manual',
-        signal: o.signal ? AbortSignal.any([timeout, o.signal]) : timeout,
+        signal: ac.signal,
       });
       answer = await readAnswer(res);
       reason = `HTTP ${answer.status}${answer.detail ? ` ${answer.detail}` : answer.statusText ? ` ${answer.statusText}` : ''}`;
     } catch (err) {
       if (o.signal?.aborted) return { outcome: 'aborted', attempts: attempt };
       reason = networkReason(err);
+    } finally {
+      clearTimeout(timer);
+      o.signal?.removeEventListener('abort', onStop);
     }
     const durationMs = Date.now() - started;
     const status = answer?.status;
@@ -139,11 +147,11 @@ export async function postJson(url: string, body: unknown, o: DeliverOptions): P
       return { outcome: 'failed', attempts: attempt, error: new WebhookError(`${o.label}: ${reason} (permanent, attempt ${attempt})`, true, status) };
     }
     if (attempt === max) {
-      o.onAttempt?.({ attempt, ...(status === undefined ? {} : { status }), result: 'retry', reason, durationMs });
+      o.onAttempt?.({ attempt, ...(status === undefined ? {} : { status }), result: 'retryable', reason, durationMs });
       break;
     }
     const waitMs = Math.max(backoffMs(attempt, o.retry, o.random), answer?.retryAfterMs ?? 0);
-    o.onAttempt?.({ attempt, ...(status === undefined ? {} : { status }), result: 'retry', reason, waitMs, durationMs });
+    o.onAttempt?.({ attempt, ...(status === undefined ? {} : { status }), result: 'retryable', reason, waitMs, durationMs });
     if (Date.now() + waitMs >= o.deadline) {
       return {
         outcome: 'failed',
