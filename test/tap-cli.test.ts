@@ -2,9 +2,6 @@
 // filters, --follow until signalled, one-line errors; and it joins no consumer group.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createInstance } from './helpers/instance.ts';
 import type { TestInstance } from './helpers/instance.ts';
@@ -18,11 +15,6 @@ import { EventAppender } from '../ingest/append.ts';
 import type { TransactionBody } from '../ingest/validation.ts';
 import { CSV_COLUMNS } from '../cli/commands/tap.ts';
 
-const ROOT = new URL('..', import.meta.url).pathname;
-const TAP_MODULE = new URL('../cli/commands/tap.ts', import.meta.url).href;
-// `rill tap` once cli/main.ts dispatches it; until then the same command module, in a child process
-const WIRED = readFileSync(new URL('../cli/main.ts', import.meta.url), 'utf8').includes('./commands/tap.ts');
-
 interface Proc {
   stdout(): string;
   stderr(): string;
@@ -30,27 +22,14 @@ interface Proc {
   kill(signal?: NodeJS.Signals): void;
 }
 
+/** `rill tap ...` in a child process, stdout and stderr apart. */
 function spawnTap(args: string[], vars: Record<string, string>): Proc {
-  if (WIRED) {
-    const p = spawnRill(['tap', ...args], vars);
-    let out = '';
-    let err = '';
-    p.child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    p.child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    return { stdout: () => out, stderr: () => err, exited: p.exited, kill: (s) => void p.kill(s) };
-  }
-  const code = `import { tapCommand } from ${JSON.stringify(TAP_MODULE)}; process.exit(await tapCommand(process.argv.slice(1)));`;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code, '--', ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...vars },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const p = spawnRill(['tap', ...args], vars);
   let out = '';
   let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = once(child, 'exit').then(([c, s]) => (c ?? s) as number | string);
-  return { stdout: () => out, stderr: () => err, exited, kill: (s = 'SIGTERM') => void child.kill(s) };
+  p.child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  p.child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  return { stdout: () => out, stderr: () => err, exited: p.exited, kill: (s) => void p.kill(s) };
 }
 
 async function tap(...args: string[]): Promise<{ code: number | string; stdout: string; stderr: string }> {
