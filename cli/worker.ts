@@ -15,6 +15,7 @@ import { resolveProcessor } from '../core/registry.ts';
 import type { Topology } from '../core/topology/schema.ts';
 import { StageRunner } from '../core/consumer/stage-runner.ts';
 import { PostgresSink } from '../sinks/postgres/sink.ts';
+import { AlertsSink } from '../sinks/alerts/sink.ts';
 import { BatchWriter } from '../sinks/postgres/batch-writer.ts';
 import { registerBuiltinProcessors } from '../processors/index.ts';
 import { startRetention } from '../core/retention/retention.ts';
@@ -100,14 +101,17 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
     for (const [name, sink] of Object.entries(topology.sinks)) {
       if (!wanted.has(name)) continue;
       for (let i = 0; i < sink.concurrency; i++) {
-        const runner = new PostgresSink({
-          name, config: sink, topology, keys,
+        const common = {
+          name, topology, keys,
           redis: connection(`rill:${name}:${i}`),
-          writer: new BatchWriter(o.env, `rill-sink-${name}`),
           consumer: `${consumerBase}-${i}`,
           registry: o.registry,
           logger: o.logger.child({ sink: name, loop: i }),
-        });
+        };
+        // an alerts sink resolves its webhooks' ${VAR}s here: a missing one stops the start
+        const runner = sink.type === 'alerts'
+          ? new AlertsSink({ ...common, config: sink })
+          : new PostgresSink({ ...common, config: sink, writer: new BatchWriter(o.env, `rill-sink-${name}`) });
         await runner.start();
         components.push(runner);
       }
@@ -127,7 +131,7 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
     });
     closers.push(() => retention.stop());
     // table upkeep (partitions ahead, retention, the materialized view): in processes with a sink
-    const pgSink = Object.entries(topology.sinks).find(([name]) => wanted.has(name))?.[1];
+    const pgSink = Object.entries(topology.sinks).flatMap(([name, s]) => (wanted.has(name) && s.type === 'postgres' ? [s] : []))[0];
     if (pgSink) {
       const pool = createPool(o.env, { max: 1, name: 'rill-pg-maintenance' });
       const maintenance = startMaintenance({

@@ -2,6 +2,7 @@
 // ledger_entries get one line per (transaction, account), wallets the sum of the new wallet lines.
 // A redelivered batch changes nothing; a batch mixing old and new rows applies only the new ones;
 // a failed transaction writes its row and no ledger entries.
+import type { PostgresSinkConfig } from '../core/topology/schema.ts';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -213,7 +214,7 @@ test('the sink posts ledgers from the stream and dead-letters one that can never
   const redis = connectRedis(inst.env) as typeof inst.redis;
   defineScripts(redis, CORE_SCRIPTS);
   const sink = new PostgresSink({
-    name: 'postgres', config: topology.sinks.postgres!, topology, keys: inst.keys, redis,
+    name: 'postgres', config: topology.sinks.postgres as PostgresSinkConfig, topology, keys: inst.keys, redis,
     writer: new BatchWriter(inst.env, 'rill-test-sink'), consumer: 'c1', registry: createRegistry({ defaults: false }), logger: createLogger('silent'),
   });
   await sink.start();

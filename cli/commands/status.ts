@@ -275,7 +275,7 @@ export function buildReport(topology: Topology, a: Sample, b: Sample): StatusRep
     const flushes = b.workers.map((w) => w.stats.sinks[sink]?.last_flush_at ?? null).filter((x): x is number => typeof x === 'number');
     const last = flushes.length ? Math.max(...flushes) : null;
     return {
-      sink, input: s.input, table: s.table,
+      sink, input: s.input, table: s.type === 'postgres' ? s.table : '-',
       live_workers: ws.length,
       rows_per_sec: heartbeatRate(ws, (st) => st.sinks[sink]?.rows ?? 0),
       last_flush_at: last === null ? null : new Date(last).toISOString(),

@@ -41,7 +41,9 @@ export function describeTopology(t: Topology): string {
   if (!sinks.length) out.push('  (none)');
   for (const [name, s] of sinks) {
     out.push(
-      `  ${s.input} → [${name}: ${s.type} table ${s.table}, every ${count(s.batch_rows)} rows or ${formatDuration(s.max_wait)}, concurrency ${s.concurrency}]`,
+      s.type === 'postgres'
+        ? `  ${s.input} → [${name}: ${s.type} table ${s.table}, every ${count(s.batch_rows)} rows or ${formatDuration(s.max_wait)}, concurrency ${s.concurrency}]`
+        : `  ${s.input} → [${name}: ${s.type} to ${s.webhooks.map((w) => `${w.name} (${w.kind})`).join(', ')}, dedupe ${formatDuration(s.dedupe_window)}, ${retry(s.retry)} within ${formatDuration(s.delivery_timeout)}]`,
     );
   }
   return out.join('\n');

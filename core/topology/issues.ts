@@ -28,7 +28,7 @@ const slot = (path: TopologyPath, name: string) => JSON.stringify([...path, name
 function explain(issue: Issue, data: unknown, root: z.ZodType): Explained[] {
   const path = issue.path.map((p) => (typeof p === 'number' ? p : String(p)));
   const value = valueAt(data, path);
-  const schema = schemaAt(root, path);
+  const schema = schemaAt(root, path, data);
   const prefix = path.length ? `${formatPath(path)}: ` : '';
   const found = (expected: string): PathProblem[] => [{ path, at: 'value', message: `${prefix}expected ${expected}, got ${show(value)}` }];
 
@@ -69,9 +69,23 @@ function explain(issue: Issue, data: unknown, root: z.ZodType): Explained[] {
     case 'invalid_format':
       // Our regex checks carry their own description ("a topic name: lowercase letters, ...").
       return found(isDefaultMessage(issue.message) ? `a string matching ${issue.pattern ?? issue.format}` : issue.message);
-    case 'invalid_union':
+    case 'invalid_union': {
+      // a discriminated union (sinks: postgres | alerts) names its tags
+      const tags = (issue as { options?: unknown[] }).options;
+      if (Array.isArray(tags) && tags.length) {
+        const parent = path.slice(0, -1);
+        const key = path[path.length - 1];
+        if (value === undefined && typeof key === 'string') {
+          const where = parent.length ? `${formatPath(parent)}: ` : '';
+          return [{ path: parent, at: 'mapping', message: `${where}missing required key "${key}" (one of ${tags.map(literal).join(', ')})`, missing: key }];
+        }
+        return found(`one of ${tags.map(literal).join(', ')}`);
+      }
       return found(expectedOf(schema) ?? 'a value of another type');
+    }
     case 'custom': {
+      // a rule between fields (a refinement): the value is fine on its own, the message says why not here
+      if (value !== undefined && schema?.safeParse(value).success) return [{ path, at: 'value', message: `${prefix}${issue.message}` }];
       const expected = expectedOf(schema) ?? /expected (.+)$/.exec(issue.message)?.[1];
       return expected ? found(expected) : [{ path, at: 'value', message: `${prefix}${issue.message}` }];
     }
@@ -135,16 +149,28 @@ function numberRange(schema: z.ZodNumber): string {
 }
 
 /** The schema that validates the value at `path`, looking through defaults, optionals and pipes. */
-function schemaAt(root: z.ZodType, path: TopologyPath): z.ZodType | undefined {
+function schemaAt(root: z.ZodType, path: TopologyPath, data?: unknown): z.ZodType | undefined {
   let schema: z.ZodType | undefined = unwrap(root);
-  for (const seg of path) {
+  for (const [i, seg] of path.entries()) {
+    if (schema instanceof z.ZodDiscriminatedUnion) schema = optionFor(schema, valueAt(data, path.slice(0, i)));
     if (schema instanceof z.ZodObject) schema = typeof seg === 'string' ? (shapeOf(schema)[seg] as z.ZodType | undefined) : undefined;
     else if (schema instanceof z.ZodRecord) schema = schema.valueType as z.ZodType;
     else if (schema instanceof z.ZodArray) schema = schema.element as z.ZodType;
     else return undefined;
     schema = schema && unwrap(schema);
   }
+  if (schema instanceof z.ZodDiscriminatedUnion) schema = optionFor(schema, valueAt(data, path));
   return schema;
+}
+
+/** The option of a discriminated union (sinks: postgres | alerts) that the value's discriminator picks. */
+function optionFor(union: z.ZodDiscriminatedUnion, value: unknown): z.ZodType | undefined {
+  const key = union.def.discriminator;
+  const tag = isMapping(value) ? value[key] : undefined;
+  return (union.options as z.ZodType[]).find((o) => {
+    const d = shapeOf(o)[key];
+    return d instanceof z.ZodLiteral && d.values.has(tag as never);
+  });
 }
 
 function unwrap(schema: z.ZodType): z.ZodType {

@@ -55,8 +55,10 @@ test('the shipped topology.yaml loads, with durations in ms and defaults filled 
   assert.equal(validate.retry.base, 100);
   assert.equal(validate.retry.max, 30_000);
   assert.equal(validate.visibility_timeout, 30_000);
-  assert.equal(t.sinks.postgres?.max_wait, 200);
-  assert.equal(t.sinks.postgres?.concurrency, 1);
+  const pg = t.sinks.postgres;
+  assert.ok(pg?.type === 'postgres');
+  assert.equal(pg.max_wait, 200);
+  assert.equal(pg.concurrency, 1);
 });
 
 test('a minimal topology gets the schema defaults', () => {
@@ -66,7 +68,9 @@ test('a minimal topology gets the schema defaults', () => {
   assert.equal(stage.batch, 100);
   assert.deepEqual(stage.retry, { attempts: 5, base: 100, factor: 2, max: 30_000, jitter: 'full' });
   assert.equal(stage.dead_letter.max_len, 1_000_000);
-  assert.equal(t.sinks.postgres?.batch_rows, 5_000);
+  const pg = t.sinks.postgres;
+  assert.ok(pg?.type === 'postgres');
+  assert.equal(pg.batch_rows, 5_000);
 });
 
 test('bad-yaml.yaml: the syntax error with its position', () => {

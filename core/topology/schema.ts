@@ -96,7 +96,7 @@ export const MaintenanceSchema = z
   })
   .strict();
 
-export const SinkSchema = z
+export const PostgresSinkSchema = z
   .object({
     type: z.literal('postgres').describe('Sink kind.'),
     input: name('topic').describe('Topic this sink consumes.'),
@@ -108,6 +108,87 @@ export const SinkSchema = z
     maintenance: MaintenanceSchema.default(MaintenanceSchema.parse({})).describe('Table upkeep, run by one leader at a time.'),
   })
   .strict();
+
+export const WebhookSchema = z
+  .object({
+    name: name('webhook').describe('Names the webhook in logs, metrics and dead letters (never its URL: it holds a secret).'),
+    kind: z.enum(['slack', 'telegram']).describe('slack: an incoming webhook; telegram: the Bot API sendMessage method.'),
+    url: z
+      .string()
+      .min(1)
+      .describe(
+        'slack: the incoming-webhook URL. telegram: the Bot API base with the token, https://api.telegram.org/bot<token> ' +
+          '(the sink posts to <url>/sendMessage). ${VAR} is replaced by an environment variable at start; an unset one is an error.',
+      ),
+    chat_id: z
+      .union([z.string().min(1), z.number().int()])
+      .optional()
+      .describe('telegram only: the chat to post to (a number, @channel, or ${VAR}).'),
+  })
+  .strict()
+  .superRefine((w, ctx) => {
+    if (w.kind === 'telegram' && w.chat_id === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['chat_id'], message: 'a telegram webhook needs chat_id (the chat to post to)' });
+    }
+    if (w.kind === 'slack' && w.chat_id !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['chat_id'], message: 'chat_id is for telegram webhooks only (a Slack webhook posts to its own channel)' });
+    }
+  });
+
+export const AlertsSinkSchema = z
+  .object({
+    type: z.literal('alerts').describe('Sink kind.'),
+    input: name('topic').describe('The alerts topic (its consumer group is named after the sink; created at the end of the topic).'),
+    webhooks: z.array(WebhookSchema).min(1).describe('Where every alert is delivered.'),
+    dedupe_window: duration('dedupe_window')
+      .default(900_000)
+      .describe('The same alert (kind + merchant + currency, kind + stage, kind + worker) goes to a webhook at most once per window, across workers.'),
+    retry: RetrySchema.default(RetrySchema.parse({ attempts: 5, base: 500, max: 10_000 })).describe(
+      'Per webhook: network errors, timeouts, 5xx and 429 (after its Retry-After) are retried with backoff.',
+    ),
+    request_timeout: duration('request_timeout').default(5_000).describe('One webhook request, answer included.'),
+    delivery_timeout: duration('delivery_timeout')
+      .default(30_000)
+      .describe('All attempts of one alert, waits included; past it the alert is dead-lettered (no partition waits longer).'),
+    dead_letters: z
+      .object({
+        threshold: z.number().int().min(1).describe('Alert when a stage\'s or sink\'s dead letters grew by at least this many since its last alert.'),
+      })
+      .strict()
+      .optional()
+      .describe('Dead-letter growth alerts (off when unset).'),
+    heartbeat: z
+      .object({
+        missing_after: duration('heartbeat.missing_after').default(60_000).describe('Alert for a worker whose last heartbeat is older than this.'),
+      })
+      .strict()
+      .optional()
+      .describe('Missing worker heartbeat alerts (off when unset).'),
+    check_interval: duration('check_interval').default(30_000).describe('How often (one worker at a time) dead letters and heartbeats are checked.'),
+    batch: z.number().int().min(1).max(1_000).default(20).describe('Alerts read and delivered at once.'),
+    concurrency: z.number().int().min(1).max(16).default(1).describe('Consumer loops per worker process.'),
+    visibility_timeout: duration('visibility_timeout')
+      .default(60_000)
+      .describe('Pending alerts idle longer than this are reclaimed; must exceed delivery_timeout by 5s.'),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    if (s.visibility_timeout < s.delivery_timeout + 5_000) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['visibility_timeout'],
+        message: `must be at least delivery_timeout + 5s (${s.delivery_timeout + 5_000} ms), or an alert still being delivered is reclaimed and sent twice`,
+      });
+    }
+    const seen = new Set<string>();
+    s.webhooks.forEach((w, i) => {
+      if (seen.has(w.name)) ctx.addIssue({ code: 'custom', path: ['webhooks', i, 'name'], message: `webhook name "${w.name}" is used twice` });
+      seen.add(w.name);
+    });
+  });
+
+/** A sink is a Postgres table writer or an alert notifier, told apart by `type`. */
+export const SinkSchema = z.discriminatedUnion('type', [PostgresSinkSchema, AlertsSinkSchema]);
 
 export const RateLimitSchema = z
   .object({
@@ -154,6 +235,9 @@ export type PriorityConfig = z.output<typeof PrioritySchema>;
 export type TopicConfig = z.output<typeof TopicSchema>;
 export type StageConfig = z.output<typeof StageSchema>;
 export type SinkConfig = z.output<typeof SinkSchema>;
+export type PostgresSinkConfig = z.output<typeof PostgresSinkSchema>;
+export type AlertsSinkConfig = z.output<typeof AlertsSinkSchema>;
+export type WebhookConfig = z.output<typeof WebhookSchema>;
 export type RetryConfig = z.output<typeof RetrySchema>;
 export type RateLimitConfig = z.output<typeof RateLimitSchema>;
 export type BackpressureConfig = z.output<typeof BackpressureSchema>;

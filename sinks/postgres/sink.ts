@@ -6,7 +6,7 @@ import type { Keys } from '../../core/keys.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { Registry } from '../../core/metrics.ts';
 import { counter, gauge, histogram, LATENCY_BUCKETS } from '../../core/metrics.ts';
-import type { SinkConfig, Topology } from '../../core/topology/schema.ts';
+import type { PostgresSinkConfig, Topology } from '../../core/topology/schema.ts';
 import type { TransactionEvent } from '../../core/event.ts';
 import { F_EVENT, F_TRACE, fieldsToMap } from '../../core/entry.ts';
 import { LaneReader } from '../../core/consumer/lane-reader.ts';
@@ -24,7 +24,7 @@ import type { SinkRow } from './rows.ts';
 
 export interface PostgresSinkOptions {
   name: string;
-  config: SinkConfig;
+  config: PostgresSinkConfig;
   topology: Topology;
   keys: Keys;
   /** Dedicated connection for this loop (blocking reads). */
