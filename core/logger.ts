@@ -10,6 +10,7 @@ export function createLogger(level: string = process.env.LOG_LEVEL || 'info', ba
     base: { pid: process.pid, ...base },
     timestamp: pino.stdTimeFunctions.isoTime,
     // never log secrets, whatever a caller passes
-    redact: { paths: ['authorization', 'headers.authorization', 'key', 'apiKey', 'body'], remove: true },
+    // ioredis errors carry the failed command's arguments (a whole event): never log them
+    redact: { paths: ['authorization', 'headers.authorization', 'key', 'apiKey', 'body', 'err.command', 'err.args', 'err.previousErrors'], remove: true },
   });
 }

@@ -6,7 +6,7 @@
 // keep-alive connection fails ("other side closed"). Here a declared length is judged from the
 // header alone, and an error answer to an upload we did not read closes the connection.
 import type { Context, MiddlewareHandler } from 'hono';
-import { payloadTooLarge, unsupportedMediaType } from './problem.ts';
+import { badRequest, payloadTooLarge, ProblemError, unsupportedMediaType } from './problem.ts';
 
 const ACCEPT = { 'accept-post': 'application/json' };
 
@@ -32,6 +32,24 @@ export function requireJson(): MiddlewareHandler {
 
 /** The body's bytes, at most `maxBytes` of them; 413 past that, also without Content-Length. */
 export async function readBody(c: Context, maxBytes: number): Promise<Uint8Array> {
+  try {
+    return await readBodyBytes(c, maxBytes);
+  } catch (err) {
+    // the client hung up mid-upload: its problem, not an outage (no 503, no error log)
+    if (!(err instanceof ProblemError) && (c.req.raw.signal.aborted || isAbort(err))) {
+      throw badRequest('The client closed the connection before the body was complete.');
+    }
+    if (String((err as { code?: unknown }).code ?? '').startsWith('HPE_')) throw badRequest('The request body is not valid HTTP (chunked encoding).');
+    throw err;
+  }
+}
+
+function isAbort(err: unknown): boolean {
+  const e = err as { code?: string; name?: string; message?: string };
+  return e.code === 'ECONNRESET' || e.code === 'ERR_STREAM_PREMATURE_CLOSE' || e.name === 'AbortError' || e.message === 'aborted';
+}
+
+async function readBodyBytes(c: Context, maxBytes: number): Promise<Uint8Array> {
   const declared = c.req.header('content-length');
   if (declared !== undefined && !c.req.header('transfer-encoding')) {
     // Node's parser never delivers more than Content-Length, so the header is the whole check

@@ -3,12 +3,15 @@
 // drains in-flight requests before returning.
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { serve } from '@hono/node-server';
+import { createServer } from 'node:http';
+import { getRequestListener } from '@hono/node-server';
 import { Keys } from '../core/keys.ts';
 import { createIngestApp, DEFAULT_LIMITS } from './app.ts';
 import type { IngestDeps } from './app.ts';
 import { loadSampler, pipelineKeys } from './backpressure/measure.ts';
 import { LoadShedder } from './backpressure/shedder.ts';
+import { answerClientErrors } from './client-errors.ts';
+import { badRequest, problemResponse } from './problem.ts';
 
 export interface IngestServer {
   /** The bound port (the real one when started on port 0). */
@@ -25,16 +28,15 @@ export interface StartOptions {
 export async function startIngest(deps: IngestDeps, port: number, opts: StartOptions = {}): Promise<IngestServer> {
   const shedder = deps.load ? undefined : loadShedder(deps);
   const app = createIngestApp(shedder ? { ...deps, load: shedder } : deps);
-  const server = serve({
-    fetch: app.fetch,
-    port,
+  // node-server's listener on a plain node:http server (serve() does not pass errorHandler on)
+  const listener = getRequestListener(app.fetch, {
     hostname: opts.host,
-    serverOptions: {
-      keepAliveTimeout: 65_000, // longer than common LB idle timeouts (60 s): the LB closes first
-      headersTimeout: 10_000, // slowloris guard
-      requestTimeout: 30_000,
-    },
-  }) as Server;
+    // a request node-server cannot turn into a Request (bad URL or Host): problem+json as well
+    errorHandler: () => problemResponse(badRequest('The request URL or Host header is invalid.').problem, { connection: 'close' }),
+  });
+  const server: Server = createServer({ headersTimeout: 10_000 /* slowloris guard */, requestTimeout: 30_000 }, listener);
+  server.keepAliveTimeout = 65_000; // longer than common LB idle timeouts (60 s): the LB closes first
+  server.listen(port, opts.host);
 
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error) => reject(err);
@@ -44,6 +46,7 @@ export async function startIngest(deps: IngestDeps, port: number, opts: StartOpt
       resolve();
     });
   });
+  answerClientErrors(server);
   const bound = (server.address() as AddressInfo).port;
   deps.logger.info({ component: 'ingest', port: bound }, 'ingest listening');
   shedder?.start();

@@ -6,6 +6,7 @@ import { createRegistry } from '../core/metrics.ts';
 import type { Registry } from '../core/metrics.ts';
 import type { PgPool } from '../core/postgres.ts';
 import type { RedisClient } from '../core/redis.ts';
+import { onEveryMaster } from '../core/slot-pipeline.ts';
 import { loadTopology } from '../core/topology/load.ts';
 import type { Topology } from '../core/topology/schema.ts';
 import type { IngestLimits } from './app.ts';
@@ -59,12 +60,15 @@ export async function startTestIngest(instance: { env: RillEnv; redis: RedisClie
 /** Every key of a prefix and the summed length of its streams: proof that nothing was written. */
 export async function scanPrefix(redis: RedisClient, prefix: string): Promise<{ keys: string[]; entries: number }> {
   const keys: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    keys.push(...batch);
-  } while (cursor !== '0');
+  // on Redis Cluster, every master holds its own share of the keys
+  await onEveryMaster(redis, async (node) => {
+    let cursor = '0';
+    do {
+      const [next, batch] = await node.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      keys.push(...batch);
+    } while (cursor !== '0');
+  });
   let entries = 0;
   for (const k of keys) if ((await redis.type(k)) === 'stream') entries += await redis.xlen(k);
   return { keys: keys.sort(), entries };

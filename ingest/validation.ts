@@ -16,6 +16,21 @@ const MAX_ERRORS = 50;
 // ICU's list: the codes this runtime can format, i.e. real, current ISO 4217 codes.
 const CURRENCIES: ReadonlySet<string> = new Set(Intl.supportedValuesOf('currency'));
 
+/**
+ * Text Postgres can store: no NUL (text columns refuse it) and no lone UTF-16 surrogate (it would be
+ * stored as U+FFFD, changing the data). Accepting either would stall the sink on a batch it cannot write.
+ */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const storable = (s: string) => !s.includes('\u0000') && !LONE_SURROGATE.test(s);
+const STORABLE = 'must not contain NUL characters or unpaired surrogates';
+
+/** RFC 3339 that Postgres timestamptz takes: years 0001-9999, offsets within ±15:59. */
+function storableTime(s: string): boolean {
+  const m = /^(\d{4})-.*?(?:Z|([+-])(\d{2}):(\d{2}))$/i.exec(s);
+  if (!m || Number(m[1]) < 1) return false;
+  return m[2] === undefined || Number(m[3]) < 16;
+}
+
 export const TransactionBodySchema = z
   .object({
     type: z.enum(TRANSACTION_TYPES, { error: `must be one of ${TRANSACTION_TYPES.join(', ')}` }),
@@ -29,12 +44,15 @@ export const TransactionBodySchema = z
       .positive('must be greater than 0')
       .max(Number.MAX_SAFE_INTEGER, `must be at most ${Number.MAX_SAFE_INTEGER}`),
     currency: z.string().refine((c) => /^[A-Z]{3}$/.test(c) && CURRENCIES.has(c), 'must be an ISO 4217 currency code like "USD"'),
-    reference: z.string().min(1, 'must not be empty').max(255, 'must be at most 255 characters').optional(),
-    occurred_at: z.iso.datetime({ offset: true, error: 'must be an RFC 3339 date-time like 2024-05-01T12:00:00Z' }).optional(),
+    reference: z.string().min(1, 'must not be empty').max(255, 'must be at most 255 characters').refine(storable, STORABLE).optional(),
+    occurred_at: z.iso
+      .datetime({ offset: true, error: 'must be an RFC 3339 date-time like 2024-05-01T12:00:00Z' })
+      .refine(storableTime, 'must be between years 0001 and 9999 with an offset within ±15:59')
+      .optional(),
     metadata: z
       .record(
         z.string().regex(METADATA_KEY_PATTERN, 'metadata keys must be 1-64 characters of letters, digits, "_", ".", ":" or "-"'),
-        z.string().max(METADATA_MAX_VALUE, `must be at most ${METADATA_MAX_VALUE} characters`),
+        z.string().max(METADATA_MAX_VALUE, `must be at most ${METADATA_MAX_VALUE} characters`).refine(storable, STORABLE),
       )
       .refine((m) => Object.keys(m).length <= METADATA_MAX_ENTRIES, `must have at most ${METADATA_MAX_ENTRIES} entries`)
       .optional(),

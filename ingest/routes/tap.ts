@@ -93,6 +93,8 @@ export function tapRoute(deps: TapRouteDeps): TapRoute {
   };
 
   const handler: Handler<AuthEnv> = async (c) => {
+    // Hono answers HEAD by running this handler and dropping the body unclosed: never open a stream for it
+    if (c.req.method === 'HEAD') return c.body(null, 200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     const principal = c.get('principal');
     const topic = c.req.param('topic') ?? '';
     if (!deps.topology.topics[topic]) throw notFound(`No topic named "${topic.slice(0, 100)}".`);

@@ -11,6 +11,7 @@
 // Every step is idempotent on its own, so a pass that fails half-way is just repeated next time.
 // The timer is unref'd; a failed step is logged and counted, never thrown out of the timer.
 import { Mutex } from 'redis-semaphore';
+import { ident } from '../../core/postgres.ts';
 import type { PgClient, PgPool } from '../../core/postgres.ts';
 import type { Keys } from '../../core/keys.ts';
 import type { Logger } from '../../core/logger.ts';
@@ -255,7 +256,7 @@ export async function detachExpired(client: PgClient, retentionMs: number, onDet
         `SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass($1) AND inhparent = 'transactions'::regclass`,
         [name],
       );
-      if (still.rowCount) await client.query(`ALTER TABLE transactions DETACH PARTITION "${name}"`);
+      if (still.rowCount) await client.query(`ALTER TABLE transactions DETACH PARTITION ${ident(name)}`);
       await client.query('COMMIT');
       if (still.rowCount) {
         done.push(name);

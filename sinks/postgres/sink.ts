@@ -18,7 +18,9 @@ import { faultPoint } from '../../core/faults.ts';
 import { endSpan, startEventSpan, tracingEnabled } from '../../core/tracing.ts';
 import { Settlement } from '../../core/consumer/settlement.ts';
 import { coreScript } from '../../core/scripts.ts';
+import { slotPipeline } from '../../core/slot-pipeline.ts';
 import { BatchWriter } from './batch-writer.ts';
+import type { WriteResult } from './batch-writer.ts';
 import { ledgerProblem } from './rows.ts';
 import type { SinkRow } from './rows.ts';
 
@@ -91,6 +93,7 @@ export class PostgresSink {
   /** Stop reading, flush what is buffered (if Postgres lets us), and resolve. */
   async stop(): Promise<void> {
     this.loop?.stop();
+    this.reader.wake();
     await this.loop?.done;
     if (this.buffer.length) await this.flush().catch((err) => this.o.logger.warn({ err }, 'final flush failed; entries stay pending'));
     await this.o.writer.close();
@@ -143,16 +146,24 @@ export class PostgresSink {
         'rill.sink': this.o.name, 'rill.tx_id': b.row.event.id,
       }))
       : undefined;
-    let written: Awaited<ReturnType<BatchWriter['writeBatch']>>;
+    let written: WriteResult;
+    let refused: { raw: RawEntry; error: Error }[] = [];
     try {
-      written = await this.o.writer.writeBatch(batch.map((b) => b.row));
+      ({ written, refused } = await this.writeIsolating(batch));
     } catch (err) {
       spans?.forEach((span) => endSpan(span, err as Error));
       throw err;
     }
     spans?.forEach((span) => endSpan(span));
     faultPoint('sink-after-commit');
-    await this.ack(batch.map((b) => b.raw));
+    if (refused.length) {
+      // rows Postgres refuses for their data would stall the sink forever: dead-letter them (ack + add)
+      await this.deadLetter(refused);
+      const gone = new Set(refused.map((r) => r.raw));
+      await this.ack(batch.filter((b) => !gone.has(b.raw)).map((b) => b.raw));
+    } else {
+      await this.ack(batch.map((b) => b.raw));
+    }
     this.buffer = [];
     end();
     this.rows.inc({ sink: this.o.name }, written.transactions);
@@ -167,6 +178,28 @@ export class PostgresSink {
     for (const b of batch) this.endToEnd.observe({ sink: this.o.name }, (now - b.row.event.ingested_at) / 1000);
   }
 
+  /**
+   * Write a batch; when Postgres refuses it for its data (SQLSTATE class 22 or 23), write halves
+   * until the refused rows stand alone, and hand those back. Connection and server errors are thrown
+   * (the loop retries the whole batch later: nothing is lost, nothing dead-lettered for an outage).
+   */
+  private async writeIsolating(batch: readonly Buffered[]): Promise<{ written: WriteResult; refused: { raw: RawEntry; error: Error }[] }> {
+    try {
+      return { written: await this.o.writer.writeBatch(batch.map((b) => b.row)), refused: [] };
+    } catch (err) {
+      const code = String((err as { code?: unknown }).code ?? '');
+      if (!/^2[23]/.test(code)) throw err;
+      if (batch.length === 1) return { written: { transactions: 0, ledgerEntries: 0, wallets: 0, partitionsCreated: 0 }, refused: [{ raw: batch[0]!.raw, error: err as Error }] };
+      const mid = Math.ceil(batch.length / 2);
+      const [a, b] = [await this.writeIsolating(batch.slice(0, mid)), await this.writeIsolating(batch.slice(mid))];
+      const sum = (k: keyof WriteResult) => a.written[k] + b.written[k];
+      return {
+        written: { transactions: sum('transactions'), ledgerEntries: sum('ledgerEntries'), wallets: sum('wallets'), partitionsCreated: sum('partitionsCreated') },
+        refused: [...a.refused, ...b.refused],
+      };
+    }
+  }
+
   private async ack(entries: readonly RawEntry[]): Promise<void> {
     const byStream = new Map<string, string[]>();
     for (const e of entries) {
@@ -174,9 +207,9 @@ export class PostgresSink {
       if (ids) ids.push(e.id);
       else byStream.set(e.stream, [e.id]);
     }
-    const pipe = this.o.redis.pipeline();
-    for (const [stream, ids] of byStream) pipe.xack(stream, this.o.name, ...ids);
-    const res = (await pipe.exec()) ?? [];
+    const pipe = slotPipeline(this.o.redis);
+    for (const [stream, ids] of byStream) pipe.add(stream, (q) => q.xack(stream, this.o.name, ...ids));
+    const res = await pipe.exec();
     for (const [err] of res) if (err) throw err;
   }
 
