@@ -14,6 +14,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   status: { summary: 'topics, lanes, lag, pending, rates, live workers', load: async () => (await import('./commands/status.ts')).statusCommand },
   tap: { summary: 'read a topic without joining a group (ndjson or csv)', load: async () => (await import('./commands/tap.ts')).tapCommand },
   replay: { summary: "reset a group's offset to a time or id", load: async () => (await import('./commands/replay.ts')).replayCommand },
+  bench: { summary: 'run the bench suite (smoke, standard, soak); writes bench/results/', load: async () => (await import('./commands/bench.ts')).benchCommand },
   dlq: { summary: 'dead letters: list, show, redrive, purge', load: async () => (await import('./commands/dlq.ts')).dlqCommand },
 };
 

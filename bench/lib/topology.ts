@@ -1,0 +1,115 @@
+// The topology files a bench run uses: the project's topology.yaml (or --topology) with the
+// per-merchant limits lifted, so a handful of bench merchants can carry a whole platform's load.
+// The work per event stays the same: the rate-limit bucket and the risk velocity scripts still run
+// for every event, only their thresholds are out of reach. Nothing else (stages, processors,
+// ordering, batch sizes, partitions, sinks) is touched.
+//
+//   default   the shipped pipeline (validate → risk → ledger → sink), limits lifted
+//   flood     the same with `payin` moved to the lowest lane (priority under flood)
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { parseDocument } from 'yaml';
+import { isMap, isSeq } from 'yaml';
+
+export type TopologyVariant = 'default' | 'flood';
+
+export const LIFTED_RATE_LIMIT = { per_second: 10_000_000, burst: 10_000_000 };
+const LIFTED_RISK = { per_minute_count: 1e9, per_minute_amount: 1e15, per_hour_count: 1e9, per_hour_amount: 1e15 };
+
+/** What the bench needs to know about a topology to watch it. */
+export interface TopologySummary {
+  ingestTopic: string;
+  lanes: string[];
+  topics: Record<string, { partitions: number; external: boolean }>;
+  stages: Record<string, { input: string; output?: string; processor: string }>;
+  sinks: Record<string, { input: string; type: string; table?: string }>;
+  /** Lane of each transaction type (the first class listing it, else the lowest). */
+  laneOf: Record<string, string>;
+}
+
+export interface BenchTopology {
+  path: string;
+  variant: TopologyVariant;
+  summary: TopologySummary;
+  /** What was changed from the base file, for the report. */
+  changes: string[];
+}
+
+export function writeBenchTopology(base: string, dir: string, variant: TopologyVariant): BenchTopology {
+  const doc = parseDocument(readFileSync(base, 'utf8'));
+  const changes: string[] = [];
+  doc.setIn(['ingest', 'rate_limit'], doc.createNode(LIFTED_RATE_LIMIT, { flow: true }));
+  changes.push(`ingest.rate_limit → ${LIFTED_RATE_LIMIT.per_second}/s`);
+  const stages = doc.get('stages');
+  if (isMap(stages)) {
+    for (const pair of stages.items) {
+      const name = String((pair.key as { value?: unknown })?.value ?? pair.key);
+      const stage = pair.value;
+      if (!isMap(stage)) continue;
+      const processor = String(stage.get('processor'));
+      if (processor === 'risk') {
+        for (const [k, v] of Object.entries(LIFTED_RISK)) stage.setIn(['config', k], v);
+        changes.push(`stages.${name}.config velocity limits → out of reach`);
+      }
+      // a plugin module path is relative to the topology file's folder: keep it pointing there
+      if (processor.startsWith('.') || isAbsolute(processor)) stage.set('processor', resolve(dirname(base), processor));
+    }
+  }
+  if (variant === 'flood') {
+    const prios = doc.get('priorities');
+    if (isSeq(prios)) {
+      for (const p of prios.items) {
+        if (!isMap(p)) continue;
+        const types = p.get('types');
+        if (isSeq(types)) types.items = types.items.filter((t) => String((t as { value?: unknown })?.value ?? t) !== 'payin');
+      }
+    }
+    changes.push('priorities: payin moved to the lowest lane');
+  }
+  const text = doc.toString();
+  const path = join(dir, `topology-${variant}.yaml`);
+  writeFileSync(path, text);
+  return { path, variant, summary: summarize(doc.toJS() as RawTopology), changes };
+}
+
+interface RawTopology {
+  ingest: { topic: string };
+  priorities: { name: string; types?: string[] }[];
+  topics: Record<string, { partitions: number; external?: boolean }>;
+  stages?: Record<string, { input: string; output?: string; processor: string }>;
+  sinks?: Record<string, { input: string; type: string; table?: string }>;
+}
+
+function summarize(t: RawTopology): TopologySummary {
+  const lanes = t.priorities.map((p) => p.name);
+  const laneOf: Record<string, string> = {};
+  for (const type of ['payin', 'payout', 'refund', 'chargeback']) {
+    laneOf[type] = t.priorities.find((p) => p.types?.includes(type))?.name ?? lanes[lanes.length - 1]!;
+  }
+  const topics: TopologySummary['topics'] = {};
+  for (const [name, topic] of Object.entries(t.topics)) topics[name] = { partitions: topic.partitions, external: Boolean(topic.external) };
+  const stages: TopologySummary['stages'] = {};
+  for (const [name, s] of Object.entries(t.stages ?? {})) stages[name] = { input: s.input, output: s.output, processor: s.processor };
+  const sinks: TopologySummary['sinks'] = {};
+  for (const [name, s] of Object.entries(t.sinks ?? {})) sinks[name] = { input: s.input, type: s.type, table: s.table };
+  return { ingestTopic: t.ingest.topic, lanes, topics, stages, sinks, laneOf };
+}
+
+/** Stages in pipeline order: from the ingest topic, each stage's output feeding the next. */
+export function stageOrder(s: TopologySummary): string[] {
+  const order: string[] = [];
+  let topic: string | undefined = s.ingestTopic;
+  while (topic) {
+    const next: [string, TopologySummary['stages'][string]] | undefined = Object.entries(s.stages).find(([n, st]) => st.input === topic && !order.includes(n));
+    if (!next) break;
+    order.push(next[0]);
+    topic = next[1].output;
+  }
+  return order;
+}
+
+/** The Postgres sink (the one writing `transactions`). */
+export function postgresSink(s: TopologySummary): { name: string; input: string } | undefined {
+  const hit = Object.entries(s.sinks).find(([, k]) => k.type === 'postgres');
+  return hit ? { name: hit[0], input: hit[1].input } : undefined;
+}

@@ -1,0 +1,83 @@
+// Bench profiles: how long and how hard each scenario runs.
+//   smoke     under 60 s: every scenario and baseline runs briefly; proves the bench works
+//             (CI runs it) and asserts nothing about speed
+//   standard  about 5 minutes: the figures the README shows
+//   soak      10 minutes at half the highest sustainable end-to-end rate: memory stays flat
+export type ProfileName = 'smoke' | 'standard' | 'soak';
+export type ScenarioId = 'ingest-single' | 'ingest-batch' | 'processing' | 'sink' | 'end-to-end' | 'priority' | 'soak';
+
+export interface Profile {
+  name: ProfileName;
+  scenarios: ScenarioId[];
+  /** Merchants (API keys) the load is spread over. */
+  merchants: number;
+  ingest: {
+    concurrencies: number[];
+    /** The concurrency the ratio against bare node:http is taken at. */
+    ratioConcurrency: number;
+    durationMs: number;
+    warmupMs: number;
+    /** Open-loop rates tried, as shares of the best closed-loop req/s. */
+    searchFactors: number[];
+    searchStepMs: number;
+  };
+  batch: { batchSize: number; concurrency: number; durationMs: number; warmupMs: number };
+  xadd: { requests: number; clients: number; pipeline: number };
+  processing: { events: number };
+  bullmq: { events: number; concurrency: number };
+  e2e: { startRate: number; growth: number; maxSteps: number; bisect: boolean; stepMs: number; warmupMs: number; drainTimeoutMs: number };
+  priority: { seedsPerMerchant: number; criticalRate: number; quietMs: number; floodMs: number; defaultFloodRate: number };
+  soak: { durationMs: number; warmupMs: number; sampleMs: number; defaultRate: number };
+  /** Expected share of wall time per scenario (the progress bar's weights). */
+  weights: Partial<Record<ScenarioId, number>>;
+}
+
+/** The latency ceiling a "sustainable" rate must keep (ingest p99, ms): the target. */
+export const P99_LIMIT_MS = 20;
+
+const ALL: ScenarioId[] = ['ingest-single', 'ingest-batch', 'processing', 'sink', 'end-to-end', 'priority'];
+
+export const PROFILES: Record<ProfileName, Profile> = {
+  smoke: {
+    name: 'smoke',
+    scenarios: ALL,
+    merchants: 2,
+    ingest: { concurrencies: [50], ratioConcurrency: 50, durationMs: 1_000, warmupMs: 300, searchFactors: [0.5], searchStepMs: 1_000 },
+    batch: { batchSize: 200, concurrency: 2, durationMs: 1_000, warmupMs: 300 },
+    xadd: { requests: 50_000, clients: 50, pipeline: 16 },
+    processing: { events: 2_000 },
+    bullmq: { events: 1_000, concurrency: 100 },
+    e2e: { startRate: 300, growth: 2, maxSteps: 1, bisect: false, stepMs: 1_500, warmupMs: 500, drainTimeoutMs: 20_000 },
+    priority: { seedsPerMerchant: 1, criticalRate: 40, quietMs: 1_000, floodMs: 1_500, defaultFloodRate: 800 },
+    soak: { durationMs: 20_000, warmupMs: 5_000, sampleMs: 2_000, defaultRate: 300 },
+    weights: { 'ingest-single': 10, 'ingest-batch': 3, processing: 13, sink: 5, 'end-to-end': 7, priority: 8 },
+  },
+  standard: {
+    name: 'standard',
+    scenarios: ALL,
+    merchants: 16,
+    ingest: { concurrencies: [10, 50, 100], ratioConcurrency: 50, durationMs: 6_000, warmupMs: 1_500, searchFactors: [0.5, 0.7, 0.85, 1.0], searchStepMs: 5_000 },
+    batch: { batchSize: 1_000, concurrency: 4, durationMs: 8_000, warmupMs: 2_000 },
+    xadd: { requests: 1_000_000, clients: 50, pipeline: 16 },
+    processing: { events: 100_000 },
+    bullmq: { events: 30_000, concurrency: 100 },
+    e2e: { startRate: 3_000, growth: 1.3, maxSteps: 7, bisect: true, stepMs: 12_000, warmupMs: 2_000, drainTimeoutMs: 60_000 },
+    priority: { seedsPerMerchant: 2, criticalRate: 100, quietMs: 5_000, floodMs: 15_000, defaultFloodRate: 8_000 },
+    soak: { durationMs: 600_000, warmupMs: 60_000, sampleMs: 10_000, defaultRate: 2_000 },
+    weights: { 'ingest-single': 75, 'ingest-batch': 15, processing: 60, sink: 15, 'end-to-end': 100, priority: 30 },
+  },
+  soak: {
+    name: 'soak',
+    scenarios: ['soak'],
+    merchants: 16,
+    ingest: { concurrencies: [50], ratioConcurrency: 50, durationMs: 5_000, warmupMs: 1_000, searchFactors: [0.5], searchStepMs: 5_000 },
+    batch: { batchSize: 1_000, concurrency: 4, durationMs: 5_000, warmupMs: 1_000 },
+    xadd: { requests: 100_000, clients: 50, pipeline: 16 },
+    processing: { events: 10_000 },
+    bullmq: { events: 5_000, concurrency: 100 },
+    e2e: { startRate: 2_000, growth: 1.3, maxSteps: 6, bisect: false, stepMs: 10_000, warmupMs: 2_000, drainTimeoutMs: 60_000 },
+    priority: { seedsPerMerchant: 2, criticalRate: 100, quietMs: 5_000, floodMs: 15_000, defaultFloodRate: 8_000 },
+    soak: { durationMs: 600_000, warmupMs: 60_000, sampleMs: 10_000, defaultRate: 2_000 },
+    weights: { soak: 660 },
+  },
+};

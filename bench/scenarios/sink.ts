@@ -1,0 +1,103 @@
+// d. Sink: rows/s of `rill sink` draining a backlog in the settled topic into Postgres (COPY into
+// a staging table, INSERT … ON CONFLICT DO NOTHING into `transactions`, the ledger lines and
+// wallets, COMMIT, then XACK), timed by its batches' processed_at stamps. Baselines on the same
+// rows, into a freshly migrated `transactions` (same partitions and indexes): `psql \copy`, and
+// multi-row INSERTs of 1,000 rows.
+import { join } from 'node:path';
+import { lastJsonLine, runToEnd, spawnProgram, spawnScript } from '../lib/procs.ts';
+import { CpuWindow, cpuMs } from '../lib/proc-stats.ts';
+import { scrape, sum } from '../lib/prom.ts';
+import { backendCpuMs, batchRate, rowCount, sinkBatches, transactionColumns } from '../lib/pg-stats.ts';
+import { outstanding } from '../lib/redis-stats.ts';
+import { postgresSink, stageOrder } from '../lib/topology.ts';
+import { drain, int, ms, preload, ratio } from './common.ts';
+import { merchantInstance } from './fixtures.ts';
+import type { SettledBacklog } from './processing.ts';
+import type { Comparison, RunContext, Scenario, ScenarioOutput } from './types.ts';
+import { compare, ratioTarget } from './types.ts';
+
+interface BaselineRows {
+  tool: string;
+  rows: number;
+  ms: number;
+  rowsPerSec: number;
+}
+
+/** Without the processing scenario before it: a backlog of its own, through the stages. */
+async function ownBacklog(ctx: RunContext): Promise<SettledBacklog> {
+  const N = ctx.profile.processing.events;
+  const { inst, merchants } = await merchantInstance(ctx, 'sink');
+  const ingest = await inst.startIngest();
+  await preload(ctx, ingest.url, merchants, N, `${ctx.runId}-sink`, 'backlog');
+  await ingest.child.stop();
+  const order = stageOrder(inst.topology.summary);
+  const w = await inst.startWorker({ stages: order });
+  await drain(ctx, inst, Math.max(60_000, N * 2), order, (left) => ctx.progress.update(0.1, `stages: ${int(left)} left`));
+  await w.child.stop();
+  return { inst, rows: N };
+}
+
+export const sink: Scenario = {
+  id: 'sink',
+  title: 'd. Postgres sink',
+  async run(ctx): Promise<ScenarioOutput> {
+    const backlog = (ctx.shared.get('settled-backlog') as SettledBacklog | undefined) ?? (await ownBacklog(ctx));
+    const { inst } = backlog;
+    const t = inst.topology.summary;
+    const pgSink = postgresSink(t);
+    if (!pgSink) throw new Error('the topology has no postgres sink');
+    const problems: string[] = [];
+    const expected = await outstanding(ctx.redis, inst.prefix, t, [pgSink.name]);
+    const rows0 = await rowCount(ctx.pg, inst.schema);
+    ctx.progress.update(0.15, `rill sink: ${int(expected)} rows`);
+    const w = await inst.startWorker({ sinkOnly: true });
+    const cpu = new CpuWindow({ sink: [w.child.pid], redis: ctx.redisPid ? [ctx.redisPid] : [] });
+    const wallMs = await drain(ctx, inst, Math.max(60_000, expected * 2), [pgSink.name], (left) => ctx.progress.update(0.15 + 0.45 * (1 - left / Math.max(1, expected)), `rill sink: ${int(left)} left`));
+    const cores = cpu.end();
+    const pgMs = await backendCpuMs(ctx.pg, `rill-sink-${pgSink.name}`, cpuMs);
+    if (pgMs !== null) cores.cores.postgres = Math.round((pgMs / wallMs) * 100) / 100;
+    const metrics = await scrape(w.metricsUrl);
+    await w.child.stop();
+    const rows = (await rowCount(ctx.pg, inst.schema)) - rows0;
+    if (rows !== expected) problems.push(`sink: ${rows} rows in Postgres for ${expected} entries`);
+    const rate = batchRate(await sinkBatches(ctx.pg, inst.schema));
+    const sinkRate = rate?.rowsPerSec ?? (rows / Math.max(1, wallMs)) * 1000;
+    const flushCount = sum(metrics, 'rill_sink_flush_duration_seconds_count');
+    const flushMs = flushCount ? (sum(metrics, 'rill_sink_flush_duration_seconds_sum') / flushCount) * 1000 : null;
+    const ledgerEntries = sum(metrics, 'rill_sink_ledger_entries_total');
+
+    // baselines: the same rows, dumped as COPY text
+    ctx.progress.update(0.65, 'psql \\copy');
+    const columns = await transactionColumns(ctx.pg, inst.schema);
+    const file = join(ctx.tmpDir, 'sink-rows.tsv');
+    await runToEnd(spawnProgram('psql-export', 'psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', ctx.databaseUrl, '-c', `\\copy (SELECT ${columns.join(', ')} FROM "${inst.schema}".transactions) TO '${file}'`]));
+    const copyInst = ctx.instance('copy', 'default');
+    const insertInst = ctx.instance('insert', 'default');
+    await Promise.all([copyInst.migrate(), insertInst.migrate()]);
+    const copy = lastJsonLine<BaselineRows>(await runToEnd(spawnScript('psql-copy', 'baselines/psql-copy', ['--schema', copyInst.schema, '--file', file, '--columns', columns.join(',')], { env: { DATABASE_URL: ctx.databaseUrl } }), 300_000));
+    ctx.progress.update(0.8, 'multi-row INSERT');
+    const insert = lastJsonLine<BaselineRows>(await runToEnd(spawnScript('multirow-insert', 'baselines/multirow-insert', ['--schema', insertInst.schema, '--file', file, '--columns', columns.join(','), '--rows-per-statement', '1000'], { env: { DATABASE_URL: ctx.databaseUrl } }), 600_000));
+    if (copy.rows !== rows || insert.rows !== rows) problems.push(`baselines wrote ${copy.rows} / ${insert.rows} rows, the sink ${rows}`);
+
+    const rill = { label: 'rill sink (COPY → staging → merge)', value: sinkRate, unit: 'rows/s' };
+    const comparisons: Comparison[] = [
+      compare({ id: 'sink-vs-copy', title: 'COPY sink vs psql \\copy of the same rows', scenario: 'sink', rill, baseline: { label: 'psql \\copy', value: copy.rowsPerSec, unit: 'rows/s' }, target: ratioTarget(0.75) }),
+      compare({ id: 'sink-vs-insert', title: 'COPY sink vs 1,000-row multi-row INSERT', scenario: 'sink', rill, baseline: { label: 'multi-row INSERT ×1000', value: insert.rowsPerSec, unit: 'rows/s' }, target: ratioTarget(2) }),
+    ];
+    return {
+      comparisons,
+      latency: [],
+      tables: [{
+        title: `Sink and baselines (${int(rows)} rows of ${columns.length} columns)`,
+        columns: ['writer', 'rows/s', 'rows', 'notes'],
+        rows: [
+          ['rill sink', int(sinkRate), int(rows), `${rate?.batches ?? '?'} batches of ~${int(rate?.meanRows)} rows, mean flush ${ms(flushMs)} ms; also ${int(ledgerEntries)} ledger entries and the wallets; sink CPU ${cores.cores.sink ?? '–'} cores, its Postgres backend ${cores.cores.postgres ?? '–'}, Redis ${cores.cores.redis ?? '–'}`],
+          ['psql \\copy', int(copy.rowsPerSec), int(copy.rows), `one COPY of the dumped rows, ${int(copy.ms)} ms; Rill ÷ copy ${ratio(sinkRate / copy.rowsPerSec)}`],
+          ['multi-row INSERT', int(insert.rowsPerSec), int(insert.rows), `1,000 rows per statement, ${int(insert.ms)} ms; Rill ÷ insert ${ratio(sinkRate / insert.rowsPerSec)}`],
+        ],
+      }],
+      data: { rows, sinkRowsPerSec: sinkRate, batches: rate, wallMs, meanFlushMs: flushMs, ledgerEntries, cpu: cores, copy, insert, columns },
+      problems,
+    };
+  },
+};
