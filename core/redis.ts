@@ -6,6 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { Cluster, Redis } from 'ioredis';
 import type { ChainableCommander, RedisOptions } from 'ioredis';
 import type { RillEnv } from './config.ts';
+import { bySlot, isCluster, onEveryMaster } from './slot-pipeline.ts';
 
 export type RedisClient = Redis | Cluster;
 export type RedisPipeline = ChainableCommander;
@@ -37,7 +38,8 @@ export function connectRedis(env: Pick<RillEnv, 'redisUrl' | 'redisCluster'>, op
       const url = new URL(u.trim());
       return { host: url.hostname, port: Number(url.port || 6379) };
     });
-    return new Cluster(nodes, { redisOptions: common, enableReadyCheck: true });
+    // connecting and queueing are the Cluster's own options (its node connections always queue)
+    return new Cluster(nodes, { redisOptions: common, enableReadyCheck: true, lazyConnect: common.lazyConnect, enableOfflineQueue: common.enableOfflineQueue });
   }
   return new Redis(env.redisUrl, common);
 }
@@ -96,14 +98,23 @@ export function runScript(
 
 export const CORE_SCRIPTS_DIR = new URL('./scripts/', import.meta.url);
 
-/** Delete every key matching a pattern (tests and `rill dev --reset`); SCAN, never KEYS. */
-export async function deleteByPattern(redis: Redis, pattern: string): Promise<number> {
-  let cursor = '0';
-  let n = 0;
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) n += await redis.unlink(...keys);
-  } while (cursor !== '0');
-  return n;
+/**
+ * Delete every key matching a pattern (tests and `rill dev --reset`); SCAN, never KEYS. On Redis
+ * Cluster: SCAN on every master, UNLINK one slot's keys at a time.
+ */
+export async function deleteByPattern(redis: RedisClient, pattern: string): Promise<number> {
+  const cluster = isCluster(redis);
+  const counts = await onEveryMaster(redis, async (node) => {
+    let cursor = '0';
+    let n = 0;
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      if (!keys.length) continue;
+      if (!cluster) n += await node.unlink(...keys);
+      else for (const group of bySlot(keys)) n += await node.unlink(...group);
+    } while (cursor !== '0');
+    return n;
+  });
+  return counts.reduce((a, b) => a + b, 0);
 }

@@ -3,9 +3,13 @@
 //  - entries other consumers left idle past the visibility timeout, reclaimed with XAUTOCLAIM;
 //  - then new entries, higher lanes before lower ones, each lower lane keeping its `min_share`;
 //  - when every lane is empty, one blocking read over all of them.
+// On Redis Cluster every command stays in one slot: a read over several partitions becomes one
+// XREADGROUP per partition (concurrently, one pipeline per node), and instead of a blocking read
+// (it would hold the node's connection) non-blocking reads after short idle waits.
 import type { Redis } from 'ioredis';
 import type { Keys } from '../keys.ts';
 import type { PriorityConfig } from '../topology/schema.ts';
+import { isCluster, slotPipeline } from '../slot-pipeline.ts';
 
 export interface RawEntry {
   stream: string;
@@ -39,6 +43,9 @@ interface LaneStreams {
   streams: string[];
 }
 
+/** Redis Cluster: the idle wait between two non-blocking reads when every lane is empty. */
+const CLUSTER_IDLE_MS = 50;
+
 const without = (list: readonly string[], skip: ReadonlySet<string>): string[] => (skip.size ? list.filter((s) => !skip.has(s)) : [...list]);
 
 export class LaneReader {
@@ -51,8 +58,12 @@ export class LaneReader {
   private nextClaimAt = 0;
   /** Streams not to read from for now (an ordered stage holding a partition for a retry). */
   readonly paused = new Set<string>();
+  private readonly cluster: boolean;
+  private idle: (() => void) | undefined;
+  private woken = false;
 
   constructor(private readonly o: LaneReaderOptions) {
+    this.cluster = isCluster(o.redis);
     this.setPartitions(o.partitions);
   }
 
@@ -75,6 +86,15 @@ export class LaneReader {
     if (added.length) this.recovering = true;
   }
 
+  /**
+   * After a failed read or settle: entries handed to this consumer may be pending without having
+   * been settled (or even seen). Read this consumer's pending entries again, in order, before new ones.
+   */
+  recover(): void {
+    for (const s of this.allStreams) this.pendingCursor.set(s, '0');
+    this.recovering = true;
+  }
+
   streamsOf(partition: number): string[] {
     return this.o.lanes.map((lane) => this.o.keys.lane(this.o.topic, partition, lane.name));
   }
@@ -85,9 +105,9 @@ export class LaneReader {
 
   /** Create the group on every lane stream; an existing group is left as it is. */
   async ensureGroups(partitions: readonly number[] = this.partitions, startId = '0'): Promise<void> {
-    const pipe = this.o.redis.pipeline();
-    for (const p of partitions) for (const s of this.streamsOf(p)) pipe.xgroup('CREATE', s, this.o.group, startId, 'MKSTREAM');
-    const res = (await pipe.exec()) ?? [];
+    const pipe = slotPipeline(this.o.redis);
+    for (const p of partitions) for (const s of this.streamsOf(p)) pipe.add(s, (q) => q.xgroup('CREATE', s, this.o.group, startId, 'MKSTREAM'));
+    const res = await pipe.exec();
     for (const [err] of res) {
       if (err && !String(err.message).startsWith('BUSYGROUP')) throw err;
     }
@@ -95,7 +115,11 @@ export class LaneReader {
 
   /** Up to about `max` entries; waits up to `blockMs` only when nothing is ready. */
   async read(max: number, blockMs: number): Promise<RawEntry[]> {
-    if (!this.allStreams.length) return [];
+    if (!this.allStreams.length) {
+      // no partition leased (more consumers than partitions): wait, don't spin
+      await new Promise((r) => setTimeout(r, Math.max(1, Math.min(blockMs, 250))));
+      return [];
+    }
     if (this.recovering) {
       const own = await this.readOwnPending(max);
       if (own.length) return own;
@@ -109,7 +133,13 @@ export class LaneReader {
     }
     const ready = await this.readByPriority(max);
     if (ready.length || blockMs <= 0) return ready;
-    return this.readBlocking(max, blockMs);
+    return this.cluster ? this.readPolling(max, blockMs) : this.readBlocking(max, blockMs);
+  }
+
+  /** End an idle wait (Redis Cluster) at once: the consumer is stopping. */
+  wake(): void {
+    this.woken = true;
+    this.idle?.();
   }
 
   private perStream(want: number): number {
@@ -124,10 +154,7 @@ export class LaneReader {
       const want = max - out.length - lowerReserve;
       const streams = without(this.lanes[i]!.streams, this.paused);
       if (want <= 0 || !streams.length) continue;
-      const reply = (await this.o.redis.xreadgroup(
-        'GROUP', this.o.group, this.o.consumer, 'COUNT', this.perStream(want), 'STREAMS',
-        ...streams, ...streams.map(() => '>'),
-      )) as StreamReply;
+      const reply = await this.readGroup(streams, streams.map(() => '>'), this.perStream(want));
       this.collect(reply, 1, out);
     }
     return out;
@@ -147,16 +174,67 @@ export class LaneReader {
   }
 
   /**
+   * Redis Cluster: a blocking read would hold the node's connection, so poll: short idle waits
+   * (a timer), each followed by non-blocking reads, until something is ready, `blockMs` has
+   * passed or wake() is called.
+   */
+  private async readPolling(max: number, blockMs: number): Promise<RawEntry[]> {
+    const until = Date.now() + blockMs;
+    for (;;) {
+      const left = until - Date.now();
+      if (left <= 0 || this.woken) break;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(CLUSTER_IDLE_MS, left));
+        this.idle = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      this.idle = undefined;
+      if (this.woken) break;
+      const ready = await this.readByPriority(max);
+      if (ready.length) return ready;
+    }
+    this.woken = false;
+    return [];
+  }
+
+  /**
+   * XREADGROUP (never blocking) over `streams` from `ids`: one command, or on Redis Cluster one
+   * per partition (one slot), all in one pipeline per node.
+   */
+  private async readGroup(streams: readonly string[], ids: readonly string[], count: number): Promise<StreamReply> {
+    if (!this.cluster) {
+      return (await this.o.redis.xreadgroup('GROUP', this.o.group, this.o.consumer, 'COUNT', count, 'STREAMS', ...streams, ...ids)) as StreamReply;
+    }
+    const byPartition = new Map<number, number[]>();
+    streams.forEach((s, i) => {
+      const p = this.where.get(s)?.partition ?? -1;
+      const list = byPartition.get(p);
+      if (list) list.push(i);
+      else byPartition.set(p, [i]);
+    });
+    const pipe = slotPipeline(this.o.redis);
+    for (const idx of byPartition.values()) {
+      const keys = idx.map((i) => streams[i]!);
+      pipe.add(keys[0]!, (q) => q.xreadgroup('GROUP', this.o.group, this.o.consumer, 'COUNT', count, 'STREAMS', ...keys, ...idx.map((i) => ids[i]!)));
+    }
+    const out: NonNullable<StreamReply> = [];
+    for (const [err, reply] of await pipe.exec()) {
+      if (err) throw err;
+      if (reply) out.push(...(reply as NonNullable<StreamReply>));
+    }
+    return out.length ? out : null;
+  }
+
+  /**
    * Entries delivered to this consumer before a restart and never acknowledged, walked once with a
    * cursor per stream (an entry left pending again, e.g. to be retried, is not re-read in a loop).
    */
   private async readOwnPending(max: number): Promise<RawEntry[]> {
     const streams = without([...this.pendingCursor.keys()], this.paused);
     if (!streams.length) return [];
-    const reply = (await this.o.redis.xreadgroup(
-      'GROUP', this.o.group, this.o.consumer, 'COUNT', this.perStream(max), 'STREAMS',
-      ...streams, ...streams.map((s) => this.pendingCursor.get(s)!),
-    )) as StreamReply;
+    const reply = await this.readGroup(streams, streams.map((s) => this.pendingCursor.get(s)!), this.perStream(max));
     const out = this.collect(reply, 0, []);
     const seen = new Set<string>();
     for (const e of out) {
@@ -179,9 +257,9 @@ export class LaneReader {
    */
   async claim(streams: readonly string[], minIdleMs: number, count: number): Promise<RawEntry[]> {
     if (!streams.length) return [];
-    const pipe = this.o.redis.pipeline();
-    for (const s of streams) pipe.xautoclaim(s, this.o.group, this.o.consumer, minIdleMs, '0-0', 'COUNT', count);
-    const res = (await pipe.exec()) ?? [];
+    const pipe = slotPipeline(this.o.redis);
+    for (const s of streams) pipe.add(s, (q) => q.xautoclaim(s, this.o.group, this.o.consumer, minIdleMs, '0-0', 'COUNT', count));
+    const res = await pipe.exec();
     const out: RawEntry[] = [];
     res.forEach(([err, value], idx) => {
       if (err) throw err;
@@ -198,13 +276,13 @@ export class LaneReader {
     if (!entries.length) return;
     const byStream = new Map<string, RawEntry[]>();
     for (const e of entries) byStream.set(e.stream, [...(byStream.get(e.stream) ?? []), e]);
-    const pipe = this.o.redis.pipeline();
+    const pipe = slotPipeline(this.o.redis);
     const order: RawEntry[][] = [];
     for (const [stream, list] of byStream) {
-      pipe.xpending(stream, this.o.group, list[0]!.id, list[list.length - 1]!.id, list.length + 10);
+      pipe.add(stream, (q) => q.xpending(stream, this.o.group, list[0]!.id, list[list.length - 1]!.id, list.length + 10));
       order.push(list);
     }
-    const res = (await pipe.exec()) ?? [];
+    const res = await pipe.exec();
     res.forEach(([err, value], i) => {
       if (err) throw err;
       const counts = new Map((value as [string, string, number, number][]).map(([id, , , n]) => [id, n]));

@@ -1,7 +1,9 @@
 // Collects how each entry of a batch is settled, grouped by input stream (one partition and lane),
-// and runs one settle script per stream, all in one pipeline: one round trip per batch.
+// and runs one settle script per stream, all in one pipeline: one round trip per batch (on Redis
+// Cluster one pipeline per node, concurrently: each script's keys share its partition's slot).
 import type { Redis } from 'ioredis';
 import { runScript } from '../redis.ts';
+import { slotPipeline } from '../slot-pipeline.ts';
 import type { ScriptSource } from '../redis.ts';
 import type { RawEntry } from './lane-reader.ts';
 
@@ -44,9 +46,9 @@ export class Settlement {
   /** Runs every call; returns how many entries this call acknowledged. */
   async exec(redis: Redis): Promise<number> {
     if (!this.calls.size) return 0;
-    const pipe = redis.pipeline();
-    for (const c of this.calls.values()) void runScript(pipe, this.script, c.keys, c.args);
-    const res = (await pipe.exec()) ?? [];
+    const pipe = slotPipeline(redis);
+    for (const c of this.calls.values()) pipe.add(c.keys[0]!, (p) => void runScript(p, this.script, c.keys, c.args));
+    const res = await pipe.exec();
     let n = 0;
     for (const [err, v] of res) {
       if (err) throw err;

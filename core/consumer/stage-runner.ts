@@ -18,6 +18,7 @@ import { LaneMap } from '../lanes.ts';
 import { backoffMs } from '../retry.ts';
 import { coreScript } from '../scripts.ts';
 import { runScript } from '../redis.ts';
+import { slotPipeline } from '../slot-pipeline.ts';
 import { faultPoint } from '../faults.ts';
 import { endSpan, startEventSpan, traceIdOf, traceparentOf, tracingEnabled } from '../tracing.ts';
 import type { Span } from '../tracing.ts';
@@ -66,9 +67,11 @@ export class StageRunner {
   private readonly partitions: number;
   private readonly leases: PartitionLeases | undefined;
   private readonly held = new Map<string, Held>();
-  /** In-place retries so far, by entry id (ordered stages: no redelivery counts them). */
+  /** In-place retries so far, by stream and entry id (ids are unique per stream only; ordered stages: no redelivery counts them). */
   private readonly localRetries = new Map<string, number>();
   private nextLeaseSync = 0;
+  /** Ordered stages: partitions whose lease this member holds and whose pending entries it has taken over. */
+  private readonly served = new Set<number>();
   private nextMoveAt = 0;
   private readonly outcomes;
   private readonly duration;
@@ -113,12 +116,27 @@ export class StageRunner {
   /** Stop reading; resolves when the in-flight batch is settled and leases are released. */
   async stop(): Promise<void> {
     this.loop?.stop();
+    this.reader.wake();
     await this.loop?.done;
     await this.leases?.stop();
   }
 
   /** One iteration of the loop: leases or due retries, then one read, process and settle. */
   async step(loop?: Pick<Loop, 'stopping'>): Promise<void> {
+    try {
+      await this.iterate(loop);
+    } catch (err) {
+      // what this step read may be pending unsettled (and retries held for a settle that failed):
+      // the next read takes this consumer's pending entries up again first, in stream order, so
+      // nothing read later overtakes them (per-merchant order on ordering: key stages)
+      this.held.clear();
+      this.reader.paused.clear();
+      this.reader.recover();
+      throw err;
+    }
+  }
+
+  private async iterate(loop?: Pick<Loop, 'stopping'>): Promise<void> {
     const now = this.now();
     if (this.leases && now >= this.nextLeaseSync) await this.syncLeases();
     if (!this.leases && now >= this.nextMoveAt) await this.moveDue();
@@ -145,20 +163,35 @@ export class StageRunner {
 
   private async syncLeases(): Promise<void> {
     const leases = this.leases!;
-    const { acquired, released } = await leases.sync();
-    this.nextLeaseSync = this.now() + Math.floor((this.o.leaseTtlMs ?? 10_000) / 3);
-    for (const p of released) {
+    let failed: unknown;
+    try {
+      await leases.sync();
+      this.nextLeaseSync = this.now() + Math.floor((this.o.leaseTtlMs ?? 10_000) / 3);
+    } catch (err) {
+      failed = err; // a sync that failed half-way may still have taken or given up leases
+    }
+    // serve exactly the partitions whose lease this member holds, whatever the last sync reported
+    const owned = new Set(leases.owned());
+    for (const p of [...this.served]) {
+      if (owned.has(p)) continue;
+      this.served.delete(p);
       for (const s of this.reader.streamsOf(p)) {
         this.held.delete(s);
         this.reader.paused.delete(s);
       }
     }
-    if (acquired.length) {
+    try {
       // the lease says nobody else works on these partitions now: take their pending entries
       // (JUSTID: no delivery counted) so this consumer finishes them first, in order
-      for (const p of acquired) await this.takeOver(this.reader.streamsOf(p));
+      for (const p of owned) {
+        if (this.served.has(p)) continue;
+        await this.takeOver(this.reader.streamsOf(p));
+        this.served.add(p);
+      }
+    } finally {
+      this.reader.setPartitions([...this.served]);
     }
-    if (acquired.length || released.length) this.reader.setPartitions(leases.owned());
+    if (failed) throw failed;
   }
 
   private async takeOver(streams: readonly string[]): Promise<void> {
@@ -173,12 +206,13 @@ export class StageRunner {
 
   /** Move due retries from the delay sets back onto the input streams (all partitions, one round trip). */
   private async moveDue(): Promise<void> {
-    const pipe = this.o.redis.pipeline();
+    const pipe = slotPipeline(this.o.redis);
     const now = this.now();
     for (let p = 0; p < this.partitions; p++) {
-      void runScript(pipe, MOVE_DUE, [this.o.keys.delay(this.o.name, p), ...this.reader.streamsOf(p)], [now, 1000]);
+      const keys = [this.o.keys.delay(this.o.name, p), ...this.reader.streamsOf(p)];
+      pipe.add(keys[0]!, (q) => void runScript(q, MOVE_DUE, keys, [now, 1000]));
     }
-    const res = (await pipe.exec()) ?? [];
+    const res = await pipe.exec();
     let next = this.now() + 1_000;
     for (const [err, v] of res) {
       if (err) throw err;
@@ -249,7 +283,7 @@ export class StageRunner {
   /** Attempts so far, this delivery included: earlier retries' count + Redis deliveries + in-place retries. */
   private attemptOf(raw: RawEntry): number {
     const before = raw.fields ? Number(fieldsToMap(raw.fields).get(F_ATTEMPTS) ?? 0) : 0;
-    return before + Math.max(1, raw.deliveries) + (this.localRetries.get(raw.id) ?? 0);
+    return before + Math.max(1, raw.deliveries) + (this.localRetries.get(`${raw.stream} ${raw.id}`) ?? 0);
   }
 
   private async settle(entries: readonly RawEntry[], outcomes: readonly Outcome[], spans?: readonly (Span | undefined)[]): Promise<void> {
@@ -270,7 +304,7 @@ export class StageRunner {
         counts.retry++;
         const wait = backoffMs(attempt, retry, this.o.random);
         if (this.leases) {
-          if (!outcome.deferred) this.localRetries.set(raw.id, (this.localRetries.get(raw.id) ?? 0) + 1);
+          if (!outcome.deferred) this.localRetries.set(`${raw.stream} ${raw.id}`, (this.localRetries.get(`${raw.stream} ${raw.id}`) ?? 0) + 1);
           this.held.set(raw.stream, { entries: [raw], dueAt: now + wait });
           this.reader.paused.add(raw.stream);
           blocked.add(raw.stream);
@@ -280,7 +314,7 @@ export class StageRunner {
         }
         return;
       }
-      this.localRetries.delete(raw.id);
+      this.localRetries.delete(`${raw.stream} ${raw.id}`);
       if (outcome.kind === 'ok') {
         counts.ok++;
         const tp = traceparentOf(spans?.[i]);

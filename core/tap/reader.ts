@@ -8,11 +8,15 @@
 // the streams per round waits for new entries. Filters (merchant, type) apply after decoding `ev`;
 // a merchant filter also narrows the read to that merchant's partition (events are partitioned by
 // merchant id in every topic).
+// On Redis Cluster the pipelines go one per node, and follow mode polls (non-blocking XRANGEs after
+// short idle waits) instead of XREAD BLOCK, which cannot span partitions' slots.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { F_EVENT, F_TX } from '../entry.ts';
 import type { Keys } from '../keys.ts';
 import { partitionOf } from '../partition.ts';
 import type { Topology } from '../topology/schema.ts';
+import { isCluster, slotPipeline } from '../slot-pipeline.ts';
 import {
   compareIds,
   decodeCursor,
@@ -103,6 +107,8 @@ const DEFAULT_BATCH = 500;
 const DEFAULT_BLOCK_MS = 5_000;
 /** After the clock passes `to`, entries up to it may still be on their way (clock skew, in-flight XADDs). */
 const END_GRACE_MS = 1_000;
+/** Redis Cluster, follow mode: the idle wait between two polls of the streams. */
+const CLUSTER_IDLE_MS = 50;
 
 /** Open a tap: checks the topic and resolves the start (so bad input fails here, not mid-stream). */
 export async function openTap(o: TapOptions): Promise<TapReader> {
@@ -151,9 +157,9 @@ export async function openTap(o: TapOptions): Promise<TapReader> {
 
 /** Each stream's last entry id (0-0 for a stream that does not exist yet). */
 async function lastIds(redis: Redis, keys: readonly string[]): Promise<string[]> {
-  const pipe = redis.pipeline();
-  for (const k of keys) pipe.xinfo('STREAM', k);
-  const res = (await pipe.exec()) ?? [];
+  const pipe = slotPipeline(redis);
+  for (const k of keys) pipe.add(k, (q) => q.xinfo('STREAM', k));
+  const res = await pipe.exec();
   return keys.map((_, i) => {
     const [err, value] = res[i] ?? [new Error('no reply'), null];
     if (err) {
@@ -278,9 +284,9 @@ export class TapReader implements AsyncIterable<TapEvent> {
   }
 
   private async readRange(streams: readonly Stream[]): Promise<void> {
-    const pipe = this.o.redis.pipeline();
-    for (const s of streams) pipe.xrange(s.key, `(${this.positions[s.index]!}`, '+', 'COUNT', this.batch);
-    const res = (await pipe.exec()) ?? [];
+    const pipe = slotPipeline(this.o.redis);
+    for (const s of streams) pipe.add(s.key, (q) => q.xrange(s.key, `(${this.positions[s.index]!}`, '+', 'COUNT', this.batch));
+    const res = await pipe.exec();
     streams.forEach((s, i) => {
       const [err, value] = res[i] ?? [new Error('no reply'), null];
       if (err) throw err;
@@ -290,6 +296,7 @@ export class TapReader implements AsyncIterable<TapEvent> {
 
   private async readBlocking(streams: readonly Stream[], blockMs: number): Promise<void> {
     if (!streams.length) return;
+    if (isCluster(this.o.redis)) return this.poll(streams, blockMs);
     const reply = (await this.o.redis.xread(
       'COUNT', this.batch, 'BLOCK', blockMs, 'STREAMS',
       ...streams.map((s) => s.key), ...streams.map((s) => this.positions[s.index]!),
@@ -299,6 +306,16 @@ export class TapReader implements AsyncIterable<TapEvent> {
     for (const [key, entries] of reply) {
       const s = byKey.get(key);
       if (s) this.take(s, entries);
+    }
+  }
+
+  /** Redis Cluster: XRANGE every stream after short idle waits, until something came or `blockMs` passed. */
+  private async poll(streams: readonly Stream[], blockMs: number): Promise<void> {
+    const until = Date.now() + blockMs;
+    for (;;) {
+      await sleep(Math.max(1, Math.min(CLUSTER_IDLE_MS, until - Date.now())), undefined, { signal: this.o.signal });
+      await this.readRange(streams);
+      if (Date.now() >= until || streams.some((s) => s.at < s.buf.length || s.done)) return;
     }
   }
 

@@ -8,6 +8,7 @@ import type { Redis } from 'ioredis';
 import { ConfigError } from '../errors.ts';
 import type { Keys } from '../keys.ts';
 import type { Topology } from '../topology/schema.ts';
+import { slotPipeline } from '../slot-pipeline.ts';
 import { compareIds, idBefore, startId, TapInputError } from './position.ts';
 import type { TapStart } from './position.ts';
 
@@ -85,9 +86,9 @@ export async function planReplay(redis: Redis, keys: Keys, topology: Topology, g
     for (const lane of topology.priorities) slots.push({ partition: p, lane: lane.name, stream: keys.lane(target.topic, p, lane.name) });
   }
 
-  const pipe = redis.pipeline();
-  for (const s of slots) pipe.xinfo('GROUPS', s.stream);
-  const res = (await pipe.exec()) ?? [];
+  const pipe = slotPipeline(redis);
+  for (const s of slots) pipe.add(s.stream, (q) => q.xinfo('GROUPS', s.stream));
+  const res = await pipe.exec();
   const streams: ReplayStream[] = [];
   let counted = 0;
   for (const [i, slot] of slots.entries()) {
@@ -130,16 +131,17 @@ export async function planReplay(redis: Redis, keys: Keys, topology: Topology, g
 export async function applyReplay(redis: Redis, plan: ReplayPlan): Promise<number> {
   const reset = plan.streams.filter((s) => s.state === 'reset');
   if (!reset.length) return 0;
-  const pipe = redis.pipeline();
+  const pipe = slotPipeline(redis);
   for (const s of reset) {
     // keep Redis's lag figure right: the group has now read `again` entries fewer
     if (typeof s.entriesRead === 'number' && Number.isFinite(s.entriesRead)) {
-      pipe.xgroup('SETID', s.stream, plan.target.group, plan.setId, 'ENTRIESREAD', Math.max(0, s.entriesRead - s.again));
+      const entriesRead = s.entriesRead;
+      pipe.add(s.stream, (q) => q.xgroup('SETID', s.stream, plan.target.group, plan.setId, 'ENTRIESREAD', Math.max(0, entriesRead - s.again)));
     } else {
-      pipe.xgroup('SETID', s.stream, plan.target.group, plan.setId);
+      pipe.add(s.stream, (q) => q.xgroup('SETID', s.stream, plan.target.group, plan.setId));
     }
   }
-  const res = (await pipe.exec()) ?? [];
+  const res = await pipe.exec();
   for (const [err] of res) if (err) throw err;
   return reset.length;
 }

@@ -10,6 +10,7 @@ import { ConfigError, FatalError, RetryableError } from '../../core/errors.ts';
 import { counter } from '../../core/metrics.ts';
 import type { Outcome, ProcessorFactory, StreamEvent } from '../../core/processor.ts';
 import { defineScripts, readScripts, runScript } from '../../core/redis.ts';
+import { slotPipeline } from '../../core/slot-pipeline.ts';
 
 const SCRIPTS = readScripts(new URL('./scripts/', import.meta.url));
 const LEDGER_APPLY = SCRIPTS.find((s) => s.name === 'ledgerApply')!;
@@ -64,7 +65,7 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
           if (e.event.status === 'failed') return; // decided upstream (risk): no money moves
           byPartition.set(e.partition, [...(byPartition.get(e.partition) ?? []), i]);
         });
-        const pipe = ctx.redis.pipeline();
+        const pipe = slotPipeline(ctx.redis);
         const order: number[][] = [];
         for (const [p, idx] of byPartition) {
           const keys: string[] = [];
@@ -79,11 +80,11 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
             );
             args.push(ev.type, ev.amount, ev.currency, ev.reference ?? '', stream, txId);
           }
-          void runScript(pipe, LEDGER_APPLY, keys, args);
+          pipe.add(keys[0]!, (q) => void runScript(q, LEDGER_APPLY, keys, args));
           order.push(idx);
         }
         const results = new Map<number, ScriptResult>();
-        ((await pipe.exec()) ?? []).forEach(([err, res], k) => {
+        (await pipe.exec()).forEach(([err, res], k) => {
           if (err) throw err;
           (res as ScriptResult[]).forEach((r, j) => results.set(order[k]![j]!, r));
         });

@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import type { Outcome, ProcessorFactory, StreamEvent } from '../../core/processor.ts';
 import { defineScripts, readScripts, runScript } from '../../core/redis.ts';
+import { slotPipeline } from '../../core/slot-pipeline.ts';
 
 const SCRIPTS = readScripts(new URL('./scripts/', import.meta.url));
 const RISK_SCORE = SCRIPTS.find((s) => s.name === 'riskScore')!;
@@ -35,7 +36,7 @@ export const riskProcessor: ProcessorFactory<RiskConfig> = {
           if (e.event.status === 'failed') return; // already decided upstream
           byPartition.set(e.partition, [...(byPartition.get(e.partition) ?? []), i]);
         });
-        const pipe = ctx.redis.pipeline();
+        const pipe = slotPipeline(ctx.redis);
         const order: number[][] = [];
         const now = Date.now();
         for (const [p, idx] of byPartition) {
@@ -43,11 +44,12 @@ export const riskProcessor: ProcessorFactory<RiskConfig> = {
             ctx.keys.partitioned(p, 'vel', batch[i]!.event.merchant_id),
             ctx.keys.partitioned(p, 'risk', batch[i]!.txId),
           ]);
-          void runScript(pipe, RISK_SCORE, keys, [now, 86_400_000, ...limits, config.threshold, ...idx.map((i) => batch[i]!.event.amount)]);
+          const args = [now, 86_400_000, ...limits, config.threshold, ...idx.map((i) => batch[i]!.event.amount)];
+          pipe.add(keys[0]!, (q) => void runScript(q, RISK_SCORE, keys, args));
           order.push(idx);
         }
         const scores = new Map<number, number>();
-        ((await pipe.exec()) ?? []).forEach(([err, res], k) => {
+        (await pipe.exec()).forEach(([err, res], k) => {
           if (err) throw err;
           (res as number[]).forEach((score, j) => scores.set(order[k]![j]!, score));
         });

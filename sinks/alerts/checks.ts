@@ -16,6 +16,7 @@ import { entryArgs } from '../../core/entry.ts';
 import { LaneMap } from '../../core/lanes.ts';
 import { partitionOf } from '../../core/partition.ts';
 import type { Topology } from '../../core/topology/schema.ts';
+import { slotPipeline } from '../../core/slot-pipeline.ts';
 import type { DeadLettersAlert, WorkerMissingAlert } from './alert.ts';
 
 export interface AlertChecksOptions {
@@ -55,9 +56,14 @@ function components(o: Pick<AlertChecksOptions, 'topology' | 'sink' | 'topic'>):
 /** Dead letters per stage and sink, over all partitions. */
 export async function deadLetterCounts(o: Pick<AlertChecksOptions, 'redis' | 'keys' | 'topology' | 'sink' | 'topic'>): Promise<Map<string, number>> {
   const list = components(o);
-  const pipe = o.redis.pipeline();
-  for (const [name, partitions] of list) for (let p = 0; p < partitions; p++) pipe.xlen(o.keys.deadLetter(name, p));
-  const res = (await pipe.exec()) ?? [];
+  const pipe = slotPipeline(o.redis);
+  for (const [name, partitions] of list) {
+    for (let p = 0; p < partitions; p++) {
+      const key = o.keys.deadLetter(name, p);
+      pipe.add(key, (q) => q.xlen(key));
+    }
+  }
+  const res = await pipe.exec();
   const counts = new Map<string, number>();
   let i = 0;
   for (const [name, partitions] of list) {

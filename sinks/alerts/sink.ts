@@ -138,6 +138,7 @@ export class AlertsSink {
   async stop(): Promise<void> {
     this.stopping.abort();
     this.loop?.stop();
+    this.reader.wake();
     await this.loop?.done;
   }
 

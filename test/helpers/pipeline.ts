@@ -2,6 +2,7 @@
 import type { Redis } from 'ioredis';
 import type { Keys } from '../../core/keys.ts';
 import type { Topology } from '../../core/topology/schema.ts';
+import { isCluster } from '../../core/slot-pipeline.ts';
 
 /**
  * Entries still on their way: lag + pending over every group on every lane stream of every topic,
@@ -9,14 +10,26 @@ import type { Topology } from '../../core/topology/schema.ts';
  * set and a stream is never missed (or counted twice) between two reads.
  */
 export async function outstanding(redis: Redis, keys: Keys, topology: Topology): Promise<number> {
+  if (isCluster(redis)) {
+    // a MULTI takes one slot: one per partition (an entry only ever moves within its partition)
+    const n = Math.max(0, ...Object.values(topology.topics).map((t) => t.partitions));
+    const counts = await Promise.all(Array.from({ length: n }, (_, p) => outstandingIn(redis, keys, topology, p)));
+    return counts.reduce((a, b) => a + b, 0);
+  }
+  return outstandingIn(redis, keys, topology);
+}
+
+/** `outstanding` over every partition, or only partition `only`. */
+async function outstandingIn(redis: Redis, keys: Keys, topology: Topology, only?: number): Promise<number> {
   const multi = redis.multi();
+  const mine = (p: number) => only === undefined || p === only;
   for (const [topic, t] of Object.entries(topology.topics)) {
     for (let p = 0; p < t.partitions; p++) {
-      for (const lane of topology.priorities) multi.xinfo('GROUPS', keys.lane(topic, p, lane.name));
+      if (mine(p)) for (const lane of topology.priorities) multi.xinfo('GROUPS', keys.lane(topic, p, lane.name));
     }
   }
   const partitions = Object.values(topology.topics)[0]?.partitions ?? 0;
-  for (const stage of Object.keys(topology.stages)) for (let p = 0; p < partitions; p++) multi.zcard(keys.delay(stage, p));
+  for (const stage of Object.keys(topology.stages)) for (let p = 0; p < partitions; p++) if (mine(p)) multi.zcard(keys.delay(stage, p));
   const res = (await multi.exec()) ?? [];
   let total = 0;
   for (const [err, value] of res) {
