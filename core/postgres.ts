@@ -7,7 +7,7 @@ export type PgPool = pg.Pool;
 export type PgClient = pg.PoolClient;
 
 export function createPool(env: Pick<RillEnv, 'databaseUrl' | 'pgSchema'>, opts: { max?: number; name?: string } = {}): pg.Pool {
-  return new pg.Pool({
+  const pool = new pg.Pool({
     connectionString: env.databaseUrl,
     max: opts.max ?? 4,
     application_name: opts.name ?? 'rill',
@@ -15,6 +15,11 @@ export function createPool(env: Pick<RillEnv, 'databaseUrl' | 'pgSchema'>, opts:
     options: `-c search_path=${env.pgSchema},public`,
     connectionTimeoutMillis: 10_000,
   });
+  // an idle client's connection dropping (Postgres restarting) is emitted on the pool: without a
+  // listener that would crash the process. pg-pool has already discarded the client; the next
+  // checkout reconnects, and callers see errors on their own queries.
+  pool.on('error', (err) => process.emitWarning(`postgres pool (${opts.name ?? 'rill'}): idle connection lost: ${err.message}`));
+  return pool;
 }
 
 /** Quote an identifier we validated already (schema names come from RILL_PG_SCHEMA). */

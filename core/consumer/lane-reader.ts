@@ -123,7 +123,9 @@ export class LaneReader {
     if (this.recovering) {
       const own = await this.readOwnPending(max);
       if (own.length) return own;
-      this.recovering = false;
+      // a paused stream (a retry held in place) keeps its cursor: its own pending entries come
+      // before its new ones once it resumes
+      if (!this.pendingCursor.size) this.recovering = false;
     }
     const now = this.o.now ?? Date.now;
     if (now() >= this.nextClaimAt) {
@@ -231,24 +233,43 @@ export class LaneReader {
    * Entries delivered to this consumer before a restart and never acknowledged, walked once with a
    * cursor per stream (an entry left pending again, e.g. to be retried, is not re-read in a loop).
    */
-  private async readOwnPending(max: number): Promise<RawEntry[]> {
-    const streams = without([...this.pendingCursor.keys()], this.paused);
-    if (!streams.length) return [];
-    const reply = await this.readGroup(streams, streams.map((s) => this.pendingCursor.get(s)!), this.perStream(max));
-    const out = this.collect(reply, 0, []);
-    const seen = new Set<string>();
-    for (const e of out) {
-      this.pendingCursor.set(e.stream, e.id);
-      seen.add(e.stream);
+  private async readOwnPending(_max: number): Promise<RawEntry[]> {
+    // One entry at a time: every read of the history counts a delivery, and entries coming back
+    // from a crash must be tried alone, so a poison entry's crashes count against it only, not
+    // against the batch mates it took down with it.
+    for (const stream of without([...this.pendingCursor.keys()], this.paused)) {
+      const reply = await this.readGroup([stream], [this.pendingCursor.get(stream)!], 1);
+      const out = this.collect(reply, 0, []);
+      if (!out.length) {
+        this.pendingCursor.delete(stream);
+        continue;
+      }
+      this.pendingCursor.set(stream, out[0]!.id);
+      await this.fillDeliveries(out);
+      return out;
     }
-    for (const s of streams) if (!seen.has(s)) this.pendingCursor.delete(s);
-    await this.fillDeliveries(out);
-    return out;
+    return [];
   }
 
-  /** XAUTOCLAIM entries idle past the visibility timeout (their consumer died or hung). */
-  private async claimIdle(max: number): Promise<RawEntry[]> {
-    return this.claim(without(this.allStreams, this.paused), this.o.visibilityTimeoutMs, this.perStream(max));
+  /**
+   * Entries idle past the visibility timeout (their consumer died or hung) become this consumer's
+   * (XAUTOCLAIM JUSTID: no delivery counted yet), then are read back one at a time like its own.
+   */
+  private async claimIdle(_max: number): Promise<RawEntry[]> {
+    const streams = without(this.allStreams, this.paused);
+    if (!streams.length) return [];
+    const pipe = slotPipeline(this.o.redis);
+    for (const s of streams) pipe.add(s, (q) => q.xautoclaim(s, this.o.group, this.o.consumer, this.o.visibilityTimeoutMs, '0-0', 'COUNT', 1000, 'JUSTID'));
+    const res = await pipe.exec();
+    res.forEach(([err, value], idx) => {
+      if (err) throw err;
+      const [, ids] = value as [string, string[]];
+      if (ids.length) {
+        this.pendingCursor.set(streams[idx]!, '0');
+        this.recovering = true;
+      }
+    });
+    return this.recovering ? this.readOwnPending(1) : [];
   }
 
   /**
