@@ -23,6 +23,8 @@ export interface ConnectOptions {
    * Ingest: no (0): it has already answered 503, and a late append would be a second acceptance.
    */
   retriesPerRequest?: number | null;
+  /** Coalesce the commands issued in one event-loop tick into one write (many concurrent requests). */
+  autoPipelining?: boolean;
 }
 
 export function connectRedis(env: Pick<RillEnv, 'redisUrl' | 'redisCluster'>, opts: ConnectOptions = {}): RedisClient {
@@ -30,7 +32,7 @@ export function connectRedis(env: Pick<RillEnv, 'redisUrl' | 'redisCluster'>, op
     connectionName: opts.name,
     lazyConnect: opts.lazyConnect ?? false,
     maxRetriesPerRequest: opts.retriesPerRequest === undefined ? null : opts.retriesPerRequest,
-    enableAutoPipelining: false,
+    enableAutoPipelining: opts.autoPipelining ?? false,
     enableOfflineQueue: opts.offlineQueue ?? true,
   };
   if (env.redisCluster) {
