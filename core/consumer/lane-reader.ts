@@ -32,6 +32,8 @@ export interface LaneReaderOptions {
   group: string;
   consumer: string;
   visibilityTimeoutMs: number;
+  /** Read redelivered entries one at a time (default true: stages); false for sinks. */
+  isolateRedeliveries?: boolean;
   /** Clock (default Date.now), for simulation. */
   now?: () => number;
 }
@@ -233,10 +235,11 @@ export class LaneReader {
    * Entries delivered to this consumer before a restart and never acknowledged, walked once with a
    * cursor per stream (an entry left pending again, e.g. to be retried, is not re-read in a loop).
    */
-  private async readOwnPending(_max: number): Promise<RawEntry[]> {
-    // One entry at a time: every read of the history counts a delivery, and entries coming back
-    // from a crash must be tried alone, so a poison entry's crashes count against it only, not
-    // against the batch mates it took down with it.
+  private async readOwnPending(max: number): Promise<RawEntry[]> {
+    // Stages: one entry at a time. Every read of the history counts a delivery, and entries coming
+    // back from a crash must be tried alone, so a poison entry's crashes count against it only, not
+    // against the batch mates it took down with it. Sinks run no code that crashes on an entry.
+    if (this.o.isolateRedeliveries === false) return this.readOwnPendingBatch(max);
     for (const stream of without([...this.pendingCursor.keys()], this.paused)) {
       const reply = await this.readGroup([stream], [this.pendingCursor.get(stream)!], 1);
       const out = this.collect(reply, 0, []);
@@ -251,11 +254,27 @@ export class LaneReader {
     return [];
   }
 
+  /** Own pending entries, up to about `max`, with a cursor per stream. */
+  private async readOwnPendingBatch(max: number): Promise<RawEntry[]> {
+    const streams = without([...this.pendingCursor.keys()], this.paused);
+    if (!streams.length) return [];
+    const reply = await this.readGroup(streams, streams.map((s) => this.pendingCursor.get(s)!), this.perStream(max));
+    const out = this.collect(reply, 0, []);
+    const seen = new Set<string>();
+    for (const e of out) {
+      this.pendingCursor.set(e.stream, e.id);
+      seen.add(e.stream);
+    }
+    for (const s of streams) if (!seen.has(s)) this.pendingCursor.delete(s);
+    await this.fillDeliveries(out);
+    return out;
+  }
+
   /**
    * Entries idle past the visibility timeout (their consumer died or hung) become this consumer's
    * (XAUTOCLAIM JUSTID: no delivery counted yet), then are read back one at a time like its own.
    */
-  private async claimIdle(_max: number): Promise<RawEntry[]> {
+  private async claimIdle(max: number): Promise<RawEntry[]> {
     const streams = without(this.allStreams, this.paused);
     if (!streams.length) return [];
     const pipe = slotPipeline(this.o.redis);
@@ -269,7 +288,7 @@ export class LaneReader {
         this.recovering = true;
       }
     });
-    return this.recovering ? this.readOwnPending(1) : [];
+    return this.recovering ? this.readOwnPending(max) : [];
   }
 
   /**

@@ -74,6 +74,7 @@ export class PostgresSink {
       consumer: o.consumer,
       visibilityTimeoutMs: o.config.visibility_timeout,
       now: o.now,
+      isolateRedeliveries: false, // nothing here crashes on an entry: recover in whole batches
     });
     const r = o.registry;
     this.rows = counter(r, 'rill_sink_rows_total', 'Rows written by a sink (new, not duplicates)', ['sink']);
