@@ -117,6 +117,17 @@ export class LaneReader {
 
   /** Up to about `max` entries; waits up to `blockMs` only when nothing is ready. */
   async read(max: number, blockMs: number): Promise<RawEntry[]> {
+    try {
+      return await this.readOnce(max, blockMs);
+    } catch (err) {
+      // a read whose reply was lost may still have delivered entries to this consumer: read this
+      // consumer's pending entries first next time, or later entries would overtake them
+      this.rewind(this.allStreams);
+      throw err;
+    }
+  }
+
+  private async readOnce(max: number, blockMs: number): Promise<RawEntry[]> {
     if (!this.allStreams.length) {
       // no partition leased (more consumers than partitions): wait, don't spin
       await new Promise((r) => setTimeout(r, Math.max(1, Math.min(blockMs, 250))));
@@ -252,6 +263,12 @@ export class LaneReader {
       return out;
     }
     return [];
+  }
+
+  /** Read these streams' own pending entries again first (a batch that failed around its processing). */
+  rewind(streams: readonly string[]): void {
+    for (const s of streams) if (this.allStreams.includes(s)) this.pendingCursor.set(s, '0');
+    if (streams.length) this.recovering = true;
   }
 
   /** Own pending entries, up to about `max`, with a cursor per stream. */

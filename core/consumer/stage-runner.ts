@@ -20,6 +20,7 @@ import { coreScript } from '../scripts.ts';
 import { runScript } from '../redis.ts';
 import { slotPipeline } from '../slot-pipeline.ts';
 import { faultPoint } from '../faults.ts';
+import { FatalError, RetryableError } from '../errors.ts';
 import { endSpan, startEventSpan, traceIdOf, traceparentOf, tracingEnabled } from '../tracing.ts';
 import type { Span } from '../tracing.ts';
 import { PartitionLeases } from '../leases/partition-leases.ts';
@@ -259,6 +260,13 @@ export class StageRunner {
         results = await this.o.processor.process(events);
         if (results.length !== events.length) throw new Error(`processor returned ${results.length} outcomes for ${events.length} events`);
       } catch (err) {
+        if (!(err instanceof RetryableError) && !(err instanceof FatalError)) {
+          // not a verdict on the events but a failure around them (Redis or Postgres went away
+          // mid-call; its effects may have happened): leave them pending and read them again
+          // after the loop's backoff; the processors' effects are idempotent by tx id
+          this.reader.rewind(entries.map((e) => e.stream));
+          throw err;
+        }
         const o = outcomeFromError<TransactionEvent>(err);
         results = events.map(() => o);
       }
