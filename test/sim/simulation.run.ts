@@ -114,7 +114,7 @@ test(`simulation: ${single !== undefined ? `seed ${single}` : `seeds 1..${count}
       t.diagnostic(`FAILED: ${failed.length} of ${results.length} seeds`);
       for (const [kind, s] of kinds) t.diagnostic(`  ${s.length}× ${kind} (seeds ${s.slice(0, 12).join(' ')}${s.length > 12 ? ' …' : ''})`);
       if (single === undefined) for (const f of process.env.SIM_TRACE ? failed : failed.slice(0, 1)) printTrace(f);
-      t.diagnostic(`replay one: SIM_SEED=${failed[0]!.seed} npm test -- sim`);
+      t.diagnostic(`replay one: SIM_SEED=${failed[0]!.seed} npm run test:sim`);
     }
     assert.deepEqual(failed.map((f) => ({ seed: f.seed, violations: f.violations })), [], 'every seed keeps every invariant');
   } finally {
