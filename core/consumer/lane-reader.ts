@@ -64,7 +64,11 @@ export class LaneReader {
   private idle: (() => void) | undefined;
   private woken = false;
 
+  /** Reconnects of the connection so far (a read spanning one may have lost a delivery). */
+  private epoch = 0;
+
   constructor(private readonly o: LaneReaderOptions) {
+    o.redis.on('close', () => this.epoch++);
     this.cluster = isCluster(o.redis);
     this.setPartitions(o.partitions);
   }
@@ -117,8 +121,17 @@ export class LaneReader {
 
   /** Up to about `max` entries; waits up to `blockMs` only when nothing is ready. */
   async read(max: number, blockMs: number): Promise<RawEntry[]> {
+    const epoch = this.epoch;
     try {
-      return await this.readOnce(max, blockMs);
+      const out = await this.readOnce(max, blockMs);
+      if (epoch !== this.epoch) {
+        // the connection dropped while reading: ioredis resent the read, whose first delivery
+        // (reply lost) is pending here unseen. Take nothing from this reply; read this
+        // consumer's pending entries first, in order (these included)
+        this.rewind(this.allStreams);
+        return [];
+      }
+      return out;
     } catch (err) {
       // a read whose reply was lost may still have delivered entries to this consumer: read this
       // consumer's pending entries first next time, or later entries would overtake them

@@ -11,6 +11,7 @@
 //  - lease keys: redis-semaphore takes a lease with SET NX PX (real milliseconds); the proxy
 //    stretches that to an hour, and the driver expires leases nobody refreshes any more (their
 //    process died, or never learnt it got them) by the fake clock (LeaseWatch in world.ts).
+import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
 import type { FakeClock, Trace } from './clock.ts';
 import { CrashError, InjectedFault } from './faults.ts';
@@ -84,21 +85,38 @@ export function txOf(fields: readonly string[] | null | undefined): string {
   return '(no tx)';
 }
 
+// a connection's own events: each simulated process has its own (the real connection is shared);
+// a resend fault plays the reconnect that causes it
+const CONNECTION_EVENTS = new Set(['close', 'reconnecting', 'connect', 'ready', 'end']);
+const LISTENER_METHODS = new Set(['on', 'once', 'off', 'addListener', 'prependListener', 'removeListener']);
+
 export function faultyRedis(b: RedisBoundary, proc: ProcessHandle): Redis {
-  return new Proxy(b.real, {
+  const events = new EventEmitter();
+  const reconnect = () => {
+    for (const e of ['close', 'reconnecting', 'connect', 'ready']) events.emit(e);
+  };
+  const proxy: Redis = new Proxy(b.real, {
     get(target, prop) {
       const value: unknown = Reflect.get(target, prop, target);
       if (typeof prop !== 'string' || typeof value !== 'function') return value;
       const fn = value as (...args: unknown[]) => unknown;
-      if (prop === 'pipeline') return () => faultyBatch(b, proc, target.pipeline(), 'pipeline');
-      if (prop === 'multi') return () => faultyBatch(b, proc, target.multi(), 'multi');
+      if (prop === 'pipeline') return () => faultyBatch(b, proc, target.pipeline(), 'pipeline', reconnect);
+      if (prop === 'multi') return () => faultyBatch(b, proc, target.multi(), 'multi', reconnect);
+      if (LISTENER_METHODS.has(prop)) {
+        return (event: string, listener: (...a: unknown[]) => void) => {
+          if (CONNECTION_EVENTS.has(event)) (events as unknown as Record<string, (e: string, l: typeof listener) => unknown>)[prop]!(event, listener);
+          else fn.call(target, event, listener);
+          return proxy;
+        };
+      }
       if (PASSTHROUGH.has(prop)) return fn.bind(target);
-      return (...args: unknown[]) => command(b, proc, prop, args, () => fn.apply(target, args) as Promise<unknown>);
+      return (...args: unknown[]) => command(b, proc, prop, args, () => fn.apply(target, args) as Promise<unknown>, reconnect);
     },
   });
+  return proxy;
 }
 
-async function command(b: RedisBoundary, proc: ProcessHandle, name: string, args: unknown[], send: () => Promise<unknown>): Promise<unknown> {
+async function command(b: RedisBoundary, proc: ProcessHandle, name: string, args: unknown[], send: () => Promise<unknown>, reconnect: () => void): Promise<unknown> {
   const exempt = EXEMPT.has(name);
   if (proc.dead) {
     if (exempt) return 0; // a dead process's lease timers: nothing reaches Redis
@@ -115,6 +133,7 @@ async function command(b: RedisBoundary, proc: ProcessHandle, name: string, args
     await b.real.pexpire(String(args[0]), 3_600_000);
   }
   if (fault === 'resend') {
+    reconnect();
     reply = await send();
     observe(b, proc, name, args, reply);
   }
@@ -134,7 +153,7 @@ function summary(calls: readonly Call[]): string {
   return [...counts].map(([n, c]) => (c > 1 ? `${n}×${c}` : n)).join(',');
 }
 
-function faultyBatch(b: RedisBoundary, proc: ProcessHandle, realBatch: ReturnType<Redis['pipeline']>, kind: 'pipeline' | 'multi'): unknown {
+function faultyBatch(b: RedisBoundary, proc: ProcessHandle, realBatch: ReturnType<Redis['pipeline']>, kind: 'pipeline' | 'multi', reconnect: () => void): unknown {
   const calls: Call[] = [];
   const replay = (list: readonly Call[]) => {
     const p = kind === 'multi' ? b.real.multi() : b.real.pipeline();
@@ -158,6 +177,7 @@ function faultyBatch(b: RedisBoundary, proc: ProcessHandle, realBatch: ReturnTyp
       // whose commands Redis may or may not have run
       const k = b.faults.cut(calls.length);
       const tailRan = b.faults.coin();
+      reconnect();
       const res = ((await (tailRan ? realBatch : replay(calls.slice(0, k))).exec()) ?? []) as PipelineResult;
       observeAll(calls, res);
       b.trace.add(`  ${kind}: ${k} of ${calls.length} replies arrived; the rest failed, ${tailRan ? 'after they took effect' : 'unsent'}`);
@@ -166,6 +186,7 @@ function faultyBatch(b: RedisBoundary, proc: ProcessHandle, realBatch: ReturnTyp
     let res = (await realBatch.exec()) as PipelineResult | null;
     observeAll(calls, res);
     if (fault === 'resend') {
+      reconnect();
       res = (await replay(calls).exec()) as PipelineResult | null;
       observeAll(calls, res);
     }
