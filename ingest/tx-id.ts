@@ -51,3 +51,11 @@ function encodeRandom(bytes: Buffer): string {
   }
   return s;
 }
+
+/** The accept time (unix ms) a tx id encodes, or undefined for a malformed id. */
+export function txIdTime(id: string): number | undefined {
+  if (!TX_ID_PATTERN.test(id)) return undefined;
+  let ms = 0;
+  for (const ch of id.slice(3, 13)) ms = ms * 32 + ALPHABET.indexOf(ch);
+  return ms <= 2 ** 48 - 1 ? ms : undefined;
+}

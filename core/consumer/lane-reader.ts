@@ -321,26 +321,6 @@ export class LaneReader {
     return this.recovering ? this.readOwnPending(max) : [];
   }
 
-  /**
-   * Take over entries pending under other consumers, idle at least `minIdleMs`. An ordered stage
-   * calls this with 0 for a partition whose lease it just acquired: the lease says nobody else works there.
-   */
-  async claim(streams: readonly string[], minIdleMs: number, count: number): Promise<RawEntry[]> {
-    if (!streams.length) return [];
-    const pipe = slotPipeline(this.o.redis);
-    for (const s of streams) pipe.add(s, (q) => q.xautoclaim(s, this.o.group, this.o.consumer, minIdleMs, '0-0', 'COUNT', count));
-    const res = await pipe.exec();
-    const out: RawEntry[] = [];
-    res.forEach(([err, value], idx) => {
-      if (err) throw err;
-      const [, entries] = value as [string, [string, string[] | null][], string[]];
-      const stream = streams[idx]!;
-      for (const [id, fields] of entries) out.push(this.entry(stream, id, fields, 0));
-    });
-    await this.fillDeliveries(out);
-    return out;
-  }
-
   /** Delivery counts for re-read entries, from XPENDING (rare path: restarts and reclaims). */
   private async fillDeliveries(entries: RawEntry[]): Promise<void> {
     if (!entries.length) return;

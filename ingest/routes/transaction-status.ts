@@ -24,7 +24,7 @@ import type { Topology } from '../../core/topology/schema.ts';
 import type { AuthEnv } from '../auth/index.ts';
 import { forbidden, notFound } from '../problem.ts';
 import { withTimeout } from '../timeout.ts';
-import { TX_ID_PATTERN } from '../tx-id.ts';
+import { txIdTime } from '../tx-id.ts';
 
 /** The transaction as its merchant sees it. Times are RFC 3339 (UTC); absent values are null. */
 export interface TransactionView {
@@ -50,16 +50,8 @@ const FIND_TX: ScriptSource = (() => {
   return s;
 })();
 
-const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
-const MAX_ULID_TIME = 2 ** 48 - 1;
-
-/** The ms a tx id was minted at (its ULID's 48-bit time), or undefined for a malformed id. */
-export function txIdTime(id: string): number | undefined {
-  if (!TX_ID_PATTERN.test(id)) return undefined;
-  let ms = 0;
-  for (const ch of id.slice(3, 13)) ms = ms * 32 + ALPHABET.indexOf(ch);
-  return ms <= MAX_ULID_TIME ? ms : undefined;
-}
+// the tx id's encoded accept time lives with the id format: ingest/tx-id.ts
+export { txIdTime };
 
 /**
  * One row by id and merchant, with ingested_at bound to the id's millisecond: the partition key
