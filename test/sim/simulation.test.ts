@@ -3,10 +3,8 @@
 // Postgres faults, crashes and restarts, then a fault-free drain and the invariants of design §2
 // (test/sim/invariants.ts). A seed's behaviour depends on its number only, so seeds run side by
 // side (several per process, one process per core: test/sim/shard.ts) and a failing one replays alone.
-// Run with `npm run test:sim`. Not yet part of `npm test`: on 1,000 seeds it still finds a few
-// per-merchant order violations under injected Redis faults (open in the reliability issue);
-// it joins `npm test` when it passes.
-//   SIM_SEEDS=N                    run seeds 1..N
+// Part of `npm test` (1,000 seeds); `npm run test:sim` runs it alone.
+//   SIM_SEEDS=N npm run test:sim   run seeds 1..N
 //   SIM_SEED=k npm run test:sim    run seed k alone, in this process, and print its trace
 //   SIM_WORKERS=w                  processes (default: 2, or 1 on a single core)
 //   SIM_CONCURRENCY=c              seeds side by side per process (default 8)
