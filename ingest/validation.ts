@@ -72,6 +72,8 @@ export function parseTransactionBody(bytes: Uint8Array): TransactionBody {
     const why = err instanceof SyntaxError ? err.message : 'the body is not UTF-8';
     throw malformedJson('The request body is not valid JSON.', { errors: [{ path: '', message: why }] });
   }
+  const fast = fastCheckBody(raw);
+  if (fast) return fast;
   const res = TransactionBodySchema.safeParse(raw, {
     // a missing field reads better as "is required" than as "expected string, received undefined"
     error: (iss) => (iss.code === 'invalid_type' && iss.input === undefined ? 'is required' : undefined),
@@ -95,4 +97,38 @@ export function fieldErrors(issues: readonly z.core.$ZodIssue[]): FieldError[] {
 
 export function pointer(path: readonly PropertyKey[]): string {
   return path.map((p) => '/' + String(p).replace(/~/g, '~0').replace(/\//g, '~1')).join('');
+}
+
+// The hot path's check: the rules of TransactionBodySchema written out by hand, ~10× cheaper than
+// zod on the common case of a valid body. It only ever says "valid" or "ask zod": a body it does
+// not accept goes through the schema, which stays the one source of the error messages.
+// test/fast-check.test.ts holds the two to the same verdicts and output on generated bodies.
+const TYPES: ReadonlySet<unknown> = new Set(TRANSACTION_TYPES);
+const FIELDS: ReadonlySet<string> = new Set(['type', 'merchant_id', 'amount', 'currency', 'reference', 'occurred_at', 'metadata']);
+// the regex zod's z.iso.datetime({ offset: true }) checks with
+const DATETIME = z.core.regexes.datetime({ offset: true, local: false, precision: null });
+const CURRENCY = /^[A-Z]{3}$/;
+
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** The body when it is valid by every rule of TransactionBodySchema; undefined: let zod decide (and explain). */
+export function fastCheckBody(raw: unknown): TransactionBody | undefined {
+  if (!isObject(raw)) return undefined;
+  for (const k in raw) if (!FIELDS.has(k)) return undefined;
+  const { type, merchant_id, amount, currency, reference, occurred_at, metadata } = raw;
+  if (!TYPES.has(type)) return undefined;
+  if (typeof merchant_id !== 'string' || !MERCHANT_ID_PATTERN.test(merchant_id)) return undefined;
+  if (typeof amount !== 'number' || !Number.isSafeInteger(amount) || amount <= 0) return undefined;
+  if (typeof currency !== 'string' || !CURRENCY.test(currency) || !CURRENCIES.has(currency)) return undefined;
+  if (reference !== undefined && (typeof reference !== 'string' || reference.length < 1 || reference.length > 255 || !storable(reference))) return undefined;
+  if (occurred_at !== undefined && (typeof occurred_at !== 'string' || !DATETIME.test(occurred_at) || !storableTime(occurred_at))) return undefined;
+  if (metadata !== undefined) {
+    if (!isObject(metadata)) return undefined;
+    let n = 0;
+    for (const k in metadata) {
+      const v = metadata[k];
+      if (++n > METADATA_MAX_ENTRIES || !METADATA_KEY_PATTERN.test(k) || typeof v !== 'string' || v.length > METADATA_MAX_VALUE || !storable(v)) return undefined;
+    }
+  }
+  return raw as TransactionBody;
 }

@@ -363,6 +363,50 @@ describe('POST /v1/transactions/batch', () => {
     }
   });
 
+  test('the bucket holds across script chunks: exactly `burst` events of a 2,500-event batch are accepted', async () => {
+    const { topology: limited } = writeTopology({ 'ingest.rate_limit.per_second': 1, 'ingest.rate_limit.burst': 1_500 });
+    const small = await startTestIngest(inst, { topology: limited });
+    try {
+      const RL = 'merchant_batch_chunks';
+      const key = await createApiKey(inst.pool, { merchantId: RL });
+      const before = (await scanPrefix(inst.redis, inst.env.prefix)).entries;
+      const lines = Array.from({ length: 2_500 }, (_, i) => event(i, { merchant_id: RL, idempotency_key: i % 2 ? `ck-${i}` : undefined }));
+      const r = await post(ndjson(lines), NDJSON, key, small.url);
+      assert.equal(r.status, 202, r.text.slice(0, 500));
+      const res = results(r);
+      assert.equal(res.filter((x) => x.status === 'accepted').length, 1_500);
+      assert.ok(res.slice(0, 1_500).every((x) => x.status === 'accepted'), 'the first 1,500 in order');
+      assert.ok(res.slice(1_500).every((x) => x.errors?.[0]?.status === 429), 'every later one limited');
+      assert.equal((await scanPrefix(inst.redis, inst.env.prefix)).entries, before + 1_500);
+    } finally {
+      await small.server.close();
+    }
+  });
+
+  test('an event whose XADD Redis refuses is rejected alone (503 line), the others appended', async () => {
+    const FAIL = 'merchant_batch_wrongtype';
+    const key = await createApiKey(inst.pool, { merchantId: FAIL });
+    const partition = partitionOf(FAIL, topology.topics.transactions!.partitions);
+    // the refund lane's stream is a string: XADD answers WRONGTYPE for refunds only
+    const broken = inst.keys.lane('transactions', partition, 'critical');
+    await inst.redis.set(broken, 'not a stream');
+    try {
+      const before = (await scanPrefix(inst.redis, inst.env.prefix)).entries;
+      const lines = [event(0, { merchant_id: FAIL }), event(2, { merchant_id: FAIL, idempotency_key: 'wt-2' }), event(4, { merchant_id: FAIL })];
+      const r = await post(ndjson(lines), NDJSON, key);
+      assert.equal(r.status, 202, r.text);
+      const res = results(r);
+      assert.deepEqual(res.map((x) => [x.status, x.errors?.[0]?.status]), [['accepted', undefined], ['rejected', 503], ['accepted', undefined]]);
+      assert.equal((await scanPrefix(inst.redis, inst.env.prefix)).entries, before + 2);
+      // nothing was recorded for the refused event: its key is free once the lane works again
+      await inst.redis.del(broken);
+      const again = await post(ndjson([lines[1]]), NDJSON, key);
+      assert.equal(results(again)[0]!.status, 'accepted');
+    } finally {
+      await inst.redis.del(broken);
+    }
+  });
+
   test('while shedding load the whole batch is refused (503, Retry-After), nothing appended', async () => {
     const shedding = await startTestIngest(inst, { topology, load: { state: { shedding: true, reasons: ['test'] }, retryAfterSeconds: 4 } });
     try {

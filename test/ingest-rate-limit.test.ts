@@ -152,7 +152,7 @@ describe('ingest rate limit', () => {
   });
 });
 
-test('both append scripts carry the same token bucket', () => {
+test('the append scripts carry the same token bucket', () => {
   const block = (file: string) => {
     const lua = readFileSync(new URL(`../ingest/scripts/${file}`, import.meta.url), 'utf8');
     const m = /-- bucket:begin[^\n]*\n([\s\S]*?)-- bucket:end/.exec(lua);
@@ -160,4 +160,5 @@ test('both append scripts carry the same token bucket', () => {
     return m[1];
   };
   assert.equal(block('append-event-2.lua'), block('idempotent-append-3.lua'));
+  assert.equal(block('append-batch.lua'), block('idempotent-append-3.lua'));
 });

@@ -5,7 +5,7 @@
 import type { z } from 'zod';
 import { parseIdempotencyKey } from '../idempotency.ts';
 import { badRequest, malformedJson, payloadTooLarge, problemType, unsupportedMediaType } from '../problem.ts';
-import { fieldErrors, TransactionBodySchema } from '../validation.ts';
+import { fastCheckBody, fieldErrors, TransactionBodySchema } from '../validation.ts';
 import type { TransactionBody } from '../validation.ts';
 
 /** Most events in one batch (413 past it). */
@@ -147,6 +147,8 @@ function checkLine(index: number, value: unknown): CheckedLine {
       errors.push({ type: VALIDATION, status: 400, path: `/${LINE_IDEMPOTENCY_FIELD}`, message: 'must be 1-255 printable ASCII characters' });
     }
   }
+  const fast = errors.length ? undefined : fastCheckBody(event);
+  if (fast) return { index, ok: true, body: fast, idempotencyKey };
   const res = TransactionBodySchema.safeParse(event, { error: requiredMessage });
   if (!res.success) errors.push(...fieldErrors(res.error.issues).map((e) => ({ type: VALIDATION, status: 400, ...e })));
   if (errors.length || !res.success) return { index, ok: false, errors };

@@ -13,7 +13,7 @@
 -- Returns {"accepted", <entry id>}   appended now, one token taken
 --         {"limited", <ms>}          bucket empty: nothing appended; a token is due in <ms>
 
--- bucket:begin (keep identical in append-event-2.lua and idempotent-append-3.lua)
+-- bucket:begin (keep identical in append-event-2.lua, idempotent-append-3.lua and append-batch.lua)
 -- A missing bucket is a full one: the key expires once a full refill would have happened anyway.
 -- Returns the tokens after refilling up to `now`, and the time they are valid at.
 local function refill(key, now, rate, burst)
