@@ -1,14 +1,23 @@
-// Writes a batch in one Postgres transaction:
-//   1. COPY the rows into a temp staging table, then INSERT ... SELECT ... ON CONFLICT DO NOTHING
-//      into `transactions` (partitioned; its key is (id, ingested_at, merchant_id));
-//   2. COPY the batch's ledger lines into a second staging table, then one statement inserts them
-//      into `ledger_entries` ON CONFLICT DO NOTHING and, from the lines it really inserted (RETURNING),
-//      adds the per-(merchant, currency) sum of the `wallet` lines to `wallets`.
-// A redelivered batch (crash after COMMIT, before XACK) inserts nothing twice, so no balance moves
-// twice. One COPY per table per batch, no per-row statements. Wallet rows are upserted in key
-// order, so concurrent sinks take their row locks in one order and cannot deadlock on them.
+// Writes a batch in one Postgres transaction. The batch is first deduplicated here (an id seen
+// twice keeps its first row; ledger lines once per (tx_id, account)), so it cannot conflict with
+// itself.
 //
-// A row whose day has no partition yet fails the INSERT (23514); the writer then creates the
+// Fast path (the normal case: nothing of the batch is there yet): COPY straight into `transactions`
+// (the partitioned parent routes rows to their day/hash partitions) and `ledger_entries`, then ONE
+// upsert adds the batch's per-(merchant, currency) `wallet` sums, computed here, to `wallets`. No
+// staging tables and no per-row ON CONFLICT probes, which cost most of a flush.
+//
+// Slow path, only when the fast path hits a unique violation (23505: some rows are already there,
+// i.e. a redelivery after a crash between COMMIT and XACK, or an overlapping reclaimed batch):
+// ROLLBACK, COPY into temp staging tables, INSERT ... ON CONFLICT DO NOTHING, and move wallets only
+// by the ledger lines that really got inserted (RETURNING). Nothing is written twice, no balance
+// moves twice, and no 23505 reaches the sink (which would dead-letter rows for it).
+//
+// Both paths take row locks in one order (transactions by id, ledger lines by (tx_id, account), in
+// byte order: JS string order here, COLLATE "C" in SQL; wallets by (merchant_id, currency), ordered
+// in SQL), so concurrent sinks with overlapping batches wait for each other instead of deadlocking.
+//
+// A row whose day has no partition yet fails the COPY/INSERT (23514); the writer then creates the
 // batch's days (rill_ensure_partitions) and tries the batch once more.
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
@@ -23,15 +32,25 @@ import type { SinkRow } from './rows.ts';
 const COLS = TRANSACTION_COLUMNS.join(', ');
 const LEDGER_COLS = LEDGER_COLUMNS.join(', ');
 
+// Fast path. $1..$3: the batch's wallet sums as arrays (merchant_id, currency, amount), $4: its
+// processed_at. ORDER BY in SQL: the same lock order as the slow path's GROUP BY ... ORDER BY.
+const ADD_TO_WALLETS = `INSERT INTO wallets AS w (merchant_id, currency, balance, updated_at)
+  SELECT merchant_id, currency, amount, $4::timestamptz
+  FROM unnest($1::text[], $2::char(3)[], $3::bigint[]) AS s(merchant_id, currency, amount)
+  ORDER BY merchant_id, currency
+  ON CONFLICT (merchant_id, currency) DO UPDATE
+    SET balance = w.balance + EXCLUDED.balance, updated_at = EXCLUDED.updated_at`;
+
+// Slow path (the staged batch is already deduplicated).
 const INSERT_TRANSACTIONS = `INSERT INTO transactions (${COLS})
-  SELECT DISTINCT ON (id) ${COLS} FROM rill_staging ORDER BY id
+  SELECT ${COLS} FROM rill_staging ORDER BY id COLLATE "C"
   ON CONFLICT DO NOTHING`;
 
 // $1: the batch's processed_at. Only lines this statement inserted reach `wallets`.
 const POST_LEDGER = `WITH ins AS (
     INSERT INTO ledger_entries (tx_id, account, merchant_id, currency, amount, created_at)
-    SELECT DISTINCT ON (tx_id, account) tx_id, account, merchant_id, currency, amount, $1::timestamptz
-    FROM rill_ledger_staging ORDER BY tx_id, account
+    SELECT tx_id, account, merchant_id, currency, amount, $1::timestamptz
+    FROM rill_ledger_staging ORDER BY tx_id COLLATE "C", account COLLATE "C"
     ON CONFLICT DO NOTHING
     RETURNING account, merchant_id, currency, amount
   ), moved AS (
@@ -79,20 +98,16 @@ export class BatchWriter {
   async writeBatch(rows: readonly SinkRow[]): Promise<WriteResult> {
     if (!rows.length) return { transactions: 0, ledgerEntries: 0, wallets: 0, partitionsCreated: 0 };
     const client = await this.connect();
-    const processedAt = new Date().toISOString();
-    const txText = copyRows(rows.map((r) => toCopyRow(r, processedAt)));
-    const ledger: CopyValue[][] = [];
-    for (const r of rows) for (const line of toLedgerCopyRows(r)) ledger.push(line);
-    const ledgerText = ledger.length ? copyRows(ledger) : '';
+    const batch = prepare(rows, new Date().toISOString());
     try {
       try {
-        return { ...(await this.attempt(client, txText, ledgerText, processedAt)), partitionsCreated: 0 };
+        return { ...(await this.attempt(client, batch)), partitionsCreated: 0 };
       } catch (err) {
-        if ((err as { code?: string }).code !== '23514') throw err;
+        if (sqlState(err) !== '23514') throw err;
         // no partition for some row's day (or a CHECK failed, which the second attempt reports again)
         await client.query('ROLLBACK');
-        const partitionsCreated = await this.ensureDays(client, rows);
-        return { ...(await this.attempt(client, txText, ledgerText, processedAt)), partitionsCreated };
+        const partitionsCreated = await this.ensureDays(client, batch.rows);
+        return { ...(await this.attempt(client, batch)), partitionsCreated };
       }
     } catch (err) {
       // a broken connection cannot be reused; the next write reconnects
@@ -101,15 +116,46 @@ export class BatchWriter {
     }
   }
 
-  private async attempt(client: pg.Client, txText: string, ledgerText: string, processedAt: string): Promise<Omit<WriteResult, 'partitionsCreated'>> {
+  /** The fast path; when some of the batch is already there (23505), the slow path instead. */
+  private async attempt(client: pg.Client, batch: Prepared): Promise<Omit<WriteResult, 'partitionsCreated'>> {
+    if (!batch.fast) return await this.merge(client, batch);
+    try {
+      return await this.copyDirect(client, batch);
+    } catch (err) {
+      if (sqlState(err) !== '23505') throw err;
+      await client.query('ROLLBACK');
+      return await this.merge(client, batch);
+    }
+  }
+
+  /** Fast path: COPY straight into the tables, then one wallet upsert. Fails (23505) if any row or line exists. */
+  private async copyDirect(client: pg.Client, batch: Prepared): Promise<Omit<WriteResult, 'partitionsCreated'>> {
     await client.query('BEGIN');
-    await copyIn(client, `COPY rill_staging (${COLS}) FROM STDIN`, txText);
+    const transactions = await copyIn(client, `COPY transactions (${COLS}) FROM STDIN`, batch.txText);
+    let ledgerEntries = 0;
+    let wallets = 0;
+    if (batch.ledger.length) {
+      const text = copyRows(batch.ledger.map((line) => [...line, batch.processedAt]));
+      ledgerEntries = await copyIn(client, `COPY ledger_entries (${LEDGER_COLS}, created_at) FROM STDIN`, text);
+    }
+    if (batch.wallets.merchants.length) {
+      const { merchants, currencies, sums } = batch.wallets;
+      wallets = (await client.query(ADD_TO_WALLETS, [merchants, currencies, sums, batch.processedAt])).rowCount ?? 0;
+    }
+    await client.query('COMMIT');
+    return { transactions, ledgerEntries, wallets };
+  }
+
+  /** Slow path: stage, insert what is missing, move wallets by the lines really inserted. */
+  private async merge(client: pg.Client, batch: Prepared): Promise<Omit<WriteResult, 'partitionsCreated'>> {
+    await client.query('BEGIN');
+    await copyIn(client, `COPY rill_staging (${COLS}) FROM STDIN`, batch.txText);
     const inserted = await client.query(INSERT_TRANSACTIONS);
     let ledgerEntries = 0;
     let wallets = 0;
-    if (ledgerText) {
-      await copyIn(client, `COPY rill_ledger_staging (${LEDGER_COLS}) FROM STDIN`, ledgerText);
-      const posted = await client.query<{ entries: number; wallets: number }>(POST_LEDGER, [processedAt]);
+    if (batch.ledger.length) {
+      await copyIn(client, `COPY rill_ledger_staging (${LEDGER_COLS}) FROM STDIN`, copyRows(batch.ledger));
+      const posted = await client.query<{ entries: number; wallets: number }>(POST_LEDGER, [batch.processedAt]);
       ledgerEntries = posted.rows[0]!.entries;
       wallets = posted.rows[0]!.wallets;
     }
@@ -170,7 +216,72 @@ export class BatchWriter {
   }
 }
 
-/** One COPY ... FROM STDIN of a whole batch, written as one chunk. */
-async function copyIn(client: pg.Client, sql: string, text: string): Promise<void> {
-  await pipeline(Readable.from([text]), client.query(copyStreams.from(sql)));
+/** One COPY ... FROM STDIN of a whole batch, written as one chunk; returns the rows copied. */
+async function copyIn(client: pg.Client, sql: string, text: string): Promise<number> {
+  const copy = client.query(copyStreams.from(sql));
+  await pipeline(Readable.from([text]), copy);
+  return copy.rowCount;
+}
+
+function sqlState(err: unknown): string | undefined {
+  return (err as { code?: string } | null)?.code;
+}
+
+/** Byte order for ASCII/BMP keys, as COLLATE "C" sorts them (not the locale order of localeCompare). */
+const byKey = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+interface Prepared {
+  processedAt: string;
+  /** False when the wallet sums cannot be made here: the batch takes the slow path. */
+  fast: boolean;
+  /** The batch without repeated ids (first kept), by id. */
+  rows: SinkRow[];
+  txText: string;
+  /** Ledger lines (LEDGER_COLUMNS) of those rows, one per (tx_id, account), by (tx_id, account). */
+  ledger: CopyValue[][];
+  /** Sum of the `wallet` lines per (merchant, currency), by (merchant, currency); sums as decimal strings. */
+  wallets: { merchants: string[]; currencies: string[]; sums: string[] };
+}
+
+function prepare(input: readonly SinkRow[], processedAt: string): Prepared {
+  const seen = new Set<string>();
+  const rows: SinkRow[] = [];
+  for (const r of input) {
+    if (seen.has(r.event.id)) continue;
+    seen.add(r.event.id);
+    rows.push(r);
+  }
+  rows.sort((a, b) => byKey(a.event.id, b.event.id));
+  const ledger: CopyValue[][] = [];
+  const sums = new Map<string, { merchant: string; currency: string; sum: bigint }>();
+  let summable = true;
+  for (const r of rows) {
+    // the row's lines, one per account (ledgerProblem keeps a second one out of the sink anyway)
+    const lines = new Map<string, CopyValue[]>();
+    for (const line of toLedgerCopyRows(r)) if (!lines.has(String(line[1]))) lines.set(String(line[1]), line);
+    for (const account of [...lines.keys()].sort(byKey)) {
+      const line = lines.get(account)!;
+      ledger.push(line);
+      const amount = line[4];
+      if (account !== 'wallet' || !summable) continue;
+      if (!Number.isSafeInteger(amount)) {
+        summable = false; // not whole minor units: let Postgres refuse it (22P02) on the slow path
+        continue;
+      }
+      const { merchant_id: merchant, currency } = r.event;
+      const key = `${merchant}\u0000${currency}`;
+      const acc = sums.get(key);
+      if (acc) acc.sum += BigInt(amount as number);
+      else sums.set(key, { merchant, currency, sum: BigInt(amount as number) });
+    }
+  }
+  const groups = [...sums.values()].sort((a, b) => byKey(a.merchant, b.merchant) || byKey(a.currency, b.currency));
+  return {
+    processedAt,
+    fast: summable,
+    rows,
+    txText: copyRows(rows.map((r) => toCopyRow(r, processedAt))),
+    ledger,
+    wallets: { merchants: groups.map((g) => g.merchant), currencies: groups.map((g) => g.currency), sums: groups.map((g) => String(g.sum)) },
+  };
 }
