@@ -25,7 +25,7 @@ export interface Profile {
   xadd: { requests: number; clients: number; pipeline: number };
   processing: { events: number };
   bullmq: { events: number; concurrency: number };
-  e2e: { startRate: number; growth: number; maxSteps: number; bisect: boolean; stepMs: number; warmupMs: number; drainTimeoutMs: number };
+  e2e: { startRate: number; batchStartRate: number; batchSize: number; growth: number; maxSteps: number; bisect: boolean; stepMs: number; warmupMs: number; drainTimeoutMs: number };
   priority: { seedsPerMerchant: number; criticalRate: number; quietMs: number; floodMs: number; defaultFloodRate: number };
   soak: { durationMs: number; warmupMs: number; sampleMs: number; defaultRate: number };
   /** Expected share of wall time per scenario (the progress bar's weights). */
@@ -47,7 +47,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     xadd: { requests: 50_000, clients: 50, pipeline: 16 },
     processing: { events: 2_000 },
     bullmq: { events: 1_000, concurrency: 100 },
-    e2e: { startRate: 300, growth: 2, maxSteps: 1, bisect: false, stepMs: 1_500, warmupMs: 500, drainTimeoutMs: 20_000 },
+    e2e: { startRate: 300, batchStartRate: 1_000, batchSize: 50, growth: 2, maxSteps: 1, bisect: false, stepMs: 1_500, warmupMs: 500, drainTimeoutMs: 20_000 },
     priority: { seedsPerMerchant: 1, criticalRate: 40, quietMs: 1_000, floodMs: 1_500, defaultFloodRate: 800 },
     soak: { durationMs: 20_000, warmupMs: 5_000, sampleMs: 2_000, defaultRate: 300 },
     weights: { 'ingest-single': 10, 'ingest-batch': 3, processing: 13, sink: 5, 'end-to-end': 7, priority: 8 },
@@ -61,7 +61,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     xadd: { requests: 1_000_000, clients: 50, pipeline: 16 },
     processing: { events: 100_000 },
     bullmq: { events: 30_000, concurrency: 100 },
-    e2e: { startRate: 3_000, growth: 1.3, maxSteps: 7, bisect: true, stepMs: 12_000, warmupMs: 2_000, drainTimeoutMs: 60_000 },
+    e2e: { startRate: 3_000, batchStartRate: 6_000, batchSize: 100, growth: 1.3, maxSteps: 7, bisect: true, stepMs: 12_000, warmupMs: 2_000, drainTimeoutMs: 60_000 },
     priority: { seedsPerMerchant: 2, criticalRate: 100, quietMs: 5_000, floodMs: 15_000, defaultFloodRate: 8_000 },
     soak: { durationMs: 600_000, warmupMs: 60_000, sampleMs: 10_000, defaultRate: 2_000 },
     weights: { 'ingest-single': 75, 'ingest-batch': 15, processing: 60, sink: 15, 'end-to-end': 100, priority: 30 },
@@ -75,7 +75,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     xadd: { requests: 100_000, clients: 50, pipeline: 16 },
     processing: { events: 10_000 },
     bullmq: { events: 5_000, concurrency: 100 },
-    e2e: { startRate: 2_000, growth: 1.3, maxSteps: 6, bisect: false, stepMs: 10_000, warmupMs: 2_000, drainTimeoutMs: 60_000 },
+    e2e: { startRate: 2_000, batchStartRate: 6_000, batchSize: 100, growth: 1.3, maxSteps: 6, bisect: false, stepMs: 10_000, warmupMs: 2_000, drainTimeoutMs: 60_000 },
     priority: { seedsPerMerchant: 2, criticalRate: 100, quietMs: 5_000, floodMs: 15_000, defaultFloodRate: 8_000 },
     soak: { durationMs: 600_000, warmupMs: 60_000, sampleMs: 10_000, defaultRate: 2_000 },
     weights: { soak: 660 },

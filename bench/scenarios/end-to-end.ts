@@ -1,5 +1,7 @@
 // e. End to end: `rill ingest` and one `rill worker` (validate → risk → ledger → Postgres sink)
-// under open-loop single-event load at rising rates. A rate is sustained when ingest answers every
+// under open-loop load at rising rates, twice: single-event posts (one HTTP request per event), then
+// batched posts (`e2e.batchSize` events per POST /v1/transactions/batch, as a payment platform's
+// own services would send). Rates are events/s. A rate is sustained when ingest answers every
 // request 2xx at ≥ 97 % of the offered rate with p99 ≤ 20 ms, the sink commits ≥ 90 % of it while
 // it lasts, the backlog at the end is under a second's worth, and the pipeline drains after.
 // Reports the highest sustained rate with ingest and end-to-end latency (ingest → sink batch, per
@@ -7,7 +9,7 @@
 // went, and Redis's command time.
 import { setTimeout as delay } from 'node:timers/promises';
 import { P99_LIMIT_MS } from '../profiles.ts';
-import type { LoadResult } from '../load/protocol.ts';
+import type { LoadJob, LoadResult } from '../load/protocol.ts';
 import type { BenchInstance, RunningIngest, RunningWorker } from '../lib/instance.ts';
 import type { Merchant } from '../lib/payload.ts';
 import { CpuWindow, cpuMs } from '../lib/proc-stats.ts';
@@ -43,6 +45,14 @@ interface Step {
   redisCommands: CommandDelta[];
 }
 
+interface LadderData {
+  steps: Step[];
+  sustainedRate: number | null;
+  sustainedCommittedPerSec: number | null;
+  keptUpRate: number | null;
+  keptUpCommittedPerSec: number | null;
+}
+
 interface Setup {
   inst: BenchInstance;
   merchants: Merchant[];
@@ -52,7 +62,19 @@ interface Setup {
   pgBackends: number[];
 }
 
-async function runStep(ctx: RunContext, s: Setup, rate: number, seed: string): Promise<Step> {
+/** How events are posted: one per request, or `size` per batch request. */
+type Posting = { kind: 'single' } | { kind: 'batch'; size: number };
+
+function loadJob(s: Setup, posting: Posting, rate: number, seed: string): Pick<LoadJob, 'path' | 'rate' | 'payload'> {
+  if (posting.kind === 'single') return { path: '/v1/transactions', rate, payload: singlePayload(s.merchants, seed) };
+  return {
+    path: '/v1/transactions/batch',
+    rate: rate / posting.size,
+    payload: { kind: 'batch', mix: 'default', merchants: s.merchants, batchSize: posting.size, idempotency: true, seed },
+  };
+}
+
+async function runStep(ctx: RunContext, s: Setup, posting: Posting, rate: number, seed: string): Promise<Step> {
   const E = ctx.profile.e2e;
   const t = s.inst.topology.summary;
   const why: string[] = [];
@@ -67,7 +89,7 @@ async function runStep(ctx: RunContext, s: Setup, rate: number, seed: string): P
   let atWarm: { at: number; m: Sample[] } | undefined;
   const warmScrape = delay(E.warmupMs).then(async () => (atWarm = { at: Date.now(), m: await scrape(s.worker.metricsUrl) }));
   const load = await ctx.loadgen.run(
-    { origin: s.ingest.url, path: '/v1/transactions', mode: 'open', rate, concurrency: 256, durationMs: E.stepMs, warmupMs: E.warmupMs, payload: singlePayload(s.merchants, seed) },
+    { origin: s.ingest.url, mode: 'open', concurrency: 256, durationMs: E.stepMs, warmupMs: E.warmupMs, ...loadJob(s, posting, rate, seed) },
     (_done, elapsed) => ctx.progress.update(0, `${int(rate)}/s: ${Math.round(elapsed / 1000)} s`),
   );
   await warmScrape;
@@ -105,7 +127,7 @@ async function runStep(ctx: RunContext, s: Setup, rate: number, seed: string): P
   const failed = load.requests - load.ok;
   if (failed) why.push(`${failed} requests not 2xx (${statusText(load)})`);
   if (load.dropped) why.push(`${load.dropped} requests could not be sent in time`);
-  if (load.rps < 0.97 * rate) why.push(`ingest achieved ${int(load.rps)}/s`);
+  if (load.eventsPerSec < 0.97 * rate) why.push(`ingest achieved ${int(load.eventsPerSec)}/s`);
   if (committedPerSec < 0.9 * rate) why.push(`sink committed ${int(committedPerSec)}/s`);
   if (backlogAtEnd > Math.max(rate, 5_000)) why.push(`backlog ${int(backlogAtEnd)} at the end`);
   if (!drained) why.push(`did not drain in ${Math.round(E.drainTimeoutMs / 1000)} s`);
@@ -116,6 +138,104 @@ async function runStep(ctx: RunContext, s: Setup, rate: number, seed: string): P
     e2eMs: e2e ? { p50: e2e.p50, p99: e2e.p99, p999: e2e.p999, count: e2e.count } : null,
     e2eCommitMs: { p50: q(0.5), p99: q(0.99) },
     stageRates, cpu: cores, redisCommands,
+  };
+}
+
+/** One ladder of rates for one way of posting: its comparisons, figures and tables. */
+async function ladder(ctx: RunContext, setup: Setup, posting: Posting, startRate: number, progress: [number, number]): Promise<ScenarioOutput & { data: LadderData }> {
+  const E = ctx.profile.e2e;
+  const what = posting.kind === 'single' ? 'single-event posts' : `batches of ${posting.size}`;
+  const suffix = posting.kind === 'single' ? '' : '-batch';
+  // climb while the pipeline keeps up (whatever the latency), then one step between the last rate
+  // kept up and the first one not; sustained = the highest rate kept up with ingest p99 ≤ 20 ms
+  const steps: Step[] = [];
+  let lastUp: Step | undefined;
+  let firstDown: Step | undefined;
+  let rate = startRate;
+  const planned = E.maxSteps + (E.bisect ? 1 : 0);
+  const go = async (r: number) => {
+    ctx.progress.update(progress[0] + (progress[1] - progress[0]) * (steps.length / planned), `${what}: ${int(r)}/s`);
+    const s = await runStep(ctx, setup, posting, r, `${ctx.runId}-e${posting.kind}${steps.length}`);
+    steps.push(s);
+    ctx.progress.say(`  end to end, ${what}, at ${int(r)}/s: ${s.pass ? 'sustained' : s.keptUp ? `kept up, but ${s.why.join('; ')}` : `not kept up (${s.why.join('; ')})`}`);
+    return s;
+  };
+  for (let n = 0; n < E.maxSteps; n++) {
+    const s = await go(rate);
+    if (s.keptUp) {
+      lastUp = s;
+      rate = Math.round((rate * E.growth) / 100) * 100;
+    } else {
+      firstDown = s;
+      if (!s.drained || lastUp || rate <= 200) break;
+      rate = Math.max(100, Math.round(rate / 2 / 100) * 100); // the start was too high: halve
+    }
+  }
+  if (E.bisect && lastUp && firstDown && firstDown.drained && firstDown.rate - lastUp.rate >= 400) {
+    await go(Math.round((lastUp.rate + firstDown.rate) / 2 / 100) * 100);
+  }
+  const pick = (ok: (s: Step) => boolean) => steps.filter(ok).sort((x, y) => y.rate - x.rate)[0];
+  const lastPass = pick((s) => s.pass);
+  const highestUp = pick((s) => s.keptUp);
+  const firstFail = steps.filter((s) => !s.keptUp).sort((x, y) => x.rate - y.rate)[0];
+  ctx.shared.set('e2e-sustained', lastPass?.rate ?? highestUp?.rate);
+
+  const best = lastPass;
+  const comparisons: Comparison[] = [
+    compare({
+      id: `e2e-rate${suffix}`, title: `End to end: sustained events/s into Postgres (${what})`, scenario: 'end-to-end',
+      rill: { label: `Rill, ingest p99 ≤ ${P99_LIMIT_MS} ms`, value: best ? best.committedPerSec : null, unit: 'events/s' },
+      ...(highestUp && highestUp !== best ? { alt: { label: 'Rill, kept up (any p99)', value: highestUp.committedPerSec, unit: 'events/s' } } : {}),
+      target: { kind: 'min', value: E2E_TARGET_RATE, text: `≥ ${int(E2E_TARGET_RATE)}/s` },
+      note: best ? `offered ${int(best.rate)}/s` : highestUp ? `no rate kept ingest p99 ≤ ${P99_LIMIT_MS} ms; the pipeline kept up with ${int(highestUp.committedPerSec)}/s (offered ${int(highestUp.rate)}/s, ingest p99 ${ms(highestUp.load.latencyMs.p99)} ms)` : 'no rate tried was kept up with',
+    }),
+    compare({
+      id: `e2e-ingest-p99${suffix}`, title: `End to end: ingest p99 at the sustained rate (${what})`, scenario: 'end-to-end',
+      rill: { label: 'ingest p99', value: best ? best.load.latencyMs.p99 : null, unit: 'ms' },
+      target: { kind: 'max', value: P99_LIMIT_MS, text: `≤ ${P99_LIMIT_MS} ms` },
+    }),
+  ];
+  const latency: LatencyFigure[] = [];
+  const shown = best ?? highestUp;
+  if (shown && !best) {
+    latency.push({ label: `e2e${suffix} ingest @${int(shown.rate)}/s (kept up)`, who: 'rill', p50: shown.load.latencyMs.p50, p99: shown.load.latencyMs.p99, p999: shown.load.latencyMs.p999, p99Limit: P99_LIMIT_MS });
+    if (shown.e2eMs) latency.push({ label: `e2e${suffix} to Postgres @${int(shown.rate)}/s (kept up)`, who: 'rill', p50: shown.e2eMs.p50, p99: shown.e2eMs.p99, p999: shown.e2eMs.p999 });
+  }
+  if (best) {
+    latency.push({ label: `e2e${suffix} ingest @${int(best.rate)}/s`, who: 'rill', p50: best.load.latencyMs.p50, p99: best.load.latencyMs.p99, p999: best.load.latencyMs.p999, p99Limit: P99_LIMIT_MS });
+    if (best.e2eMs) latency.push({ label: `e2e${suffix} to Postgres @${int(best.rate)}/s`, who: 'rill', p50: best.e2eMs.p50, p99: best.e2eMs.p99, p999: best.e2eMs.p999 });
+  }
+  const problems: string[] = [];
+  const lost = steps.filter((s) => s.drained && s.e2eMs && s.load.events > 0 && s.e2eMs.count < s.load.events);
+  for (const s of lost) problems.push(`end to end (${what}) at ${s.rate}/s: ${s.load.events} accepted in the window, ${s.e2eMs!.count} rows in Postgres`);
+  const cpuRow = (s: Step) => Object.entries(s.cpu.cores).map(([k, v]) => `${k} ${v}${k === 'other' ? '' : ` (${Math.round((v / Math.max(1, s.load.eventsPerSec)) * 1e6)} µs/event)`}`).join(', ') + `; machine ${Math.round(s.cpu.machineBusy * 100)} % busy`;
+  return {
+    comparisons,
+    latency,
+    tables: [
+      {
+        title: `Rates tried (open loop, ${what}; events/s)`,
+        columns: ['offered/s', 'ingest /s', 'committed /s', 'ingest p50', 'ingest p99', 'ingest p99.9', 'e2e p50', 'e2e p99', 'commit p50', 'commit p99', 'backlog at end', 'drain s', 'sustained'],
+        rows: steps.map((s) => [
+          int(s.rate), int(s.load.eventsPerSec), int(s.committedPerSec), ms(s.load.latencyMs.p50), ms(s.load.latencyMs.p99), ms(s.load.latencyMs.p999),
+          ms(s.e2eMs?.p50), ms(s.e2eMs?.p99), ms(s.e2eCommitMs.p50), ms(s.e2eCommitMs.p99), int(s.backlogAtEnd), Math.round(s.drainMs / 100) / 10,
+          s.pass ? 'yes' : s.keptUp ? `kept up; ${s.why.join('; ')}` : `no: ${s.why.join('; ')}`,
+        ]),
+        note: 'e2e: ingest → the sink batch that wrote the row (processed_at − ingested_at, every row of the window, HdrHistogram). commit: ingest → COMMIT from the sink\'s rill_end_to_end_latency_seconds histogram (bucketed).',
+      },
+      ...(shown ? [
+        {
+          title: `${what}, at ${int(shown.rate)}/s${best ? '' : ' (kept up, not sustained)'}: events/s per stage and CPU`,
+          columns: ['', ...Object.keys(shown.stageRates)],
+          rows: [['events/s', ...Object.values(shown.stageRates).map((v) => int(v))]],
+          note: `CPU (cores): ${cpuRow(shown)}`,
+        },
+        { title: `${what}, at ${int(shown.rate)}/s: Redis command time (all clients)`, columns: ['command', 'calls', 'ms', 'µs/call', 'share'], rows: shown.redisCommands.map((c) => [c.command, int(c.calls), int(c.ms), c.usPerCall, `${Math.round(c.share * 100)} %`]) },
+      ] : []),
+      ...(firstFail ? [{ title: `${what}, at ${int(firstFail.rate)}/s (not kept up): CPU`, columns: ['CPU (cores)'], rows: [[cpuRow(firstFail)]] }] : []),
+    ],
+    data: { steps, sustainedRate: best?.rate ?? null, sustainedCommittedPerSec: best?.committedPerSec ?? null, keptUpRate: highestUp?.rate ?? null, keptUpCommittedPerSec: highestUp?.committedPerSec ?? null },
+    problems,
   };
 }
 
@@ -135,96 +255,16 @@ export const endToEnd: Scenario = {
     const pgBackends = await backendPids(ctx.pg, `rill-sink-${sinkName}`).catch(() => []);
     const setup: Setup = { inst, merchants, ingest, worker, sinkName, pgBackends };
 
-    // climb while the pipeline keeps up (whatever the latency), then one step between the last rate
-    // kept up and the first one not; sustained = the highest rate kept up with ingest p99 ≤ 20 ms
-    const steps: Step[] = [];
-    let lastUp: Step | undefined;
-    let firstDown: Step | undefined;
-    let rate = E.startRate;
-    const planned = E.maxSteps + (E.bisect ? 1 : 0);
-    const go = async (r: number) => {
-      ctx.progress.update(steps.length / planned, `${int(r)}/s`);
-      const s = await runStep(ctx, setup, r, `${ctx.runId}-e${steps.length}`);
-      steps.push(s);
-      ctx.progress.say(`  end to end at ${int(r)}/s: ${s.pass ? 'sustained' : s.keptUp ? `kept up, but ${s.why.join('; ')}` : `not kept up (${s.why.join('; ')})`}`);
-      return s;
-    };
-    for (let n = 0; n < E.maxSteps; n++) {
-      const s = await go(rate);
-      if (s.keptUp) {
-        lastUp = s;
-        rate = Math.round((rate * E.growth) / 100) * 100;
-      } else {
-        firstDown = s;
-        if (!s.drained || lastUp || rate <= 200) break;
-        rate = Math.max(100, Math.round(rate / 2 / 100) * 100); // the start was too high: halve
-      }
-    }
-    if (E.bisect && lastUp && firstDown && firstDown.drained && firstDown.rate - lastUp.rate >= 400) {
-      await go(Math.round((lastUp.rate + firstDown.rate) / 2 / 100) * 100);
-    }
-    const pick = (ok: (s: Step) => boolean) => steps.filter(ok).sort((x, y) => y.rate - x.rate)[0];
-    const lastPass = pick((s) => s.pass);
-    const highestUp = pick((s) => s.keptUp);
-    const firstFail = steps.filter((s) => !s.keptUp).sort((x, y) => x.rate - y.rate)[0];
-    ctx.shared.set('e2e-sustained', lastPass?.rate ?? highestUp?.rate);
-
-    const best = lastPass;
-    const comparisons: Comparison[] = [
-      compare({
-        id: 'e2e-rate', title: 'End to end: sustained events/s into Postgres', scenario: 'end-to-end',
-        rill: { label: `Rill, ingest p99 ≤ ${P99_LIMIT_MS} ms`, value: best ? best.committedPerSec : null, unit: 'events/s' },
-        ...(highestUp && highestUp !== best ? { alt: { label: 'Rill, kept up (any p99)', value: highestUp.committedPerSec, unit: 'events/s' } } : {}),
-        target: { kind: 'min', value: E2E_TARGET_RATE, text: `≥ ${int(E2E_TARGET_RATE)}/s` },
-        note: best ? `offered ${int(best.rate)}/s` : highestUp ? `no rate kept ingest p99 ≤ ${P99_LIMIT_MS} ms; the pipeline kept up with ${int(highestUp.committedPerSec)}/s (offered ${int(highestUp.rate)}/s, ingest p99 ${ms(highestUp.load.latencyMs.p99)} ms)` : 'no rate tried was kept up with',
-      }),
-      compare({
-        id: 'e2e-ingest-p99', title: 'End to end: ingest p99 at the sustained rate', scenario: 'end-to-end',
-        rill: { label: 'ingest p99', value: best ? best.load.latencyMs.p99 : null, unit: 'ms' },
-        target: { kind: 'max', value: P99_LIMIT_MS, text: `≤ ${P99_LIMIT_MS} ms` },
-      }),
-    ];
-    const latency: LatencyFigure[] = [];
-    const shown = best ?? highestUp;
-    if (shown && !best) {
-      latency.push({ label: `e2e ingest @${int(shown.rate)}/s (kept up)`, who: 'rill', p50: shown.load.latencyMs.p50, p99: shown.load.latencyMs.p99, p999: shown.load.latencyMs.p999, p99Limit: P99_LIMIT_MS });
-      if (shown.e2eMs) latency.push({ label: `e2e to Postgres @${int(shown.rate)}/s (kept up)`, who: 'rill', p50: shown.e2eMs.p50, p99: shown.e2eMs.p99, p999: shown.e2eMs.p999 });
-    }
-    if (best) {
-      latency.push({ label: `e2e ingest @${int(best.rate)}/s`, who: 'rill', p50: best.load.latencyMs.p50, p99: best.load.latencyMs.p99, p999: best.load.latencyMs.p999, p99Limit: P99_LIMIT_MS });
-      if (best.e2eMs) latency.push({ label: `e2e to Postgres @${int(best.rate)}/s`, who: 'rill', p50: best.e2eMs.p50, p99: best.e2eMs.p99, p999: best.e2eMs.p999 });
-    }
-    const problems: string[] = [];
-    const lost = steps.filter((s) => s.drained && s.e2eMs && s.load.ok > 0 && s.e2eMs.count < s.load.ok);
-    for (const s of lost) problems.push(`end to end at ${s.rate}/s: ${s.load.ok} accepted in the window, ${s.e2eMs!.count} rows in Postgres`);
-    const cpuRow = (s: Step) => Object.entries(s.cpu.cores).map(([k, v]) => `${k} ${v}${k === 'other' ? '' : ` (${Math.round((v / Math.max(1, s.load.rps)) * 1e6)} µs/event)`}`).join(', ') + `; machine ${Math.round(s.cpu.machineBusy * 100)} % busy`;
+    const single = await ladder(ctx, setup, { kind: 'single' }, E.startRate, [0.05, 0.5]);
+    ctx.shared.set('e2e-sustained', single.data.sustainedRate ?? single.data.keptUpRate);
+    const batched = await ladder(ctx, setup, { kind: 'batch', size: E.batchSize }, E.batchStartRate, [0.5, 1]);
     return {
-      comparisons,
-      latency,
-      tables: [
-        {
-          title: 'Rates tried (open loop, single-event posts)',
-          columns: ['offered/s', 'ingest /s', 'committed /s', 'ingest p50', 'ingest p99', 'ingest p99.9', 'e2e p50', 'e2e p99', 'commit p50', 'commit p99', 'backlog at end', 'drain s', 'sustained'],
-          rows: steps.map((s) => [
-            int(s.rate), int(s.load.rps), int(s.committedPerSec), ms(s.load.latencyMs.p50), ms(s.load.latencyMs.p99), ms(s.load.latencyMs.p999),
-            ms(s.e2eMs?.p50), ms(s.e2eMs?.p99), ms(s.e2eCommitMs.p50), ms(s.e2eCommitMs.p99), int(s.backlogAtEnd), Math.round(s.drainMs / 100) / 10,
-            s.pass ? 'yes' : s.keptUp ? `kept up; ${s.why.join('; ')}` : `no: ${s.why.join('; ')}`,
-          ]),
-          note: 'e2e: ingest → the sink batch that wrote the row (processed_at − ingested_at, every row of the window, HdrHistogram). commit: ingest → COMMIT from the sink\'s rill_end_to_end_latency_seconds histogram (bucketed).',
-        },
-        ...(shown ? [
-          {
-            title: `At ${int(shown.rate)}/s${best ? '' : ' (kept up, not sustained)'}: events/s per stage and CPU`,
-            columns: ['', ...Object.keys(shown.stageRates)],
-            rows: [['events/s', ...Object.values(shown.stageRates).map((v) => int(v))]],
-            note: `CPU (cores): ${cpuRow(shown)}`,
-          },
-          { title: `At ${int(shown.rate)}/s: Redis command time (all clients)`, columns: ['command', 'calls', 'ms', 'µs/call', 'share'], rows: shown.redisCommands.map((c) => [c.command, int(c.calls), int(c.ms), c.usPerCall, `${Math.round(c.share * 100)} %`]) },
-        ] : []),
-        ...(firstFail ? [{ title: `At ${int(firstFail.rate)}/s (not kept up): CPU`, columns: ['CPU (cores)'], rows: [[cpuRow(firstFail)]] }] : []),
-      ],
-      data: { steps, sustainedRate: best?.rate ?? null, sustainedCommittedPerSec: best?.committedPerSec ?? null, keptUpRate: highestUp?.rate ?? null, keptUpCommittedPerSec: highestUp?.committedPerSec ?? null },
-      problems,
+      comparisons: [...single.comparisons, ...batched.comparisons],
+      latency: [...(single.latency ?? []), ...(batched.latency ?? [])],
+      tables: [...(single.tables ?? []), ...(batched.tables ?? [])],
+      // the single-event ladder's figures stay at the top level (the soak reads them)
+      data: { ...single.data, batched: batched.data },
+      problems: [...(single.problems ?? []), ...(batched.problems ?? [])],
     };
   },
 };
