@@ -63,7 +63,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     bullmq: { events: 30_000, concurrency: 100 },
     e2e: { startRate: 3_000, batchStartRate: 6_000, batchSize: 100, growth: 1.3, maxSteps: 7, bisect: true, stepMs: 12_000, warmupMs: 2_000, drainTimeoutMs: 60_000 },
     priority: { seedsPerMerchant: 2, criticalRate: 100, quietMs: 5_000, floodMs: 15_000, defaultFloodRate: 8_000 },
-    soak: { durationMs: 600_000, warmupMs: 60_000, sampleMs: 10_000, defaultRate: 2_000 },
+    soak: { durationMs: 600_000, warmupMs: 120_000, sampleMs: 10_000, defaultRate: 2_000 },
     weights: { 'ingest-single': 75, 'ingest-batch': 15, processing: 60, sink: 15, 'end-to-end': 100, priority: 30 },
   },
   soak: {
@@ -77,7 +77,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     bullmq: { events: 5_000, concurrency: 100 },
     e2e: { startRate: 2_000, batchStartRate: 6_000, batchSize: 100, growth: 1.3, maxSteps: 6, bisect: false, stepMs: 10_000, warmupMs: 2_000, drainTimeoutMs: 60_000 },
     priority: { seedsPerMerchant: 2, criticalRate: 100, quietMs: 5_000, floodMs: 15_000, defaultFloodRate: 8_000 },
-    soak: { durationMs: 600_000, warmupMs: 60_000, sampleMs: 10_000, defaultRate: 2_000 },
+    soak: { durationMs: 600_000, warmupMs: 120_000, sampleMs: 10_000, defaultRate: 2_000 },
     weights: { soak: 660 },
   },
 };

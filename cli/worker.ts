@@ -18,7 +18,7 @@ import { PostgresSink } from '../sinks/postgres/sink.ts';
 import { AlertsSink } from '../sinks/alerts/sink.ts';
 import { BatchWriter } from '../sinks/postgres/batch-writer.ts';
 import { registerBuiltinProcessors } from '../processors/index.ts';
-import { startRetention } from '../core/retention/retention.ts';
+import { retentionInterval, startRetention } from '../core/retention/retention.ts';
 import { leaderPass } from '../core/leases/leader-pass.ts';
 import { createPool } from '../core/postgres.ts';
 import { startMaintenance } from '../sinks/postgres/maintenance.ts';
@@ -124,10 +124,11 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
   if (o.leaderJobs ?? true) {
     // retention: every worker offers, one per interval trims (a mutex that lives one interval)
     const redis = connection('rill:retention');
+    const intervalMs = retentionInterval(topology, RETENTION_INTERVAL_MS);
     const retention = startRetention({
       redis, keys, topology, registry: o.registry, logger: o.logger.child({ job: 'retention' }),
-      intervalMs: RETENTION_INTERVAL_MS,
-      shouldRun: leaderPass(redis, keys.global('leader', 'retention'), RETENTION_INTERVAL_MS),
+      intervalMs,
+      shouldRun: leaderPass(redis, keys.global('leader', 'retention'), intervalMs),
     });
     closers.push(() => retention.stop());
     // table upkeep (partitions ahead, retention, the materialized view): in processes with a sink

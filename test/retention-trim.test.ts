@@ -16,7 +16,7 @@ import { LaneReader } from '../core/consumer/lane-reader.ts';
 import { createRegistry } from '../core/metrics.ts';
 import type { Registry } from '../core/metrics.ts';
 import type { Topology } from '../core/topology/schema.ts';
-import { startRetention } from '../core/retention/retention.ts';
+import { retentionInterval, startRetention } from '../core/retention/retention.ts';
 import type { RetentionHandle } from '../core/retention/retention.ts';
 import { compareIds } from '../core/retention/stream-id.ts';
 
@@ -197,4 +197,13 @@ test('the timer runs passes by itself; a failing pass is logged, not thrown; sto
   await waitFor('the failure logged', () => logs.some((l) => l.msg === 'retention pass failed; trying again next interval'), 10_000);
   await inst.redis.del(broken);
   await retention!.stop();
+});
+
+test('passes run every 30 s, or every tenth of the shortest max_age when that is shorter', () => {
+  const days = writeTopology({ 'topics.transactions.retention.max_age': '7d', 'topics.validated.retention.max_age': '1d' }).topology;
+  assert.equal(retentionInterval(days, 30_000), 30_000);
+  const minute = writeTopology({ 'topics.validated.retention.max_age': '1m' }).topology;
+  assert.equal(retentionInterval(minute, 30_000), 6_000);
+  const seconds = writeTopology({ 'topics.validated.retention.max_age': '2s' }).topology;
+  assert.equal(retentionInterval(seconds, 30_000), 1_000);
 });

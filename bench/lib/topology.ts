@@ -6,12 +6,18 @@
 //
 //   default   the shipped pipeline (validate → risk → ledger → sink), limits lifted
 //   flood     the same with `payin` moved to the lowest lane (priority under flood)
+//   soak      the same with every topic kept 1 minute and idempotency records 1 minute, so Redis
+//             reaches its steady state within the soak's warm-up (with the shipped 7 days and 24 h
+//             it grows with every event for a week: memory = rate × retention × entry size)
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { isMap, isSeq } from 'yaml';
 
-export type TopologyVariant = 'default' | 'flood';
+export type TopologyVariant = 'default' | 'flood' | 'soak';
+
+/** The soak variant's retention of topics and idempotency records. */
+export const SOAK_RETENTION = '1m';
 
 export const LIFTED_RATE_LIMIT = { per_second: 10_000_000, burst: 10_000_000 };
 const LIFTED_RISK = { per_minute_count: 1e9, per_minute_amount: 1e15, per_hour_count: 1e9, per_hour_amount: 1e15 };
@@ -65,6 +71,18 @@ export function writeBenchTopology(base: string, dir: string, variant: TopologyV
       }
     }
     changes.push('priorities: payin moved to the lowest lane');
+  }
+  if (variant === 'soak') {
+    doc.setIn(['ingest', 'idempotency_ttl'], SOAK_RETENTION);
+    const topics = doc.get('topics');
+    if (isMap(topics)) {
+      for (const pair of topics.items) {
+        const topic = pair.value;
+        if (!isMap(topic) || topic.get('external') === true) continue;
+        topic.setIn(['retention', 'max_age'], SOAK_RETENTION);
+      }
+    }
+    changes.push(`topics' retention.max_age and ingest.idempotency_ttl → ${SOAK_RETENTION}`);
   }
   const text = doc.toString();
   const path = join(dir, `topology-${variant}.yaml`);

@@ -1,6 +1,7 @@
 // Instances several scenarios share: the ingest-only instance (single and batch ingest) is set up
 // once per run.
 import type { BenchInstance, RunningIngest } from '../lib/instance.ts';
+import type { TopologyVariant } from '../lib/topology.ts';
 import type { Merchant } from '../lib/payload.ts';
 import type { RunContext } from './types.ts';
 
@@ -25,7 +26,7 @@ export async function ingestFixture(ctx: RunContext): Promise<IngestFixture> {
 }
 
 /** A fresh instance of a topology variant with merchants, migrated. */
-export async function merchantInstance(ctx: RunContext, label: string, variant: 'default' | 'flood' = 'default'): Promise<{ inst: BenchInstance; merchants: Merchant[] }> {
+export async function merchantInstance(ctx: RunContext, label: string, variant: TopologyVariant = 'default'): Promise<{ inst: BenchInstance; merchants: Merchant[] }> {
   const inst = ctx.instance(label, variant);
   const merchants = await inst.createMerchants(ctx.profile.merchants);
   return { inst, merchants };

@@ -85,6 +85,16 @@ interface Inspected extends LaneStream {
   groups: GroupState[] | undefined;
 }
 
+/**
+ * How often retention passes run: `ceiling`, or a tenth of the shortest `max_age` when that is
+ * shorter (at least 1 s), so a topic kept for a minute is trimmed every 6 s, not every 30, and
+ * holds about its max_age of entries rather than up to 1.5 times it.
+ */
+export function retentionInterval(topology: Topology, ceilingMs: number): number {
+  const ages = Object.values(topology.topics).flatMap((t) => (t.retention?.max_age ? [t.retention.max_age] : []));
+  return Math.max(1_000, Math.min(ceilingMs, ...ages.map((a) => Math.floor(a / 10))));
+}
+
 export function startRetention(o: RetentionOptions): RetentionHandle {
   const intervalMs = o.intervalMs ?? 60_000;
   const now = o.now ?? Date.now;
