@@ -173,7 +173,7 @@ export class DeadLetters {
     const byPartition = new Map<number, { id: string; stage: string; entryId: string }[]>();
     for (const id of new Set(ids)) {
       const { stage, partition, entryId } = this.parseId(id);
-      byPartition.set(partition, [...(byPartition.get(partition) ?? []), { id, stage, entryId }]);
+      byPartition.get(partition)?.push({ id, stage, entryId }) ?? byPartition.set(partition, [{ id, stage, entryId }]);
     }
     await Promise.all(
       [...byPartition].map(async ([p, wanted]) => {

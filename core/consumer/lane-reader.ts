@@ -325,7 +325,7 @@ export class LaneReader {
   private async fillDeliveries(entries: RawEntry[]): Promise<void> {
     if (!entries.length) return;
     const byStream = new Map<string, RawEntry[]>();
-    for (const e of entries) byStream.set(e.stream, [...(byStream.get(e.stream) ?? []), e]);
+    for (const e of entries) byStream.get(e.stream)?.push(e) ?? byStream.set(e.stream, [e]);
     const pipe = slotPipeline(this.o.redis);
     const order: RawEntry[][] = [];
     for (const [stream, list] of byStream) {

@@ -300,6 +300,7 @@ export class StageRunner {
     const now = this.now();
     const retry = this.o.config.retry;
     const blocked = new Set<string>();
+    const deadLettered: Record<string, unknown>[] = [];
     entries.forEach((raw, i) => {
       if (blocked.has(raw.stream)) {
         // an earlier entry of this ordered stream is waiting for its retry: this one waits behind it
@@ -333,13 +334,15 @@ export class StageRunner {
         if (outcome.kind === 'retry') error.name = outcome.error.name;
         settlement.add(raw, deadLetterOutputs(this.o.keys, this.o.name, raw, error, now, attempt));
         const map = raw.fields ? fieldsToMap(raw.fields) : undefined;
-        this.o.logger.warn({ tx: map?.get(F_TX), trace_id: traceIdOf(map?.get(F_TRACE)), entry: raw.id, attempts: attempt, error: error.name, reason: error.message }, 'dead-lettered');
+        deadLettered.push({ tx: map?.get(F_TX), trace_id: traceIdOf(map?.get(F_TRACE)), entry: raw.id, attempts: attempt, error: error.name, reason: error.message });
       }
     });
     for (const stream of this.reader.paused) if (!this.held.has(stream)) this.reader.paused.delete(stream);
     faultPoint('stage-before-settle');
     await settlement.exec(this.o.redis);
     faultPoint('stage-after-settle');
+    // logged once the settle script has written them (a failed exec leaves them pending: not dead yet)
+    for (const d of deadLettered) this.o.logger.warn(d, 'dead-lettered');
     for (const [outcome, n] of Object.entries(counts)) if (n) this.outcomes.inc({ stage: this.o.name, outcome }, n);
   }
 

@@ -85,7 +85,7 @@ export async function collectStreamStats(redis: RedisClient, keys: Keys, topolog
   const replies = new Map<Probe, unknown[]>();
   if (redis instanceof Cluster) {
     const byPartition = new Map<number, Probe[]>();
-    for (const p of probes) byPartition.set(p.partition, [...(byPartition.get(p.partition) ?? []), p]);
+    for (const p of probes) byPartition.get(p.partition)?.push(p) ?? byPartition.set(p.partition, [p]);
     await Promise.all(
       [...byPartition.values()].map(async (part) => {
         const res = await run(redis.pipeline(), part, opts);
