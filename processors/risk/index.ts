@@ -17,6 +17,8 @@ const ConfigSchema = z
     per_hour_amount: z.number().int().positive().default(1_000_000_000),
     /** Scores above this fail the transaction. 50 = at a limit, 100 = twice a limit. */
     threshold: z.number().int().min(0).max(100).default(75),
+    /** How long an event's score is remembered for redeliveries. */
+    record_ttl_ms: z.number().int().positive().default(86_400_000),
   })
   .strict();
 
@@ -34,7 +36,7 @@ export const riskProcessor: ProcessorFactory<RiskConfig> = {
         const byPartition = new Map<number, number[]>();
         batch.forEach((e, i) => {
           if (e.event.status === 'failed') return; // already decided upstream
-          byPartition.set(e.partition, [...(byPartition.get(e.partition) ?? []), i]);
+          byPartition.get(e.partition)?.push(i) ?? byPartition.set(e.partition, [i]);
         });
         const pipe = slotPipeline(ctx.redis);
         const order: number[][] = [];
@@ -44,7 +46,7 @@ export const riskProcessor: ProcessorFactory<RiskConfig> = {
             ctx.keys.partitioned(p, 'vel', batch[i]!.event.merchant_id),
             ctx.keys.partitioned(p, 'risk', batch[i]!.txId),
           ]);
-          const args = [now, 86_400_000, ...limits, config.threshold, ...idx.map((i) => batch[i]!.event.amount)];
+          const args = [now, config.record_ttl_ms, ...limits, config.threshold, ...idx.map((i) => batch[i]!.event.amount)];
           pipe.add(keys[0]!, (q) => void runScript(q, RISK_SCORE, keys, args));
           order.push(idx);
         }

@@ -1,0 +1,77 @@
+// The risk stage's velocity score: per merchant, counts and amounts over the sliding minute and
+// hour. A batch is scored in one script call that reads each merchant's window once: every event
+// must still see the ones before it, exactly as if each had been scored alone; a redelivered event
+// gets its first score and counts once; a rejected one does not count.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createInstance } from '../../test/helpers/instance.ts';
+import type { TestInstance } from '../../test/helpers/instance.ts';
+import { createLogger } from '../../core/logger.ts';
+import { createRegistry } from '../../core/metrics.ts';
+import { partitionOf } from '../../core/partition.ts';
+import type { TransactionEvent } from '../../core/event.ts';
+import type { Outcome, StreamEvent } from '../../core/processor.ts';
+import { riskProcessor } from './index.ts';
+import type { RiskConfig } from './index.ts';
+
+let inst: TestInstance;
+before(async () => {
+  inst = await createInstance('risk');
+});
+after(async () => {
+  await inst.cleanup();
+});
+
+const LIMITS: RiskConfig = { per_minute_count: 4, per_minute_amount: 1_000, per_hour_count: 100, per_hour_amount: 1_000_000, threshold: 75, record_ttl_ms: 60_000 };
+
+function processor() {
+  return riskProcessor.create(LIMITS, { stage: 'risk', redis: inst.redis, keys: inst.keys, topics: [], registry: createRegistry(), logger: createLogger('silent') });
+}
+
+let seq = 0;
+function ev(merchant: string, amount: number): StreamEvent {
+  const id = `tx_risk_${merchant}_${seq++}`;
+  const event = { id, type: 'payin', merchant_id: merchant, amount, currency: 'EUR', ingested_at: Date.now(), status: 'accepted' } as TransactionEvent;
+  return { entryId: `${seq}-0`, stream: 's', partition: partitionOf(merchant, 8), lane: 'normal', txId: id, event, deliveries: 1 };
+}
+
+const scoreOf = (o: Outcome): number | undefined => (o.kind === 'ok' ? (o.event as TransactionEvent & { risk_score?: number }).risk_score : undefined);
+const failed = (o: Outcome) => o.kind === 'ok' && o.event.status === 'failed';
+
+test('a batch scores each event as if it were scored alone: the same scores, the same rejections', async () => {
+  const p = await processor();
+  // count limit 4 a minute: 1..6 events score 13, 25, 38, 50, 63, 75; the 7th (88) is rejected and
+  // not counted, so the 8th scores 88 again; amounts stay under their limit
+  const alone: Outcome[] = [];
+  for (let i = 0; i < 8; i++) alone.push(...(await p.process([ev('m_alone', 10)])));
+  const batched = await p.process(Array.from({ length: 8 }, () => ev('m_batch', 10)));
+  assert.deepEqual(alone.map(scoreOf), batched.map(scoreOf));
+  assert.deepEqual(alone.map(failed), batched.map(failed));
+  assert.deepEqual(batched.map(scoreOf), [13, 25, 38, 50, 63, 75, 88, 88]);
+  assert.deepEqual(batched.map(failed), [false, false, false, false, false, false, true, true]);
+});
+
+test('merchants interleaved in one batch keep separate windows; amounts count too', async () => {
+  const p = await processor();
+  const batch = [ev('m_x', 400), ev('m_y', 10), ev('m_x', 400), ev('m_y', 10), ev('m_x', 400), ev('m_x', 10)];
+  const out = await p.process(batch);
+  // m_x: 400 → 20, 800 → 40, 1,200 → 60 (amount limit 1,000), then the 4th event at the count limit
+  // with 1,210 → 61; m_y: counts 1, 2 → 13, 25
+  assert.deepEqual(out.map(scoreOf), [20, 13, 40, 25, 60, 61]);
+  assert.deepEqual(out.map(failed), [false, false, false, false, false, false]);
+  const again = await p.process([ev('m_y', 10)]);
+  assert.equal(scoreOf(again[0]!), 38);
+});
+
+test('a redelivered batch gets its first scores and counts once', async () => {
+  const p = await processor();
+  const batch = [ev('m_re', 10), ev('m_re', 10), ev('m_re', 10)];
+  const first = await p.process(batch);
+  const second = await p.process(batch.map((e) => ({ ...e, deliveries: 2 })));
+  assert.deepEqual(second.map(scoreOf), first.map(scoreOf));
+  // had the redelivery counted, the 4th event would be the 7th (rejected); it is the 4th: at the limit
+  const next = await p.process([ev('m_re', 10), ev('m_re', 10), ev('m_re', 10)]);
+  assert.deepEqual(next.map(failed), [false, false, false]);
+  const last = await p.process([ev('m_re', 10)]);
+  assert.equal(failed(last[0]!), true, 'the 7th in the minute is over the threshold');
+});
