@@ -6,9 +6,10 @@
 //
 //   default   the shipped pipeline (validate → risk → ledger → sink), limits lifted
 //   flood     the same with `payin` moved to the lowest lane (priority under flood)
-//   soak      the same with every topic kept 1 minute and idempotency records 1 minute, so Redis
-//             reaches its steady state within the soak's warm-up (with the shipped 7 days and 24 h
-//             it grows with every event for a week: memory = rate × retention × entry size)
+//   soak      the same with everything Redis keeps per event (topic entries, idempotency, risk and
+//             ledger records, refundable payins) kept 1 minute, so Redis reaches its steady state
+//             within the soak's warm-up (with the shipped 7 days, 24 h and 180 days it grows with
+//             every event for that long: memory = rate × retention × bytes per event)
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
@@ -18,6 +19,7 @@ export type TopologyVariant = 'default' | 'flood' | 'soak';
 
 /** The soak variant's retention of topics and idempotency records. */
 export const SOAK_RETENTION = '1m';
+const SOAK_RETENTION_MS = 60_000;
 
 export const LIFTED_RATE_LIMIT = { per_second: 10_000_000, burst: 10_000_000 };
 const LIFTED_RISK = { per_minute_count: 1e9, per_minute_amount: 1e15, per_hour_count: 1e9, per_hour_amount: 1e15 };
@@ -82,7 +84,17 @@ export function writeBenchTopology(base: string, dir: string, variant: TopologyV
         topic.setIn(['retention', 'max_age'], SOAK_RETENTION);
       }
     }
-    changes.push(`topics' retention.max_age and ingest.idempotency_ttl → ${SOAK_RETENTION}`);
+    const stages = doc.get('stages');
+    if (isMap(stages)) {
+      for (const pair of stages.items) {
+        const stage = pair.value;
+        if (!isMap(stage)) continue;
+        const processor = String(stage.get('processor'));
+        if (processor === 'risk' || processor === 'ledger') stage.setIn(['config', 'record_ttl_ms'], SOAK_RETENTION_MS);
+        if (processor === 'ledger') stage.setIn(['config', 'refund_window_ms'], SOAK_RETENTION_MS);
+      }
+    }
+    changes.push(`topics' retention.max_age, ingest.idempotency_ttl, the risk and ledger records and the refund window → ${SOAK_RETENTION}`);
   }
   const text = doc.toString();
   const path = join(dir, `topology-${variant}.yaml`);

@@ -4,6 +4,7 @@
 // with enough unrefunded amount, and retries (then dead-letters) while that payin is unknown.
 // Runs as an `ordering: key` stage: per-merchant order comes from the partition lease.
 // A debit taking a wallet under its threshold emits one alert event (no storm).
+import { txIdTime } from '../../ingest/tx-id.ts';
 import { z } from 'zod';
 import type { LedgerLine, TransactionEvent } from '../../core/event.ts';
 import { ConfigError, FatalError, RetryableError } from '../../core/errors.ts';
@@ -23,6 +24,11 @@ const ConfigSchema = z
     alerts_topic: z.string().optional(),
     /** How long decisions are remembered for redeliveries. */
     record_ttl_ms: z.number().int().positive().default(7 * 86_400_000),
+    /**
+     * How long a payin stays refundable (refunds and chargebacks against it). Payins are kept in
+     * buckets by their time that expire with the window, so Redis does not keep every payin forever.
+     */
+    refund_window_ms: z.number().int().positive().default(180 * 86_400_000),
   })
   .strict();
 
@@ -47,6 +53,20 @@ export function ledgerLines(ev: TransactionEvent): LedgerLine[] {
   ];
 }
 
+/**
+ * The refundable-payins bucket of a payin id: payins are grouped by time into buckets of a 30th of
+ * the refund window (at least a minute), each expiring once its last payin is past the window.
+ * Ids not made by ingest (no time in them: tests, imports) share the bucket "none", which does not
+ * expire (expiresAt 0).
+ */
+export function payinBucket(payinId: string, windowMs: number): { name: string; expiresAt: number } {
+  const at = txIdTime(payinId);
+  if (at === undefined) return { name: 'none', expiresAt: 0 };
+  const size = Math.max(60_000, Math.floor(windowMs / 30));
+  const n = Math.floor(at / size);
+  return { name: String(n), expiresAt: (n + 1) * size + windowMs };
+}
+
 export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
   name: 'ledger',
   configSchema: ConfigSchema,
@@ -63,7 +83,7 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
         const byPartition = new Map<number, number[]>();
         batch.forEach((e, i) => {
           if (e.event.status === 'failed') return; // decided upstream (risk): no money moves
-          byPartition.set(e.partition, [...(byPartition.get(e.partition) ?? []), i]);
+          byPartition.get(e.partition)?.push(i) ?? byPartition.set(e.partition, [i]);
         });
         const pipe = slotPipeline(ctx.redis);
         const order: number[][] = [];
@@ -72,13 +92,15 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
           const args: (string | number)[] = [config.record_ttl_ms, thresholds];
           for (const i of idx) {
             const { event: ev, txId, stream } = batch[i]!;
+            // a payin goes to the bucket of its own time; a refund looks in the bucket of its payin's
+            const bucket = payinBucket(ev.type === 'payin' ? txId : ev.reference ?? '', config.refund_window_ms);
             keys.push(
               ctx.keys.partitioned(p, 'wallet', ev.merchant_id),
-              ctx.keys.partitioned(p, 'payins', ev.merchant_id),
+              ctx.keys.partitioned(p, 'payins', ev.merchant_id, bucket.name),
               ctx.keys.partitioned(p, 'ledger', txId),
               ctx.keys.partitioned(p, 'alerted', ev.merchant_id),
             );
-            args.push(ev.type, ev.amount, ev.currency, ev.reference ?? '', stream, txId);
+            args.push(ev.type, ev.amount, ev.currency, ev.reference ?? '', stream, txId, bucket.expiresAt);
           }
           pipe.add(keys[0]!, (q) => void runScript(q, LEDGER_APPLY, keys, args));
           order.push(idx);
@@ -93,7 +115,14 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
           const r = results.get(i);
           if (!r) return { kind: 'ok', event: e.event };
           const [outcome, detail, balance, alerted] = r;
-          if (outcome === 'retry') return { kind: 'retry', error: new PayinNotFoundError(detail) };
+          if (outcome === 'retry') {
+            // a payin past the refund window is gone for good: a business outcome, not a retry
+            const paidAt = txIdTime(e.event.reference ?? '');
+            if (paidAt !== undefined && paidAt < Date.now() - config.refund_window_ms) {
+              return { kind: 'ok', event: { ...e.event, status: 'failed', failure_reason: `ledger: payin ${e.event.reference} is past the refund window (${Math.round(config.refund_window_ms / 86_400_000)} days)` } };
+            }
+            return { kind: 'retry', error: new PayinNotFoundError(detail) };
+          }
           if (outcome === 'wait') return { kind: 'retry', deferred: true, error: new RetryableError('waiting behind an earlier transaction of this partition') };
           if (outcome === 'failed') {
             return { kind: 'ok', event: { ...e.event, status: 'failed', failure_reason: `ledger: ${detail}` } };

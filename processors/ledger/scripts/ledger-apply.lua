@@ -10,10 +10,13 @@
   re-arms when it is back at or above it (one alert per dip, no storm).
 
   Variable key count: for each event i, KEYS[4i-3] wallet hash (currency → balance),
-    KEYS[4i-2] refundable payins hash (payin tx id → "remaining:currency"),
+    KEYS[4i-2] refundable payins hash (payin tx id → "remaining:currency") of the time bucket of
+               the payin (a payin's own; a refund's or chargeback's referenced one), expiring with
+               the refund window,
     KEYS[4i-1] decision record of this tx, KEYS[4i] set of currencies alerted low.
   ARGV[1] record TTL (ms)   ARGV[2] JSON thresholds {"default": n, "USD": n, ...}
-  ARGV[3..] per event, 6 values: type, amount, currency, reference, input stream tag, tx id
+  ARGV[3..] per event, 7 values: type, amount, currency, reference, input stream tag, tx id,
+            when the payins bucket expires (unix ms, set on a payin; 0: never)
   Returns per event {outcome, detail, balance, alerted}: outcome "ok" | "failed" | "retry" | "wait"
   ("wait": behind a retry in its stream, not looked at).
 ]]
@@ -24,7 +27,7 @@ local out = {}
 local n = #KEYS / 4
 for i = 1, n do
   local wallet, payins, rec, alerted = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1], KEYS[4 * i]
-  local a = 2 + 6 * (i - 1)
+  local a = 2 + 7 * (i - 1)
   local typ, amount, cur, ref, stream = ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
   local tx = ARGV[a + 6]
   if blocked[stream] then
@@ -40,6 +43,7 @@ for i = 1, n do
       if typ == 'payin' then
         bal = bal + amount
         redis.call('HSET', payins, tx, amount .. ':' .. cur)
+        if ARGV[a + 7] ~= '0' then redis.call('PEXPIREAT', payins, ARGV[a + 7]) end
       elseif typ == 'payout' then
         if amount > bal then
           outcome, detail = 'failed', 'insufficient funds: balance ' .. bal .. ' ' .. cur .. ', payout ' .. amount
