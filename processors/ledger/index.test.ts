@@ -70,3 +70,27 @@ test('a refund of a payin past the refund window fails; one of a payin not there
   const [early] = await p.process([ev('refund', 'm_late', 100, undefined, newTxId())]);
   assert.equal(early!.kind, 'retry');
 });
+
+test('a batch applies each event as if applied alone: the same outcomes, balances and low-balance alerts', async () => {
+  const p = await ledgerProcessor.create(
+    { low_balance: { default: 500 }, record_ttl_ms: 60_000, refund_window_ms: WINDOW, alerts_topic: 'alerts' },
+    { stage: 'ledger', redis: inst.redis, keys: inst.keys, topics: ['alerts'], registry: createRegistry(), logger: createLogger('silent') },
+  );
+  // 1,000 → 300 (alert) → 200 → 800 (re-armed) → 300 (alert again) → payout refused → refund → 100
+  const plan = (m: string): StreamEvent[] => {
+    const payin = ev('payin', m, 1_000);
+    return [payin, ev('payout', m, 700), ev('payout', m, 100), ev('payin', m, 600), ev('payout', m, 500), ev('payout', m, 5_000), ev('refund', m, 200, undefined, payin.txId)];
+  };
+  const summary = (outs: Awaited<ReturnType<typeof p.process>>) =>
+    outs.map((o) => (o.kind === 'ok' ? [o.event.status, (o.emit ?? []).map((e) => [e.event.type, e.event.balance])] : [o.kind]));
+  const alone = [];
+  for (const e of plan('m_seq_alone')) alone.push(...(await p.process([e])));
+  const batched = await p.process(plan('m_seq_batch'));
+  assert.deepEqual(summary(batched), summary(alone));
+  assert.deepEqual(summary(batched), [
+    ['succeeded', []], ['succeeded', [['wallet_low', 300]]], ['succeeded', []], ['succeeded', []],
+    ['succeeded', [['wallet_low', 300]]], ['failed', []], ['succeeded', []],
+  ]);
+  const wallet = (m: string) => inst.redis.hget(inst.keys.partitioned(partitionOf(m, 8), 'wallet', m), 'EUR');
+  assert.equal(await wallet('m_seq_batch'), await wallet('m_seq_alone'));
+});

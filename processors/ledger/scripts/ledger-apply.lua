@@ -8,6 +8,8 @@
   Idempotent: each decided transaction is recorded; a redelivery gets the same answer, applied once.
   Low balance: the first debit that takes a wallet under its threshold raises an alert; the wallet
   re-arms when it is back at or above it (one alert per dip, no storm).
+  Each wallet balance and alert flag is read once per call and written once at the end; between
+  them it is kept here, event by event, exactly as if each event had been applied by a call of its own.
 
   Variable key count: for each event i, KEYS[4i-3] wallet hash (currency → balance),
     KEYS[4i-2] refundable payins hash (payin tx id → "remaining:currency") of the time bucket of
@@ -22,6 +24,33 @@
 ]]
 local ttl = ARGV[1]
 local thresholds = cjson.decode(ARGV[2])
+
+-- wallet balances and low-balance flags of this call: read on first use, written at the end
+local balances, balance_order = {}, {}
+local flags, flag_order = {}, {}
+
+local function balance(key, cur)
+  local id = key .. '|' .. cur
+  local b = balances[id]
+  if not b then
+    b = { key = key, cur = cur, value = tonumber(redis.call('HGET', key, cur) or '0'), dirty = false }
+    balances[id] = b
+    balance_order[#balance_order + 1] = b
+  end
+  return b
+end
+
+local function flag(key, cur)
+  local id = key .. '|' .. cur
+  local f = flags[id]
+  if not f then
+    f = { key = key, cur = cur, on = redis.call('SISMEMBER', key, cur) == 1, dirty = false }
+    flags[id] = f
+    flag_order[#flag_order + 1] = f
+  end
+  return f
+end
+
 local blocked = {}
 local out = {}
 local n = #KEYS / 4
@@ -38,7 +67,8 @@ for i = 1, n do
       local o, bal, detail = string.match(known, '^(%a+)|(-?%d+)|(.*)$')
       out[i] = { o, detail, tonumber(bal), 0 }
     else
-      local bal = tonumber(redis.call('HGET', wallet, cur) or '0')
+      local w = balance(wallet, cur)
+      local bal = w.value
       local outcome, detail, debit = 'ok', '', false
       if typ == 'payin' then
         bal = bal + amount
@@ -70,19 +100,29 @@ for i = 1, n do
       end
       local alert = 0
       if outcome ~= 'retry' then
-        redis.call('HSET', wallet, cur, bal)
+        w.value, w.dirty = bal, true
         redis.call('SET', rec, outcome .. '|' .. bal .. '|' .. detail, 'PX', ttl)
         local threshold = thresholds[cur] or thresholds['default']
         if threshold then
+          local f = flag(alerted, cur)
           if bal < threshold then
-            if debit and redis.call('SADD', alerted, cur) == 1 then alert = 1 end
-          else
-            redis.call('SREM', alerted, cur)
+            if debit and not f.on then f.on, f.dirty, alert = true, true, 1 end
+          elseif f.on then
+            f.on, f.dirty = false, true
           end
         end
       end
       out[i] = { outcome, detail, bal, alert }
     end
+  end
+end
+
+for _, b in ipairs(balance_order) do
+  if b.dirty then redis.call('HSET', b.key, b.cur, b.value) end
+end
+for _, f in ipairs(flag_order) do
+  if f.dirty then
+    if f.on then redis.call('SADD', f.key, f.cur) else redis.call('SREM', f.key, f.cur) end
   end
 end
 return out
