@@ -59,10 +59,10 @@ export async function serverVersion(pool: pg.Pool): Promise<string> {
 }
 
 /** The column names of a schema's transactions table, in order. */
-export async function transactionColumns(pool: pg.Pool, schema: string): Promise<string[]> {
+export async function transactionColumns(pool: pg.Pool, schema: string, table = 'transactions'): Promise<string[]> {
   const r = await pool.query<{ c: string }>(
-    `SELECT column_name AS c FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'transactions' ORDER BY ordinal_position`,
-    [schema],
+    `SELECT column_name AS c FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position`,
+    [schema, table],
   );
   return r.rows.map((x) => x.c);
 }
