@@ -111,7 +111,11 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
         // an alerts sink resolves its webhooks' ${VAR}s here: a missing one stops the start
         const runner = sink.type === 'alerts'
           ? new AlertsSink({ ...common, config: sink })
-          : new PostgresSink({ ...common, config: sink, writer: new BatchWriter(o.env, `rill-sink-${name}`) });
+          : new PostgresSink({
+            ...common, config: sink, writer: new BatchWriter(o.env, `rill-sink-${name}`),
+            // write a batch while reading the next; acks on a connection no blocking read holds
+            overlap: true, ackRedis: connection(`rill:${name}:${i}:ack`),
+          });
         await runner.start();
         components.push(runner);
       }

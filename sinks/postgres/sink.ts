@@ -1,6 +1,11 @@
 // The Postgres sink: a consumer group on its input topic that buffers entries and flushes them
 // at `batch_rows` or `max_wait`, whichever comes first. Entries are acknowledged only after the
-// batch's COMMIT; a failed flush keeps the buffer and is tried again with backoff.
+// batch's COMMIT; a failed flush keeps its batch and is tried again with backoff.
+//
+// With `overlap` (what `rill worker` runs) a batch is written while the next one is read and
+// parsed: reading costs about a third of the time per batch, and Postgres waits meanwhile
+// otherwise. Still one write at a time, in order: a batch starts after the one before it
+// committed, and a failed one goes back in front of the buffer.
 import type { Redis } from 'ioredis';
 import type { Keys } from '../../core/keys.ts';
 import type { Logger } from '../../core/logger.ts';
@@ -39,6 +44,13 @@ export interface PostgresSinkOptions {
   blockMs?: number;
   /** Clock (default Date.now), for simulation. */
   now?: () => number;
+  /** Read the next batch while the last one is written (default false: each step() finishes its flush). */
+  overlap?: boolean;
+  /**
+   * Connection for acknowledgements and dead letters (default `redis`). With `overlap` give one of
+   * its own: on `redis` they would queue behind the next blocking read.
+   */
+  ackRedis?: Redis;
 }
 
 interface Buffered {
@@ -51,6 +63,8 @@ export class PostgresSink {
   private readonly reader: LaneReader;
   private buffer: Buffered[] = [];
   private firstAt = 0;
+  /** The batch being written in the background (overlap), and how that ended. */
+  private writing: { done: Promise<void>; error?: unknown } | undefined;
   private readonly rows;
   private readonly ledgerEntries;
   private readonly partitionsCreated;
@@ -61,8 +75,11 @@ export class PostgresSink {
 
   private readonly now: () => number;
 
+  private readonly ackRedis: Redis;
+
   constructor(private readonly o: PostgresSinkOptions) {
     this.now = o.now ?? Date.now;
+    this.ackRedis = o.ackRedis ?? o.redis;
     const partitions = o.topology.topics[o.config.input]!.partitions;
     this.reader = new LaneReader({
       redis: o.redis,
@@ -96,7 +113,8 @@ export class PostgresSink {
     this.loop?.stop();
     this.reader.wake();
     await this.loop?.done;
-    if (this.buffer.length) await this.flush().catch((err) => this.o.logger.warn({ err }, 'final flush failed; entries stay pending'));
+    await this.settleWrite().catch(() => undefined); // its batch went back into the buffer
+    if (this.buffer.length) await this.flush(this.takeBuffer()).catch((err) => this.o.logger.warn({ err }, 'final flush failed; entries stay pending'));
     await this.o.writer.close();
   }
 
@@ -109,7 +127,39 @@ export class PostgresSink {
       const entries = await this.reader.read(room, waitMs);
       if (entries.length) await this.accept(entries);
     }
-    if (this.buffer.length >= maxRows || (this.buffer.length && this.now() >= this.firstAt + maxWait)) await this.flush();
+    if (!(this.buffer.length >= maxRows || (this.buffer.length && this.now() >= this.firstAt + maxWait))) return;
+    await this.settleWrite(); // one write at a time: the batch before this one first
+    const batch = this.takeBuffer();
+    if (!this.o.overlap) return this.flush(batch).catch((err) => this.requeue(batch, err));
+    const writing: { done: Promise<void>; error?: unknown } = { done: Promise.resolve() };
+    writing.done = this.flush(batch).catch((err) => {
+      writing.error = err;
+      this.requeue(batch);
+    });
+    this.writing = writing;
+  }
+
+  /** Waits for the background write; throws its error (its batch is back in the buffer by then). */
+  private async settleWrite(): Promise<void> {
+    const w = this.writing;
+    if (!w) return;
+    await w.done;
+    this.writing = undefined;
+    if (w.error !== undefined) throw w.error;
+  }
+
+  private takeBuffer(): Buffered[] {
+    const batch = this.buffer;
+    this.buffer = [];
+    return batch;
+  }
+
+  /** A batch that failed goes back in front of what was read since (it is tried again first). */
+  private requeue(batch: Buffered[], err?: unknown): void {
+    if (this.buffer.length) this.buffer = batch.concat(this.buffer);
+    else this.buffer = batch;
+    this.firstAt = Math.min(this.firstAt || Infinity, this.now());
+    if (err !== undefined) throw err;
   }
 
   private async accept(entries: readonly RawEntry[]): Promise<void> {
@@ -138,8 +188,7 @@ export class PostgresSink {
     if (unreadable.length) await this.deadLetter(unreadable);
   }
 
-  private async flush(): Promise<void> {
-    const batch = this.buffer;
+  private async flush(batch: Buffered[]): Promise<void> {
     const end = this.flushSeconds.startTimer({ sink: this.o.name });
     // a span per event, child of the last stage's, ended at the commit: the trace's last hop
     const spans = tracingEnabled()
@@ -165,7 +214,6 @@ export class PostgresSink {
     } else {
       await this.ack(batch.map((b) => b.raw));
     }
-    this.buffer = [];
     end();
     this.rows.inc({ sink: this.o.name }, written.transactions);
     if (written.ledgerEntries) this.ledgerEntries.inc({ sink: this.o.name }, written.ledgerEntries);
@@ -208,7 +256,7 @@ export class PostgresSink {
       if (ids) ids.push(e.id);
       else byStream.set(e.stream, [e.id]);
     }
-    const pipe = slotPipeline(this.o.redis);
+    const pipe = slotPipeline(this.ackRedis);
     for (const [stream, ids] of byStream) pipe.add(stream, (q) => q.xack(stream, this.o.name, ...ids));
     const res = await pipe.exec();
     for (const [err] of res) if (err) throw err;
@@ -221,6 +269,6 @@ export class PostgresSink {
     for (const { raw, error } of items) {
       settlement.add(raw, deadLetterOutputs(this.o.keys, this.o.name, raw, error, now));
     }
-    await settlement.exec(this.o.redis);
+    await settlement.exec(this.ackRedis);
   }
 }

@@ -1,6 +1,6 @@
 // RILL_FAULT=sink-after-commit:N on the payments topology: the sink process dies by SIGKILL right
-// after a batch's COMMIT, before its XACK. Its pending entries are then exactly that committed
-// batch; a restart under the same consumer id reads them again first (own pending), and a third
+// after a batch's COMMIT, before its XACK. Its pending entries are then that committed batch and
+// the next one, read while it was written (uncommitted); a restart under the same consumer id reads them again first (own pending), and a third
 // run under another id reclaims the second committed-but-unacked batch (XAUTOCLAIM). Each
 // redelivered batch is committed again and changes nothing: its rows, ledger entries and wallet
 // moves are already there. The stages run in their own worker throughout.
@@ -73,8 +73,9 @@ test('the sink killed after COMMIT, before XACK: the batch comes again and nothi
   const first = fleet.spawn('sink k1 (fault)', ['sink', '--consumer', 'k1'], { RILL_FAULT: 'sink-after-commit:3' });
   assert.equal(await exitWithin(first, 60_000), 'SIGKILL', fleet.tails());
   const p1 = await sinkPel(inst.redis, inst.keys, 'k1');
-  assert.ok(p1.size > 0, 'the killed sink left its committed batch pending');
-  assert.equal(await withRows(inst.pool, p1.values()), p1.size, 'every pending entry of the killed sink is a committed row');
+  const c1 = await withRows(inst.pool, p1.values());
+  assert.ok(c1 > 0, 'the killed sink left its committed batch pending');
+  assert.ok(c1 <= p1.size);
 
   // 2. the same consumer id again: its own pending entries first; it dies after its fourth COMMIT
   const second = fleet.spawn('sink k1 (again, fault)', ['sink', '--consumer', 'k1'], { RILL_FAULT: 'sink-after-commit:4' });
@@ -82,8 +83,8 @@ test('the sink killed after COMMIT, before XACK: the batch comes again and nothi
   const p2 = await sinkPel(inst.redis, inst.keys, 'k1');
   const stillThere = [...p1.keys()].filter((e) => p2.has(e));
   assert.deepEqual(stillThere, [], 'the first committed batch was redelivered to the restarted sink, committed again and acknowledged');
-  assert.ok(p2.size > 0);
-  assert.equal(await withRows(inst.pool, p2.values()), p2.size, 'the second killed batch was committed too');
+  const c2 = await withRows(inst.pool, p2.values());
+  assert.ok(c2 > 0, 'the second killed batch was committed too');
 
   // 3. another consumer id reclaims the second batch after the visibility timeout (XAUTOCLAIM)
   const metricsPort = await freePort();
@@ -95,10 +96,10 @@ test('the sink killed after COMMIT, before XACK: the batch comes again and nothi
   const inserted = await scrape(metricsPort, 'rill_sink_rows_total', 'sink="postgres"');
   const money = await moneyVerdict({ ...inst, partitions: 8 }, work.money);
   const all = combine(verdict, money);
-  t.diagnostic(`kill 1: ${p1.size} committed entries left unacknowledged; kill 2: ${p2.size}; the third sink flushed ${flushed} rows, ${inserted} of them new`);
+  t.diagnostic(`kill 1: ${c1} committed entries left unacknowledged (${p1.size - c1} more read, not written); kill 2: ${c2} (${p2.size - c2}); the third sink flushed ${flushed} rows, ${inserted} of them new`);
   t.diagnostic(formatVerdict(all, `${work.acceptedCount} accepted`));
   assert.ok(drained && all.ok, `${formatVerdict(all)}\n${fleet.tails()}`);
-  assert.equal(flushed - inserted, p2.size, 'the reclaimed batch was written again and inserted nothing');
+  assert.equal(flushed - inserted, c2, 'the reclaimed committed batch was written again and inserted nothing');
   const want = work.expectedCounts();
   assert.equal(verdict.counts.tableRows, want.rows);
   assert.equal(await third.kill('SIGTERM'), 0, fleet.tails());
