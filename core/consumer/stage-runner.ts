@@ -44,6 +44,11 @@ export interface StageRunnerOptions {
   logger: Logger;
   /** Longest a read waits for new entries (default 1 s); 0: never wait (a driver calls step()). */
   blockMs?: number;
+  /**
+   * After a small batch (under a quarter of `batch`), wait this long before the next read (default
+   * 0), so batches fill: at moderate rates a read per few events costs more than the events.
+   */
+  lingerMs?: number;
   /** Lease TTL for ordered stages: how fast a dead worker's partitions move. */
   leaseTtlMs?: number;
   /** Clock (default Date.now) and backoff jitter source (default Math.random), for simulation. */
@@ -146,7 +151,10 @@ export class StageRunner {
     if (due.length) return this.run(due);
     const wakeAt = Math.min(this.nextWake(), this.now() + (this.o.blockMs ?? 1_000));
     const entries = await this.reader.read(this.o.config.batch, Math.max(this.o.blockMs === 0 ? 0 : 1, wakeAt - this.now()));
-    if (entries.length) await this.run(entries);
+    if (!entries.length) return;
+    await this.run(entries);
+    const linger = this.o.lingerMs ?? 0;
+    if (linger > 0 && entries.length < this.o.config.batch / 4 && !loop?.stopping) await new Promise((r) => setTimeout(r, linger));
   }
 
   private async run(entries: RawEntry[]): Promise<void> {

@@ -46,6 +46,8 @@ export interface PostgresSinkOptions {
   now?: () => number;
   /** Read the next batch while the last one is written (default false: each step() finishes its flush). */
   overlap?: boolean;
+  /** After a small read, wait up to this long (never past the batch's max_wait) before the next (default 0). */
+  lingerMs?: number;
   /**
    * Connection for acknowledgements and dead letters (default `redis`). With `overlap` give one of
    * its own: on `redis` they would queue behind the next blocking read.
@@ -126,6 +128,11 @@ export class PostgresSink {
       const waitMs = Math.min(this.o.blockMs ?? Infinity, this.buffer.length ? Math.max(0, this.firstAt + maxWait - this.now()) : 1_000);
       const entries = await this.reader.read(room, waitMs);
       if (entries.length) await this.accept(entries);
+      // a small read while the batch is not due yet: let entries gather instead of reading again at once
+      const linger = Math.min(this.o.lingerMs ?? 0, this.firstAt + maxWait - this.now());
+      if (linger > 0 && this.buffer.length && entries.length < room / 4 && this.buffer.length < maxRows && !loop?.stopping) {
+        await new Promise((r) => setTimeout(r, linger));
+      }
     }
     if (!(this.buffer.length >= maxRows || (this.buffer.length && this.now() >= this.firstAt + maxWait))) return;
     await this.settleWrite(); // one write at a time: the batch before this one first
