@@ -65,9 +65,10 @@ describe('tenant isolation and key scopes on every API route', () => {
     const res = await call(ing.app, 'POST', '/v1/transactions', { key: key.b, body: bodyFor(B) });
     assert.equal(res.status, 202, res.text);
     idB = (res.json() as { id: string }).id;
-    idBpg = newTxId();
-    const writer = new BatchWriter(inst.env);
+    // a tx id carries its ingest millisecond, and lookups bind ingested_at to it: make them one
     const now = Date.now();
+    idBpg = newTxId(now);
+    const writer = new BatchWriter(inst.env);
     const row = (id: string, merchant: string, amount: number, currency: string, reference: string) => ({
       event: {
         id, merchant_id: merchant, type: 'payin' as const, amount, currency, reference, metadata: { note: reference }, ingested_at: now, status: 'succeeded' as const,
@@ -76,7 +77,7 @@ describe('tenant isolation and key scopes on every API route', () => {
       streamId: '1-1',
       attempts: 1,
     });
-    await writer.writeBatch([row(idBpg, B, 4343, 'EUR', `${marker}pg`), row(newTxId(), A, 1111, 'USD', 'a-ref')]);
+    await writer.writeBatch([row(idBpg, B, 4343, 'EUR', `${marker}pg`), row(newTxId(now), A, 1111, 'USD', 'a-ref')]);
     await writer.close();
   });
 
