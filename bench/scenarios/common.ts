@@ -1,6 +1,5 @@
-// Helpers the scenarios share: waiting, preloading a backlog through the HTTP API, draining,
+// Helpers the scenarios share: waiting (core/wait.ts), preloading a backlog through the HTTP API, draining,
 // latency summaries and number formatting.
-import { setTimeout as delay } from 'node:timers/promises';
 import { encodeIntoCompressedBase64 } from 'hdr-histogram-js';
 import { newHistogram, summarize } from '../lib/hdr.ts';
 import type { LatencySummary, LoadJob, LoadResult, PayloadSpec } from '../load/protocol.ts';
@@ -9,20 +8,9 @@ import type { Merchant, Mix } from '../lib/payload.ts';
 import { outstanding } from '../lib/redis-stats.ts';
 import type { RunContext } from './types.ts';
 
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs: number, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await delay(everyMs);
-  }
-}
+import { waitFor } from '../../core/wait.ts';
+
+export { waitFor };
 
 export function singlePayload(merchants: Merchant[], seed: string, mix: Mix = 'default', refs?: Record<string, string[]>): PayloadSpec {
   return { kind: 'single', mix, merchants, idempotency: true, seed, refs };
