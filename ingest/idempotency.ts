@@ -1,5 +1,5 @@
 // Idempotency-Key handling. The key is checked and the event appended in one Lua script (see
-// scripts/idempotent-append-3.lua); this module only validates the header and fingerprints bodies.
+// scripts/append-events.lua); this module only validates the header and fingerprints bodies.
 import { createHash } from 'node:crypto';
 import { badRequest } from './problem.ts';
 

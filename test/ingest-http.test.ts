@@ -149,7 +149,7 @@ describe('ingest HTTP surface', () => {
     const slow = new Proxy(inst.redis, {
       get(target, prop, receiver) {
         const v: unknown = Reflect.get(target, prop, receiver);
-        if (prop !== 'appendEvent' || typeof v !== 'function') return v;
+        if (prop !== 'appendEvents' || typeof v !== 'function') return v;
         return async (...args: unknown[]) => {
           await new Promise((r) => setTimeout(r, 300));
           return (v as (...a: unknown[]) => Promise<unknown>).apply(target, args);

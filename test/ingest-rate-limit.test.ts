@@ -3,7 +3,6 @@
 // replays (which append nothing) never limited and never charged.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createInstance } from './helpers/instance.ts';
 import type { TestInstance } from './helpers/instance.ts';
@@ -150,15 +149,4 @@ describe('ingest rate limit', () => {
       return true;
     });
   });
-});
-
-test('the append scripts carry the same token bucket', () => {
-  const block = (file: string) => {
-    const lua = readFileSync(new URL(`../ingest/scripts/${file}`, import.meta.url), 'utf8');
-    const m = /-- bucket:begin[^\n]*\n([\s\S]*?)-- bucket:end/.exec(lua);
-    assert.ok(m, `${file} has a bucket block`);
-    return m[1];
-  };
-  assert.equal(block('append-event-2.lua'), block('idempotent-append-3.lua'));
-  assert.equal(block('append-batch.lua'), block('idempotent-append-3.lua'));
 });

@@ -1,0 +1,59 @@
+// One call of scripts/append-events.lua: the single endpoint's one event and each chunk of a
+// batch go through the same script, built and read here.
+import { readScripts } from '../core/redis.ts';
+import type { ScriptSource } from '../core/redis.ts';
+import type { RateLimitConfig } from '../core/topology/schema.ts';
+import { bucketArgs } from './rate-limit.ts';
+
+const SCRIPTS = readScripts(new URL('./scripts/', import.meta.url));
+export const APPEND_EVENTS: ScriptSource = SCRIPTS.find((s) => s.name === 'appendEvents') ?? missing();
+export const INGEST_SCRIPTS: readonly ScriptSource[] = SCRIPTS;
+
+function missing(): never {
+  throw new Error('ingest Lua script appendEvents is missing');
+}
+
+export interface EventToAppend {
+  stream: string;
+  /** The Idempotency-Key's record key, and the request's fingerprint, when there is a key. */
+  record?: { key: string; fingerprint: string };
+  txId: string;
+  /** The stream entry's `ev`: the event as JSON. */
+  ev: string;
+  traceparent?: string;
+}
+
+/** Keys and arguments of one call over one merchant's events (their bucket is `bucket`). */
+export function appendCall(bucket: string, events: readonly EventToAppend[], limit: RateLimitConfig, idempotencyTtlMs: number, now: number): { keys: string[]; args: (string | number)[] } {
+  const streams = new Map<string, number>();
+  for (const e of events) if (!streams.has(e.stream)) streams.set(e.stream, streams.size + 1);
+  const keys = [bucket, ...streams.keys()];
+  const args: (string | number)[] = [...bucketArgs(limit, now), idempotencyTtlMs, streams.size];
+  for (const e of events) {
+    const record = e.record ? keys.push(e.record.key) : 0;
+    args.push(streams.get(e.stream)!, record, e.record?.fingerprint ?? '', e.txId, e.ev, e.traceparent ?? '');
+  }
+  return { keys, args };
+}
+
+export type AppendReply =
+  | { kind: 'accepted' | 'replayed' | 'conflict'; value: string }
+  | { kind: 'limited'; waitMs: number }
+  /** Redis refused this event's XADD, or answered something else than the script does. */
+  | { kind: 'failed'; error: Error };
+
+/** The call's reply: one outcome per event, in order. */
+export function parseAppendReply(reply: unknown, events: number): AppendReply[] {
+  if (!Array.isArray(reply) || reply.length !== events * 2) {
+    const error = new Error(`unexpected reply from the append script: ${JSON.stringify(reply)?.slice(0, 200)}`);
+    return Array.from({ length: events }, () => ({ kind: 'failed', error }));
+  }
+  return Array.from({ length: events }, (_, j): AppendReply => {
+    const kind: unknown = reply[2 * j];
+    const value: unknown = reply[2 * j + 1];
+    if (typeof value === 'string' && (kind === 'accepted' || kind === 'replayed' || kind === 'conflict')) return { kind, value };
+    if (kind === 'limited' && typeof value === 'number') return { kind, waitMs: value };
+    if (kind === 'failed') return { kind, error: new Error(`Redis refused the append: ${String(value)}`) };
+    return { kind: 'failed', error: new Error(`unexpected reply from the append script: ${JSON.stringify([kind, value])}`) };
+  });
+}
