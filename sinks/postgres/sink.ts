@@ -137,13 +137,14 @@ export class PostgresSink {
     if (!(this.buffer.length >= maxRows || (this.buffer.length && this.now() >= this.firstAt + maxWait))) return;
     await this.settleWrite(); // one write at a time: the batch before this one first
     const batch = this.takeBuffer();
-    if (!this.o.overlap) return this.flush(batch).catch((err) => this.requeue(batch, err));
     const writing: { done: Promise<void>; error?: unknown } = { done: Promise.resolve() };
     writing.done = this.flush(batch).catch((err) => {
+      // a failed batch goes back in front of what was read since: it is tried again first
       writing.error = err;
-      this.requeue(batch);
+      this.buffer = batch.concat(this.buffer);
     });
     this.writing = writing;
+    if (!this.o.overlap) await this.settleWrite();
   }
 
   /** Waits for the background write; throws its error (its batch is back in the buffer by then). */
@@ -159,14 +160,6 @@ export class PostgresSink {
     const batch = this.buffer;
     this.buffer = [];
     return batch;
-  }
-
-  /** A batch that failed goes back in front of what was read since (it is tried again first). */
-  private requeue(batch: Buffered[], err?: unknown): void {
-    if (this.buffer.length) this.buffer = batch.concat(this.buffer);
-    else this.buffer = batch;
-    this.firstAt = Math.min(this.firstAt || Infinity, this.now());
-    if (err !== undefined) throw err;
   }
 
   private async accept(entries: readonly RawEntry[]): Promise<void> {
