@@ -10,7 +10,9 @@ import type { TestInstance } from './helpers/instance.ts';
 import { spawnRill } from './helpers/rill-process.ts';
 import type { RillProcess } from './helpers/rill-process.ts';
 import { waitFor } from './helpers/wait.ts';
-import { deadLetters, outstanding } from './helpers/pipeline.ts';
+import { outstanding } from './helpers/pipeline.ts';
+import { assertMoney, assertPlaces } from './helpers/payments-verdict.ts';
+import type { Expect, Posted } from './helpers/payments-verdict.ts';
 import { SHIPPED_TOPOLOGY, writeTopology } from './helpers/topology-file.ts';
 import { merchantIds } from './helpers/transactions.ts';
 import { startTestIngest } from '../ingest/testing.ts';
@@ -18,12 +20,6 @@ import type { TestIngest } from '../ingest/testing.ts';
 import { createApiKey } from '../ingest/auth/index.ts';
 import type { TransactionBody } from '../ingest/validation.ts';
 
-type Expect = { status: 'succeeded' } | { status: 'failed'; reason: RegExp } | { status: 'dead_lettered' };
-interface Posted {
-  id: string;
-  body: TransactionBody;
-  expect: Expect;
-}
 
 let inst: TestInstance;
 let ingest: TestIngest;
@@ -125,45 +121,8 @@ test('20,000 mixed transactions: money is conserved, every one ends in exactly o
   await waitFor('phase 2 through the pipeline', async () => (await outstanding(inst.redis, inst.keys, ingest.topology)) === 0, 180_000, 200);
 
   // every accepted transaction in exactly one final place
-  const { rows } = await inst.pool.query<{ id: string; status: string; failure_reason: string | null }>('SELECT id, status, failure_reason FROM transactions');
-  const inTable = new Map(rows.map((r) => [r.id, r]));
-  assert.equal(inTable.size, rows.length, 'no row twice');
-  const dead = await deadLetters(inst.redis, inst.keys, 'ledger', 8);
-  const deadIds = new Set(dead.map((d) => d.get('tx')!));
-  assert.equal(deadIds.size, dead.length, 'no dead letter twice');
-  for (const stage of ['validate', 'risk']) assert.equal((await deadLetters(inst.redis, inst.keys, stage, 8)).length, 0, `nothing dead-lettered by ${stage}`);
-  const counts = { succeeded: 0, failed: 0, dead_lettered: 0 };
-  for (const p of posted) {
-    const row = inTable.get(p.id);
-    const isDead = deadIds.has(p.id);
-    assert.ok(Boolean(row) !== isDead, `${p.id} (${p.body.type}) is in exactly one place`);
-    if (p.expect.status === 'dead_lettered') assert.ok(isDead, `${p.id} dead-lettered`);
-    else {
-      assert.equal(row?.status, p.expect.status, `${p.id} ${p.body.type} ${p.body.amount}: ${row?.failure_reason}`);
-      if (p.expect.status === 'failed') assert.match(row!.failure_reason ?? '', p.expect.reason);
-    }
-    counts[p.expect.status]++;
-  }
-  assert.equal(rows.length + dead.length, posted.length);
-  for (const d of dead) assert.equal(d.get('error'), 'PayinNotFoundError');
-
-  // money: expected balance from the accepted sequence = wallet = sum of wallet-side entries
-  const expected = new Map<string, number>();
-  for (const p of posted) {
-    if (p.expect.status !== 'succeeded') continue;
-    const k = `${p.body.merchant_id}/${p.body.currency}`;
-    expected.set(k, (expected.get(k) ?? 0) + (p.body.type === 'payin' ? p.body.amount : -p.body.amount));
-  }
-  const { rows: wallets } = await inst.pool.query<{ k: string; balance: string }>("SELECT merchant_id || '/' || currency AS k, balance::text FROM wallets");
-  const { rows: sums } = await inst.pool.query<{ k: string; sum: string }>(
-    "SELECT merchant_id || '/' || currency AS k, sum(amount)::text AS sum FROM ledger_entries WHERE account = 'wallet' GROUP BY 1",
-  );
-  assert.deepEqual(new Map(wallets.map((w) => [w.k, Number(w.balance)])), expected, 'wallet balances');
-  assert.deepEqual(new Map(sums.map((s) => [s.k, Number(s.sum)])), expected, 'sum of ledger entries');
-  const { rows: zero } = await inst.pool.query<{ sum: string; unbalanced: string }>(
-    'SELECT sum(amount)::text AS sum, (SELECT count(*) FROM (SELECT tx_id FROM ledger_entries GROUP BY tx_id HAVING sum(amount) <> 0) x) AS unbalanced FROM ledger_entries',
-  );
-  assert.equal(Number(zero[0]!.sum), 0, 'double entry: all entries sum to zero');
-  assert.equal(Number(zero[0]!.unbalanced), 0, 'every transaction balances');
+  const places = await assertPlaces({ pool: inst.pool, redis: inst.redis, keys: inst.keys, partitions: 8, posted, quietStages: ['validate', 'risk'] });
+  const { counts } = places;
+  const expected = await assertMoney(inst.pool, posted);
   t.diagnostic(`succeeded ${counts.succeeded}, failed ${counts.failed}, dead-lettered ${counts.dead_lettered}; ${expected.size} wallets`);
 });

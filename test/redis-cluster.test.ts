@@ -13,7 +13,9 @@ import type { OwnCluster } from './helpers/redis-cluster.ts';
 import { spawnRill } from './helpers/rill-process.ts';
 import type { RillProcess } from './helpers/rill-process.ts';
 import { waitFor } from './helpers/wait.ts';
-import { deadLetters, outstanding } from './helpers/pipeline.ts';
+import { outstanding } from './helpers/pipeline.ts';
+import { assertMoney, assertPlaces } from './helpers/payments-verdict.ts';
+import type { Expect, Posted } from './helpers/payments-verdict.ts';
 import { SHIPPED_TOPOLOGY, writeTopology } from './helpers/topology-file.ts';
 import { merchantIds } from './helpers/transactions.ts';
 import { scanPrefix, startTestIngest } from '../ingest/testing.ts';
@@ -29,12 +31,6 @@ import { openTap } from '../core/tap/reader.ts';
 import { createRegistry } from '../core/metrics.ts';
 import { createLogger } from '../core/logger.ts';
 
-type Expect = { status: 'succeeded' } | { status: 'failed'; reason: RegExp } | { status: 'dead_lettered' };
-interface Posted {
-  id: string;
-  body: TransactionBody;
-  expect: Expect;
-}
 
 const PARTITIONS = 8;
 const ORDERED = ['validate', 'risk', 'ledger'];
@@ -186,50 +182,13 @@ test('the payments pipeline on a 3-master Redis Cluster: exactly once, money con
   await assertSpread(redis as unknown as Cluster, topology);
 
   // every accepted transaction in exactly one final place
-  const { rows } = await pool.query<{ id: string; status: string; failure_reason: string | null }>('SELECT id, status, failure_reason FROM transactions');
-  const inTable = new Map(rows.map((r) => [r.id, r]));
-  assert.equal(inTable.size, rows.length, 'no row twice');
-  const dead = await deadLetters(redis, keys, 'ledger', PARTITIONS);
-  const deadIds = new Set(dead.map((d) => d.get('tx')!));
-  assert.equal(deadIds.size, dead.length, 'no dead letter twice');
-  for (const stage of ['validate', 'risk', 'postgres']) assert.equal((await deadLetters(redis, keys, stage, PARTITIONS)).length, 0, `nothing dead-lettered by ${stage}`);
-  const counts = { succeeded: 0, failed: 0, dead_lettered: 0 };
-  for (const p of posted) {
-    const row = inTable.get(p.id);
-    const isDead = deadIds.has(p.id);
-    assert.ok(Boolean(row) !== isDead, `${p.id} (${p.body.type}) is in exactly one place`);
-    if (p.expect.status === 'dead_lettered') assert.ok(isDead, `${p.id} dead-lettered`);
-    else {
-      assert.equal(row?.status, p.expect.status, `${p.id} ${p.body.type} ${p.body.amount}: ${row?.failure_reason}`);
-      if (p.expect.status === 'failed') assert.match(row!.failure_reason ?? '', p.expect.reason);
-    }
-    counts[p.expect.status]++;
-  }
-  assert.equal(rows.length + dead.length, posted.length);
-  for (const d of dead) assert.equal(d.get('error'), 'PayinNotFoundError');
-
-  // money: expected balance from the accepted sequence = wallet = sum of wallet-side entries
-  const expected = new Map<string, number>();
-  for (const p of posted) {
-    if (p.expect.status !== 'succeeded') continue;
-    const k = `${p.body.merchant_id}/${p.body.currency}`;
-    expected.set(k, (expected.get(k) ?? 0) + (p.body.type === 'payin' ? p.body.amount : -p.body.amount));
-  }
-  const { rows: wallets } = await pool.query<{ k: string; balance: string }>("SELECT merchant_id || '/' || currency AS k, balance::text FROM wallets");
-  const { rows: sums } = await pool.query<{ k: string; sum: string }>(
-    "SELECT merchant_id || '/' || currency AS k, sum(amount)::text AS sum FROM ledger_entries WHERE account = 'wallet' GROUP BY 1",
-  );
-  assert.deepEqual(new Map(wallets.map((w) => [w.k, Number(w.balance)])), expected, 'wallet balances');
-  assert.deepEqual(new Map(sums.map((s) => [s.k, Number(s.sum)])), expected, 'sum of ledger entries');
-  const { rows: zero } = await pool.query<{ sum: string; unbalanced: string }>(
-    'SELECT sum(amount)::text AS sum, (SELECT count(*) FROM (SELECT tx_id FROM ledger_entries GROUP BY tx_id HAVING sum(amount) <> 0) x) AS unbalanced FROM ledger_entries',
-  );
-  assert.equal(Number(zero[0]!.sum), 0, 'double entry: all entries sum to zero');
-  assert.equal(Number(zero[0]!.unbalanced), 0, 'every transaction balances');
+  const places = await assertPlaces({ pool: pool, redis: redis, keys: keys, partitions: PARTITIONS, posted, quietStages: ['validate', 'risk', 'postgres'] });
+  const { counts } = places;
+  const expected = await assertMoney(pool, posted);
 
   // the survivors still run: nothing in their output says a command crossed slots
   for (const w of workers) if (w !== victim) assert.doesNotMatch(w.output(), /CROSSSLOT|same slots allocation group|same slot/);
-  done = { topology, rows: rows.length, dead: dead.length, merchant: merchants[0]!, apiKey: apiKeys.get(merchants[0]!)! };
+  done = { topology, rows: places.rows, dead: places.dead, merchant: merchants[0]!, apiKey: apiKeys.get(merchants[0]!)! };
   t.diagnostic(`succeeded ${counts.succeeded}, failed ${counts.failed}, dead-lettered ${counts.dead_lettered}; ${expected.size} wallets`);
   t.diagnostic(`leases of the killed worker moved within ${movedMs} ms (lease TTL 2 s)`);
   t.diagnostic(`phase 2: ${phase2} events posted in ${postedMs} ms, through the pipeline in ${phase2Ms} ms: ${Math.round((phase2 * 1000) / phase2Ms)} events/s end to end`);
