@@ -5,16 +5,15 @@
 import type { PostgresSinkConfig } from '../core/topology/schema.ts';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { createInstance } from './helpers/instance.ts';
+import { event, expectedWallets, row } from './helpers/ledger-rows.ts';
 import type { TestInstance } from './helpers/instance.ts';
 import { waitFor } from './helpers/wait.ts';
 import { deadLetters } from './helpers/pipeline.ts';
 import { writeTopology } from './helpers/topology-file.ts';
 import { BatchWriter } from '../sinks/postgres/batch-writer.ts';
 import { PostgresSink } from '../sinks/postgres/sink.ts';
-import type { SinkRow } from '../sinks/postgres/rows.ts';
-import type { TransactionEvent, TransactionType } from '../core/event.ts';
+import type { TransactionType } from '../core/event.ts';
 import { connectRedis, defineScripts } from '../core/redis.ts';
 import { CORE_SCRIPTS } from '../core/scripts.ts';
 import { entryArgs } from '../core/entry.ts';
@@ -33,42 +32,6 @@ after(async () => {
   await writer?.close();
   await inst?.cleanup();
 });
-
-let seq = 0;
-/** A succeeded event with its double-entry lines: money in for payin, out of the wallet otherwise. */
-function event(merchant: string, currency: string, type: TransactionType, amount: number, over: Partial<TransactionEvent> = {}): TransactionEvent {
-  const sign = type === 'payin' ? 1 : -1;
-  return {
-    id: `tx_${String(++seq).padStart(8, '0')}${randomBytes(4).toString('hex')}`,
-    merchant_id: merchant,
-    type,
-    amount,
-    currency,
-    ingested_at: Date.now(),
-    status: 'succeeded',
-    ledger: [
-      { account: 'wallet', amount: sign * amount },
-      { account: 'external', amount: -sign * amount },
-    ],
-    ...over,
-  };
-}
-
-const row = (e: TransactionEvent, i = 0): SinkRow => ({ event: e, streamId: `${e.ingested_at}-${i}`, attempts: 1 });
-
-/** Wallet balances expected from events: the sum of their wallet lines (failed ones move nothing). */
-function expectedWallets(events: readonly TransactionEvent[]): Map<string, bigint> {
-  const m = new Map<string, bigint>();
-  for (const e of events) {
-    if (e.status === 'failed') continue;
-    for (const l of e.ledger ?? []) {
-      if (l.account !== 'wallet') continue;
-      const k = `${e.merchant_id}/${e.currency}`;
-      m.set(k, (m.get(k) ?? 0n) + BigInt(l.amount));
-    }
-  }
-  return m;
-}
 
 async function wallets(): Promise<Map<string, bigint>> {
   const { rows } = await inst.pool.query<{ merchant_id: string; currency: string; balance: string }>('SELECT merchant_id, currency, balance::text FROM wallets');

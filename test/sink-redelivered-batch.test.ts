@@ -5,13 +5,12 @@
 // reaches the caller. A batch repeating an id keeps the first copy and never conflicts with itself.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { createInstance } from './helpers/instance.ts';
+import { event, expectedWallets, row } from './helpers/ledger-rows.ts';
 import type { TestInstance } from './helpers/instance.ts';
 import { BatchWriter } from '../sinks/postgres/batch-writer.ts';
-import type { SinkRow } from '../sinks/postgres/rows.ts';
-import type { TransactionEvent, TransactionType } from '../core/event.ts';
+import type { TransactionEvent } from '../core/event.ts';
 
 let inst: TestInstance;
 let writer: BatchWriter;
@@ -45,39 +44,6 @@ after(async () => {
   await writer?.close();
   await inst?.cleanup();
 });
-
-let seq = 0;
-function event(merchant: string, currency: string, type: TransactionType, amount: number, over: Partial<TransactionEvent> = {}): TransactionEvent {
-  const sign = type === 'payin' ? 1 : -1;
-  return {
-    id: `tx_${String(++seq).padStart(8, '0')}${randomBytes(4).toString('hex')}`,
-    merchant_id: merchant,
-    type,
-    amount,
-    currency,
-    ingested_at: Date.now(),
-    status: 'succeeded',
-    ledger: [
-      { account: 'wallet', amount: sign * amount },
-      { account: 'external', amount: -sign * amount },
-    ],
-    ...over,
-  };
-}
-
-const row = (e: TransactionEvent, i = 0): SinkRow => ({ event: e, streamId: `${e.ingested_at}-${i}`, attempts: 1 });
-
-function expectedWallets(events: readonly TransactionEvent[]): Map<string, bigint> {
-  const m = new Map<string, bigint>();
-  for (const e of events) {
-    for (const l of e.ledger ?? []) {
-      if (l.account !== 'wallet') continue;
-      const k = `${e.merchant_id}/${e.currency}`;
-      m.set(k, (m.get(k) ?? 0n) + BigInt(l.amount));
-    }
-  }
-  return m;
-}
 
 async function state() {
   const q = async <T extends pg.QueryResultRow>(sql: string) => (await inst.pool.query<T>(sql)).rows;
