@@ -36,6 +36,8 @@ export interface TransactionView {
   reference: string | null;
   metadata: Record<string, string> | null;
   status: TransactionStatus;
+  /** Set when status is failed: a stable code from core/failure-codes.ts (see the README). */
+  failure_code: string | null;
   failure_reason: string | null;
   risk_score: number | null;
   occurred_at: string | null;
@@ -59,7 +61,7 @@ export { txIdTime };
  */
 export const TRANSACTION_BY_ID_SQL = `
 SELECT id, merchant_id, type, amount, currency, status, reference, risk_score, metadata,
-       occurred_at, ingested_at, processed_at, failure_reason
+       occurred_at, ingested_at, processed_at, failure_code, failure_reason
 FROM transactions
 WHERE id = $1 AND merchant_id = $2 AND ingested_at >= $3::timestamptz AND ingested_at < $4::timestamptz`;
 
@@ -76,6 +78,7 @@ interface TransactionRow {
   occurred_at: Date | null;
   ingested_at: Date;
   processed_at: Date | null;
+  failure_code: string | null;
   failure_reason: string | null;
 }
 
@@ -145,6 +148,7 @@ export class TransactionLookup {
       reference: r.reference,
       metadata: r.metadata,
       status: r.status === 'failed' ? 'failed' : 'succeeded',
+      failure_code: r.status === 'failed' ? (r.failure_code ?? null) : null,
       failure_reason: r.failure_reason,
       risk_score: r.risk_score,
       occurred_at: r.occurred_at ? r.occurred_at.toISOString() : null,
@@ -221,6 +225,7 @@ function fromEvent(ev: TransactionEvent, status: 'accepted' | 'processing' | 'de
     metadata: ev.metadata ?? null,
     status,
     // a stage's verdict on an event still in flight is not final until the sink commits it
+    failure_code: null,
     failure_reason: null,
     risk_score: typeof ev.risk_score === 'number' ? ev.risk_score : null,
     occurred_at: ev.occurred_at ? isoOrNull(ev.occurred_at) : null,
