@@ -20,6 +20,7 @@ import { resolveProcessor } from '../../core/registry.ts';
 import { CORE_SCRIPTS } from '../../core/scripts.ts';
 import { entryArgs } from '../../core/entry.ts';
 import type { Topology } from '../../core/topology/schema.ts';
+import { PAYIN_ACCEPTED, payinBucket } from '../../core/payins.ts';
 import { StageRunner } from '../../core/consumer/stage-runner.ts';
 import { PostgresSink } from '../../sinks/postgres/sink.ts';
 import { BatchWriter } from '../../sinks/postgres/batch-writer.ts';
@@ -319,7 +320,7 @@ export class Simulation {
         const config = topology.stages[slot.name]!;
         const factory = this.factories.get(slot.name)!;
         const processor = await factory.create(factory.configSchema.parse(config.config), {
-          stage: slot.name, redis, keys, topics: Object.keys(topology.topics), registry: this.registry, logger: this.logger,
+          stage: slot.name, redis, keys, topics: Object.keys(topology.topics), refunds: topology.refunds, registry: this.registry, logger: this.logger, now: clock.now,
         });
         proc.runner = new StageRunner({
           name: slot.name, config, topology, keys, redis, processor: traced(processor, proc.label, trace), consumer: slot.consumer,
@@ -516,14 +517,16 @@ export class Simulation {
     for (const [err] of (await pipe.exec()) ?? []) if (err) throw err;
   }
 
-  /** What ingest does once it has accepted an event: XADD it to its partition's lane. */
+  /** What ingest does once it has accepted an event: XADD it to its partition's lane (a payin also registered as accepted). */
   private async ingest(redis: Redis, w: Workload, from: number, n: number, keys: Keys, lanes: LaneMap, clock: FakeClock, topology: Topology): Promise<void> {
     const pipe = redis.pipeline();
     const partitions = topology.topics[topology.ingest.topic]!.partitions;
     for (const e of w.events.slice(from, from + n)) {
       const event = { ...e.body, ingested_at: clock.now() };
-      const stream = keys.lane(topology.ingest.topic, partitionOf(e.body.merchant_id, partitions), lanes.laneOf(e.body.type));
+      const p = partitionOf(e.body.merchant_id, partitions);
+      const stream = keys.lane(topology.ingest.topic, p, lanes.laneOf(e.body.type));
       pipe.xadd(stream, '*', ...entryArgs({ tx: e.id, ev: JSON.stringify(event) }));
+      if (e.body.type === 'payin') pipe.hsetnx(keys.payins(p, e.body.merchant_id, payinBucket(e.id, topology.refunds.window).name), e.id, PAYIN_ACCEPTED);
     }
     for (const [err] of (await pipe.exec()) ?? []) if (err) throw err;
   }
