@@ -22,6 +22,7 @@ import { collectStreamStats } from '../../core/observability/stream-stats.ts';
 import type { StreamStats } from '../../core/observability/stream-stats.ts';
 import { describe } from '../main.ts';
 import type { CommandIO } from './topology.ts';
+import { table } from '../table.ts';
 
 export const STATUS_USAGE = `usage: rill status [--watch [SECONDS]] [--json] [--topology FILE]
 
@@ -356,13 +357,6 @@ export function render(r: StatusReport, where: { redis: string; prefix: string }
     );
   } else out.push('no workers have sent a heartbeat (is any `rill worker` running with this RILL_PREFIX?)');
   return out.join('\n');
-}
-
-function table(head: string[], rows: string[][], right: number[] = []): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const cell = (c: string, i: number, last: boolean) => (right.includes(i) ? c.padStart(widths[i]!) : last ? c : c.padEnd(widths[i]!));
-  const line = (cells: string[]) => cells.map((c, i) => cell(c, i, i === cells.length - 1)).join('  ');
-  return [line(head), ...rows.map(line)].join('\n');
 }
 
 function int(n: number): string {
