@@ -160,8 +160,9 @@ export class TransactionLookup {
   private async fromRedis(merchantId: string, txId: string, ms: number): Promise<TransactionView | undefined> {
     const p = partitionOf(merchantId, this.partitions);
     const { keys, counts, dlqStages } = this.keysOf(p);
+    const parked = this.parkedQueues(p, merchantId);
     const reply = await withTimeout(
-      runScript(this.o.redis, FIND_TX, keys, [
+      runScript(this.o.redis, FIND_TX, [...keys, ...parked], [
         txId,
         ...counts,
         Math.max(0, ms - this.clockSkewMs),
@@ -169,6 +170,7 @@ export class TransactionLookup {
         this.scanLimit,
         this.clockSkewMs,
         ...dlqStages,
+        parked.length,
         ...this.ingestGroups,
       ]),
       this.o.timeoutMs,
@@ -189,6 +191,14 @@ export class TransactionLookup {
       if (typeof dl?.at === 'number' && Number.isFinite(dl.at)) view.processed_at = new Date(dl.at).toISOString();
     }
     return view;
+  }
+
+  /** The merchant's parked queues: every ordered stage × lane of its partition. */
+  private parkedQueues(p: number, merchantId: string): string[] {
+    const { topology, keys: k } = this.o;
+    return Object.entries(topology.stages)
+      .filter(([, s]) => s.ordering === 'key')
+      .flatMap(([stage]) => topology.priorities.map((l) => k.parkQueue(stage, p, `${l.name}|${merchantId}`)));
   }
 
   private keysOf(p: number): PartitionKeys {
