@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { createInstance } from './helpers/instance.ts';
 import type { TestInstance } from './helpers/instance.ts';
 import { outstanding } from './helpers/pipeline.ts';
-import { writeTopology } from './helpers/topology-file.ts';
+import { flakyStage, writeTopology } from './helpers/topology-file.ts';
 import { waitFor } from './helpers/wait.ts';
 import { startWorker } from '../cli/worker.ts';
 import type { Worker } from '../cli/worker.ts';
@@ -26,8 +26,6 @@ import type { TestIngest } from '../ingest/testing.ts';
 import { newTxId } from '../core/tx-id.ts';
 
 const M = 'merchant_status';
-/** A test stage after validate: fails an event marked metadata.fail = "fatal" fatally (a dead letter). */
-const FLAKY = new URL('./fixtures/processors/flaky.ts', import.meta.url).pathname;
 
 describe('GET /v1/transactions/:id', () => {
   let inst: TestInstance;
@@ -73,11 +71,7 @@ describe('GET /v1/transactions/:id', () => {
   before(async () => {
     inst = await createInstance('api-status');
     // the engine topology with a test stage between validate and the sink: validate → flaky → sink
-    ({ topology } = writeTopology({
-      'topics.checked': { partitions: 8, retention: { max_age: '7d', max_len: 1_000_000 } },
-      'stages.flaky': { input: 'validated', processor: FLAKY, output: 'checked', ordering: 'none', concurrency: 1, batch: 100, retry: { attempts: 2, base: '10ms', factor: 2, max: '100ms', jitter: 'none' }, visibility_timeout: '30s', dead_letter: { max_len: 1000 } },
-      'sinks.postgres.input': 'checked',
-    }));
+    ({ topology } = writeTopology(flakyStage()));
     partitions = topology.topics.transactions!.partitions;
     ingest = await startTestIngest(inst, { topology });
     const mine = partitionOf(M, partitions);
