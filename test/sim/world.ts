@@ -62,7 +62,8 @@ export interface SeedResult {
 }
 
 // what test/helpers/pipeline.ts `outstanding` counts (lag + pending of every group of every lane
-// stream, plus the delay sets), in one script: atomic, and a number instead of XINFO replies to parse
+// stream, plus the delay sets and the events parked by ordered stages), in one script: atomic, and
+// a number instead of XINFO replies to parse
 const OUTSTANDING = `local total = 0
 for i = 1, tonumber(ARGV[1]) do
   if redis.call('EXISTS', KEYS[i]) == 1 then
@@ -73,19 +74,24 @@ for i = 1, tonumber(ARGV[1]) do
     end
   end
 end
-for i = tonumber(ARGV[1]) + 1, #KEYS do total = total + redis.call('ZCARD', KEYS[i]) end
+for i = tonumber(ARGV[1]) + 1, tonumber(ARGV[2]) do total = total + redis.call('ZCARD', KEYS[i]) end
+for i = tonumber(ARGV[2]) + 1, #KEYS do total = total + tonumber(redis.call('GET', KEYS[i]) or '0') end
 return total`;
 
 async function outstanding(redis: Redis, keys: Keys, topology: Topology): Promise<number> {
   const streams: string[] = [];
   const delays: string[] = [];
+  const parked: string[] = [];
   for (const [topic, t] of Object.entries(topology.topics)) {
     for (let p = 0; p < t.partitions; p++) for (const lane of topology.priorities) streams.push(keys.lane(topic, p, lane.name));
   }
   for (const [stage, s] of Object.entries(topology.stages)) {
-    for (let p = 0; p < topology.topics[s.input]!.partitions; p++) delays.push(keys.delay(stage, p));
+    for (let p = 0; p < topology.topics[s.input]!.partitions; p++) {
+      delays.push(keys.delay(stage, p));
+      if (s.ordering === 'key') parked.push(keys.parked(stage, p, 'count'));
+    }
   }
-  return Number(await redis.eval(OUTSTANDING, streams.length + delays.length, ...streams, ...delays, streams.length));
+  return Number(await redis.eval(OUTSTANDING, streams.length + delays.length + parked.length, ...streams, ...delays, ...parked, streams.length, streams.length + delays.length));
 }
 
 export function traceHash(lines: readonly string[]): string {
