@@ -14,7 +14,7 @@ import { fingerprint } from './idempotency.ts';
 import { IngestKeys } from './keys.ts';
 import { RateLimitedError } from './rate-limit.ts';
 import { withTimeout } from './timeout.ts';
-import { newTxId } from './tx-id.ts';
+import { newTxId } from '../core/tx-id.ts';
 import type { TransactionBody } from './validation.ts';
 
 export interface Route {

@@ -15,7 +15,7 @@ import type { Topology } from '../core/topology/schema.ts';
 import { createApiKey } from '../ingest/auth/index.ts';
 import { scanPrefix, startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
-import { TX_ID_PATTERN } from '../ingest/tx-id.ts';
+import { TX_ID_PATTERN } from '../core/tx-id.ts';
 
 const M = 'merchant_batch';
 const OTHER = 'merchant_batch_other';

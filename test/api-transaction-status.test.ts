@@ -23,7 +23,7 @@ import { TRANSACTION_BY_ID_SQL, txIdTime } from '../ingest/routes/transaction-st
 import type { TransactionView } from '../ingest/routes/transaction-status.ts';
 import { startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
-import { newTxId } from '../ingest/tx-id.ts';
+import { newTxId } from '../core/tx-id.ts';
 
 const M = 'merchant_status';
 

@@ -11,7 +11,7 @@ import { createApiKey } from '../ingest/auth/key-store.ts';
 import { scanPrefix, startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
 import { IngestKeys } from '../ingest/keys.ts';
-import { TX_ID_PATTERN } from '../ingest/tx-id.ts';
+import { TX_ID_PATTERN } from '../core/tx-id.ts';
 
 const M = 'merchant_idem';
 

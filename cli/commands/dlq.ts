@@ -9,7 +9,7 @@ import { ConfigError } from '../../core/errors.ts';
 import { Keys } from '../../core/keys.ts';
 import { connectRedis } from '../../core/redis.ts';
 import { loadTopology } from '../../core/topology/load.ts';
-import { describe } from '../main.ts';
+import { describe } from '../describe-error.ts';
 import type { CommandIO } from './topology.ts';
 
 export const DLQ_USAGE = `usage: rill dlq list [--stage S] [--since 10m|<unix ms>|RFC3339] [--limit N] [--json]

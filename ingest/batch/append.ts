@@ -18,7 +18,7 @@ import type { EventToAppend } from '../append-call.ts';
 import { fingerprint } from '../idempotency.ts';
 import { IngestKeys } from '../keys.ts';
 import { withTimeout } from '../timeout.ts';
-import { newTxId } from '../tx-id.ts';
+import { newTxId } from '../../core/tx-id.ts';
 import type { TransactionBody } from '../validation.ts';
 
 /** Events per script call: ~1,000 appends keep Redis busy for a few ms at most. */

@@ -24,7 +24,7 @@ import type { Topology } from '../../core/topology/schema.ts';
 import type { AuthEnv } from '../auth/index.ts';
 import { forbidden, notFound } from '../problem.ts';
 import { withTimeout } from '../timeout.ts';
-import { txIdTime } from '../tx-id.ts';
+import { txIdTime } from '../../core/tx-id.ts';
 
 /** The transaction as its merchant sees it. Times are RFC 3339 (UTC); absent values are null. */
 export interface TransactionView {

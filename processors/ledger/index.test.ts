@@ -10,7 +10,7 @@ import { createRegistry } from '../../core/metrics.ts';
 import { partitionOf } from '../../core/partition.ts';
 import type { TransactionEvent } from '../../core/event.ts';
 import type { StreamEvent } from '../../core/processor.ts';
-import { newTxId } from '../../ingest/tx-id.ts';
+import { newTxId } from '../../core/tx-id.ts';
 import { ledgerProcessor, payinBucket } from './index.ts';
 
 const DAY = 86_400_000;

@@ -4,7 +4,7 @@
 // with enough unrefunded amount, and retries (then dead-letters) while that payin is unknown.
 // Runs as an `ordering: key` stage: per-merchant order comes from the partition lease.
 // A debit taking a wallet under its threshold emits one alert event (no storm).
-import { txIdTime } from '../../ingest/tx-id.ts';
+import { txIdTime } from '../../core/tx-id.ts';
 import { z } from 'zod';
 import type { LedgerLine, TransactionEvent } from '../../core/event.ts';
 import { ConfigError, FatalError, RetryableError } from '../../core/errors.ts';
