@@ -1,14 +1,23 @@
 // `npm run docs`: write the files generated from the code; `npm run docs:check`: fail (exit 1)
 // when one of them is stale. Generated, never edited by hand:
 //   client/schema.ts   the client's types, from the OpenAPI document (openapi-typescript)
-import { readFileSync, writeFileSync } from 'node:fs';
+//   docs/topology.md   from core/topology/schema.ts
+//   docs/metrics.md    from the metrics the code registers
+//   docs/cli.md        from the commands' --help
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import openapiTS from 'openapi-typescript';
 import { openApiDocument } from '../ingest/openapi/spec.ts';
+import { cliDoc } from './docs/cli.ts';
+import { metricsDoc } from './docs/metrics.ts';
+import { topologyDoc } from './docs/topology.ts';
 
 const root = new URL('..', import.meta.url);
 
 const generators: Record<string, () => Promise<string>> = {
-  'client/schema.ts': async () => openapiTS(openApiDocument() as Parameters<typeof openapiTS>[0]),
+  'client/schema.ts': async () => openapiTS(openApiDocument() as unknown as Parameters<typeof openapiTS>[0]),
+  'docs/topology.md': async () => topologyDoc(new URL('topology.yaml', root)),
+  'docs/metrics.md': async () => metricsDoc(root),
+  'docs/cli.md': async () => cliDoc(root),
 };
 
 const check = process.argv.includes('--check');
@@ -25,6 +34,7 @@ for (const [file, generate] of Object.entries(generators)) {
   if (current === text) continue;
   if (check) stale.push(file);
   else {
+    mkdirSync(new URL('.', path), { recursive: true });
     writeFileSync(path, text);
     console.log(`wrote ${file}`);
   }
