@@ -4,7 +4,7 @@
 // and loads it on NOSCRIPT, also inside pipelines.
 import { readdirSync, readFileSync } from 'node:fs';
 import { Cluster, Redis } from 'ioredis';
-import type { ChainableCommander, RedisOptions } from 'ioredis';
+import type { RedisOptions } from 'ioredis';
 import type { RillEnv } from './config.ts';
 import type { RedisClient, RedisPipeline } from './redis-client.ts';
 import { bySlot, isCluster, onEveryMaster } from './slot-pipeline.ts';

@@ -44,7 +44,7 @@ const event = (i: number, extra: Record<string, unknown> = {}): Record<string, u
   reference: `batch-${i}`,
   ...extra,
 });
-const ndjson = (lines: unknown[]): string => lines.map((l) => (typeof l === 'string' ? l : JSON.stringify(l))).join('\n') + '\n';
+const ndjson = (lines: unknown[]): string => `${lines.map((l) => (typeof l === 'string' ? l : JSON.stringify(l))).join('\n')}\n`;
 
 describe('POST /v1/transactions/batch', () => {
   let inst: TestInstance;

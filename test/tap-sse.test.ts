@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createInstance } from './helpers/instance.ts';
 import type { TestInstance } from './helpers/instance.ts';
-import { merchantIds, sampleBody } from './helpers/transactions.ts';
+import { sampleBody } from './helpers/transactions.ts';
 import { waitFor } from './helpers/wait.ts';
 import { EventAppender } from '../ingest/append.ts';
 import { createApiKey, parseApiKey } from '../ingest/auth/key-store.ts';

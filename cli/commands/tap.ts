@@ -232,7 +232,7 @@ class Output {
 
   /** Resolves when the output can take more. */
   async ready(): Promise<void> {
-    if (!this.stream || !this.stream.writableNeedDrain || this.closed) return;
+    if (!this.stream?.writableNeedDrain || this.closed) return;
     await new Promise<void>((resolve) => {
       const done = () => {
         this.stream!.off('drain', done);
