@@ -133,6 +133,15 @@ describe('the package: build, pack, install, run', { timeout: 300_000 }, () => {
       console.log(typeof core.outcomeFromError, typeof RillClient, typeof RillProblemError);`], user);
     assert.equal(imports.code, 0, imports.out);
     assert.equal(imports.out.trim(), 'function function function');
+    // the types resolve for a TypeScript user too (the project's own tsc, strict)
+    writeFileSync(join(user, 'uses-types.ts'), `import { RillClient } from 'rill/client';
+import type { ProcessorFactory } from 'rill';
+const rill = new RillClient({ baseUrl: 'http://localhost:8080', apiKey: 'rk_x' });
+export const balance = async (): Promise<number | undefined> => (await rill.getWallets())[0]?.balance;
+export const none: ProcessorFactory | undefined = undefined;
+`);
+    const tsc = await run('node', [join(ROOT, 'node_modules/typescript/bin/tsc'), '--noEmit', '--strict', '--module', 'nodenext', '--skipLibCheck', 'false', 'uses-types.ts'], user);
+    assert.equal(tsc.code, 0, tsc.out);
   });
 
   test('a worker from the compiled entry point runs a .ts and a .mjs plugin: events reach Postgres through both', async () => {
