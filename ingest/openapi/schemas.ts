@@ -2,6 +2,10 @@
 // (spec.ts) and the contract test validates real answers against that document. Request bodies
 // are NOT redefined here: the spec uses the very schemas that validate them (../validation.ts).
 import { z } from 'zod';
+import type { Problem } from '../problem.ts';
+import type { BatchResult } from '../routes/batch.ts';
+import type { TransactionView } from '../routes/transaction-status.ts';
+import type { WalletView } from '../routes/wallets.ts';
 import { TransactionBodySchema } from '../validation.ts';
 
 export const FieldErrorSchema = z.object({
@@ -83,3 +87,13 @@ export const WalletsSchema = z.object({
 
 export const HealthSchema = z.object({ status: z.literal('ok') });
 export const ReadySchema = z.object({ status: z.literal('ready') });
+
+// What the handlers answer must fit what the document says (checked by tsc; the contract test
+// checks real answers): each handler's own type is assignable to its schema's.
+type Fits<Actual extends Documented, Documented> = Actual;
+export type DocumentedAnswers = [
+  Fits<TransactionView, z.input<typeof TransactionViewSchema>>,
+  Fits<{ wallets: WalletView[] }, z.input<typeof WalletsSchema>>,
+  Fits<{ results: BatchResult[] }, z.input<typeof BatchResponseSchema>>,
+  Fits<Problem, z.input<typeof ProblemSchema>>,
+];
