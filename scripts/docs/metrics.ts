@@ -13,7 +13,8 @@ interface Metric {
 }
 
 const DIRS = ['core', 'ingest', 'processors', 'sinks', 'cli', 'console'];
-const CALL = /\b(counter|gauge|histogram)\(\s*[\w.]+,\s*'(rill_\w+)',\s*'((?:\\.|[^'\\])*)',\s*\[([^\]]*)\]/g;
+// the help text in either quote style (the formatter picks the one needing fewer escapes)
+const CALL = /\b(counter|gauge|histogram)\(\s*[\w.]+,\s*'(rill_\w+)',\s*(['"])((?:\\.|(?!\3)[^\\])*)\3,\s*\[([^\]]*)\]/g;
 
 function sources(root: string): string[] {
   const out: string[] = [];
@@ -40,7 +41,7 @@ export function metricsDoc(rootUrl: URL): string {
   for (const file of sources(root)) {
     const text = readFileSync(file, 'utf8');
     for (const m of text.matchAll(CALL)) {
-      const [, kind, name, help, labels] = m;
+      const [, kind, name, , help, labels] = m;
       if (metrics.has(name!)) continue;
       metrics.set(name!, {
         name: name!,
