@@ -1,5 +1,8 @@
 // The `rill` command: one subcommand per job; every failure is one line on stderr and exit 1.
-import { ConfigError } from '../core/errors.ts';
+import { describe } from './describe-error.ts';
+
+// commands import it from ./describe-error.ts (not from here: that would be an import cycle)
+export { describe };
 
 type Command = (argv: string[]) => Promise<number>;
 
@@ -40,19 +43,4 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`rill ${name}: ${describe(err)}`);
     return 1;
   }
-}
-
-/** One line, no stack: what went wrong and, where we know, what to do. */
-export function describe(err: unknown): string {
-  if (err instanceof ConfigError) return err.message;
-  if (err instanceof Error) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ECONNREFUSED') return `cannot connect (${err.message}); is the service running? (REDIS_URL / DATABASE_URL)`;
-    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
-      return err.message.split('\n')[0]!;
-    }
-    if (err.name === 'TopologyError') return err.message.split('\n').join('; ');
-    return err.message.split('\n')[0] || err.name;
-  }
-  return String(err);
 }

@@ -4,12 +4,12 @@
 // and loads it on NOSCRIPT, also inside pipelines.
 import { readdirSync, readFileSync } from 'node:fs';
 import { Cluster, Redis } from 'ioredis';
-import type { ChainableCommander, RedisOptions } from 'ioredis';
+import type { RedisOptions } from 'ioredis';
 import type { RillEnv } from './config.ts';
+import type { RedisClient, RedisPipeline } from './redis-client.ts';
 import { bySlot, isCluster, onEveryMaster } from './slot-pipeline.ts';
 
-export type RedisClient = Redis | Cluster;
-export type RedisPipeline = ChainableCommander;
+export type { RedisClient, RedisPipeline } from './redis-client.ts';
 
 export interface ConnectOptions {
   /** Shown in CLIENT LIST, for operators. */

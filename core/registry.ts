@@ -1,9 +1,9 @@
 // Processors found by name from the topology. Built-ins register themselves through the CLI's
 // wiring (core imports none of them); a topology may also name a module path.
-import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import type { ProcessorFactory } from './processor.ts';
 import { ConfigError } from './errors.ts';
+import { importPlugin } from './plugin-import.ts';
 
 const factories = new Map<string, ProcessorFactory<unknown>>();
 
@@ -20,7 +20,7 @@ export async function resolveProcessor(name: string, baseDir = process.cwd()): P
   const known = factories.get(name);
   if (known) return known;
   if (!isModulePath(name)) throw new ConfigError(`unknown processor "${name}" (registered: ${[...factories.keys()].join(', ') || 'none'})`);
-  const mod = (await import(pathToFileURL(resolve(baseDir, name)).href)) as { default?: ProcessorFactory<unknown> };
+  const mod = (await importPlugin(resolve(baseDir, name))) as { default?: ProcessorFactory<unknown> };
   if (!mod.default || typeof mod.default.create !== 'function') {
     throw new ConfigError(`processor module ${name} must export default a ProcessorFactory`);
   }

@@ -7,7 +7,7 @@
 // Order holds within a slot (so within a partition), not across slots.
 import { Cluster } from 'ioredis';
 import type { Redis } from 'ioredis';
-import type { RedisClient, RedisPipeline } from './redis.ts';
+import type { RedisClient, RedisPipeline } from './redis-client.ts';
 
 export type PipelineReply = [Error | null, unknown];
 

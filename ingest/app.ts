@@ -37,6 +37,7 @@ import { UnknownPayinError } from './append.ts';
 import { BatchAppender } from './batch/append.ts';
 import { postTransactionBatch } from './routes/batch.ts';
 import { opsRoutes } from './routes/ops.ts';
+import { openApiRoutes } from './openapi/routes.ts';
 import { getTransaction, TransactionLookup } from './routes/transaction-status.ts';
 import { getWallets } from './routes/wallets.ts';
 import { postTransaction } from './routes/transactions.ts';
@@ -132,6 +133,8 @@ export function createIngestApp(deps: IngestDeps): IngestApp {
       ...(deps.load ? { load: deps.load } : {}),
     }),
   );
+
+  app.route('/', openApiRoutes());
 
   app.notFound((c) => problemResponse(notFound(`No route for ${c.req.method} ${c.req.path.slice(0, 200)}.`).problem));
   app.onError((err, c) => toProblem(err, c, log, limits));

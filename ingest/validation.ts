@@ -43,7 +43,11 @@ export const TransactionBodySchema = z
       .int('must be an integer amount in minor units')
       .positive('must be greater than 0')
       .max(Number.MAX_SAFE_INTEGER, `must be at most ${Number.MAX_SAFE_INTEGER}`),
-    currency: z.string().refine((c) => /^[A-Z]{3}$/.test(c) && CURRENCIES.has(c), 'must be an ISO 4217 currency code like "USD"'),
+    currency: z
+      .string()
+      .refine((c) => /^[A-Z]{3}$/.test(c) && CURRENCIES.has(c), 'must be an ISO 4217 currency code like "USD"')
+      // the refine is invisible to JSON Schema: the OpenAPI document says it here
+      .meta({ pattern: '^[A-Z]{3}$', description: 'An ISO 4217 currency code.', examples: ['USD'] }),
     reference: z.string().min(1, 'must not be empty').max(255, 'must be at most 255 characters').refine(storable, STORABLE).optional(),
     occurred_at: z.iso
       .datetime({ offset: true, error: 'must be an RFC 3339 date-time like 2024-05-01T12:00:00Z' })
@@ -55,6 +59,7 @@ export const TransactionBodySchema = z
         z.string().max(METADATA_MAX_VALUE, `must be at most ${METADATA_MAX_VALUE} characters`).refine(storable, STORABLE),
       )
       .refine((m) => Object.keys(m).length <= METADATA_MAX_ENTRIES, `must have at most ${METADATA_MAX_ENTRIES} entries`)
+      .meta({ maxProperties: METADATA_MAX_ENTRIES })
       .optional(),
   })
   .strict();
@@ -96,7 +101,7 @@ export function fieldErrors(issues: readonly z.core.$ZodIssue[]): FieldError[] {
 }
 
 export function pointer(path: readonly PropertyKey[]): string {
-  return path.map((p) => '/' + String(p).replace(/~/g, '~0').replace(/\//g, '~1')).join('');
+  return path.map((p) => `/${String(p).replace(/~/g, '~0').replace(/\//g, '~1')}`).join('');
 }
 
 // The hot path's check: the rules of TransactionBodySchema written out by hand, ~10× cheaper than

@@ -4,6 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createInstance } from './helpers/instance.ts';
 import type { TestInstance } from './helpers/instance.ts';
 import { waitFor } from './helpers/wait.ts';
@@ -108,6 +109,11 @@ test('promtool check metrics accepts the worker and ingest expositions after tra
   }
   assertPasses(workerText, 'worker');
   assertPasses(ingestText, 'ingest');
+  // the generated reference (npm run docs) lists every metric a process really registers
+  const reference = readFileSync(new URL('../docs/metrics.md', import.meta.url), 'utf8');
+  const families = [...`${workerText}\n${ingestText}`.matchAll(/^# TYPE (rill_\w+) /gm)].map((m) => m[1]!);
+  const undocumented = families.filter((f) => !/^rill_(process|nodejs)_/.test(f) && !reference.includes(`| \`${f}\` |`));
+  assert.deepEqual(undocumented, [], 'metrics missing from docs/metrics.md (npm run docs)');
 });
 
 test('a broken exposition is caught (the check is real)', () => {

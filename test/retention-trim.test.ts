@@ -45,7 +45,10 @@ async function setup(label: string, intervalMs = 3_600_000): Promise<Setup> {
   inst = await createInstance(label);
   const registry = createRegistry({ defaults: false });
   const logs: Record<string, unknown>[] = [];
-  const sink = new Writable({ write: (chunk: Buffer, _enc, done) => (logs.push(JSON.parse(chunk.toString())), done()) });
+  const sink = new Writable({ write: (chunk: Buffer, _enc, done) => {
+      logs.push(JSON.parse(chunk.toString()));
+      done();
+    } });
   retention = startRetention({ redis: inst.redis, keys: inst.keys, topology, registry, logger: pino({ level: 'warn' }, sink), intervalMs });
   return { inst, registry, logs, retention };
 }

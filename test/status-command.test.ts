@@ -221,7 +221,10 @@ test('--watch redraws every period until stopped (--json: one object per line)',
   let screens = 0;
   let text = '';
   const code = await statusCommand(['--watch=0.3'], {
-    stdout: { write: (s: string) => ((text += s), ++screens === 2 && ac2.abort()) },
+    stdout: { write: (s: string) => {
+      text += s;
+      if (++screens === 2) ac2.abort();
+    } },
     stderr: { write: (s: string) => (text += s) },
     env: { ...process.env, ...inst.vars, RILL_TOPOLOGY: path },
     signal: ac2.signal,

@@ -63,5 +63,5 @@ test('a trace runs from ingest through validate, risk, ledger and the sink', asy
     assert.equal(span.parentSpanContext?.spanId, parent.spanContext().spanId, `${chain[i]} is the child of ${chain[i - 1]}`);
   }
   assert.equal(byName.get('stage ledger')!.attributes['rill.outcome'], 'ok');
-  t.diagnostic(chain.map((n) => `${n} ${byName.get(n)!.spanContext().spanId}`).join(' → ') + ` (trace ${traceId})`);
+  t.diagnostic(`${chain.map((n) => `${n} ${byName.get(n)!.spanContext().spanId}`).join(' → ')} (trace ${traceId})`);
 });

@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import { freePort } from '../../cli/local-services.ts';
 import type { CpuProfile } from './procs.ts';
-import { Child, runToEnd, spawnRill } from './procs.ts';
+import { type Child, runToEnd, spawnRill } from './procs.ts';
 import type { Merchant } from './payload.ts';
 import { merchantIds } from './payload.ts';
 import { deletePrefix } from './redis-stats.ts';

@@ -39,7 +39,7 @@ function requestBuilder(p: PayloadSpec): (i: number) => Built {
       const seq = i * size + j;
       const ev: Record<string, unknown> = { ...transactionBody(seq, m.id, p.mix, p.refs?.[m.id]) };
       if (p.idempotency) ev.idempotency_key = `${p.seed}-${seq}`;
-      body += JSON.stringify(ev) + '\n';
+      body += `${JSON.stringify(ev)}\n`;
     }
     return { headers: { 'content-type': 'application/x-ndjson', authorization: auth[k]! }, body };
   };

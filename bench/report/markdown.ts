@@ -83,5 +83,5 @@ export function renderMarkdown(r: BenchResults, chartFile: string): string {
     '- Ratios are taken within this one run, so the machine\'s state weighs on both sides alike; absolute figures move with whatever else the machine does.',
   );
   if (r.problems.length) out.push('', '## Problems', '', ...r.problems.map((p) => `- ${p}`));
-  return out.join('\n') + '\n';
+  return `${out.join('\n')}\n`;
 }

@@ -83,8 +83,8 @@ function latencyRows(figures: readonly LatencyFigure[], y0: number): { svg: stri
   const svg: string[] = [];
   if (!figures.length) return { svg, height: 0 };
   const values = figures.flatMap((f) => [f.p50, f.p99, f.p99Limit ?? 0]).filter((v) => v > 0);
-  const lo = Math.pow(10, Math.floor(Math.log10(Math.max(0.01, Math.min(...values)))));
-  const hi = Math.pow(10, Math.ceil(Math.log10(Math.max(...values) * 1.01)));
+  const lo = 10 ** Math.floor(Math.log10(Math.max(0.01, Math.min(...values))));
+  const hi = 10 ** Math.ceil(Math.log10(Math.max(...values) * 1.01));
   const scale = (v: number) => (Math.log10(Math.max(lo, v) / lo) / Math.log10(hi / lo)) * BAR_W;
   const rowH = 22;
   const axisY = y0 + figures.length * rowH + 4;

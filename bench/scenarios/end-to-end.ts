@@ -12,7 +12,7 @@ import { P99_LIMIT_MS } from '../profiles.ts';
 import type { LoadJob, LoadResult } from '../load/protocol.ts';
 import type { BenchInstance, RunningIngest, RunningWorker } from '../lib/instance.ts';
 import type { Merchant } from '../lib/payload.ts';
-import { CpuWindow, cpuMs } from '../lib/proc-stats.ts';
+import { CpuWindow, } from '../lib/proc-stats.ts';
 import { byLabel, histogramQuantile, scrape, sum } from '../lib/prom.ts';
 import type { Sample } from '../lib/prom.ts';
 import { backendPids, rowLatenciesUs } from '../lib/pg-stats.ts';
@@ -171,7 +171,7 @@ async function ladder(ctx: RunContext, setup: Setup, posting: Posting, startRate
       rate = Math.max(100, Math.round(rate / 2 / 100) * 100); // the start was too high: halve
     }
   }
-  if (E.bisect && lastUp && firstDown && firstDown.drained && firstDown.rate - lastUp.rate >= 400) {
+  if (E.bisect && lastUp && firstDown?.drained && firstDown.rate - lastUp.rate >= 400) {
     await go(Math.round((lastUp.rate + firstDown.rate) / 2 / 100) * 100);
   }
   const pick = (ok: (s: Step) => boolean) => steps.filter(ok).sort((x, y) => y.rate - x.rate)[0];
@@ -208,7 +208,7 @@ async function ladder(ctx: RunContext, setup: Setup, posting: Posting, startRate
   const problems: string[] = [];
   const lost = steps.filter((s) => s.drained && s.e2eMs && s.load.events > 0 && s.e2eMs.count < s.load.events);
   for (const s of lost) problems.push(`end to end (${what}) at ${s.rate}/s: ${s.load.events} accepted in the window, ${s.e2eMs!.count} rows in Postgres`);
-  const cpuRow = (s: Step) => Object.entries(s.cpu.cores).map(([k, v]) => `${k} ${v}${k === 'other' ? '' : ` (${Math.round((v / Math.max(1, s.load.eventsPerSec)) * 1e6)} µs/event)`}`).join(', ') + `; machine ${Math.round(s.cpu.machineBusy * 100)} % busy`;
+  const cpuRow = (s: Step) => `${Object.entries(s.cpu.cores).map(([k, v]) => `${k} ${v}${k === 'other' ? '' : ` (${Math.round((v / Math.max(1, s.load.eventsPerSec)) * 1e6)} µs/event)`}`).join(', ')}; machine ${Math.round(s.cpu.machineBusy * 100)} % busy`;
   return {
     comparisons,
     latency,

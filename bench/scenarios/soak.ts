@@ -114,7 +114,7 @@ export const soak: Scenario = {
         {
           title: `Soak at ${int(rate)}/s for ${Math.round(durationMs / 1000)} s (rate: ${source})`,
           columns: ['series', 'level after warm-up', 'level per minute', 'level at the end', 'largest level deviation', 'largest single sample', 'within 10 %'],
-          rows: checks.map((c) => [c.series, mb(c.atWarmup), c.levels.map((l) => mb(l).replace(' MB', '')).join(' · ') + ' MB', mb(c.end), `${(c.maxDeviation * 100).toFixed(1)} %`, `${mb(c.max)} (${(c.maxSampleDeviation * 100).toFixed(1)} %)`, c.pass ? 'yes' : 'no']),
+          rows: checks.map((c) => [c.series, mb(c.atWarmup), `${c.levels.map((l) => mb(l).replace(' MB', '')).join(' · ')} MB`, mb(c.end), `${(c.maxDeviation * 100).toFixed(1)} %`, `${mb(c.max)} (${(c.maxSampleDeviation * 100).toFixed(1)} %)`, c.pass ? 'yes' : 'no']),
           note: `Ingest: ${int(load.rps)}/s achieved, p50 ${ms(load.latencyMs.p50)} ms, p99 ${ms(load.latencyMs.p99)} ms (${statusText(load)}). Redis grew ${mb(redisGrowth)} after the warm-up, ~${int(perEvent)} bytes per accepted event. In the steady state Redis holds ~${int(heldPerEvent)} bytes per event of the last ${SOAK_RETENTION} (four topics' entries, idempotency, risk and ledger records, refundable payins); with the shipped retention (7 days of transactions and settled, 1 day of the rest, 24 h idempotency, 7 days of ledger records, 180 days of payins) size Redis for rate × that.`,
         },
         {

@@ -3,13 +3,13 @@
 import { parseArgs } from 'node:util';
 import { readEnv } from '../../core/config.ts';
 import { DeadLetters } from '../../core/dead-letters.ts';
-import type { DeadLetter } from '../../core/dead-letters.ts';
+import type { DeadLetter, RedriveResult } from '../../core/dead-letters.ts';
 import { parseDuration } from '../../core/duration.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { Keys } from '../../core/keys.ts';
 import { connectRedis } from '../../core/redis.ts';
 import { loadTopology } from '../../core/topology/load.ts';
-import { describe } from '../main.ts';
+import { describe } from '../describe-error.ts';
 import type { CommandIO } from './topology.ts';
 import { table } from '../table.ts';
 
@@ -157,7 +157,7 @@ async function show(dlq: DeadLetters, id: string, values: Values, out: (s: strin
 
 async function redrive(dlq: DeadLetters, values: Values, since: number | undefined, out: (s: string) => void): Promise<number> {
   const dryRun = values['dry-run'] ?? false;
-  let res;
+  let res: RedriveResult;
   if (values.ids !== undefined) {
     if (since !== undefined) throw new ConfigError('--since selects with --all, not with --ids');
     const ids = values.ids.split(',').map((s) => s.trim()).filter(Boolean);

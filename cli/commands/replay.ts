@@ -11,7 +11,7 @@ import { idTime, parseTapStart } from '../../core/tap/position.ts';
 import { applyReplay, planReplay, replayTarget } from '../../core/tap/replay.ts';
 import type { ReplayPlan } from '../../core/tap/replay.ts';
 import { loadTopology } from '../../core/topology/load.ts';
-import { describe } from '../main.ts';
+import { describe } from '../describe-error.ts';
 import type { CommandIO } from './topology.ts';
 
 export const REPLAY_USAGE = `usage: rill replay --group G --from T [--topic TOPIC] [--dry-run]

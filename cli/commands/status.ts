@@ -20,7 +20,7 @@ import { readWorkers } from '../../core/observability/heartbeat.ts';
 import type { WorkerStats, WorkerView } from '../../core/observability/heartbeat.ts';
 import { collectStreamStats } from '../../core/observability/stream-stats.ts';
 import type { StreamStats } from '../../core/observability/stream-stats.ts';
-import { describe } from '../main.ts';
+import { describe } from '../describe-error.ts';
 import type { CommandIO } from './topology.ts';
 import { table } from '../table.ts';
 

@@ -13,7 +13,7 @@ import { parseTapEnd, parseTapStart } from '../../core/tap/position.ts';
 import { openTap } from '../../core/tap/reader.ts';
 import type { TapEvent } from '../../core/tap/reader.ts';
 import { loadTopology } from '../../core/topology/load.ts';
-import { describe } from '../main.ts';
+import { describe } from '../describe-error.ts';
 import type { CommandIO } from './topology.ts';
 
 export const TAP_USAGE = `usage: rill tap <topic> [--from T] [--to T] [--merchant ID] [--type TYPE]
@@ -232,7 +232,7 @@ class Output {
 
   /** Resolves when the output can take more. */
   async ready(): Promise<void> {
-    if (!this.stream || !this.stream.writableNeedDrain || this.closed) return;
+    if (!this.stream?.writableNeedDrain || this.closed) return;
     await new Promise<void>((resolve) => {
       const done = () => {
         this.stream!.off('drain', done);

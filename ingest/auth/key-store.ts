@@ -135,7 +135,7 @@ export class KeyStore {
       return await pending;
     } catch (err) {
       // stale-if-error: a Postgres outage must not lock out every merchant at once
-      if (hit && hit.record && now - hit.fetchedAt <= this.maxStaleMs) return hit.record;
+      if (hit?.record && now - hit.fetchedAt <= this.maxStaleMs) return hit.record;
       throw err;
     }
   }

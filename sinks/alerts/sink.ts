@@ -38,6 +38,7 @@ import { resolveWebhooks } from './config.ts';
 import type { AlertsSinkConfig, ResolvedWebhook } from './config.ts';
 import { AlertDedupe } from './dedupe.ts';
 import { postJson, WebhookError } from './deliver.ts';
+import type { DeliveryResult } from './deliver.ts';
 
 export interface AlertsSinkOptions {
   name: string;
@@ -243,7 +244,7 @@ export class AlertsSink {
       this.notifications.inc({ sink, webhook: w.name, outcome: 'deduplicated' });
       return { webhook: w.name, outcome: 'deduplicated', held };
     }
-    let result;
+    let result: DeliveryResult;
     const end = this.deliverySeconds.startTimer({ sink, webhook: w.name });
     try {
       const body = w.kind === 'slack' ? formatSlack(alert) : formatTelegram(alert, w.chatId!);

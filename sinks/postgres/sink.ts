@@ -24,7 +24,7 @@ import { endSpan, startEventSpan, tracingEnabled } from '../../core/tracing.ts';
 import { Settlement } from '../../core/consumer/settlement.ts';
 import { coreScript } from '../../core/scripts.ts';
 import { slotPipeline } from '../../core/slot-pipeline.ts';
-import { BatchWriter } from './batch-writer.ts';
+import type { BatchWriter } from './batch-writer.ts';
 import type { WriteResult } from './batch-writer.ts';
 import { ledgerProblem } from './rows.ts';
 import type { SinkRow } from './rows.ts';

@@ -10,6 +10,7 @@ import fc from 'fast-check';
 import { createInstance } from '../helpers/instance.ts';
 import type { TestInstance } from '../helpers/instance.ts';
 import { parseTransactionBody } from '../../ingest/validation.ts';
+import type { TransactionBody } from '../../ingest/validation.ts';
 import { newTxId } from '../../core/tx-id.ts';
 import { BatchWriter } from '../../sinks/postgres/batch-writer.ts';
 
@@ -60,7 +61,7 @@ describe('ingest accepts only what the sink can store', () => {
     let accepted = 0;
     await fc.assert(
       fc.asyncProperty(body, async (b) => {
-        let parsed;
+        let parsed: TransactionBody;
         try {
           parsed = parseTransactionBody(new TextEncoder().encode(JSON.stringify(b)));
         } catch {

@@ -87,7 +87,7 @@ describe('API keys: hashed at rest, compared in constant time', () => {
     try {
       const store = new KeyStore(inst.pool);
       const key = created[0]!;
-      const { keyId, secret } = parseApiKey(key)!;
+      const { keyId } = parseApiKey(key)!;
       assert.equal((await store.authenticate(key))?.keyId, keyId);
       assert.equal(calls, 1, 'the right key went through timingSafeEqual');
       const wrong = `rk_${keyId}_${randomBytes(32).toString('base64url')}`;

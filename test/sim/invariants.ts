@@ -250,7 +250,7 @@ export async function checkInvariants(c: CheckContext): Promise<{ violations: st
     if (r.status !== 'succeeded' || (r.type !== 'refund' && r.type !== 'chargeback')) continue;
     const ref = accepted.get(r.id)?.body.reference ?? '';
     const payin = rowById.get(ref);
-    if (!payin || payin.status !== 'succeeded' || payin.type !== 'payin' || payin.merchant_id !== r.merchant_id) {
+    if (payin?.status !== 'succeeded' || payin.type !== 'payin' || payin.merchant_id !== r.merchant_id) {
       bad(`${r.type} ${r.id} succeeded against ${ref}, which is not a succeeded payin of ${r.merchant_id}`);
       continue;
     }

@@ -1,0 +1,66 @@
+// `npm run depcheck`: the dependency rules of design §8, checked in CI (.ci/run).
+// Dependencies point inward: cli/ wires everything; ingest/, processors/ and sinks/ import core/;
+// core/ imports none of them (processors and sinks are found by name through a registry); a
+// processor imports only core; the client stands alone (it ships as rill/client); no cycles.
+/** @type {import('dependency-cruiser').IConfiguration} */
+module.exports = {
+  forbidden: [
+    {
+      name: 'no-circular',
+      severity: 'error',
+      comment: 'No import cycles (type-only imports included: they are cycles in the design all the same).',
+      from: {},
+      to: { circular: true },
+    },
+    {
+      name: 'core-imports-inward-only',
+      severity: 'error',
+      comment: 'core/ is the engine: it imports none of the edge, the processors, the sinks, the CLI, the bench or the console.',
+      from: { path: '^core/' },
+      to: { path: '^(ingest|processors|sinks|cli|bench|console|client)/' },
+    },
+    {
+      name: 'processors-import-only-core',
+      severity: 'error',
+      comment: 'A processor imports core (and its own folder), nothing else of Rill.',
+      from: { path: '^processors/([^/]+)/', pathNot: '\\.test\\.ts$' },
+      to: { path: '^(ingest|sinks|cli|bench|console|client|test)/|^processors/', pathNot: ['^processors/$1/'] },
+    },
+    {
+      name: 'edges-do-not-import-the-cli',
+      severity: 'error',
+      comment: 'ingest/, sinks/ and console/ are wired by cli/, never the other way round.',
+      from: { path: '^(ingest|sinks|console)/' },
+      to: { path: '^(cli|bench)/' },
+    },
+    {
+      name: 'bench-drives-rill-from-outside',
+      severity: 'error',
+      comment: 'bench/ drives Rill through its CLI and HTTP API like any user (plus its baselines).',
+      from: { path: '^bench/' },
+      // known exception, issue #17: the bench starts its own Redis/Postgres with the CLI's helper
+      to: { path: '^(ingest|processors|sinks|console|cli)/', pathNot: '^cli/local-services\\.ts$' },
+    },
+    {
+      name: 'client-stands-alone',
+      severity: 'error',
+      comment: 'rill/client is shipped on its own: only its own files.',
+      from: { path: '^client/' },
+      to: { path: '^(?!client/)', dependencyTypes: ['local', 'aliased'] },
+    },
+    {
+      name: 'production-code-does-not-import-tests',
+      severity: 'error',
+      from: { path: '^(core|ingest|processors|sinks|cli|bench|client|console)/', pathNot: '\\.test\\.ts$' },
+      to: { path: '(^test/|\\.test\\.ts$)' },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    exclude: { path: '^(node_modules|dist)/' },
+    tsPreCompilationDeps: true,
+    parser: 'swc', // TypeScript 7 has no compiler API for dependency-cruiser's tsc parser
+    enhancedResolveOptions: { extensions: ['.ts', '.mjs', '.js'] },
+    moduleSystems: ['es6'],
+  },
+};
