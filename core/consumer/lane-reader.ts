@@ -10,7 +10,6 @@ import type { Redis } from 'ioredis';
 import type { Keys } from '../keys.ts';
 import type { PriorityConfig } from '../topology/schema.ts';
 import { isCluster, slotPipeline } from '../slot-pipeline.ts';
-import type { ParkedSource } from './settlement.ts';
 
 export interface RawEntry {
   stream: string;
@@ -23,6 +22,17 @@ export interface RawEntry {
   deliveries: number;
   /** Set when the entry comes from an ordered stage's parked queue instead of its stream. */
   parked?: ParkedSource;
+}
+
+/** Where a parked entry sits: its queue and the partition's park keys (see Keys.parked). */
+export interface ParkedSource {
+  queue: string;
+  member: string;
+  index: string;
+  taken: string;
+  count: string;
+  /** The token this parked entry waits for, if any. */
+  token?: string;
 }
 
 export interface LaneReaderOptions {

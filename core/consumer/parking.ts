@@ -14,8 +14,8 @@ import type { Keys } from '../keys.ts';
 import { runScript } from '../redis.ts';
 import { coreScript } from '../scripts.ts';
 import { slotPipeline } from '../slot-pipeline.ts';
-import type { RawEntry } from './lane-reader.ts';
-import type { Output, ParkedSource } from './settlement.ts';
+import type { ParkedSource, RawEntry } from './lane-reader.ts';
+import type { Output } from './settlement.ts';
 
 const TAKE_PARKED = coreScript('takeParked');
 

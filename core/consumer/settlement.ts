@@ -8,17 +8,6 @@ import { slotPipeline } from '../slot-pipeline.ts';
 import type { ScriptSource } from '../redis.ts';
 import type { RawEntry } from './lane-reader.ts';
 
-/** Where a parked entry sits: its queue and the partition's park keys (see Keys.parked). */
-export interface ParkedSource {
-  queue: string;
-  member: string;
-  index: string;
-  taken: string;
-  count: string;
-  /** The token this parked entry waits for, if any. */
-  token?: string;
-}
-
 export type Output =
   /** XADD `fields` to `key`. */
   | { op: 'x'; key: string; fields: readonly string[] }
