@@ -41,6 +41,8 @@ export interface ListFilter {
   since?: number;
   /** At most this many, oldest first (default 100). */
   limit?: number;
+  /** Only those listed after this dead letter (its id): the next page after a page ending with it. */
+  after?: string;
 }
 
 export interface DeadLetterList {
@@ -105,12 +107,17 @@ export class DeadLetters {
 
   async list(filter: ListFilter = {}): Promise<DeadLetterList> {
     const limit = filter.limit ?? 100;
-    const start = filter.since === undefined ? '-' : String(Math.max(0, Math.floor(filter.since)));
+    const cursor = filter.after === undefined ? undefined : this.parseId(filter.after);
+    const since = filter.since === undefined ? undefined : Math.max(0, Math.floor(filter.since));
+    // a page after `cursor` starts at its entry id, inclusive: another stream may hold the very
+    // same id (it sorts after the cursor by stage and partition); the cursor itself is dropped below
+    let start = since === undefined ? '-' : String(since);
+    if (cursor && (since === undefined || Number(cursor.entryId.split('-')[0]) >= since)) start = cursor.entryId;
     const stages = this.selectStages(filter.stage);
-    // limit + 1 from each stream tells whether more match than are shown
+    // limit + 1 from each stream tells whether more match than are shown (+ 1 for the cursor)
     const perPartition = await this.eachPartition(stages, (pipe, stage, p) => {
       const key = this.keys.deadLetter(stage, p);
-      pipe.xrange(key, start, '+', 'COUNT', limit + 1);
+      pipe.xrange(key, start, '+', 'COUNT', limit + (cursor ? 2 : 1));
       pipe.xlen(key);
     });
     const all: DeadLetter[] = [];
@@ -122,10 +129,11 @@ export class DeadLetters {
       }
     }
     all.sort(byTime);
+    const after = cursor ? all.filter((d) => byTime(d, cursor) > 0) : all;
     return {
-      entries: all.slice(0, limit),
+      entries: after.slice(0, limit),
       total: filter.since === undefined ? total : undefined,
-      more: all.length > limit,
+      more: after.length > limit,
     };
   }
 
@@ -158,8 +166,9 @@ export class DeadLetters {
     return res;
   }
 
-  /** Delete dead letters for good; returns how many. */
-  async purge(filter: { stage?: string } = {}): Promise<number> {
+  /** Delete dead letters for good (these ids, or all of a stage, or all); returns how many. */
+  async purge(filter: { stage?: string; ids?: readonly string[] } = {}): Promise<number> {
+    if (filter.ids) return this.purgeIds(filter.ids);
     const perPartition = await this.eachPartition(this.selectStages(filter.stage), (pipe, stage, p) => {
       // XTRIM MAXLEN 0 deletes and counts in one atomic command
       pipe.xtrim(this.keys.deadLetter(stage, p), 'MAXLEN', 0);
@@ -167,6 +176,22 @@ export class DeadLetters {
     let n = 0;
     for (const { calls } of perPartition) for (const { replies } of calls) n += Number(replies[0]);
     return n;
+  }
+
+  private async purgeIds(ids: readonly string[]): Promise<number> {
+    const byPartition = new Map<number, { stage: string; entryId: string }[]>();
+    for (const id of new Set(ids)) {
+      const { stage, partition, entryId } = this.parseId(id);
+      byPartition.get(partition)?.push({ stage, entryId }) ?? byPartition.set(partition, [{ stage, entryId }]);
+    }
+    const counts = await Promise.all(
+      [...byPartition].map(async ([p, wanted]) => {
+        const pipe = this.redis.pipeline();
+        for (const w of wanted) pipe.xdel(this.keys.deadLetter(w.stage, p), w.entryId);
+        return (await execAll(pipe)).reduce((n: number, r) => n + Number(r), 0);
+      }),
+    );
+    return counts.reduce((a, b) => a + b, 0);
   }
 
   private async redriveIds(ids: readonly string[], dryRun: boolean, res: RedriveResult): Promise<void> {
@@ -314,7 +339,9 @@ function toRecord(raw: readonly string[]): Record<string, string> {
   return out;
 }
 
-function byTime(a: DeadLetter, b: DeadLetter): number {
+type Ordered = Pick<DeadLetter, 'entryId' | 'stage' | 'partition'>;
+
+function byTime(a: Ordered, b: Ordered): number {
   const [am, as] = a.entryId.split('-').map(Number) as [number, number];
   const [bm, bs] = b.entryId.split('-').map(Number) as [number, number];
   return am - bm || as - bs || a.stage.localeCompare(b.stage) || a.partition - b.partition;

@@ -1,0 +1,424 @@
+/** @jsxRuntime automatic */
+/** @jsxImportSource hono/jsx */
+// The console's HTTP app: server-rendered pages (Hono JSX), htmx for actions and live fragments
+// (SSE, at most one update a second per view), all assets from this origin. Access: an operator
+// key opens a session (session.ts); every mutation needs the session's CSRF token; headers forbid
+// inline scripts and framing. Reads go through core and `rill status`'s code; redrive and purge
+// through core/dead-letters.ts, like `rill dlq`.
+import type { Context, MiddlewareHandler } from 'hono';
+import { Hono } from 'hono';
+import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
+import { secureHeaders } from 'hono/secure-headers';
+import { streamSSE } from 'hono/streaming';
+import type { Child } from 'hono/jsx';
+import type { RillEnv } from '../core/config.ts';
+import { DeadLetters } from '../core/dead-letters.ts';
+import type { DeadLetter, RedriveResult } from '../core/dead-letters.ts';
+import { ConfigError } from '../core/errors.ts';
+import { Keys } from '../core/keys.ts';
+import type { Logger } from '../core/logger.ts';
+import { readWorkers } from '../core/observability/heartbeat.ts';
+import { collectPartitionStats, readLeases } from '../core/observability/partition-stats.ts';
+import type { PgPool } from '../core/postgres.ts';
+import type { RedisClient } from '../core/redis.ts';
+import type { Topology } from '../core/topology/schema.ts';
+import { parseSince } from '../cli/commands/dlq.ts';
+import type { KeyStore } from '../ingest/auth/index.ts';
+import { badRequest, forbidden, notFound, ProblemError, problemResponse, serviceUnavailable, unauthorized } from '../ingest/problem.ts';
+import { assetRoutes } from './assets.ts';
+import { AuditLog } from './audit.ts';
+import { latestBench, latestBenchChart } from './data/bench.ts';
+import { TransactionTrails } from './data/transaction.ts';
+import { listWallets, recentAlerts } from './data/wallets.ts';
+import { StatusSampler } from './live.ts';
+import { csrfMatches, CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, Sessions } from './session.ts';
+import type { Session } from './session.ts';
+import { tailStream } from './tail.ts';
+import { DeadLetterDetail, DlqFilters, DlqSection } from './views/dead-letters.tsx';
+import type { DlqPage, DlqQuery } from './views/dead-letters.tsx';
+import { Flash, Layout } from './views/layout.tsx';
+import { BenchView, LoginForm, TailForm, TailTable, TransactionSearch, TransactionView, WalletsView } from './views/pages.tsx';
+import { PartitionPicker, PartitionTable, WorkerTable } from './views/runtime.tsx';
+import { StageTable, TopologyGraph } from './views/topology.tsx';
+
+export interface ConsoleDeps {
+  env: RillEnv;
+  topology: Topology;
+  redis: RedisClient;
+  pool: PgPool;
+  keyStore: KeyStore;
+  logger: Logger;
+  /** Live fragments: one update per this many ms per view (default 1000). */
+  liveIntervalMs?: number;
+}
+
+type Env = { Variables: { session: Session } };
+
+const PAGE = 50;
+const SCAN_CAP = 10_000;
+
+export function createConsoleApp(deps: ConsoleDeps): Hono<Env> {
+  const keys = new Keys(deps.env.prefix);
+  const log = deps.logger.child({ component: 'console' });
+  const sessions = new Sessions(deps.redis, keys, deps.keyStore);
+  const dlq = new DeadLetters(deps.redis, keys, deps.topology);
+  const audit = new AuditLog(deps.redis, keys, log);
+  const trails = new TransactionTrails(deps.redis, deps.pool, keys, deps.topology);
+  const sampler = new StatusSampler(deps.redis, keys, deps.topology);
+  const every = deps.liveIntervalMs ?? 1_000;
+  const app = new Hono<Env>();
+
+  app.use(
+    secureHeaders({
+      contentSecurityPolicy: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+        fontSrc: ["'self'"],
+        objectSrc: ["'none'"],
+        baseUri: ["'none'"],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+      },
+      xFrameOptions: 'DENY',
+      referrerPolicy: 'no-referrer',
+      crossOriginResourcePolicy: 'same-origin',
+    }),
+  );
+  app.route('/assets', assetRoutes());
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+
+  // a cross-site form post (login CSRF) or a page framed elsewhere never gets this far
+  app.use(async (c, next) => {
+    if (c.req.method !== 'GET' && c.req.method !== 'HEAD') {
+      const origin = c.req.header('origin');
+      const site = c.req.header('sec-fetch-site');
+      if ((origin && origin !== new URL(c.req.url).origin) || (site && site !== 'same-origin' && site !== 'none')) throw forbidden('Cross-site requests are refused.');
+    }
+    await next();
+  });
+
+  app.get('/login', (c) => page(c, 'Log in', '/login', undefined, <LoginForm />));
+  app.post('/login', async (c) => {
+    const body = await c.req.parseBody();
+    const key = typeof body.key === 'string' ? body.key : '';
+    const res = await sessions.login(key);
+    if (!res.ok) {
+      log.warn({ reason: res.reason }, 'console login refused');
+      return c.html(render('Log in', '/login', undefined, <LoginForm error={res.reason} />), res.status);
+    }
+    setCookie(c, SESSION_COOKIE, res.sid, { httpOnly: true, sameSite: 'Strict', path: '/', secure: new URL(c.req.url).protocol === 'https:', maxAge: sessions.ttlSeconds });
+    log.info({ audit: true, actor: res.session.keyId, action: 'login' }, 'console login');
+    return c.redirect('/', 303);
+  });
+
+  // everything below needs a session; mutations also its CSRF token
+  const requireSession: MiddlewareHandler<Env> = async (c, next) => {
+    const session = await sessions.get(getCookie(c, SESSION_COOKIE));
+    if (!session) {
+      if (c.req.method === 'GET' && !c.req.header('hx-request') && (c.req.header('accept') ?? '').includes('text/html')) return c.redirect('/login', 303);
+      throw unauthorized('Log in with an operator key first.');
+    }
+    if (c.req.method !== 'GET' && c.req.method !== 'HEAD') {
+      let token = c.req.header(CSRF_HEADER);
+      if (!token && (c.req.header('content-type') ?? '').includes('form')) {
+        const body = await c.req.parseBody();
+        token = typeof body[CSRF_FIELD] === 'string' ? body[CSRF_FIELD] : undefined;
+      }
+      if (!csrfMatches(session, token)) {
+        log.warn({ actor: session.keyId, path: c.req.path }, 'console request without a valid CSRF token refused');
+        throw forbidden('The CSRF token is missing or wrong; reload the page and try again.');
+      }
+    }
+    c.set('session', session);
+    await next();
+  };
+  app.use(requireSession);
+
+  app.post('/logout', async (c) => {
+    await sessions.logout(getCookie(c, SESSION_COOKIE));
+    deleteCookie(c, SESSION_COOKIE, { path: '/' });
+    return c.redirect('/login', 303);
+  });
+
+  // ----- topology
+  const topologyLive = async () => {
+    const report = await sampler.report();
+    return (
+      <>
+        <TopologyGraph topology={deps.topology} report={report} />
+        <StageTable report={report} />
+      </>
+    );
+  };
+  app.get('/', async (c) => page(c, 'Topology', '/', c.get('session').csrf, <Live view="/live/topology">{await topologyLive()}</Live>));
+
+  // ----- partitions
+  const partitionsLive = async (topic: string, group: string | undefined) => <PartitionTable stats={await collectPartitionStats(deps.redis, keys, deps.topology, topic, group)} />;
+  const partitionQuery = (c: Context) => {
+    const topic = c.req.query('topic') || deps.topology.ingest.topic;
+    if (!deps.topology.topics[topic]) throw notFound(`No topic named "${topic.slice(0, 100)}".`);
+    return { topic, group: c.req.query('group') || undefined };
+  };
+  app.get('/partitions', async (c) => {
+    const { topic, group } = partitionQuery(c);
+    const stats = await collectPartitionStats(deps.redis, keys, deps.topology, topic, group);
+    const live = `/live/partitions?${new URLSearchParams({ topic, group: stats.group ?? '' }).toString()}`;
+    return page(c, 'Partitions', '/partitions', c.get('session').csrf, (
+      <>
+        <PartitionPicker topology={deps.topology} stats={stats} />
+        <Live view={live}>
+          <PartitionTable stats={stats} />
+        </Live>
+      </>
+    ));
+  });
+
+  // ----- workers
+  const workersLive = async () => {
+    const [workers, leases] = await Promise.all([readWorkers(deps.redis, keys), readLeases(deps.redis, keys, deps.topology)]);
+    return <WorkerTable workers={workers} leases={leases} now={Date.now()} />;
+  };
+  app.get('/workers', async (c) => page(c, 'Workers', '/workers', c.get('session').csrf, <Live view="/live/workers">{await workersLive()}</Live>));
+
+  // ----- live fragments (SSE), throttled per connection
+  app.get('/live/:view', (c) => {
+    const view = c.req.param('view');
+    let produce: () => Promise<Child>;
+    if (view === 'topology') produce = topologyLive;
+    else if (view === 'workers') produce = workersLive;
+    else if (view === 'partitions') {
+      const { topic, group } = partitionQuery(c);
+      produce = () => partitionsLive(topic, group);
+    } else throw notFound(`No live view "${view.slice(0, 50)}".`);
+    return streamSSE(c, async (stream) => {
+      while (!stream.aborted && !stream.closed) {
+        let html: string;
+        try {
+          html = String(await produce());
+        } catch (err) {
+          log.warn({ err, view }, 'live view failed');
+          html = String(<Flash kind="error" text="Reading from Redis failed; retrying." />);
+        }
+        await stream.writeSSE({ event: 'update', data: html });
+        await stream.sleep(view === 'partitions' ? every * 2 : every);
+      }
+    });
+  });
+
+  // ----- dead letters
+  const dlqQuery = (q: Record<string, unknown>): DlqQuery => ({
+    stage: str(q.stage), since: str(q.since), q: str(q.q).slice(0, 200), after: str(q.after),
+  });
+  const checked = (q: DlqQuery) => {
+    try {
+      if (q.stage) dlq.selectStages(q.stage);
+      if (q.after) dlq.parseId(q.after);
+      return { stage: q.stage || undefined, since: q.since ? parseSince(q.since, Date.now()) : undefined, after: q.after || undefined };
+    } catch (err) {
+      if (err instanceof ConfigError) throw badRequest(err.message);
+      throw err;
+    }
+  };
+  /** One page of matching dead letters; a text filter scans on (bounded) until the page is full. */
+  const findPage = async (q: DlqQuery, limit = PAGE, scanCap = SCAN_CAP) => {
+    const f = checked(q);
+    const needle = q.q.toLowerCase();
+    const matches = (d: DeadLetter) => !needle || [d.id, d.tx, d.error, d.message, d.event].some((s) => s.toLowerCase().includes(needle));
+    const entries: DeadLetter[] = [];
+    let after = f.after;
+    let scanned = 0;
+    let total: number | undefined;
+    let more = false;
+    for (;;) {
+      const res = await dlq.list({ stage: f.stage, since: f.since, after, limit: needle ? 500 : limit });
+      total ??= res.total;
+      for (const d of res.entries) {
+        scanned++;
+        if (!matches(d)) continue;
+        if (entries.length === limit) {
+          more = true;
+          break;
+        }
+        entries.push(d);
+      }
+      if (more || !res.more || !res.entries.length) {
+        more ||= res.more && entries.length === limit;
+        break;
+      }
+      if (scanned >= scanCap) {
+        more = true;
+        break;
+      }
+      after = res.entries[res.entries.length - 1]!.id;
+    }
+    return { entries, total: needle || f.since !== undefined ? undefined : total, more, scanned };
+  };
+  const dlqPage = async (q: DlqQuery, flash?: DlqPage['flash']): Promise<DlqPage> => ({
+    query: q, stages: dlq.stages(), ...(await findPage(q)), audit: await audit.recent(10), ...(flash ? { flash } : {}),
+  });
+  app.get('/dead-letters', async (c) => {
+    const q = dlqQuery(c.req.query());
+    const p = await dlqPage(q);
+    return page(c, 'Dead letters', '/dead-letters', c.get('session').csrf, (
+      <>
+        <DlqFilters query={q} stages={p.stages} />
+        <DlqSection page={p} />
+      </>
+    ));
+  });
+  app.get('/dead-letters/show', async (c) => {
+    const id = c.req.query('id') ?? '';
+    let d: DeadLetter | undefined;
+    try {
+      d = await dlq.get(id);
+    } catch (err) {
+      if (err instanceof ConfigError) throw badRequest(err.message);
+      throw err;
+    }
+    if (!d) throw notFound(`No dead letter ${id.slice(0, 200)} (it may have been redriven or purged).`);
+    return page(c, `Dead letter ${d.id}`, '/dead-letters', c.get('session').csrf, <DeadLetterDetail d={d} csrf={c.get('session').csrf} />);
+  });
+
+  /** The ids an action is for: one (`id`), the ticked ones (`ids`), or all matching (`all`). */
+  const selection = async (body: Record<string, unknown>, q: DlqQuery): Promise<{ ids: string[] } | { all: true; stage?: string; since?: number }> => {
+    const one = str(body.id);
+    if (one) return { ids: [one] };
+    if (str(body.all) === '1') {
+      const f = checked({ ...q, after: '' });
+      if (!q.q) return { all: true, ...(f.stage ? { stage: f.stage } : {}), ...(f.since !== undefined ? { since: f.since } : {}) };
+      // a text filter: exactly the matching dead letters (bounded)
+      const found = await findPage({ ...q, after: '' }, SCAN_CAP, SCAN_CAP);
+      return { ids: found.entries.map((d) => d.id) };
+    }
+    const ids = ([] as unknown[]).concat(body.ids ?? []).map(str).filter(Boolean);
+    if (!ids.length) throw badRequest('Select at least one dead letter.');
+    return { ids };
+  };
+  const act = (action: 'redrive' | 'purge'): MiddlewareHandler<Env> => async (c) => {
+    const body = await c.req.parseBody({ all: true });
+    const q = dlqQuery(body);
+    const actor = c.get('session').keyId;
+    let flash: DlqPage['flash'];
+    try {
+      const sel = await selection(body, q);
+      const what = 'ids' in sel ? (sel.ids.length === 1 ? sel.ids[0]! : `${sel.ids.length} selected`) : `all${sel.stage ? ` of ${sel.stage}` : ''}${sel.since !== undefined ? ` since ${new Date(sel.since).toISOString()}` : ''}`;
+      if (action === 'redrive') {
+        const res = await dlq.redrive(sel);
+        await audit.record(actor, 'redrive', `${what}: ${res.redriven} redriven${res.missing.length ? `, ${res.missing.length} missing` : ''}${res.failed.length ? `, ${res.failed.length} failed` : ''}`);
+        flash = redriveFlash(res);
+      } else {
+        const n = 'ids' in sel ? await dlq.purge({ ids: sel.ids }) : sel.since === undefined ? await dlq.purge(sel.stage ? { stage: sel.stage } : {}) : await dlq.purge({ ids: (await findPage({ ...q, after: '' }, SCAN_CAP, SCAN_CAP)).entries.map((d) => d.id) });
+        await audit.record(actor, 'purge', `${what}: ${n} purged`);
+        flash = { kind: 'ok', text: `Purged ${plural(n)}.` };
+      }
+    } catch (err) {
+      if (err instanceof ConfigError) flash = { kind: 'error', text: err.message };
+      else if (err instanceof ProblemError) flash = { kind: 'error', text: err.problem.detail };
+      else throw err;
+    }
+    if (!c.req.header('hx-request')) return c.redirect(`/dead-letters?${new URLSearchParams({ stage: q.stage, since: q.since, q: q.q }).toString()}`, 303);
+    return c.html(String(<DlqSection page={await dlqPage({ ...q, after: '' }, flash)} />), flash?.kind === 'error' ? 400 : 200);
+  };
+  app.post('/dead-letters/redrive', act('redrive'));
+  app.post('/dead-letters/purge', act('purge'));
+
+  // ----- transactions
+  app.get('/transactions', async (c) => {
+    const id = (c.req.query('id') ?? '').trim();
+    const csrf = c.get('session').csrf;
+    if (!id) return page(c, 'Transactions', '/transactions', csrf, <TransactionSearch id="" />);
+    const t = await trails.find(id);
+    return page(c, 'Transactions', '/transactions', csrf, (
+      <>
+        <TransactionSearch id={id} />
+        {t ? <TransactionView t={t} /> : <Flash kind="error" text={`No transaction ${id.slice(0, 100)} in Postgres or Redis (a malformed id, or trimmed from every stream).`} />}
+      </>
+    ), t ? 200 : 404);
+  });
+
+  // ----- live tail
+  app.get('/tail', (c) => {
+    const topic = c.req.query('topic') || deps.topology.ingest.topic;
+    if (!deps.topology.topics[topic]) throw notFound(`No topic named "${topic.slice(0, 100)}".`);
+    const merchant = c.req.query('merchant') ?? '';
+    const type = c.req.query('type') ?? '';
+    const url = `/tail/stream?${new URLSearchParams({ topic, merchant, type }).toString()}`;
+    return page(c, 'Live tail', '/tail', c.get('session').csrf, (
+      <>
+        <TailForm topology={deps.topology} topic={topic} merchant={merchant} type={type} />
+        <TailTable streamUrl={url} topic={topic} />
+      </>
+    ));
+  });
+  app.get('/tail/stream', tailStream({ env: deps.env, topology: deps.topology, keys, logger: log }));
+
+  // ----- wallets
+  app.get('/wallets', async (c) => {
+    const merchant = (c.req.query('merchant') ?? '').trim();
+    const lowOnly = c.req.query('low') === '1';
+    const offset = Math.max(0, Math.min(1_000_000, Number(c.req.query('offset')) || 0));
+    const [w, alerts] = await Promise.all([
+      listWallets(deps.pool, deps.topology, { merchant: merchant || undefined, lowOnly, limit: PAGE, offset }),
+      recentAlerts(deps.redis, keys, deps.topology),
+    ]);
+    return page(c, 'Wallets', '/wallets', c.get('session').csrf, <WalletsView rows={w.rows} alerts={alerts} merchant={merchant} lowOnly={lowOnly} offset={offset} more={w.more} limit={PAGE} />);
+  });
+
+  // ----- bench
+  app.get('/bench', async (c) => page(c, 'Bench report', '/bench', c.get('session').csrf, <BenchView bench={await latestBench()} />));
+  app.get('/bench/chart.svg', async (c) => {
+    const svg = await latestBenchChart();
+    if (!svg) throw notFound('No bench chart yet.');
+    return c.body(svg, 200, { 'content-type': 'image/svg+xml', 'cache-control': 'no-cache' });
+  });
+
+  app.notFound((c) => problemResponse(notFound(`No page ${c.req.method} ${c.req.path.slice(0, 200)}.`).problem));
+  app.onError((err, c) => {
+    const problem = err instanceof ProblemError ? err.problem : undefined;
+    if (!problem) log.error({ err, path: c.req.path }, 'console request failed');
+    const p = problem ?? serviceUnavailable('A dependency is unavailable; retry later.').problem;
+    // htmx swaps the fragment where the action was; anything else gets problem+json
+    if (c.req.header('hx-request')) return c.html(String(<Flash kind="error" text={p.detail} />), p.status);
+    return problemResponse(p, err instanceof ProblemError ? err.headers : {});
+  });
+  return app;
+}
+
+function Live(props: { view: string; children?: Child }) {
+  return (
+    <div hx-ext="sse" sse-connect={props.view} sse-swap="update" class="live">
+      {props.children}
+    </div>
+  );
+}
+
+function render(title: string, path: string, csrf: string | undefined, body: Child): string {
+  return `<!doctype html>${String(
+    <Layout title={title} path={path} csrf={csrf}>
+      {body}
+    </Layout>,
+  )}`;
+}
+
+function page(c: Context, title: string, path: string, csrf: string | undefined, body: Child, status: 200 | 404 = 200): Response {
+  c.header('cache-control', 'no-store');
+  return c.html(render(title, path, csrf, body), status);
+}
+
+function redriveFlash(res: RedriveResult): DlqPage['flash'] {
+  const parts = [`Redrove ${plural(res.redriven)}.`];
+  if (res.missing.length) parts.push(`${res.missing.length} no longer there (redriven or purged already).`);
+  if (res.failed.length) parts.push(`${res.failed.length} refused: ${res.failed.map((f) => `${f.id} (${f.error})`).join(', ')}.`);
+  return { kind: res.failed.length ? 'error' : 'ok', text: parts.join(' ') };
+}
+
+function plural(n: number): string {
+  return `${n} dead letter${n === 1 ? '' : 's'}`;
+}
+
+function str(v: unknown): string {
+  return typeof v === 'string' ? v.trim() : '';
+}
