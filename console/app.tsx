@@ -83,12 +83,14 @@ export function createConsoleApp(deps: ConsoleDeps): Hono<Env> {
         frameAncestors: ["'none'"],
       },
       xFrameOptions: 'DENY',
-      referrerPolicy: 'no-referrer',
+      // not no-referrer: that makes browsers send `Origin: null` on same-origin form posts
+      referrerPolicy: 'same-origin',
       crossOriginResourcePolicy: 'same-origin',
     }),
   );
   app.route('/assets', assetRoutes());
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/favicon.ico', (c) => c.body(null, 204));
 
   // a cross-site form post (login CSRF) or a page framed elsewhere never gets this far
   app.use(async (c, next) => {
