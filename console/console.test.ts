@@ -142,6 +142,9 @@ describe('web console in Chromium', () => {
   test('partitions, workers, wallets and bench pages render', async () => {
     await page.goto(`${server.url}/partitions?topic=transactions`);
     assert.equal(await page.locator('table.partitions tbody tr').count(), PARTITIONS * topology.priorities.length);
+    // the one worker holds every partition's lease of the ordered validate stage
+    const holders = await page.locator('table.partitions tbody tr td:last-child').allInnerTexts();
+    assert.equal(holders.filter((h) => h.endsWith('-0')).length, PARTITIONS * topology.priorities.length, holders.join(','));
     await check('partitions');
     await page.goto(`${server.url}/workers`);
     await page.locator('td.ok', { hasText: 'live' }).first().waitFor();

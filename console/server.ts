@@ -24,7 +24,7 @@ export async function startConsole(deps: ConsoleDeps, port: number, host = '127.
   });
   const bound = (server.address() as AddressInfo).port;
   const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-  deps.logger.info({ component: 'console', port: bound }, 'console listening');
+  deps.logger.info({ port: bound }, 'console listening');
   return {
     port: bound,
     url: `http://${shown.includes(':') ? `[${shown}]` : shown}:${bound}`,

@@ -9,6 +9,7 @@ import { LaneMap } from './lanes.ts';
 import { defineScripts, runScript } from './redis.ts';
 import type { RedisClient, RedisPipeline, ScriptSource } from './redis.ts';
 import { coreScript } from './scripts.ts';
+import { slotPipeline } from './slot-pipeline.ts';
 import type { Topology } from './topology/schema.ts';
 
 export const REDRIVE_SCRIPT: ScriptSource = coreScript('redrive');
@@ -66,6 +67,18 @@ export interface RedriveResult {
 
 type RawEntry = [string, string[]];
 
+interface MergeStream {
+  stage: string;
+  p: number;
+  key: string;
+  /** Where the next read starts (exclusive after the first). */
+  from: string;
+  /** Read, not yet merged; with the entry id's parts, parsed once. */
+  buf: { d: DeadLetter; ms: number; seq: number }[];
+  /** The last read came back short: nothing more in this stream. */
+  done: boolean;
+}
+
 const ENTRY_ID = /^\d+-\d+$/;
 const PAGE = 500;
 
@@ -113,27 +126,61 @@ export class DeadLetters {
     // same id (it sorts after the cursor by stage and partition); the cursor itself is dropped below
     let start = since === undefined ? '-' : String(since);
     if (cursor && (since === undefined || Number(cursor.entryId.split('-')[0]) >= since)) start = cursor.entryId;
-    const stages = this.selectStages(filter.stage);
-    // limit + 1 from each stream tells whether more match than are shown (+ 1 for the cursor)
-    const perPartition = await this.eachPartition(stages, (pipe, stage, p) => {
-      const key = this.keys.deadLetter(stage, p);
-      pipe.xrange(key, start, '+', 'COUNT', limit + (cursor ? 2 : 1));
-      pipe.xlen(key);
-    });
-    const all: DeadLetter[] = [];
+    const streams: MergeStream[] = this.partitionList(this.selectStages(filter.stage)).flatMap((p) =>
+      this.selectStages(filter.stage).filter((stage) => p < this.partitions(stage)).map((stage) => ({ stage, p, key: this.keys.deadLetter(stage, p), from: start, buf: [], done: false })),
+    );
+    // a k-way merge of the streams, oldest first: each is read a few entries at a time (about
+    // twice its fair share of the page) and read again only when its buffer runs dry before the
+    // page is full, so 64 partitions do not cost 64 full pages
+    const ask = Math.min(limit + 2, Math.max(8, Math.ceil((2 * (limit + 2)) / Math.max(1, streams.length))));
+    const want = limit + 1; // one more tells whether more match than are shown
+    const out: DeadLetter[] = [];
     let total = 0;
-    for (const { partition, calls } of perPartition) {
-      for (const { stage, replies } of calls) {
-        for (const raw of replies[0] as RawEntry[]) all.push(this.decode(stage, partition, raw));
-        total += Number(replies[1]);
+    let refill = streams;
+    let first = true;
+    while (refill.length) {
+      const pipe = slotPipeline(this.redis);
+      for (const st of refill) {
+        pipe.add(st.key, (x) => {
+          x.xrange(st.key, st.from, '+', 'COUNT', ask);
+          if (first) x.xlen(st.key);
+        });
       }
+      const replies = await pipe.exec();
+      let at = 0;
+      for (const st of refill) {
+        const [err, raw] = replies[at++]!;
+        if (err) throw err;
+        const page = raw as RawEntry[];
+        if (first) total += Number(replies[at++]![1]);
+        for (const r of page) {
+          const d = this.decode(st.stage, st.p, r);
+          const [ms, seq] = r[0].split('-').map(Number) as [number, number];
+          if (!cursor || byTime(d, cursor) > 0) st.buf.push({ d, ms, seq });
+        }
+        st.done = page.length < ask;
+        if (page.length) st.from = `(${page[page.length - 1]![0]}`;
+      }
+      first = false;
+      refill = [];
+      let live = streams.filter((st) => st.buf.length || !st.done);
+      while (out.length < want) {
+        let best: MergeStream | undefined;
+        for (const st of live) {
+          if (!st.buf.length) {
+            if (!st.done) refill.push(st);
+          } else if (!best || before(st, best)) best = st;
+        }
+        if (refill.length || !best) break; // the oldest may be in a stream not read far enough yet
+        out.push(best.buf.shift()!.d);
+        if (!best.buf.length && best.done) live = live.filter((st) => st !== best);
+      }
+      if (out.length >= want) break;
     }
-    all.sort(byTime);
-    const after = cursor ? all.filter((d) => byTime(d, cursor) > 0) : all;
     return {
-      entries: after.slice(0, limit),
+      entries: out.slice(0, limit),
       total: filter.since === undefined ? total : undefined,
-      more: after.length > limit,
+      more: out.length > limit,
     };
   }
 
@@ -340,6 +387,13 @@ function toRecord(raw: readonly string[]): Record<string, string> {
 }
 
 type Ordered = Pick<DeadLetter, 'entryId' | 'stage' | 'partition'>;
+
+/** byTime of two streams' next entries, on the parsed id. */
+function before(a: MergeStream, b: MergeStream): boolean {
+  const x = a.buf[0]!;
+  const y = b.buf[0]!;
+  return (x.ms - y.ms || x.seq - y.seq || a.stage.localeCompare(b.stage) || a.p - b.p) < 0;
+}
 
 function byTime(a: Ordered, b: Ordered): number {
   const [am, as] = a.entryId.split('-').map(Number) as [number, number];

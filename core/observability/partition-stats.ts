@@ -5,6 +5,7 @@
 // (SlotPipeline). `rill status` sums these over partitions (stream-stats.ts); the console shows
 // them one by one, to find the lagging partition.
 import type { Keys } from '../keys.ts';
+import { leaseRedisKey } from '../leases/partition-leases.ts';
 import type { RedisClient } from '../redis.ts';
 import { slotPipeline } from '../slot-pipeline.ts';
 import type { PipelineReply } from '../slot-pipeline.ts';
@@ -61,7 +62,7 @@ export async function collectPartitionStats(redis: RedisClient, keys: Keys, topo
       });
     }
     if (ordered) {
-      const lease = keys.lease(g!, p);
+      const lease = leaseRedisKey(keys, g!, p);
       pipe.add(lease, (x) => x.get(lease));
     }
   }
@@ -134,7 +135,7 @@ export async function readLeases(redis: RedisClient, keys: Keys, topology: Topol
   const wanted: { stage: string; p: number; key: string }[] = [];
   for (const [stage, s] of Object.entries(topology.stages)) {
     if (s.ordering !== 'key') continue;
-    for (let p = 0; p < (topology.topics[s.input]?.partitions ?? 0); p++) wanted.push({ stage, p, key: keys.lease(stage, p) });
+    for (let p = 0; p < (topology.topics[s.input]?.partitions ?? 0); p++) wanted.push({ stage, p, key: leaseRedisKey(keys, stage, p) });
   }
   const pipe = slotPipeline(redis);
   for (const w of wanted) pipe.add(w.key, (x) => x.get(w.key));
