@@ -130,14 +130,15 @@ export class DeadLetters {
       this.selectStages(filter.stage).filter((stage) => p < this.partitions(stage)).map((stage) => ({ stage, p, key: this.keys.deadLetter(stage, p), from: start, buf: [], done: false })),
     );
     // a k-way merge of the streams, oldest first: each is read a few entries at a time (about
-    // twice its fair share of the page) and read again only when its buffer runs dry before the
-    // page is full, so 64 partitions do not cost 64 full pages
-    const ask = Math.min(limit + 2, Math.max(8, Math.ceil((2 * (limit + 2)) / Math.max(1, streams.length))));
+    // twice its fair share of what the page still needs) and read again only when its buffer runs
+    // dry before the page is full, so 64 partitions do not cost 64 full pages. A refill also tops
+    // up every other stream running low: streams tend to run dry together.
     const want = limit + 1; // one more tells whether more match than are shown
     const out: DeadLetter[] = [];
     let total = 0;
     let refill = streams;
     let first = true;
+    let ask = Math.min(limit + 2, Math.max(8, Math.ceil((2 * (limit + 2)) / Math.max(1, streams.length))));
     while (refill.length) {
       const pipe = slotPipeline(this.redis);
       for (const st of refill) {
@@ -174,6 +175,10 @@ export class DeadLetters {
         if (refill.length || !best) break; // the oldest may be in a stream not read far enough yet
         out.push(best.buf.shift()!.d);
         if (!best.buf.length && best.done) live = live.filter((st) => st !== best);
+      }
+      if (refill.length) {
+        ask = Math.min(limit + 2, Math.max(8, Math.ceil((2 * (want - out.length)) / Math.max(1, live.length))));
+        refill = live.filter((st) => !st.done && st.buf.length < ask / 2);
       }
       if (out.length >= want) break;
     }
