@@ -90,6 +90,7 @@ export function WorkerTable(props: { workers: WorkerView[]; leases: Record<strin
           <th scope="col">worker</th>
           <th scope="col">state</th>
           <th scope="col">host / pid</th>
+          <th scope="col">version</th>
           <th scope="col">runs</th>
           <th scope="col">last heartbeat</th>
           <th scope="col">up since</th>
@@ -103,6 +104,7 @@ export function WorkerTable(props: { workers: WorkerView[]; leases: Record<strin
             <th scope="row">{w.id}</th>
             <td class={w.live ? 'ok' : 'bad'}>{w.live ? 'live' : 'dead'}</td>
             <td>{`${w.host} / ${w.pid}`}</td>
+            <td>{w.version ? `rill ${w.version}, node ${w.node ?? '?'}` : '–'}</td>
             <td>{w.components.join(', ') || '–'}</td>
             <td>{`${fmtAge(props.now - w.seen_at)} ago`}</td>
             <td>{fmtTime(w.started_at)}</td>
