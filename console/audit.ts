@@ -1,5 +1,6 @@
 // The console's audit trail: every mutation (redrive, purge) is one structured log line and one
 // entry of a capped Redis stream (<prefix>:g:console:audit), which the dead-letters page lists.
+import { fieldsToMap } from '../core/entry.ts';
 import type { Keys } from '../core/keys.ts';
 import type { Logger } from '../core/logger.ts';
 import type { RedisClient } from '../core/redis.ts';
@@ -32,8 +33,7 @@ export class AuditLog {
   async recent(n = 10): Promise<AuditEntry[]> {
     const rows = (await this.redis.xrevrange(this.key, '+', '-', 'COUNT', n)) as [string, string[]][];
     return rows.map(([id, f]) => {
-      const m = new Map<string, string>();
-      for (let i = 0; i + 1 < f.length; i += 2) m.set(f[i]!, f[i + 1]!);
+      const m = fieldsToMap(f);
       return { at: Number(id.split('-')[0]), actor: m.get('actor') ?? '', action: m.get('action') ?? '', detail: m.get('detail') ?? '' };
     });
   }

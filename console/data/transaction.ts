@@ -5,6 +5,7 @@
 // retries moved back (entries carrying attempts), retries waiting in delay sets, dead letters.
 // Without the row the merchant (so the partition) is unknown: every partition is searched, each
 // call bounded by `scanLimit` entries per key.
+import { fieldsToMap } from '../../core/entry.ts';
 import type { Keys } from '../../core/keys.ts';
 import { partitionOf } from '../../core/partition.ts';
 import type { PgPool } from '../../core/postgres.ts';
@@ -112,7 +113,7 @@ export class TransactionTrails {
     for (let i = 0; i + 2 < hits.length; i += 3) {
       const n = Number(hits[i]) - 1;
       const where = String(hits[i + 1]);
-      const f = toRecord(hits[i + 2] as string[]);
+      const f = Object.fromEntries(fieldsToMap(hits[i + 2] as string[])) as Record<string, string | undefined>;
       if (f.ev && !event) event = parseObject(f.ev);
       if (n < streams.length) {
         const s = streams[n]!;
@@ -140,12 +141,6 @@ export class TransactionTrails {
 
 function order(kind: TimelineStep['kind']): number {
   return ['accepted', 'stage', 'retry', 'waiting', 'dead_letter', 'commit'].indexOf(kind);
-}
-
-function toRecord(raw: readonly string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (let i = 0; i + 1 < raw.length; i += 2) out[raw[i]!] = raw[i + 1]!;
-  return out;
 }
 
 function parseObject(s: string): Record<string, unknown> | undefined {
