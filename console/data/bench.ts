@@ -1,8 +1,10 @@
 // The latest standard bench report (bench/results/latest-standard.json and its SVG chart), as
 // `rill bench` wrote it; the console shows its targets table and the chart.
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 
-export const BENCH_DIR = new URL('../../bench/results/', import.meta.url);
+/** bench/results/ of the checkout: beside the sources, or two levels up from a build in dist/. */
+export const BENCH_DIR = [new URL('../../bench/results/', import.meta.url), new URL('../../../bench/results/', import.meta.url)].find((u) => existsSync(u)) ?? new URL('../../bench/results/', import.meta.url);
 
 export interface BenchComparison {
   title: string;

@@ -12,7 +12,7 @@
 // The two keys have no hash tag (they are global), so they are written with separate commands,
 // never a MULTI: that also works on Redis Cluster. Readers take the sorted set's score as the
 // truth for "last seen" and fall back to the record's seen_at.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { Keys } from '../keys.ts';
 import type { Logger } from '../logger.ts';
 import type { Registry } from '../metrics.ts';
@@ -23,7 +23,9 @@ import { TIMED_OUT, within } from './within.ts';
 /** This build's version (package.json), so operators see which versions run side by side. */
 const RILL_VERSION: string = (() => {
   try {
-    return String((JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown }).version ?? 'unknown');
+    // beside the sources, or two levels up from a build in dist/
+    const file = [new URL('../../package.json', import.meta.url), new URL('../../../package.json', import.meta.url)].find((u) => existsSync(u));
+    return file ? String((JSON.parse(readFileSync(file, 'utf8')) as { version?: unknown }).version ?? 'unknown') : 'unknown';
   } catch {
     return 'unknown';
   }
