@@ -150,6 +150,43 @@ describe('console over HTTP: 10,000 dead letters, 64 partitions', () => {
     assert.equal((r.text.match(/<th scope="row">\d+<\/th>/g) ?? []).length, P * topology.priorities.length);
   });
 
+  test('the tail resumes after a reconnect from its Last-Event-ID; a bad one is a 400', async () => {
+    const lane = inst.keys.lane('transactions', 5, 'normal');
+    const append = (tx: string) => inst.redis.xadd(lane, '*', 'tx', tx, 'ev', JSON.stringify({ id: tx, type: 'payin', merchant_id: 'm_t', amount: 5, currency: 'EUR', ingested_at: Date.now() }));
+    /** Opens the tail, appends `tx` once it is listening, returns the first events message. */
+    const firstEvents = async (tx: string | undefined, lastEventId?: string) => {
+      const abort = new AbortController();
+      const res = await fetch(`${server.url}/tail/stream?topic=transactions`, { headers: { cookie, ...(lastEventId ? { 'last-event-id': lastEventId } : {}) }, signal: abort.signal });
+      assert.equal(res.status, 200);
+      const reader = res.body!.getReader();
+      let text = '';
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) throw new Error(`stream ended: ${text}`);
+          text += new TextDecoder().decode(value);
+          if (tx && text.includes('waiting for events')) {
+            await append(tx);
+            tx = undefined;
+          }
+          const m = /event: events\n((?:data: .*\n)+)id: (.+)\n/.exec(text);
+          if (m) return { data: m[1]!, id: m[2]! };
+        }
+      } finally {
+        abort.abort();
+      }
+    };
+    const first = await firstEvents('tx_tail_1');
+    assert.match(first.data, /tx_tail_1/);
+    await append('tx_tail_2'); // while no one listens
+    const resumed = await firstEvents(undefined, first.id);
+    assert.match(resumed.data, /tx_tail_2/);
+    assert.doesNotMatch(resumed.data, /tx_tail_1/);
+    const bad = await fetch(`${server.url}/tail/stream?topic=transactions`, { headers: { cookie, 'last-event-id': 'garbage' } });
+    assert.equal(bad.status, 400);
+    assert.match(bad.headers.get('content-type') ?? '', /^application\/problem\+json/);
+  });
+
   test('logout ends the session; a revoked key ends every session of it', async () => {
     const other = await fetch(`${server.url}/login`, { method: 'POST', body: new URLSearchParams({ key: operatorKey }), redirect: 'manual' });
     const otherCookie = other.headers.get('set-cookie')!.split(';')[0]!;

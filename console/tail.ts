@@ -3,6 +3,8 @@
 // Rows are batched: at most one message per `flushMs` (4 a second), at most `maxRows` rows in one
 // (the newest; a busy topic shows a sample, and says how many it skipped). Each stream holds a
 // Redis connection of its own (a blocking read holds it), closed when the browser goes away.
+// Each message carries the tap cursor of its newest row as its SSE id, so the browser's
+// EventSource, reconnecting, sends it back as Last-Event-ID and the tail resumes right after it.
 import type { Handler } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import type { Redis } from 'ioredis';
@@ -10,7 +12,9 @@ import type { RillEnv } from '../core/config.ts';
 import type { Keys } from '../core/keys.ts';
 import type { Logger } from '../core/logger.ts';
 import { connectRedis } from '../core/redis.ts';
+import { TapInputError } from '../core/tap/position.ts';
 import { openTap } from '../core/tap/reader.ts';
+import type { TapReader } from '../core/tap/reader.ts';
 import type { Topology } from '../core/topology/schema.ts';
 import { badRequest, notFound, serviceUnavailable } from '../ingest/problem.ts';
 import { MERCHANT_ID_PATTERN } from '../ingest/validation.ts';
@@ -46,12 +50,21 @@ export function tailStream(o: TailOptions): Handler {
     const redis = connectRedis(o.env, { name: 'rill:console:tail', lazyConnect: true, offlineQueue: false, retriesPerRequest: 0 }) as Redis;
     redis.on('error', (err: Error) => o.logger.debug({ err }, 'tail connection error'));
     const abort = new AbortController();
-    await redis.connect();
-    const reader = await openTap({
-      redis, keys: o.keys, topology: o.topology, topic, from: 'now', follow: true,
-      filter: { ...(merchant ? { merchantId: merchant } : {}), ...(type ? { type } : {}) },
-      batch: 200, blockMs: 2_000, signal: abort.signal,
-    });
+    const resume = c.req.header('last-event-id')?.trim() || undefined;
+    let reader: TapReader;
+    try {
+      await redis.connect();
+      reader = await openTap({
+        redis, keys: o.keys, topology: o.topology, topic, from: 'now', follow: true,
+        ...(resume ? { cursor: resume } : {}),
+        filter: { ...(merchant ? { merchantId: merchant } : {}), ...(type ? { type } : {}) },
+        batch: 200, blockMs: 2_000, signal: abort.signal,
+      });
+    } catch (err) {
+      redis.disconnect();
+      if (err instanceof TapInputError) throw badRequest(`Last-Event-ID: ${err.message}`);
+      throw err;
+    }
     open++;
     const close = () => {
       abort.abort();
@@ -60,6 +73,7 @@ export function tailStream(o: TailOptions): Handler {
     return streamSSE(c, async (stream) => {
       stream.onAbort(close);
       let rows: string[] = [];
+      let cursor = '';
       let skipped = 0;
       let seen = 0;
       const flush = async () => {
@@ -67,16 +81,17 @@ export function tailStream(o: TailOptions): Handler {
         const batch = rows.slice(-maxRows).reverse().join('');
         skipped += Math.max(0, rows.length - maxRows);
         rows = [];
-        await stream.writeSSE({ event: 'events', data: batch });
+        await stream.writeSSE({ event: 'events', data: batch, id: cursor });
         await stream.writeSSE({ event: 'state', data: escape(`Tailing ${topic}: ${seen} events so far${skipped ? ` (${skipped} not shown: more than ${(maxRows * 1000) / flushMs}/s)` : ''}.`) });
       };
       const timer = setInterval(() => void flush().catch(() => undefined), flushMs);
       try {
         const filters = [merchant && `merchant ${merchant}`, type && `type ${type}`].filter(Boolean).join(', ');
-        await stream.writeSSE({ event: 'state', data: escape(`Tailing ${topic} from now${filters ? ` (${filters})` : ''}; waiting for events…`) });
+        await stream.writeSSE({ event: 'state', data: escape(`Tailing ${topic} ${resume ? 'from where it left off' : 'from now'}${filters ? ` (${filters})` : ''}; waiting for events…`) });
         for await (const ev of reader) {
           if (stream.aborted) break;
           seen++;
+          cursor = ev.cursor();
           rows.push(String(TailRow({ id: ev.id, partition: ev.partition, lane: ev.lane, tx: ev.tx, event: ev.event })));
         }
       } catch (err) {
