@@ -71,9 +71,9 @@ describe('web console in Chromium', () => {
 
   /** A dead letter as the validate stage writes one, for a real payin of `merchant`. */
   const deadLetter = async (merchant: string): Promise<{ id: string; tx: string }> => {
-    const tx = newTxId();
-    const p = partitionOf(merchant, PARTITIONS);
     const now = Date.now();
+    const tx = newTxId(now); // as ingest mints it: the id's time is the event's ingested_at
+    const p = partitionOf(merchant, PARTITIONS);
     const ev = { id: tx, type: 'payin', merchant_id: merchant, amount: 700, currency: 'USD', ingested_at: now };
     const entry = await inst.redis.xadd(inst.keys.deadLetter('validate', p), '*',
       'tx', tx, 'ev', JSON.stringify(ev), 'error', 'TimeoutError', 'message', 'risk service timed out', 'stage', 'validate',
@@ -184,7 +184,8 @@ describe('web console in Chromium', () => {
     await page.locator('.flash.ok', { hasText: 'Redrove 1 dead letter.' }).waitFor();
     assert.equal(await row.count(), 0);
     assert.match(await page.locator('ul.audit li').first().innerText(), new RegExp(`redrive · ${dl.id}: 1 redriven`));
-    assert.equal((await waitFor(`${dl.tx} in Postgres`, () => inPostgres(dl.tx), 30_000)).status, 'succeeded');
+    const landed = await waitFor(`${dl.tx} in Postgres`, () => inPostgres(dl.tx), 30_000);
+    assert.equal(landed.status, 'succeeded', JSON.stringify(landed));
     await page.goto(`${server.url}/transactions?id=${dl.tx}`);
     assert.equal(await page.locator('#tx-status').innerText(), 'succeeded');
   });
