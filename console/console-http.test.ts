@@ -4,6 +4,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DeadLetters } from '../core/dead-letters.ts';
+import { partitionOf } from '../core/partition.ts';
+import { newTxId } from '../core/tx-id.ts';
 import { createLogger } from '../core/logger.ts';
 import { createApiKey, KeyStore, revokeApiKey } from '../ingest/auth/index.ts';
 import { createInstance } from '../test/helpers/instance.ts';
@@ -185,6 +187,28 @@ describe('console over HTTP: 10,000 dead letters, 64 partitions', () => {
     const bad = await fetch(`${server.url}/tail/stream?topic=transactions`, { headers: { cookie, 'last-event-id': 'garbage' } });
     assert.equal(bad.status, 400);
     assert.match(bad.headers.get('content-type') ?? '', /^application\/problem\+json/);
+  });
+
+  test('a transaction parked behind its merchant\'s earlier event shows so in its timeline', async () => {
+    const now = Date.now();
+    const [first, second] = [newTxId(now - 1), newTxId(now)];
+    const merchant = 'm_parked';
+    const p = partitionOf(merchant, P);
+    const ev = (id: string, at: number) => JSON.stringify({ id, type: 'payin', merchant_id: merchant, amount: 9, currency: 'USD', ingested_at: at });
+    const lane = inst.keys.lane('transactions', p, 'normal');
+    const e1 = await inst.redis.xadd(lane, '*', 'tx', first, 'ev', ev(first, now - 1));
+    const e2 = await inst.redis.xadd(lane, '*', 'tx', second, 'ev', ev(second, now));
+    // as core/consumer/parking.ts keeps them: "<entry id> <json>", the merchant's queue in order
+    const queue = inst.keys.parkQueue('validate', p, `normal|${merchant}`);
+    for (const [entry, id, at] of [[e1, first, now - 1], [e2, second, now]] as const) {
+      await inst.redis.rpush(queue, `${entry} ${JSON.stringify({ stream: lane, lane: 'normal', fields: ['tx', id, 'ev', ev(id, at)] })}`);
+    }
+    await inst.redis.zadd(inst.keys.parked('validate', p, 'index'), now + 5_000, `normal|${merchant}`);
+    const head = await get(`/transactions?id=${first}`);
+    assert.match(head.text, /<strong>parked in validate<\/strong> <span>normal lane, first of its merchant&#39;s queue, due /);
+    const behind = await get(`/transactions?id=${second}`);
+    assert.match(behind.text, /<strong>parked in validate<\/strong> <span>normal lane, behind 1 earlier event of its merchant<\/span>/);
+    assert.match(behind.text, /id="tx-status">processing</);
   });
 
   test('logout ends the session; a revoked key ends every session of it', async () => {

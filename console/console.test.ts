@@ -21,7 +21,7 @@ import { loadTopology } from '../core/topology/load.ts';
 import { createApiKey, KeyStore } from '../ingest/auth/index.ts';
 import { startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
-import { newTxId } from '../ingest/tx-id.ts';
+import { newTxId } from '../core/tx-id.ts';
 import { launchBrowser } from '../test/helpers/browser.ts';
 import type { TestBrowser } from '../test/helpers/browser.ts';
 import { createInstance } from '../test/helpers/instance.ts';
@@ -151,6 +151,8 @@ describe('web console in Chromium', () => {
     // the one worker holds every partition's lease of the ordered validate stage
     const holders = await page.locator('table.partitions tbody tr td:last-child').allInnerTexts();
     assert.equal(holders.filter((h) => h.endsWith('-0')).length, PARTITIONS * topology.priorities.length, holders.join(','));
+    const parked = await page.locator('table.partitions tbody tr td:nth-child(6)').allInnerTexts();
+    assert.deepEqual(new Set(parked), new Set(['0']), 'nothing parked, and the count is read (not "–")');
     await check('partitions');
     await page.goto(`${server.url}/workers`);
     await page.locator('td.ok', { hasText: 'live' }).first().waitFor();

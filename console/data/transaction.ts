@@ -2,7 +2,8 @@
 // Postgres and Redis still hold. Postgres: the `transactions` row (the sink's commit) and its
 // ledger lines. Redis (console/scripts/tx-trail.lua, one partition per call): every copy in every
 // topic's lane streams (an entry's id is when it got there: accepted, then each stage's output),
-// retries moved back (entries carrying attempts), retries waiting in delay sets, dead letters.
+// retries moved back (entries carrying attempts), retries waiting in delay sets, dead letters;
+// then, while it is not in Postgres, its place in its merchant's parked queues (ordered stages).
 // Without the row the merchant (so the partition) is unknown: every partition is searched, each
 // call bounded by `scanLimit` entries per key.
 import { fieldsToMap } from '../../core/entry.ts';
@@ -10,16 +11,16 @@ import type { Keys } from '../../core/keys.ts';
 import { partitionOf } from '../../core/partition.ts';
 import type { PgPool } from '../../core/postgres.ts';
 import { defineScripts, readScripts, runScript } from '../../core/redis.ts';
+import { slotPipeline } from '../../core/slot-pipeline.ts';
 import type { RedisClient, ScriptSource } from '../../core/redis.ts';
 import type { Topology } from '../../core/topology/schema.ts';
-import { txIdTime } from '../../ingest/tx-id.ts';
+import { txIdTime } from '../../core/tx-id.ts';
 
 const TX_TRAIL: ScriptSource = readScripts(new URL('../scripts/', import.meta.url)).find((s) => s.name === 'txTrail')!;
 
 export interface TimelineStep {
   at: number;
-  /** accepted | stage | retry | waiting | dead_letter | commit */
-  kind: 'accepted' | 'stage' | 'retry' | 'waiting' | 'dead_letter' | 'commit';
+  kind: 'accepted' | 'stage' | 'retry' | 'waiting' | 'parked' | 'dead_letter' | 'commit';
   title: string;
   detail: string;
 }
@@ -71,6 +72,8 @@ export class TransactionTrails {
     if (!row && !mine) return undefined;
 
     const steps: TimelineStep[] = [...(mine?.steps ?? [])];
+    const owner = merchant ?? (mine?.event?.merchant_id as string | undefined);
+    if (!row && mine && typeof owner === 'string') steps.push(...(await this.parked(mine.partition, owner, id)));
     const accepted = steps.some((s) => s.kind === 'accepted');
     if (!accepted) steps.push({ at: ms, kind: 'accepted', title: 'accepted by ingest', detail: 'from the transaction id (its stream entry is trimmed)' });
     if (row) {
@@ -90,6 +93,32 @@ export class TransactionTrails {
       ledger: ledger.rows.map((l) => ({ account: l.account, amount: Number(l.amount), currency: l.currency })),
       steps,
     };
+  }
+
+  /** Where it waits parked in an ordered stage, behind its merchant's earlier events (core/consumer/parking.ts). */
+  private async parked(p: number, merchant: string, id: string): Promise<TimelineStep[]> {
+    const { topology: t, keys: k } = this;
+    const queues = Object.entries(t.stages)
+      .filter(([, s]) => s.ordering === 'key')
+      .flatMap(([stage]) => t.priorities.map((l) => ({ stage, lane: l.name, member: `${l.name}|${merchant}` })));
+    const pipe = slotPipeline(this.redis);
+    for (const q of queues) {
+      const key = k.parkQueue(q.stage, p, q.member);
+      const index = k.parked(q.stage, p, 'index');
+      pipe.add(key, (x) => x.lrange(key, 0, this.scanLimit - 1).zscore(index, q.member));
+    }
+    const replies = await pipe.exec();
+    const steps: TimelineStep[] = [];
+    queues.forEach((q, i) => {
+      const items = (replies[2 * i]?.[1] as string[] | null) ?? [];
+      const due = replies[2 * i + 1]?.[1];
+      const at = items.findIndex((item) => item.includes(`"${id}"`));
+      if (at < 0) return;
+      const entry = items[at]!.slice(0, items[at]!.indexOf(' '));
+      const waits = at === 0 ? `first of its merchant's queue, due ${due ? new Date(Number(due)).toISOString() : 'now'}` : `behind ${at} earlier event${at === 1 ? '' : 's'} of its merchant`;
+      steps.push({ at: Number(entry.split('-')[0]) || Date.now(), kind: 'parked', title: `parked in ${q.stage}`, detail: `${q.lane} lane, ${waits}` });
+    });
+    return steps;
   }
 
   private async trail(p: number, id: string, ms: number): Promise<{ partition: number; steps: TimelineStep[]; index: string | undefined; event: Record<string, unknown> | undefined }> {
@@ -140,7 +169,7 @@ export class TransactionTrails {
 }
 
 function order(kind: TimelineStep['kind']): number {
-  return ['accepted', 'stage', 'retry', 'waiting', 'dead_letter', 'commit'].indexOf(kind);
+  return ['accepted', 'stage', 'retry', 'waiting', 'parked', 'dead_letter', 'commit'].indexOf(kind);
 }
 
 function parseObject(s: string): Record<string, unknown> | undefined {

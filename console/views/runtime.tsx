@@ -50,7 +50,7 @@ export function PartitionTable(props: { stats: PartitionStats }) {
           <th scope="col">length</th>
           <th scope="col">lag</th>
           <th scope="col">pending</th>
-          <th scope="col">parked</th>
+          <th scope="col">parked (partition)</th>
           <th scope="col">oldest unacked</th>
           <th scope="col">lease holder</th>
         </tr>
@@ -63,7 +63,7 @@ export function PartitionTable(props: { stats: PartitionStats }) {
             <td class="num">{fmtInt(c.length)}</td>
             <td class="num">{c.lag === null ? '≤ length' : fmtInt(c.lag)}</td>
             <td class="num">{fmtInt(c.pending)}</td>
-            <td class="num" title="parking lands with the per-key parking work">–</td>
+            <td class="num">{s.parked[c.partition] === undefined ? '–' : fmtInt(s.parked[c.partition])}</td>
             <td class="num">{fmtAge(c.oldestAgeMs)}</td>
             <td>{s.leases[c.partition] ?? '–'}</td>
           </tr>

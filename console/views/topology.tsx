@@ -159,6 +159,7 @@ export function StageTable(props: { report: StatusReport | undefined }) {
           <th scope="col">retries/s</th>
           <th scope="col">dead letters</th>
           <th scope="col">delay set</th>
+          <th scope="col">parked</th>
         </tr>
       </thead>
       <tbody>
@@ -171,6 +172,7 @@ export function StageTable(props: { report: StatusReport | undefined }) {
             <td class="num">{fmtRate(s.retries_per_sec)}</td>
             <td class="num">{fmtInt(s.dead_letters)}</td>
             <td class="num">{fmtInt(s.delay_set)}</td>
+            <td class="num">{s.parked === null ? '–' : fmtInt(s.parked)}</td>
           </tr>
         ))}
         {r.sinks.map((s) => (
@@ -181,6 +183,7 @@ export function StageTable(props: { report: StatusReport | undefined }) {
             <td class="num">{s.rows_per_sec === null ? '–' : `${fmtRate(s.rows_per_sec)} rows`}</td>
             <td class="num">–</td>
             <td class="num">{fmtInt(s.dead_letters)}</td>
+            <td class="num">–</td>
             <td class="num">–</td>
           </tr>
         ))}

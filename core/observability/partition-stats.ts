@@ -1,6 +1,6 @@
 // One topic's partitions × lanes, for one consumer group: each lane stream's length, the group's
-// lag and pending count, the age of the oldest entry the group has not acknowledged yet, and who
-// holds the partition's lease (ordered stages). Read-only; two pipelined round trips (the second
+// lag and pending count, the age of the oldest entry the group has not acknowledged yet, and, for
+// an ordered stage, who holds the partition's lease and how many events are parked in it. Read-only; two pipelined round trips (the second
 // only for cells with undelivered entries and nothing pending), safe on Redis Cluster
 // (SlotPipeline). `rill status` sums these over partitions (stream-stats.ts); the console shows
 // them one by one, to find the lagging partition.
@@ -32,6 +32,8 @@ export interface PartitionStats {
   cells: PartitionLaneStats[];
   /** Partition → lease holder (the member id) for an ordered stage; empty for other groups. */
   leases: Record<number, string>;
+  /** Partition → events parked in it by an ordered stage (all lanes); empty for other groups. */
+  parked: Record<number, number>;
 }
 
 /** The stages and sinks reading `topic`, in topology order. */
@@ -63,7 +65,8 @@ export async function collectPartitionStats(redis: RedisClient, keys: Keys, topo
     }
     if (ordered) {
       const lease = leaseRedisKey(keys, g!, p);
-      pipe.add(lease, (x) => x.get(lease));
+      const count = keys.parked(g!, p, 'count');
+      pipe.add(lease, (x) => x.get(lease).get(count));
     }
   }
   const replies = await pipe.exec();
@@ -71,6 +74,7 @@ export async function collectPartitionStats(redis: RedisClient, keys: Keys, topo
   const next = (): unknown => value(replies[i++]);
   const cells: PartitionLaneStats[] = [];
   const leases: Record<number, string> = {};
+  const parked: Record<number, number> = {};
   const undelivered: { cell: PartitionLaneStats; key: string; after: string }[] = [];
   for (let p = 0; p < t.partitions; p++) {
     for (const lane of lanes) {
@@ -96,6 +100,7 @@ export async function collectPartitionStats(redis: RedisClient, keys: Keys, topo
       const holder = next();
       // the lease value is `<member>:<partition>` (partition-leases.ts)
       if (typeof holder === 'string') leases[p] = holder.replace(/:\d+$/, '');
+      parked[p] = Number(next() ?? 0);
     }
   }
   if (undelivered.length) {
@@ -107,7 +112,7 @@ export async function collectPartitionStats(redis: RedisClient, keys: Keys, topo
       if (first) u.cell.oldestAgeMs = Math.max(0, at - idTime(first[0]));
     });
   }
-  return { topic, group: g, groups, at, cells, leases };
+  return { topic, group: g, groups, at, cells, leases, parked };
 }
 
 function value(reply: PipelineReply | undefined): unknown {
