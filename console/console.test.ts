@@ -174,6 +174,12 @@ describe('web console in Chromium', () => {
     const steps = await page.locator('#timeline li strong').allInnerTexts();
     assert.deepEqual(steps, ['accepted by ingest', 'validate done', 'risk done', 'ledger done', 'sink commit']);
     await check('transaction');
+    // a merchant's mistake ends as a failed row with its code
+    const zar = await post('m_console', { currency: 'ZAR' });
+    await waitFor(`${zar} in Postgres`, () => inPostgres(zar), 30_000);
+    await page.goto(`${server.url}/transactions?id=${zar}`);
+    assert.equal(await page.locator('#tx-status').innerText(), 'failed');
+    assert.match(await page.locator('#timeline li.commit').innerText(), /status failed, currency_not_allowed: .*ZAR/);
   });
 
   test('redrive a dead letter from the table; it reaches Postgres', async () => {

@@ -36,7 +36,7 @@ export interface TransactionTrail {
   steps: TimelineStep[];
 }
 
-const ROW_SQL = `SELECT id, merchant_id, type, amount, currency, status, reference, risk_score, failure_reason,
+const ROW_SQL = `SELECT id, merchant_id, type, amount, currency, status, reference, risk_score, failure_code, failure_reason,
   ingested_at, processed_at, attempts FROM transactions
   WHERE id = $1 AND ingested_at >= $2::timestamptz AND ingested_at < $3::timestamptz`;
 const LEDGER_SQL = 'SELECT account, amount, currency FROM ledger_entries WHERE tx_id = $1 ORDER BY account DESC';
@@ -78,7 +78,7 @@ export class TransactionTrails {
     if (!accepted) steps.push({ at: ms, kind: 'accepted', title: 'accepted by ingest', detail: 'from the transaction id (its stream entry is trimmed)' });
     if (row) {
       const processed = row.processed_at instanceof Date ? row.processed_at.getTime() : ms;
-      const failure = row.failure_reason ? `, ${String(row.failure_reason)}` : '';
+      const failure = row.failure_reason || row.failure_code ? `, ${[row.failure_code, row.failure_reason].filter(Boolean).map(String).join(': ')}` : '';
       steps.push({ at: processed, kind: 'commit', title: 'sink commit', detail: `status ${String(row.status)}${failure}; ${ledger.rows.length} ledger lines` });
     }
     steps.sort((a, b) => a.at - b.at || order(a.kind) - order(b.kind));

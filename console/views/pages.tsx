@@ -52,10 +52,10 @@ export function TransactionView(props: { t: TransactionTrail }) {
         <dd>{`${field('type')} · ${field('amount')} ${field('currency')} (minor units)`}</dd>
         <dt>partition</dt>
         <dd>{t.partition ?? '–'}</dd>
-        {row.failure_reason ? (
+        {row.failure_reason || row.failure_code ? (
           <>
             <dt>failure</dt>
-            <dd>{String(row.failure_reason)}</dd>
+            <dd>{[row.failure_code, row.failure_reason].filter(Boolean).map(String).join(': ')}</dd>
           </>
         ) : null}
         <dt>ledger lines</dt>
