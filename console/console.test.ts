@@ -120,9 +120,14 @@ describe('web console in Chromium', () => {
   });
 
   test('an operator logs in and sees the topology with live rates while events flow', async () => {
+    // keyboard only: the skip link comes first, then the key field; Enter submits
     await page.goto(`${server.url}/login`);
-    await page.fill('#key', operatorKey);
-    await Promise.all([page.waitForURL(`${server.url}/`), page.click('button[type=submit]')]);
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Skip to content');
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'key');
+    await page.keyboard.type(operatorKey);
+    await Promise.all([page.waitForURL(`${server.url}/`), page.keyboard.press('Enter')]);
     const cookie = (await browser.context.cookies()).find((c) => c.name === 'rill_console')!;
     assert.equal(cookie.httpOnly, true);
     assert.equal(cookie.sameSite, 'Strict');
