@@ -9,6 +9,7 @@ import { LaneMap } from './lanes.ts';
 import { defineScripts, runScript } from './redis.ts';
 import type { RedisClient, RedisPipeline, ScriptSource } from './redis.ts';
 import { coreScript } from './scripts.ts';
+import { slotPipeline } from './slot-pipeline.ts';
 import type { Topology } from './topology/schema.ts';
 
 export const REDRIVE_SCRIPT: ScriptSource = coreScript('redrive');
@@ -41,6 +42,8 @@ export interface ListFilter {
   since?: number;
   /** At most this many, oldest first (default 100). */
   limit?: number;
+  /** Only those listed after this dead letter (its id): the next page after a page ending with it. */
+  after?: string;
 }
 
 export interface DeadLetterList {
@@ -63,6 +66,18 @@ export interface RedriveResult {
 }
 
 type RawEntry = [string, string[]];
+
+interface MergeStream {
+  stage: string;
+  p: number;
+  key: string;
+  /** Where the next read starts (exclusive after the first). */
+  from: string;
+  /** Read, not yet merged; with the entry id's parts, parsed once. */
+  buf: { d: DeadLetter; ms: number; seq: number }[];
+  /** The last read came back short: nothing more in this stream. */
+  done: boolean;
+}
 
 const ENTRY_ID = /^\d+-\d+$/;
 const PAGE = 500;
@@ -105,27 +120,72 @@ export class DeadLetters {
 
   async list(filter: ListFilter = {}): Promise<DeadLetterList> {
     const limit = filter.limit ?? 100;
-    const start = filter.since === undefined ? '-' : String(Math.max(0, Math.floor(filter.since)));
-    const stages = this.selectStages(filter.stage);
-    // limit + 1 from each stream tells whether more match than are shown
-    const perPartition = await this.eachPartition(stages, (pipe, stage, p) => {
-      const key = this.keys.deadLetter(stage, p);
-      pipe.xrange(key, start, '+', 'COUNT', limit + 1);
-      pipe.xlen(key);
-    });
-    const all: DeadLetter[] = [];
+    const cursor = filter.after === undefined ? undefined : this.parseId(filter.after);
+    const since = filter.since === undefined ? undefined : Math.max(0, Math.floor(filter.since));
+    // a page after `cursor` starts at its entry id, inclusive: another stream may hold the very
+    // same id (it sorts after the cursor by stage and partition); the cursor itself is dropped below
+    let start = since === undefined ? '-' : String(since);
+    if (cursor && (since === undefined || Number(cursor.entryId.split('-')[0]) >= since)) start = cursor.entryId;
+    const streams: MergeStream[] = this.partitionList(this.selectStages(filter.stage)).flatMap((p) =>
+      this.selectStages(filter.stage).filter((stage) => p < this.partitions(stage)).map((stage) => ({ stage, p, key: this.keys.deadLetter(stage, p), from: start, buf: [], done: false })),
+    );
+    // a k-way merge of the streams, oldest first: each is read a few entries at a time (about
+    // twice its fair share of what the page still needs) and read again only when its buffer runs
+    // dry before the page is full, so 64 partitions do not cost 64 full pages. A refill also tops
+    // up every other stream running low: streams tend to run dry together.
+    const want = limit + 1; // one more tells whether more match than are shown
+    const out: DeadLetter[] = [];
     let total = 0;
-    for (const { partition, calls } of perPartition) {
-      for (const { stage, replies } of calls) {
-        for (const raw of replies[0] as RawEntry[]) all.push(this.decode(stage, partition, raw));
-        total += Number(replies[1]);
+    let refill = streams;
+    let first = true;
+    let ask = Math.min(limit + 2, Math.max(8, Math.ceil((2 * (limit + 2)) / Math.max(1, streams.length))));
+    while (refill.length) {
+      const pipe = slotPipeline(this.redis);
+      for (const st of refill) {
+        pipe.add(st.key, (x) => {
+          x.xrange(st.key, st.from, '+', 'COUNT', ask);
+          if (first) x.xlen(st.key);
+        });
       }
+      const replies = await pipe.exec();
+      let at = 0;
+      for (const st of refill) {
+        const [err, raw] = replies[at++]!;
+        if (err) throw err;
+        const page = raw as RawEntry[];
+        if (first) total += Number(replies[at++]![1]);
+        for (const r of page) {
+          const d = this.decode(st.stage, st.p, r);
+          const [ms, seq] = r[0].split('-').map(Number) as [number, number];
+          if (!cursor || byTime(d, cursor) > 0) st.buf.push({ d, ms, seq });
+        }
+        st.done = page.length < ask;
+        if (page.length) st.from = `(${page[page.length - 1]![0]}`;
+      }
+      first = false;
+      refill = [];
+      let live = streams.filter((st) => st.buf.length || !st.done);
+      while (out.length < want) {
+        let best: MergeStream | undefined;
+        for (const st of live) {
+          if (!st.buf.length) {
+            if (!st.done) refill.push(st);
+          } else if (!best || before(st, best)) best = st;
+        }
+        if (refill.length || !best) break; // the oldest may be in a stream not read far enough yet
+        out.push(best.buf.shift()!.d);
+        if (!best.buf.length && best.done) live = live.filter((st) => st !== best);
+      }
+      if (refill.length) {
+        ask = Math.min(limit + 2, Math.max(8, Math.ceil((2 * (want - out.length)) / Math.max(1, live.length))));
+        refill = live.filter((st) => !st.done && st.buf.length < ask / 2);
+      }
+      if (out.length >= want) break;
     }
-    all.sort(byTime);
     return {
-      entries: all.slice(0, limit),
+      entries: out.slice(0, limit),
       total: filter.since === undefined ? total : undefined,
-      more: all.length > limit,
+      more: out.length > limit,
     };
   }
 
@@ -158,8 +218,9 @@ export class DeadLetters {
     return res;
   }
 
-  /** Delete dead letters for good; returns how many. */
-  async purge(filter: { stage?: string } = {}): Promise<number> {
+  /** Delete dead letters for good (these ids, or all of a stage, or all); returns how many. */
+  async purge(filter: { stage?: string; ids?: readonly string[] } = {}): Promise<number> {
+    if (filter.ids) return this.purgeIds(filter.ids);
     const perPartition = await this.eachPartition(this.selectStages(filter.stage), (pipe, stage, p) => {
       // XTRIM MAXLEN 0 deletes and counts in one atomic command
       pipe.xtrim(this.keys.deadLetter(stage, p), 'MAXLEN', 0);
@@ -167,6 +228,22 @@ export class DeadLetters {
     let n = 0;
     for (const { calls } of perPartition) for (const { replies } of calls) n += Number(replies[0]);
     return n;
+  }
+
+  private async purgeIds(ids: readonly string[]): Promise<number> {
+    const byPartition = new Map<number, { stage: string; entryId: string }[]>();
+    for (const id of new Set(ids)) {
+      const { stage, partition, entryId } = this.parseId(id);
+      byPartition.get(partition)?.push({ stage, entryId }) ?? byPartition.set(partition, [{ stage, entryId }]);
+    }
+    const counts = await Promise.all(
+      [...byPartition].map(async ([p, wanted]) => {
+        const pipe = this.redis.pipeline();
+        for (const w of wanted) pipe.xdel(this.keys.deadLetter(w.stage, p), w.entryId);
+        return (await execAll(pipe)).reduce((n: number, r) => n + Number(r), 0);
+      }),
+    );
+    return counts.reduce((a, b) => a + b, 0);
   }
 
   private async redriveIds(ids: readonly string[], dryRun: boolean, res: RedriveResult): Promise<void> {
@@ -314,7 +391,16 @@ function toRecord(raw: readonly string[]): Record<string, string> {
   return out;
 }
 
-function byTime(a: DeadLetter, b: DeadLetter): number {
+type Ordered = Pick<DeadLetter, 'entryId' | 'stage' | 'partition'>;
+
+/** byTime of two streams' next entries, on the parsed id. */
+function before(a: MergeStream, b: MergeStream): boolean {
+  const x = a.buf[0]!;
+  const y = b.buf[0]!;
+  return (x.ms - y.ms || x.seq - y.seq || a.stage.localeCompare(b.stage) || a.p - b.p) < 0;
+}
+
+function byTime(a: Ordered, b: Ordered): number {
   const [am, as] = a.entryId.split('-').map(Number) as [number, number];
   const [bm, bs] = b.entryId.split('-').map(Number) as [number, number];
   return am - bm || as - bs || a.stage.localeCompare(b.stage) || a.partition - b.partition;

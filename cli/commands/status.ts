@@ -165,12 +165,13 @@ async function watchLoop(
   }
 }
 
-interface Sample {
+export interface Sample {
   streams: StreamStats;
   workers: WorkerView[];
 }
 
-async function collect(redis: RedisClient, keys: Keys, topology: Topology): Promise<Sample> {
+/** One sample of the streams and heartbeats; two of them make a report (buildReport). */
+export async function collect(redis: RedisClient, keys: Keys, topology: Topology): Promise<Sample> {
   const [streams, workers] = await Promise.all([collectStreamStats(redis, keys, topology, { entriesAdded: true }), readWorkers(redis, keys)]);
   return { streams, workers };
 }

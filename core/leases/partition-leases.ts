@@ -8,6 +8,11 @@ import type { Redis } from 'ioredis';
 import type { Keys } from '../keys.ts';
 import type { Logger } from '../logger.ts';
 
+/** The Redis key holding a partition's lease: redis-semaphore prefixes its keys with `mutex:`. */
+export function leaseRedisKey(keys: Keys, stage: string, partition: number): string {
+  return `mutex:${keys.lease(stage, partition)}`;
+}
+
 export interface PartitionLeasesOptions {
   redis: Redis;
   keys: Keys;

@@ -12,12 +12,24 @@
 // The two keys have no hash tag (they are global), so they are written with separate commands,
 // never a MULTI: that also works on Redis Cluster. Readers take the sorted set's score as the
 // truth for "last seen" and fall back to the record's seen_at.
+import { existsSync, readFileSync } from 'node:fs';
 import type { Keys } from '../keys.ts';
 import type { Logger } from '../logger.ts';
 import type { Registry } from '../metrics.ts';
 import { gauge } from '../metrics.ts';
 import type { RedisClient } from '../redis.ts';
 import { TIMED_OUT, within } from './within.ts';
+
+/** This build's version (package.json), so operators see which versions run side by side. */
+const RILL_VERSION: string = (() => {
+  try {
+    // beside the sources, or two levels up from a build in dist/
+    const file = [new URL('../../package.json', import.meta.url), new URL('../../../package.json', import.meta.url)].find((u) => existsSync(u));
+    return file ? String((JSON.parse(readFileSync(file, 'utf8')) as { version?: unknown }).version ?? 'unknown') : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+})();
 
 /** A worker is live while seen within this many of its heartbeat intervals. */
 export const LIVE_INTERVALS = 3;
@@ -49,6 +61,9 @@ export interface WorkerRecord {
   /** Unix ms of this heartbeat. */
   seen_at: number;
   interval_ms: number;
+  /** Rill's package version and the Node.js version the worker runs (absent from older workers). */
+  version?: string;
+  node?: string;
   stats: WorkerStats;
   /** The previous heartbeat's counters, so one read gives a rate: (stats − prev.stats) / (seen_at − prev.seen_at). */
   prev?: { seen_at: number; stats: WorkerStats };
@@ -98,7 +113,7 @@ export function startHeartbeat(o: HeartbeatOptions): Heartbeat {
       const seenAt = now();
       const record: WorkerRecord = {
         id: o.id, host: o.host, pid: process.pid, components: [...o.components],
-        started_at: startedAt, seen_at: seenAt, interval_ms: intervalMs, stats,
+        started_at: startedAt, seen_at: seenAt, interval_ms: intervalMs, version: RILL_VERSION, node: process.version, stats,
         ...(prev ? { prev } : {}),
       };
       // the hash first: a reader that sees the score finds the record

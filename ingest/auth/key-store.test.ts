@@ -58,6 +58,19 @@ describe('KeyStore', () => {
     assert.equal(await store.authenticate(merchant), undefined);
   });
 
+  test('operator keys: a scope of their own, no merchant; live() follows revocation', async () => {
+    const store = new KeyStore(inst.pool, { ttlMs: 0, negativeTtlMs: 0 });
+    const key = await createApiKey(inst.pool, { scope: 'operator' });
+    const { keyId } = parseApiKey(key)!;
+    assert.deepEqual(await store.authenticate(key), { keyId, scope: 'operator' });
+    const row = (await inst.pool.query('SELECT scope, merchant_id FROM api_keys WHERE key_id = $1', [keyId])).rows[0] as Record<string, unknown>;
+    assert.deepEqual(row, { scope: 'operator', merchant_id: null });
+    assert.deepEqual(await store.live(keyId), { keyId, scope: 'operator' });
+    await revokeApiKey(inst.pool, key);
+    assert.equal(await store.live(keyId), undefined);
+    assert.equal(await store.live('0000000000000000'), undefined);
+  });
+
   test('one query per key id per TTL, however many concurrent requests', async () => {
     let now = 1_000_000;
     const { db, state } = counting();

@@ -17,9 +17,11 @@ export interface SqlRunner {
 
 export type Principal =
   | { keyId: string; scope: 'merchant'; merchantId: string }
-  | { keyId: string; scope: 'tap' };
+  | { keyId: string; scope: 'tap' }
+  | { keyId: string; scope: 'operator' };
 
-export type KeySpec = { merchantId: string } | { scope: 'tap' };
+/** A merchant's key, or a key of a scope no merchant owns: tap (read-only SSE) or operator (the console). */
+export type KeySpec = { merchantId: string } | { scope: 'tap' | 'operator' };
 
 const KEY_ID_BYTES = 8;
 const SECRET_BYTES = 32;
@@ -45,7 +47,7 @@ export async function createApiKey(db: SqlRunner, spec: KeySpec): Promise<string
     keyId,
     sha256(secret),
     merchantId,
-    merchantId === null ? 'tap' : 'merchant',
+    'scope' in spec ? spec.scope : 'merchant',
   ]);
   return `rk_${keyId}_${secret}`;
 }
@@ -116,6 +118,15 @@ export class KeyStore {
     return record.principal;
   }
 
+  /**
+   * The principal of a key id that is still live (not revoked), from the same cache: for a session
+   * that authenticated with the full key once and keeps only its id (the console).
+   */
+  async live(keyId: string): Promise<Principal | undefined> {
+    const record = await this.lookup(keyId);
+    return record && !record.revoked ? record.principal : undefined;
+  }
+
   /** Forget one id (after revoking it here) or everything. */
   invalidate(keyId?: string): void {
     if (keyId === undefined) this.cache.clear();
@@ -164,8 +175,8 @@ export class KeyStore {
 
 function toRecord(keyId: string, row: KeyRow): KeyRecord {
   const principal: Principal | undefined =
-    row.scope === 'tap'
-      ? { keyId, scope: 'tap' }
+    row.scope === 'tap' || row.scope === 'operator'
+      ? { keyId, scope: row.scope }
       : row.scope === 'merchant' && row.merchant_id
         ? { keyId, scope: 'merchant', merchantId: row.merchant_id }
         : undefined;
