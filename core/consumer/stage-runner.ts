@@ -227,9 +227,12 @@ export class StageRunner {
       for (const p of owned) {
         if (this.served.has(p)) continue;
         await this.takeOver(this.reader.streamsOf(p));
-        await this.parking?.load([p]);
         this.served.add(p);
       }
+      // mirror the parked queues again at every sync, not only at takeover: a stale former owner
+      // (paused past its lease) may still have parked an entry it acknowledged; it is found here
+      // within a sync period instead of waiting for the next takeover
+      await this.parking?.load([...this.served]);
     } finally {
       this.reader.setPartitions([...this.served]);
     }
