@@ -3,7 +3,7 @@
 export const TRANSACTION_TYPES = ['payin', 'payout', 'refund', 'chargeback'] as const;
 export type TransactionType = (typeof TRANSACTION_TYPES)[number];
 
-export type TransactionStatus = 'accepted' | 'processing' | 'succeeded' | 'failed' | 'dead_lettered';
+export type TransactionStatus = 'accepted' | 'processing' | 'in_review' | 'succeeded' | 'failed' | 'dead_lettered';
 
 /**
  * One side of a double-entry posting in the transaction's merchant and currency. Every
@@ -28,6 +28,14 @@ export interface TransactionEvent {
   ingested_at: number;
   status?: TransactionStatus;
   risk_score?: number;
+  /** The risk stage's top contributing features, in words (`code: text`). */
+  risk_reasons?: string[];
+  /** The version of the risk rules the risk decision was made under (0: topology.yaml's). */
+  risk_rules_version?: number;
+  /** An operator's decision on a transaction the risk stage held for review. */
+  review?: { decision: 'approved' | 'declined'; by: string; at: string; note?: string };
+  /** Machine-readable reason of a `failed` status (risk_blocked, risk_declined, ...). */
+  failure_code?: string;
   failure_reason?: string;
   /** Set by the ledger stage for a succeeded transaction; written by the sink with the row. */
   ledger?: LedgerLine[];

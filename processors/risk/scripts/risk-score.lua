@@ -1,30 +1,53 @@
 --[[
-  Velocity scoring for one partition's batch of events, in order. Per merchant, a hash of time
-  buckets (10 s buckets for the sliding minute, 1 min buckets for the sliding hour) counts events
-  and sums amounts; an event's score compares the windows, with it included, to the limits.
-  Idempotent: a redelivered event gets the score it got the first time and counts once.
-  A rejected event (score above the threshold) does not count toward the windows: velocity
-  measures the volume the merchant actually moves, and one blocked attempt must not block the rest.
-  Each merchant's hash is read once per call (HGETALL, stale buckets dropped) and written once at
-  the end (one HINCRBY per bucket field): between them its sums are kept here, event by event, so
-  every event sees the ones before it exactly as if each had been scored by a call of its own.
+  Risk scoring for one partition's batch of events, in order, in one call: the velocity rules and
+  the per-merchant streaming features are read, scored and updated here (no extra round trip).
 
-  Variable key count: for each event i, KEYS[2i-1] = its merchant's velocity hash,
-                                        KEYS[2i]   = its score record (tx id).
+  Velocity: per merchant, a hash of time buckets (10 s buckets for the sliding minute, 1 min buckets
+  for the sliding hour) counts events and sums amounts; its score compares the windows, the event
+  included, to the limits (50 at a limit, 100 at twice a limit). A blocked event does not count.
+
+  Features (ARGV[8] = 1), per merchant, one hash of at most 27 fields (< 2 KB; 30 days TTL):
+    t last event ms, n events seen, cur currencies seen (at most 4),
+    a:<type>:<currency> "n,mean,var" of ln(amount), exponentially weighted (alpha max(1/n, 0.02));
+      at most 4 currencies x 4 types = 16 fields,
+    r events decayed with a 60 s half-life (burst), rb its usual level (EW over allowed events),
+    s small payins (ln(amount) 3 sd under the usual) decayed with a 10 min half-life,
+    tc / rc all events / refunds+chargebacks decayed with a 30 min half-life, rsb usual refund share,
+    ps payins decayed with a 6 h half-life, fs flagged payins decayed with a 1 h half-life.
+  Cold start: a merchant's amount statistics are blended with the partition's priors (KEYS[1], per
+  type "n,mean,var" over every merchant's allowed events) with weight 5 against the merchant's n.
+  Baselines (amount statistics, rb, rsb, priors) learn only from allowed events, so a fraud burst
+  does not teach the detector that bursts are normal; counters (r, s, tc, rc) count every event.
+  Score: noisy-OR of the components' points (each 0..100), so independent signals add up.
+  Idempotent: a redelivered event gets the decision it got the first time and counts once.
+
+  Variable key count: KEYS[1] the partition's priors hash, then for each event i:
+    KEYS[3i-1] velocity hash, KEYS[3i] features hash, KEYS[3i+1] decision record (tx id).
   ARGV[1] now (ms)   ARGV[2] record TTL (ms)
   ARGV[3..6] limits: per_minute_count, per_minute_amount, per_hour_count, per_hour_amount
-  ARGV[7]    threshold
-  ARGV[8..]  per event: amount
-  Returns per event: score 0..100 (integer): 50 at a limit, 100 at twice a limit or more.
+  ARGV[7]    rule version   ARGV[8] features on (1) or velocity only (0)
+  ARGV[9..16] thresholds review, block for payin, payout, refund, chargeback
+  ARGV[17..] per event: amount, type, currency, event time (ms)
+  Returns per event { score 0..100, decision allow|review|block, rule version, reasons }:
+  reasons "code:points:value|..." (at most 3, strongest first).
 ]]
 local now = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local lim = { tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]) }
-local threshold = tonumber(ARGV[7])
+local version = ARGV[7]
+local features = ARGV[8] == '1'
+local thresholds = {
+  payin = { tonumber(ARGV[9]), tonumber(ARGV[10]) },
+  payout = { tonumber(ARGV[11]), tonumber(ARGV[12]) },
+  refund = { tonumber(ARGV[13]), tonumber(ARGV[14]) },
+  chargeback = { tonumber(ARGV[15]), tonumber(ARGV[16]) },
+}
 local sec10 = math.floor(now / 10000)
 local min1 = math.floor(now / 60000)
+local LN2 = math.log(2)
+local FEATURE_TTL = 30 * 86400000
 
--- velocity hash -> { minute count, minute amount, hour count, hour amount, added count, added amount }
+---------------------------------------------------------------- velocity
 local windows = {}
 local touched = {}
 
@@ -55,26 +78,193 @@ local function window(vel)
   return w
 end
 
+---------------------------------------------------------------- features
+local SCALARS = { 't', 'n', 'r', 'rb', 's', 'tc', 'rc', 'rsb', 'ps', 'fs' }
+local states = {}
+local dirty = {}
+
+local function state(key)
+  local st = states[key]
+  if st then return st end
+  st = { stats = {}, cur = {}, ncur = 0 }
+  for _, f in ipairs(SCALARS) do st[f] = 0 end
+  st.rb, st.rsb, st.t = 1.5, 0.03, -1
+  local flat = redis.call('HGETALL', key)
+  for j = 1, #flat, 2 do
+    local f, v = flat[j], flat[j + 1]
+    if string.sub(f, 1, 2) == 'a:' then
+      local n, m, var = string.match(v, '^([^,]+),([^,]+),([^,]+)$')
+      st.stats[string.sub(f, 3)] = { tonumber(n), tonumber(m), tonumber(var) }
+    elseif f == 'cur' then
+      for c in string.gmatch(v, '[^,]+') do st.cur[c] = true; st.ncur = st.ncur + 1 end
+    else
+      st[f] = tonumber(v)
+    end
+  end
+  states[key] = st
+  return st
+end
+
+local priors
+local priorsDirty = false
+local function prior(ty)
+  if not priors then
+    priors = {}
+    local flat = redis.call('HGETALL', KEYS[1])
+    for j = 1, #flat, 2 do
+      local n, m, var = string.match(flat[j + 1], '^([^,]+),([^,]+),([^,]+)$')
+      priors[flat[j]] = { tonumber(n), tonumber(m), tonumber(var) }
+    end
+  end
+  local p = priors[ty]
+  if not p then
+    -- before any event of this type: a wide prior around 50.00 in minor units
+    p = { 0, math.log(5000), 4 }
+    priors[ty] = p
+  end
+  return p
+end
+
+-- exponentially weighted mean and variance (West/Finch), a running mean while n is small
+local function learn(s, x, floorAlpha)
+  local n = s[1] + 1
+  local alpha = math.max(1 / n, floorAlpha)
+  local diff = x - s[2]
+  local incr = alpha * diff
+  s[1], s[2], s[3] = n, s[2] + incr, (1 - alpha) * (s[3] + diff * incr)
+end
+
+local function decay(x, dt, half)
+  return x * math.exp(-dt * LN2 / half)
+end
+
+local function clamp(x, hi)
+  if x < 0 then return 0 end
+  if x > hi then return hi end
+  return x
+end
+
+local function fmt(x) return string.format('%.10g', x) end
+
+-- scores one event's features and updates them once its decision is known (by `commit`)
+local function score(st, ty, cur, amount, t)
+  local dt = st.t < 0 and 86400000 or math.max(0, t - st.t)
+  local r = decay(st.r, dt, 60000) + 1
+  local tc = decay(st.tc, dt, 1800000) + 1
+  local refundish = (ty == 'refund' or ty == 'chargeback')
+  local rc = decay(st.rc, dt, 1800000) + (refundish and 1 or 0)
+  local s = decay(st.s, dt, 600000)
+  local ps = decay(st.ps, dt, 21600000)
+  local fs = decay(st.fs, dt, 3600000)
+  local x = math.log(amount)
+  local key = ty .. ':' .. cur
+  local ms = st.stats[key] or { 0, 0, 0 }
+  local pr = prior(ty)
+  -- cold start: shrink toward the partition's prior for this type
+  local k = 5
+  local mu = (ms[1] * ms[2] + k * pr[2]) / (ms[1] + k)
+  local var = (ms[1] * ms[3] + k * pr[3]) / (ms[1] + k)
+  local sd = math.max(math.sqrt(math.max(var, 0)), 0.25)
+  local z = (x - mu) / sd
+
+  local parts = {}
+  local function add(code, points, value)
+    if points >= 1 then parts[#parts + 1] = { code, math.floor(points + 0.5), value } end
+  end
+  add('amount_high', clamp((z - 3) * 18, 95), z)
+  local small = ty == 'payin' and z < -3
+  if small then
+    s = s + 1
+    add('small_burst', clamp(s * 22 - 12, 95), s)
+  end
+  local ratio = r / math.max(st.rb, 1.5)
+  if r >= 4 then add('burst', clamp((ratio - 3) * 12, 90), ratio) end
+  if st.n >= 10 and not st.cur[cur] then add('new_currency', 45, 0) end
+  if refundish and rc >= 3 then
+    local share = rc / tc
+    add('refund_share', clamp((share - 3 * st.rsb - 0.1) * 150, 90), share)
+  end
+  if ty == 'payout' then
+    if fs > 0 then add('cash_out', clamp(fs / amount * 120, 95), fs / amount) end
+    if ps > 0 then add('payout_ratio', clamp((amount / ps - 5) * 10, 60), amount / ps) end
+  end
+  return {
+    parts = parts, r = r, tc = tc, rc = rc, s = s, ps = ps, fs = fs, x = x, key = key, ms = ms,
+    small = small, pr = pr,
+  }
+end
+
+local function commit(stKey, st, f, ty, cur, amount, t, decision)
+  st.r, st.tc, st.rc, st.s, st.ps, st.fs = f.r, f.tc, f.rc, f.s, f.ps, f.fs
+  st.t = math.max(st.t, t)
+  st.n = st.n + 1
+  if decision == 'allow' then
+    if not st.cur[cur] and st.ncur < 4 then st.cur[cur] = true; st.ncur = st.ncur + 1 end
+    -- statistics only for the (at most 4) currencies kept: the hash stays bounded
+    if st.cur[cur] then
+      learn(f.ms, f.x, 0.02)
+      st.stats[f.key] = f.ms
+    end
+    st.rb = st.rb + 0.05 * (f.r - st.rb)
+    local refundish = (ty == 'refund' or ty == 'chargeback') and 1 or 0
+    st.rsb = st.rsb + 0.02 * (refundish - st.rsb)
+    if ty == 'payin' then st.ps = st.ps + amount end
+    learn(f.pr, f.x, 0.001)
+    priorsDirty = true
+  elseif ty == 'payin' then
+    st.fs = st.fs + amount
+  end
+  dirty[stKey] = true
+end
+
+---------------------------------------------------------------- the batch
 local out = {}
-local n = #KEYS / 2
+local n = (#KEYS - 1) / 3
 for i = 1, n do
-  local vel, rec = KEYS[2 * i - 1], KEYS[2 * i]
+  local vel, feat, rec = KEYS[3 * i - 1], KEYS[3 * i], KEYS[3 * i + 1]
   local known = redis.call('GET', rec)
   if known then
-    out[i] = tonumber(known)
+    local sc, dec, ver, why = string.match(known, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
+    out[i] = { tonumber(sc), dec, ver, why }
   else
-    local amount = tonumber(ARGV[7 + i])
+    local base = 17 + (i - 1) * 4
+    local amount, ty, cur, t = tonumber(ARGV[base]), ARGV[base + 1], ARGV[base + 2], tonumber(ARGV[base + 3])
     local w = window(vel)
     local mc, ma, hc, ha = w[1] + 1, w[2] + amount, w[3] + 1, w[4] + amount
-    local ratio = math.max(mc / lim[1], ma / lim[2], hc / lim[3], ha / lim[4])
-    local score = math.min(100, math.floor(ratio * 50 + 0.5))
-    if score <= threshold then
+    local vratio = math.max(mc / lim[1], ma / lim[2], hc / lim[3], ha / lim[4])
+    local vscore = math.min(100, math.floor(vratio * 50 + 0.5))
+    local th = thresholds[ty] or thresholds.payin
+    local sc, parts, st, f = vscore, {}, nil, nil
+    if features then
+      st = state(feat)
+      f = score(st, ty, cur, amount, t)
+      parts = f.parts
+      if vscore > 50 then parts[#parts + 1] = { 'velocity', vscore, vratio } end
+      local keep = 1
+      for _, p in ipairs(parts) do keep = keep * (1 - p[2] / 100) end
+      sc = math.min(100, math.floor((1 - keep) * 100 + 0.5))
+    elseif vscore > 50 then
+      parts = { { 'velocity', vscore, vratio } }
+    end
+    local decision = 'allow'
+    if sc >= th[2] then decision = 'block' elseif sc >= th[1] then decision = 'review' end
+    if decision ~= 'block' then
       w[1], w[2], w[3], w[4] = mc, ma, hc, ha
       if w[5] == 0 then touched[#touched + 1] = vel end
       w[5], w[6] = w[5] + 1, w[6] + amount
     end
-    redis.call('SET', rec, score, 'PX', ttl)
-    out[i] = score
+    if features then commit(feat, st, f, ty, cur, amount, t, decision) end
+    table.sort(parts, function(a, b)
+      if a[2] ~= b[2] then return a[2] > b[2] end
+      return a[1] < b[1]
+    end)
+    local why = {}
+    for j = 1, math.min(3, #parts) do
+      why[j] = parts[j][1] .. ':' .. parts[j][2] .. ':' .. string.format('%.2f', parts[j][3])
+    end
+    local reasons = table.concat(why, '|')
+    redis.call('SET', rec, sc .. '|' .. decision .. '|' .. version .. '|' .. reasons, 'PX', ttl)
+    out[i] = { sc, decision, version, reasons }
   end
 end
 
@@ -85,5 +275,35 @@ for _, vel in ipairs(touched) do
   redis.call('HINCRBY', vel, 'm:' .. min1 .. ':c', w[5])
   redis.call('HINCRBY', vel, 'm:' .. min1 .. ':a', w[6])
   redis.call('PEXPIRE', vel, 3600000)
+end
+
+-- write each touched merchant's features once (sorted: the same writes for the same input)
+local keys = {}
+for k in pairs(dirty) do keys[#keys + 1] = k end
+table.sort(keys)
+for _, k in ipairs(keys) do
+  local st = states[k]
+  local args = {}
+  for _, f in ipairs(SCALARS) do args[#args + 1] = f; args[#args + 1] = fmt(st[f]) end
+  local curs = {}
+  for c in pairs(st.cur) do curs[#curs + 1] = c end
+  table.sort(curs)
+  args[#args + 1] = 'cur'; args[#args + 1] = table.concat(curs, ',')
+  for sk, s in pairs(st.stats) do
+    args[#args + 1] = 'a:' .. sk; args[#args + 1] = fmt(s[1]) .. ',' .. fmt(s[2]) .. ',' .. fmt(s[3])
+  end
+  redis.call('HSET', k, unpack(args))
+  redis.call('PEXPIRE', k, FEATURE_TTL)
+end
+if priorsDirty then
+  local args = {}
+  local tys = {}
+  for ty in pairs(priors) do tys[#tys + 1] = ty end
+  table.sort(tys)
+  for _, ty in ipairs(tys) do
+    local p = priors[ty]
+    args[#args + 1] = ty; args[#args + 1] = fmt(p[1]) .. ',' .. fmt(p[2]) .. ',' .. fmt(p[3])
+  end
+  redis.call('HSET', KEYS[1], unpack(args))
 end
 return out
