@@ -16,6 +16,7 @@ const TEXT: Record<string, (v: number) => string> = {
   refund_share: (v) => `refunds and chargebacks are ${Math.round(v * 100)}% of the last half hour's transactions`,
   cash_out: (v) => `payout ${Math.round(Math.min(v, 9.99) * 100)}% covered by recently flagged payins`,
   payout_ratio: (v) => `payout ${v.toFixed(1)}x the payins of the last hours`,
+  payout_burst: (v) => `${v.toFixed(1)} payouts within about an hour (a merchant usually pays out once a day or less)`,
   velocity: (v) => `velocity at ${Math.round(v * 100)}% of a per-minute or per-hour limit`,
 };
 

@@ -6,17 +6,18 @@
   for the sliding hour) counts events and sums amounts; its score compares the windows, the event
   included, to the limits (50 at a limit, 100 at twice a limit). A blocked event does not count.
 
-  Features (ARGV[8] = 1), per merchant, one hash of at most 27 fields (< 2 KB; 30 days TTL):
+  Features (ARGV[8] = 1), per merchant, one hash of at most 28 fields (< 2 KB; 30 days TTL):
     t last event ms, n events seen, cur currencies seen (at most 4),
     a:<type>:<currency> "n,mean,var" of ln(amount), exponentially weighted (alpha max(1/n, 0.02));
       at most 4 currencies x 4 types = 16 fields,
     r events decayed with a 60 s half-life (burst), rb its usual level (EW over allowed events),
     s small payins (ln(amount) 3 sd under the usual) decayed with a 10 min half-life,
     tc / rc all events / refunds+chargebacks decayed with a 30 min half-life, rsb usual refund share,
-    ps payins decayed with a 6 h half-life, fs flagged payins decayed with a 1 h half-life.
+    ps payins decayed with a 6 h half-life, fs unusual payins (z > 2) decayed with a 1 h half-life,
+    po payouts decayed with a 1 h half-life (payout bursts).
   Cold start: a merchant's amount statistics are blended with the partition's priors (KEYS[1], per
   type "n,mean,var" over every merchant's allowed events) with weight 5 against the merchant's n.
-  Baselines (amount statistics, rb, rsb, priors) learn only from allowed events, so a fraud burst
+  Baselines (amount statistics, rb, rsb, priors) learn only from events scoring under 30, so a fraud burst
   does not teach the detector that bursts are normal; counters (r, s, tc, rc) count every event.
   Score: noisy-OR of the components' points (each 0..100), so independent signals add up.
   Idempotent: a redelivered event gets the decision it got the first time and counts once.
@@ -46,6 +47,8 @@ local sec10 = math.floor(now / 10000)
 local min1 = math.floor(now / 60000)
 local LN2 = math.log(2)
 local FEATURE_TTL = 30 * 86400000
+-- baselines learn only from events that look normal (score under this), not merely allowed ones
+local LEARN_BELOW = 30
 
 ---------------------------------------------------------------- velocity
 local windows = {}
@@ -79,7 +82,7 @@ local function window(vel)
 end
 
 ---------------------------------------------------------------- features
-local SCALARS = { 't', 'n', 'r', 'rb', 's', 'tc', 'rc', 'rsb', 'ps', 'fs' }
+local SCALARS = { 't', 'n', 'r', 'rb', 's', 'tc', 'rc', 'rsb', 'ps', 'fs', 'po' }
 local states = {}
 local dirty = {}
 
@@ -156,14 +159,21 @@ local function score(st, ty, cur, amount, t)
   local s = decay(st.s, dt, 600000)
   local ps = decay(st.ps, dt, 21600000)
   local fs = decay(st.fs, dt, 3600000)
+  local po = decay(st.po, dt, 3600000) + (ty == 'payout' and 1 or 0)
   local x = math.log(amount)
   local key = ty .. ':' .. cur
   local ms = st.stats[key] or { 0, 0, 0 }
   local pr = prior(ty)
+  -- a refund or chargeback gives back a payin: until the merchant has its own, compare with its payins
+  local ref = ms
+  if (ty == 'refund' or ty == 'chargeback') and ms[1] < 5 and st.stats['payin:' .. cur] then
+    ref = st.stats['payin:' .. cur]
+    pr = prior('payin')
+  end
   -- cold start: shrink toward the partition's prior for this type
   local k = 5
-  local mu = (ms[1] * ms[2] + k * pr[2]) / (ms[1] + k)
-  local var = (ms[1] * ms[3] + k * pr[3]) / (ms[1] + k)
+  local mu = (ref[1] * ref[2] + k * pr[2]) / (ref[1] + k)
+  local var = (ref[1] * ref[3] + k * pr[3]) / (ref[1] + k)
   local sd = math.max(math.sqrt(math.max(var, 0)), 0.25)
   local z = (x - mu) / sd
 
@@ -171,34 +181,38 @@ local function score(st, ty, cur, amount, t)
   local function add(code, points, value)
     if points >= 1 then parts[#parts + 1] = { code, math.floor(points + 0.5), value } end
   end
-  add('amount_high', clamp((z - 3) * 18, 95), z)
+  -- a z-score from a few of the merchant's own events (or the priors alone) counts for less
+  add('amount_high', clamp((z - 2.5) * 28, 95) * math.min(1, ref[1] / 5), z)
   local small = ty == 'payin' and z < -3
   if small then
     s = s + 1
     add('small_burst', clamp(s * 22 - 12, 95), s)
   end
   local ratio = r / math.max(st.rb, 1.5)
-  if r >= 4 then add('burst', clamp((ratio - 3) * 12, 90), ratio) end
+  if r >= 4 then add('burst', clamp((ratio - 2) * 20, 90), ratio) end
   if st.n >= 10 and not st.cur[cur] then add('new_currency', 45, 0) end
-  if refundish and rc >= 3 then
-    local share = rc / tc
-    add('refund_share', clamp((share - 3 * st.rsb - 0.1) * 150, 90), share)
+  if refundish then
+    -- refunds beyond what this merchant's usual refund share predicts for the last half hour
+    local excess = rc - st.rsb * tc - 1
+    add('refund_share', clamp(excess * 35, 90), rc / tc)
   end
   if ty == 'payout' then
-    if fs > 0 then add('cash_out', clamp(fs / amount * 120, 95), fs / amount) end
+    if fs > 0 then add('cash_out', clamp((fs / amount - 0.3) * 150, 95), fs / amount) end
     if ps > 0 then add('payout_ratio', clamp((amount / ps - 5) * 10, 60), amount / ps) end
+    add('payout_burst', clamp((po - 1.5) * 35, 95), po)
   end
   return {
     parts = parts, r = r, tc = tc, rc = rc, s = s, ps = ps, fs = fs, x = x, key = key, ms = ms,
-    small = small, pr = pr,
+    small = small, pr = pr, po = po, z = z,
   }
 end
 
-local function commit(stKey, st, f, ty, cur, amount, t, decision)
-  st.r, st.tc, st.rc, st.s, st.ps, st.fs = f.r, f.tc, f.rc, f.s, f.ps, f.fs
+local function commit(stKey, st, f, ty, cur, amount, t, decision, sc)
+  st.r, st.tc, st.rc, st.s, st.ps, st.fs, st.po = f.r, f.tc, f.rc, f.s, f.ps, f.fs, f.po
   st.t = math.max(st.t, t)
   st.n = st.n + 1
-  if decision == 'allow' then
+  if ty == 'payin' and f.z > 2 then st.fs = st.fs + amount end
+  if decision == 'allow' and sc < LEARN_BELOW then
     if not st.cur[cur] and st.ncur < 4 then st.cur[cur] = true; st.ncur = st.ncur + 1 end
     -- statistics only for the (at most 4) currencies kept: the hash stays bounded
     if st.cur[cur] then
@@ -211,8 +225,6 @@ local function commit(stKey, st, f, ty, cur, amount, t, decision)
     if ty == 'payin' then st.ps = st.ps + amount end
     learn(f.pr, f.x, 0.001)
     priorsDirty = true
-  elseif ty == 'payin' then
-    st.fs = st.fs + amount
   end
   dirty[stKey] = true
 end
@@ -253,7 +265,7 @@ for i = 1, n do
       if w[5] == 0 then touched[#touched + 1] = vel end
       w[5], w[6] = w[5] + 1, w[6] + amount
     end
-    if features then commit(feat, st, f, ty, cur, amount, t, decision) end
+    if features then commit(feat, st, f, ty, cur, amount, t, decision, sc) end
     table.sort(parts, function(a, b)
       if a[2] ~= b[2] then return a[2] > b[2] end
       return a[1] < b[1]
