@@ -17,6 +17,7 @@ const TEXT: Record<string, (v: number) => string> = {
   cash_out: (v) => `payout ${Math.round(Math.min(v, 9.99) * 100)}% covered by recently flagged payins`,
   payout_ratio: (v) => `payout ${v.toFixed(1)}x the payins of the last hours`,
   payout_burst: (v) => `${v.toFixed(1)} payouts within about an hour (a merchant usually pays out once a day or less)`,
+  unusual_run: (v) => `${v.toFixed(1)} unusually large payins within about half an hour`,
   velocity: (v) => `velocity at ${Math.round(v * 100)}% of a per-minute or per-hour limit`,
 };
 

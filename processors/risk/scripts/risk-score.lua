@@ -6,7 +6,7 @@
   for the sliding hour) counts events and sums amounts; its score compares the windows, the event
   included, to the limits (50 at a limit, 100 at twice a limit). A blocked event does not count.
 
-  Features (ARGV[8] = 1), per merchant, one hash of at most 28 fields (< 2 KB; 30 days TTL):
+  Features (ARGV[8] = 1), per merchant, one hash of at most 29 fields (< 2 KB; 30 days TTL):
     t last event ms, n events seen, cur currencies seen (at most 4),
     a:<type>:<currency> "n,mean,var" of ln(amount), exponentially weighted (alpha max(1/n, 0.02));
       at most 4 currencies x 4 types = 16 fields,
@@ -14,10 +14,11 @@
     s small payins (ln(amount) 3 sd under the usual) decayed with a 10 min half-life,
     tc / rc all events / refunds+chargebacks decayed with a 30 min half-life, rsb usual refund share,
     ps payins decayed with a 6 h half-life, fs unusual payins (z > 2) decayed with a 1 h half-life,
-    po payouts decayed with a 1 h half-life (payout bursts).
+    po payouts decayed with a 1 h half-life (payout bursts),
+    u unusual payins (z > 2.5) counted with a 30 min half-life (a run of them: cash-out build-up).
   Cold start: a merchant's amount statistics are blended with the partition's priors (KEYS[1], per
   type "n,mean,var" over every merchant's allowed events) with weight 5 against the merchant's n.
-  Baselines (amount statistics, rb, rsb, priors) learn only from events scoring under 30, so a fraud burst
+  Baselines (amount statistics, rb, rsb, priors) learn only from events scoring under 20, so a fraud burst
   does not teach the detector that bursts are normal; counters (r, s, tc, rc) count every event.
   Score: noisy-OR of the components' points (each 0..100), so independent signals add up.
   Idempotent: a redelivered event gets the decision it got the first time and counts once.
@@ -48,7 +49,7 @@ local min1 = math.floor(now / 60000)
 local LN2 = math.log(2)
 local FEATURE_TTL = 30 * 86400000
 -- baselines learn only from events that look normal (score under this), not merely allowed ones
-local LEARN_BELOW = 30
+local LEARN_BELOW = 20
 
 ---------------------------------------------------------------- velocity
 local windows = {}
@@ -82,7 +83,7 @@ local function window(vel)
 end
 
 ---------------------------------------------------------------- features
-local SCALARS = { 't', 'n', 'r', 'rb', 's', 'tc', 'rc', 'rsb', 'ps', 'fs', 'po' }
+local SCALARS = { 't', 'n', 'r', 'rb', 's', 'tc', 'rc', 'rsb', 'ps', 'fs', 'po', 'u' }
 local states = {}
 local dirty = {}
 
@@ -128,11 +129,17 @@ local function prior(ty)
   return p
 end
 
--- exponentially weighted mean and variance (West/Finch), a running mean while n is small
+-- exponentially weighted mean and variance (West/Finch), a running mean while n is small. Robust:
+-- once there are a few values, a deviation counts at most 2.5 standard deviations (Huber), so
+-- one outlier that got through cannot blow the variance up and hide the next ones.
 local function learn(s, x, floorAlpha)
   local n = s[1] + 1
   local alpha = math.max(1 / n, floorAlpha)
   local diff = x - s[2]
+  if s[1] >= 3 then
+    local cap = 2.5 * math.max(math.sqrt(math.max(s[3], 0)), 0.1)
+    if diff > cap then diff = cap elseif diff < -cap then diff = -cap end
+  end
   local incr = alpha * diff
   s[1], s[2], s[3] = n, s[2] + incr, (1 - alpha) * (s[3] + diff * incr)
 end
@@ -160,6 +167,7 @@ local function score(st, ty, cur, amount, t)
   local ps = decay(st.ps, dt, 21600000)
   local fs = decay(st.fs, dt, 3600000)
   local po = decay(st.po, dt, 3600000) + (ty == 'payout' and 1 or 0)
+  local u = decay(st.u, dt, 1800000)
   local x = math.log(amount)
   local key = ty .. ':' .. cur
   local ms = st.stats[key] or { 0, 0, 0 }
@@ -183,6 +191,11 @@ local function score(st, ty, cur, amount, t)
   end
   -- a z-score from a few of the merchant's own events (or the priors alone) counts for less
   add('amount_high', clamp((z - 2.5) * 28, 95) * math.min(1, ref[1] / 5), z)
+  if ty == 'payin' and z > 2.5 then
+    -- beyond the few a busy merchant's tail gives anyway (about 2 % of its events)
+    u = u + 1
+    add('unusual_run', clamp((u - 0.02 * tc - 1) * 40, 90) * math.min(1, ref[1] / 5), u)
+  end
   local small = ty == 'payin' and z < -3
   if small then
     s = s + 1
@@ -190,7 +203,8 @@ local function score(st, ty, cur, amount, t)
   end
   local ratio = r / math.max(st.rb, 1.5)
   if r >= 4 then add('burst', clamp((ratio - 2) * 20, 90), ratio) end
-  if st.n >= 10 and not st.cur[cur] then add('new_currency', 45, 0) end
+  -- a first currency alone stays under review; money leaving in it weighs more than coming in
+  if st.n >= 10 and not st.cur[cur] then add('new_currency', ty == 'payout' and 45 or 30, 0) end
   if refundish then
     -- refunds beyond what this merchant's usual refund share predicts for the last half hour
     local excess = rc - st.rsb * tc - 1
@@ -199,31 +213,32 @@ local function score(st, ty, cur, amount, t)
   if ty == 'payout' then
     if fs > 0 then add('cash_out', clamp((fs / amount - 0.3) * 150, 95), fs / amount) end
     if ps > 0 then add('payout_ratio', clamp((amount / ps - 5) * 10, 60), amount / ps) end
-    add('payout_burst', clamp((po - 1.5) * 35, 95), po)
+    add('payout_burst', clamp((po - 1.3) * 40, 95), po)
   end
   return {
     parts = parts, r = r, tc = tc, rc = rc, s = s, ps = ps, fs = fs, x = x, key = key, ms = ms,
-    small = small, pr = pr, po = po, z = z,
+    small = small, pr = pr, po = po, z = z, u = u,
   }
 end
 
 local function commit(stKey, st, f, ty, cur, amount, t, decision, sc)
-  st.r, st.tc, st.rc, st.s, st.ps, st.fs, st.po = f.r, f.tc, f.rc, f.s, f.ps, f.fs, f.po
+  st.r, st.tc, st.rc, st.s, st.ps, st.fs, st.po, st.u = f.r, f.tc, f.rc, f.s, f.ps, f.fs, f.po, f.u
   st.t = math.max(st.t, t)
   st.n = st.n + 1
   if ty == 'payin' and f.z > 2 then st.fs = st.fs + amount end
+  -- an allowed currency is known from now on (a first currency alone does not reach review)
+  if decision == 'allow' and not st.cur[cur] and st.ncur < 4 then st.cur[cur] = true; st.ncur = st.ncur + 1 end
   if decision == 'allow' and sc < LEARN_BELOW then
-    if not st.cur[cur] and st.ncur < 4 then st.cur[cur] = true; st.ncur = st.ncur + 1 end
     -- statistics only for the (at most 4) currencies kept: the hash stays bounded
     if st.cur[cur] then
       learn(f.ms, f.x, 0.02)
       st.stats[f.key] = f.ms
     end
-    st.rb = st.rb + 0.05 * (f.r - st.rb)
+    st.rb = st.rb + 0.05 * (math.min(f.r, 2 * st.rb) - st.rb)
     local refundish = (ty == 'refund' or ty == 'chargeback') and 1 or 0
     st.rsb = st.rsb + 0.02 * (refundish - st.rsb)
     if ty == 'payin' then st.ps = st.ps + amount end
-    learn(f.pr, f.x, 0.001)
+    learn(prior(ty), f.x, 0.001)
     priorsDirty = true
   end
   dirty[stKey] = true
