@@ -16,6 +16,8 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   replay: { summary: "reset a group's offset to a time or id", load: async () => (await import('./commands/replay.ts')).replayCommand },
   bench: { summary: 'run the bench suite (smoke, standard, soak); writes bench/results/', load: async () => (await import('./commands/bench.ts')).benchCommand },
   dlq: { summary: 'dead letters: list, show, redrive, purge', load: async () => (await import('./commands/dlq.ts')).dlqCommand },
+  review: { summary: 'transactions held by the risk stage: list, approve, decline', load: async () => (await import('./commands/review.ts')).reviewCommand },
+  risk: { summary: 'risk decision rules: set (versioned, no restart), show', load: async () => (await import('./commands/review.ts')).riskCommand },
 };
 
 function usage(): string {

@@ -17,7 +17,8 @@ export interface SqlRunner {
 
 export type Principal =
   | { keyId: string; scope: 'merchant'; merchantId: string }
-  | { keyId: string; scope: 'tap' };
+  | { keyId: string; scope: 'tap' }
+  | { keyId: string; scope: 'operator' };
 
 export type KeySpec = { merchantId: string } | { scope: 'tap' };
 
@@ -166,7 +167,9 @@ function toRecord(keyId: string, row: KeyRow): KeyRecord {
   const principal: Principal | undefined =
     row.scope === 'tap'
       ? { keyId, scope: 'tap' }
-      : row.scope === 'merchant' && row.merchant_id
+      : row.scope === 'operator'
+        ? { keyId, scope: 'operator' }
+        : row.scope === 'merchant' && row.merchant_id
         ? { keyId, scope: 'merchant', merchantId: row.merchant_id }
         : undefined;
   // a row we do not understand authenticates nobody
