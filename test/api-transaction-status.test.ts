@@ -107,6 +107,7 @@ describe('GET /v1/transactions/:id', () => {
       status: 'accepted',
       failure_reason: null,
       risk_score: null,
+      risk_reasons: null,
       occurred_at: '2024-05-01T10:00:00.250Z',
       ingested_at: new Date(ingestedAt).toISOString(),
       processed_at: null,
@@ -193,6 +194,7 @@ describe('GET /v1/transactions/:id', () => {
       metadata: { channel: 'web' },
       failure_reason: null,
       risk_score: null,
+      risk_reasons: null,
       occurred_at: '2024-05-01T10:00:00.250Z',
       ingested_at: new Date(txIdTime(ids.payin)!).toISOString(),
     });
@@ -232,6 +234,7 @@ describe('GET /v1/transactions/:id', () => {
       status: 'failed',
       failure_reason: 'insufficient funds',
       risk_score: 42,
+      risk_reasons: null,
       occurred_at: null,
       ingested_at: new Date(now).toISOString(),
       processed_at: new Date(now + 50).toISOString(),
