@@ -17,7 +17,9 @@
     po payouts decayed with a 1 h half-life (payout bursts),
     u unusual payins (z > 2.5) counted with a 30 min half-life (a run of them: cash-out build-up).
   Cold start: a merchant's amount statistics are blended with the partition's priors (KEYS[1], per
-  type "n,mean,var" over every merchant's allowed events) with weight 5 against the merchant's n.
+  type "n,mean,var" over every merchant's allowed events, variance at least 1) with weight 5
+  against the merchant's n; amount features count in proportion to n/5 until n = 5, and a new
+  merchant's first 5 allowed events always teach its baselines.
   Baselines (amount statistics, rb, rsb, priors) learn only from events scoring under 20, so a fraud burst
   does not teach the detector that bursts are normal; counters (r, s, tc, rc) count every event.
   Score: noisy-OR of the components' points (each 0..100), so independent signals add up.
@@ -154,7 +156,8 @@ local function clamp(x, hi)
   return x
 end
 
-local function fmt(x) return string.format('%.10g', x) end
+-- %.17g: a double written and read back is the same double (batches and single calls agree)
+local function fmt(x) return string.format('%.17g', x) end
 
 -- scores one event's features and updates them once its decision is known (by `commit`)
 local function score(st, ty, cur, amount, t)
@@ -181,7 +184,9 @@ local function score(st, ty, cur, amount, t)
   -- cold start: shrink toward the partition's prior for this type
   local k = 5
   local mu = (ref[1] * ref[2] + k * pr[2]) / (ref[1] + k)
-  local var = (ref[1] * ref[3] + k * pr[3]) / (ref[1] + k)
+  -- the prior spreads over merchants: never narrower than sd 1 (a factor e), even while only a
+  -- few merchants have taught it
+  local var = (ref[1] * ref[3] + k * math.max(pr[3], 1)) / (ref[1] + k)
   local sd = math.max(math.sqrt(math.max(var, 0)), 0.25)
   local z = (x - mu) / sd
 
@@ -196,10 +201,10 @@ local function score(st, ty, cur, amount, t)
     u = u + 1
     add('unusual_run', clamp((u - 0.02 * tc - 1) * 40, 90) * math.min(1, ref[1] / 5), u)
   end
-  local small = ty == 'payin' and z < -3
+  local small = ty == 'payin' and z < -3 and ref[1] >= 3
   if small then
     s = s + 1
-    add('small_burst', clamp(s * 22 - 12, 95), s)
+    add('small_burst', clamp(s * 22 - 12, 95) * math.min(1, ref[1] / 5), s)
   end
   local ratio = r / math.max(st.rb, 1.5)
   if r >= 4 then add('burst', clamp((ratio - 2) * 20, 90), ratio) end
@@ -228,7 +233,8 @@ local function commit(stKey, st, f, ty, cur, amount, t, decision, sc)
   if ty == 'payin' and f.z > 2 then st.fs = st.fs + amount end
   -- an allowed currency is known from now on (a first currency alone does not reach review)
   if decision == 'allow' and not st.cur[cur] and st.ncur < 4 then st.cur[cur] = true; st.ncur = st.ncur + 1 end
-  if decision == 'allow' and sc < LEARN_BELOW then
+  -- a new merchant learns from every allowed event: its first scores lean on the priors alone
+  if decision == 'allow' and (sc < LEARN_BELOW or st.n < 5) then
     -- statistics only for the (at most 4) currencies kept: the hash stays bounded
     if st.cur[cur] then
       learn(f.ms, f.x, 0.02)
