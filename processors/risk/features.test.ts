@@ -4,6 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectRedis } from '../../core/redis.ts';
+import type { RedisClient } from '../../core/redis.ts';
 import { Keys } from '../../core/keys.ts';
 import { createLogger } from '../../core/logger.ts';
 import { createRegistry } from '../../core/metrics.ts';
@@ -17,6 +18,8 @@ import { RiskScorer } from './scorer.ts';
 import type { ScoredInput, Verdict } from './scorer.ts';
 import type { VersionedRules } from './rules.ts';
 import { reviewKey } from './review-queue.ts';
+import { readFeatures } from './features.ts';
+import type { FeatureState } from './features.ts';
 
 let inst: TestInstance;
 before(async () => {
@@ -37,13 +40,15 @@ function input(merchant: string, amount: number, t: number, type: TransactionEve
 }
 
 /** A scorer under a prefix of its own (its own priors): runs that must match start equal. */
-function scorer(sub: string, redis = inst.redis) {
+function scorer(sub: string, redis: RedisClient = inst.redis) {
   const keys = new Keys(`${inst.env.prefix}:${sub}`);
   return { keys, s: new RiskScorer(redis, keys, { limits: LIMITS, recordTtlMs: 60_000, features: true }) };
 }
 
-async function features(keys: Keys, merchant: string): Promise<Record<string, string>> {
-  return inst.redis.hgetall(keys.partitioned(partitionOf(merchant, P), 'riskf', merchant));
+async function features(keys: Keys, merchant: string): Promise<FeatureState> {
+  const f = await readFeatures(inst.redis, keys, partitionOf(merchant, P), merchant);
+  assert.ok(f, `features of ${merchant}`);
+  return f;
 }
 
 const AMOUNTS = [5000, 5500, 4500, 5000, 5500, 4500, 5200, 4800, 5000, 5100, 4900, 5000];
@@ -60,23 +65,24 @@ test('features match a direct computation: mean and variance of ln(amount), deca
   const x = AMOUNTS.map(Math.log);
   const mean = x.reduce((a, b) => a + b, 0) / x.length;
   const variance = x.reduce((a, b) => a + (b - mean) ** 2, 0) / x.length; // alpha = 1/n: the population variance
-  const [n, m, v] = f['a:payin:EUR']!.split(',').map(Number);
+  const [n, m, v] = f.amounts['payin:EUR']!;
   assert.equal(n, AMOUNTS.length);
   assert.ok(Math.abs(m! - mean) < 1e-8, `mean ${m} vs ${mean}`);
   assert.ok(Math.abs(v! - variance) < 1e-8, `variance ${v} vs ${variance}`);
 
   const last = events.at(-1)!.event.ingested_at;
   const decayed = (half: number, w: (i: number) => number) => events.reduce((acc, e, i) => acc + w(i) * 2 ** (-(last - e.event.ingested_at) / half), 0);
-  const close = (field: string, want: number) => assert.ok(Math.abs(Number(f[field]) - want) < 1e-6 * Math.max(1, want), `${field} ${f[field]} vs ${want}`);
+  const close = (field: keyof FeatureState['scalars'], want: number) => assert.ok(Math.abs(f.scalars[field] - want) < 1e-6 * Math.max(1, want), `${field} ${f.scalars[field]} vs ${want}`);
   close('r', decayed(60_000, () => 1));
   close('tc', decayed(1_800_000, () => 1));
   close('ps', decayed(21_600_000, (i) => AMOUNTS[i]!));
-  assert.equal(Number(f.rc), 0);
-  assert.equal(Number(f.n), AMOUNTS.length);
-  assert.equal(f.t, String(last));
-  assert.equal(f.cur, 'EUR');
-  // bounded: the scalars, the currencies and one statistics field per (type, currency) seen
-  assert.equal(Object.keys(f).length, 14);
+  assert.equal(f.scalars.rc, 0);
+  assert.equal(f.scalars.n, AMOUNTS.length);
+  assert.equal(f.scalars.t, last);
+  assert.deepEqual(f.currencies, ['EUR']);
+  // bounded: 12 scalars, the currencies, one entry per (type, currency) seen
+  assert.deepEqual(Object.keys(f.amounts), ['payin:EUR']);
+  assert.ok(f.bytes < 400, `${f.bytes} bytes`);
 });
 
 test('the same state whether events come one by one or in one batch', async () => {
@@ -99,7 +105,7 @@ test('state survives a worker restart: a new connection and processor go on wher
     return { entryId: `${i}-0`, stream: 's', partition: partitionOf(merchant, P), lane: 'normal', txId: id, event, deliveries: 1 };
   };
   const config = riskProcessor.configSchema.parse({ thresholds: { default: { review: 50, block: 101 } } });
-  const make = async (sub: string, redis = inst.redis) =>
+  const make = async (sub: string, redis: RedisClient = inst.redis) =>
     riskProcessor.create(config, { stage: 'risk', redis, keys: new Keys(`${inst.env.prefix}:${sub}`), topics: [], registry: createRegistry(), logger: createLogger('silent') });
   const all = Array.from({ length: 16 }, (_, i) => ev('m_restart', i));
 

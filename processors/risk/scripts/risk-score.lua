@@ -6,10 +6,12 @@
   for the sliding hour) counts events and sums amounts; its score compares the windows, the event
   included, to the limits (50 at a limit, 100 at twice a limit). A blocked event does not count.
 
-  Features (ARGV[8] = 1), per merchant, one hash of at most 29 fields (< 2 KB; 30 days TTL):
-    t last event ms, n events seen, cur currencies seen (at most 4),
-    a:<type>:<currency> "n,mean,var" of ln(amount), exponentially weighted (alpha max(1/n, 0.02));
-      at most 4 currencies x 4 types = 16 fields,
+  Features (ARGV[8] = 1), per merchant, one string (30 days TTL), at most about 1.3 KB (12 + 48
+  numbers of at most 24 characters; typically 300-500 bytes):
+    "<12 scalars>|<currencies>|<type:currency>=n,mean,var;..." (features.ts reads it), with
+    t last event ms, n events seen, the currencies seen (at most 4),
+    per type:currency "n,mean,var" of ln(amount), exponentially weighted (alpha max(1/n, 0.02));
+      at most 4 currencies x 4 types = 16 entries,
     r events decayed with a 60 s half-life (burst), rb its usual level (EW over allowed events),
     s small payins (ln(amount) 3 sd under the usual) decayed with a 10 min half-life,
     tc / rc all events / refunds+chargebacks decayed with a 30 min half-life, rsb usual refund share,
@@ -26,7 +28,7 @@
   Idempotent: a redelivered event gets the decision it got the first time and counts once.
 
   Variable key count: KEYS[1] the partition's priors hash, then for each event i:
-    KEYS[3i-1] velocity hash, KEYS[3i] features hash, KEYS[3i+1] decision record (tx id).
+    KEYS[3i-1] velocity hash, KEYS[3i] features (a string), KEYS[3i+1] decision record (tx id).
   ARGV[1] now (ms)   ARGV[2] record TTL (ms)
   ARGV[3..6] limits: per_minute_count, per_minute_amount, per_hour_count, per_hour_amount
   ARGV[7]    rule version   ARGV[8] features on (1) or velocity only (0)
@@ -95,16 +97,14 @@ local function state(key)
   st = { stats = {}, cur = {}, ncur = 0 }
   for _, f in ipairs(SCALARS) do st[f] = 0 end
   st.rb, st.rsb, st.t = 1.5, 0.03, -1
-  local flat = redis.call('HGETALL', key)
-  for j = 1, #flat, 2 do
-    local f, v = flat[j], flat[j + 1]
-    if string.sub(f, 1, 2) == 'a:' then
-      local n, m, var = string.match(v, '^([^,]+),([^,]+),([^,]+)$')
-      st.stats[string.sub(f, 3)] = { tonumber(n), tonumber(m), tonumber(var) }
-    elseif f == 'cur' then
-      for c in string.gmatch(v, '[^,]+') do st.cur[c] = true; st.ncur = st.ncur + 1 end
-    else
-      st[f] = tonumber(v)
+  local raw = redis.call('GET', key)
+  if raw then
+    local scalars, curs, stats = string.match(raw, '^([^|]*)|([^|]*)|(.*)$')
+    local j = 0
+    for v in string.gmatch(scalars, '[^,]+') do j = j + 1; st[SCALARS[j]] = tonumber(v) end
+    for c in string.gmatch(curs, '[^,]+') do st.cur[c] = true; st.ncur = st.ncur + 1 end
+    for k, n, m, var in string.gmatch(stats, '([^;=]+)=([^,]+),([^,]+),([^;]+)') do
+      st.stats[k] = { tonumber(n), tonumber(m), tonumber(var) }
     end
   end
   states[key] = st
@@ -310,23 +310,26 @@ for _, vel in ipairs(touched) do
   redis.call('PEXPIRE', vel, 3600000)
 end
 
--- write each touched merchant's features once (sorted: the same writes for the same input)
+-- write each touched merchant's features once (sorted: the same bytes for the same input)
 local keys = {}
 for k in pairs(dirty) do keys[#keys + 1] = k end
 table.sort(keys)
 for _, k in ipairs(keys) do
   local st = states[k]
-  local args = {}
-  for _, f in ipairs(SCALARS) do args[#args + 1] = f; args[#args + 1] = fmt(st[f]) end
+  local scalars = {}
+  for j, f in ipairs(SCALARS) do scalars[j] = fmt(st[f]) end
   local curs = {}
   for c in pairs(st.cur) do curs[#curs + 1] = c end
   table.sort(curs)
-  args[#args + 1] = 'cur'; args[#args + 1] = table.concat(curs, ',')
-  for sk, s in pairs(st.stats) do
-    args[#args + 1] = 'a:' .. sk; args[#args + 1] = fmt(s[1]) .. ',' .. fmt(s[2]) .. ',' .. fmt(s[3])
+  local sks = {}
+  for sk in pairs(st.stats) do sks[#sks + 1] = sk end
+  table.sort(sks)
+  local stats = {}
+  for j, sk in ipairs(sks) do
+    local x = st.stats[sk]
+    stats[j] = sk .. '=' .. fmt(x[1]) .. ',' .. fmt(x[2]) .. ',' .. fmt(x[3])
   end
-  redis.call('HSET', k, unpack(args))
-  redis.call('PEXPIRE', k, FEATURE_TTL)
+  redis.call('SET', k, table.concat(scalars, ',') .. '|' .. table.concat(curs, ',') .. '|' .. table.concat(stats, ';'), 'PX', FEATURE_TTL)
 end
 if priorsDirty then
   local args = {}
