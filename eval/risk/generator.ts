@@ -56,11 +56,11 @@ export function generate(o: GeneratorOptions): Stream {
   // how many merchants each pattern hits, for about 1 % fraud events (at least 3 each)
   const per = (n: number) => Math.max(3, Math.round((n * o.merchants) / 1000));
   const plan: Pattern[] = [
-    ...Array<Pattern>(per(12)).fill('card_testing'),
-    ...Array<Pattern>(per(50)).fill('cash_out'),
-    ...Array<Pattern>(per(25)).fill('refund_abuse'),
-    ...Array<Pattern>(per(120)).fill('amount_spike'),
-    ...Array<Pattern>(per(30)).fill('ato_burst'),
+    ...Array<Pattern>(per(25)).fill('card_testing'),
+    ...Array<Pattern>(per(100)).fill('cash_out'),
+    ...Array<Pattern>(per(50)).fill('refund_abuse'),
+    ...Array<Pattern>(per(240)).fill('amount_spike'),
+    ...Array<Pattern>(per(60)).fill('ato_burst'),
   ];
   const order = Array.from({ length: o.merchants }, (_, i) => i);
   for (let i = order.length - 1; i > 0; i--) {

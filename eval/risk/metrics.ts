@@ -23,9 +23,9 @@ export interface Report {
 }
 
 function quality(tp: number, fp: number, fn: number): Quality {
-  const precision = tp + fp ? tp / (tp + fp) : 1;
+  const precision = tp + fp ? tp / (tp + fp) : Number.NaN; // nothing flagged: undefined
   const recall = tp + fn ? tp / (tp + fn) : 1;
-  return { tp, fp, fn, precision, recall, f1: precision + recall ? (2 * precision * recall) / (precision + recall) : 0 };
+  return { tp, fp, fn, precision, recall, f1: tp ? (2 * precision * recall) / (precision + recall) : 0 };
 }
 
 export function report(stream: Stream, flagged: readonly boolean[]): Report {

@@ -2,7 +2,7 @@
 import { PATTERNS } from './generator.ts';
 import type { Quality, Report } from './metrics.ts';
 
-const f2 = (x: number) => x.toFixed(2);
+const f2 = (x: number) => (Number.isNaN(x) ? '–' : x.toFixed(2));
 const cells = (q: Quality) => `${f2(q.precision)} | ${f2(q.recall)} | ${f2(q.f1)}`;
 
 export function table(velocity: Report, score: Report, cost: { velocity: number; score: number }): string {

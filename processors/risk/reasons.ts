@@ -10,6 +10,7 @@ export interface Reason {
 
 const TEXT: Record<string, (v: number) => string> = {
   amount_high: (v) => `amount ${v.toFixed(1)} standard deviations above this merchant's usual for the type and currency`,
+  amount_low: (v) => `amount ${(-v).toFixed(1)} standard deviations below this merchant's usual payin (a card-testing probe?)`,
   small_burst: (v) => `${v.toFixed(1)} unusually small payins within minutes (card testing shape)`,
   burst: (v) => `${v.toFixed(1)}x this merchant's usual event rate in the last minute`,
   new_currency: () => 'first transaction in a currency this merchant never used',

@@ -205,6 +205,8 @@ local function score(st, ty, cur, amount, t)
   if small then
     s = s + 1
     add('small_burst', clamp(s * 22 - 12, 95) * math.min(1, ref[1] / 5), s)
+    -- far below anything this merchant takes (a probe): suspicious on its own
+    add('amount_low', clamp((-z - 4) * 15, 60) * math.min(1, ref[1] / 5), z)
   end
   local ratio = r / math.max(st.rb, 1.5)
   if r >= 4 then add('burst', clamp((ratio - 2) * 20, 90), ratio) end
