@@ -2,6 +2,8 @@
 // normal behaviour (rate, amount level and spread, currencies, refund rate, a daily payout, legit
 // noise: heavy-tailed amounts, busy hours, a currency added midway); fraud of five named patterns
 // is injected into some merchants. Only the generator knows the labels: the detector sees events.
+import { mulberry32 } from '../../test/sim/prng.ts';
+
 export const PATTERNS = ['card_testing', 'cash_out', 'refund_abuse', 'amount_spike', 'ato_burst'] as const;
 export type Pattern = (typeof PATTERNS)[number];
 
@@ -28,23 +30,11 @@ export interface GeneratorOptions {
   hours: number;
 }
 
-/** mulberry32: small, fast, deterministic for a seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const HOUR = 3_600_000;
 const CURRENCIES = ['USD', 'EUR', 'GBP', 'CAD', 'AUD', 'SEK', 'JPY', 'CHF'];
 
 export function generate(o: GeneratorOptions): Stream {
-  const r = rng(o.seed);
+  const r = mulberry32(o.seed);
   const normal = () => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
   const uni = (a: number, b: number) => a + (b - a) * r();
   const int = (a: number, b: number) => Math.floor(uni(a, b + 1));
