@@ -104,7 +104,7 @@ test('state survives a worker restart: a new connection and processor go on wher
     const event = { id, type: 'payin', merchant_id: merchant, amount, currency: 'EUR', ingested_at: T0 + i * GAP, status: 'accepted' } as TransactionEvent;
     return { entryId: `${i}-0`, stream: 's', partition: partitionOf(merchant, P), lane: 'normal', txId: id, event, deliveries: 1 };
   };
-  const config = riskProcessor.configSchema.parse({ thresholds: { default: { review: 50, block: 101 } } });
+  const config = riskProcessor.configSchema.parse({ features: true, thresholds: { default: { review: 50, block: 101 } } });
   const make = async (sub: string, redis: RedisClient = inst.redis) =>
     riskProcessor.create(config, { stage: 'risk', redis, keys: new Keys(`${inst.env.prefix}:${sub}`), topics: [], registry: createRegistry(), logger: createLogger('silent') });
   const all = Array.from({ length: 16 }, (_, i) => ev('m_restart', i));
@@ -148,7 +148,7 @@ test('per-merchant isolation: another merchant\'s burst in the same partition le
 test('decisions: block fails with risk_blocked, review holds in_review and announces the anomaly, rules version recorded', async () => {
   const keys = new Keys(`${inst.env.prefix}:decide`);
   const make = (thresholds: Record<string, { review: number; block: number }>) =>
-    riskProcessor.create(riskProcessor.configSchema.parse({ thresholds, anomalies_topic: 'anomalies' }), {
+    riskProcessor.create(riskProcessor.configSchema.parse({ features: true, thresholds, anomalies_topic: 'anomalies' }), {
       stage: 'risk', redis: inst.redis, keys, topics: ['anomalies'], registry: createRegistry(), logger: createLogger('silent'),
     });
   const ev = (id: string): StreamEvent => {

@@ -30,8 +30,8 @@ const ConfigSchema = z
     per_hour_amount: z.number().int().positive().default(1_000_000_000),
     /** Velocity rules alone (features: false): scores above this fail the transaction. */
     threshold: z.number().int().min(0).max(100).default(75),
-    /** The streaming features and the combined score; false keeps the velocity rules alone. */
-    features: z.boolean().default(true),
+    /** The streaming features and the combined score; false (the default, as before them) keeps the velocity rules alone. */
+    features: z.boolean().default(false),
     /** Score thresholds per type (review ≥ review, block ≥ block); `rill risk rules set` overrides. */
     thresholds: ThresholdsSchema.default({ default: { review: 60, block: 90 } }),
     /** Where reviewed and blocked transactions are announced with their reasons; none when unset. */
@@ -67,7 +67,7 @@ export const riskProcessor: ProcessorFactory<RiskConfig> = {
           const v = byIndex.get(i);
           if (!v) return { kind: 'ok', event: e.event };
           decisions.inc({ decision: v.decision, type: e.event.type });
-          const event = decide(e.event, v);
+          const event = config.features ? decide(e.event, v) : velocityDecision(e.event, v, config.threshold);
           if (v.decision === 'review') held.push({ partition: e.partition, event });
           const emit = v.decision !== 'allow' && config.anomalies_topic ? [anomaly(config.anomalies_topic, event, v)] : undefined;
           return emit ? { kind: 'ok', event, emit } : { kind: 'ok', event };
@@ -87,6 +87,13 @@ function decide(ev: TransactionEvent, v: Verdict): TransactionEvent {
   }
   if (v.decision === 'review') return { ...scored, status: 'in_review' };
   return scored;
+}
+
+/** The velocity rules alone decide as they always did (and say so the same way). */
+function velocityDecision(ev: TransactionEvent, v: Verdict, threshold: number): TransactionEvent {
+  const scored: TransactionEvent = { ...ev, risk_score: v.score, risk_reasons: reasonTexts(v.reasons), risk_rules_version: v.rulesVersion };
+  if (v.decision !== 'block') return scored;
+  return { ...scored, status: 'failed', failure_code: 'risk_blocked', failure_reason: `risk: velocity score ${v.score} above ${threshold}` };
 }
 
 function anomaly(topic: string, ev: TransactionEvent, v: Verdict): Emitted {
