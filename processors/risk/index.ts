@@ -13,6 +13,7 @@ import { z } from 'zod';
 import type { TransactionEvent } from '../../core/event.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { counter } from '../../core/metrics.ts';
+import { failedEvent } from '../../core/failure-codes.ts';
 import type { Emitted, Outcome, ProcessorFactory, StreamEvent } from '../../core/processor.ts';
 import { RulesCache, ThresholdsSchema } from './rules.ts';
 import type { VersionedRules } from './rules.ts';
@@ -83,7 +84,7 @@ function decide(ev: TransactionEvent, v: Verdict): TransactionEvent {
   const scored: TransactionEvent = { ...ev, risk_score: v.score, risk_reasons: reasonTexts(v.reasons), risk_rules_version: v.rulesVersion };
   if (v.decision === 'block') {
     const top = scored.risk_reasons![0] ?? 'score';
-    return { ...scored, status: 'failed', failure_code: 'risk_blocked', failure_reason: `risk: score ${v.score} at or above the block threshold (${top})` };
+    return failedEvent(scored, 'risk_blocked', `risk: score ${v.score} at or above the block threshold (${top})`);
   }
   if (v.decision === 'review') return { ...scored, status: 'in_review' };
   return scored;
@@ -93,7 +94,7 @@ function decide(ev: TransactionEvent, v: Verdict): TransactionEvent {
 function velocityDecision(ev: TransactionEvent, v: Verdict, threshold: number): TransactionEvent {
   const scored: TransactionEvent = { ...ev, risk_score: v.score, risk_reasons: reasonTexts(v.reasons), risk_rules_version: v.rulesVersion };
   if (v.decision !== 'block') return scored;
-  return { ...scored, status: 'failed', failure_code: 'risk_blocked', failure_reason: `risk: velocity score ${v.score} above ${threshold}` };
+  return failedEvent(scored, 'risk_declined', `risk: velocity score ${v.score} above ${threshold}`);
 }
 
 function anomaly(topic: string, ev: TransactionEvent, v: Verdict): Emitted {

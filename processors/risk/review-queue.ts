@@ -8,6 +8,7 @@ import type { RedisClient } from '../../core/redis.ts';
 import { defineScripts, readScripts, runScript } from '../../core/redis.ts';
 import { slotPipeline } from '../../core/slot-pipeline.ts';
 import { entryArgs } from '../../core/entry.ts';
+import { failedEvent } from '../../core/failure-codes.ts';
 import { LaneMap } from '../../core/lanes.ts';
 import { partitionOf } from '../../core/partition.ts';
 import type { TransactionEvent } from '../../core/event.ts';
@@ -94,7 +95,7 @@ export class ReviewQueue {
     const decided: TransactionEvent =
       action === 'approve'
         ? { ...ev, status: 'accepted', review }
-        : { ...ev, status: 'failed', failure_code: 'risk_declined', failure_reason: `risk: declined in review by ${by}${note ? `: ${note}` : ''}`, review };
+        : failedEvent({ ...ev, review }, 'risk_declined', `risk: declined in review by ${by}${note ? `: ${note}` : ''}`);
     const p = held.partition;
     const fields = entryArgs({ tx: ev.id, ev: JSON.stringify(decided) });
     const keys = [reviewKey(this.keys, p), decidedKey(this.keys, p, txId), this.keys.lane(this.output, p, this.lanes.laneOf(ev.type))];
