@@ -126,7 +126,9 @@ test('declined over HTTP: failed in Postgres with the reason, no money moved', a
   assert.equal(declined.status, 200);
   assert.deepEqual([declined.json.status, declined.json.failure_code], ['failed', 'risk_declined']);
   await waitFor('the declined payin in Postgres', async () => (await statusOf(id)) === 'failed');
-  assert.match((await view(id)).failure_reason ?? '', /declined in review .*stolen card/);
+  const row = await view(id);
+  assert.equal(row.failure_code, 'risk_declined');
+  assert.match(row.failure_reason ?? '', /declined in review .*stolen card/);
   const after = await inst.pool.query(`SELECT COALESCE(sum(balance), 0)::bigint AS b FROM ${inst.env.pgSchema}.wallets WHERE merchant_id = $1`, [M]);
   assert.equal(after.rows[0]!.b, before.rows[0]!.b);
   assert.equal((await call('POST', '/v1/reviews/tx_unknown/approve', operatorKey)).status, 404);
