@@ -5,3 +5,4 @@ export { RetryableError, FatalError, BackpressureError } from './errors.ts';
 export { outcomeFromError } from './processor.ts';
 export { FAILURE_CODES, failedEvent, isFailureCode } from './failure-codes.ts';
 export type { FailureCode } from './failure-codes.ts';
+export { partitionOf } from './partition.ts';
