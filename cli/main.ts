@@ -20,6 +20,8 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   bench: { summary: 'run the bench suite (smoke, standard, soak); writes bench/results/', load: async () => (await import('./commands/bench.ts')).benchCommand },
   dlq: { summary: 'dead letters: list, show, redrive, purge', load: async () => (await import('./commands/dlq.ts')).dlqCommand },
   console: { summary: 'the web console for operators (needs an operator key)', load: async () => (await import('./commands/console.ts')).consoleCommand },
+  review: { summary: 'transactions held by the risk stage: list, approve, decline', load: async () => (await import('./commands/review.ts')).reviewCommand },
+  risk: { summary: 'risk decision rules: set (versioned, no restart), show', load: async () => (await import('./commands/review.ts')).riskCommand },
 };
 
 function usage(): string {

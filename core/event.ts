@@ -4,7 +4,7 @@ import type { FailureCode } from './failure-codes.ts';
 export const TRANSACTION_TYPES = ['payin', 'payout', 'refund', 'chargeback'] as const;
 export type TransactionType = (typeof TRANSACTION_TYPES)[number];
 
-export type TransactionStatus = 'accepted' | 'processing' | 'succeeded' | 'failed' | 'dead_lettered';
+export type TransactionStatus = 'accepted' | 'processing' | 'in_review' | 'succeeded' | 'failed' | 'dead_lettered';
 
 /**
  * One side of a double-entry posting in the transaction's merchant and currency. Every
@@ -29,6 +29,12 @@ export interface TransactionEvent {
   ingested_at: number;
   status?: TransactionStatus;
   risk_score?: number;
+  /** The risk stage's top contributing features, in words (`code: text`). */
+  risk_reasons?: string[];
+  /** The version of the risk rules the risk decision was made under (0: topology.yaml's). */
+  risk_rules_version?: number;
+  /** An operator's decision on a transaction the risk stage held for review. */
+  review?: { decision: 'approved' | 'declined'; by: string; at: string; note?: string };
   /** Why it failed, from core/failure-codes.ts; set with `status: 'failed'`. */
   failure_code?: FailureCode;
   failure_reason?: string;

@@ -42,6 +42,8 @@ import { getTransaction, TransactionLookup } from './routes/transaction-status.t
 import { getWallets } from './routes/wallets.ts';
 import { postTransaction } from './routes/transactions.ts';
 import { tapRoute } from './routes/tap.ts';
+import { reviewRoutes } from './routes/review.ts';
+import { ReviewQueue } from '../processors/risk/review-queue.ts';
 
 export interface IngestLimits {
   /** Largest accepted body of POST /v1/transactions. */
@@ -122,6 +124,12 @@ export function createIngestApp(deps: IngestDeps): IngestApp {
     options: { keepAliveMs: limits.tapKeepAliveMs, maxPerKey: limits.tapMaxStreamsPerKey, connectTimeoutMs: limits.dependencyTimeoutMs },
   });
   app.get('/v1/streams/:topic/tail', bearerAuth(deps.keyStore, 'tap'), tap.handler);
+  if (deps.topology.stages.risk) {
+    // the risk stage's review queue, for operators
+    app.use('/v1/reviews', bearerAuth(deps.keyStore, 'operator'));
+    app.use('/v1/reviews/*', bearerAuth(deps.keyStore, 'operator'));
+    app.route('/', reviewRoutes(new ReviewQueue(deps.redis, keys, deps.topology)));
+  }
   app.route(
     '/',
     opsRoutes({

@@ -110,6 +110,7 @@ describe('GET /v1/transactions/:id', () => {
       failure_code: null,
       failure_reason: null,
       risk_score: null,
+      risk_reasons: null,
       occurred_at: '2024-05-01T10:00:00.250Z',
       ingested_at: new Date(ingestedAt).toISOString(),
       processed_at: null,
@@ -199,6 +200,7 @@ describe('GET /v1/transactions/:id', () => {
       failure_code: null,
       failure_reason: null,
       risk_score: null,
+      risk_reasons: null,
       occurred_at: '2024-05-01T10:00:00.250Z',
       ingested_at: new Date(txIdTime(ids.payin)!).toISOString(),
     });
@@ -252,6 +254,7 @@ describe('GET /v1/transactions/:id', () => {
       failure_code: 'insufficient_funds',
       failure_reason: 'ledger: insufficient funds',
       risk_score: 42,
+      risk_reasons: null,
       occurred_at: null,
       ingested_at: new Date(now).toISOString(),
       processed_at: new Date(now + 50).toISOString(),

@@ -265,11 +265,17 @@ describe('compose: every metric the dashboard and the alerts query is exported b
 
   test('worker (engine topology + a ledger stage) and ingest after traffic', async () => {
     // the engine topology, plus the ledger (it owns rill_alerts_emitted_total, the wallet-low alert)
+    // and the risk stage before it (rill_risk_decisions_total, the anomaly-burst alert; it allows all)
     const { topology } = writeTopology({
+      'topics.scored': { partitions: 8 },
       'topics.settled': { partitions: 8 },
       'topics.alerts': { partitions: 8, external: true },
+      'stages.risk': {
+        input: 'validated', processor: 'risk', output: 'scored', ordering: 'key', batch: 100, lease_ttl: '2s', dead_letter: {},
+        config: { thresholds: { default: { review: 101, block: 101 } } },
+      },
       'stages.ledger': {
-        input: 'validated', processor: 'ledger', output: 'settled', ordering: 'key', batch: 100, lease_ttl: '2s',
+        input: 'scored', processor: 'ledger', output: 'settled', ordering: 'key', batch: 100, lease_ttl: '2s',
         retry: { attempts: 2, base: '10ms', max: '20ms' }, dead_letter: {},
         config: { low_balance: { default: 10_000 }, alerts_topic: 'alerts' },
       },

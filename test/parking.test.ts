@@ -43,6 +43,7 @@ test('a stuck merchant waits alone: its neighbour settles, parked events survive
     'refunds.await_payin': '15s',
     'stages.validate.lease_ttl': '2s',
     'stages.risk.lease_ttl': '2s',
+    'stages.risk.config.features': false, // the velocity rules alone: refunds must reach the ledger, not review
     'stages.ledger.lease_ttl': '2s',
     'stages.ledger.visibility_timeout': '2s',
   }, SHIPPED_TOPOLOGY);
@@ -111,6 +112,7 @@ test('past a cap the lane waits (nothing lost, order kept) and drains once the w
   const { path, topology } = writeTopology({
     'refunds.await_payin': '2s',
     'stages.ledger.parking': { max_per_key: 3, max_per_partition: 5 },
+    'stages.risk.config.features': false,
   }, SHIPPED_TOPOLOGY);
   const vars = { ...inst.vars, RILL_TOPOLOGY: path };
   await inst.pool.query('TRUNCATE transactions, ledger_entries');

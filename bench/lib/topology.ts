@@ -29,6 +29,8 @@ const SOAK_RETENTION_MS = 60_000;
 
 export const LIFTED_RATE_LIMIT = { per_second: 10_000_000, burst: 10_000_000 };
 const LIFTED_RISK = { per_minute_count: 1e9, per_minute_amount: 1e15, per_hour_count: 1e9, per_hour_amount: 1e15 };
+/** The risk score still runs (its cost is measured), but never holds or blocks a bench event. */
+const LIFTED_RISK_THRESHOLDS = { default: { review: 101, block: 101 } };
 
 /** What the bench needs to know about a topology to watch it. */
 export interface TopologySummary {
@@ -63,7 +65,8 @@ export function writeBenchTopology(base: string, dir: string, variant: TopologyV
       const processor = String(stage.get('processor'));
       if (processor === 'risk') {
         for (const [k, v] of Object.entries(LIFTED_RISK)) stage.setIn(['config', k], v);
-        changes.push(`stages.${name}.config velocity limits → out of reach`);
+        stage.setIn(['config', 'thresholds'], doc.createNode(LIFTED_RISK_THRESHOLDS, { flow: true }));
+        changes.push(`stages.${name}.config velocity limits and score thresholds → out of reach`);
       }
       // a plugin module path is relative to the topology file's folder: keep it pointing there
       if (processor.startsWith('.') || isAbsolute(processor)) stage.set('processor', resolve(dirname(base), processor));

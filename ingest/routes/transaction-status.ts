@@ -25,6 +25,7 @@ import type { AuthEnv } from '../auth/index.ts';
 import { forbidden, notFound } from '../problem.ts';
 import { withTimeout } from '../timeout.ts';
 import { txIdTime } from '../../core/tx-id.ts';
+import { reviewKey } from '../../processors/risk/review-queue.ts';
 
 /** The transaction as its merchant sees it. Times are RFC 3339 (UTC); absent values are null. */
 export interface TransactionView {
@@ -40,6 +41,8 @@ export interface TransactionView {
   failure_code: string | null;
   failure_reason: string | null;
   risk_score: number | null;
+  /** The risk stage's top reasons, in words; null before it scored the transaction. */
+  risk_reasons: string[] | null;
   occurred_at: string | null;
   ingested_at: string;
   /** When the pipeline finished with it: the sink's commit, or the moment it was dead-lettered. */
@@ -61,7 +64,7 @@ export { txIdTime };
  */
 export const TRANSACTION_BY_ID_SQL = `
 SELECT id, merchant_id, type, amount, currency, status, reference, risk_score, metadata,
-       occurred_at, ingested_at, processed_at, failure_code, failure_reason
+       occurred_at, ingested_at, processed_at, failure_code, failure_reason, risk_reasons
 FROM transactions
 WHERE id = $1 AND merchant_id = $2 AND ingested_at >= $3::timestamptz AND ingested_at < $4::timestamptz`;
 
@@ -80,6 +83,7 @@ interface TransactionRow {
   processed_at: Date | null;
   failure_code: string | null;
   failure_reason: string | null;
+  risk_reasons: string[] | null;
 }
 
 export interface TransactionLookupOptions {
@@ -128,7 +132,7 @@ export class TransactionLookup {
     const ms = txIdTime(txId);
     // minted in the future: no such transaction, and no scan for it
     if (ms === undefined || ms > Date.now() + this.clockSkewMs) return undefined;
-    return (await this.fromPostgres(merchantId, txId, ms)) ?? (await this.fromRedis(merchantId, txId, ms));
+    return (await this.fromPostgres(merchantId, txId, ms)) ?? (await this.fromReview(merchantId, txId)) ?? (await this.fromRedis(merchantId, txId, ms));
   }
 
   private async fromPostgres(merchantId: string, txId: string, ms: number): Promise<TransactionView | undefined> {
@@ -151,10 +155,18 @@ export class TransactionLookup {
       failure_code: r.status === 'failed' ? (r.failure_code ?? null) : null,
       failure_reason: r.failure_reason,
       risk_score: r.risk_score,
+      risk_reasons: r.risk_reasons,
       occurred_at: r.occurred_at ? r.occurred_at.toISOString() : null,
       ingested_at: r.ingested_at.toISOString(),
       processed_at: r.processed_at ? r.processed_at.toISOString() : null,
     };
+  }
+
+  /** Held by the risk stage for an operator's review (processors/risk/review-queue.ts). */
+  private async fromReview(merchantId: string, txId: string): Promise<TransactionView | undefined> {
+    const json = await withTimeout(this.o.redis.hget(reviewKey(this.o.keys, partitionOf(merchantId, this.partitions)), txId), this.o.timeoutMs, 'Redis review lookup');
+    const ev = parseJson<TransactionEvent>(json);
+    return ev && ev.id === txId && ev.merchant_id === merchantId ? fromEvent(ev, 'in_review') : undefined;
   }
 
   private async fromRedis(merchantId: string, txId: string, ms: number): Promise<TransactionView | undefined> {
@@ -224,7 +236,7 @@ export class TransactionLookup {
   }
 }
 
-function fromEvent(ev: TransactionEvent, status: 'accepted' | 'processing' | 'dead_lettered'): TransactionView {
+function fromEvent(ev: TransactionEvent, status: 'accepted' | 'processing' | 'in_review' | 'dead_lettered'): TransactionView {
   return {
     id: ev.id,
     merchant_id: ev.merchant_id,
@@ -238,6 +250,7 @@ function fromEvent(ev: TransactionEvent, status: 'accepted' | 'processing' | 'de
     failure_code: null,
     failure_reason: null,
     risk_score: typeof ev.risk_score === 'number' ? ev.risk_score : null,
+    risk_reasons: Array.isArray(ev.risk_reasons) ? ev.risk_reasons : null,
     occurred_at: ev.occurred_at ? isoOrNull(ev.occurred_at) : null,
     ingested_at: new Date(ev.ingested_at).toISOString(),
     processed_at: null,

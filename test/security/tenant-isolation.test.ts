@@ -32,6 +32,8 @@ describe('tenant isolation and key scopes on every API route', () => {
   let idBpg = ''; // B's transaction, in Postgres
 
   const isTapRoute = (r: RouteInfo) => r.path.startsWith('/v1/streams/');
+  /** The risk review queue: operator keys only. */
+  const isOperatorRoute = (r: RouteInfo) => r.path.startsWith('/v1/reviews');
   const bodyFor = (merchant: string, extra: Record<string, unknown> = {}) =>
     JSON.stringify({ type: 'payin', merchant_id: merchant, amount: 4242, currency: 'USD', reference: marker, metadata: { note: marker }, ...extra });
   /** A plausible request for a route: its own method, B's identifiers in the path, a body for writes. */
@@ -149,6 +151,14 @@ describe('tenant isolation and key scopes on every API route', () => {
     }
   });
 
+  test('operator routes (the risk review queue) refuse merchant and tap keys', async (t) => {
+    for (const r of routes.filter(isOperatorRoute)) {
+      await t.test(`${r.method} ${r.path}`, async () => {
+        for (const k of [key.a, key.b, key.tap]) assertProblem(await probe(r, { key: k }, B), 403, 'not an operator key');
+      });
+    }
+  });
+
   test("a merchant key never reads another merchant's data (any read route, B's ids in the path and query)", async (t) => {
     for (const r of routes.filter((x) => !isWriteMethod(x.method) && !isTapRoute(x))) {
       await t.test(`${r.method} ${r.path}`, async () => {
@@ -221,8 +231,8 @@ describe('tenant isolation and key scopes on every API route', () => {
   test('revocation: invalidated at once in-process; after the cache TTL otherwise', async (t) => {
     // key-store.ts caches a key for ttlMs (30 s by default) per process: `rill keys revoke` from
     // another process takes effect within that TTL; a revocation in-process calls invalidate().
-    const reads = routes.filter((r) => !isWriteMethod(r.method) && !isTapRoute(r));
-    const writes = routes.filter((r) => isWriteMethod(r.method));
+    const reads = routes.filter((r) => !isWriteMethod(r.method) && !isTapRoute(r) && !isOperatorRoute(r));
+    const writes = routes.filter((r) => isWriteMethod(r.method) && !isOperatorRoute(r));
     const authorizedEverywhere = async (k: string) => {
       for (const r of [...reads, ...writes]) {
         const res = await probe(r, { key: k });

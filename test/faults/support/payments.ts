@@ -204,6 +204,7 @@ export function paymentsTopology(changes: Record<string, unknown> = {}): { path:
       'stages.validate.visibility_timeout': '2s',
       'stages.risk.lease_ttl': '2s',
       'stages.risk.visibility_timeout': '2s',
+      'stages.risk.config.features': false, // the velocity rules alone: fault tests count money, not fraud
       'stages.ledger.lease_ttl': '2s',
       'stages.ledger.visibility_timeout': '2s',
       'stages.ledger.retry': { attempts: 3, base: '20ms', factor: 2, max: '100ms', jitter: 'full' },
