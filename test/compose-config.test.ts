@@ -137,7 +137,7 @@ describe('compose: docker-compose.yml and the Dockerfile', () => {
     }
   });
 
-  test('the Dockerfile builds on node:20-slim and runs bin/rill.mjs', () => {
+  test('the Dockerfile builds on node:22-slim (a supported LTS; Node 20 reached its end of life in April 2026) and runs bin/rill.mjs', () => {
     assert.ok(rillServices.length >= 3, 'migrate, ingest and worker build the Rill image');
     for (const [name, s] of rillServices) {
       const context = resolve(COMPOSE, s.build!.context);
@@ -146,7 +146,7 @@ describe('compose: docker-compose.yml and the Dockerfile', () => {
     }
     const docker = readFileSync(file('Dockerfile'), 'utf8');
     const froms = [...docker.matchAll(/^FROM\s+(\S+)/gm)].map((m) => m[1]);
-    assert.ok(froms.length && froms.every((f) => f === 'node:20-slim'), `FROM node:20-slim (got ${froms.join(', ')})`);
+    assert.ok(froms.length && froms.every((f) => f === 'node:22-slim'), `FROM node:22-slim (got ${froms.join(', ')})`);
     assert.match(docker, /^ENTRYPOINT \["node", "bin\/rill\.mjs"\]$/m);
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string>; dependencies: Record<string, string> };
     assert.equal(pkg.bin.rill, 'bin/rill.mjs');

@@ -55,6 +55,7 @@ export class BenchInstance {
       RILL_TOPOLOGY: this.topology.path,
       LOG_LEVEL: 'info',
       OTEL_SDK_DISABLED: 'true',
+      RILL_SHUTDOWN_DELAY_MS: '0',
       ...extra,
     };
   }
