@@ -24,6 +24,7 @@ import { FatalError, RetryableError } from '../errors.ts';
 import { endSpan, startEventSpan, traceIdOf, traceparentOf, tracingEnabled } from '../tracing.ts';
 import type { Span } from '../tracing.ts';
 import { PartitionLeases } from '../leases/partition-leases.ts';
+import type { LeaseHandover } from '../leases/handover.ts';
 import { LaneReader } from './lane-reader.ts';
 import type { RawEntry } from './lane-reader.ts';
 import { runLoop } from './loop.ts';
@@ -51,6 +52,8 @@ export interface StageRunnerOptions {
   lingerMs?: number;
   /** Lease TTL for ordered stages: how fast a dead worker's partitions move. */
   leaseTtlMs?: number;
+  /** Ordered stages in a worker process: partitions change hands at once (core/leases/handover.ts). */
+  handover?: LeaseHandover;
   /** Clock (default Date.now) and backoff jitter source (default Math.random), for simulation. */
   now?: () => number;
   random?: () => number;
@@ -104,6 +107,7 @@ export class StageRunner {
       this.leases = new PartitionLeases({
         redis: o.redis, keys: o.keys, stage: o.name, member: o.consumer, partitions: this.partitions,
         ttlMs: o.leaseTtlMs ?? 10_000, logger: o.logger, now: o.now,
+        handover: o.handover, onSyncNeeded: () => this.syncSoon(),
       });
     }
     this.outcomes = counter(o.registry, 'rill_stage_events_total', 'Events settled by a stage, by outcome', ['stage', 'outcome']);
@@ -168,6 +172,12 @@ export class StageRunner {
     let t = this.leases ? this.nextLeaseSync : this.nextMoveAt;
     for (const h of this.held.values()) t = Math.min(t, h.dueAt);
     return t;
+  }
+
+  /** Another member joined or gave partitions up: sync leases at the next batch boundary. */
+  private syncSoon(): void {
+    this.nextLeaseSync = 0;
+    this.reader.wake();
   }
 
   private async syncLeases(): Promise<void> {
