@@ -28,6 +28,8 @@ import { ingestBatch } from './scenarios/ingest-batch.ts';
 import { ingestSingle } from './scenarios/ingest-single.ts';
 import { priority } from './scenarios/priority.ts';
 import { processing } from './scenarios/processing.ts';
+import { rollout } from './scenarios/rollout.ts';
+import { scale } from './scenarios/scale.ts';
 import { sink } from './scenarios/sink.ts';
 import { soak } from './scenarios/soak.ts';
 import type { RunContext, Scenario, ScenarioResult } from './scenarios/types.ts';
@@ -40,6 +42,8 @@ export const SCENARIOS: Record<ScenarioId, Scenario> = {
   'end-to-end': endToEnd,
   priority,
   soak,
+  rollout,
+  scale,
 };
 
 /** Instances a scenario leaves for later ones (the ingest fixture, the settled backlog). */
