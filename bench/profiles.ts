@@ -30,8 +30,8 @@ export interface Profile {
   soak: { durationMs: number; warmupMs: number; sampleMs: number; defaultRate: number };
   /** Payins/s; steady phase; replacement rounds (every process each); pause after a round; kill phase after the kill. */
   rollout: { rate: number; steadyMs: number; rounds: number; settleMs: number; killMs: number };
-  /** Events in the backlog; one worker's baseline; how long to watch for the throughput rise. */
-  scale: { backlog: number; baselineMs: number; observeMs: number };
+  /** Events in the backlog; payins/s arriving meanwhile; one worker's baseline; how long to watch for the throughput rise. */
+  scale: { backlog: number; trickleRate: number; baselineMs: number; observeMs: number };
   /** Expected share of wall time per scenario (the progress bar's weights). */
   weights: Partial<Record<ScenarioId, number>>;
 }
@@ -55,7 +55,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     priority: { seedsPerMerchant: 1, criticalRate: 40, quietMs: 1_000, floodMs: 1_500, defaultFloodRate: 800 },
     soak: { durationMs: 20_000, warmupMs: 5_000, sampleMs: 2_000, defaultRate: 300 },
     rollout: { rate: 100, steadyMs: 2_000, rounds: 1, settleMs: 500, killMs: 2_000 },
-    scale: { backlog: 2_000, baselineMs: 500, observeMs: 1_000 },
+    scale: { backlog: 20_000, trickleRate: 50, baselineMs: 500, observeMs: 1_000 },
     weights: { 'ingest-single': 10, 'ingest-batch': 3, processing: 13, sink: 5, 'end-to-end': 7, priority: 8, rollout: 15, scale: 8 },
   },
   standard: {
@@ -71,7 +71,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     priority: { seedsPerMerchant: 2, criticalRate: 100, quietMs: 5_000, floodMs: 15_000, defaultFloodRate: 8_000 },
     soak: { durationMs: 600_000, warmupMs: 120_000, sampleMs: 10_000, defaultRate: 2_000 },
     rollout: { rate: 300, steadyMs: 15_000, rounds: 2, settleMs: 3_000, killMs: 12_000 },
-    scale: { backlog: 60_000, baselineMs: 3_000, observeMs: 8_000 },
+    scale: { backlog: 120_000, trickleRate: 200, baselineMs: 3_000, observeMs: 8_000 },
     weights: { 'ingest-single': 75, 'ingest-batch': 15, processing: 60, sink: 15, 'end-to-end': 100, priority: 30, rollout: 70, scale: 40 },
   },
   soak: {
@@ -87,7 +87,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     priority: { seedsPerMerchant: 2, criticalRate: 100, quietMs: 5_000, floodMs: 15_000, defaultFloodRate: 8_000 },
     soak: { durationMs: 600_000, warmupMs: 120_000, sampleMs: 10_000, defaultRate: 2_000 },
     rollout: { rate: 300, steadyMs: 15_000, rounds: 2, settleMs: 3_000, killMs: 12_000 },
-    scale: { backlog: 60_000, baselineMs: 3_000, observeMs: 8_000 },
+    scale: { backlog: 120_000, trickleRate: 200, baselineMs: 3_000, observeMs: 8_000 },
     weights: { soak: 660 },
   },
 };

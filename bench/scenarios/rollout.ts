@@ -6,18 +6,17 @@
 //  - worker (a StatefulSet): SIGTERM it (it hands its partitions over), start it again with the
 //    same consumer id (it takes its own partitions back).
 // Then the kill variant: a worker SIGKILLed (a lost node) and a new one with another id started.
-// End-to-end latency (processed_at − ingested_at, from Postgres) per phase, by ingested_at.
+// End-to-end latency (processed_at − ingested_at, from Postgres) per phase, by ingested_at; the
+// events ingested in the `settleMs` after the rollout rounds belong to no phase (still in flight).
 import { Balancer } from '../lib/balancer.ts';
 import type { RunningIngest, RunningWorker } from '../lib/instance.ts';
 import { rowCount, rowLatenciesUs } from '../lib/pg-stats.ts';
 import type { LoadResult } from '../load/protocol.ts';
-import { drain, int, ms, ratio, singlePayload, summarizeUs } from './common.ts';
+import { drain, int, loadDuring, ms, ratio, summarizeUs } from './common.ts';
 import { merchantInstance } from './fixtures.ts';
 import type { Comparison, LatencyFigure, Scenario, ScenarioOutput } from './types.ts';
 import { compare } from './types.ts';
 
-/** Load runs in chunks this long, back to back, until a phase's replacements are done. */
-const CHUNK_MS = 1_000;
 /** Ingest keeps serving this long after SIGTERM (longer than the balancer's poll of /readyz). */
 const SHUTDOWN_DELAY_MS = '1000';
 
@@ -48,20 +47,10 @@ export const rollout: Scenario = {
       await Promise.all([startIngest('ingest-a'), startIngest('ingest-b')]);
       for (const name of ['worker-a', 'worker-b']) workers.set(name, await inst.startWorker({ name }));
 
-      // load in chunks, back to back, while `phase` runs
+      // load in one-second jobs, back to back, while a phase runs
       const results: LoadResult[] = [];
-      let chunk = 0;
-      const loadWhile = async (phase: Promise<void>) => {
-        let done = false;
-        void phase.finally(() => (done = true)).catch(() => undefined);
-        while (!done) {
-          results.push(await ctx.loadgen.run({
-            origin, path: '/v1/transactions', mode: 'open', rate: R.rate, concurrency: 64, durationMs: CHUNK_MS, warmupMs: 0,
-            payload: singlePayload(merchants, `${ctx.runId}-rollout-${chunk++}`, 'payin'),
-          }));
-        }
-        await phase;
-      };
+      let phaseNo = 0;
+      const loadWhile = (phase: Promise<void>) => loadDuring(ctx, origin, merchants, R.rate, `${ctx.runId}-rollout-${phaseNo++}`, phase, results);
       const pause = (msTotal: number) => new Promise<void>((r) => setTimeout(r, msTotal));
 
       ctx.progress.update(0.05, `steady load at ${R.rate}/s`);
@@ -89,7 +78,11 @@ export const rollout: Scenario = {
       })());
       const t2 = new Date();
       ctx.progress.update(0.65, 'SIGKILL of a worker, a new one started');
+      let t2k = t2;
       await loadWhile((async () => {
+        // events still in flight from the rollout phase are left out of both phases
+        await pause(R.settleMs);
+        t2k = new Date();
         const victim = workers.get('worker-a')!;
         victim.child.proc.kill('SIGKILL');
         await victim.child.exited;
@@ -108,9 +101,12 @@ export const rollout: Scenario = {
       if (rows !== accepted) problems.push(`${accepted} payins accepted, ${rows} rows in Postgres`);
 
       const window = async (a: Date, b: Date) => summarizeUs(await rowLatenciesUs(ctx.pg, inst.schema, `ingested_at >= '${a.toISOString()}' AND ingested_at < '${b.toISOString()}'`)).summary;
+      // the slowest rows, with what they went through: where a handover or a reclaim cost time
+      const slowest = (await ctx.pg.query(`SELECT id, merchant_id, ingested_at, processed_at, stream_id, attempts,
+        round(extract(epoch FROM (processed_at - ingested_at)) * 1000) AS ms FROM "${inst.schema}".transactions ORDER BY processed_at - ingested_at DESC LIMIT 12`)).rows;
       const before = await window(t0, t1);
       const during = await window(t1, t2);
-      const killed = await window(t2, t3);
+      const killed = await window(t2k, t3);
       const comparisons: Comparison[] = [compare({
         id: 'rollout-p99', title: 'Rolling update: end-to-end p99 during ÷ before (every process replaced)', scenario: 'rollout',
         rill: { label: 'during', value: during.p99, unit: 'ms' }, baseline: { label: 'before', value: before.p99, unit: 'ms' },
@@ -131,11 +127,11 @@ export const rollout: Scenario = {
           rows: [
             ['steady', (t1.getTime() - t0.getTime()) / 1000, int(before.count), ms(before.p50), ms(before.p99), ms(before.p999), ms(before.max), '1.00×'],
             [`every process replaced ×${R.rounds}`, (t2.getTime() - t1.getTime()) / 1000, int(during.count), ms(during.p50), ms(during.p99), ms(during.p999), ms(during.max), ratio(during.p99 / before.p99)],
-            ['a worker SIGKILLed, another started', (t3.getTime() - t2.getTime()) / 1000, int(killed.count), ms(killed.p50), ms(killed.p99), ms(killed.p999), ms(killed.max), ratio(killed.p99 / before.p99)],
+            ['a worker SIGKILLed, another started', (t3.getTime() - t2k.getTime()) / 1000, int(killed.count), ms(killed.p50), ms(killed.p99), ms(killed.p999), ms(killed.max), ratio(killed.p99 / before.p99)],
           ],
           note: `${int(accepted)} of ${int(sent)} payins accepted, ${int(rows)} rows in Postgres. Exits on SIGTERM: ${exitCodes.join(', ')}. Requests the balancer sent again after a connection error: ${balancer.retried}.`,
         }],
-        data: { rate: R.rate, rounds: R.rounds, accepted, sent, rows, before, during, killed, exitCodes, retried: balancer.retried, phases: [t0, t1, t2, t3].map((d) => d.toISOString()) },
+        data: { rate: R.rate, rounds: R.rounds, accepted, sent, rows, before, during, killed, exitCodes, retried: balancer.retried, phases: [t0, t1, t2, t2k, t3].map((d) => d.toISOString()), slowest },
         problems,
       };
     } finally {

@@ -8,11 +8,14 @@
 // partitions up announces it and the others sync now; a member still waiting for a partition
 // (its holder has not let go yet) tries again every RETRY_MS; and a member restarted with the same
 // id adopts the leases its previous process held (same identifier), so its partitions come
-// straight back to it. Without one (the simulation drives the clock), syncs are periodic only.
+// straight back to it. A loop waiting in a blocking stream read is woken for it (CLIENT UNBLOCK
+// of its connection: the read returns empty, the loop syncs). Without a handover (the
+// simulation drives the clock), syncs are periodic only.
 import { Mutex } from 'redis-semaphore';
 import type { Redis } from 'ioredis';
 import type { Keys } from '../keys.ts';
 import type { Logger } from '../logger.ts';
+import { isCluster } from '../slot-pipeline.ts';
 import { assignPartitions } from './assignment.ts';
 import type { LeaseHandover } from './handover.ts';
 
@@ -47,11 +50,13 @@ export class PartitionLeases {
   private readonly redis: Redis;
   private readonly unlisten: (() => void) | undefined;
   private retry: NodeJS.Timeout | undefined;
+  /** CLIENT ID of the loop's own connection (it may be blocked in XREADGROUP), for CLIENT UNBLOCK. */
+  private readerId: string | undefined;
 
   constructor(private readonly o: PartitionLeasesOptions) {
     this.membersKey = o.keys.global('members', o.stage);
     this.redis = o.handover?.redis ?? o.redis;
-    if (o.handover && o.onSyncNeeded) this.unlisten = o.handover.listen(o.stage, o.member, o.onSyncNeeded);
+    if (o.handover && o.onSyncNeeded) this.unlisten = o.handover.listen(o.stage, o.member, () => this.kick());
   }
 
   owned(): number[] {
@@ -65,6 +70,8 @@ export class PartitionLeases {
 
   /** Heartbeat, then converge on this member's share. Call at a batch boundary. */
   async sync(): Promise<LeaseChanges> {
+    // the loop's connection is free while it syncs; its id changes when it reconnects
+    if (this.o.handover && !isCluster(this.o.redis)) this.readerId = String(await this.o.redis.client('ID'));
     const now = (this.o.now ?? Date.now)();
     const res = await this.redis
       .multi()
@@ -114,12 +121,18 @@ export class PartitionLeases {
       if (waiting.length && !this.retry) {
         this.retry = setTimeout(() => {
           this.retry = undefined;
-          this.o.onSyncNeeded?.();
+          this.kick();
         }, RETRY_MS);
         this.retry.unref();
       }
     }
     return { acquired, released };
+  }
+
+  /** Have the loop sync now: flag it, and end a blocking read it may be waiting in. */
+  private kick(): void {
+    this.o.onSyncNeeded?.();
+    if (this.readerId !== undefined) void this.redis.client('UNBLOCK', this.readerId).catch(() => undefined);
   }
 
   private mutex(p: number, adopt: boolean): Mutex {
