@@ -1,6 +1,7 @@
 // A small load balancer in front of several `rill ingest` processes, the way a Kubernetes Service
 // sees its endpoints: it polls each backend's /readyz every POLL_MS and sends requests round-robin
-// to the ready ones only. A request whose connection fails (a backend that closed it while
+// to the ready ones only (a backend leaves the rotation on a 503, or on FAILURES polls in a row
+// without an answer, like a readiness probe's failureThreshold). A request whose connection fails (a backend that closed it while
 // stopping) is sent once more to another ready backend: every bench request carries an
 // Idempotency-Key, so a retry never appends twice.
 import { createServer, request, Agent } from 'node:http';
@@ -8,10 +9,12 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 const POLL_MS = 100;
+const FAILURES = 3;
 
 interface Backend {
   url: URL;
   ready: boolean;
+  failures: number;
 }
 
 export class Balancer {
@@ -22,10 +25,12 @@ export class Balancer {
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 512 });
   /** Requests sent a second time after a connection error. */
   retried = 0;
+  /** Requests answered 503 here because no backend was ready. */
+  unrouted = 0;
 
   /** Add a backend (it gets traffic once its /readyz answers 200). */
   add(url: string): void {
-    this.backends.push({ url: new URL(url), ready: false });
+    this.backends.push({ url: new URL(url), ready: false, failures: 0 });
   }
 
   remove(url: string): void {
@@ -50,11 +55,12 @@ export class Balancer {
     const poll = async () => {
       await Promise.all(this.backends.map(async (b) => {
         try {
-          const r = await fetch(new URL('/readyz', b.url), { signal: AbortSignal.timeout(POLL_MS * 5) });
+          const r = await fetch(new URL('/readyz', b.url), { signal: AbortSignal.timeout(1_000) });
           await r.arrayBuffer();
           b.ready = r.status === 200;
+          b.failures = 0;
         } catch {
-          b.ready = false;
+          if (++b.failures >= FAILURES) b.ready = false;
         }
       }));
       this.timer = setTimeout(() => void poll(), POLL_MS);
@@ -92,6 +98,7 @@ export class Balancer {
         backend = this.pick(backend);
       }
     }
+    this.unrouted++;
     res.writeHead(503, { 'content-type': 'application/problem+json', 'retry-after': '1' }).end('{"title":"no ready backend","status":503}');
   }
 

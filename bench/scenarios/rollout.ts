@@ -129,9 +129,9 @@ export const rollout: Scenario = {
             [`every process replaced ×${R.rounds}`, (t2.getTime() - t1.getTime()) / 1000, int(during.count), ms(during.p50), ms(during.p99), ms(during.p999), ms(during.max), ratio(during.p99 / before.p99)],
             ['a worker SIGKILLed, another started', (t3.getTime() - t2k.getTime()) / 1000, int(killed.count), ms(killed.p50), ms(killed.p99), ms(killed.p999), ms(killed.max), ratio(killed.p99 / before.p99)],
           ],
-          note: `${int(accepted)} of ${int(sent)} payins accepted, ${int(rows)} rows in Postgres. Exits on SIGTERM: ${exitCodes.join(', ')}. Requests the balancer sent again after a connection error: ${balancer.retried}.`,
+          note: `${int(accepted)} of ${int(sent)} payins accepted, ${int(rows)} rows in Postgres. Exits on SIGTERM: ${exitCodes.join(', ')}. Requests the balancer sent again after a connection error: ${balancer.retried}; answered 503 by the balancer for want of a ready ingest: ${balancer.unrouted}.`,
         }],
-        data: { rate: R.rate, rounds: R.rounds, accepted, sent, rows, before, during, killed, exitCodes, retried: balancer.retried, phases: [t0, t1, t2, t2k, t3].map((d) => d.toISOString()), slowest },
+        data: { rate: R.rate, rounds: R.rounds, accepted, sent, rows, before, during, killed, exitCodes, retried: balancer.retried, unrouted: balancer.unrouted, phases: [t0, t1, t2, t2k, t3].map((d) => d.toISOString()), slowest },
         problems,
       };
     } finally {
