@@ -123,6 +123,12 @@ export class StageRunner {
     this.loop = runLoop(`stage:${this.o.name}`, this.o.logger, (loop) => this.step(loop));
   }
 
+  /** Another member joined or gave partitions up: sync leases at the next batch boundary. */
+  private syncSoon(): void {
+    this.nextLeaseSync = 0;
+    this.reader.wake();
+  }
+
   /** Stop reading; resolves when the in-flight batch is settled and leases are released. */
   async stop(): Promise<void> {
     this.loop?.stop();
@@ -172,12 +178,6 @@ export class StageRunner {
     let t = this.leases ? this.nextLeaseSync : this.nextMoveAt;
     for (const h of this.held.values()) t = Math.min(t, h.dueAt);
     return t;
-  }
-
-  /** Another member joined or gave partitions up: sync leases at the next batch boundary. */
-  private syncSoon(): void {
-    this.nextLeaseSync = 0;
-    this.reader.wake();
   }
 
   private async syncLeases(): Promise<void> {
