@@ -62,7 +62,7 @@ test('join, SIGTERM, return with the same id, SIGKILL and return: partitions mov
   const merchants = merchantIds(24);
   let sent = 0;
   const send = async (n: number) => {
-    for (let i = 0; i < n; i++) await appender.append(sampleBody(sent++, merchants));
+    for (let i = 0; i < n; i++) await appender.append({ ...sampleBody(sent++, merchants), type: 'payin' });
   };
   const everyPartitionHeldBy = async (ids: string[]) => {
     const o = await owners();
