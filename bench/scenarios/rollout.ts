@@ -9,6 +9,7 @@
 // End-to-end latency (processed_at − ingested_at, from Postgres) per phase, by ingested_at; the
 // events ingested in the `settleMs` after the rollout rounds belong to no phase (still in flight).
 import { Balancer } from '../lib/balancer.ts';
+import { LeaseWatch } from '../lib/lease-watch.ts';
 import type { RunningIngest, RunningWorker } from '../lib/instance.ts';
 import { rowCount, rowLatenciesUs } from '../lib/pg-stats.ts';
 import type { LoadResult } from '../load/protocol.ts';
@@ -29,6 +30,9 @@ export const rollout: Scenario = {
     const { inst, merchants } = await merchantInstance(ctx, 'rollout');
     const balancer = new Balancer();
     const origin = await balancer.start();
+    // partitions without an owner: what a handover costs, apart from the CPU new processes take
+    const watch = new LeaseWatch(ctx.redis, inst.prefix, inst.topology.summary, Object.keys(inst.topology.summary.stages));
+    watch.start();
     const ingests = new Map<string, RunningIngest>();
     const workers = new Map<string, RunningWorker>();
     const startIngest = async (name: string) => {
@@ -104,6 +108,8 @@ export const rollout: Scenario = {
       // the slowest rows, with what they went through: where a handover or a reclaim cost time
       const slowest = (await ctx.pg.query(`SELECT id, merchant_id, ingested_at, processed_at, stream_id, attempts,
         round(extract(epoch FROM (processed_at - ingested_at)) * 1000) AS ms FROM "${inst.schema}".transactions ORDER BY processed_at - ingested_at DESC LIMIT 12`)).rows;
+      const idleRollout = watch.maxIdleMs(t1.getTime(), t2.getTime());
+      const idleKill = watch.maxIdleMs(t2k.getTime(), t3.getTime());
       const before = await window(t0, t1);
       const during = await window(t1, t2);
       const killed = await window(t2k, t3);
@@ -129,12 +135,13 @@ export const rollout: Scenario = {
             [`every process replaced ×${R.rounds}`, (t2.getTime() - t1.getTime()) / 1000, int(during.count), ms(during.p50), ms(during.p99), ms(during.p999), ms(during.max), ratio(during.p99 / before.p99)],
             ['a worker SIGKILLed, another started', (t3.getTime() - t2k.getTime()) / 1000, int(killed.count), ms(killed.p50), ms(killed.p99), ms(killed.p999), ms(killed.max), ratio(killed.p99 / before.p99)],
           ],
-          note: `${int(accepted)} of ${int(sent)} payins accepted, ${int(rows)} rows in Postgres. Exits on SIGTERM: ${exitCodes.join(', ')}. Requests the balancer sent again after a connection error: ${balancer.retried}; answered 503 by the balancer for want of a ready ingest: ${balancer.unrouted}.`,
+          note: `${int(accepted)} of ${int(sent)} payins accepted, ${int(rows)} rows in Postgres. Exits on SIGTERM: ${exitCodes.join(', ')}. Requests the balancer sent again after a connection error: ${balancer.retried}; answered 503 by the balancer for want of a ready ingest: ${balancer.unrouted}. Longest a partition of an ordered stage had no owner (lease keys polled every 10 ms): ${int(idleRollout.ms)} ms during the rollout (${idleRollout.slot ?? '–'}), ${int(idleKill.ms)} ms after the SIGKILL (${idleKill.slot ?? '–'}).`,
         }],
-        data: { rate: R.rate, rounds: R.rounds, accepted, sent, rows, before, during, killed, exitCodes, retried: balancer.retried, unrouted: balancer.unrouted, phases: [t0, t1, t2, t2k, t3].map((d) => d.toISOString()), slowest },
+        data: { rate: R.rate, rounds: R.rounds, accepted, sent, rows, before, during, killed, exitCodes, retried: balancer.retried, unrouted: balancer.unrouted, idleRollout, idleKill, phases: [t0, t1, t2, t2k, t3].map((d) => d.toISOString()), slowest },
         problems,
       };
     } finally {
+      watch.stop();
       await balancer.stop();
     }
   },
