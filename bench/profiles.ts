@@ -1,5 +1,5 @@
 // Bench profiles: how long and how hard each scenario runs.
-//   smoke     under 60 s: every scenario and baseline runs briefly; proves the bench works
+//   smoke     a few minutes: every scenario and baseline runs briefly; proves the bench works
 //             (CI runs it) and asserts nothing about speed
 //   standard  about 5 minutes: the figures the README shows
 //   soak      10 minutes at half the highest sustainable end-to-end rate: memory stays flat
