@@ -27,6 +27,7 @@ import { endToEnd } from './scenarios/end-to-end.ts';
 import { ingestBatch } from './scenarios/ingest-batch.ts';
 import { ingestSingle } from './scenarios/ingest-single.ts';
 import { priority } from './scenarios/priority.ts';
+import { noisyNeighbour } from './scenarios/noisy-neighbour.ts';
 import { processing } from './scenarios/processing.ts';
 import { rollout } from './scenarios/rollout.ts';
 import { scale } from './scenarios/scale.ts';
@@ -41,6 +42,7 @@ export const SCENARIOS: Record<ScenarioId, Scenario> = {
   sink,
   'end-to-end': endToEnd,
   priority,
+  'noisy-neighbour': noisyNeighbour,
   soak,
   rollout,
   scale,

@@ -62,10 +62,12 @@ test('waiting entries: lag + pending of the pipeline\'s groups, never-read strea
   assert.equal((await sample()).waiting, 25);
 });
 
-test('memory share: maxmemory, else the budget, else unknown', async () => {
+test('memory share: maxmemory, else the budget, else half the system memory, else unknown', async () => {
   assert.equal(memoryShareOf('# Memory\r\nused_memory:500\r\nmaxmemory:1000\r\n', 4000), 0.5);
   assert.equal(memoryShareOf('# Memory\r\nused_memory:500\r\nmaxmemory:0\r\n', 4000), 0.125);
   assert.equal(memoryShareOf('# Memory\r\nused_memory:500\r\nmaxmemory:0\r\n', undefined), undefined);
+  // no maxmemory and no budget: half of the machine's memory, never unbounded
+  assert.equal(memoryShareOf('# Memory\r\nused_memory:500\r\ntotal_system_memory:8000\r\nmaxmemory:0\r\n', undefined), 0.125);
 
   const info = await inst.redis.info('memory');
   const used = Number(/^used_memory:(\d+)/m.exec(info)![1]);
@@ -75,6 +77,9 @@ test('memory share: maxmemory, else the budget, else unknown', async () => {
   assert.ok(share !== undefined && share > 0 && share < 1, `share ${share}`);
   if (max === 0) {
     assert.ok(Math.abs(share - 0.25) < 0.1, `against the budget: ${share}`);
-    assert.equal((await loadSampler(inst.redis, none, undefined)()).memoryShare, undefined);
+    // no budget: against half of what Redis reports as the system's memory
+    const system = Number(/^total_system_memory:(\d+)/m.exec(info)![1]);
+    const fallback = (await loadSampler(inst.redis, none, undefined)()).memoryShare;
+    assert.ok(fallback !== undefined && Math.abs(fallback - used / (system / 2)) < 0.01, `against half the system memory: ${fallback}`);
   }
 });

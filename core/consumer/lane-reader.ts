@@ -18,8 +18,21 @@ export interface RawEntry {
   id: string;
   /** null when the entry was trimmed away while pending. */
   fields: string[] | null;
-  /** Deliveries to the group so far, this one included. */
+  /** Deliveries to the group so far, this one included (a parked entry: takes of its queue's head). */
   deliveries: number;
+  /** Set when the entry comes from an ordered stage's parked queue instead of its stream. */
+  parked?: ParkedSource;
+}
+
+/** Where a parked entry sits: its queue and the partition's park keys (see Keys.parked). */
+export interface ParkedSource {
+  queue: string;
+  member: string;
+  index: string;
+  taken: string;
+  count: string;
+  /** The token this parked entry waits for, if any. */
+  token?: string;
 }
 
 export interface LaneReaderOptions {

@@ -59,11 +59,22 @@ export function waitingIn(readers: readonly string[], groups: readonly GroupInfo
   return n;
 }
 
-/** used_memory against maxmemory, or against `budget` when maxmemory is 0; undefined without either. */
+/**
+ * Share of the system memory a Redis without maxmemory (and no max_memory_bytes given) may use,
+ * as the default budget: half, leaving the rest to the OS, the fork of a persistence rewrite and
+ * whatever shares the machine. Shedding starts at backpressure.max_memory of it (0.8: 40 %).
+ */
+export const DEFAULT_SYSTEM_MEMORY_SHARE = 0.5;
+
+/**
+ * used_memory against maxmemory, or against `budget` when maxmemory is 0, or against half of
+ * Redis's total_system_memory without either (never unbounded); undefined when none is known.
+ */
 export function memoryShareOf(info: string, budget: number | undefined): number | undefined {
   const field = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1] ?? NaN);
   const used = field('used_memory');
-  const max = field('maxmemory') || budget;
+  const system = field('total_system_memory');
+  const max = field('maxmemory') || budget || (Number.isFinite(system) && system > 0 ? system * DEFAULT_SYSTEM_MEMORY_SHARE : undefined);
   if (!max || !Number.isFinite(used)) return undefined;
   return used / max;
 }
