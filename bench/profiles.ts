@@ -1,10 +1,10 @@
 // Bench profiles: how long and how hard each scenario runs.
-//   smoke     under 60 s: every scenario and baseline runs briefly; proves the bench works
+//   smoke     a few minutes: every scenario and baseline runs briefly; proves the bench works
 //             (CI runs it) and asserts nothing about speed
 //   standard  about 5 minutes: the figures the README shows
 //   soak      10 minutes at half the highest sustainable end-to-end rate: memory stays flat
 export type ProfileName = 'smoke' | 'standard' | 'soak';
-export type ScenarioId = 'ingest-single' | 'ingest-batch' | 'processing' | 'sink' | 'end-to-end' | 'priority' | 'noisy-neighbour' | 'soak';
+export type ScenarioId = 'ingest-single' | 'ingest-batch' | 'processing' | 'sink' | 'end-to-end' | 'priority' | 'noisy-neighbour' | 'soak' | 'rollout' | 'scale';
 
 export interface Profile {
   name: ProfileName;
@@ -30,6 +30,10 @@ export interface Profile {
   /** Good merchant's refunds/s, the stuck merchant's refunds/s, each phase's length, seeded payins. */
   noisy: { goodRate: number; stuckRate: number; phaseMs: number; seeds: number };
   soak: { durationMs: number; warmupMs: number; sampleMs: number; defaultRate: number };
+  /** Payins/s; steady phase; replacement rounds (every process each); pause after a round; kill phase after the kill. */
+  rollout: { rate: number; steadyMs: number; rounds: number; settleMs: number; killMs: number };
+  /** Events in the backlog; payins/s arriving meanwhile; one worker's baseline; how long to watch for the throughput rise. */
+  scale: { backlog: number; trickleRate: number; baselineMs: number; observeMs: number };
   /** Expected share of wall time per scenario (the progress bar's weights). */
   weights: Partial<Record<ScenarioId, number>>;
 }
@@ -37,7 +41,7 @@ export interface Profile {
 /** The latency ceiling a "sustainable" rate must keep (ingest p99, ms): the target. */
 export const P99_LIMIT_MS = 20;
 
-const ALL: ScenarioId[] = ['ingest-single', 'ingest-batch', 'processing', 'sink', 'end-to-end', 'priority', 'noisy-neighbour'];
+const ALL: ScenarioId[] = ['ingest-single', 'ingest-batch', 'processing', 'sink', 'end-to-end', 'priority', 'noisy-neighbour', 'rollout', 'scale'];
 
 export const PROFILES: Record<ProfileName, Profile> = {
   smoke: {
@@ -53,7 +57,9 @@ export const PROFILES: Record<ProfileName, Profile> = {
     priority: { seedsPerMerchant: 1, criticalRate: 40, quietMs: 1_000, floodMs: 1_500, defaultFloodRate: 800 },
     noisy: { goodRate: 10, stuckRate: 20, phaseMs: 2_000, seeds: 5 },
     soak: { durationMs: 20_000, warmupMs: 5_000, sampleMs: 2_000, defaultRate: 300 },
-    weights: { 'ingest-single': 10, 'ingest-batch': 3, processing: 13, sink: 5, 'end-to-end': 7, priority: 8, 'noisy-neighbour': 15 },
+    rollout: { rate: 100, steadyMs: 2_000, rounds: 1, settleMs: 500, killMs: 2_000 },
+    scale: { backlog: 20_000, trickleRate: 50, baselineMs: 500, observeMs: 1_000 },
+    weights: { 'ingest-single': 10, 'ingest-batch': 3, processing: 13, sink: 5, 'end-to-end': 7, priority: 8, 'noisy-neighbour': 15, rollout: 15, scale: 8 },
   },
   standard: {
     name: 'standard',
@@ -68,7 +74,9 @@ export const PROFILES: Record<ProfileName, Profile> = {
     priority: { seedsPerMerchant: 2, criticalRate: 100, quietMs: 5_000, floodMs: 15_000, defaultFloodRate: 8_000 },
     noisy: { goodRate: 10, stuckRate: 20, phaseMs: 12_000, seeds: 20 },
     soak: { durationMs: 600_000, warmupMs: 120_000, sampleMs: 10_000, defaultRate: 2_000 },
-    weights: { 'ingest-single': 75, 'ingest-batch': 15, processing: 60, sink: 15, 'end-to-end': 100, priority: 30, 'noisy-neighbour': 40 },
+    rollout: { rate: 300, steadyMs: 15_000, rounds: 2, settleMs: 3_000, killMs: 12_000 },
+    scale: { backlog: 120_000, trickleRate: 200, baselineMs: 3_000, observeMs: 8_000 },
+    weights: { 'ingest-single': 75, 'ingest-batch': 15, processing: 60, sink: 15, 'end-to-end': 100, priority: 30, 'noisy-neighbour': 40, rollout: 70, scale: 40 },
   },
   soak: {
     name: 'soak',
@@ -83,6 +91,8 @@ export const PROFILES: Record<ProfileName, Profile> = {
     priority: { seedsPerMerchant: 2, criticalRate: 100, quietMs: 5_000, floodMs: 15_000, defaultFloodRate: 8_000 },
     noisy: { goodRate: 10, stuckRate: 20, phaseMs: 12_000, seeds: 20 },
     soak: { durationMs: 600_000, warmupMs: 120_000, sampleMs: 10_000, defaultRate: 2_000 },
+    rollout: { rate: 300, steadyMs: 15_000, rounds: 2, settleMs: 3_000, killMs: 12_000 },
+    scale: { backlog: 120_000, trickleRate: 200, baselineMs: 3_000, observeMs: 8_000 },
     weights: { soak: 660 },
   },
 };

@@ -29,6 +29,8 @@ import { ingestSingle } from './scenarios/ingest-single.ts';
 import { priority } from './scenarios/priority.ts';
 import { noisyNeighbour } from './scenarios/noisy-neighbour.ts';
 import { processing } from './scenarios/processing.ts';
+import { rollout } from './scenarios/rollout.ts';
+import { scale } from './scenarios/scale.ts';
 import { sink } from './scenarios/sink.ts';
 import { soak } from './scenarios/soak.ts';
 import type { RunContext, Scenario, ScenarioResult } from './scenarios/types.ts';
@@ -42,6 +44,8 @@ export const SCENARIOS: Record<ScenarioId, Scenario> = {
   priority,
   'noisy-neighbour': noisyNeighbour,
   soak,
+  rollout,
+  scale,
 };
 
 /** Instances a scenario leaves for later ones (the ingest fixture, the settled backlog). */

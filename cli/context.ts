@@ -47,8 +47,11 @@ export async function stopWithin(ms: number, stop: () => Promise<void>, logger: 
   return ok;
 }
 
-/** Serves /metrics (and /healthz) for a worker on METRICS_PORT. */
-export async function serveMetrics(registry: Registry, port: number, logger: Logger): Promise<Server | undefined> {
+/**
+ * Serves /metrics, /healthz (alive) and /readyz (while `ready()` says so: every stage and sink
+ * started, not stopping) for a worker on METRICS_PORT.
+ */
+export async function serveMetrics(registry: Registry, port: number, logger: Logger, ready: () => boolean = () => true): Promise<Server | undefined> {
   const server = createServer((req, res) => {
     if (req.url === '/metrics') {
       registry.metrics().then(
@@ -56,7 +59,10 @@ export async function serveMetrics(registry: Registry, port: number, logger: Log
         () => res.writeHead(503).end(),
       );
     } else if (req.url === '/healthz') res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
-    else res.writeHead(404).end();
+    else if (req.url === '/readyz') {
+      const ok = ready();
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ok ? 'ready' : 'not ready' }));
+    } else res.writeHead(404).end();
   });
   return new Promise((resolve) => {
     server.once('error', (err) => {

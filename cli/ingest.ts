@@ -11,6 +11,8 @@ import { startIngest } from '../ingest/server.ts';
 
 export interface RunningIngest {
   port: number;
+  /** /readyz fails from now on; requests are still served. */
+  unready(): void;
   stop(): Promise<void>;
 }
 
@@ -25,6 +27,7 @@ export async function runIngest(o: { env: RillEnv; topology: Topology; registry:
   );
   return {
     port: server.port,
+    unready: () => server.unready(),
     async stop() {
       await server.close();
       await pool.end();

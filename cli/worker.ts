@@ -23,6 +23,7 @@ import { leaderPass } from '../core/leases/leader-pass.ts';
 import { createPool } from '../core/postgres.ts';
 import { startMaintenance } from '../sinks/postgres/maintenance.ts';
 import { startWorkerObservability } from '../core/observability/worker.ts';
+import { LeaseHandover } from '../core/leases/handover.ts';
 
 export interface WorkerOptions {
   env: RillEnv;
@@ -78,7 +79,12 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
     for (const c of connections) c.disconnect();
   };
   const baseDir = dirname(resolve(o.env.topologyPath));
+  // ordered stages hand partitions over through notices (one subscription for the process)
+  const handover = Object.entries(topology.stages).some(([name, s]) => wanted.has(name) && s.ordering === 'key')
+    ? new LeaseHandover(connection('rill:leases'), connection('rill:lease-notices'), keys.global('lease-notices'), o.logger.child({ job: 'leases' }))
+    : undefined;
   try {
+    await handover?.start();
     for (const [name, stage] of Object.entries(topology.stages)) {
       if (!wanted.has(name)) continue;
       const factory = await resolveProcessor(stage.processor, baseDir);
@@ -96,6 +102,7 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
           logger: o.logger.child({ stage: name, loop: i }),
           leaseTtlMs: stage.lease_ttl,
           lingerMs: STAGE_LINGER_MS,
+          handover,
         });
         await runner.start();
         components.push(runner);

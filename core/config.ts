@@ -12,6 +12,8 @@ export interface RillEnv {
   port: number;
   metricsPort: number;
   logLevel: string;
+  /** Ingest: how long it keeps serving after SIGTERM with /readyz failing (RILL_SHUTDOWN_DELAY_MS). */
+  shutdownDelayMs: number;
 }
 
 const NAME = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -33,6 +35,7 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): RillEnv {
     port: intVar(env, 'PORT', 8080),
     metricsPort: intVar(env, 'METRICS_PORT', 9464),
     logLevel: env.LOG_LEVEL || 'info',
+    shutdownDelayMs: msVar(env, 'RILL_SHUTDOWN_DELAY_MS', 5_000),
   };
 }
 
@@ -41,5 +44,13 @@ function intVar(env: NodeJS.ProcessEnv, name: string, fallback: number): number 
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new ConfigError(`${name} must be a port number, got "${raw}"`);
+  return n;
+}
+
+function msVar(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 600_000) throw new ConfigError(`${name} must be milliseconds from 0 to 600000, got "${raw}"`);
   return n;
 }

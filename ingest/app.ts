@@ -77,6 +77,8 @@ export interface IngestDeps {
   limits?: Partial<IngestLimits>;
   /** Load shedding (backpressure/): startIngest runs a LoadShedder unless one is given here. */
   load?: LoadGate;
+  /** True once the process is stopping (startIngest sets it): /readyz fails. */
+  stopping?: () => boolean;
 }
 
 export type IngestApp = Hono<AuthEnv>;
@@ -139,6 +141,7 @@ export function createIngestApp(deps: IngestDeps): IngestApp {
       timeoutMs: limits.dependencyTimeoutMs,
       retryAfterSeconds: limits.retryAfterSeconds,
       ...(deps.load ? { load: deps.load } : {}),
+      ...(deps.stopping ? { stopping: deps.stopping } : {}),
     }),
   );
 

@@ -16,6 +16,8 @@ import { badRequest, problemResponse } from './problem.ts';
 export interface IngestServer {
   /** The bound port (the real one when started on port 0). */
   port: number;
+  /** Fail /readyz from now on, still serving every request (the first step of a stop). */
+  unready(): void;
   /** Stop accepting, let in-flight requests finish (at most `drainTimeoutMs`), then resolve. */
   close(): Promise<void>;
 }
@@ -27,7 +29,8 @@ export interface StartOptions {
 
 export async function startIngest(deps: IngestDeps, port: number, opts: StartOptions = {}): Promise<IngestServer> {
   const shedder = deps.load ? undefined : loadShedder(deps);
-  const app = createIngestApp(shedder ? { ...deps, load: shedder } : deps);
+  let stopping = false;
+  const app = createIngestApp({ ...deps, ...(shedder ? { load: shedder } : {}), stopping: () => stopping });
   // node-server's listener on a plain node:http server (serve() does not pass errorHandler on)
   const listener = getRequestListener(app.fetch, {
     hostname: opts.host,
@@ -54,7 +57,11 @@ export async function startIngest(deps: IngestDeps, port: number, opts: StartOpt
   let closing: Promise<void> | undefined;
   return {
     port: bound,
+    unready() {
+      stopping = true;
+    },
     close() {
+      stopping = true;
       closing ??= Promise.all([shedder?.stop(), drain(server, opts.drainTimeoutMs ?? 10_000)]).then(() => undefined);
       return closing;
     },

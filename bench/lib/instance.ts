@@ -55,6 +55,7 @@ export class BenchInstance {
       RILL_TOPOLOGY: this.topology.path,
       LOG_LEVEL: 'info',
       OTEL_SDK_DISABLED: 'true',
+      RILL_SHUTDOWN_DELAY_MS: '0',
       ...extra,
     };
   }
@@ -90,9 +91,9 @@ export class BenchInstance {
   }
 
   /** `rill ingest --port P`; resolves once /healthz answers. */
-  async startIngest(name = 'ingest'): Promise<RunningIngest> {
+  async startIngest(name = 'ingest', extraEnv: Record<string, string> = {}): Promise<RunningIngest> {
     const port = await freePort();
-    const child = spawnRill(`${this.label}:${name}`, ['ingest', '--port', String(port), '--host', '127.0.0.1'], { env: this.env(), cpuProf: this.profile(name) });
+    const child = spawnRill(`${this.label}:${name}`, ['ingest', '--port', String(port), '--host', '127.0.0.1'], { env: this.env(extraEnv), cpuProf: this.profile(name) });
     this.children.push(child);
     const url = `http://127.0.0.1:${port}`;
     const deadline = Date.now() + 30_000;

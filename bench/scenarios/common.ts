@@ -98,3 +98,19 @@ export function usPer(cores: number | undefined, perSecond: number): string {
   if (cores === undefined || !Number.isFinite(perSecond) || perSecond <= 0) return '–';
   return String(Math.round((cores / perSecond) * 1e6));
 }
+
+/**
+ * Open-loop single posts at `rate` in back-to-back one-second jobs until `phase` settles (the load
+ * generator runs fixed-length jobs; a phase of unknown length gets as many as it lasts).
+ */
+export async function loadDuring(ctx: RunContext, origin: string, merchants: Merchant[], rate: number, seed: string, phase: Promise<unknown>, results: LoadResult[]): Promise<void> {
+  let done = false;
+  void phase.then(() => (done = true), () => (done = true));
+  for (let chunk = 0; !done; chunk++) {
+    results.push(await ctx.loadgen.run({
+      origin, path: '/v1/transactions', mode: 'open', rate, concurrency: 64, durationMs: 1_000, warmupMs: 0,
+      payload: singlePayload(merchants, `${seed}-${chunk}`, 'payin'),
+    }));
+  }
+  await phase;
+}

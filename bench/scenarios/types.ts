@@ -43,7 +43,7 @@ export interface Comparison {
   alt?: { label: string; value: number | null; unit: string };
   /** rill / baseline */
   ratio?: number | null;
-  target?: { kind: 'ratio-min' | 'min' | 'max'; value: number; text: string };
+  target?: { kind: 'ratio-min' | 'ratio-max' | 'min' | 'max'; value: number; text: string };
   met?: boolean | null;
   note?: string;
 }
@@ -100,6 +100,7 @@ export function compare(c: Comparison): Comparison {
   if (c.baseline) c.ratio = r !== null && b !== null && b !== undefined && b > 0 ? r / b : null;
   if (c.target) {
     if (c.target.kind === 'ratio-min') c.met = c.ratio === null || c.ratio === undefined ? null : c.ratio >= c.target.value;
+    else if (c.target.kind === 'ratio-max') c.met = c.ratio === null || c.ratio === undefined ? null : c.ratio <= c.target.value;
     else if (r === null) c.met = null;
     else c.met = c.target.kind === 'min' ? r >= c.target.value : r <= c.target.value;
   }

@@ -13,7 +13,9 @@ const HELP = `usage: rill worker [--stages a,b] [--consumer ID] [--topology FILE
 
 Runs the topology's stages and sinks (worker: all of them unless --stages names some; sink: only
 sinks). --consumer gives the process a stable consumer id, so after a restart it resumes its own
-pending entries first. Metrics on METRICS_PORT. SIGTERM/SIGINT: finish in-flight batches, exit 0.`;
+pending entries first (RILL_CONSUMER sets it too). Metrics on METRICS_PORT (/metrics, /healthz,
+/readyz). SIGTERM/SIGINT: finish in-flight batches, hand the partitions over to the other
+workers at once, exit 0.`;
 
 export async function workerCommand(argv: string[], sinksOnly = false): Promise<number> {
   const { values } = parseArgs({
@@ -41,15 +43,18 @@ export async function workerCommand(argv: string[], sinksOnly = false): Promise<
     await pool.end();
   }
   const registry = createRegistry();
-  const metrics = await serveMetrics(registry, ctx.env.metricsPort, ctx.logger);
+  let ready = false;
+  const metrics = await serveMetrics(registry, ctx.env.metricsPort, ctx.logger, () => ready);
   const worker = await startWorker({
     ...ctx,
     only,
     consumerId: values.consumer ?? process.env.RILL_CONSUMER,
     registry,
   });
+  ready = true;
   ctx.logger.info({ components: worker.components, metricsPort: metrics?.address() }, 'worker started');
   const signal = await untilSignal();
+  ready = false;
   ctx.logger.info({ signal }, 'stopping');
   const clean = await stopWithin(15_000, () => worker.stop(), ctx.logger);
   metrics?.close();

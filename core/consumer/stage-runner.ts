@@ -25,6 +25,7 @@ import { FatalError, RetryableError } from '../errors.ts';
 import { endSpan, startEventSpan, traceIdOf, traceparentOf, tracingEnabled } from '../tracing.ts';
 import type { Span } from '../tracing.ts';
 import { PartitionLeases } from '../leases/partition-leases.ts';
+import type { LeaseHandover } from '../leases/handover.ts';
 import { LaneReader } from './lane-reader.ts';
 import type { RawEntry } from './lane-reader.ts';
 import { runLoop } from './loop.ts';
@@ -53,6 +54,8 @@ export interface StageRunnerOptions {
   lingerMs?: number;
   /** Lease TTL for ordered stages: how fast a dead worker's partitions move. */
   leaseTtlMs?: number;
+  /** Ordered stages in a worker process: partitions change hands at once (core/leases/handover.ts). */
+  handover?: LeaseHandover;
   /** Clock (default Date.now) and backoff jitter source (default Math.random), for simulation. */
   now?: () => number;
   random?: () => number;
@@ -107,6 +110,7 @@ export class StageRunner {
       this.leases = new PartitionLeases({
         redis: o.redis, keys: o.keys, stage: o.name, member: o.consumer, partitions: this.partitions,
         ttlMs: o.leaseTtlMs ?? 10_000, logger: o.logger, now: o.now,
+        handover: o.handover, onSyncNeeded: () => this.syncSoon(),
       });
       this.parking = new Parking({
         redis: o.redis, keys: o.keys, stage: o.name, maxPerKey: o.config.parking.max_per_key, maxPerPartition: o.config.parking.max_per_partition,
@@ -123,6 +127,12 @@ export class StageRunner {
   async start(): Promise<void> {
     await this.reader.ensureGroups(this.all());
     this.loop = runLoop(`stage:${this.o.name}`, this.o.logger, (loop) => this.step(loop));
+  }
+
+  /** Another member joined or gave partitions up: sync leases at the next batch boundary. */
+  private syncSoon(): void {
+    this.nextLeaseSync = 0;
+    this.reader.wake();
   }
 
   /** Stop reading; resolves when the in-flight batch is settled and leases are released. */

@@ -88,7 +88,7 @@ export const StageSchema = z
     batch: z.number().int().min(1).max(10_000).default(100).describe('Entries read per round trip.'),
     retry: RetrySchema.default(RetrySchema.parse({})),
     visibility_timeout: duration('visibility_timeout').default(30_000).describe('Pending entries idle longer than this are reclaimed (XAUTOCLAIM).'),
-    lease_ttl: duration('lease_ttl').default(10_000).describe('ordering key: a dead worker\'s partitions move to others within this time.'),
+    lease_ttl: duration('lease_ttl').default(5_000).describe('ordering key: a dead worker\'s partitions move to others within this time (refreshed every third of it).'),
     dead_letter: DeadLetterSchema.describe('Where events go after the last attempt or a fatal error.'),
     parking: ParkingSchema.default(ParkingSchema.parse({})).describe(
       'ordering key: an event that must retry or wait is parked with its merchant\'s later events of that lane; everyone else goes on. ' +
@@ -115,7 +115,7 @@ export const PostgresSinkSchema = z
     batch_rows: z.number().int().min(1).max(100_000).default(5_000).describe('Flush when this many rows are buffered.'),
     max_wait: duration('max_wait').default(200).describe('Flush at the latest this long after the first buffered row.'),
     concurrency: z.number().int().min(1).max(16).default(1).describe('Consumer loops per worker process.'),
-    visibility_timeout: duration('visibility_timeout').default(60_000).describe('Pending entries idle longer than this are reclaimed.'),
+    visibility_timeout: duration('visibility_timeout').default(10_000).describe('Pending entries idle longer than this are reclaimed (a dead sink\'s batch; a rewrite is harmless: ON CONFLICT DO NOTHING).'),
     maintenance: MaintenanceSchema.default(MaintenanceSchema.parse({})).describe('Table upkeep, run by one leader at a time.'),
   })
   .strict();

@@ -15,6 +15,8 @@ export interface OpsDeps {
   timeoutMs: number;
   retryAfterSeconds: number;
   load?: LoadGate;
+  /** True once the process was told to stop: /readyz fails so endpoints drop it before it closes. */
+  stopping?: () => boolean;
 }
 
 export function opsRoutes(deps: OpsDeps): Hono {
@@ -24,6 +26,12 @@ export function opsRoutes(deps: OpsDeps): Hono {
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
 
   app.get('/readyz', async (c) => {
+    if (deps.stopping?.()) {
+      return problemResponse(
+        { type: problemType('not-ready'), title: 'Not Ready', status: 503, detail: 'Shutting down: this instance takes no new traffic.' },
+        { 'retry-after': String(deps.retryAfterSeconds) },
+      );
+    }
     const [redis, postgres] = await Promise.allSettled([
       withTimeout(deps.redis.ping(), deps.timeoutMs, 'Redis PING'),
       withTimeout(deps.pool.query('SELECT 1'), deps.timeoutMs, 'Postgres SELECT 1'),

@@ -17,7 +17,7 @@ export interface RillProcess {
 export function spawnRill(args: string[], vars: Record<string, string>): RillProcess {
   const child = spawn(process.execPath, [BIN, ...args], {
     cwd: ROOT,
-    env: { ...process.env, METRICS_PORT: '0', ...vars, RILL_FROM_SOURCE: '1' },
+    env: { ...process.env, METRICS_PORT: '0', RILL_SHUTDOWN_DELAY_MS: '0', ...vars, RILL_FROM_SOURCE: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
