@@ -63,6 +63,7 @@ before(async () => {
     {
       'stages.risk.config.thresholds': { default: { review: 101, block: 101 }, payin: { review: 0, block: 101 } },
       'stages.risk.config.rules_poll_ms': 50,
+      'stages.risk.config.features': true,
     },
     SHIPPED_TOPOLOGY,
   );
