@@ -83,7 +83,7 @@ test('a stuck merchant waits alone: its neighbour settles, parked events survive
   await waitFor('every transaction to be a row', async () => {
     const { rows } = await inst.pool.query<{ n: string }>('SELECT count(*) AS n FROM transactions');
     return Number(rows[0]!.n) >= total && (await outstanding(inst.redis, inst.keys, topology)) === 0;
-  }, 90_000, 100);
+  }, 150_000, 100);
   assert.equal(await b.kill('SIGTERM'), 0, b.output());
 
   const { rows } = await inst.pool.query<{ id: string; type: string; merchant_id: string; status: string; failure_code: string | null; stream_id: string }>(
@@ -133,7 +133,7 @@ test('past a cap the lane waits (nothing lost, order kept) and drains once the w
     most = Math.max(most, Number((await inst.redis.get(inst.keys.parked('ledger', 5, 'count'))) ?? 0));
     const { rows } = await inst.pool.query<{ n: string }>('SELECT count(*) AS n FROM transactions');
     return Number(rows[0]!.n) >= total && (await outstanding(inst.redis, inst.keys, topology)) === 0;
-  }, 60_000, 50);
+  }, 150_000, 50);
   assert.equal(await w.kill('SIGTERM'), 0, w.output());
   assert.ok(most <= 5, `parked at most max_per_partition (saw ${most})`);
 
