@@ -40,7 +40,7 @@ const body = (type: TransactionBody['type'], merchant: string, amount: number, e
 
 test('a stuck merchant waits alone: its neighbour settles, parked events survive a SIGKILL and a lease handover, order holds', async () => {
   const { path, topology } = writeTopology({
-    'refunds.await_payin': '15s',
+    'refunds.await_payin': '25s',
     'stages.validate.lease_ttl': '2s',
     'stages.risk.lease_ttl': '2s',
     'stages.ledger.lease_ttl': '2s',
@@ -75,8 +75,9 @@ test('a stuck merchant waits alone: its neighbour settles, parked events survive
   // worker A is SIGKILLed once the bad refunds are parked in the ledger
   const a = spawnRill(['worker', '--consumer', 'a'], vars);
   const parkedNow = async () => Number((await inst.redis.get(inst.keys.parked('ledger', 3, 'count'))) ?? 0);
-  await waitFor('the bad refunds to be parked', async () => (await parkedNow()) >= badRefunds.length, 60_000, 20).catch((e) => { throw new Error(`${e.message}: ${a.output().slice(-3000)}`); });
+  await waitFor('the bad refunds to be parked', async () => (await parkedNow()) > 0, 60_000, 20).catch((e) => { throw new Error(`${e.message}: ${a.output().slice(-3000)}`); });
   const parkedAtKill = await parkedNow();
+  assert.ok(parkedAtKill > 0, "events were parked when worker A was killed");
   assert.equal(await a.kill('SIGKILL'), 'SIGKILL', a.output());
   const b = spawnRill(['worker', '--consumer', 'b'], vars);
   const total = 30 + 30 + 20 + 2;
