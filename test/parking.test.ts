@@ -137,6 +137,8 @@ test('past a cap the lane waits (nothing lost, order kept) and drains once the w
   }, 150_000, 50);
   assert.equal(await w.kill('SIGTERM'), 0, w.output());
   assert.ok(most <= 5, `parked at most max_per_partition (saw ${most})`);
+  // waiting at a cap is not a delivery: nothing behind it reaches the poison guard
+  assert.equal((await deadLetters(inst.redis, inst.keys, 'ledger', 8)).length, 0, 'nothing dead-lettered');
 
   const { rows } = await inst.pool.query<{ id: string; status: string; failure_code: string | null; stream_id: string }>('SELECT id, status, failure_code, stream_id FROM transactions');
   const byId = new Map(rows.map((r) => [r.id, r]));
