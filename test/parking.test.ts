@@ -40,7 +40,7 @@ const body = (type: TransactionBody['type'], merchant: string, amount: number, e
 
 test('a stuck merchant waits alone: its neighbour settles, parked events survive a SIGKILL and a lease handover, order holds', async () => {
   const { path, topology } = writeTopology({
-    'refunds.await_payin': '15s',
+    'refunds.await_payin': '25s',
     'stages.validate.lease_ttl': '2s',
     'stages.risk.lease_ttl': '2s',
     'stages.risk.config.features': false, // the velocity rules alone: refunds must reach the ledger, not review
@@ -76,15 +76,16 @@ test('a stuck merchant waits alone: its neighbour settles, parked events survive
   // worker A is SIGKILLed once the bad refunds are parked in the ledger
   const a = spawnRill(['worker', '--consumer', 'a'], vars);
   const parkedNow = async () => Number((await inst.redis.get(inst.keys.parked('ledger', 3, 'count'))) ?? 0);
-  await waitFor('the bad refunds to be parked', async () => (await parkedNow()) >= badRefunds.length, 60_000, 20).catch((e) => { throw new Error(`${e.message}: ${a.output().slice(-3000)}`); });
+  await waitFor('the bad refunds to be parked', async () => (await parkedNow()) > 0, 60_000, 20).catch((e) => { throw new Error(`${e.message}: ${a.output().slice(-3000)}`); });
   const parkedAtKill = await parkedNow();
+  assert.ok(parkedAtKill > 0, "events were parked when worker A was killed");
   assert.equal(await a.kill('SIGKILL'), 'SIGKILL', a.output());
   const b = spawnRill(['worker', '--consumer', 'b'], vars);
   const total = 30 + 30 + 20 + 2;
   await waitFor('every transaction to be a row', async () => {
     const { rows } = await inst.pool.query<{ n: string }>('SELECT count(*) AS n FROM transactions');
     return Number(rows[0]!.n) >= total && (await outstanding(inst.redis, inst.keys, topology)) === 0;
-  }, 90_000, 100);
+  }, 150_000, 100);
   assert.equal(await b.kill('SIGTERM'), 0, b.output());
 
   const { rows } = await inst.pool.query<{ id: string; type: string; merchant_id: string; status: string; failure_code: string | null; stream_id: string }>(
@@ -135,9 +136,11 @@ test('past a cap the lane waits (nothing lost, order kept) and drains once the w
     most = Math.max(most, Number((await inst.redis.get(inst.keys.parked('ledger', 5, 'count'))) ?? 0));
     const { rows } = await inst.pool.query<{ n: string }>('SELECT count(*) AS n FROM transactions');
     return Number(rows[0]!.n) >= total && (await outstanding(inst.redis, inst.keys, topology)) === 0;
-  }, 60_000, 50);
+  }, 150_000, 50);
   assert.equal(await w.kill('SIGTERM'), 0, w.output());
   assert.ok(most <= 5, `parked at most max_per_partition (saw ${most})`);
+  // waiting at a cap is not a delivery: nothing behind it reaches the poison guard
+  assert.equal((await deadLetters(inst.redis, inst.keys, 'ledger', 8)).length, 0, 'nothing dead-lettered');
 
   const { rows } = await inst.pool.query<{ id: string; status: string; failure_code: string | null; stream_id: string }>('SELECT id, status, failure_code, stream_id FROM transactions');
   const byId = new Map(rows.map((r) => [r.id, r]));

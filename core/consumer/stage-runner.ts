@@ -63,7 +63,7 @@ export interface StageRunnerOptions {
 
 /** How long a waiting event (a refund for its payin) may sleep before it is looked at again. */
 const WAIT_RECHECK_MS = 5_000;
-/** A lane stream paused because parking is at a cap is read again after this. */
+/** What a lane stream left unsettled because parking was at a cap is tried again after this. */
 const CAP_PAUSE_MS = 250;
 
 const SETTLE = coreScript('settle');
@@ -77,8 +77,11 @@ export class StageRunner {
   private readonly partitions: number;
   private readonly leases: PartitionLeases | undefined;
   private readonly parking: Parking | undefined;
-  /** Lane streams paused (parking at a cap), until when. */
-  private readonly pausedUntil = new Map<string, number>();
+  /**
+   * Lane streams paused because parking was at a cap: the entries left unsettled (still pending
+   * here), tried again in memory when `until` comes, so waiting costs them no delivery.
+   */
+  private readonly capHeld = new Map<string, { entries: RawEntry[]; until: number }>();
   /** The last iteration handled parked entries: this one reads the streams (no starvation). */
   private tookParked = false;
   private nextLeaseSync = 0;
@@ -151,6 +154,8 @@ export class StageRunner {
       // what this step read may be pending unsettled (and retries held for a settle that failed):
       // the next read takes this consumer's pending entries up again first, in stream order, so
       // nothing read later overtakes them (per-merchant order on ordering: key stages)
+      for (const stream of this.capHeld.keys()) this.reader.paused.delete(stream);
+      this.capHeld.clear(); // still pending here: recover() reads them again, in order
       this.reader.recover();
       // parked queues may have changed half-way: mirror them from Redis again
       if (this.parking) await this.parking.load([...this.served]).catch(() => this.resetServed());
@@ -163,7 +168,12 @@ export class StageRunner {
     if (this.leases && now >= this.nextLeaseSync) await this.syncLeases();
     if (!this.leases && now >= this.nextMoveAt) await this.moveDue();
     if (loop?.stopping) return;
-    this.resume(now);
+    const held = this.takeCapHeld(now);
+    if (held.length) {
+      await this.run(held);
+      for (const stream of new Set(held.map((e) => e.stream))) if (!this.capHeld.has(stream)) this.reader.paused.delete(stream);
+      return;
+    }
     if (this.parking && !this.tookParked && this.parking.nextDue() <= now) {
       const parked = await this.parking.takeDue(now, this.o.config.batch);
       if (parked.length) {
@@ -190,17 +200,19 @@ export class StageRunner {
   private nextWake(): number {
     let t = this.leases ? this.nextLeaseSync : this.nextMoveAt;
     if (this.parking) t = Math.min(t, this.parking.nextDue());
-    for (const until of this.pausedUntil.values()) t = Math.min(t, until);
+    for (const h of this.capHeld.values()) t = Math.min(t, h.until);
     return t;
   }
 
-  /** Read again the lane streams whose cap pause is over. */
-  private resume(now: number): void {
-    for (const [stream, until] of this.pausedUntil) {
-      if (until > now) continue;
-      this.pausedUntil.delete(stream);
-      this.reader.paused.delete(stream);
+  /** The entries held at a cap whose pause is over, in stream order. */
+  private takeCapHeld(now: number): RawEntry[] {
+    const out: RawEntry[] = [];
+    for (const [stream, h] of this.capHeld) {
+      if (h.until > now) continue;
+      this.capHeld.delete(stream);
+      out.push(...h.entries);
     }
+    return out;
   }
 
   /** Forget what this member serves (a failed mirror load): the next lease sync takes it over again. */
@@ -227,7 +239,7 @@ export class StageRunner {
       this.served.delete(p);
       this.parking?.forget(p);
       for (const s of this.reader.streamsOf(p)) {
-        this.pausedUntil.delete(s);
+        this.capHeld.delete(s);
         this.reader.paused.delete(s);
       }
     }
@@ -414,12 +426,13 @@ export class StageRunner {
     faultPoint('stage-after-settle');
     if (parking && (touched.size || stopped.length)) {
       if (stopped.length) {
-        // parking is at a cap: the rest of these lanes stays pending, read again (in order) after a pause
+        // parking is at a cap: the rest of these lanes stays pending, tried again (in order) after a
+        // pause, from memory (a re-read would count a delivery against each of them)
         const streams = stopped.map((s) => s.input);
-        this.reader.rewind(streams);
-        for (const s of streams) {
-          this.reader.paused.add(s);
-          this.pausedUntil.set(s, now + CAP_PAUSE_MS);
+        for (const { input, ids } of stopped) {
+          const left = new Set(ids);
+          this.capHeld.set(input, { entries: entries.filter((e) => e.stream === input && !e.parked && left.has(e.id)), until: now + CAP_PAUSE_MS });
+          this.reader.paused.add(input);
         }
         this.o.logger.warn({ stage: this.o.name, streams, left: stopped.reduce((n, s) => n + s.ids.length, 0) }, 'parking is at a cap: lane paused');
         await parking.load([...new Set(entries.map((e) => e.partition))]);
