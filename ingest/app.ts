@@ -39,6 +39,7 @@ import { getTransaction, TransactionLookup } from './routes/transaction-status.t
 import { getWallets } from './routes/wallets.ts';
 import { postTransaction } from './routes/transactions.ts';
 import { tapRoute } from './routes/tap.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
 
 export interface IngestLimits {
   /** Largest accepted body of POST /v1/transactions. */
@@ -119,6 +120,7 @@ export function createIngestApp(deps: IngestDeps): IngestApp {
     options: { keepAliveMs: limits.tapKeepAliveMs, maxPerKey: limits.tapMaxStreamsPerKey, connectTimeoutMs: limits.dependencyTimeoutMs },
   });
   app.get('/v1/streams/:topic/tail', bearerAuth(deps.keyStore, 'tap'), tap.handler);
+  app.route('/', webhookRoutes({ topology: deps.topology, keys, redis: deps.redis, pool: deps.pool, keyStore: deps.keyStore }));
   app.route(
     '/',
     opsRoutes({

@@ -97,21 +97,19 @@ export class EndpointStore {
   }
 
   async update(merchantId: string, id: string, p: EndpointPatch): Promise<EndpointRow | undefined> {
-    const sets: string[] = [];
-    const vals: unknown[] = [id, merchantId];
-    const set = (col: string, v: unknown) => sets.push(`${col} = $${vals.push(v)}`);
-    if (p.url !== undefined) set('url', p.url);
-    if (p.description !== undefined) set('description', p.description);
-    if (p.event_types !== undefined) set('event_types', p.event_types);
-    if (p.max_in_flight !== undefined) set('max_in_flight', p.max_in_flight);
-    if (p.enabled !== undefined) {
-      set('enabled', p.enabled);
-      // re-enabling starts the failure clock afresh
-      if (p.enabled) sets.push('failing_since = NULL', 'disabled_reason = NULL');
-    }
-    sets.push('updated_at = now()');
+    const cur = await this.get(merchantId, id);
+    if (!cur) return undefined;
+    const enabling = p.enabled === true && !cur.enabled;
     const { rows } = await this.pool.query<EndpointRow>(
-      `UPDATE webhook_endpoints SET ${sets.join(', ')} WHERE id = $1 AND merchant_id = $2 AND deleted_at IS NULL RETURNING ${COLS}`, vals);
+      `UPDATE webhook_endpoints SET url = $3, description = $4, event_types = $5, enabled = $6, max_in_flight = $7,
+         failing_since = CASE WHEN $8 THEN NULL ELSE failing_since END, disabled_reason = CASE WHEN $8 THEN NULL ELSE disabled_reason END,
+         updated_at = now()
+       WHERE id = $1 AND merchant_id = $2 AND deleted_at IS NULL RETURNING ${COLS}`,
+      [id, merchantId, p.url ?? cur.url, p.description === undefined ? cur.description : p.description,
+        p.event_types === undefined ? cur.event_types : p.event_types, p.enabled ?? cur.enabled, p.max_in_flight ?? cur.max_in_flight,
+        // re-enabling starts the failure clock afresh
+        enabling],
+    );
     return rows[0];
   }
 
