@@ -147,7 +147,7 @@ export class Deliverer {
         this.tokens.set(ep, token);
         if (already) continue; // our own run is still going (the clock jumped past its lease): it completes with this token
         this.inFlight++;
-        void this.deliver(p, ep)
+        void this.serve(p, ep)
           .catch((err: Error) => this.o.logger.warn({ endpoint: ep, err: err.message }, 'webhook delivery round failed; retried after its lease'))
           .finally(() => {
             this.tokens.delete(ep);
@@ -159,6 +159,12 @@ export class Deliverer {
     return n;
   }
 
+  /** Rounds on one endpoint until no lease taken meanwhile is left unfinished. */
+  private async serve(p: number, ep: string): Promise<void> {
+    let used = await this.deliver(p, ep);
+    while (this.running && this.tokens.get(ep) !== used) used = await this.deliver(p, ep);
+  }
+
   private async endpoint(id: string): Promise<EndpointRow | undefined> {
     const hit = this.cache.get(id);
     if (hit !== undefined) return hit ?? undefined;
@@ -167,8 +173,11 @@ export class Deliverer {
     return row;
   }
 
-  private finish(p: number, ep: string, window: number, holdUntil: number, finished: readonly Finished[]): Promise<boolean> {
-    return complete(this.o.redis, this.qk, p, ep, this.tokens.get(ep) ?? '', this.now(), window, holdUntil, finished);
+  /** Completes the round with the endpoint's current lease token; returns that token. */
+  private async finish(p: number, ep: string, window: number, holdUntil: number, finished: readonly Finished[]): Promise<string> {
+    const token = this.tokens.get(ep) ?? '';
+    await complete(this.o.redis, this.qk, p, ep, token, this.now(), window, holdUntil, finished);
+    return token;
   }
 
   /** The wait before attempt `attempts + 1`, jittered by ±jitter. */
@@ -178,18 +187,17 @@ export class Deliverer {
     return Math.max(0, Math.round(base * (1 - j + 2 * j * this.random())));
   }
 
-  private async deliver(p: number, ep: string): Promise<void> {
+  /** One round on a leased endpoint; returns the lease token it completed with. */
+  private async deliver(p: number, ep: string): Promise<string> {
     const row = await this.endpoint(ep);
     const q = this.qk.queue(p, ep);
     if (!row) {
       // deleted: its queue goes, 100 at a time
       const ids = await this.o.redis.lrange(q, 0, 99);
-      await this.finish(p, ep, 1, 0, ids.map((eventId) => ({ eventId, outcome: 'done', attempts: 0, nextAt: 0 })));
-      return;
+      return this.finish(p, ep, 1, 0, ids.map((eventId) => ({ eventId, outcome: 'done', attempts: 0, nextAt: 0 })));
     }
     if (!row.enabled) {
-      await this.finish(p, ep, row.max_in_flight, this.now() + DISABLED_HOLD_MS, []);
-      return;
+      return this.finish(p, ep, row.max_in_flight, this.now() + DISABLED_HOLD_MS, []);
     }
     const window = row.max_in_flight;
     const ids = await this.o.redis.lrange(q, 0, window - 1);
@@ -226,8 +234,8 @@ export class Deliverer {
       });
       if (!r.ok) this.o.logger.info({ endpoint: ep, event: d.eventId, attempt, error: r.error }, `webhook attempt ${outcome}`);
     });
-    await this.finish(p, ep, window, 0, finished);
-    if (!due.length) return;
+    const token = await this.finish(p, ep, window, 0, finished);
+    if (!due.length) return token;
     if (anyOk) {
       if (row.failing_since) {
         await this.store.markHealthy(ep);
@@ -236,6 +244,7 @@ export class Deliverer {
     } else {
       await this.failing(p, row, after);
     }
+    return token;
   }
 
   private async attempt(row: EndpointRow, eventId: string, body: string): Promise<AttemptResult> {
