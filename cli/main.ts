@@ -16,6 +16,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   replay: { summary: "reset a group's offset to a time or id", load: async () => (await import('./commands/replay.ts')).replayCommand },
   bench: { summary: 'run the bench suite (smoke, standard, soak); writes bench/results/', load: async () => (await import('./commands/bench.ts')).benchCommand },
   dlq: { summary: 'dead letters: list, show, redrive, purge', load: async () => (await import('./commands/dlq.ts')).dlqCommand },
+  webhooks: { summary: 'merchant webhook endpoints: list, deliveries, redeliver', load: async () => (await import('./commands/webhooks.ts')).webhooksCommand },
 };
 
 function usage(): string {

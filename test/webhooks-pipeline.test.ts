@@ -16,6 +16,7 @@ import { createApiKey } from '../ingest/auth/key-store.ts';
 import { startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
 import { startWorker } from '../cli/worker.ts';
+import { runRill } from './helpers/rill-process.ts';
 import type { Worker } from '../cli/worker.ts';
 
 const N = 15;
@@ -143,4 +144,22 @@ test('N transactions → exactly N signed events per endpoint, in each merchant\
   assert.equal(re.json.queued, 1);
   await waitFor('the redelivery', () => receiver.on(endpoints[A]!.path).filter((d) => d.id === first.id).length === 2);
   assert.equal(receiver.on(endpoints[B]!.path).length, N, 'B received nothing of A\'s');
+
+  // the operators' CLI: list, deliveries, redeliver; bad input is one line and exit 1
+  const list = await runRill(['webhooks', 'list'], inst.vars);
+  assert.equal(list.code, 0, list.output);
+  assert.ok(list.output.includes(aId) && list.output.includes(endpoints[B]!.id));
+  assert.equal(list.output.includes(endpoints[A]!.secret.slice(6)) || list.output.includes('/hooks/'), false, 'no secret, no URL path');
+  const dl = await runRill(['webhooks', 'deliveries', endpoints[B]!.id, '--limit', '100'], inst.vars);
+  assert.equal(dl.code, 0, dl.output);
+  assert.equal(dl.output.trim().split('\n').filter((l) => l.includes('\tdelivered\t')).length, N);
+  const before = receiver.on(endpoints[B]!.path).length;
+  const redo = await runRill(['webhooks', 'redeliver', receiver.on(endpoints[B]!.path)[0]!.id], inst.vars);
+  assert.equal(redo.code, 0, redo.output);
+  assert.match(redo.output, /queued 1 delivery/);
+  await waitFor('the CLI redelivery', () => receiver.on(endpoints[B]!.path).length === before + 1);
+  const bad = await runRill(['webhooks', 'redeliver', 'evt_nope'], inst.vars);
+  assert.equal(bad.code, 1);
+  assert.equal(bad.output.trim().split('\n').length, 1);
+  assert.match(bad.output, /no webhook event evt_nope/);
 });

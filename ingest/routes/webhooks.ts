@@ -7,7 +7,6 @@ import type { Context } from 'hono';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { Keys } from '../../core/keys.ts';
-import { partitionOf } from '../../core/partition.ts';
 import type { PgPool } from '../../core/postgres.ts';
 import type { RedisClient } from '../../core/redis.ts';
 import type { Topology } from '../../core/topology/schema.ts';
@@ -16,6 +15,7 @@ import { EndpointStore, view } from '../../sinks/webhooks/endpoints.ts';
 import type { EndpointRow } from '../../sinks/webhooks/endpoints.ts';
 import { WebhookEnqueuer } from '../../sinks/webhooks/enqueue.ts';
 import { QueueKeys } from '../../sinks/webhooks/queue.ts';
+import { deliveries } from '../../sinks/webhooks/deliveries.ts';
 import { secretKey } from '../../sinks/webhooks/secrets.ts';
 import { checkEndpointUrl, policyFromEnv } from '../../sinks/webhooks/url-guard.ts';
 import type { GuardPolicy } from '../../sinks/webhooks/url-guard.ts';
@@ -139,7 +139,7 @@ export function webhookRoutes(d: WebhookRoutesDeps): Hono<AuthEnv> {
   app.get(`${base}/:id/deliveries`, auth, async (c) => {
     const row = await mine(c);
     const limit = Math.min(100, Math.max(1, Number(c.req.query('limit') ?? 50) || 50));
-    return c.json({ data: await deliveries(d, qk, row, partitions, limit) }, 200, { 'cache-control': 'no-store' });
+    return c.json({ data: await deliveries(d.redis, d.pool, qk, row, partitions, limit) }, 200, { 'cache-control': 'no-store' });
   });
   app.post('/v1/events/:id/redeliver', auth, async (c) => {
     const merchant = merchantOf(c);
@@ -153,51 +153,4 @@ export function webhookRoutes(d: WebhookRoutesDeps): Hono<AuthEnv> {
     return c.json({ event_id: event.id, queued }, 202);
   });
   return app;
-}
-
-interface AttemptView {
-  attempt: number;
-  status_code: number | null;
-  latency_ms: number;
-  error: string | null;
-  outcome: string;
-  next_retry_at: string | null;
-  attempted_at: string;
-}
-
-export interface DeliveryView {
-  event_id: string;
-  event_type: string;
-  /** pending (queued, not yet tried), retrying, delivered, failed. */
-  status: string;
-  next_retry_at: string | null;
-  attempts: AttemptView[];
-}
-
-/** Waiting deliveries (Redis), then the latest attempted ones (the Postgres log), newest first. */
-export async function deliveries(d: Pick<WebhookRoutesDeps, 'redis' | 'pool'>, qk: QueueKeys, row: EndpointRow, partitions: number, limit: number): Promise<DeliveryView[]> {
-  const p = partitionOf(row.merchant_id, partitions);
-  const waiting = await d.redis.lrange(qk.queue(p, row.id), 0, limit - 1);
-  const { rows } = await d.pool.query<{ event_id: string; event_type: string; attempt: number; outcome: string; status_code: number | null; latency_ms: number; error: string | null; next_retry_at: Date | null; attempted_at: Date }>(
-    `SELECT event_id, event_type, attempt, outcome, status_code, latency_ms, error, next_retry_at, attempted_at FROM webhook_attempts
-     WHERE endpoint_id = $1 AND event_id IN (SELECT event_id FROM webhook_attempts WHERE endpoint_id = $1 GROUP BY event_id ORDER BY max(attempted_at) DESC LIMIT $2)
-     ORDER BY attempted_at, attempt`, [row.id, limit]);
-  const byEvent = new Map<string, DeliveryView>();
-  for (const r of rows) {
-    let v = byEvent.get(r.event_id);
-    if (!v) byEvent.set(r.event_id, (v = { event_id: r.event_id, event_type: r.event_type, status: 'pending', next_retry_at: null, attempts: [] }));
-    v.attempts.push({
-      attempt: r.attempt, status_code: r.status_code, latency_ms: r.latency_ms, error: r.error, outcome: r.outcome,
-      next_retry_at: r.next_retry_at?.toISOString() ?? null, attempted_at: r.attempted_at.toISOString(),
-    });
-    v.status = r.outcome;
-    v.next_retry_at = r.next_retry_at?.toISOString() ?? null;
-  }
-  for (const id of waiting) {
-    const v = byEvent.get(id);
-    // a redelivery queued again after the log's last word, or never tried yet
-    if (v && v.status !== 'retrying') v.status = 'pending';
-    if (!v) byEvent.set(id, { event_id: id, event_type: (await d.redis.hget(qk.delivery(p, row.id, id), 'type')) ?? '', status: 'pending', next_retry_at: null, attempts: [] });
-  }
-  return [...byEvent.values()].reverse().slice(0, limit);
 }
