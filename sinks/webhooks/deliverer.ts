@@ -81,6 +81,8 @@ export class Deliverer {
     this.random = o.random ?? Math.random;
     this.lanes = new LaneMap(o.topology.priorities);
     this.outcomes = counter(o.registry, 'rill_webhook_deliveries_total', 'Merchant webhook delivery attempts, by outcome (delivered, retrying, failed)', ['outcome']);
+    // every outcome exported from the start (0), so rate() and alerts see a series at once
+    for (const outcome of ['delivered', 'retrying', 'failed']) this.outcomes.inc({ outcome }, 0);
     this.latency = histogram(o.registry, 'rill_webhook_attempt_duration_seconds', 'One merchant webhook attempt, answer included', [], [...LATENCY_BUCKETS, 30]);
     const store = this.store;
     const disabled = gauge(o.registry, 'rill_webhook_endpoints_disabled', 'Merchant webhook endpoints disabled after failing too long', []);
