@@ -4,7 +4,7 @@
 //   standard  about 5 minutes: the figures the README shows
 //   soak      10 minutes at half the highest sustainable end-to-end rate: memory stays flat
 export type ProfileName = 'smoke' | 'standard' | 'soak';
-export type ScenarioId = 'ingest-single' | 'ingest-batch' | 'processing' | 'sink' | 'end-to-end' | 'priority' | 'soak';
+export type ScenarioId = 'ingest-single' | 'ingest-batch' | 'processing' | 'sink' | 'end-to-end' | 'priority' | 'soak' | 'webhooks';
 
 export interface Profile {
   name: ProfileName;
@@ -28,6 +28,8 @@ export interface Profile {
   e2e: { startRate: number; batchStartRate: number; batchSize: number; growth: number; maxSteps: number; bisect: boolean; stepMs: number; warmupMs: number; drainTimeoutMs: number };
   priority: { seedsPerMerchant: number; criticalRate: number; quietMs: number; floodMs: number; defaultFloodRate: number };
   soak: { durationMs: number; warmupMs: number; sampleMs: number; defaultRate: number };
+  /** Merchant webhooks: events delivered to a local receiver (one endpoint per merchant). */
+  webhooks: { events: number };
   /** Expected share of wall time per scenario (the progress bar's weights). */
   weights: Partial<Record<ScenarioId, number>>;
 }
@@ -35,7 +37,7 @@ export interface Profile {
 /** The latency ceiling a "sustainable" rate must keep (ingest p99, ms): the target. */
 export const P99_LIMIT_MS = 20;
 
-const ALL: ScenarioId[] = ['ingest-single', 'ingest-batch', 'processing', 'sink', 'end-to-end', 'priority'];
+const ALL: ScenarioId[] = ['ingest-single', 'ingest-batch', 'processing', 'sink', 'end-to-end', 'priority', 'webhooks'];
 
 export const PROFILES: Record<ProfileName, Profile> = {
   smoke: {
@@ -50,7 +52,8 @@ export const PROFILES: Record<ProfileName, Profile> = {
     e2e: { startRate: 300, batchStartRate: 1_000, batchSize: 50, growth: 2, maxSteps: 1, bisect: false, stepMs: 1_500, warmupMs: 500, drainTimeoutMs: 20_000 },
     priority: { seedsPerMerchant: 1, criticalRate: 40, quietMs: 1_000, floodMs: 1_500, defaultFloodRate: 800 },
     soak: { durationMs: 20_000, warmupMs: 5_000, sampleMs: 2_000, defaultRate: 300 },
-    weights: { 'ingest-single': 10, 'ingest-batch': 3, processing: 13, sink: 5, 'end-to-end': 7, priority: 8 },
+    webhooks: { events: 1_000 },
+    weights: { 'ingest-single': 10, 'ingest-batch': 3, processing: 13, sink: 5, 'end-to-end': 7, priority: 8, webhooks: 5 },
   },
   standard: {
     name: 'standard',
@@ -64,7 +67,8 @@ export const PROFILES: Record<ProfileName, Profile> = {
     e2e: { startRate: 3_000, batchStartRate: 6_000, batchSize: 100, growth: 1.3, maxSteps: 7, bisect: true, stepMs: 12_000, warmupMs: 2_000, drainTimeoutMs: 60_000 },
     priority: { seedsPerMerchant: 2, criticalRate: 100, quietMs: 5_000, floodMs: 15_000, defaultFloodRate: 8_000 },
     soak: { durationMs: 600_000, warmupMs: 120_000, sampleMs: 10_000, defaultRate: 2_000 },
-    weights: { 'ingest-single': 75, 'ingest-batch': 15, processing: 60, sink: 15, 'end-to-end': 100, priority: 30 },
+    webhooks: { events: 20_000 },
+    weights: { 'ingest-single': 75, 'ingest-batch': 15, processing: 60, sink: 15, 'end-to-end': 100, priority: 30, webhooks: 20 },
   },
   soak: {
     name: 'soak',
@@ -78,6 +82,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     e2e: { startRate: 2_000, batchStartRate: 6_000, batchSize: 100, growth: 1.3, maxSteps: 6, bisect: false, stepMs: 10_000, warmupMs: 2_000, drainTimeoutMs: 60_000 },
     priority: { seedsPerMerchant: 2, criticalRate: 100, quietMs: 5_000, floodMs: 15_000, defaultFloodRate: 8_000 },
     soak: { durationMs: 600_000, warmupMs: 120_000, sampleMs: 10_000, defaultRate: 2_000 },
+    webhooks: { events: 5_000 },
     weights: { soak: 660 },
   },
 };

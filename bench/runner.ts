@@ -30,6 +30,7 @@ import { priority } from './scenarios/priority.ts';
 import { processing } from './scenarios/processing.ts';
 import { sink } from './scenarios/sink.ts';
 import { soak } from './scenarios/soak.ts';
+import { webhooks } from './scenarios/webhooks.ts';
 import type { RunContext, Scenario, ScenarioResult } from './scenarios/types.ts';
 
 export const SCENARIOS: Record<ScenarioId, Scenario> = {
@@ -40,6 +41,7 @@ export const SCENARIOS: Record<ScenarioId, Scenario> = {
   'end-to-end': endToEnd,
   priority,
   soak,
+  webhooks,
 };
 
 /** Instances a scenario leaves for later ones (the ingest fixture, the settled backlog). */

@@ -38,6 +38,8 @@ export class BenchInstance {
   readonly prefix: string;
   readonly schema: string;
   private readonly children: Child[] = [];
+  /** Extra environment for this instance's rill processes (set before starting them). */
+  readonly vars: Record<string, string> = {};
 
   constructor(readonly ctx: InstanceContext, readonly label: string, readonly topology: BenchTopology) {
     const id = `${ctx.runId}_${label}`.replace(/[^a-z0-9_]/gi, '_').toLowerCase();
@@ -55,6 +57,7 @@ export class BenchInstance {
       RILL_TOPOLOGY: this.topology.path,
       LOG_LEVEL: 'info',
       OTEL_SDK_DISABLED: 'true',
+      ...this.vars,
       ...extra,
     };
   }

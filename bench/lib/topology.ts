@@ -15,7 +15,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { isMap, isSeq } from 'yaml';
 
-export type TopologyVariant = 'default' | 'flood' | 'soak';
+export type TopologyVariant = 'default' | 'flood' | 'soak' | 'webhooks';
 
 /** The soak variant's retention of topics and idempotency records. */
 export const SOAK_RETENTION = '1m';
@@ -62,6 +62,17 @@ export function writeBenchTopology(base: string, dir: string, variant: TopologyV
       // a plugin module path is relative to the topology file's folder: keep it pointing there
       if (processor.startsWith('.') || isAbsolute(processor)) stage.set('processor', resolve(dirname(base), processor));
     }
+  }
+  // merchant webhooks only where measured (the webhooks scenario): the other scenarios' figures
+  // stay those of the payments pipeline alone
+  if (variant !== 'webhooks') {
+    const stagesMap = doc.get('stages');
+    if (isMap(stagesMap)) stagesMap.items = stagesMap.items.filter((pair) => !(isMap(pair.value) && String(pair.value.get('processor')) === 'webhook-events'));
+    const sinksMap = doc.get('sinks');
+    if (isMap(sinksMap)) sinksMap.items = sinksMap.items.filter((pair) => !(isMap(pair.value) && String(pair.value.get('type')) === 'webhooks'));
+    const topicsMap = doc.get('topics');
+    if (isMap(topicsMap)) topicsMap.items = topicsMap.items.filter((pair) => String((pair.key as { value?: unknown })?.value ?? pair.key) !== 'webhook_events');
+    changes.push('merchant webhooks off (the webhooks scenario measures them)');
   }
   if (variant === 'flood') {
     const prios = doc.get('priorities');

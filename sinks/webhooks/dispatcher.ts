@@ -1,6 +1,6 @@
 // Fans webhook events (the webhook_events topic) out to the queues of the merchant's subscribed,
-// enabled endpoints. Per batch: the events are recorded in Postgres (webhook_events, for
-// redeliver and recover-since), then one script per input stream queues the deliveries and
+// enabled endpoints. Per batch: the events of merchants with endpoints are recorded in Postgres
+// (webhook_events, for redeliver and recover-since), then one script per input stream queues the deliveries and
 // acknowledges the entries together. Endpoints are read through a 1-second cache: an endpoint
 // created or changed takes effect for events dispatched up to a second later.
 import type { Redis } from 'ioredis';
@@ -99,7 +99,8 @@ export class Dispatcher {
     const events = entries.map(readEvent);
     const merchants = [...new Set(events.flatMap((e) => (e ? [e.merchant_id] : [])))];
     const byMerchant = merchants.length ? await this.endpointsOf(merchants) : new Map<string, EndpointRow[]>();
-    await recordEvents(this.o.pool, events.filter((e): e is StoredEvent => e !== undefined));
+    // kept for redeliver and recover: only events of merchants with an endpoint (most have none)
+    await recordEvents(this.o.pool, events.filter((e): e is StoredEvent => e !== undefined && (byMerchant.get(e.merchant_id)?.length ?? 0) > 0));
     const now = this.o.now();
     const calls = new Map<string, EnqueueCall>();
     entries.forEach((raw, i) => {
