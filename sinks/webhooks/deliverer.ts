@@ -48,6 +48,12 @@ export interface DelivererOptions {
 const DISABLED_HOLD_MS = 30_000;
 const LEASE_MARGIN_MS = 5_000;
 
+/** How a round on an endpoint ended: the lease token it completed with, and whether it kept the lease. */
+interface Round {
+  token: string;
+  kept: boolean;
+}
+
 export class Deliverer {
   private readonly qk: QueueKeys;
   private readonly store: EndpointStore;
@@ -134,7 +140,7 @@ export class Deliverer {
 
   private async claimSome(free: number): Promise<number> {
     const now = this.now();
-    const leaseUntil = now + this.o.config.connect_timeout + this.o.config.request_timeout + LEASE_MARGIN_MS;
+    const leaseUntil = this.leaseUntil(now);
     const token = `${this.o.consumer}:${++this.seq}`;
     const per = Math.max(1, Math.ceil(free / this.partitions));
     const pipe = slotPipeline(this.o.redis);
@@ -161,10 +167,21 @@ export class Deliverer {
     return n;
   }
 
-  /** Rounds on one endpoint until no lease taken meanwhile is left unfinished. */
+  /** Rounds on one endpoint while its lease is kept, and until no lease taken meanwhile is left unfinished. */
   private async serve(p: number, ep: string): Promise<void> {
-    let used = await this.deliver(p, ep);
-    while (this.running && this.tokens.get(ep) !== used) used = await this.deliver(p, ep);
+    for (;;) {
+      const { token, kept } = await this.deliver(p, ep);
+      if (kept && !this.running) {
+        // stopping with the lease kept: hand the endpoint back now rather than at the lease's end
+        await this.finish(p, ep, 1, 0, []);
+        return;
+      }
+      if (!kept && this.tokens.get(ep) === token) return;
+    }
+  }
+
+  private leaseUntil(now: number): number {
+    return now + this.o.config.connect_timeout + this.o.config.request_timeout + LEASE_MARGIN_MS;
   }
 
   private async endpoint(id: string): Promise<EndpointRow | undefined> {
@@ -175,11 +192,15 @@ export class Deliverer {
     return row;
   }
 
-  /** Completes the round with the endpoint's current lease token; returns that token. */
-  private async finish(p: number, ep: string, window: number, holdUntil: number, finished: readonly Finished[]): Promise<string> {
+  /**
+   * Completes the round with the endpoint's current lease token (keeping the lease when more is
+   * due and `renew`); returns that token and whether the lease is still ours.
+   */
+  private async finish(p: number, ep: string, window: number, holdUntil: number, finished: readonly Finished[], renew = false): Promise<Round> {
     const token = this.tokens.get(ep) ?? '';
-    await complete(this.o.redis, this.qk, p, ep, token, this.now(), window, holdUntil, finished);
-    return token;
+    const now = this.now();
+    const r = await complete(this.o.redis, this.qk, p, ep, token, now, window, holdUntil, renew && this.running ? this.leaseUntil(now) : 0, finished);
+    return { token, kept: r === 'kept' };
   }
 
   /** The wait before attempt `attempts + 1`, jittered by ±jitter. */
@@ -189,8 +210,8 @@ export class Deliverer {
     return Math.max(0, Math.round(base * (1 - j + 2 * j * this.random())));
   }
 
-  /** One round on a leased endpoint; returns the lease token it completed with. */
-  private async deliver(p: number, ep: string): Promise<string> {
+  /** One round on a leased endpoint. */
+  private async deliver(p: number, ep: string): Promise<Round> {
     const row = await this.endpoint(ep);
     const q = this.qk.queue(p, ep);
     if (!row) {
@@ -236,8 +257,8 @@ export class Deliverer {
       });
       if (!r.ok) this.o.logger.info({ endpoint: ep, event: d.eventId, attempt, error: r.error }, `webhook attempt ${outcome}`);
     });
-    const token = await this.finish(p, ep, window, 0, finished);
-    if (!due.length) return token;
+    const round = await this.finish(p, ep, window, 0, finished, due.length > 0);
+    if (!due.length) return round;
     if (anyOk) {
       if (row.failing_since) {
         await this.store.markHealthy(ep);
@@ -246,7 +267,7 @@ export class Deliverer {
     } else {
       await this.failing(p, row, after);
     }
-    return token;
+    return round;
   }
 
   private async attempt(row: EndpointRow, eventId: string, body: string): Promise<AttemptResult> {

@@ -79,11 +79,15 @@ export interface Finished {
   nextAt: number;
 }
 
+/** How a round ended: lease released, kept (more is due now), or it had expired (stale). */
+export type Completed = 'released' | 'kept' | 'stale';
+
 export async function complete(
-  redis: RedisClient, qk: QueueKeys, p: number, ep: string, token: string, now: number, window: number, holdUntil: number, finished: readonly Finished[],
-): Promise<boolean> {
+  redis: RedisClient, qk: QueueKeys, p: number, ep: string, token: string, now: number, window: number, holdUntil: number, renewUntil: number, finished: readonly Finished[],
+): Promise<Completed> {
   const keys = [qk.due(p), qk.leases(p), qk.queue(p, ep), ...finished.map((f) => qk.delivery(p, ep, f.eventId))];
-  const args: (string | number)[] = [ep, token, now, window, holdUntil, qk.deliveryPrefix(p, ep)];
+  const args: (string | number)[] = [ep, token, now, window, holdUntil, qk.deliveryPrefix(p, ep), renewUntil];
   for (const f of finished) args.push(f.eventId, f.outcome, f.attempts, f.nextAt);
-  return Number(await runScript(redis, COMPLETE, keys, args)) === 1;
+  const r = Number(await runScript(redis, COMPLETE, keys, args));
+  return r === 2 ? 'kept' : r === 1 ? 'released' : 'stale';
 }
