@@ -4,17 +4,12 @@
 // Up to `deliveries` attempts are in flight per deliverer, over all endpoints: a hanging endpoint
 // occupies one slot for at most its timeout, and only its own queue waits behind it.
 // Retry times come from the schedule (Svix's by default) with jitter, on an injectable clock.
-import type { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { entryArgs } from '../../core/entry.ts';
-import type { Keys } from '../../core/keys.ts';
 import { LaneMap } from '../../core/lanes.ts';
-import type { Logger } from '../../core/logger.ts';
 import type { Registry } from '../../core/metrics.ts';
 import { counter, gauge, histogram, LATENCY_BUCKETS } from '../../core/metrics.ts';
-import type { PgPool } from '../../core/postgres.ts';
 import { slotPipeline } from '../../core/slot-pipeline.ts';
-import type { MerchantWebhooksSinkConfig, Topology } from '../../core/topology/schema.ts';
 import { AttemptLog } from './attempt-log.ts';
 import { EndpointStore, signingSecrets, TtlCache } from './endpoints.ts';
 import type { EndpointRow } from './endpoints.ts';
@@ -24,17 +19,10 @@ import { claim, complete, QueueKeys } from './queue.ts';
 import type { Finished } from './queue.ts';
 import { signatureHeader } from './secrets.ts';
 import type { GuardPolicy } from './url-guard.ts';
+import type { WebhooksLoopOptions } from './dispatcher.ts';
 
-export interface DelivererOptions {
-  name: string;
-  config: MerchantWebhooksSinkConfig;
-  topology: Topology;
-  keys: Keys;
-  redis: Redis;
-  pool: PgPool;
-  consumer: string;
+export interface DelivererOptions extends WebhooksLoopOptions {
   registry: Registry;
-  logger: Logger;
   secretKey: Buffer;
   policy: GuardPolicy;
   /** The delivery clock (unix ms): retry times and leases. Tests pass a clock they move. */

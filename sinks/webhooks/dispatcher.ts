@@ -47,16 +47,21 @@ export async function recordEvents(pool: PgPool, events: readonly StoredEvent[])
   await pool.query(INSERT_EVENTS, [events.map((e) => e.id), events.map((e) => e.merchant_id), events.map((e) => e.type), events.map((e) => e.created_at), events.map((e) => e.body)]);
 }
 
-export interface DispatcherOptions {
+/** What the dispatcher and the deliverer of one webhooks sink loop both get. */
+export interface WebhooksLoopOptions {
   name: string;
   config: MerchantWebhooksSinkConfig;
   topology: Topology;
   keys: Keys;
+  /** A connection of the loop's own. */
   redis: Redis;
   pool: PgPool;
-  store: EndpointStore;
   consumer: string;
   logger: Logger;
+}
+
+export interface DispatcherOptions extends WebhooksLoopOptions {
+  store: EndpointStore;
   now: () => number;
 }
 
