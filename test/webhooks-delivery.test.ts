@@ -244,3 +244,22 @@ test('an endpoint leased by a worker that died is delivered once the lease ends'
   await waitFor('delivered after the lease', () => r.receiver.ok('/crash').length === 3);
   assert.deepEqual(evIds(r.receiver.on('/crash')), ids);
 });
+
+test('max_in_flight opts an endpoint into parallel attempts: that many at once, no more', async () => {
+  // rounds take the endpoint's first max_in_flight waiting deliveries: queue five, then start
+  const r = await rig('whpar', { request_timeout: '60s' }, false);
+  const { row, secret } = await r.store.create('m_par', { url: `${r.receiver.base}/par`, max_in_flight: 3 });
+  r.receiver.expect('/par', secret);
+  r.receiver.script('/par', [], { status: 200, hang: true });
+  const ids = await r.events('m_par', 5, 'par');
+  await r.sink.start();
+  await waitFor('three in flight', () => r.receiver.on('/par').length === 3);
+  assert.deepEqual(evIds(r.receiver.on('/par')).sort(), ids.slice(0, 3).sort());
+  r.receiver.script('/par', [], { status: 200 });
+  r.receiver.release();
+  await waitFor('all five', () => r.receiver.ok('/par').length === 2 && r.receiver.on('/par').length === 5);
+  assert.deepEqual(new Set(evIds(r.receiver.on('/par'))), new Set(ids));
+  assert.ok(r.receiver.on('/par').every((d) => d.verifiedBy.length === 1));
+  const log = await waitFor('the log', async () => ((await r.attempts(row.id)).length === 5 ? r.attempts(row.id) : undefined));
+  assert.ok(log.every((x) => x.outcome === 'delivered'));
+});

@@ -145,6 +145,16 @@ test('N transactions → exactly N signed events per endpoint, in each merchant\
   await waitFor('the redelivery', () => receiver.on(endpoints[A]!.path).filter((d) => d.id === first.id).length === 2);
   assert.equal(receiver.on(endpoints[B]!.path).length, N, 'B received nothing of A\'s');
 
+  // recover: everything of A's since a time comes again, in order (the events recorded for A)
+  const recorded = (await inst.pool.query<{ id: string }>("SELECT id FROM webhook_events WHERE merchant_id = $1 ORDER BY created_at, id", [A])).rows.map((r) => r.id);
+  const seenA = receiver.on(endpoints[A]!.path).length;
+  const rec = await api(A, 'POST', `/v1/webhook_endpoints/${aId}/recover`, { since: '2020-01-01T00:00:00Z' });
+  assert.equal(rec.status, 202);
+  assert.equal(rec.json.queued, recorded.length);
+  await waitFor('the recovery', () => receiver.on(endpoints[A]!.path).length === seenA + recorded.length);
+  assert.deepEqual(receiver.on(endpoints[A]!.path).slice(seenA).map((d) => d.id), recorded);
+  assert.equal((await api(A, 'POST', `/v1/webhook_endpoints/${aId}/recover`, { since: 'yesterday' })).status, 400);
+
   // the operators' CLI: list, deliveries, redeliver; bad input is one line and exit 1
   const list = await runRill(['webhooks', 'list'], inst.vars);
   assert.equal(list.code, 0, list.output);
