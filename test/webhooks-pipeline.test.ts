@@ -3,7 +3,8 @@
 // and a receiver that verifies every delivery with the standardwebhooks reference library.
 // N transactions per merchant → exactly N events per subscribed endpoint, in each merchant's
 // order, every signature valid; a merchant cannot see or change another's endpoints, deliveries
-// or events; a rotated secret signs beside the old one during the grace period.
+// or events; a rotated secret signs beside the old one during the grace period; a dead-lettered
+// transaction becomes transaction.dead_lettered.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createInstance } from './helpers/instance.ts';
@@ -63,7 +64,7 @@ test('N transactions → exactly N signed events per endpoint, in each merchant\
   const endpoints: Record<string, { id: string; secret: string; path: string }> = {};
   for (const m of [A, B]) {
     const path = `/hooks/${m}`;
-    const r = await api(m, 'POST', '/v1/webhook_endpoints', { url: receiver.base + path, event_types: ['transaction.succeeded', 'transaction.failed', 'webhook.test'], description: `${m} test` });
+    const r = await api(m, 'POST', '/v1/webhook_endpoints', { url: receiver.base + path, event_types: ['transaction.succeeded', 'transaction.failed', 'transaction.dead_lettered', 'webhook.test'], description: `${m} test` });
     assert.equal(r.status, 201, JSON.stringify(r.json));
     assert.match(String(r.json.secret), /^whsec_[A-Za-z0-9+/]+=*$/);
     endpoints[m] = { id: String(r.json.id), secret: String(r.json.secret), path };
@@ -172,4 +173,13 @@ test('N transactions → exactly N signed events per endpoint, in each merchant\
   assert.equal(bad.code, 1);
   assert.equal(bad.output.trim().split('\n').length, 1);
   assert.match(bad.output, /no webhook event evt_nope/);
+
+  // a dead-lettered transaction (validate refuses the currency) → transaction.dead_lettered
+  const zar = await api(B, 'POST', '/v1/transactions', { type: 'payin', merchant_id: B, amount: 100, currency: 'ZAR' });
+  assert.equal(zar.status, 202);
+  const dead = await waitFor('the dead_lettered event', () => receiver.on(endpoints[B]!.path).find((d) => d.event.type === 'transaction.dead_lettered'));
+  assert.equal((dead.event.data as { id: string }).id, zar.json.id);
+  assert.equal((dead.event.data as { status: string }).status, 'dead_lettered');
+  assert.match(String((dead.event.data as { failure_reason: string }).failure_reason), /^validate: /);
+  assert.deepEqual(dead.verifiedBy, [endpoints[B]!.secret]);
 });
