@@ -28,8 +28,8 @@ export interface Profile {
   e2e: { startRate: number; batchStartRate: number; batchSize: number; growth: number; maxSteps: number; bisect: boolean; stepMs: number; warmupMs: number; drainTimeoutMs: number };
   priority: { seedsPerMerchant: number; criticalRate: number; quietMs: number; floodMs: number; defaultFloodRate: number };
   soak: { durationMs: number; warmupMs: number; sampleMs: number; defaultRate: number };
-  /** Merchant webhooks: events delivered to a local receiver (one endpoint per merchant). */
-  webhooks: { events: number };
+  /** Merchant webhooks: events delivered to a local receiver (one endpoint per merchant); `compare`: also the full pipeline with and without webhooks. */
+  webhooks: { events: number; compare: boolean };
   /** Expected share of wall time per scenario (the progress bar's weights). */
   weights: Partial<Record<ScenarioId, number>>;
 }
@@ -52,7 +52,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     e2e: { startRate: 300, batchStartRate: 1_000, batchSize: 50, growth: 2, maxSteps: 1, bisect: false, stepMs: 1_500, warmupMs: 500, drainTimeoutMs: 20_000 },
     priority: { seedsPerMerchant: 1, criticalRate: 40, quietMs: 1_000, floodMs: 1_500, defaultFloodRate: 800 },
     soak: { durationMs: 20_000, warmupMs: 5_000, sampleMs: 2_000, defaultRate: 300 },
-    webhooks: { events: 1_000 },
+    webhooks: { events: 500, compare: false },
     weights: { 'ingest-single': 10, 'ingest-batch': 3, processing: 13, sink: 5, 'end-to-end': 7, priority: 8, webhooks: 5 },
   },
   standard: {
@@ -67,7 +67,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     e2e: { startRate: 3_000, batchStartRate: 6_000, batchSize: 100, growth: 1.3, maxSteps: 7, bisect: true, stepMs: 12_000, warmupMs: 2_000, drainTimeoutMs: 60_000 },
     priority: { seedsPerMerchant: 2, criticalRate: 100, quietMs: 5_000, floodMs: 15_000, defaultFloodRate: 8_000 },
     soak: { durationMs: 600_000, warmupMs: 120_000, sampleMs: 10_000, defaultRate: 2_000 },
-    webhooks: { events: 20_000 },
+    webhooks: { events: 20_000, compare: true },
     weights: { 'ingest-single': 75, 'ingest-batch': 15, processing: 60, sink: 15, 'end-to-end': 100, priority: 30, webhooks: 20 },
   },
   soak: {
@@ -82,7 +82,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     e2e: { startRate: 2_000, batchStartRate: 6_000, batchSize: 100, growth: 1.3, maxSteps: 6, bisect: false, stepMs: 10_000, warmupMs: 2_000, drainTimeoutMs: 60_000 },
     priority: { seedsPerMerchant: 2, criticalRate: 100, quietMs: 5_000, floodMs: 15_000, defaultFloodRate: 8_000 },
     soak: { durationMs: 600_000, warmupMs: 120_000, sampleMs: 10_000, defaultRate: 2_000 },
-    webhooks: { events: 5_000 },
+    webhooks: { events: 5_000, compare: true },
     weights: { soak: 660 },
   },
 };

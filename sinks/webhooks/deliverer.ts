@@ -35,6 +35,7 @@ export interface DelivererOptions extends WebhooksLoopOptions {
 /** How long a disabled endpoint's queue waits before it is looked at again. */
 const DISABLED_HOLD_MS = 30_000;
 const LEASE_MARGIN_MS = 5_000;
+const CLAIM_ERROR_WAIT_MS = 1_000;
 
 /** How a round on an endpoint ended: the lease token it completed with, and whether it kept the lease. */
 interface Round {
@@ -113,7 +114,9 @@ export class Deliverer {
         try {
           claimed = await this.claimSome(free);
         } catch (err) {
-          this.o.logger.warn({ err: (err as Error).message }, 'webhook claim failed; retrying');
+          // Redis unreachable: one line a second, not one per poll
+          this.o.logger.warn({ err: (err as Error).message }, 'webhook claim failed; retrying in 1 s');
+          await sleep(CLAIM_ERROR_WAIT_MS);
         }
       }
       if (!this.running) break;
