@@ -4,7 +4,7 @@
 //   standard  about 5 minutes: the figures the README shows
 //   soak      10 minutes at half the highest sustainable end-to-end rate: memory stays flat
 export type ProfileName = 'smoke' | 'standard' | 'soak';
-export type ScenarioId = 'ingest-single' | 'ingest-batch' | 'processing' | 'sink' | 'end-to-end' | 'priority' | 'soak' | 'webhooks';
+export type ScenarioId = 'ingest-single' | 'ingest-batch' | 'processing' | 'sink' | 'end-to-end' | 'priority' | 'noisy-neighbour' | 'soak' | 'webhooks';
 
 export interface Profile {
   name: ProfileName;
@@ -27,6 +27,8 @@ export interface Profile {
   bullmq: { events: number; concurrency: number };
   e2e: { startRate: number; batchStartRate: number; batchSize: number; growth: number; maxSteps: number; bisect: boolean; stepMs: number; warmupMs: number; drainTimeoutMs: number };
   priority: { seedsPerMerchant: number; criticalRate: number; quietMs: number; floodMs: number; defaultFloodRate: number };
+  /** Good merchant's refunds/s, the stuck merchant's refunds/s, each phase's length, seeded payins. */
+  noisy: { goodRate: number; stuckRate: number; phaseMs: number; seeds: number };
   soak: { durationMs: number; warmupMs: number; sampleMs: number; defaultRate: number };
   /** Merchant webhooks: events delivered to a local receiver (one endpoint per merchant); `compare`: also the full pipeline with and without webhooks. */
   webhooks: { events: number; compare: boolean };
@@ -37,7 +39,7 @@ export interface Profile {
 /** The latency ceiling a "sustainable" rate must keep (ingest p99, ms): the issue's target. */
 export const P99_LIMIT_MS = 20;
 
-const ALL: ScenarioId[] = ['ingest-single', 'ingest-batch', 'processing', 'sink', 'end-to-end', 'priority', 'webhooks'];
+const ALL: ScenarioId[] = ['ingest-single', 'ingest-batch', 'processing', 'sink', 'end-to-end', 'priority', 'noisy-neighbour', 'webhooks'];
 
 export const PROFILES: Record<ProfileName, Profile> = {
   smoke: {
@@ -51,9 +53,10 @@ export const PROFILES: Record<ProfileName, Profile> = {
     bullmq: { events: 1_000, concurrency: 100 },
     e2e: { startRate: 300, batchStartRate: 1_000, batchSize: 50, growth: 2, maxSteps: 1, bisect: false, stepMs: 1_500, warmupMs: 500, drainTimeoutMs: 20_000 },
     priority: { seedsPerMerchant: 1, criticalRate: 40, quietMs: 1_000, floodMs: 1_500, defaultFloodRate: 800 },
+    noisy: { goodRate: 10, stuckRate: 20, phaseMs: 2_000, seeds: 5 },
     soak: { durationMs: 20_000, warmupMs: 5_000, sampleMs: 2_000, defaultRate: 300 },
     webhooks: { events: 500, compare: false },
-    weights: { 'ingest-single': 10, 'ingest-batch': 3, processing: 13, sink: 5, 'end-to-end': 7, priority: 8, webhooks: 5 },
+    weights: { 'ingest-single': 10, 'ingest-batch': 3, processing: 13, sink: 5, 'end-to-end': 7, priority: 8, 'noisy-neighbour': 15, webhooks: 5 },
   },
   standard: {
     name: 'standard',
@@ -66,9 +69,10 @@ export const PROFILES: Record<ProfileName, Profile> = {
     bullmq: { events: 30_000, concurrency: 100 },
     e2e: { startRate: 3_000, batchStartRate: 6_000, batchSize: 100, growth: 1.3, maxSteps: 7, bisect: true, stepMs: 12_000, warmupMs: 2_000, drainTimeoutMs: 60_000 },
     priority: { seedsPerMerchant: 2, criticalRate: 100, quietMs: 5_000, floodMs: 15_000, defaultFloodRate: 8_000 },
+    noisy: { goodRate: 10, stuckRate: 20, phaseMs: 12_000, seeds: 20 },
     soak: { durationMs: 600_000, warmupMs: 120_000, sampleMs: 10_000, defaultRate: 2_000 },
     webhooks: { events: 20_000, compare: true },
-    weights: { 'ingest-single': 75, 'ingest-batch': 15, processing: 60, sink: 15, 'end-to-end': 100, priority: 30, webhooks: 20 },
+    weights: { 'ingest-single': 75, 'ingest-batch': 15, processing: 60, sink: 15, 'end-to-end': 100, priority: 30, 'noisy-neighbour': 40, webhooks: 20 },
   },
   soak: {
     name: 'soak',
@@ -81,6 +85,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     bullmq: { events: 5_000, concurrency: 100 },
     e2e: { startRate: 2_000, batchStartRate: 6_000, batchSize: 100, growth: 1.3, maxSteps: 6, bisect: false, stepMs: 10_000, warmupMs: 2_000, drainTimeoutMs: 60_000 },
     priority: { seedsPerMerchant: 2, criticalRate: 100, quietMs: 5_000, floodMs: 15_000, defaultFloodRate: 8_000 },
+    noisy: { goodRate: 10, stuckRate: 20, phaseMs: 12_000, seeds: 20 },
     soak: { durationMs: 600_000, warmupMs: 120_000, sampleMs: 10_000, defaultRate: 2_000 },
     webhooks: { events: 5_000, compare: true },
     weights: { soak: 660 },

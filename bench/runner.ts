@@ -27,6 +27,7 @@ import { endToEnd } from './scenarios/end-to-end.ts';
 import { ingestBatch } from './scenarios/ingest-batch.ts';
 import { ingestSingle } from './scenarios/ingest-single.ts';
 import { priority } from './scenarios/priority.ts';
+import { noisyNeighbour } from './scenarios/noisy-neighbour.ts';
 import { processing } from './scenarios/processing.ts';
 import { sink } from './scenarios/sink.ts';
 import { soak } from './scenarios/soak.ts';
@@ -40,6 +41,7 @@ export const SCENARIOS: Record<ScenarioId, Scenario> = {
   sink,
   'end-to-end': endToEnd,
   priority,
+  'noisy-neighbour': noisyNeighbour,
   soak,
   webhooks,
 };

@@ -87,7 +87,7 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
       if (!parsed.success) {
         throw new ConfigError(`stage ${name}: config: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
       }
-      const processor = await factory.create(parsed.data, { stage: name, redis: connection(`rill:${name}:proc`), keys, topics: Object.keys(topology.topics), registry: o.registry, logger: o.logger.child({ stage: name }) });
+      const processor = await factory.create(parsed.data, { stage: name, redis: connection(`rill:${name}:proc`), keys, topics: Object.keys(topology.topics), refunds: topology.refunds, registry: o.registry, logger: o.logger.child({ stage: name }) });
       for (let i = 0; i < stage.concurrency; i++) {
         const runner = new StageRunner({
           name, config: stage, topology, keys, processor,

@@ -1,5 +1,6 @@
 // The transaction event as it travels through the streams. Ingest creates it; stages enrich it;
 // the sink writes it. Amounts are integer minor units.
+import type { FailureCode } from './failure-codes.ts';
 export const TRANSACTION_TYPES = ['payin', 'payout', 'refund', 'chargeback'] as const;
 export type TransactionType = (typeof TRANSACTION_TYPES)[number];
 
@@ -28,6 +29,8 @@ export interface TransactionEvent {
   ingested_at: number;
   status?: TransactionStatus;
   risk_score?: number;
+  /** Why it failed, from core/failure-codes.ts; set with `status: 'failed'`. */
+  failure_code?: FailureCode;
   failure_reason?: string;
   /** Set by the ledger stage for a succeeded transaction; written by the sink with the row. */
   ledger?: LedgerLine[];

@@ -3,3 +3,6 @@ export type { Processor, ProcessorFactory, ProcessorContext, Outcome, StreamEven
 export type { TransactionEvent, TransactionType, TransactionStatus, LedgerLine } from './event.ts';
 export { RetryableError, FatalError, BackpressureError } from './errors.ts';
 export { outcomeFromError } from './processor.ts';
+export { FAILURE_CODES, failedEvent, isFailureCode } from './failure-codes.ts';
+export type { FailureCode } from './failure-codes.ts';
+export { partitionOf } from './partition.ts';

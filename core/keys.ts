@@ -23,6 +23,25 @@ export class Keys {
     return `${this.prefix}:{${partition}}:delay:${stage}`;
   }
 
+  /**
+   * An ordered stage's parked events of one partition: the index (sorted set: "<lane>|<merchant>"
+   * → when its first parked event is due), the tokens events wait for (hash: token → member), how
+   * often each queue's head was taken without being settled (hash), and the total parked (string).
+   */
+  parked(stage: string, partition: number, part: 'index' | 'waiters' | 'taken' | 'count'): string {
+    return `${this.prefix}:{${partition}}:park:${stage}:${part}`;
+  }
+
+  /** One merchant's parked events in one lane of a partition, oldest first (list). */
+  parkQueue(stage: string, partition: number, member: string): string {
+    return `${this.prefix}:{${partition}}:park:${stage}:q:${member}`;
+  }
+
+  /** The refundable-payins bucket of a merchant (hash: payin id → state), see core/payins.ts. */
+  payins(partition: number, merchantId: string, bucket: string): string {
+    return `${this.prefix}:{${partition}}:payins:${merchantId}:${bucket}`;
+  }
+
   /** An idempotency record: lives in the partition of its merchant, beside the stream it guards. */
   idempotency(partition: number, merchantId: string, key: string): string {
     return `${this.prefix}:{${partition}}:idem:${merchantId}:${key}`;

@@ -7,6 +7,7 @@ import type { Keys } from './keys.ts';
 import type { Registry } from './metrics.ts';
 import type { TransactionEvent } from './event.ts';
 import { FatalError, RetryableError } from './errors.ts';
+import type { RefundsConfig } from './topology/schema.ts';
 
 export interface StreamEvent<T = TransactionEvent> {
   /** The entry id in its lane stream. */
@@ -29,13 +30,29 @@ export interface Emitted {
 
 export type Outcome<T = TransactionEvent> =
   /** Done: append `event` to the stage's output topic (and `emit` to theirs) and acknowledge the input. */
-  | { kind: 'ok'; event: T; emit?: Emitted[] }
+  | {
+      kind: 'ok';
+      event: T;
+      emit?: Emitted[];
+      /** Tokens this outcome settles: events parked waiting for one of them are due now. */
+      signals?: string[];
+    }
   /**
    * Try again later, with backoff, until the stage's attempts run out. `deferred`: the processor
    * did not try this event at all (it waits behind an earlier one of its partition that must go
    * first), so the wait costs it no attempt.
    */
-  | { kind: 'retry'; error: Error; deferred?: boolean }
+  | {
+      kind: 'retry';
+      error: Error;
+      deferred?: boolean;
+      /**
+       * Not a failure but a wait (costs no attempt): an ordered stage parks the event (and its
+       * merchant's later ones) until a later outcome signals `token` or until `until` (unix ms),
+       * whichever comes first; the processor then decides again.
+       */
+      wait?: { token: string; until: number };
+    }
   /** Never going to work: dead-letter now. */
   | { kind: 'fatal'; error: Error };
 
@@ -55,6 +72,10 @@ export interface ProcessorContext {
   /** The process's metrics registry, for the processor's own instruments. */
   registry: Registry;
   logger: Logger;
+  /** The topology's refund policy (the refund window and how long a refund awaits its payin). */
+  refunds?: RefundsConfig;
+  /** Clock (default Date.now), for simulation. */
+  now?: () => number;
 }
 
 export interface ProcessorFactory<C = unknown, T = TransactionEvent> {

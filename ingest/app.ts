@@ -30,8 +30,10 @@ import {
   problemType,
   serviceUnavailable,
   tooManyRequests,
+  unknownPayin,
 } from './problem.ts';
 import { RateLimitedError } from './rate-limit.ts';
+import { UnknownPayinError } from './append.ts';
 import { BatchAppender } from './batch/append.ts';
 import { postTransactionBatch } from './routes/batch.ts';
 import { opsRoutes } from './routes/ops.ts';
@@ -149,6 +151,7 @@ function toProblem(err: Error, c: Context, log: Logger, limits: IngestLimits): R
       return problemResponse({ type: problemType('http-error'), title, status, detail: err.message || `${title}.` });
     }
   }
+  if (err instanceof UnknownPayinError) return problemResponse(unknownPayin(err.type, err.reference).problem);
   if (err instanceof RateLimitedError) {
     const { per_second, burst } = err.limit;
     const wait = err.retryAfterSeconds;

@@ -2,6 +2,8 @@
 // batch go through the same script, built and read here.
 import { readScripts } from '../core/redis.ts';
 import type { ScriptSource } from '../core/redis.ts';
+import type { Keys } from '../core/keys.ts';
+import { payinBucket } from '../core/payins.ts';
 import type { RateLimitConfig } from '../core/topology/schema.ts';
 import { bucketArgs } from './rate-limit.ts';
 
@@ -21,6 +23,24 @@ export interface EventToAppend {
   /** The stream entry's `ev`: the event as JSON. */
   ev: string;
   traceparent?: string;
+  /** A payin registered as accepted, or the payin a refund or chargeback requires (core/payins.ts). */
+  payin?: PayinCheck;
+}
+
+export type PayinCheck =
+  | { op: 'register'; bucket: string; expiresAt: number }
+  | { op: 'require'; bucket: string; payinId: string };
+
+/** What an event asks of the refundable-payins record: payins register, refunds and chargebacks require theirs. */
+export function payinCheck(keys: Keys, partition: number, body: { type: string; merchant_id: string; reference?: string | undefined }, txId: string, windowMs: number): PayinCheck | undefined {
+  if (body.type === 'payin') {
+    const b = payinBucket(txId, windowMs);
+    return { op: 'register', bucket: keys.payins(partition, body.merchant_id, b.name), expiresAt: b.expiresAt };
+  }
+  if ((body.type === 'refund' || body.type === 'chargeback') && body.reference) {
+    return { op: 'require', bucket: keys.payins(partition, body.merchant_id, payinBucket(body.reference, windowMs).name), payinId: body.reference };
+  }
+  return undefined;
 }
 
 /** Keys and arguments of one call over one merchant's events (their bucket is `bucket`). */
@@ -32,12 +52,21 @@ export function appendCall(bucket: string, events: readonly EventToAppend[], lim
   for (const e of events) {
     const record = e.record ? keys.push(e.record.key) : 0;
     args.push(streams.get(e.stream)!, record, e.record?.fingerprint ?? '', e.txId, e.ev, e.traceparent ?? '');
+    const p = e.payin;
+    if (!p) args.push(0, '', '');
+    else {
+      let at = keys.indexOf(p.bucket) + 1;
+      if (!at) at = keys.push(p.bucket);
+      args.push(at, p.op === 'register' ? 'p' : 'r', p.op === 'register' ? p.expiresAt : p.payinId);
+    }
   }
   return { keys, args };
 }
 
 export type AppendReply =
   | { kind: 'accepted' | 'replayed' | 'conflict'; value: string }
+  /** A refund or chargeback naming no accepted payin of its merchant: `value` is the id it named. */
+  | { kind: 'orphan'; value: string }
   | { kind: 'limited'; waitMs: number }
   /** Redis refused this event's XADD, or answered something else than the script does. */
   | { kind: 'failed'; error: Error };
@@ -51,7 +80,7 @@ export function parseAppendReply(reply: unknown, events: number): AppendReply[] 
   return Array.from({ length: events }, (_, j): AppendReply => {
     const kind: unknown = reply[2 * j];
     const value: unknown = reply[2 * j + 1];
-    if (typeof value === 'string' && (kind === 'accepted' || kind === 'replayed' || kind === 'conflict')) return { kind, value };
+    if (typeof value === 'string' && (kind === 'accepted' || kind === 'replayed' || kind === 'conflict' || kind === 'orphan')) return { kind, value };
     if (kind === 'limited' && typeof value === 'number') return { kind, waitMs: value };
     if (kind === 'failed') return { kind, error: new Error(`Redis refused the append: ${String(value)}`) };
     return { kind: 'failed', error: new Error(`unexpected reply from the append script: ${JSON.stringify([kind, value])}`) };

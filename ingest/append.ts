@@ -9,12 +9,12 @@ import { partitionOf } from '../core/partition.ts';
 import { defineScripts, runScript } from '../core/redis.ts';
 import type { RedisClient } from '../core/redis.ts';
 import type { RateLimitConfig, Topology } from '../core/topology/schema.ts';
-import { APPEND_EVENTS, appendCall, INGEST_SCRIPTS, parseAppendReply } from './append-call.ts';
+import { APPEND_EVENTS, appendCall, INGEST_SCRIPTS, parseAppendReply, payinCheck } from './append-call.ts';
 import { fingerprint } from './idempotency.ts';
 import { IngestKeys } from './keys.ts';
 import { RateLimitedError } from './rate-limit.ts';
 import { withTimeout } from './timeout.ts';
-import { newTxId } from './tx-id.ts';
+import { newTxId } from '../core/tx-id.ts';
 import type { TransactionBody } from './validation.ts';
 
 export interface Route {
@@ -30,6 +30,14 @@ export type AppendOutcome =
   /** Same Idempotency-Key, another body: nothing appended. */
   | { kind: 'conflict'; id: string };
 
+/** A refund or chargeback whose reference is no payin of its merchant accepted within the refund window. */
+export class UnknownPayinError extends Error {
+  override name = 'UnknownPayinError';
+  constructor(readonly type: string, readonly reference: string) {
+    super(`${type} references no accepted payin of its merchant`);
+  }
+}
+
 export interface AppenderOptions {
   /** Longest wait for Redis before the request fails with 503. */
   timeoutMs: number;
@@ -42,6 +50,7 @@ export class EventAppender {
   private readonly idempotencyTtlMs: number;
   private readonly rateLimit: RateLimitConfig;
   private readonly keys: IngestKeys;
+  readonly refundWindowMs: number;
 
   constructor(
     private readonly redis: RedisClient,
@@ -57,6 +66,7 @@ export class EventAppender {
     this.idempotencyTtlMs = topology.ingest.idempotency_ttl;
     this.rateLimit = topology.ingest.rate_limit;
     this.keys = new IngestKeys(keys.prefix);
+    this.refundWindowMs = topology.refunds.window;
     defineScripts(redis, INGEST_SCRIPTS);
   }
 
@@ -67,7 +77,10 @@ export class EventAppender {
     return { partition, lane, stream: this.keys.lane(this.topic, partition, lane) };
   }
 
-  /** Throws RateLimitedError when the merchant's bucket is empty (nothing appended). */
+  /**
+   * Throws RateLimitedError when the merchant's bucket is empty, UnknownPayinError for a refund or
+   * chargeback naming no accepted payin of the merchant (nothing appended either way).
+   */
   /** `traceparent`: the ingest span's, carried in the entry so the stages continue the trace. */
   async append(body: TransactionBody, idempotencyKey?: string, traceparent?: string): Promise<AppendOutcome> {
     const route = this.route(body.merchant_id, body.type);
@@ -76,7 +89,8 @@ export class EventAppender {
     const event: TransactionEvent = { ...body, id, ingested_at: now, status: 'accepted' };
     const bucket = this.keys.rateLimit(route.partition, body.merchant_id);
     const record = idempotencyKey === undefined ? undefined : { key: this.keys.idempotency(route.partition, body.merchant_id, idempotencyKey), fingerprint: fingerprint(body) };
-    const call = appendCall(bucket, [{ stream: route.stream, record, txId: id, ev: JSON.stringify(event), traceparent }], this.rateLimit, this.idempotencyTtlMs, now);
+    const payin = payinCheck(this.keys, route.partition, body, id, this.refundWindowMs);
+    const call = appendCall(bucket, [{ stream: route.stream, record, txId: id, ev: JSON.stringify(event), traceparent, payin }], this.rateLimit, this.idempotencyTtlMs, now);
     const reply = await withTimeout(runScript(this.redis, APPEND_EVENTS, call.keys, call.args), this.opts.timeoutMs, 'Redis append');
     const out = parseAppendReply(reply, 1)[0]!;
     switch (out.kind) {
@@ -86,6 +100,8 @@ export class EventAppender {
         throw new RateLimitedError(body.merchant_id, out.waitMs, this.rateLimit);
       case 'failed':
         throw out.error;
+      case 'orphan':
+        throw new UnknownPayinError(body.type, out.value);
       default:
         return { kind: out.kind, id: out.value };
     }

@@ -56,6 +56,14 @@ export const forbidden = make(403, 'forbidden', 'Forbidden');
 export const notFound = make(404, 'not-found', 'Not Found');
 export const methodNotAllowed = make(405, 'method-not-allowed', 'Method Not Allowed');
 export const idempotencyConflict = make(409, 'idempotency-conflict', 'Idempotency-Key reused');
+const unprocessable = make(422, 'unknown-payin', 'Unknown payin');
+
+/** 422: a refund or chargeback whose reference is not a payin of the merchant that Rill accepted. */
+export function unknownPayin(type: string, reference: string): ProblemError {
+  return unprocessable(`A ${type} must reference a payin of the same merchant accepted within the refund window; ${JSON.stringify(reference.slice(0, 100))} is not one. Nothing was appended.`, {
+    errors: [{ path: '/reference', message: 'not a payin of this merchant accepted within the refund window' }],
+  });
+}
 export const payloadTooLarge = make(413, 'payload-too-large', 'Payload Too Large');
 export const unsupportedMediaType = make(415, 'unsupported-media-type', 'Unsupported Media Type');
 export const tooManyRequests = make(429, 'rate-limited', 'Too Many Requests');

@@ -15,10 +15,13 @@ import type { Topology } from '../core/topology/schema.ts';
 import { createApiKey } from '../ingest/auth/index.ts';
 import { scanPrefix, startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
-import { TX_ID_PATTERN } from '../ingest/tx-id.ts';
+import { TX_ID_PATTERN } from '../core/tx-id.ts';
 
 const M = 'merchant_batch';
 const OTHER = 'merchant_batch_other';
+const RL = 'merchant_batch_rl';
+const CHUNKS = 'merchant_batch_chunks';
+const FAIL = 'merchant_batch_wrongtype';
 const MiB = 1024 * 1024;
 const NDJSON = 'application/x-ndjson';
 const LANES = ['critical', 'high', 'normal', 'low'] as const;
@@ -36,14 +39,21 @@ interface Result {
   errors?: LineError[];
 }
 
-const event = (i: number, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
-  type: (['payin', 'payout', 'refund', 'chargeback'] as const)[i % 4],
-  merchant_id: M,
-  amount: 100 + i,
-  currency: 'EUR',
-  reference: `batch-${i}`,
-  ...extra,
-});
+/** A payin accepted by ingest for each merchant: refunds and chargebacks must name one (else 422). */
+const payinOf = new Map<string, string>();
+const event = (i: number, extra: Record<string, unknown> = {}): Record<string, unknown> => {
+  const type = (['payin', 'payout', 'refund', 'chargeback'] as const)[i % 4];
+  const merchant = typeof extra.merchant_id === 'string' ? extra.merchant_id : M;
+  const refunding = type === 'refund' || type === 'chargeback';
+  return {
+    type,
+    merchant_id: M,
+    amount: 100 + i,
+    currency: 'EUR',
+    reference: refunding ? (payinOf.get(merchant) ?? `batch-${i}`) : `batch-${i}`,
+    ...extra,
+  };
+};
 const ndjson = (lines: unknown[]): string => lines.map((l) => (typeof l === 'string' ? l : JSON.stringify(l))).join('\n') + '\n';
 
 describe('POST /v1/transactions/batch', () => {
@@ -101,6 +111,13 @@ describe('POST /v1/transactions/batch', () => {
     apiKeys.main = await createApiKey(inst.pool, { merchantId: M });
     apiKeys.other = await createApiKey(inst.pool, { merchantId: OTHER });
     apiKeys.tap = await createApiKey(inst.pool, { scope: 'tap' });
+    // one payin per merchant, accepted by ingest, for the refunds and chargebacks below to name
+    for (const merchant of [M, OTHER, RL, CHUNKS, FAIL]) {
+      const key = merchant === M ? apiKeys.main : merchant === OTHER ? apiKeys.other : await createApiKey(inst.pool, { merchantId: merchant });
+      const r = await post(ndjson([{ type: 'payin', merchant_id: merchant, amount: 1_000_000, currency: 'EUR', reference: `payin-of-${merchant}` }]), NDJSON, key);
+      assert.equal(results(r)[0]?.status, 'accepted', r.text);
+      payinOf.set(merchant, results(r)[0]!.id!);
+    }
   });
 
   after(async () => {
@@ -205,6 +222,26 @@ describe('POST /v1/transactions/batch', () => {
     for (const i of [0, 7, 9]) assert.equal(after.byTx.get(res[i]!.id!)?.length, 1);
     // the key was taken out of the event before it was stored
     assert.equal('idempotency_key' in after.byTx.get(res[7]!.id!)![0]!.event, false);
+  });
+
+  test('a refund or chargeback naming no payin of its merchant accepted by ingest: that line rejected (422), nothing appended for it', async () => {
+    const before = await appended();
+    const r = await post(ndjson([
+      event(80, { type: 'refund', reference: 'no-such-payin' }), //          0 unknown payin
+      event(81, { type: 'chargeback', reference: payinOf.get(OTHER) }), //  1 another merchant's payin
+      event(82, { type: 'refund' }), //                                      2 M's own payin: fine
+      event(83, { type: 'chargeback' }), //                                  3 fine
+    ]));
+    assert.equal(r.status, 202, r.text);
+    const res = results(r);
+    assert.deepEqual(res.map((x) => x.status), ['rejected', 'rejected', 'accepted', 'accepted']);
+    for (const x of res.slice(0, 2)) {
+      assert.equal(x.id, undefined);
+      assert.deepEqual(x.errors!.map((e) => [e.status, e.type.replace('urn:problem-type:rill:', ''), e.path]), [[422, 'unknown-payin', '/reference']]);
+    }
+    const after = await appended();
+    assert.equal(after.entries, before.entries + 2, 'only the two naming a payin of M');
+    for (const i of [2, 3]) assert.equal(after.byTx.get(res[i]!.id!)?.[0]?.event.reference, payinOf.get(M));
   });
 
   test('a batch of another merchant\'s events: each line rejected (403), nothing appended', async () => {
@@ -319,7 +356,7 @@ describe('POST /v1/transactions/batch', () => {
 
   test('throughput: a 10,000-event batch, every event appended once (diagnostic)', async (t) => {
     const before = await appended();
-    const body = ndjson(Array.from({ length: 10_000 }, (_, i) => event(i, { reference: `tp-${i}` })));
+    const body = ndjson(Array.from({ length: 10_000 }, (_, i) => event(i, i % 4 < 2 ? { reference: `tp-${i}` } : {})));
     const runs: number[] = [];
     let ids: string[] = [];
     for (let run = 0; run < 3; run++) {
@@ -343,7 +380,6 @@ describe('POST /v1/transactions/batch', () => {
     const { topology: limited } = writeTopology({ 'ingest.rate_limit.per_second': 1, 'ingest.rate_limit.burst': 3 });
     const small = await startTestIngest(inst, { topology: limited });
     try {
-      const RL = 'merchant_batch_rl';
       const key = await createApiKey(inst.pool, { merchantId: RL });
       const before = (await scanPrefix(inst.redis, inst.env.prefix)).entries;
       const lines = Array.from({ length: 5 }, (_, i) => event(60 + i, { merchant_id: RL, idempotency_key: `rl-${i}` }));
@@ -367,10 +403,9 @@ describe('POST /v1/transactions/batch', () => {
     const { topology: limited } = writeTopology({ 'ingest.rate_limit.per_second': 1, 'ingest.rate_limit.burst': 1_500 });
     const small = await startTestIngest(inst, { topology: limited });
     try {
-      const RL = 'merchant_batch_chunks';
-      const key = await createApiKey(inst.pool, { merchantId: RL });
+      const key = await createApiKey(inst.pool, { merchantId: CHUNKS });
       const before = (await scanPrefix(inst.redis, inst.env.prefix)).entries;
-      const lines = Array.from({ length: 2_500 }, (_, i) => event(i, { merchant_id: RL, idempotency_key: i % 2 ? `ck-${i}` : undefined }));
+      const lines = Array.from({ length: 2_500 }, (_, i) => event(i, { merchant_id: CHUNKS, idempotency_key: i % 2 ? `ck-${i}` : undefined }));
       const r = await post(ndjson(lines), NDJSON, key, small.url);
       assert.equal(r.status, 202, r.text.slice(0, 500));
       const res = results(r);
@@ -384,7 +419,6 @@ describe('POST /v1/transactions/batch', () => {
   });
 
   test('an event whose XADD Redis refuses is rejected alone (503 line), the others appended', async () => {
-    const FAIL = 'merchant_batch_wrongtype';
     const key = await createApiKey(inst.pool, { merchantId: FAIL });
     const partition = partitionOf(FAIL, topology.topics.transactions!.partitions);
     // the refund lane's stream is a string: XADD answers WRONGTYPE for refunds only

@@ -1,14 +1,15 @@
 // GET /v1/transactions/:id: a transaction's status as its merchant sees it, through its life:
 // accepted (waiting in the ingest topic), processing (delivered to the first stage, or waiting for
-// a retry), succeeded (in Postgres, with processed_at), failed (Postgres), dead_lettered (with the
-// stage and reason). Merchant-scoped: another merchant's id, an unknown id and a malformed id all
+// a retry), succeeded (in Postgres, with processed_at), failed (Postgres, with its failure_code:
+// a merchant's mistake such as a currency not settled here), dead_lettered (with the stage and
+// reason: here a test stage failing fatally). Merchant-scoped: another merchant's id, an unknown id and a malformed id all
 // answer the same 404.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createInstance } from './helpers/instance.ts';
 import type { TestInstance } from './helpers/instance.ts';
 import { outstanding } from './helpers/pipeline.ts';
-import { ENGINE_TOPOLOGY } from './helpers/topology-file.ts';
+import { flakyStage, writeTopology } from './helpers/topology-file.ts';
 import { waitFor } from './helpers/wait.ts';
 import { startWorker } from '../cli/worker.ts';
 import type { Worker } from '../cli/worker.ts';
@@ -16,14 +17,13 @@ import { fieldsToMap } from '../core/entry.ts';
 import { createLogger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
 import { partitionOf } from '../core/partition.ts';
-import { loadTopology } from '../core/topology/load.ts';
 import type { Topology } from '../core/topology/schema.ts';
 import { createApiKey } from '../ingest/auth/index.ts';
 import { TRANSACTION_BY_ID_SQL, txIdTime } from '../ingest/routes/transaction-status.ts';
 import type { TransactionView } from '../ingest/routes/transaction-status.ts';
 import { startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
-import { newTxId } from '../ingest/tx-id.ts';
+import { newTxId } from '../core/tx-id.ts';
 
 const M = 'merchant_status';
 
@@ -37,7 +37,7 @@ describe('GET /v1/transactions/:id', () => {
   let neighbour: string;
   let stranger: string;
   const apiKeys: Record<string, string> = {};
-  const ids = { payin: '', payout: '', zar: '' };
+  const ids = { payin: '', payout: '', zar: '', fatal: '' };
 
   const get = async (id: string, key = apiKeys.main!) => {
     const res = await fetch(`${ingest.url}/v1/transactions/${encodeURIComponent(id)}`, { headers: { authorization: `Bearer ${key}` } });
@@ -66,10 +66,12 @@ describe('GET /v1/transactions/:id', () => {
   const PAYIN = { type: 'payin', merchant_id: M, amount: 1999, currency: 'EUR', reference: 'order-1', occurred_at: '2024-05-01T12:00:00.250+02:00', metadata: { channel: 'web' } };
   const PAYOUT = { type: 'payout', merchant_id: M, amount: 5000, currency: 'USD', reference: 'po-1' };
   const ZAR = { type: 'payin', merchant_id: M, amount: 700, currency: 'ZAR', reference: 'zar-1' };
+  const FATAL = { type: 'payin', merchant_id: M, amount: 800, currency: 'EUR', reference: 'fatal-1', metadata: { fail: 'fatal' } };
 
   before(async () => {
     inst = await createInstance('api-status');
-    topology = loadTopology(ENGINE_TOPOLOGY);
+    // the engine topology with a test stage between validate and the sink: validate → flaky → sink
+    ({ topology } = writeTopology(flakyStage()));
     partitions = topology.topics.transactions!.partitions;
     ingest = await startTestIngest(inst, { topology });
     const mine = partitionOf(M, partitions);
@@ -105,6 +107,7 @@ describe('GET /v1/transactions/:id', () => {
       reference: 'order-1',
       metadata: { channel: 'web' },
       status: 'accepted',
+      failure_code: null,
       failure_reason: null,
       risk_score: null,
       occurred_at: '2024-05-01T10:00:00.250Z',
@@ -168,12 +171,14 @@ describe('GET /v1/transactions/:id', () => {
     assert.equal((await get(ids.payin, apiKeys.tap)).status, 403);
   });
 
-  test('after the worker: succeeded with processed_at (from Postgres), ZAR dead_lettered with its reason', async () => {
+  test('after the worker: succeeded with processed_at (from Postgres), ZAR failed with its code and reason, a fatal error dead_lettered with its stage and reason', async () => {
     ids.zar = await post(ZAR);
+    ids.fatal = await post(FATAL);
     assert.equal((await get(ids.zar)).json.status, 'accepted');
+    assert.equal((await get(ids.fatal)).json.status, 'accepted');
     worker = await startWorker({ env: inst.env, topology, registry: createRegistry(), logger: createLogger('silent') });
     await waitFor('the pipeline to drain', async () => (await outstanding(inst.redis, inst.keys, topology)) === 0, 60_000);
-    for (const id of [ids.payin, ids.payout, ids.zar]) {
+    for (const id of [ids.payin, ids.payout, ids.zar, ids.fatal]) {
       await waitFor(`${id} to be settled`, async () => !['accepted', 'processing'].includes((await get(id)).json.status), 30_000);
     }
 
@@ -191,6 +196,7 @@ describe('GET /v1/transactions/:id', () => {
       currency: 'EUR',
       reference: 'order-1',
       metadata: { channel: 'web' },
+      failure_code: null,
       failure_reason: null,
       risk_score: null,
       occurred_at: '2024-05-01T10:00:00.250Z',
@@ -200,13 +206,26 @@ describe('GET /v1/transactions/:id', () => {
 
     const zar = await get(ids.zar);
     assert.equal(zar.status, 200, zar.text);
-    assert.equal(zar.json.status, 'dead_lettered');
+    // a merchant's mistake: a row, failed with its stable code (not a dead letter)
+    assert.equal(zar.json.status, 'failed');
+    assert.equal(zar.json.failure_code, 'currency_not_allowed');
     assert.match(zar.json.failure_reason ?? '', /^validate: .*currency ZAR is not accepted/);
     assert.ok(zar.json.processed_at && Date.parse(zar.json.processed_at) >= txIdTime(ids.zar)!);
     assert.equal(zar.json.currency, 'ZAR');
     assert.equal(zar.json.amount, 700);
     assert.equal(zar.json.reference, 'zar-1');
+
+    const fatal = await get(ids.fatal);
+    assert.equal(fatal.status, 200, fatal.text);
+    assert.equal(fatal.json.status, 'dead_lettered');
+    assert.equal(fatal.json.failure_code, null);
+    assert.match(fatal.json.failure_reason ?? '', /^flaky: told to fail fatally/);
+    assert.ok(fatal.json.processed_at && Date.parse(fatal.json.processed_at) >= txIdTime(ids.fatal)!);
+    assert.equal(fatal.json.currency, 'EUR');
+    assert.equal(fatal.json.amount, 800);
+    assert.equal(fatal.json.reference, 'fatal-1');
     // the dead-letter index is per partition, shared with the neighbour: still not theirs
+    await notFound(ids.fatal, apiKeys.neighbour);
     await notFound(ids.zar, apiKeys.neighbour);
     await notFound(ids.payin, apiKeys.neighbour);
   });
@@ -215,8 +234,8 @@ describe('GET /v1/transactions/:id', () => {
     const now = Date.now();
     const id = newTxId(now);
     await inst.pool.query(
-      `INSERT INTO transactions (id, merchant_id, type, amount, currency, status, reference, risk_score, metadata, occurred_at, ingested_at, processed_at, stream_id, attempts, failure_reason)
-       VALUES ($1, $2, 'payout', 123456, 'GBP', 'failed', NULL, 42, NULL, NULL, $3, $4, '1-0', 1, 'insufficient funds')`,
+      `INSERT INTO transactions (id, merchant_id, type, amount, currency, status, reference, risk_score, metadata, occurred_at, ingested_at, processed_at, stream_id, attempts, failure_reason, failure_code)
+       VALUES ($1, $2, 'payout', 123456, 'GBP', 'failed', NULL, 42, NULL, NULL, $3, $4, '1-0', 1, 'ledger: insufficient funds', 'insufficient_funds')`,
       [id, M, new Date(now).toISOString(), new Date(now + 50).toISOString()],
     );
     const r = await get(id);
@@ -230,7 +249,8 @@ describe('GET /v1/transactions/:id', () => {
       reference: null,
       metadata: null,
       status: 'failed',
-      failure_reason: 'insufficient funds',
+      failure_code: 'insufficient_funds',
+      failure_reason: 'ledger: insufficient funds',
       risk_score: 42,
       occurred_at: null,
       ingested_at: new Date(now).toISOString(),

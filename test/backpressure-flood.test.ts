@@ -9,7 +9,7 @@ import type { TestInstance } from './helpers/instance.ts';
 import { spawnRill } from './helpers/rill-process.ts';
 import type { RillProcess } from './helpers/rill-process.ts';
 import { writeTopology } from './helpers/topology-file.ts';
-import { merchantIds, sampleBody } from './helpers/transactions.ts';
+import { merchantIds, registerReferencedPayins, sampleBody } from './helpers/transactions.ts';
 import { waitFor } from './helpers/wait.ts';
 import { createApiKey } from '../ingest/auth/index.ts';
 import { scanPrefix, startTestIngest } from '../ingest/testing.ts';
@@ -55,6 +55,8 @@ test('flooded without a worker: 503s past max_lag, nothing lost, accepting again
   const merchants = merchantIds(20);
   const keys = new Map<string, string>();
   for (const m of merchants) keys.set(m, await createApiKey(inst.pool, { merchantId: m }));
+  // the refunds and chargebacks of the mix name payins ingest must know (no ledger here)
+  await registerReferencedPayins(inst.redis, inst.keys, ingest.topology, Array.from({ length: 100_000 }, (_, i) => sampleBody(i, merchants)));
   const post = (i: number) => {
     const body = sampleBody(i, merchants);
     return fetch(`${ingest.url}/v1/transactions`, {

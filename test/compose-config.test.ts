@@ -16,6 +16,7 @@ import { waitFor } from './helpers/wait.ts';
 import { outstanding } from './helpers/pipeline.ts';
 import { writeTopology } from './helpers/topology-file.ts';
 import { merchantIds, sampleBody } from './helpers/transactions.ts';
+import { entryArgs } from '../core/entry.ts';
 import { createLogger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
 import type { Registry } from '../core/metrics.ts';
@@ -290,8 +291,22 @@ describe('compose: every metric the dashboard and the alerts query is exported b
 
     const appender = new EventAppender(inst.redis, topology, inst.keys, { timeoutMs: 5_000 });
     const merchants = merchantIds(10);
-    for (let i = 0; i < 200; i++) await appender.append(sampleBody(i, merchants)); // refunds of unknown payins dead-letter
-    await appender.append({ type: 'payin', merchant_id: 'm_bad', amount: 100, currency: 'ZAR' }); // validate dead-letters it
+    // the mix, its refunds naming a payin of their merchant accepted before (some exceed it or
+    // differ in currency: failed rows with their codes); chargebacks of merchants with no payin yet are left out
+    const payinOf = new Map<string, string>();
+    for (let i = 0; i < 200; i++) {
+      const body = sampleBody(i, merchants);
+      if (body.type === 'refund' || body.type === 'chargeback') {
+        const payin = payinOf.get(body.merchant_id);
+        if (!payin) continue;
+        body.reference = payin;
+      }
+      const { id } = await appender.append(body);
+      if (body.type === 'payin') payinOf.set(body.merchant_id, id);
+    }
+    await appender.append({ type: 'payin', merchant_id: 'm_bad', amount: 100, currency: 'ZAR' }); // failed: currency_not_allowed
+    // a dead letter: an entry validate cannot read (its body is not JSON)
+    await inst.redis.xadd(inst.keys.lane(topology.ingest.topic, 0, 'normal'), '*', ...entryArgs({ tx: 'tx_unreadable', ev: 'not json' }));
     // a wallet dipping under its threshold: the payout after the payin has been posted
     await appender.append({ type: 'payin', merchant_id: 'm_low', amount: 20_000, currency: 'USD' });
     await waitFor('the payin in Postgres', async () => {

@@ -1,15 +1,17 @@
-// `rill dlq` against a real pipeline: events the validate stage rejects (currency ZAR) land in its
-// dead-letter streams; list/show find exactly those; a redrive (after the deployment starts
-// accepting ZAR) puts them back with their transaction ids, and they reach Postgres exactly once;
-// purge needs --yes. The command runs in-process with captured output (`rill dlq` dispatches to it).
+// `rill dlq` against a real pipeline: events a stage gives up on (a test stage `flaky` after
+// validate, failing them past their last attempt) land in its dead-letter streams; list/show find
+// exactly those; a redrive (the cause gone: the stage lets them through now) puts them back with
+// their transaction ids, and they reach Postgres exactly once; purge needs --yes. The command runs
+// in-process with captured output (`rill dlq` dispatches to it). Merchant mistakes (a currency such
+// as ZAR) are not dead letters: they end as failed rows, never listed here.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createInstance } from './helpers/instance.ts';
 import type { TestInstance } from './helpers/instance.ts';
 import { waitFor } from './helpers/wait.ts';
 import { outstanding } from './helpers/pipeline.ts';
-import { merchantIds, sampleBody } from './helpers/transactions.ts';
-import { writeTopology } from './helpers/topology-file.ts';
+import { merchantIds, registerReferencedPayins, sampleBody } from './helpers/transactions.ts';
+import { flakyStage, writeTopology } from './helpers/topology-file.ts';
 import { createLogger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
 import type { Topology } from '../core/topology/schema.ts';
@@ -20,11 +22,9 @@ import { dlqCommand } from '../cli/commands/dlq.ts';
 
 let inst: TestInstance;
 let worker: Worker | undefined;
-// the same topology twice: as shipped (ZAR rejected), and with ZAR accepted
-const rejecting = writeTopology({});
-const accepting = writeTopology({
-  'stages.validate.config.currencies': [...(rejecting.topology.stages.validate!.config.currencies as string[]), 'ZAR'],
-});
+// validate → flaky → sink: flaky fails an event metadata.fail = N times, and gives up after 2 attempts
+const ATTEMPTS = 2;
+const pipeline = writeTopology(flakyStage(ATTEMPTS));
 
 before(async () => {
   inst = await createInstance('dlqcli');
@@ -46,12 +46,12 @@ async function dlq(...argv: string[]): Promise<Run> {
   const code = await dlqCommand(argv, {
     stdout: { write: (s: string) => (stdout += s) },
     stderr: { write: (s: string) => (stderr += s) },
-    env: { ...process.env, ...inst.vars, RILL_TOPOLOGY: rejecting.path },
+    env: { ...process.env, ...inst.vars, RILL_TOPOLOGY: pipeline.path },
   });
   return { code, stdout, stderr };
 }
 
-async function listJson(...extra: string[]): Promise<{ id: string; tx: string; error: string; message: string; stage: string; event: { currency: string } }[]> {
+async function listJson(...extra: string[]): Promise<{ id: string; tx: string; error: string; message: string; stage: string; event: { currency: string; reference: string; metadata?: Record<string, string> } }[]> {
   const r = await dlq('list', '--json', ...extra);
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout);
@@ -67,7 +67,7 @@ async function runWorker(t: { topology: Topology; path: string }): Promise<void>
   });
 }
 
-const drained = () => waitFor('the pipeline to drain', async () => (await outstanding(inst.redis, inst.keys, rejecting.topology)) === 0, 60_000);
+const drained = () => waitFor('the pipeline to drain', async () => (await outstanding(inst.redis, inst.keys, pipeline.topology)) === 0, 60_000);
 
 async function rowsFor(ids: readonly string[]): Promise<Map<string, number>> {
   const { rows } = await inst.pool.query<{ id: string; n: string }>('SELECT id, count(*) AS n FROM transactions WHERE id = ANY($1) GROUP BY id', [ids]);
@@ -77,26 +77,34 @@ async function rowsFor(ids: readonly string[]): Promise<Map<string, number>> {
 const oneLine = (s: string) => s.trim().split('\n').length === 1;
 
 test('dlq list, show, redrive and purge over a real pipeline', async () => {
-  const appender = new EventAppender(inst.redis, rejecting.topology, inst.keys, { timeoutMs: 5_000 });
+  const appender = new EventAppender(inst.redis, pipeline.topology, inst.keys, { timeoutMs: 5_000 });
   const merchants = merchantIds(16);
+  await registerReferencedPayins(inst.redis, inst.keys, pipeline.topology, Array.from({ length: 40 }, (_, i) => sampleBody(i, merchants)));
   const bad: string[] = [];
   const good: string[] = [];
-  for (let i = 0; i < 4; i++) bad.push((await appender.append({ ...sampleBody(i, merchants), currency: 'ZAR' })).id);
+  const zar: string[] = [];
+  // failing every try the stage gives them: dead-lettered; its tries are counted, so a redrive passes
+  for (let i = 0; i < 4; i++) bad.push((await appender.append({ ...sampleBody(i, merchants), reference: `dl-${i}`, type: i % 2 ? 'payout' : 'payin', metadata: { fail: String(ATTEMPTS) } })).id);
   for (let i = 4; i < 24; i++) good.push((await appender.append(sampleBody(i, merchants))).id);
+  // a merchant's mistake: a failed row, not a dead letter
+  for (let i = 24; i < 26; i++) zar.push((await appender.append({ ...sampleBody(i, merchants), currency: 'ZAR' })).id);
 
-  await runWorker(rejecting);
+  await runWorker(pipeline);
   await drained();
   assert.equal((await rowsFor(good)).size, good.length);
+  const { rows: zarRows } = await inst.pool.query<{ status: string; failure_code: string }>('SELECT status, failure_code FROM transactions WHERE id = ANY($1)', [zar]);
+  assert.deepEqual(zarRows.map((r) => [r.status, r.failure_code]), zar.map(() => ['failed', 'currency_not_allowed']));
 
   // list: exactly the bad ones
   const listed = await listJson();
   assert.deepEqual(listed.map((d) => d.tx).sort(), [...bad].sort());
   for (const d of listed) {
-    assert.equal(d.stage, 'validate');
-    assert.equal(d.error, 'ValidationError');
-    assert.match(d.message, /currency ZAR is not accepted/);
-    assert.equal(d.event.currency, 'ZAR');
-    assert.match(d.id, /^validate\/\d+\/\d+-\d+$/);
+    assert.equal(d.stage, 'flaky');
+    assert.equal(d.error, 'RetryableError');
+    assert.match(d.message, /told to fail/);
+    assert.equal(d.event.metadata?.fail, String(ATTEMPTS));
+    assert.match(d.event.reference, /^dl-\d$/);
+    assert.match(d.id, /^flaky\/\d+\/\d+-\d+$/);
   }
   const table = await dlq('list');
   assert.equal(table.code, 0, table.stderr);
@@ -104,7 +112,8 @@ test('dlq list, show, redrive and purge over a real pipeline', async () => {
   for (const d of listed) assert.ok(table.stdout.includes(d.id) && table.stdout.includes(d.tx), `table shows ${d.id}`);
   assert.match(table.stdout, /\n4 dead letters\n$/);
   assert.match((await dlq('list', '--limit', '2')).stdout, /showing 2 of 4 dead letters/);
-  assert.equal((await listJson('--stage', 'validate', '--since', '10m')).length, 4);
+  assert.equal((await listJson('--stage', 'flaky', '--since', '10m')).length, 4);
+  assert.equal((await listJson('--stage', 'validate')).length, 0);
   assert.equal((await listJson('--since', String(Date.now() + 60_000))).length, 0);
   assert.equal((await listJson('--stage', 'postgres')).length, 0);
   const noStage = await dlq('list', '--stage', 'nope');
@@ -120,10 +129,10 @@ test('dlq list, show, redrive and purge over a real pipeline', async () => {
   assert.equal(shown.code, 0, shown.stderr);
   assert.match(shown.stdout, new RegExp(`^id:\\s+${first!.id}$`, 'm'));
   assert.match(shown.stdout, new RegExp(`^tx:\\s+${first!.tx}$`, 'm'));
-  assert.match(shown.stdout, /^message:\s+.*currency ZAR is not accepted/m);
-  assert.match(shown.stdout, /^origin:\s+\S+:transactions:\w+ \d+-\d+$/m);
+  assert.match(shown.stdout, /^message:\s+.*told to fail/m);
+  assert.match(shown.stdout, /^origin:\s+\S+:validated:\w+ \d+-\d+$/m);
   assert.match(shown.stdout, /^event:\n {2}\{\n {4}"type": /m);
-  assert.match(shown.stdout, /^ {4}"currency": "ZAR",$/m);
+  assert.match(shown.stdout, new RegExp(`^ {4}"reference": "${first!.event.reference}",$`, 'm'));
   const unknown = await dlq('show', 'validate/0/1-0');
   assert.equal(unknown.code, 1);
   assert.ok(oneLine(unknown.stderr), unknown.stderr);
@@ -131,7 +140,7 @@ test('dlq list, show, redrive and purge over a real pipeline', async () => {
   assert.equal((await dlq('show', 'not-an-id')).code, 1);
 
   // dry run: counts, changes nothing
-  const origin = (await inst.redis.xrange(inst.keys.deadLetter('validate', Number(first!.id.split('/')[1])), first!.id.split('/')[2]!, first!.id.split('/')[2]!))[0]![1];
+  const origin = (await inst.redis.xrange(inst.keys.deadLetter('flaky', Number(first!.id.split('/')[1])), first!.id.split('/')[2]!, first!.id.split('/')[2]!))[0]![1];
   const originStream = origin[origin.indexOf('origin_stream') + 1]!;
   const originLen = await inst.redis.xlen(originStream);
   const dry = await dlq('redrive', '--ids', first!.id, '--dry-run');
@@ -143,8 +152,7 @@ test('dlq list, show, redrive and purge over a real pipeline', async () => {
   assert.equal((await dlq('redrive')).code, 1);
   assert.equal((await dlq('redrive', '--all', '--ids', first!.id)).code, 1);
 
-  // the deployment now accepts ZAR: a redriven event reaches Postgres once, under its own tx id
-  await runWorker(accepting);
+  // the cause is gone (the stage lets them through now): a redriven event reaches Postgres once, under its own tx id
   const one = await dlq('redrive', '--ids', first!.id);
   assert.equal(one.code, 0, one.stderr);
   assert.match(one.stdout, /^redrove 1 dead letter$/m);
@@ -155,19 +163,18 @@ test('dlq list, show, redrive and purge over a real pipeline', async () => {
   assert.equal(again.code, 1, 'a dead letter redriven already is not found');
   assert.match(again.stderr, /not found/);
 
-  const rest = await dlq('redrive', '--all', '--stage', 'validate');
+  const rest = await dlq('redrive', '--all', '--stage', 'flaky');
   assert.equal(rest.code, 0, rest.stderr);
   assert.match(rest.stdout, /redrove 3 dead letters/);
   await waitFor('every redriven event in Postgres', async () => (await rowsFor(bad)).size === bad.length);
   await drained();
   assert.deepEqual([...(await rowsFor(bad)).values()], bad.map(() => 1), 'each redriven event exactly once');
   const total = await inst.pool.query<{ n: string }>('SELECT count(*) AS n FROM transactions');
-  assert.equal(Number(total.rows[0]!.n), good.length + bad.length);
+  assert.equal(Number(total.rows[0]!.n), good.length + zar.length + bad.length);
   assert.equal((await listJson()).length, 0);
 
   // purge: refuses without --yes, then empties
-  await runWorker(rejecting);
-  for (let i = 30; i < 32; i++) await appender.append({ ...sampleBody(i, merchants), currency: 'ZAR' });
+  for (let i = 30; i < 32; i++) await appender.append({ ...sampleBody(i, merchants), metadata: { fail: 'fatal' } });
   await drained();
   assert.equal((await listJson()).length, 2);
   const refused = await dlq('purge');

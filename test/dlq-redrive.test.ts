@@ -25,9 +25,10 @@ const P = 3;
 async function deadLetter(tx: string, over: Record<string, string> = {}): Promise<string> {
   const f: Record<string, string> = {
     tx,
-    ev: JSON.stringify({ id: tx, type: 'payin', merchant_id: 'm', amount: 1, currency: 'ZAR', ingested_at: Date.now() }),
-    error: 'ValidationError',
-    message: 'currency ZAR is not accepted',
+    // a stage gave up on it (its cause, here a timeout, is gone by the time of the redrive)
+    ev: JSON.stringify({ id: tx, type: 'payin', merchant_id: 'm', amount: 1, currency: 'EUR', ingested_at: Date.now() }),
+    error: 'RetryableError',
+    message: 'gave up after 5 attempts: Redis timeout',
     stage: 'validate',
     attempts: '1',
     origin_stream: inst.keys.lane('transactions', P, 'normal'),
@@ -86,7 +87,7 @@ test('an origin that is not one of the stage input lanes is replaced by the lane
   const dlq = new DeadLetters(inst.redis, inst.keys, topology);
   const stray = `${inst.keys.prefix}:{${P}}:elsewhere`;
   const critical = inst.keys.lane('transactions', P, 'critical');
-  const ev = JSON.stringify({ id: 'tx_lane', type: 'refund', merchant_id: 'm', amount: 1, currency: 'ZAR', ingested_at: 1 });
+  const ev = JSON.stringify({ id: 'tx_lane', type: 'refund', merchant_id: 'm', amount: 1, currency: 'EUR', reference: 'tx_paid', ingested_at: 1 });
   const id = await deadLetter('tx_lane', { origin_stream: stray, ev });
   assert.equal((await dlq.redrive({ ids: [`validate/${P}/${id}`] })).redriven, 1);
   assert.equal(await inst.redis.exists(stray), 0);

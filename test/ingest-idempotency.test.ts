@@ -11,7 +11,8 @@ import { createApiKey } from '../ingest/auth/key-store.ts';
 import { scanPrefix, startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
 import { IngestKeys } from '../ingest/keys.ts';
-import { TX_ID_PATTERN } from '../ingest/tx-id.ts';
+import { TX_ID_PATTERN } from '../core/tx-id.ts';
+import { PAYIN_ACCEPTED, payinBucket } from '../core/payins.ts';
 
 const M = 'merchant_idem';
 
@@ -71,9 +72,13 @@ describe('ingest appends', () => {
     const ev = JSON.parse(fields.get('ev')!) as TransactionEvent;
     assert.ok(ev.ingested_at >= before && ev.ingested_at <= Date.now());
     assert.deepEqual(ev, { ...body, id: answer.id, ingested_at: ev.ingested_at, status: 'accepted' });
-    // besides the stream, only the merchant's rate-limit bucket, in the same partition slot
+    // besides the stream, only the merchant's rate-limit bucket and its refundable-payins bucket
+    // (the payin registered as accepted, for its refunds to name), in the same partition slot
     const bucket = new IngestKeys(inst.env.prefix).rateLimit(partition, M);
-    assert.deepEqual(await scanPrefix(inst.redis, inst.env.prefix), { keys: [bucket, stream].sort(), entries: 1 });
+    const payins = inst.keys.payins(partition, M, payinBucket(answer.id, ingest.topology.refunds.window).name);
+    assert.deepEqual(await scanPrefix(inst.redis, inst.env.prefix), { keys: [bucket, payins, stream].sort(), entries: 1 });
+    assert.deepEqual(await inst.redis.hgetall(payins), { [answer.id]: PAYIN_ACCEPTED });
+    assert.ok((await inst.redis.pttl(payins)) > 0, 'the payins bucket expires with the refund window');
   });
 
   test('each type goes to its priority lane', async () => {

@@ -7,7 +7,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { createInstance } from './helpers/instance.ts';
 import type { TestInstance } from './helpers/instance.ts';
 import { writeTopology } from './helpers/topology-file.ts';
-import { sampleBody } from './helpers/transactions.ts';
+import { registerReferencedPayins, sampleBody } from './helpers/transactions.ts';
 import { partitionOf } from '../core/partition.ts';
 import { EventAppender } from '../ingest/append.ts';
 import { createApiKey } from '../ingest/auth/index.ts';
@@ -57,6 +57,10 @@ describe('ingest rate limit', () => {
     ingest = await startTestIngest(inst, { topology: path });
     keys = new IngestKeys(inst.env.prefix);
     for (const m of ['m_flood', 'm_calm', 'm_idem']) apiKeys.set(m, await createApiKey(inst.pool, { merchantId: m }));
+    // the refunds and chargebacks of the mix name payins ingest must know (else 422 before any token is taken)
+    for (const m of ['m_flood', 'm_calm', 'm_idem', 'm_lib']) {
+      await registerReferencedPayins(inst.redis, inst.keys, ingest.topology, Array.from({ length: 200 }, (_, i) => sampleBody(i, [m])));
+    }
   });
   after(async () => {
     await ingest?.server.close();

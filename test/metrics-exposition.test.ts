@@ -9,7 +9,9 @@ import type { TestInstance } from './helpers/instance.ts';
 import { waitFor } from './helpers/wait.ts';
 import { outstanding } from './helpers/pipeline.ts';
 import { ENGINE_TOPOLOGY } from './helpers/topology-file.ts';
-import { merchantIds, sampleBody } from './helpers/transactions.ts';
+import { merchantIds, registerReferencedPayins, sampleBody } from './helpers/transactions.ts';
+import { entryArgs } from '../core/entry.ts';
+import { partitionOf } from '../core/partition.ts';
 import { createLogger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
 import { loadTopology } from '../core/topology/load.ts';
@@ -71,27 +73,35 @@ test('promtool check metrics accepts the worker and ingest expositions after tra
   });
   const appender = new EventAppender(inst.redis, topology, inst.keys, { timeoutMs: 5_000 });
   const merchants = merchantIds(8);
+  await registerReferencedPayins(inst.redis, inst.keys, topology, Array.from({ length: 100 }, (_, i) => sampleBody(i, merchants)));
   for (let i = 0; i < 100; i++) await appender.append(sampleBody(i, merchants));
-  await appender.append({ type: 'payin', merchant_id: 'm_x', amount: 100, currency: 'ZAR' }); // a dead letter
+  await appender.append({ type: 'payin', merchant_id: 'm_x', amount: 100, currency: 'ZAR' }); // failed: currency_not_allowed
+  // a dead letter: an entry validate cannot read (its body is not JSON)
+  await inst.redis.xadd(inst.keys.lane(topology.ingest.topic, partitionOf('m_x', 8), 'normal'), '*', ...entryArgs({ tx: 'tx_unreadable', ev: 'not json' }));
 
   ingest = await startTestIngest(inst, { topology });
   const key = await createApiKey(inst.pool, { merchantId: 'm_http' });
   const post = (body: unknown) =>
     fetch(`${ingest!.url}/v1/transactions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` }, body: JSON.stringify(body) });
-  assert.equal((await post({ type: 'refund', merchant_id: 'm_http', amount: 10, currency: 'USD', reference: 'r-1' })).status, 202);
+  const payin = await post({ type: 'payin', merchant_id: 'm_http', amount: 10, currency: 'USD' });
+  assert.equal(payin.status, 202);
+  const payinId = ((await payin.json()) as { id: string }).id;
+  assert.equal((await post({ type: 'refund', merchant_id: 'm_http', amount: 10, currency: 'USD', reference: payinId })).status, 202);
+  assert.equal((await post({ type: 'refund', merchant_id: 'm_http', amount: 10, currency: 'USD', reference: 'r-1' })).status, 422);
   assert.equal((await post({ type: 'nope' })).status, 400);
   assert.equal((await fetch(`${ingest.url}/metrics`)).status, 200);
 
   await waitFor('the pipeline to drain', async () => (await outstanding(inst.redis, inst.keys, topology)) === 0, 60_000);
   let dead = 0;
   for (let p = 0; p < 8; p++) dead += await inst.redis.xlen(inst.keys.deadLetter('validate', p));
-  assert.ok(dead >= 1, 'the ZAR payin was dead-lettered');
+  assert.equal(dead, 1, 'the unreadable entry was dead-lettered (the ZAR payin was not)');
   await waitFor('the gauges to see the dead letters', async () => new RegExp(`^rill_dead_letters\\{stage="validate"\\} ${dead}$`, 'm').test(await registry.metrics()));
 
   const workerText = await registry.metrics();
-  for (const family of ['rill_stage_events_total', 'rill_stage_batch_duration_seconds_bucket', 'rill_sink_rows_total', 'rill_end_to_end_latency_seconds_bucket', 'rill_worker_heartbeat_timestamp_seconds', 'rill_group_lag', 'rill_live_workers']) {
+  for (const family of ['rill_stage_events_total', 'rill_stage_batch_duration_seconds_bucket', 'rill_sink_rows_total', 'rill_transactions_failed_total', 'rill_end_to_end_latency_seconds_bucket', 'rill_worker_heartbeat_timestamp_seconds', 'rill_group_lag', 'rill_live_workers']) {
     assert.match(workerText, new RegExp(`^${family}\\{`, 'm'), `the worker exposes ${family} samples`);
   }
+  assert.match(workerText, /^rill_transactions_failed_total\{code="currency_not_allowed"\} 1$/m, 'the ZAR payin counted failed by its code');
   const ingestText = await ingest.registry.metrics();
   for (const family of ['rill_ingest_requests_total', 'rill_ingest_request_duration_seconds_bucket', 'rill_events_accepted_total']) {
     assert.match(ingestText, new RegExp(`^${family}\\{`, 'm'), `ingest exposes ${family} samples`);

@@ -1,8 +1,10 @@
 // The payments pipeline end to end (ingest → validate → risk → ledger → sink), 20,000 mixed
-// transactions over 100 merchants: 1% fail risk (huge amounts), 1% overdraw, 1% refund more than is
-// refundable, 1% are orphan refunds (dead-lettered after their retries). Then, for every merchant
+// transactions posted over 100 merchants: 1% fail risk (huge amounts, risk_declined), 1% overdraw
+// (insufficient_funds), 1% refund more than is refundable (refund_exceeds_payin), 1% are orphan
+// refunds (naming no payin: refused at ingest with 422, nothing appended). Then, for every merchant
 // and currency: wallet balance = sum of its ledger entries = the balance expected from the
-// accepted sequence; every transaction is in exactly one final state; every orphan is dead-lettered.
+// accepted sequence; every accepted transaction is a row once with its final state and failure
+// code; nothing is dead-lettered.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createInstance } from './helpers/instance.ts';
@@ -72,6 +74,20 @@ test('20,000 mixed transactions: money is conserved, every one ends in exactly o
     posted.push(p);
     return p;
   };
+  /** An orphan refund: refused at ingest (422 unknown-payin), nothing appended. */
+  let refused = 0;
+  const refuse = async (body: TransactionBody): Promise<void> => {
+    const res = await fetch(`${ingest.url}/v1/transactions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${keys.get(body.merchant_id)}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    const json = (await res.json()) as { type: string; errors: { path: string }[] };
+    assert.equal(res.status, 422, JSON.stringify(json));
+    assert.equal(json.type, 'urn:problem-type:rill:unknown-payin');
+    assert.deepEqual(json.errors.map((e) => e.path), ['/reference']);
+    refused++;
+  };
   const currencyOf = (i: number) => (i % 2 ? 'EUR' : 'USD');
 
   // phase 1: payins (and two huge ones per merchant that risk rejects), each merchant in sequence
@@ -82,7 +98,7 @@ test('20,000 mixed transactions: money is conserved, every one ends in exactly o
       const list: Posted[] = [];
       for (let k = 0; k < 122; k++) {
         if (k === 40 || k === 80) {
-          await post({ type: 'payin', merchant_id: m, amount: 20_000_000, currency: currencyOf(i) }, { status: 'failed', reason: /^risk: velocity score/ });
+          await post({ type: 'payin', merchant_id: m, amount: 20_000_000, currency: currencyOf(i) }, { status: 'failed', code: 'risk_declined', reason: /^risk: velocity score/ });
         } else {
           list.push(await post({ type: 'payin', merchant_id: m, amount: next(), currency: currencyOf(i), reference: `order-${k}` }, { status: 'succeeded' }));
         }
@@ -109,20 +125,25 @@ test('20,000 mixed transactions: money is conserved, every one ends in exactly o
       }
       for (let k = 20; k < 22; k++) {
         // these payins were fully charged back just before (same lane, same order): nothing left
-        await post({ type: 'refund', merchant_id: m, amount: 1, currency: cur, reference: payins[k]!.id }, { status: 'failed', reason: /^ledger: refund of 1 exceeds the refundable 0/ });
+        await post({ type: 'refund', merchant_id: m, amount: 1, currency: cur, reference: payins[k]!.id }, { status: 'failed', code: 'refund_exceeds_payin', reason: /^ledger: refund of 1 exceeds the refundable 0/ });
       }
-      for (let k = 0; k < 2; k++) await post({ type: 'payout', merchant_id: m, amount: 1_000_000, currency: cur }, { status: 'failed', reason: /^ledger: insufficient funds/ });
-      for (let k = 0; k < 2; k++) await post({ type: 'refund', merchant_id: m, amount: 100, currency: cur, reference: `tx_orphan_${m}_${k}` }, { status: 'dead_lettered' });
+      for (let k = 0; k < 2; k++) await post({ type: 'payout', merchant_id: m, amount: 1_000_000, currency: cur }, { status: 'failed', code: 'insufficient_funds', reason: /^ledger: insufficient funds/ });
+      // orphans: an id no ingest made, and a payin of another merchant
+      await refuse({ type: 'refund', merchant_id: m, amount: 100, currency: cur, reference: `tx_orphan_${m}_0` });
+      await refuse({ type: 'refund', merchant_id: m, amount: 100, currency: cur, reference: payinsOf.get(merchants[(i + 1) % merchants.length]!)![0]!.id });
       const next = amounts(1_000 + i);
       for (let k = 0; k < 2; k++) await post({ type: 'payin', merchant_id: m, amount: next(), currency: cur }, { status: 'succeeded' });
     }),
   );
-  assert.equal(posted.length, 20_000);
+  assert.equal(posted.length + refused, 20_000);
+  assert.equal(refused, 200, 'every orphan refused at ingest');
+  assert.equal(posted.length, 19_800);
   await waitFor('phase 2 through the pipeline', async () => (await outstanding(inst.redis, inst.keys, ingest.topology)) === 0, 180_000, 200);
 
   // every accepted transaction in exactly one final place
   const places = await assertPlaces({ pool: inst.pool, redis: inst.redis, keys: inst.keys, partitions: 8, posted, quietStages: ['validate', 'risk'] });
   const { counts } = places;
   const expected = await assertMoney(inst.pool, posted);
-  t.diagnostic(`succeeded ${counts.succeeded}, failed ${counts.failed}, dead-lettered ${counts.dead_lettered}; ${expected.size} wallets`);
+  assert.deepEqual(counts, { succeeded: 19_200, failed: 600 });
+  t.diagnostic(`succeeded ${counts.succeeded}, failed ${counts.failed}, refused at ingest ${refused}; ${expected.size} wallets`);
 });

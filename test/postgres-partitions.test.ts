@@ -243,7 +243,7 @@ test('migration 002 moves the rows of a 001 table over and drops it', async () =
               now() - (i % 30) * interval '1 day', '0-' || i, '{"k":"v"}'
        FROM generate_series(1, 300) i`,
     );
-    assert.deepEqual(await migrate(pool, schema), ['002_payments']);
+    assert.deepEqual(await migrate(pool, schema), ['002_payments', '003_failure_code']);
     const { rows } = await pool.query<{ n: string; s: string; days: string }>(
       `SELECT count(*) AS n, sum(amount)::text AS s, count(DISTINCT (ingested_at AT TIME ZONE 'UTC')::date) AS days FROM transactions`,
     );
@@ -253,6 +253,9 @@ test('migration 002 moves the rows of a 001 table over and drops it', async () =
     assert.equal((await pool.query(`SELECT to_regclass('transactions_v1') AS t`)).rows[0].t, null, 'the old table is gone');
     const { rows: kind } = await pool.query<{ k: string }>(`SELECT relkind::text AS k FROM pg_class WHERE oid = 'transactions'::regclass`);
     assert.equal(kind[0]!.k, 'p');
+    // 003 added failure_code to the partitioned table: the moved rows have none
+    const { rows: codes } = await pool.query<{ n: string }>('SELECT count(*) AS n FROM transactions WHERE failure_code IS NULL');
+    assert.equal(Number(codes[0]!.n), 300);
     // the view was built from the moved rows
     const { rows: mv } = await pool.query<{ n: string }>('SELECT sum(count)::text AS n FROM merchant_daily_volume');
     assert.equal(Number(mv[0]!.n), 240);

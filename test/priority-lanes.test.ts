@@ -8,7 +8,7 @@ import type { TestInstance } from './helpers/instance.ts';
 import { waitFor } from './helpers/wait.ts';
 import { outstanding } from './helpers/pipeline.ts';
 import { writeTopology } from './helpers/topology-file.ts';
-import { merchantIds } from './helpers/transactions.ts';
+import { merchantIds, registerReferencedPayins } from './helpers/transactions.ts';
 import { createLogger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
 import type { Topology } from '../core/topology/schema.ts';
@@ -31,6 +31,8 @@ async function queue(topology: Topology, counts: Record<TransactionBody['type'],
   for (const [type, n] of Object.entries(counts) as [TransactionBody['type'], number][]) {
     for (let i = 0; i < n; i++) bodies.push({ type, merchant_id: merchants[i % 50]!, amount: 100 + i, currency: 'USD', reference: `r${i}` });
   }
+  // the refunds and chargebacks name payins ingest must know (no ledger here: nothing settles them)
+  await registerReferencedPayins(inst.redis, inst.keys, topology, bodies);
   for (let i = 0; i < bodies.length; i += 1_000) await Promise.all(bodies.slice(i, i + 1_000).map((b) => appender.append(b)));
 }
 

@@ -2,7 +2,8 @@
 // process and three worker processes, all with REDIS_URL listing the three nodes. A few thousand
 // mixed transactions over 30 merchants; the partitions' keys are spread over the three masters;
 // one worker is SIGKILLed mid-load and its partitions' leases move to the survivors. Then every
-// transaction is in exactly one place (table or dead letters), none twice, and money is conserved.
+// accepted transaction is a row, none twice, with its status and failure code, nothing is
+// dead-lettered (orphan refunds are refused at ingest), and money is conserved.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Cluster, Redis } from 'ioredis';
@@ -18,6 +19,7 @@ import { assertMoney, assertPlaces } from './helpers/payments-verdict.ts';
 import type { Expect, Posted } from './helpers/payments-verdict.ts';
 import { SHIPPED_TOPOLOGY, writeTopology } from './helpers/topology-file.ts';
 import { merchantIds } from './helpers/transactions.ts';
+import { entryArgs } from '../core/entry.ts';
 import { scanPrefix, startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
 import { createApiKey } from '../ingest/auth/index.ts';
@@ -39,7 +41,7 @@ let inst: TestInstance | undefined;
 let ingest: TestIngest | undefined;
 const workers: RillProcess[] = [];
 /** Set by the first test: what the operator paths below should find. */
-let done: { topology: Topology; rows: number; dead: number; merchant: string; apiKey: string } | undefined;
+let done: { topology: Topology; rows: number; merchant: string; apiKey: string } | undefined;
 
 before(async () => {
   cluster = await startCluster(3);
@@ -119,6 +121,19 @@ test('the payments pipeline on a 3-master Redis Cluster: exactly once, money con
     posted.push(p);
     return p;
   };
+  /** An orphan refund: refused at ingest (422 unknown-payin), nothing appended. */
+  let refused = 0;
+  const refuse = async (body: TransactionBody): Promise<void> => {
+    const res = await fetch(`${ingest!.url}/v1/transactions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${apiKeys.get(body.merchant_id)}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    const json = (await res.json()) as { type: string };
+    assert.equal(res.status, 422, JSON.stringify(json));
+    assert.equal(json.type, 'urn:problem-type:rill:unknown-payin');
+    refused++;
+  };
   const currencyOf = (i: number) => (i % 2 ? 'EUR' : 'USD');
   const drained = (what: string) => waitFor(what, async () => (await outstanding(redis, keys, topology)) === 0, 60_000, 100);
 
@@ -136,7 +151,7 @@ test('the payments pipeline on a 3-master Redis Cluster: exactly once, money con
       const next = amounts(i + 1);
       const list: Posted[] = [];
       for (let k = 0; k <= PAYINS; k++) {
-        if (k === 30) await post({ type: 'payin', merchant_id: m, amount: 20_000_000, currency: currencyOf(i) }, { status: 'failed', reason: /^risk: velocity score/ });
+        if (k === 30) await post({ type: 'payin', merchant_id: m, amount: 20_000_000, currency: currencyOf(i) }, { status: 'failed', code: 'risk_declined', reason: /^risk: velocity score/ });
         else list.push(await post({ type: 'payin', merchant_id: m, amount: next(), currency: currencyOf(i), reference: `order-${k}` }, { status: 'succeeded' }));
       }
       payinsOf.set(m, list);
@@ -148,7 +163,7 @@ test('the payments pipeline on a 3-master Redis Cluster: exactly once, money con
   await drained('phase 1 through the pipeline');
 
   // phase 2: payouts within the balance, refunds and chargebacks of distinct payins, and the
-  // failures: a refund past what is refundable, an overdraft, an orphan refund (dead-lettered)
+  // failures: a refund past what is refundable, an overdraft; an orphan refund (refused at ingest)
   const phase2From = posted.length;
   const phase2At = Date.now();
   await Promise.all(
@@ -165,9 +180,9 @@ test('the payments pipeline on a 3-master Redis Cluster: exactly once, money con
         await post({ type: 'chargeback', merchant_id: m, amount: p.body.amount, currency: cur, reference: p.id }, { status: 'succeeded' });
       }
       // charged back in full just before (same lane, same order): nothing left to refund
-      await post({ type: 'refund', merchant_id: m, amount: 1, currency: cur, reference: payins[8]!.id }, { status: 'failed', reason: /^ledger: refund of 1 exceeds the refundable 0/ });
-      await post({ type: 'payout', merchant_id: m, amount: 1_000_000, currency: cur }, { status: 'failed', reason: /^ledger: insufficient funds/ });
-      await post({ type: 'refund', merchant_id: m, amount: 100, currency: cur, reference: `tx_orphan_${m}` }, { status: 'dead_lettered' });
+      await post({ type: 'refund', merchant_id: m, amount: 1, currency: cur, reference: payins[8]!.id }, { status: 'failed', code: 'refund_exceeds_payin', reason: /^ledger: refund of 1 exceeds the refundable 0/ });
+      await post({ type: 'payout', merchant_id: m, amount: 1_000_000, currency: cur }, { status: 'failed', code: 'insufficient_funds', reason: /^ledger: insufficient funds/ });
+      await refuse({ type: 'refund', merchant_id: m, amount: 100, currency: cur, reference: `tx_orphan_${m}` });
       const next = amounts(1_000 + i);
       for (let k = 0; k < 2; k++) await post({ type: 'payin', merchant_id: m, amount: next(), currency: cur }, { status: 'succeeded' });
     }),
@@ -176,7 +191,8 @@ test('the payments pipeline on a 3-master Redis Cluster: exactly once, money con
   await drained('phase 2 through the pipeline');
   const phase2Ms = Date.now() - phase2At;
   const phase2 = posted.length - phase2From;
-  assert.equal(posted.length, merchants.length * (PAYINS + 1 + 20 + 8 + 4 + 3 + 2));
+  assert.equal(posted.length, merchants.length * (PAYINS + 1 + 20 + 8 + 4 + 2 + 2));
+  assert.equal(refused, merchants.length, 'every orphan refused at ingest');
 
   // the partitions' keys really are spread over the three masters
   await assertSpread(redis as unknown as Cluster, topology);
@@ -188,8 +204,9 @@ test('the payments pipeline on a 3-master Redis Cluster: exactly once, money con
 
   // the survivors still run: nothing in their output says a command crossed slots
   for (const w of workers) if (w !== victim) assert.doesNotMatch(w.output(), /CROSSSLOT|same slots allocation group|same slot/);
-  done = { topology, rows: places.rows, dead: places.dead, merchant: merchants[0]!, apiKey: apiKeys.get(merchants[0]!)! };
-  t.diagnostic(`succeeded ${counts.succeeded}, failed ${counts.failed}, dead-lettered ${counts.dead_lettered}; ${expected.size} wallets`);
+  assert.deepEqual(counts, { succeeded: merchants.length * (PAYINS + 20 + 8 + 4 + 2), failed: merchants.length * 3 });
+  done = { topology, rows: places.rows, merchant: merchants[0]!, apiKey: apiKeys.get(merchants[0]!)! };
+  t.diagnostic(`succeeded ${counts.succeeded}, failed ${counts.failed}, refused at ingest ${refused}; ${expected.size} wallets`);
   t.diagnostic(`leases of the killed worker moved within ${movedMs} ms (lease TTL 2 s)`);
   t.diagnostic(`phase 2: ${phase2} events posted in ${postedMs} ms, through the pipeline in ${phase2Ms} ms: ${Math.round((phase2 * 1000) / phase2Ms)} events/s end to end`);
 });
@@ -198,11 +215,21 @@ test('operator paths on the cluster: stream stats, retention, tap, dead-letter r
   if (!done) return t.skip('the pipeline test did not finish');
   const { redis, keys, env } = inst!;
   const { topology } = done;
+  // dead letters on every master: an entry validate cannot read (its body is not JSON) in each partition
+  for (let p = 0; p < PARTITIONS; p++) {
+    await redis.xadd(keys.lane(topology.ingest.topic, p, 'normal'), '*', ...entryArgs({ tx: `tx_unreadable_${p}`, ev: 'not json' }));
+  }
+  const dead = PARTITIONS;
+  const dlq = new DeadLetters(redis, keys, topology);
+  await waitFor('the unreadable entries dead-lettered', async () =>
+    (await outstanding(redis, keys, topology)) === 0 && (await dlq.list({ stage: 'validate', limit: 1_000 })).entries.length === dead, 30_000, 100);
+
   const stats = await collectStreamStats(redis, keys, topology);
   const sink = stats.lanes.filter((l) => l.topic === 'settled').flatMap((l) => l.groups).filter((g) => g.group === 'postgres');
   assert.equal(sink.reduce((n, g) => n + g.pending + g.lag, 0), 0, 'the sink group is caught up');
   assert.equal(stats.lanes.filter((l) => l.topic === 'settled').reduce((n, l) => n + l.length, 0), done.rows);
-  assert.equal(stats.deadLetters.ledger, done.dead);
+  assert.equal(stats.deadLetters.validate, dead);
+  assert.equal(stats.deadLetters.ledger, 0);
 
   const retention = startRetention({ redis, keys, topology, registry: createRegistry(), logger: createLogger('silent'), intervalMs: 3_600_000 });
   const trim = await retention.runOnce();
@@ -232,14 +259,14 @@ test('operator paths on the cluster: stream stats, retention, tap, dead-letter r
   assert.equal((await seen)?.tx, id, 'the live event came through the tap');
 
   // dead letters: list across partitions, redrive all (they fail again, and come back)
-  const dlq = new DeadLetters(redis, keys, topology);
-  const listed = await dlq.list({ stage: 'ledger', limit: 1_000 });
-  assert.equal(listed.entries.length, done.dead);
-  assert.equal(listed.total, done.dead);
-  const redriven = await dlq.redrive({ all: true, stage: 'ledger' });
-  assert.deepEqual(redriven, { redriven: done.dead, missing: [], failed: [] });
-  await waitFor('the redriven orphans dead-lettered again and the live payin settled', async () =>
-    (await outstanding(redis, keys, topology)) === 0 && (await dlq.list({ stage: 'ledger', limit: 1_000 })).entries.length === done!.dead, 30_000, 100);
+  const listed = await dlq.list({ stage: 'validate', limit: 1_000 });
+  assert.equal(listed.entries.length, dead);
+  assert.equal(listed.total, dead);
+  assert.equal(new Set(listed.entries.map((e) => e.partition)).size, PARTITIONS, 'one in every partition');
+  const redriven = await dlq.redrive({ all: true, stage: 'validate' });
+  assert.deepEqual(redriven, { redriven: dead, missing: [], failed: [] });
+  await waitFor('the redriven entries dead-lettered again and the live payin settled', async () =>
+    (await outstanding(redis, keys, topology)) === 0 && (await dlq.list({ stage: 'validate', limit: 1_000 })).entries.length === dead, 30_000, 100);
 
   const scanned = await scanPrefix(redis, env.prefix);
   assert.ok(scanned.keys.some((k) => k.includes(':{0}:')) && scanned.keys.some((k) => k.includes(':{7}:')), 'SCAN reaches every master');

@@ -9,7 +9,7 @@ import { createInstance } from './helpers/instance.ts';
 import type { TestInstance } from './helpers/instance.ts';
 import { outstanding } from './helpers/pipeline.ts';
 import { ENGINE_TOPOLOGY } from './helpers/topology-file.ts';
-import { merchantIds, sampleBody } from './helpers/transactions.ts';
+import { merchantIds, registerReferencedPayins, sampleBody } from './helpers/transactions.ts';
 import { waitFor } from './helpers/wait.ts';
 import { createLogger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
@@ -87,6 +87,8 @@ test('rill replay: dry run, replay from a time and from earliest, idempotent eff
   const appender = new EventAppender(inst.redis, topology, inst.keys, { timeoutMs: 5_000 });
   const merchants = merchantIds(10);
   const ids: string[] = [];
+  // the refunds and chargebacks of the mix name payins ingest must know
+  await registerReferencedPayins(inst.redis, inst.keys, topology, Array.from({ length: N }, (_, i) => sampleBody(i, merchants)));
   for (let i = 0; i < N1; i++) ids.push((await appender.append(sampleBody(i, merchants))).id);
   await delay(5);
   const between = Date.now();

@@ -11,7 +11,7 @@ import { spawnRill } from './helpers/rill-process.ts';
 import { waitFor } from './helpers/wait.ts';
 import { deadLetters, outstanding } from './helpers/pipeline.ts';
 import { writeTopology } from './helpers/topology-file.ts';
-import { merchantIds, sampleBody } from './helpers/transactions.ts';
+import { merchantIds, registerReferencedPayins, sampleBody } from './helpers/transactions.ts';
 import { EventAppender } from '../ingest/append.ts';
 
 const FLAKY = new URL('./fixtures/processors/flaky.ts', import.meta.url).pathname;
@@ -38,6 +38,8 @@ test('retries back off, succeed or dead-letter exactly once, through worker cras
   const vars = { ...inst.vars, RILL_TOPOLOGY: path };
   const appender = new EventAppender(inst.redis, topology, inst.keys, { timeoutMs: 5_000 });
   const merchants = merchantIds(20);
+  // the refunds and chargebacks of the mix name payins ingest must know
+  await registerReferencedPayins(inst.redis, inst.keys, topology, Array.from({ length: 900 }, (_, i) => sampleBody(i, merchants)));
   const plan: [string, number][] = [['pass', 600], ['2', 200], ['always', 60], ['fatal', 40]];
   const idsBy = new Map<string, Set<string>>();
   let i = 0;

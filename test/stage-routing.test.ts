@@ -7,7 +7,7 @@ import type { TestInstance } from './helpers/instance.ts';
 import { waitFor } from './helpers/wait.ts';
 import { outstanding } from './helpers/pipeline.ts';
 import { writeTopology } from './helpers/topology-file.ts';
-import { merchantIds, sampleBody } from './helpers/transactions.ts';
+import { merchantIds, registerReferencedPayins, sampleBody } from './helpers/transactions.ts';
 import { createLogger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
 import { EventAppender } from '../ingest/append.ts';
@@ -30,6 +30,8 @@ test('results are routed by type to their own topic', async () => {
   const appender = new EventAppender(inst.redis, topology, inst.keys, { timeoutMs: 5_000 });
   const merchants = merchantIds(10);
   const byType = new Map<string, number>();
+  // the refunds and chargebacks name payins ingest must know
+  await registerReferencedPayins(inst.redis, inst.keys, topology, Array.from({ length: 400 }, (_, i) => sampleBody(i, merchants)));
   for (let i = 0; i < 400; i++) {
     const body = sampleBody(i, merchants);
     byType.set(body.type, (byType.get(body.type) ?? 0) + 1);

@@ -10,7 +10,7 @@ import type { TestInstance } from './helpers/instance.ts';
 import { waitFor } from './helpers/wait.ts';
 import { outstanding } from './helpers/pipeline.ts';
 import { writeTopology } from './helpers/topology-file.ts';
-import { merchantIds, sampleBody } from './helpers/transactions.ts';
+import { merchantIds, registerReferencedPayins, sampleBody } from './helpers/transactions.ts';
 import { createLogger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
 import { LaneMap } from '../core/lanes.ts';
@@ -34,6 +34,8 @@ before(async () => {
   const appender = new EventAppender(inst.redis, topology, inst.keys, { timeoutMs: 5_000 });
   const merchants = merchantIds(12);
   const lanes = new LaneMap(topology.priorities);
+  // the refunds and chargebacks of the mix name payins ingest must know
+  await registerReferencedPayins(inst.redis, inst.keys, topology, Array.from({ length: N }, (_, i) => sampleBody(i, merchants)));
   for (let i = 0; i < N; i++) {
     const body = sampleBody(i, merchants);
     expected.set(lanes.laneOf(body.type), (expected.get(lanes.laneOf(body.type)) ?? 0) + 1);
@@ -107,6 +109,7 @@ test('--json: topics, lanes and lengths, groups caught up, the stage and sink wi
   assert.equal(stage.input, 'transactions');
   assert.equal(stage.dead_letters, 0);
   assert.equal(stage.delay_set, 0);
+  assert.equal(stage.parked, null, 'validate is ordering none here: nothing parks');
   const sink = report.sinks.find((s) => s.sink === 'postgres');
   assert.ok(sink && sink.live_workers >= 1, 'the sink has a live worker');
   assert.ok(sink.last_flush_at !== null && sink.last_flush_age_seconds !== null && sink.last_flush_age_seconds < 60, 'the sink flushed recently');
@@ -158,7 +161,7 @@ test('plain output: the tables with their headers', async () => {
   assert.match(lines[0]!, /^rill status /);
   const header = (first: string) => lines.find((l) => l.startsWith(first)) ?? '';
   assert.match(header('TOPIC'), /^TOPIC\s+LANE\s+LENGTH\s+IN\/S\s+GROUP\s+LAG\s+PENDING\s+OUT\/S$/);
-  assert.match(header('STAGE'), /^STAGE\s+INPUT\s+ORDERING\s+WORKERS\s+EVENTS\/S\s+RETRIES\/S\s+DEAD LETTERS\s+DELAY SET$/);
+  assert.match(header('STAGE'), /^STAGE\s+INPUT\s+ORDERING\s+WORKERS\s+EVENTS\/S\s+RETRIES\/S\s+DEAD LETTERS\s+DELAY SET\s+PARKED$/);
   assert.match(header('SINK'), /^SINK\s+INPUT\s+TABLE\s+WORKERS\s+ROWS\/S\s+LAST FLUSH\s+DEAD LETTERS$/);
   assert.match(header('WORKER'), /^WORKER\s+HOST\s+PID\s+COMPONENTS\s+UP\s+LAST SEEN\s+STATE$/);
   assert.match(r.stdout, new RegExp(`^transactions\\s+normal\\s+${(await streamLength('transactions', 'normal')).toLocaleString('en-US')}\\s`, 'm'));

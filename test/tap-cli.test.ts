@@ -7,7 +7,7 @@ import { createInstance } from './helpers/instance.ts';
 import type { TestInstance } from './helpers/instance.ts';
 import { spawnRill } from './helpers/rill-process.ts';
 import { ENGINE_TOPOLOGY } from './helpers/topology-file.ts';
-import { merchantIds, sampleBody } from './helpers/transactions.ts';
+import { merchantIds, registerReferencedPayins, sampleBody } from './helpers/transactions.ts';
 import { waitFor } from './helpers/wait.ts';
 import { compareIds } from '../core/tap/position.ts';
 import { loadTopology } from '../core/topology/load.ts';
@@ -82,6 +82,8 @@ describe('rill tap', () => {
   before(async () => {
     inst = await createInstance('tap-cli');
     const appender = new EventAppender(inst.redis, topology, inst.keys, { timeoutMs: 5_000 });
+    // the refunds and chargebacks of the mix name payins ingest must know
+    await registerReferencedPayins(inst.redis, inst.keys, topology, Array.from({ length: 100 }, (_, i) => sampleBody(i, merchants)));
     const add = async (i: number, into: string[], extra: Partial<TransactionBody> = {}) => into.push((await appender.append({ ...sampleBody(i, merchants), ...extra })).id);
     await add(0, batch1, { reference: 'quote " and, comma' });
     for (let i = 1; i < 8; i++) await add(i, batch1);
@@ -114,6 +116,7 @@ describe('rill tap', () => {
     assert.equal(r.code, 0, r.stderr);
     const rows = parseCsv(r.stdout);
     assert.deepEqual(rows[0], [...CSV_COLUMNS]);
+    assert.equal(rows[0]!.slice(10, 12).join(','), 'failure_code,failure_reason', 'failure_code right before failure_reason');
     assert.equal(rows.length, 1 + batch1.length + batch2.length);
     const col = (name: string) => CSV_COLUMNS.indexOf(name as (typeof CSV_COLUMNS)[number]);
     const first = rows.find((row) => row[col('id')] === batch1[0])!;
@@ -123,6 +126,7 @@ describe('rill tap', () => {
     assert.equal(first[col('amount')], String(body.amount));
     assert.equal(first[col('currency')], body.currency);
     assert.equal(first[col('status')], 'accepted');
+    assert.equal(first[col('failure_code')], '');
     assert.equal(first[col('reference')], 'quote " and, comma');
     assert.match(first[col('ingested_at')]!, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
     assert.match(first[col('_id')]!, /^\d+-\d+$/);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createInstance } from './helpers/instance.ts';
 import type { TestInstance } from './helpers/instance.ts';
-import { merchantIds, sampleBody } from './helpers/transactions.ts';
+import { merchantIds, registerReferencedPayins, sampleBody } from './helpers/transactions.ts';
 import { waitFor } from './helpers/wait.ts';
 import { EventAppender } from '../ingest/append.ts';
 import { createApiKey, parseApiKey } from '../ingest/auth/key-store.ts';
@@ -122,6 +122,8 @@ describe('tap over SSE', () => {
     const merchants = [A, B];
     for (let i = 0; i < n; i++) {
       const body = sampleBody(appended.length, merchants);
+      // a refund or chargeback of the mix names a payin ingest must know
+      await registerReferencedPayins(inst.redis, inst.keys, ingest.topology, [body]);
       const out = await appender.append(body);
       appended.push({ id: out.id, merchant: body.merchant_id, type: body.type });
     }

@@ -8,7 +8,7 @@ import { spawnRill } from './helpers/rill-process.ts';
 import type { RillProcess } from './helpers/rill-process.ts';
 import { waitFor } from './helpers/wait.ts';
 import { outstanding } from './helpers/pipeline.ts';
-import { merchantIds, sampleBody } from './helpers/transactions.ts';
+import { merchantIds, registerReferencedPayins, sampleBody } from './helpers/transactions.ts';
 import { ENGINE_TOPOLOGY } from './helpers/topology-file.ts';
 import { startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
@@ -37,6 +37,8 @@ test('10,000 concurrent posts land as exactly 10,000 rows with the posted sum', 
   const merchants = merchantIds(50);
   const keys = new Map<string, string>();
   for (const m of merchants) keys.set(m, await createApiKey(inst.pool, { merchantId: m }));
+  // the refunds and chargebacks of the mix name payins ingest must know
+  await registerReferencedPayins(inst.redis, inst.keys, ingest.topology, Array.from({ length: N }, (_, i) => sampleBody(i, merchants)));
 
   let next = 0;
   let postedSum = 0n;

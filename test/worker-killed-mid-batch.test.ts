@@ -10,7 +10,7 @@ import { spawnRill } from './helpers/rill-process.ts';
 import { waitFor } from './helpers/wait.ts';
 import { outstanding } from './helpers/pipeline.ts';
 import { writeTopology } from './helpers/topology-file.ts';
-import { merchantIds, sampleBody } from './helpers/transactions.ts';
+import { merchantIds, registerReferencedPayins, sampleBody } from './helpers/transactions.ts';
 import { EventAppender } from '../ingest/append.ts';
 
 const N = 30_000;
@@ -39,6 +39,8 @@ test('SIGKILL mid-batch, twice, then a restart: exactly N rows, none twice', asy
   const vars = { ...inst.vars, RILL_TOPOLOGY: path };
   const appender = new EventAppender(inst.redis, topology, inst.keys, { timeoutMs: 5_000 });
   const merchants = merchantIds(50);
+  // the refunds and chargebacks of the mix name payins ingest must know
+  await registerReferencedPayins(inst.redis, inst.keys, topology, Array.from({ length: N }, (_, i) => sampleBody(i, merchants)));
   let sum = 0n;
   const ids = new Set<string>();
   for (let i = 0; i < N; i += 1_000) {

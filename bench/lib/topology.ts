@@ -2,10 +2,15 @@
 // per-merchant limits lifted, so a handful of bench merchants can carry a whole platform's load.
 // The work per event stays the same: the rate-limit bucket and the risk velocity scripts still run
 // for every event, only their thresholds are out of reach. Nothing else (stages, processors,
-// ordering, batch sizes, partitions, sinks) is touched.
+// ordering, batch sizes, partitions, sinks) is touched, except that merchant webhooks (the
+// webhook-events stages, the webhooks sink and its topic) run only in the webhooks variant.
 //
 //   default   the shipped pipeline (validate → risk → ledger → sink), limits lifted
 //   flood     the same with `payin` moved to the lowest lane (priority under flood)
+//   noisy     the same with a `hold` stage (bench/plugins/hold.ts) between risk and ledger, which
+//             never lets a payin marked hold=yes through (a merchant whose payins do not settle),
+//             and refunds.await_payin 8s: the noisy-neighbour scenario
+//   webhooks  the shipped pipeline with merchant webhooks on: the webhooks scenario
 //   soak      the same with everything Redis keeps per event (topic entries, idempotency, risk and
 //             ledger records, refundable payins) kept 1 minute, so Redis reaches its steady state
 //             within the soak's warm-up (with the shipped 7 days, 24 h and 180 days it grows with
@@ -15,7 +20,10 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { isMap, isSeq } from 'yaml';
 
-export type TopologyVariant = 'default' | 'flood' | 'soak' | 'webhooks';
+export type TopologyVariant = 'default' | 'flood' | 'soak' | 'noisy' | 'webhooks';
+
+/** The noisy variant's wait of a refund for its payin. */
+export const NOISY_AWAIT_PAYIN = '8s';
 
 /** The soak variant's retention of topics and idempotency records. */
 export const SOAK_RETENTION = '1m';
@@ -85,6 +93,19 @@ export function writeBenchTopology(base: string, dir: string, variant: TopologyV
     }
     changes.push('priorities: payin moved to the lowest lane');
   }
+  if (variant === 'noisy') {
+    const ledger = doc.getIn(['stages', 'ledger']);
+    if (!isMap(ledger)) throw new Error('the noisy bench variant needs a stage named ledger');
+    const scored = String(ledger.get('input'));
+    doc.setIn(['topics', 'held'], doc.createNode({ partitions: doc.getIn(['topics', scored, 'partitions']), retention: { max_age: '1d' } }, { flow: true }));
+    doc.setIn(['stages', 'hold'], doc.createNode({
+      input: scored, processor: new URL('../plugins/hold.ts', import.meta.url).pathname, output: 'held', ordering: 'key', batch: 500,
+      retry: { attempts: 6, base: '1s', factor: 2, max: '4s', jitter: 'none' }, dead_letter: {},
+    }));
+    ledger.set('input', 'held');
+    doc.setIn(['refunds', 'await_payin'], NOISY_AWAIT_PAYIN);
+    changes.push(`stages.hold (bench/plugins/hold.ts) between risk and ledger; refunds.await_payin → ${NOISY_AWAIT_PAYIN}`);
+  }
   if (variant === 'soak') {
     doc.setIn(['ingest', 'idempotency_ttl'], SOAK_RETENTION);
     const topics = doc.get('topics');
@@ -102,9 +123,9 @@ export function writeBenchTopology(base: string, dir: string, variant: TopologyV
         if (!isMap(stage)) continue;
         const processor = String(stage.get('processor'));
         if (processor === 'risk' || processor === 'ledger') stage.setIn(['config', 'record_ttl_ms'], SOAK_RETENTION_MS);
-        if (processor === 'ledger') stage.setIn(['config', 'refund_window_ms'], SOAK_RETENTION_MS);
       }
     }
+    doc.setIn(['refunds', 'window'], SOAK_RETENTION);
     changes.push(`topics' retention.max_age, ingest.idempotency_ttl, the risk and ledger records and the refund window → ${SOAK_RETENTION}`);
   }
   const text = doc.toString();

@@ -13,6 +13,7 @@ import { startWorker } from '../worker.ts';
 import { postgresAnswers, redisAnswers, startLocalPostgres, startLocalRedis } from '../local-services.ts';
 import type { LocalService } from '../local-services.ts';
 import { runDemo } from '../demo.ts';
+import { createLogger } from '../../core/logger.ts';
 
 const HELP = `usage: rill dev [--demo N] [--exit] [--port N] [--topology FILE]
 
@@ -40,6 +41,9 @@ export async function devCommand(argv: string[]): Promise<number> {
   if (!Number.isInteger(demo) || demo < 0) throw new ConfigError(`--demo takes a whole number, got "${values.demo}"`);
   if (!process.env.LOG_LEVEL) process.env.LOG_LEVEL = 'warn';
   const ctx = commandContext('dev', values.topology);
+  // with a demo the terminal shows its progress bars: logs go to a file, never between them
+  const logFile = demo > 0 ? '.rill/dev.log' : undefined;
+  if (logFile) ctx.logger = createLogger(ctx.env.logLevel, { component: 'dev' }, logFile);
   await initTracing('rill-dev');
   if (values.port !== undefined) ctx.env.port = Number(values.port);
   const say = (s: string) => console.log(s);
@@ -81,8 +85,17 @@ export async function devCommand(argv: string[]): Promise<number> {
     say(`  -d '{"type":"payin","merchant_id":"${merchantId}","amount":1999,"currency":"USD","reference":"order-1"}'`);
     say('');
     if (demo > 0) {
-      const r = await runDemo({ url, key, merchantId, count: demo, pool });
-      say(`demo: ${r.accepted} transactions accepted and in Postgres in ${(r.ms / 1000).toFixed(1)} s (${Math.round((r.accepted / r.ms) * 1000)}/s)`);
+      const merchants = [{ id: merchantId, key }];
+      for (const id of ['m_demo_2', 'm_demo_3', 'm_demo_4']) merchants.push({ id, key: await createApiKey(pool, { merchantId: id }) });
+      say(`demo: posting ${demo} transactions of ${merchants.length} merchants (logs in ${logFile})`);
+      const r = await runDemo({ url, merchants, count: demo, pool });
+      say('');
+      say(r.report);
+      say('');
+      if (r.missing) say(`demo: ${r.missing} of ${r.accepted} accepted transactions are not final in Postgres yet: see \`rill status\` and \`rill dlq list\``);
+      else say(`demo: all ${r.accepted} accepted transactions final in Postgres in ${(r.ms / 1000).toFixed(1)} s`);
+      say('next: `npx rill status` (lanes, lag, parked), `npx rill tap transactions --from 10m` (the stream), ' +
+        `psql ${ctx.env.databaseUrl} -c 'select type, status, failure_code, count(*) from ${ctx.env.pgSchema}.transactions group by 1, 2, 3'`);
     }
     if (!values.exit) {
       say('Ctrl-C to stop.');

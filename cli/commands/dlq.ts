@@ -11,6 +11,7 @@ import { connectRedis } from '../../core/redis.ts';
 import { loadTopology } from '../../core/topology/load.ts';
 import { describe } from '../main.ts';
 import type { CommandIO } from './topology.ts';
+import { table } from '../table.ts';
 
 export const DLQ_USAGE = `usage: rill dlq list [--stage S] [--since 10m|<unix ms>|RFC3339] [--limit N] [--json]
        rill dlq show ID [--json]
@@ -217,12 +218,6 @@ function prettyEvent(ev: string): string {
   } catch {
     return ev;
   }
-}
-
-function table(head: string[], rows: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
-  return [line(head), ...rows.map(line)].join('\n');
 }
 
 function truncate(s: string, max: number): string {

@@ -22,11 +22,12 @@ import { collectStreamStats } from '../../core/observability/stream-stats.ts';
 import type { StreamStats } from '../../core/observability/stream-stats.ts';
 import { describe } from '../main.ts';
 import type { CommandIO } from './topology.ts';
+import { table } from '../table.ts';
 
 export const STATUS_USAGE = `usage: rill status [--watch [SECONDS]] [--json] [--topology FILE]
 
 Shows topics × lanes (length, lag, pending, rates in and out), stages (live workers, events/s,
-retries/s, dead letters, delay set), sinks (rows/s, last flush) and workers (host, components,
+retries/s, dead letters, delay set, parked), sinks (rows/s, last flush) and workers (host, components,
 last heartbeat), read from Redis. Rates in and out are measured over ~1 s (or one --watch
 period); stage and sink rates come from the workers' heartbeats. A lag marked ≤ is an upper
 bound (Redis cannot tell it exactly after XDEL).
@@ -203,6 +204,8 @@ export interface StatusReport {
     dead_lettered_per_sec: number | null;
     dead_letters: number;
     delay_set: number;
+    /** ordering key: events parked (a waiting event and its merchant's later ones); null for ordering none. */
+    parked: number | null;
   }[];
   sinks: {
     sink: string;
@@ -267,6 +270,7 @@ export function buildReport(topology: Topology, a: Sample, b: Sample): StatusRep
       dead_lettered_per_sec: r((x) => x.dead_letter),
       dead_letters: b.streams.deadLetters[stage] ?? 0,
       delay_set: b.streams.delaySets[stage] ?? 0,
+      parked: b.streams.parked[stage] ?? null,
     };
   });
   const sinks: StatusReport['sinks'] = Object.entries(topology.sinks).map(([sink, s]) => {
@@ -328,9 +332,9 @@ export function render(r: StatusReport, where: { redis: string; prefix: string }
     out.push('');
     out.push(
       table(
-        ['STAGE', 'INPUT', 'ORDERING', 'WORKERS', 'EVENTS/S', 'RETRIES/S', 'DEAD LETTERS', 'DELAY SET'],
-        r.stages.map((s) => [s.stage, s.input, s.ordering, String(s.live_workers), num(s.events_per_sec), num(s.retries_per_sec), int(s.dead_letters), int(s.delay_set)]),
-        [3, 4, 5, 6, 7],
+        ['STAGE', 'INPUT', 'ORDERING', 'WORKERS', 'EVENTS/S', 'RETRIES/S', 'DEAD LETTERS', 'DELAY SET', 'PARKED'],
+        r.stages.map((s) => [s.stage, s.input, s.ordering, String(s.live_workers), num(s.events_per_sec), num(s.retries_per_sec), int(s.dead_letters), int(s.delay_set), s.parked === null ? '-' : int(s.parked)]),
+        [3, 4, 5, 6, 7, 8],
       ),
     );
   }
@@ -356,13 +360,6 @@ export function render(r: StatusReport, where: { redis: string; prefix: string }
     );
   } else out.push('no workers have sent a heartbeat (is any `rill worker` running with this RILL_PREFIX?)');
   return out.join('\n');
-}
-
-function table(head: string[], rows: string[][], right: number[] = []): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const cell = (c: string, i: number, last: boolean) => (right.includes(i) ? c.padStart(widths[i]!) : last ? c : c.padEnd(widths[i]!));
-  const line = (cells: string[]) => cells.map((c, i) => cell(c, i, i === cells.length - 1)).join('  ');
-  return [line(head), ...rows.map(line)].join('\n');
 }
 
 function int(n: number): string {

@@ -59,7 +59,7 @@ export interface TapIO extends CommandIO {
 /** The CSV columns: the transaction as the sink's table has it, plus where the entry sits. */
 export const CSV_COLUMNS = [
   '_id', '_stream', 'id', 'merchant_id', 'type', 'amount', 'currency', 'status', 'reference',
-  'risk_score', 'failure_reason', 'metadata', 'occurred_at', 'ingested_at',
+  'risk_score', 'failure_code', 'failure_reason', 'metadata', 'occurred_at', 'ingested_at',
 ] as const;
 
 /** `argv` is what follows `rill tap`. Resolves to the exit code. */

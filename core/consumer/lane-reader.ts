@@ -10,6 +10,7 @@ import type { Redis } from 'ioredis';
 import type { Keys } from '../keys.ts';
 import type { PriorityConfig } from '../topology/schema.ts';
 import { isCluster, slotPipeline } from '../slot-pipeline.ts';
+import type { ParkedSource } from './settlement.ts';
 
 export interface RawEntry {
   stream: string;
@@ -18,8 +19,10 @@ export interface RawEntry {
   id: string;
   /** null when the entry was trimmed away while pending. */
   fields: string[] | null;
-  /** Deliveries to the group so far, this one included. */
+  /** Deliveries to the group so far, this one included (a parked entry: takes of its queue's head). */
   deliveries: number;
+  /** Set when the entry comes from an ordered stage's parked queue instead of its stream. */
+  parked?: ParkedSource;
 }
 
 export interface LaneReaderOptions {

@@ -1,11 +1,23 @@
-// Collects how each entry of a batch is settled, grouped by input stream (one partition and lane),
-// and runs one settle script per stream, all in one pipeline: one round trip per batch (on Redis
-// Cluster one pipeline per node, concurrently: each script's keys share its partition's slot).
+// Collects how each entry of a batch is settled, grouped by input (a stream: one partition and
+// lane; or an ordered stage's parked queue), and runs one settle script per input, all in one
+// pipeline: one round trip per batch (on Redis Cluster one pipeline per node, concurrently: each
+// script's keys share its partition's slot).
 import type { Redis } from 'ioredis';
 import { runScript } from '../redis.ts';
 import { slotPipeline } from '../slot-pipeline.ts';
 import type { ScriptSource } from '../redis.ts';
 import type { RawEntry } from './lane-reader.ts';
+
+/** Where a parked entry sits: its queue and the partition's park keys (see Keys.parked). */
+export interface ParkedSource {
+  queue: string;
+  member: string;
+  index: string;
+  taken: string;
+  count: string;
+  /** The token this parked entry waits for, if any. */
+  token?: string;
+}
 
 export type Output =
   /** XADD `fields` to `key`. */
@@ -13,15 +25,36 @@ export type Output =
   /** ZADD `member` with `score` to `key`. */
   | { op: 'z'; key: string; score: number; member: string }
   /** HSET `field` `value` on `key`. */
-  | { op: 'h'; key: string; field: string; value: string };
+  | { op: 'h'; key: string; field: string; value: string }
+  /** HDEL `field` from `key`. */
+  | { op: 'hdel'; key: string; field: string }
+  /**
+   * Park `item` at the tail of `queue` (its merchant's parked events in one lane). When it becomes
+   * the head it is due at `due`, and wakes early when `token` is signalled. Refused (and the rest
+   * of the input left for later) past the caps.
+   */
+  | { op: 'park'; queue: string; index: string; count: string; waiters: string; member: string; item: string; due: number; maxPerQueue: number; maxPerPartition: number; token?: string }
+  /** The input queue's head stays parked as `item`, due at `due` (or when `token` is signalled). */
+  | { op: 'rewrite'; index: string; waiters: string; item: string; due: number; token?: string }
+  /** Whoever waits for `token` (in `waiters`) is due now. */
+  | { op: 'wake'; waiters: string; index: string; token: string; now: number };
 
-interface StreamCall {
+interface InputCall {
   keys: string[];
   args: (string | number)[];
+  ids: string[];
+  parks: boolean;
+}
+
+export interface SettleResult {
+  /** Entries acknowledged by this exec. */
+  settled: number;
+  /** Inputs where a park hit a cap: the ids left unsettled there, in order. */
+  stopped: { input: string; ids: string[] }[];
 }
 
 export class Settlement {
-  private readonly calls = new Map<string, StreamCall>();
+  private readonly calls = new Map<string, InputCall>();
 
   constructor(private readonly group: string, private readonly script: ScriptSource) {}
 
@@ -29,32 +62,74 @@ export class Settlement {
     return this.calls.size;
   }
 
-  /** Acknowledge `raw` and, if this acknowledges it, write `outputs`. */
-  add(raw: Pick<RawEntry, 'stream' | 'id'>, outputs: readonly Output[]): void {
-    let call = this.calls.get(raw.stream);
-    if (!call) this.calls.set(raw.stream, (call = { keys: [raw.stream], args: [this.group] }));
-    call.args.push(raw.id, outputs.length);
+  /**
+   * Acknowledge `raw` (from its stream, or from its parked queue) and, if this acknowledges it,
+   * write `outputs`. `keep`: a parked head that stays parked (outputs rewrite it).
+   */
+  add(raw: Pick<RawEntry, 'stream' | 'id' | 'parked'>, outputs: readonly Output[], keep = false): void {
+    const input = raw.parked ? raw.parked.queue : raw.stream;
+    let call = this.calls.get(input);
+    if (!call) {
+      call = raw.parked
+        ? { keys: [input, raw.parked.index, raw.parked.taken, raw.parked.count], args: [raw.parked.member, 'q', 5], ids: [], parks: false }
+        : { keys: [input], args: [this.group, 's', 2], ids: [], parks: false };
+      this.calls.set(input, call);
+    }
+    call.ids.push(raw.id);
+    call.args.push(raw.id, keep ? 'k' : 'a', outputs.length);
+    const at = (k: string): number => {
+      let i = call.keys.indexOf(k);
+      if (i < 0) i = call.keys.push(k) - 1;
+      return i + 1;
+    };
     for (const out of outputs) {
-      let k = call.keys.indexOf(out.key);
-      if (k < 0) k = call.keys.push(out.key) - 1;
-      if (out.op === 'x') call.args.push('x', k + 1, out.fields.length, ...out.fields);
-      else if (out.op === 'z') call.args.push('z', k + 1, 2, out.score, out.member);
-      else call.args.push('h', k + 1, 2, out.field, out.value);
+      switch (out.op) {
+        case 'x':
+          call.args.push('x', 1, at(out.key), out.fields.length, ...out.fields);
+          break;
+        case 'z':
+          call.args.push('z', 1, at(out.key), 2, out.score, out.member);
+          break;
+        case 'h':
+          call.args.push('h', 1, at(out.key), 2, out.field, out.value);
+          break;
+        case 'hdel':
+          call.args.push('d', 1, at(out.key), 1, out.field);
+          break;
+        case 'park':
+          call.parks = true;
+          call.args.push('p', 4, at(out.queue), at(out.index), at(out.count), at(out.waiters), 6, out.member, out.item, out.due, out.maxPerQueue, out.maxPerPartition, out.token ?? '');
+          break;
+        case 'rewrite':
+          call.parks = true;
+          call.args.push('r', 2, at(out.index), at(out.waiters), 3, out.item, out.due, out.token ?? '');
+          break;
+        case 'wake':
+          call.args.push('w', 2, at(out.waiters), at(out.index), 2, out.token, out.now);
+          break;
+      }
     }
   }
 
-  /** Runs every call; returns how many entries this call acknowledged. */
-  async exec(redis: Redis): Promise<number> {
-    if (!this.calls.size) return 0;
+  /** Runs every call: those that park first, so a wake in the same batch finds its waiter. */
+  async exec(redis: Redis): Promise<SettleResult> {
+    if (!this.calls.size) return { settled: 0, stopped: [] };
+    const calls = [...this.calls.entries()].sort((a, b) => Number(b[1].parks) - Number(a[1].parks));
     const pipe = slotPipeline(redis);
-    for (const c of this.calls.values()) pipe.add(c.keys[0]!, (p) => void runScript(p, this.script, c.keys, c.args));
+    for (const [, c] of calls) pipe.add(c.keys[0]!, (p) => void runScript(p, this.script, c.keys, c.args));
     const res = await pipe.exec();
-    let n = 0;
-    for (const [err, v] of res) {
+    let settled = 0;
+    const stopped: SettleResult['stopped'] = [];
+    res.forEach(([err, v], k) => {
       if (err) throw err;
-      n += Number(v);
-    }
+      const [n, stop] = v as [number, number];
+      settled += Number(n);
+      if (Number(stop) > 0) {
+        const [input, call] = calls[k]!;
+        stopped.push({ input, ids: call.ids.slice(Number(stop) - 1) });
+      }
+    });
     this.calls.clear();
-    return n;
+    return { settled, stopped };
   }
 }

@@ -2,8 +2,9 @@
 // every entry (ack + result, one atomic script per input stream, one pipeline per batch).
 //  - ordering none: every partition through the shared group; a retry is parked in the stage's
 //    delay set and moved back when due (move-due script), so other events flow past it.
-//  - ordering key: only the partitions this consumer holds a lease on; a retry holds its stream
-//    (that partition's lane) in place, with backoff, so a merchant's events keep their order.
+//  - ordering key: only the partitions this consumer holds a lease on. An event that must retry
+//    or wait is parked with its merchant's later events of that lane (parking.ts); the lane goes
+//    on with every other merchant. Due parked queues are taken and processed like a read.
 import type { Redis } from 'ioredis';
 import type { Keys } from '../keys.ts';
 import type { Logger } from '../logger.ts';
@@ -29,6 +30,7 @@ import type { RawEntry } from './lane-reader.ts';
 import { runLoop } from './loop.ts';
 import type { Loop } from './loop.ts';
 import { Settlement } from './settlement.ts';
+import { Parking } from './parking.ts';
 import type { Output } from './settlement.ts';
 
 export interface StageRunnerOptions {
@@ -56,11 +58,10 @@ export interface StageRunnerOptions {
   random?: () => number;
 }
 
-/** An ordered stream waiting out a retry: its failed entry and everything after it. */
-interface Held {
-  entries: RawEntry[];
-  dueAt: number;
-}
+/** How long a waiting event (a refund for its payin) may sleep before it is looked at again. */
+const WAIT_RECHECK_MS = 5_000;
+/** A lane stream paused because parking is at a cap is read again after this. */
+const CAP_PAUSE_MS = 250;
 
 const SETTLE = coreScript('settle');
 const MOVE_DUE = coreScript('moveDue');
@@ -72,9 +73,11 @@ export class StageRunner {
   private readonly laneIndex: Map<string, number>;
   private readonly partitions: number;
   private readonly leases: PartitionLeases | undefined;
-  private readonly held = new Map<string, Held>();
-  /** In-place retries so far, by stream and entry id (ids are unique per stream only; ordered stages: no redelivery counts them). */
-  private readonly localRetries = new Map<string, number>();
+  private readonly parking: Parking | undefined;
+  /** Lane streams paused (parking at a cap), until when. */
+  private readonly pausedUntil = new Map<string, number>();
+  /** The last iteration handled parked entries: this one reads the streams (no starvation). */
+  private tookParked = false;
   private nextLeaseSync = 0;
   /** Ordered stages: partitions whose lease this member holds and whose pending entries it has taken over. */
   private readonly served = new Set<number>();
@@ -104,6 +107,9 @@ export class StageRunner {
       this.leases = new PartitionLeases({
         redis: o.redis, keys: o.keys, stage: o.name, member: o.consumer, partitions: this.partitions,
         ttlMs: o.leaseTtlMs ?? 10_000, logger: o.logger, now: o.now,
+      });
+      this.parking = new Parking({
+        redis: o.redis, keys: o.keys, stage: o.name, maxPerKey: o.config.parking.max_per_key, maxPerPartition: o.config.parking.max_per_partition,
       });
     }
     this.outcomes = counter(o.registry, 'rill_stage_events_total', 'Events settled by a stage, by outcome', ['stage', 'outcome']);
@@ -135,9 +141,9 @@ export class StageRunner {
       // what this step read may be pending unsettled (and retries held for a settle that failed):
       // the next read takes this consumer's pending entries up again first, in stream order, so
       // nothing read later overtakes them (per-merchant order on ordering: key stages)
-      this.held.clear();
-      this.reader.paused.clear();
       this.reader.recover();
+      // parked queues may have changed half-way: mirror them from Redis again
+      if (this.parking) await this.parking.load([...this.served]).catch(() => this.resetServed());
       throw err;
     }
   }
@@ -147,8 +153,15 @@ export class StageRunner {
     if (this.leases && now >= this.nextLeaseSync) await this.syncLeases();
     if (!this.leases && now >= this.nextMoveAt) await this.moveDue();
     if (loop?.stopping) return;
-    const due = this.takeDueHeld();
-    if (due.length) return this.run(due);
+    this.resume(now);
+    if (this.parking && !this.tookParked && this.parking.nextDue() <= now) {
+      const parked = await this.parking.takeDue(now, this.o.config.batch);
+      if (parked.length) {
+        this.tookParked = true;
+        return this.run(parked);
+      }
+    }
+    this.tookParked = false;
     const wakeAt = Math.min(this.nextWake(), this.now() + (this.o.blockMs ?? 1_000));
     const entries = await this.reader.read(this.o.config.batch, Math.max(this.o.blockMs === 0 ? 0 : 1, wakeAt - this.now()));
     if (!entries.length) return;
@@ -166,8 +179,26 @@ export class StageRunner {
   /** The earliest moment something other than new entries needs this loop. */
   private nextWake(): number {
     let t = this.leases ? this.nextLeaseSync : this.nextMoveAt;
-    for (const h of this.held.values()) t = Math.min(t, h.dueAt);
+    if (this.parking) t = Math.min(t, this.parking.nextDue());
+    for (const until of this.pausedUntil.values()) t = Math.min(t, until);
     return t;
+  }
+
+  /** Read again the lane streams whose cap pause is over. */
+  private resume(now: number): void {
+    for (const [stream, until] of this.pausedUntil) {
+      if (until > now) continue;
+      this.pausedUntil.delete(stream);
+      this.reader.paused.delete(stream);
+    }
+  }
+
+  /** Forget what this member serves (a failed mirror load): the next lease sync takes it over again. */
+  private resetServed(): void {
+    for (const p of this.served) this.parking?.forget(p);
+    this.served.clear();
+    this.reader.setPartitions([]);
+    this.nextLeaseSync = 0;
   }
 
   private async syncLeases(): Promise<void> {
@@ -184,8 +215,9 @@ export class StageRunner {
     for (const p of [...this.served]) {
       if (owned.has(p)) continue;
       this.served.delete(p);
+      this.parking?.forget(p);
       for (const s of this.reader.streamsOf(p)) {
-        this.held.delete(s);
+        this.pausedUntil.delete(s);
         this.reader.paused.delete(s);
       }
     }
@@ -195,6 +227,7 @@ export class StageRunner {
       for (const p of owned) {
         if (this.served.has(p)) continue;
         await this.takeOver(this.reader.streamsOf(p));
+        await this.parking?.load([p]);
         this.served.add(p);
       }
     } finally {
@@ -234,32 +267,27 @@ export class StageRunner {
     faultPoint('move-due-after');
   }
 
-  private takeDueHeld(): RawEntry[] {
-    const now = this.now();
-    const out: RawEntry[] = [];
-    for (const [stream, h] of this.held) {
-      if (h.dueAt > now) continue;
-      this.held.delete(stream);
-      out.push(...h.entries);
-    }
-    return out;
-  }
-
   /** Process one batch and settle every entry in it. */
   async handle(entries: readonly RawEntry[]): Promise<void> {
     const attempts = this.o.config.retry.attempts;
     const outcomes: (Outcome | undefined)[] = new Array(entries.length);
+    const members: (string | undefined)[] = new Array(entries.length);
     const events: StreamEvent[] = [];
     const slots: number[] = [];
     entries.forEach((raw, i) => {
       const decoded = decode(raw);
       if (decoded instanceof Error) outcomes[i] = { kind: 'fatal', error: decoded };
-      else if (this.attemptOf(raw) > attempts) {
-        // poison-pill guard: delivered more often than the stage may try it (e.g. it crashes workers)
-        outcomes[i] = { kind: 'fatal', error: new Error(`delivered ${this.attemptOf(raw)} times (attempts: ${attempts})`) };
-      } else {
-        events.push(decoded);
-        slots.push(i);
+      else {
+        members[i] = memberOf(raw.lane, decoded.event);
+        // a merchant with parked events of this lane: this one waits behind them, untried
+        if (this.parking && !raw.parked && this.parking.isParked(raw.partition, members[i]!)) return;
+        if (this.attemptOf(raw) > attempts) {
+          // poison-pill guard: delivered more often than the stage may try it (e.g. it crashes workers)
+          outcomes[i] = { kind: 'fatal', error: new Error(`delivered ${this.attemptOf(raw)} times (attempts: ${attempts})`) };
+        } else {
+          events.push(decoded);
+          slots.push(i);
+        }
       }
     });
     if (events.length) {
@@ -281,11 +309,11 @@ export class StageRunner {
       results.forEach((r, j) => (outcomes[slots[j]!] = r));
     }
     const spans = tracingEnabled() ? entries.map((raw) => this.spanFor(raw)) : undefined;
-    await this.settle(entries, outcomes as Outcome[], spans);
+    await this.settle(entries, outcomes, members, spans);
     spans?.forEach((span, i) => {
-      const o = outcomes[i]!;
-      span?.setAttribute('rill.outcome', o.kind);
-      endSpan(span, o.kind === 'ok' ? undefined : o.error);
+      const o = outcomes[i];
+      span?.setAttribute('rill.outcome', o?.kind ?? 'parked');
+      endSpan(span, !o || o.kind === 'ok' ? undefined : o.error);
     });
   }
 
@@ -296,59 +324,96 @@ export class StageRunner {
     });
   }
 
-  /** Attempts so far, this delivery included: earlier retries' count + Redis deliveries + in-place retries. */
+  /** Attempts so far, this delivery included: earlier retries' count + Redis deliveries (or takes of a parked head). */
   private attemptOf(raw: RawEntry): number {
     const before = raw.fields ? Number(fieldsToMap(raw.fields).get(F_ATTEMPTS) ?? 0) : 0;
-    return before + Math.max(1, raw.deliveries) + (this.localRetries.get(`${raw.stream} ${raw.id}`) ?? 0);
+    return before + Math.max(1, raw.deliveries);
   }
 
-  private async settle(entries: readonly RawEntry[], outcomes: readonly Outcome[], spans?: readonly (Span | undefined)[]): Promise<void> {
+  /**
+   * Settle a batch in order. `outcomes[i]` undefined: the entry was not tried because its merchant
+   * has parked events of its lane, so it is parked behind them.
+   */
+  private async settle(entries: readonly RawEntry[], outcomes: readonly (Outcome | undefined)[], members: readonly (string | undefined)[], spans?: readonly (Span | undefined)[]): Promise<void> {
     const settlement = new Settlement(this.o.name, SETTLE);
-    const counts = { ok: 0, retry: 0, dead_letter: 0 };
+    const counts = { ok: 0, retry: 0, dead_letter: 0, parked: 0 };
     const now = this.now();
     const retry = this.o.config.retry;
-    const blocked = new Set<string>();
+    const parking = this.parking;
+    /** Parked queues whose head stays parked in this batch: their later items stay untouched. */
+    const stuck = new Set<string>();
+    /** Parked queues settled in this batch: which are empty now is asked from Redis after. */
+    const touched = new Map<number, Set<string>>();
     const deadLettered: Record<string, unknown>[] = [];
     entries.forEach((raw, i) => {
-      if (blocked.has(raw.stream)) {
-        // an earlier entry of this ordered stream is waiting for its retry: this one waits behind it
-        this.held.get(raw.stream)!.entries.push(raw);
+      const member = members[i];
+      if (raw.parked) {
+        if (stuck.has(raw.parked.queue)) return;
+        touched.get(raw.partition)?.add(raw.parked.member) ?? touched.set(raw.partition, new Set([raw.parked.member]));
+      }
+      const outcome = outcomes[i];
+      if (parking && member !== undefined && !raw.parked && (!outcome || parking.isParked(raw.partition, member))) {
+        // behind its merchant's parked events (parked before, or earlier in this batch): tried later, in order
+        counts.parked++;
+        settlement.add(raw, [parking.park(raw, member, raw.fields!, 0)]);
         return;
       }
-      const outcome = outcomes[i]!;
+      if (!outcome) return;
       const attempt = this.attemptOf(raw);
-      if (outcome.kind === 'retry' && (outcome.deferred || attempt < retry.attempts)) {
+      if (outcome.kind === 'retry' && (outcome.wait || outcome.deferred || attempt < retry.attempts)) {
         counts.retry++;
-        const wait = backoffMs(attempt, retry, this.o.random);
-        if (this.leases) {
-          if (!outcome.deferred) this.localRetries.set(`${raw.stream} ${raw.id}`, (this.localRetries.get(`${raw.stream} ${raw.id}`) ?? 0) + 1);
-          this.held.set(raw.stream, { entries: [raw], dueAt: now + wait });
-          this.reader.paused.add(raw.stream);
-          blocked.add(raw.stream);
+        const free = Boolean(outcome.wait || outcome.deferred); // a wait costs no attempt
+        const dueAt = outcome.wait
+          ? Math.min(outcome.wait.until, now + WAIT_RECHECK_MS)
+          : now + backoffMs(free ? 1 : attempt, retry, this.o.random);
+        const fields = retryFields(raw, free ? attempt - 1 : attempt, now);
+        if (parking && member !== undefined) {
+          const token = outcome.wait?.token;
+          if (raw.parked) {
+            stuck.add(raw.parked.queue);
+            settlement.add(raw, [...parking.unwait(raw.partition, raw.parked.token !== token ? raw.parked.token : undefined), parking.rewrite(raw, member, fields, dueAt, token)], true);
+          } else {
+            settlement.add(raw, [parking.park(raw, member, fields, dueAt, token)]);
+          }
         } else {
-          settlement.add(raw, [this.parkForRetry(raw, outcome.deferred ? attempt - 1 : attempt, now + wait, now)]);
-          this.nextMoveAt = Math.min(this.nextMoveAt, now + wait);
+          settlement.add(raw, [this.parkForRetry(raw, fields, dueAt)]);
+          this.nextMoveAt = Math.min(this.nextMoveAt, dueAt);
         }
         return;
       }
-      this.localRetries.delete(`${raw.stream} ${raw.id}`);
+      const done = parking && raw.parked ? parking.unwait(raw.partition, raw.parked.token) : [];
       if (outcome.kind === 'ok') {
         counts.ok++;
         const tp = traceparentOf(spans?.[i]);
-        settlement.add(raw, [this.forward(raw, outcome.event, tp), ...(outcome.emit ?? []).map((e) => this.emitted(raw, e, tp))]);
+        const wakes = parking && outcome.signals?.length ? parking.wake(raw.partition, outcome.signals, now) : [];
+        settlement.add(raw, [...done, this.forward(raw, outcome.event, tp), ...(outcome.emit ?? []).map((e) => this.emitted(raw, e, tp)), ...wakes]);
       } else {
         counts.dead_letter++;
         const error = outcome.kind === 'retry' ? new Error(`${outcome.error.message} (gave up after ${attempt} attempts)`, { cause: outcome.error }) : outcome.error;
         if (outcome.kind === 'retry') error.name = outcome.error.name;
-        settlement.add(raw, deadLetterOutputs(this.o.keys, this.o.name, raw, error, now, attempt));
+        settlement.add(raw, [...done, ...deadLetterOutputs(this.o.keys, this.o.name, raw, error, now, attempt)]);
         const map = raw.fields ? fieldsToMap(raw.fields) : undefined;
         deadLettered.push({ tx: map?.get(F_TX), trace_id: traceIdOf(map?.get(F_TRACE)), entry: raw.id, attempts: attempt, error: error.name, reason: error.message });
       }
     });
-    for (const stream of this.reader.paused) if (!this.held.has(stream)) this.reader.paused.delete(stream);
     faultPoint('stage-before-settle');
-    await settlement.exec(this.o.redis);
+    const { stopped } = await settlement.exec(this.o.redis);
     faultPoint('stage-after-settle');
+    if (parking && (touched.size || stopped.length)) {
+      if (stopped.length) {
+        // parking is at a cap: the rest of these lanes stays pending, read again (in order) after a pause
+        const streams = stopped.map((s) => s.input);
+        this.reader.rewind(streams);
+        for (const s of streams) {
+          this.reader.paused.add(s);
+          this.pausedUntil.set(s, now + CAP_PAUSE_MS);
+        }
+        this.o.logger.warn({ stage: this.o.name, streams, left: stopped.reduce((n, s) => n + s.ids.length, 0) }, 'parking is at a cap: lane paused');
+        await parking.load([...new Set(entries.map((e) => e.partition))]);
+      } else {
+        await parking.refresh(touched);
+      }
+    }
     // logged once the settle script has written them (a failed exec leaves them pending: not dead yet)
     for (const d of deadLettered) this.o.logger.warn(d, 'dead-lettered');
     for (const [outcome, n] of Object.entries(counts)) if (n) this.outcomes.inc({ stage: this.o.name, outcome }, n);
@@ -370,15 +435,25 @@ export class StageRunner {
     return { op: 'x', key: this.o.keys.lane(e.topic, raw.partition, this.lanes.laneOf(e.event.type)), fields: entryArgs({ tx: e.event.id, ev: JSON.stringify(e.event), tp }) };
   }
 
-  /** A retry waits in the delay set, keeping its attempts and first failure time. */
-  private parkForRetry(raw: RawEntry, attempt: number, dueAt: number, now: number): Output {
-    const map = fieldsToMap(raw.fields!);
-    const fields = [F_TX, map.get(F_TX)!, F_EVENT, map.get(F_EVENT)!, F_ATTEMPTS, String(attempt), F_FIRST_FAILED, map.get(F_FIRST_FAILED) ?? String(now)];
-    const tp = map.get(F_TRACE);
-    if (tp) fields.push(F_TRACE, tp);
+  /** A retry (ordering none) waits in the delay set, keeping its attempts and first failure time. */
+  private parkForRetry(raw: RawEntry, fields: string[], dueAt: number): Output {
     const member = JSON.stringify({ l: this.laneIndex.get(raw.lane) ?? 1, f: fields, u: `${raw.stream}/${raw.id}` });
     return { op: 'z', key: this.o.keys.delay(this.o.name, raw.partition), score: dueAt, member };
   }
+}
+
+/** The parked entry's fields: the event as read, with its attempts so far and first failure time. */
+function retryFields(raw: RawEntry, attempts: number, now: number): string[] {
+  const map = fieldsToMap(raw.fields!);
+  const fields = [F_TX, map.get(F_TX)!, F_EVENT, map.get(F_EVENT)!, F_ATTEMPTS, String(attempts), F_FIRST_FAILED, map.get(F_FIRST_FAILED) ?? String(now)];
+  const tp = map.get(F_TRACE);
+  if (tp) fields.push(F_TRACE, tp);
+  return fields;
+}
+
+/** The parking member of an event: its merchant within its lane. */
+function memberOf(lane: string, event: TransactionEvent): string {
+  return `${lane}|${String(event.merchant_id)}`;
 }
 
 function decode(raw: RawEntry): StreamEvent | Error {

@@ -9,6 +9,7 @@
 //   rill_group_pending{topic,lane,group}    delivered, not yet acknowledged
 //   rill_dead_letters{stage}                entries in the stage's (or sink's) dead-letter streams
 //   rill_delay_set_size{stage}              retries waiting in the stage's delay sets
+//   rill_parked_events{stage}               events parked in an ordered stage
 //   rill_live_workers{component}            workers with a fresh heartbeat running a stage or sink
 //
 // Every worker runs a collector, so these series exist once per worker: aggregate them with
@@ -59,6 +60,8 @@ export interface StreamStats {
   deadLetters: Record<string, number>;
   /** Stage → retries waiting in its delay sets. */
   delaySets: Record<string, number>;
+  /** Ordered stage → events parked (waiting, or behind a waiting event of their merchant). */
+  parked: Record<string, number>;
 }
 
 export interface CollectOptions {
@@ -69,7 +72,8 @@ export interface CollectOptions {
 type Probe =
   | { kind: 'lane'; partition: number; key: string; topic: string; lane: string }
   | { kind: 'dlq'; partition: number; key: string; owner: string }
-  | { kind: 'delay'; partition: number; key: string; owner: string };
+  | { kind: 'delay'; partition: number; key: string; owner: string }
+  | { kind: 'parked'; partition: number; key: string; owner: string };
 
 interface RawGroup {
   name: string;
@@ -111,6 +115,7 @@ function probesOf(keys: Keys, topology: Topology): Probe[] {
     for (let p = 0; p < partitionsOf(stage.input); p++) {
       probes.push({ kind: 'dlq', partition: p, key: keys.deadLetter(name, p), owner: name });
       probes.push({ kind: 'delay', partition: p, key: keys.delay(name, p), owner: name });
+      if (stage.ordering === 'key') probes.push({ kind: 'parked', partition: p, key: keys.parked(name, p, 'count'), owner: name });
     }
   }
   for (const [name, sink] of Object.entries(topology.sinks)) {
@@ -130,6 +135,7 @@ async function run(pipe: RedisPipeline, probes: readonly Probe[], opts: CollectO
       counts.push(2);
     } else {
       if (p.kind === 'dlq') pipe.xlen(p.key);
+      else if (p.kind === 'parked') pipe.get(p.key);
       else pipe.zcard(p.key);
       counts.push(1);
     }
@@ -159,7 +165,9 @@ function summarize(topology: Topology, probes: readonly Probe[], replies: Map<Pr
   const deadLetters: Record<string, number> = {};
   const delaySets: Record<string, number> = {};
   for (const name of [...Object.keys(topology.stages), ...Object.keys(topology.sinks)]) deadLetters[name] = 0;
+  const parked: Record<string, number> = {};
   for (const name of Object.keys(topology.stages)) delaySets[name] = 0;
+  for (const [name, stage] of Object.entries(topology.stages)) if (stage.ordering === 'key') parked[name] = 0;
 
   for (const probe of probes) {
     const [first, second] = replies.get(probe)!;
@@ -169,6 +177,10 @@ function summarize(topology: Topology, probes: readonly Probe[], replies: Map<Pr
     }
     if (probe.kind === 'delay') {
       delaySets[probe.owner]! += Number(first ?? 0);
+      continue;
+    }
+    if (probe.kind === 'parked') {
+      parked[probe.owner]! += Number(first ?? 0);
       continue;
     }
     const stats = lanes.get(`${probe.topic}\u0000${probe.lane}`)!;
@@ -204,7 +216,7 @@ function summarize(topology: Topology, probes: readonly Probe[], replies: Map<Pr
     }
   }
   for (const l of lanes.values()) l.groups.sort((a, b) => a.group.localeCompare(b.group));
-  return { at, lanes: [...lanes.values()], deadLetters, delaySets };
+  return { at, lanes: [...lanes.values()], deadLetters, delaySets, parked };
 }
 
 function fieldMap(reply: unknown): Map<string, unknown> {
@@ -251,6 +263,7 @@ export function startStreamStats(o: StreamStatsOptions): StreamStatsCollector {
     lag: gauge(r, 'rill_group_lag', 'Entries not yet delivered to a consumer group, summed over partitions (an upper bound where Redis cannot tell)', ['topic', 'lane', 'group']),
     pending: gauge(r, 'rill_group_pending', 'Entries delivered to a consumer group and not yet acknowledged, summed over partitions', ['topic', 'lane', 'group']),
     deadLetters: gauge(r, 'rill_dead_letters', 'Entries in a stage\'s (or sink\'s) dead-letter streams, summed over partitions', ['stage']),
+    parked: gauge(r, 'rill_parked_events', 'Events parked in an ordered stage (waiting, or behind their merchant\'s waiting event), summed over partitions', ['stage']),
     delay: gauge(r, 'rill_delay_set_size', 'Retries waiting in a stage\'s delay sets, summed over partitions', ['stage']),
     live: gauge(r, 'rill_live_workers', 'Workers with a fresh heartbeat that run a stage or sink', ['component']),
   };
@@ -274,6 +287,7 @@ export function startStreamStats(o: StreamStatsOptions): StreamStatsCollector {
       }
       for (const [stage, n] of Object.entries(stats.deadLetters)) g.deadLetters.set({ stage }, n);
       for (const [stage, n] of Object.entries(stats.delaySets)) g.delay.set({ stage }, n);
+      for (const [stage, n] of Object.entries(stats.parked)) g.parked.set({ stage }, n);
       for (const [component, n] of liveWorkersBy(workers, components)) g.live.set({ component }, n);
       if (failing) o.logger.info('stream statistics collected again');
       failing = false;

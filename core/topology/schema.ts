@@ -70,6 +70,13 @@ export const RoutesSchema = z
   })
   .strict();
 
+export const ParkingSchema = z
+  .object({
+    max_per_key: z.number().int().min(1).default(1_000).describe("ordering key: most events parked for one merchant in one lane of a partition (a waiting event and the merchant's later ones)."),
+    max_per_partition: z.number().int().min(1).default(100_000).describe('ordering key: most events parked in one partition of this stage, all merchants together.'),
+  })
+  .strict();
+
 export const StageSchema = z
   .object({
     input: name('topic').describe('Topic this stage consumes (its consumer group is named after the stage).'),
@@ -83,6 +90,10 @@ export const StageSchema = z
     visibility_timeout: duration('visibility_timeout').default(30_000).describe('Pending entries idle longer than this are reclaimed (XAUTOCLAIM).'),
     lease_ttl: duration('lease_ttl').default(10_000).describe('ordering key: a dead worker\'s partitions move to others within this time.'),
     dead_letter: DeadLetterSchema.describe('Where events go after the last attempt or a fatal error.'),
+    parking: ParkingSchema.default(ParkingSchema.parse({})).describe(
+      'ordering key: an event that must retry or wait is parked with its merchant\'s later events of that lane; everyone else goes on. ' +
+        'Past a cap the lane of that partition stops being read until parked events drain (nothing lost, order kept).',
+    ),
     config: z.record(z.string(), z.unknown()).default({}).describe("The processor's own settings, checked by the processor."),
   })
   .strict();
@@ -242,10 +253,20 @@ export const IngestSchema = z
   })
   .strict();
 
+export const RefundsSchema = z
+  .object({
+    window: duration('window').default(180 * 86_400_000).describe('How long a payin stays refundable (refunds and chargebacks against it).'),
+    await_payin: duration('await_payin')
+      .default(60_000)
+      .describe('A refund of a payin accepted but not settled yet waits this long (from its own acceptance) for the payin, then fails payin_not_settled.'),
+  })
+  .strict();
+
 export const TopologySchema = z
   .object({
     version: z.literal(1).describe('Schema version.'),
     ingest: IngestSchema,
+    refunds: RefundsSchema.default(RefundsSchema.parse({})).describe('Refunds and chargebacks: checked at ingest against accepted payins, settled by the ledger.'),
     priorities: z.array(PrioritySchema).min(1).describe('Lanes, highest first.'),
     topics: z.record(name('topic'), TopicSchema),
     stages: z.record(name('stage'), StageSchema).default({}),
@@ -264,6 +285,8 @@ export type AlertsSinkConfig = z.output<typeof AlertsSinkSchema>;
 export type WebhookConfig = z.output<typeof WebhookSchema>;
 export type MerchantWebhooksSinkConfig = z.output<typeof MerchantWebhooksSinkSchema>;
 export type RetryConfig = z.output<typeof RetrySchema>;
+export type ParkingConfig = z.output<typeof ParkingSchema>;
+export type RefundsConfig = z.output<typeof RefundsSchema>;
 export type RateLimitConfig = z.output<typeof RateLimitSchema>;
 export type BackpressureConfig = z.output<typeof BackpressureSchema>;
 export type MaintenanceConfig = z.output<typeof MaintenanceSchema>;

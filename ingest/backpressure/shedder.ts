@@ -65,6 +65,8 @@ export class LoadShedder implements LoadGate {
   }
 
   /** One sample and decision; never throws. */
+  private sampled = false;
+
   async sample(): Promise<void> {
     if (this.measuring) return;
     this.measuring = true;
@@ -76,12 +78,18 @@ export class LoadShedder implements LoadGate {
       s = await withTimeout(measuring, this.o.timeoutMs, 'load sample');
     } catch (err) {
       this.metrics.failures.inc();
-      if (!this.failing && !this.stopped) this.log.warn({ err, shedding: this.state.shedding }, 'load sample failed; keeping the last decision');
+      // before the first good sample Redis is usually still connecting: not worth a warning (or a stack)
+      const detail = { error: (err as Error).message, shedding: this.state.shedding };
+      if (!this.failing && !this.stopped) {
+        if (this.sampled) this.log.warn(detail, 'load sample failed; keeping the last decision');
+        else this.log.debug(detail, 'first load sample failed (Redis still connecting?); trying again');
+      }
       this.failing = true;
       return;
     }
-    if (this.failing) this.log.info('load sampling recovered');
+    if (this.failing && this.sampled) this.log.info('load sampling recovered');
     this.failing = false;
+    this.sampled = true;
     this.apply(s);
   }
 

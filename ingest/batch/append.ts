@@ -13,12 +13,12 @@ import { defineScripts, runScript } from '../../core/redis.ts';
 import type { RedisClient } from '../../core/redis.ts';
 import type { RateLimitConfig, Topology } from '../../core/topology/schema.ts';
 import type { AppenderOptions, EventAppender } from '../append.ts';
-import { APPEND_EVENTS, appendCall, INGEST_SCRIPTS, parseAppendReply } from '../append-call.ts';
+import { APPEND_EVENTS, appendCall, INGEST_SCRIPTS, parseAppendReply, payinCheck } from '../append-call.ts';
 import type { EventToAppend } from '../append-call.ts';
 import { fingerprint } from '../idempotency.ts';
 import { IngestKeys } from '../keys.ts';
 import { withTimeout } from '../timeout.ts';
-import { newTxId } from '../tx-id.ts';
+import { newTxId } from '../../core/tx-id.ts';
 import type { TransactionBody } from '../validation.ts';
 
 /** Events per script call: ~1,000 appends keep Redis busy for a few ms at most. */
@@ -43,6 +43,8 @@ export type ItemOutcome =
   | { kind: 'replayed'; id: string }
   /** Same key, another body: nothing appended. */
   | { kind: 'conflict'; id: string }
+  /** A refund or chargeback naming no accepted payin of the merchant: nothing appended. */
+  | { kind: 'orphan'; reference: string }
   /** The merchant's bucket was empty: nothing appended; a token is due in `waitMs`. */
   | { kind: 'limited'; waitMs: number }
   /** Redis refused this one call (e.g. OOM on XADD: nothing appended for it), or answered nonsense. */
@@ -90,7 +92,8 @@ export class BatchAppender {
       let c = open.get(bucket);
       if (!c) open.set(bucket, (c = { at: [], events: [], bucket }));
       const record = idempotencyKey === undefined ? undefined : { key: this.keys.idempotency(route.partition, body.merchant_id, idempotencyKey), fingerprint: fingerprint(body) };
-      c.events.push({ stream: route.stream, record, txId: id, ev: JSON.stringify(event) });
+      const payin = payinCheck(this.keys, route.partition, body, id, this.appender.refundWindowMs);
+      c.events.push({ stream: route.stream, record, txId: id, ev: JSON.stringify(event), payin });
       c.at.push(i);
       planned[i] = { id, lane: route.lane };
       if (c.at.length === CHUNK) {
@@ -124,6 +127,9 @@ export class BatchAppender {
           case 'limited':
           case 'failed':
             outcomes[i] = out;
+            break;
+          case 'orphan':
+            outcomes[i] = { kind: 'orphan', reference: out.value };
             break;
           default:
             outcomes[i] = { kind: out.kind, id: out.value };

@@ -95,6 +95,9 @@ export function postTransactionBatch(
         case 'conflict':
           results[index] = { index, status: 'rejected', errors: [CONFLICT] };
           break;
+        case 'orphan':
+          results[index] = { index, status: 'rejected', errors: [UNKNOWN_PAYIN] };
+          break;
         case 'limited':
           limited = true;
           waitMs = Math.max(waitMs, out.waitMs);
@@ -132,6 +135,13 @@ const CONFLICT: LineError = {
   status: 409,
   path: '/idempotency_key',
   message: 'This idempotency_key was already used with a different transaction.',
+};
+
+const UNKNOWN_PAYIN: LineError = {
+  type: problemType('unknown-payin'),
+  status: 422,
+  path: '/reference',
+  message: 'not a payin of this merchant accepted within the refund window; nothing was appended for it',
 };
 
 const UNAVAILABLE: LineError = {

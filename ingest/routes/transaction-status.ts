@@ -24,7 +24,7 @@ import type { Topology } from '../../core/topology/schema.ts';
 import type { AuthEnv } from '../auth/index.ts';
 import { forbidden, notFound } from '../problem.ts';
 import { withTimeout } from '../timeout.ts';
-import { txIdTime } from '../tx-id.ts';
+import { txIdTime } from '../../core/tx-id.ts';
 
 /** The transaction as its merchant sees it. Times are RFC 3339 (UTC); absent values are null. */
 export interface TransactionView {
@@ -36,6 +36,8 @@ export interface TransactionView {
   reference: string | null;
   metadata: Record<string, string> | null;
   status: TransactionStatus;
+  /** Set when status is failed: a stable code from core/failure-codes.ts (see the README). */
+  failure_code: string | null;
   failure_reason: string | null;
   risk_score: number | null;
   occurred_at: string | null;
@@ -50,7 +52,7 @@ const FIND_TX: ScriptSource = (() => {
   return s;
 })();
 
-// the tx id's encoded accept time lives with the id format: ingest/tx-id.ts
+// the tx id's encoded accept time lives with the id format: core/tx-id.ts
 export { txIdTime };
 
 /**
@@ -59,7 +61,7 @@ export { txIdTime };
  */
 export const TRANSACTION_BY_ID_SQL = `
 SELECT id, merchant_id, type, amount, currency, status, reference, risk_score, metadata,
-       occurred_at, ingested_at, processed_at, failure_reason
+       occurred_at, ingested_at, processed_at, failure_code, failure_reason
 FROM transactions
 WHERE id = $1 AND merchant_id = $2 AND ingested_at >= $3::timestamptz AND ingested_at < $4::timestamptz`;
 
@@ -76,6 +78,7 @@ interface TransactionRow {
   occurred_at: Date | null;
   ingested_at: Date;
   processed_at: Date | null;
+  failure_code: string | null;
   failure_reason: string | null;
 }
 
@@ -145,6 +148,7 @@ export class TransactionLookup {
       reference: r.reference,
       metadata: r.metadata,
       status: r.status === 'failed' ? 'failed' : 'succeeded',
+      failure_code: r.status === 'failed' ? (r.failure_code ?? null) : null,
       failure_reason: r.failure_reason,
       risk_score: r.risk_score,
       occurred_at: r.occurred_at ? r.occurred_at.toISOString() : null,
@@ -156,8 +160,9 @@ export class TransactionLookup {
   private async fromRedis(merchantId: string, txId: string, ms: number): Promise<TransactionView | undefined> {
     const p = partitionOf(merchantId, this.partitions);
     const { keys, counts, dlqStages } = this.keysOf(p);
+    const parked = this.parkedQueues(p, merchantId);
     const reply = await withTimeout(
-      runScript(this.o.redis, FIND_TX, keys, [
+      runScript(this.o.redis, FIND_TX, [...keys, ...parked], [
         txId,
         ...counts,
         Math.max(0, ms - this.clockSkewMs),
@@ -165,6 +170,7 @@ export class TransactionLookup {
         this.scanLimit,
         this.clockSkewMs,
         ...dlqStages,
+        parked.length,
         ...this.ingestGroups,
       ]),
       this.o.timeoutMs,
@@ -185,6 +191,14 @@ export class TransactionLookup {
       if (typeof dl?.at === 'number' && Number.isFinite(dl.at)) view.processed_at = new Date(dl.at).toISOString();
     }
     return view;
+  }
+
+  /** The merchant's parked queues: every ordered stage × lane of its partition. */
+  private parkedQueues(p: number, merchantId: string): string[] {
+    const { topology, keys: k } = this.o;
+    return Object.entries(topology.stages)
+      .filter(([, s]) => s.ordering === 'key')
+      .flatMap(([stage]) => topology.priorities.map((l) => k.parkQueue(stage, p, `${l.name}|${merchantId}`)));
   }
 
   private keysOf(p: number): PartitionKeys {
@@ -221,6 +235,7 @@ function fromEvent(ev: TransactionEvent, status: 'accepted' | 'processing' | 'de
     metadata: ev.metadata ?? null,
     status,
     // a stage's verdict on an event still in flight is not final until the sink commits it
+    failure_code: null,
     failure_reason: null,
     risk_score: typeof ev.risk_score === 'number' ? ev.risk_score : null,
     occurred_at: ev.occurred_at ? isoOrNull(ev.occurred_at) : null,

@@ -15,9 +15,12 @@
 -- ARGV[3]  bucket size (ingest.rate_limit.burst)
 -- ARGV[4]  idempotency record TTL in ms
 -- ARGV[5]  S, the number of lane stream keys
--- ARGV[6..] six per event: stream (1..S), idempotency record (index into KEYS, 0 = no key),
+-- ARGV[6..] nine per event: stream (1..S), idempotency record (index into KEYS, 0 = no key),
 --           fingerprint ('' without a key), tx id, event JSON (the entry's `ev`), W3C traceparent
---           (the entry's `tp`; '' for none)
+--           (the entry's `tp`; '' for none), refundable-payins bucket (index into KEYS, 0 = none;
+--           core/payins.ts), payin op: "p" register this payin as accepted (arg: when the bucket
+--           expires, unix ms) | "r" require the payin the arg names (a refund or chargeback) | ''
+-- KEYS[..]          refundable-payins buckets <prefix>:{i}:payins:<merchant_id>:<bucket>
 -- No MAXLEN here: trimming on append could drop entries a group has not acknowledged yet.
 --
 -- Returns two values per event, in order:
@@ -26,6 +29,8 @@
 --   "conflict", <tx id>       same key, another event: nothing appended
 --   "limited",  <ms>          bucket empty: nothing appended or recorded; a token is due in <ms>
 --   "failed",   <message>     Redis refused this event's XADD: nothing appended or recorded, no token taken
+--   "orphan",   <payin id>    a refund or chargeback naming no payin of this merchant accepted
+--                             (inside the refund window): nothing appended or recorded, no token taken
 
 local now, rate, burst, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 
@@ -43,13 +48,17 @@ end
 
 local taken = 0
 local out = {}
-for a = 6, #ARGV, 6 do
+for a = 6, #ARGV, 9 do
   local stream, rec_at, fp, tx, tp = KEYS[1 + tonumber(ARGV[a])], tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3], ARGV[a + 5]
   local rec = rec_at > 0 and redis.call('GET', KEYS[rec_at]) or false
+  local payins_at, payin_op, payin_arg = tonumber(ARGV[a + 6]), ARGV[a + 7], ARGV[a + 8]
   if rec then
     local sep = string.find(rec, ' ', 1, true)
     out[#out + 1] = string.sub(rec, 1, sep - 1) == fp and 'replayed' or 'conflict'
     out[#out + 1] = string.sub(rec, sep + 1)
+  elseif payin_op == 'r' and redis.call('HEXISTS', KEYS[payins_at], payin_arg) == 0 then
+    out[#out + 1] = 'orphan'
+    out[#out + 1] = payin_arg
   elseif tokens < 1 then
     out[#out + 1] = 'limited'
     out[#out + 1] = math.ceil((1 - tokens) * 1000 / rate)
@@ -65,6 +74,10 @@ for a = 6, #ARGV, 6 do
       out[#out + 1] = id.err
     else
       if rec_at > 0 then redis.call('SET', KEYS[rec_at], fp .. ' ' .. tx, 'PX', ttl) end
+      if payin_op == 'p' then
+        redis.call('HSETNX', KEYS[payins_at], tx, 'a')
+        if payin_arg ~= '0' then redis.call('PEXPIREAT', KEYS[payins_at], payin_arg) end
+      end
       tokens, taken = tokens - 1, taken + 1
       out[#out + 1] = 'accepted'
       out[#out + 1] = id

@@ -11,6 +11,8 @@
   next nO keys             every other topic's lane streams
   next nD keys             the stages' delay sets (members: {"l":..,"f":[field, value, ...],"u":..})
   next nQ keys             the stages' and sinks' dead-letter streams
+  next nP keys             the merchant's parked queues of the ordered stages (lists of "<entry id> <json>",
+                           json {"fields": [field, value, ...], ...})
 
   ARGV[1]                  tx id
   ARGV[2..5]               nI, nO, nD, nQ
@@ -20,7 +22,8 @@
   ARGV[8]                  most entries (or delay-set members) scanned per key
   ARGV[9]                  the clock skew allowance in ms
   ARGV[10 .. 9+nQ]         the stage (or sink) name of each dead-letter stream, in KEYS order
-  ARGV[10+nQ ..]           the consumer groups reading the ingest topic (its first stages)
+  ARGV[10+nQ]              nP
+  ARGV[11+nQ ..]           the consumer groups reading the ingest topic (its first stages)
 
   Returns {state, event JSON or false, dead-letter index value or false}, state one of
     'dead_lettered'  in the dead-letter index; the event as it was when it failed (else any copy found)
@@ -33,6 +36,7 @@ local tx = ARGV[1]
 local nI, nO, nD, nQ = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local from, ingestTo, limit, skew = ARGV[6], ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
 local PAGE = 100
+local nP = tonumber(ARGV[10 + nQ])
 
 local function field(fields, name)
   for i = 1, #fields - 1, 2 do
@@ -92,7 +96,7 @@ local function delivered(key, id)
   if not ok then return false end
   for _, g in ipairs(groups) do
     local name, last = field(g, 'name'), field(g, 'last-delivered-id')
-    for i = 10 + nQ, #ARGV do
+    for i = 11 + nQ, #ARGV do
       if name == ARGV[i] and last and not id_less(last, id) then return true end
     end
   end
@@ -137,9 +141,20 @@ if latest then
   return {'processing', field(latest[2], 'ev') or false, false}
 end
 
--- 3. its original entries trimmed away, but a retry still waiting
+-- 3. its original entries trimmed away, but a retry still waiting (a delay set, or parked)
 for d = 1, nD do
   local ev = find_delayed(KEYS[1 + nI + nO + d])
   if ev then return {'processing', ev, false} end
+end
+for q = 1, nP do
+  local items = redis.call('LRANGE', KEYS[1 + nI + nO + nD + nQ + q], 0, limit - 1)
+  for _, item in ipairs(items) do
+    if string.find(item, '"' .. tx .. '"', 1, true) then
+      local ok, m = pcall(cjson.decode, string.sub(item, string.find(item, ' ', 1, true) + 1))
+      if ok and type(m) == 'table' and type(m.fields) == 'table' and field(m.fields, 'tx') == tx then
+        return {'processing', field(m.fields, 'ev') or false, false}
+      end
+    end
+  end
 end
 return {'none', false, false}

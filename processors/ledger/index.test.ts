@@ -1,6 +1,7 @@
 // The ledger's refundable payins live in time buckets that expire with the refund window, so Redis
-// does not keep every payin forever; a refund of a payin past the window fails (a business
-// outcome), while one whose payin is simply not there yet is retried.
+// does not keep every payin forever. A refund whose payin is unknown (never accepted, or past the
+// window) or failed ends failed with its code; one whose payin was accepted but has not settled
+// waits for it (a parked wait, woken by the payin's signal) until await_payin, then fails.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createInstance } from '../../test/helpers/instance.ts';
@@ -10,11 +11,13 @@ import { createRegistry } from '../../core/metrics.ts';
 import { partitionOf } from '../../core/partition.ts';
 import type { TransactionEvent } from '../../core/event.ts';
 import type { StreamEvent } from '../../core/processor.ts';
-import { newTxId } from '../../ingest/tx-id.ts';
+import { newTxId } from '../../core/tx-id.ts';
 import { ledgerProcessor, payinBucket } from './index.ts';
+import { PAYIN_ACCEPTED, payinToken } from '../../core/payins.ts';
 
 const DAY = 86_400_000;
 const WINDOW = 30 * DAY;
+const AWAIT = 60_000;
 
 let inst: TestInstance;
 before(async () => {
@@ -26,8 +29,8 @@ after(async () => {
 
 function processor() {
   return ledgerProcessor.create(
-    { low_balance: {}, record_ttl_ms: 60_000, refund_window_ms: WINDOW },
-    { stage: 'ledger', redis: inst.redis, keys: inst.keys, topics: [], registry: createRegistry(), logger: createLogger('silent') },
+    { low_balance: {}, record_ttl_ms: 60_000 },
+    { stage: 'ledger', redis: inst.redis, keys: inst.keys, topics: [], refunds: { window: WINDOW, await_payin: AWAIT }, registry: createRegistry(), logger: createLogger('silent') },
   );
 }
 
@@ -60,21 +63,49 @@ test('a payin lands in its bucket with the expiry set; a refund of it succeeds',
   assert.equal(await inst.redis.hget(key, payin.txId), '600:EUR');
 });
 
-test('a refund of a payin past the refund window fails; one of a payin not there yet is retried', async () => {
+test('refunds of unknown, failed and unsettled payins: failed with their codes, or a wait for the payin', async () => {
   const p = await processor();
-  const old = newTxId(Date.now() - WINDOW - DAY);
-  const [late] = await p.process([ev('refund', 'm_late', 100, undefined, old)]);
-  assert.equal(late!.kind, 'ok');
-  assert.equal(late!.kind === 'ok' && late!.event.status, 'failed');
-  assert.match(late!.kind === 'ok' ? String(late!.event.failure_reason) : '', /past the refund window/);
-  const [early] = await p.process([ev('refund', 'm_late', 100, undefined, newTxId())]);
-  assert.equal(early!.kind, 'retry');
+  const code = (o: Awaited<ReturnType<typeof p.process>>[number] | undefined) => (o?.kind === 'ok' ? o.event.failure_code : o?.kind);
+  // unknown: never accepted, or past the window (its bucket expired)
+  const [unknown] = await p.process([ev('refund', 'm_late', 100, undefined, newTxId(Date.now() - WINDOW - DAY))]);
+  assert.equal(code(unknown), 'payin_not_found');
+  // accepted by ingest, not settled: a wait for the payin's token, until its deadline
+  const pending = newTxId();
+  const m = 'm_wait';
+  const part = partitionOf(m, 8);
+  const bucket = inst.keys.payins(part, m, payinBucket(pending, WINDOW).name);
+  await inst.redis.hset(bucket, pending, PAYIN_ACCEPTED);
+  const refund = ev('refund', m, 100, undefined, pending);
+  const [waiting] = await p.process([refund]);
+  assert.equal(waiting!.kind, 'retry');
+  assert.deepEqual(waiting!.kind === 'retry' && waiting!.wait, { token: payinToken(pending), until: refund.event.ingested_at + AWAIT });
+  // past its deadline: failed payin_not_settled, and that answer is kept for redeliveries
+  const late = ev('refund', m, 100, undefined, pending);
+  late.event.ingested_at -= AWAIT + 1;
+  assert.equal(code((await p.process([late]))[0]), 'payin_not_settled');
+  // the payin failed upstream: marked, signalled, and a refund of it fails payin_failed
+  const failedPayin = ev('payin', m, 500, pending);
+  failedPayin.event.status = 'failed';
+  const [marked] = await p.process([failedPayin]);
+  assert.deepEqual(marked!.kind === 'ok' && marked!.signals, [payinToken(pending)]);
+  assert.equal(await inst.redis.hget(bucket, pending), 'f');
+  assert.equal(code((await p.process([refund]))[0]), 'payin_failed');
+});
+
+test('a wait blocks only its merchant in that stream: the same merchant behind it, another merchant goes on', async () => {
+  const p = await processor();
+  const pending = newTxId();
+  const [a, b] = ['m_blockA', 'm_blockB'];
+  await inst.redis.hset(inst.keys.payins(partitionOf(a, 8), a, payinBucket(pending, WINDOW).name), pending, PAYIN_ACCEPTED);
+  const payinB = ev('payin', b, 1_000);
+  const out = await p.process([ev('refund', a, 10, undefined, pending), ev('payout', a, 1), payinB, ev('payout', b, 400)]);
+  assert.deepEqual(out.map((o) => (o.kind === 'retry' ? (o.wait ? 'wait' : 'behind') : o.kind === 'ok' ? o.event.status : 'fatal')), ['wait', 'behind', 'succeeded', 'succeeded']);
 });
 
 test('a batch applies each event as if applied alone: the same outcomes, balances and low-balance alerts', async () => {
   const p = await ledgerProcessor.create(
-    { low_balance: { default: 500 }, record_ttl_ms: 60_000, refund_window_ms: WINDOW, alerts_topic: 'alerts' },
-    { stage: 'ledger', redis: inst.redis, keys: inst.keys, topics: ['alerts'], registry: createRegistry(), logger: createLogger('silent') },
+    { low_balance: { default: 500 }, record_ttl_ms: 60_000, alerts_topic: 'alerts' },
+    { stage: 'ledger', redis: inst.redis, keys: inst.keys, topics: ['alerts'], refunds: { window: WINDOW, await_payin: AWAIT }, registry: createRegistry(), logger: createLogger('silent') },
   );
   // 1,000 → 300 (alert) → 200 → 800 (re-armed) → 300 (alert again) → payout refused → refund → 100
   const plan = (m: string): StreamEvent[] => {

@@ -1,17 +1,21 @@
 // ledger: double-entry bookkeeping against per-merchant wallets kept in Redis (one atomic script
 // per partition batch, idempotent by tx id). A payin credits; a payout debits or fails when it
-// would overdraw; a refund or chargeback debits against a succeeded payin of the same merchant
-// with enough unrefunded amount, and retries (then dead-letters) while that payin is unknown.
+// would overdraw; a refund or chargeback debits against a settled payin of the same merchant with
+// enough unrefunded amount. One whose payin was accepted but has not settled yet waits for it
+// (parked by the stage, woken the moment the payin settles or fails) up to `refunds.await_payin`
+// from its acceptance; every merchant mistake ends `failed` with a code, never a dead letter.
 // Runs as an `ordering: key` stage: per-merchant order comes from the partition lease.
 // A debit taking a wallet under its threshold emits one alert event (no storm).
-import { txIdTime } from '../../ingest/tx-id.ts';
 import { z } from 'zod';
 import type { LedgerLine, TransactionEvent } from '../../core/event.ts';
-import { ConfigError, FatalError, RetryableError } from '../../core/errors.ts';
+import { ConfigError, RetryableError } from '../../core/errors.ts';
+import { failedEvent, isFailureCode } from '../../core/failure-codes.ts';
 import { counter } from '../../core/metrics.ts';
+import { payinBucket, payinToken } from '../../core/payins.ts';
 import type { Outcome, ProcessorFactory, StreamEvent } from '../../core/processor.ts';
 import { defineScripts, readScripts, runScript } from '../../core/redis.ts';
 import { slotPipeline } from '../../core/slot-pipeline.ts';
+import { RefundsSchema } from '../../core/topology/schema.ts';
 
 const SCRIPTS = readScripts(new URL('./scripts/', import.meta.url));
 const LEDGER_APPLY = SCRIPTS.find((s) => s.name === 'ledgerApply')!;
@@ -24,25 +28,12 @@ const ConfigSchema = z
     alerts_topic: z.string().optional(),
     /** How long decisions are remembered for redeliveries. */
     record_ttl_ms: z.number().int().positive().default(7 * 86_400_000),
-    /**
-     * How long a payin stays refundable (refunds and chargebacks against it). Payins are kept in
-     * buckets by their time that expire with the window, so Redis does not keep every payin forever.
-     */
-    refund_window_ms: z.number().int().positive().default(180 * 86_400_000),
   })
   .strict();
 
 export type LedgerConfig = z.output<typeof ConfigSchema>;
 
-export class PayinNotFoundError extends RetryableError {
-  override name = 'PayinNotFoundError';
-}
-
-export class LedgerRejectedError extends FatalError {
-  override name = 'LedgerRejectedError';
-}
-
-type ScriptResult = [outcome: 'ok' | 'failed' | 'retry' | 'wait', detail: string, balance: number, alerted: number];
+type ScriptResult = [outcome: 'ok' | 'failed' | 'wait' | 'behind' | 'skip', code: string, detail: string, balance: number, alerted: number];
 
 /** The double-entry lines of a succeeded transaction: wallet and external sides sum to zero. */
 export function ledgerLines(ev: TransactionEvent): LedgerLine[] {
@@ -53,19 +44,7 @@ export function ledgerLines(ev: TransactionEvent): LedgerLine[] {
   ];
 }
 
-/**
- * The refundable-payins bucket of a payin id: payins are grouped by time into buckets of a 30th of
- * the refund window (at least a minute), each expiring once its last payin is past the window.
- * Ids not made by ingest (no time in them: tests, imports) share the bucket "none", which does not
- * expire (expiresAt 0).
- */
-export function payinBucket(payinId: string, windowMs: number): { name: string; expiresAt: number } {
-  const at = txIdTime(payinId);
-  if (at === undefined) return { name: 'none', expiresAt: 0 };
-  const size = Math.max(60_000, Math.floor(windowMs / 30));
-  const n = Math.floor(at / size);
-  return { name: String(n), expiresAt: (n + 1) * size + windowMs };
-}
+export { payinBucket };
 
 export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
   name: 'ledger',
@@ -78,29 +57,34 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
     const thresholds = JSON.stringify(config.low_balance);
     const alerts = counter(ctx.registry, 'rill_alerts_emitted_total', 'Alert events emitted, by type', ['type']);
 
+    const refunds = ctx.refunds ?? RefundsSchema.parse({});
+
     return {
       async process(batch: readonly StreamEvent[]): Promise<Outcome[]> {
         const byPartition = new Map<number, number[]>();
         batch.forEach((e, i) => {
-          if (e.event.status === 'failed') return; // decided upstream (risk): no money moves
+          // failed upstream: no money moves; a failed payin is still marked, so its refunds fail
+          if (e.event.status === 'failed' && e.event.type !== 'payin') return;
           byPartition.get(e.partition)?.push(i) ?? byPartition.set(e.partition, [i]);
         });
         const pipe = slotPipeline(ctx.redis);
         const order: number[][] = [];
+        const now = (ctx.now ?? Date.now)();
         for (const [p, idx] of byPartition) {
           const keys: string[] = [];
-          const args: (string | number)[] = [config.record_ttl_ms, thresholds];
+          const args: (string | number)[] = [config.record_ttl_ms, thresholds, now];
           for (const i of idx) {
             const { event: ev, txId, stream } = batch[i]!;
             // a payin goes to the bucket of its own time; a refund looks in the bucket of its payin's
-            const bucket = payinBucket(ev.type === 'payin' ? txId : ev.reference ?? '', config.refund_window_ms);
+            const bucket = payinBucket(ev.type === 'payin' ? txId : ev.reference ?? '', refunds.window);
             keys.push(
               ctx.keys.partitioned(p, 'wallet', ev.merchant_id),
-              ctx.keys.partitioned(p, 'payins', ev.merchant_id, bucket.name),
+              ctx.keys.payins(p, ev.merchant_id, bucket.name),
               ctx.keys.partitioned(p, 'ledger', txId),
               ctx.keys.partitioned(p, 'alerted', ev.merchant_id),
             );
-            args.push(ev.type, ev.amount, ev.currency, ev.reference ?? '', stream, txId, bucket.expiresAt);
+            const deadline = (Number.isFinite(ev.ingested_at) ? ev.ingested_at : now) + refunds.await_payin;
+            args.push(ev.type, ev.amount, ev.currency, ev.reference ?? '', `${stream}|${ev.merchant_id}`, txId, bucket.expiresAt, ev.status === 'failed' ? 'failed' : '', deadline);
           }
           pipe.add(keys[0]!, (q) => void runScript(q, LEDGER_APPLY, keys, args));
           order.push(idx);
@@ -113,21 +97,18 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
 
         return batch.map((e, i): Outcome => {
           const r = results.get(i);
-          if (!r) return { kind: 'ok', event: e.event };
-          const [outcome, detail, balance, alerted] = r;
-          if (outcome === 'retry') {
-            // a payin past the refund window is gone for good: a business outcome, not a retry
-            const paidAt = txIdTime(e.event.reference ?? '');
-            if (paidAt !== undefined && paidAt < Date.now() - config.refund_window_ms) {
-              return { kind: 'ok', event: { ...e.event, status: 'failed', failure_reason: `ledger: payin ${e.event.reference} is past the refund window (${Math.round(config.refund_window_ms / 86_400_000)} days)` } };
-            }
-            return { kind: 'retry', error: new PayinNotFoundError(detail) };
+          const signals = e.event.type === 'payin' ? [payinToken(e.txId)] : undefined;
+          if (!r || r[0] === 'skip') return { kind: 'ok', event: e.event, signals };
+          const [outcome, code, detail, balance, alerted] = r;
+          if (outcome === 'wait') {
+            const until = (Number.isFinite(e.event.ingested_at) ? e.event.ingested_at : now) + refunds.await_payin;
+            return { kind: 'retry', error: new PayinPendingError(`payin ${e.event.reference} is accepted but not settled yet`), wait: { token: payinToken(e.event.reference ?? ''), until } };
           }
-          if (outcome === 'wait') return { kind: 'retry', deferred: true, error: new RetryableError('waiting behind an earlier transaction of this partition') };
+          if (outcome === 'behind') return { kind: 'retry', deferred: true, error: new PayinPendingError('waiting behind an earlier transaction of this merchant') };
           if (outcome === 'failed') {
-            return { kind: 'ok', event: { ...e.event, status: 'failed', failure_reason: `ledger: ${detail}` } };
+            return { kind: 'ok', event: failedEvent(e.event, isFailureCode(code) ? code : 'invalid_transaction', `ledger: ${detail}`), signals };
           }
-          const out: Outcome = { kind: 'ok', event: { ...e.event, status: 'succeeded', ledger: ledgerLines(e.event) } };
+          const out: Outcome = { kind: 'ok', event: { ...e.event, status: 'succeeded', ledger: ledgerLines(e.event) }, signals };
           if (alerted && config.alerts_topic) {
             alerts.inc({ type: 'wallet_low' });
             out.emit = [{
@@ -150,5 +131,10 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
     };
   },
 };
+
+/** A refund or chargeback waiting for its payin to settle (parked, never dead-lettered for it). */
+export class PayinPendingError extends RetryableError {
+  override name = 'PayinPendingError';
+}
 
 export default ledgerProcessor;

@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import type { Outcome, ProcessorFactory, StreamEvent } from '../../core/processor.ts';
 import { defineScripts, readScripts, runScript } from '../../core/redis.ts';
+import { failedEvent } from '../../core/failure-codes.ts';
 import { slotPipeline } from '../../core/slot-pipeline.ts';
 
 const SCRIPTS = readScripts(new URL('./scripts/', import.meta.url));
@@ -59,7 +60,7 @@ export const riskProcessor: ProcessorFactory<RiskConfig> = {
           const score = scores.get(i);
           if (score === undefined) return { kind: 'ok', event: e.event };
           if (score > config.threshold) {
-            return { kind: 'ok', event: { ...e.event, risk_score: score, status: 'failed', failure_reason: `risk: velocity score ${score} above ${config.threshold}` } };
+            return { kind: 'ok', event: failedEvent({ ...e.event, risk_score: score }, 'risk_declined', `risk: velocity score ${score} above ${config.threshold}`) };
           }
           return { kind: 'ok', event: { ...e.event, risk_score: score } };
         });

@@ -1,14 +1,11 @@
-// validate: the first stage. Valid events go on (status `processing`); invalid ones are fatal,
-// so the runner dead-letters them with the reasons.
+// validate: the first stage. Valid events go on (status `processing`); invalid ones go on as
+// `failed` with the first broken rule's code and every broken rule as the reason: a merchant's
+// mistake is a business outcome, not a dead letter.
 import { z } from 'zod';
 import type { ProcessorFactory, Outcome, StreamEvent } from '../../core/processor.ts';
-import { FatalError } from '../../core/errors.ts';
+import { failedEvent } from '../../core/failure-codes.ts';
 import { brokenRules } from './rules.ts';
 import type { ValidateRules } from './rules.ts';
-
-export class ValidationError extends FatalError {
-  override name = 'ValidationError';
-}
 
 const ConfigSchema = z
   .object({
@@ -33,7 +30,8 @@ export const validateProcessor: ProcessorFactory<ValidateConfig> = {
       async process(batch: readonly StreamEvent[]): Promise<Outcome[]> {
         return batch.map((e) => {
           const problems = brokenRules(e.event, rules);
-          if (problems.length) return { kind: 'fatal', error: new ValidationError(problems.join('; ')) };
+          if (e.event.status === 'failed') return { kind: 'ok', event: e.event }; // decided before (a redrive)
+          if (problems.length) return { kind: 'ok', event: failedEvent(e.event, problems[0]!.code, `validate: ${problems.map((p) => p.message).join('; ')}`) };
           return { kind: 'ok', event: { ...e.event, status: 'processing' } };
         });
       },

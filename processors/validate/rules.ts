@@ -1,6 +1,8 @@
-// Business rules past the ingest schema. Pure: an event in, the list of broken rules out.
+// Business rules past the ingest schema. Pure: an event in, the list of broken rules out, each
+// with its stable failure code (core/failure-codes.ts).
 import type { TransactionEvent } from '../../core/event.ts';
 import { TRANSACTION_TYPES } from '../../core/event.ts';
+import type { FailureCode } from '../../core/failure-codes.ts';
 
 export interface ValidateRules {
   /** Currencies this deployment settles; an empty list accepts any ISO 4217 code ingest accepted. */
@@ -11,14 +13,20 @@ export interface ValidateRules {
   referenceRequired: readonly string[];
 }
 
-export function brokenRules(ev: TransactionEvent, rules: ValidateRules): string[] {
-  const problems: string[] = [];
-  if (!(TRANSACTION_TYPES as readonly string[]).includes(ev.type)) problems.push(`unknown type "${String(ev.type)}"`);
-  if (!Number.isSafeInteger(ev.amount) || ev.amount <= 0) problems.push('amount must be a positive integer of minor units');
+export interface BrokenRule {
+  code: FailureCode;
+  message: string;
+}
+
+export function brokenRules(ev: TransactionEvent, rules: ValidateRules): BrokenRule[] {
+  const problems: BrokenRule[] = [];
+  const broke = (code: FailureCode, message: string) => problems.push({ code, message });
+  if (!(TRANSACTION_TYPES as readonly string[]).includes(ev.type)) broke('invalid_transaction', `unknown type "${String(ev.type)}"`);
+  if (!Number.isSafeInteger(ev.amount) || ev.amount <= 0) broke('invalid_transaction', 'amount must be a positive integer of minor units');
+  if (typeof ev.merchant_id !== 'string' || !ev.merchant_id) broke('invalid_transaction', 'merchant_id is missing');
   const max = rules.maxAmount[ev.type];
-  if (max !== undefined && ev.amount > max) problems.push(`amount ${ev.amount} exceeds the ${ev.type} limit of ${max}`);
-  if (rules.currencies.length && !rules.currencies.includes(ev.currency)) problems.push(`currency ${ev.currency} is not accepted`);
-  if (rules.referenceRequired.includes(ev.type) && !ev.reference) problems.push(`a ${ev.type} needs a reference to the original transaction`);
-  if (typeof ev.merchant_id !== 'string' || !ev.merchant_id) problems.push('merchant_id is missing');
+  if (max !== undefined && ev.amount > max) broke('amount_too_large', `amount ${ev.amount} exceeds the ${ev.type} limit of ${max}`);
+  if (rules.currencies.length && !rules.currencies.includes(ev.currency)) broke('currency_not_allowed', `currency ${ev.currency} is not accepted`);
+  if (rules.referenceRequired.includes(ev.type) && !ev.reference) broke('reference_missing', `a ${ev.type} needs a reference to the original transaction`);
   return problems;
 }

@@ -6,6 +6,7 @@ import type { CopyValue } from './copy-text.ts';
 export const TRANSACTION_COLUMNS = [
   'id', 'merchant_id', 'type', 'amount', 'currency', 'status', 'reference', 'risk_score', 'metadata',
   'occurred_at', 'ingested_at', 'processed_at', 'stream_id', 'attempts', 'failure_reason',
+  'failure_code',
 ] as const;
 
 /** The staged ledger columns; created_at is the batch's processed_at, set by the merge. */
@@ -41,6 +42,7 @@ export function toCopyRow({ event: e, streamId, attempts }: SinkRow, processedAt
     streamId,
     attempts,
     e.failure_reason ?? null,
+    finalStatus(e) === 'failed' ? (e.failure_code ?? null) : null,
   ];
 }
 

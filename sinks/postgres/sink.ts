@@ -73,6 +73,7 @@ export class PostgresSink {
   private readonly batchSize;
   private readonly flushSeconds;
   private readonly endToEnd;
+  private readonly failed;
   private readonly lastFlush;
 
   private readonly now: () => number;
@@ -102,6 +103,7 @@ export class PostgresSink {
     this.batchSize = histogram(r, 'rill_sink_batch_rows', 'Rows per sink flush', ['sink'], [1, 10, 100, 500, 1000, 2500, 5000, 10000, 50000]);
     this.flushSeconds = histogram(r, 'rill_sink_flush_duration_seconds', 'Sink flush time (COPY, merge, commit, ack)', ['sink'], LATENCY_BUCKETS);
     this.lastFlush = gauge(r, 'rill_sink_last_flush_timestamp_seconds', 'When a sink last committed a batch', ['sink']);
+    this.failed = counter(r, 'rill_transactions_failed_total', 'Transactions committed with status failed, by failure_code (a redelivered batch may count again)', ['code']);
     this.endToEnd = histogram(r, 'rill_end_to_end_latency_seconds', 'From ingest to sink commit', ['sink'], [...LATENCY_BUCKETS, 30, 60]);
   }
 
@@ -224,7 +226,11 @@ export class PostgresSink {
     this.batchSize.observe({ sink: this.o.name }, batch.length);
     this.lastFlush.set({ sink: this.o.name }, Date.now() / 1000);
     const now = this.now();
-    for (const b of batch) this.endToEnd.observe({ sink: this.o.name }, (now - b.row.event.ingested_at) / 1000);
+    for (const b of batch) {
+      this.endToEnd.observe({ sink: this.o.name }, (now - b.row.event.ingested_at) / 1000);
+      const e = b.row.event;
+      if (e.status === 'failed') this.failed.inc({ code: e.failure_code ?? 'unknown' });
+    }
   }
 
   /**

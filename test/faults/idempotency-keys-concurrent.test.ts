@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createInstance } from '../helpers/instance.ts';
 import type { TestInstance } from '../helpers/instance.ts';
 import { ENGINE_TOPOLOGY } from '../helpers/topology-file.ts';
-import { merchantIds, sampleBody } from '../helpers/transactions.ts';
+import { merchantIds, registerReferencedPayins, sampleBody } from '../helpers/transactions.ts';
 import { createApiKey } from '../../ingest/auth/index.ts';
 import { scanPrefix, startTestIngest } from '../../ingest/testing.ts';
 import type { TestIngest } from '../../ingest/testing.ts';
@@ -50,6 +50,8 @@ test('100 keys × 50 concurrent posts: identical answers, 100 entries, 100 rows'
   const apiKeys = new Map<string, string>();
   for (const m of merchants) apiKeys.set(m, await createApiKey(inst.pool, { merchantId: m }));
   const topology = loadTopology(ENGINE_TOPOLOGY);
+  // the refunds and chargebacks of the mix name payins ingest must know (the engine topology has no ledger)
+  await registerReferencedPayins(inst.redis, inst.keys, topology, Array.from({ length: KEYS }, (_, k) => sampleBody(k, merchants)));
 
   const answers = new Map<number, Answer[]>();
   let retried = 0;

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { createInstance } from '../helpers/instance.ts';
 import type { TestInstance } from '../helpers/instance.ts';
 import { writeTopology } from '../helpers/topology-file.ts';
-import { merchantIds, sampleBody } from '../helpers/transactions.ts';
+import { merchantIds, registerReferencedPayins, sampleBody } from '../helpers/transactions.ts';
 import { EventAppender } from '../../ingest/append.ts';
 import { partitionOf } from '../../core/partition.ts';
 import { entryArgs } from '../../core/entry.ts';
@@ -56,6 +56,8 @@ test('1% poison events: each dead-lettered exactly once, the rest flow', async (
   fleet = new Fleet({ ...inst.vars, RILL_TOPOLOGY: path });
   const appender = new EventAppender(inst.redis, topology, inst.keys, { timeoutMs: 5_000 });
   const merchants = merchantIds(20);
+  // the refunds and chargebacks of the mix name payins ingest must know (the engine topology has no ledger)
+  await registerReferencedPayins(inst.redis, inst.keys, topology, Array.from({ length: TOTAL }, (_, i) => sampleBody(i, merchants)));
 
   // the good events with the poison spread evenly among them
   const accepted: Accepted[] = [];

@@ -14,7 +14,7 @@ import { EventAppender } from '../../ingest/append.ts';
 import { combine, drainAndJudge, formatVerdict, waiting } from './support/consistency.ts';
 import { moneyVerdict } from './support/money.ts';
 import { OwnPostgres } from './support/own-postgres.ts';
-import { PaymentsWorkload, paymentsTopology } from './support/payments.ts';
+import { appenderPoster, PaymentsWorkload, paymentsTopology } from './support/payments.ts';
 import type { Poster } from './support/payments.ts';
 import { cleanupInstance, Fleet } from './support/processes.ts';
 
@@ -51,7 +51,7 @@ test('Postgres down 30 s under load: the sink waits and retries, nothing dead-le
   const ctx = { ...inst, topology };
   fleet = new Fleet({ ...inst.vars, RILL_TOPOLOGY: path });
   const appender = new EventAppender(inst.redis, topology, inst.keys, { timeoutMs: 5_000 });
-  const post: Poster = async (body, key) => (await appender.append(body, key)).id;
+  const post: Poster = appenderPoster(appender);
   work = new PaymentsWorkload(MERCHANTS, PER_MERCHANT);
   const worker = fleet.worker('w1');
 
@@ -74,15 +74,18 @@ test('Postgres down 30 s under load: the sink waits and retries, nothing dead-le
   const { verdict, drained } = await drainAndJudge(ctx, work.accepted, { timeoutMs: 120_000, uniqueIn: ['transactions', 'validated', 'scored', 'settled'] });
   const money = await moneyVerdict({ ...inst, partitions: 8 }, work.money);
   const all = combine(verdict, money);
-  t.diagnostic(`Postgres down ${Math.round(downMs)} ms after ${rowsAtStop} rows; at restart ${waitingAtRestart} entries waited in the pipeline, ${deadAtRestart} dead letters (the workload's orphans)`);
+  t.diagnostic(`Postgres down ${Math.round(downMs)} ms after ${rowsAtStop} rows; at restart ${waitingAtRestart} entries waited in the pipeline, ${deadAtRestart} dead letters`);
   t.diagnostic(formatVerdict(all, `${work.acceptedCount} accepted`));
   assert.ok(waitingAtRestart > 0, 'the sink held back while Postgres was down');
   assert.ok(drained && all.ok, `${formatVerdict(all)}\n${fleet.tails()}`);
   const want = work.expectedCounts();
   assert.equal(verdict.counts.tableRows, want.rows);
-  assert.equal(verdict.counts.deadLetterEntries, want.dead, 'only the orphan refunds are dead-lettered');
+  assert.equal(deadAtRestart, 0, 'nothing dead-lettered for the outage');
+  assert.equal(verdict.counts.deadLetterEntries, 0, 'nothing dead-lettered (the orphan refunds were refused at ingest)');
+  assert.equal(work.refused, want.refused, 'every orphan refund refused at ingest (422)');
+  assert.ok(want.refused > 0);
   assert.equal(await worker.kill('SIGTERM'), 0, fleet.tails());
-  t.diagnostic(`rows ${want.rows}, dead-lettered ${want.dead}; ${Math.round((performance.now() - started) / 1000)} s`);
+  t.diagnostic(`rows ${want.rows}, refused at ingest ${want.refused}; ${Math.round((performance.now() - started) / 1000)} s`);
 });
 
 async function deadLetterCount(ctx: { redis: TestInstance['redis']; keys: TestInstance['keys'] }): Promise<number> {

@@ -21,7 +21,7 @@ import { EventAppender } from '../../ingest/append.ts';
 import type { Topology } from '../../core/topology/schema.ts';
 import { combine, drainAndJudge, formatVerdict, readersOf, waiting } from './support/consistency.ts';
 import { moneyVerdict } from './support/money.ts';
-import { PaymentsWorkload, paymentsTopology } from './support/payments.ts';
+import { appenderPoster, PaymentsWorkload, paymentsTopology } from './support/payments.ts';
 import type { Poster } from './support/payments.ts';
 import { cleanupInstance, Fleet } from './support/processes.ts';
 
@@ -93,7 +93,7 @@ test('a worker SIGSTOPped past the visibility timeout, its work reclaimed, then 
   const ctx = { ...inst, topology };
   fleet = new Fleet({ ...inst.vars, RILL_TOPOLOGY: path });
   const appender = new EventAppender(inst.redis, topology, inst.keys, { timeoutMs: 5_000 });
-  const post: Poster = async (body, key) => (await appender.append(body, key)).id;
+  const post: Poster = appenderPoster(appender);
   const w = (work = new PaymentsWorkload(MERCHANTS, PER_MERCHANT));
   const workers = { a: fleet.worker('a'), b: fleet.worker('b') };
 
@@ -106,6 +106,7 @@ test('a worker SIGSTOPped past the visibility timeout, its work reclaimed, then 
     await waitFor('the load under way', () => w.acceptedCount >= MERCHANTS + (i + 1) * 1_000, 60_000, 10);
     const step = { body: { type: 'payin' as const, merchant_id: w.merchants[i]!, amount: 4_321, currency: w.currencyOf(w.merchants[i]!), metadata: { stop: marker } }, expect: { place: 'row' as const, status: 'succeeded' as const }, succeeds: true };
     const marked = await post(step.body, `marked-${marker}`);
+    assert.ok(marked, 'the marked payin accepted');
     w.record(step, marked);
 
     const pid = Number(await waitFor(`a worker to stop itself in the ${marker} stage`, () => inst.redis.get(inst.keys.global('stopped', marker)), 60_000, 20));
@@ -134,6 +135,8 @@ test('a worker SIGSTOPped past the visibility timeout, its work reclaimed, then 
   assert.ok(drained && all.ok, `${formatVerdict(all)}\n${fleet.tails()}`);
   const want = w.expectedCounts();
   assert.equal(verdict.counts.tableRows, want.rows);
+  assert.equal(verdict.counts.deadLetterEntries, 0, 'nothing dead-lettered');
+  assert.equal(w.refused, want.refused, 'every orphan refund refused at ingest');
   for (const p of Object.values(workers)) assert.equal(await p.kill('SIGTERM'), 0, fleet.tails());
-  t.diagnostic(`rows ${want.rows}, dead-lettered ${want.dead}; ${Math.round((performance.now() - started) / 1000)} s`);
+  t.diagnostic(`rows ${want.rows}, refused at ingest ${want.refused}; ${Math.round((performance.now() - started) / 1000)} s`);
 });

@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { createInstance } from '../helpers/instance.ts';
 import type { TestInstance } from '../helpers/instance.ts';
 import { parseTransactionBody } from '../../ingest/validation.ts';
-import { newTxId } from '../../ingest/tx-id.ts';
+import { newTxId } from '../../core/tx-id.ts';
 import { BatchWriter } from '../../sinks/postgres/batch-writer.ts';
 
 const pad = (n: number, w: number) => String(n).padStart(w, '0');

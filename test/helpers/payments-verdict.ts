@@ -1,14 +1,16 @@
 // The payments pipeline's end-of-run verdict, shared by the money-conservation and Redis Cluster
-// tests: every posted transaction in exactly one final place with its expected outcome, and money
+// tests: every accepted transaction a row, once, with its expected outcome (failed ones with their
+// failure_code), nothing dead-lettered, and money
 // conserved (expected balance = Postgres wallet = sum of wallet-side ledger lines; double entry).
 import assert from 'node:assert/strict';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Keys } from '../../core/keys.ts';
+import type { FailureCode } from '../../core/failure-codes.ts';
 import type { TransactionBody } from '../../ingest/validation.ts';
 import { deadLetters } from './pipeline.ts';
 
-export type Expect = { status: 'succeeded' } | { status: 'failed'; reason: RegExp } | { status: 'dead_lettered' };
+export type Expect = { status: 'succeeded' } | { status: 'failed'; code: FailureCode; reason: RegExp };
 
 export interface Posted {
   id: string;
@@ -18,37 +20,32 @@ export interface Posted {
 
 export interface PlacesVerdict {
   rows: number;
-  dead: number;
   counts: Record<Expect['status'], number>;
 }
 
 /**
- * Every posted id is a row or a ledger dead letter (PayinNotFoundError), never both, never twice,
- * with its expected status; `quietStages` dead-lettered nothing.
+ * Every posted id is a row, never twice, with its expected status (and, when failed, its
+ * failure_code and reason); nothing was dead-lettered by the ledger nor by `quietStages`: merchant
+ * mistakes (orphan refunds included, refused at ingest or failed payin_not_found) end as rows.
  */
 export async function assertPlaces(o: { pool: pg.Pool; redis: Redis; keys: Keys; partitions: number; posted: readonly Posted[]; quietStages: readonly string[] }): Promise<PlacesVerdict> {
-  const { rows } = await o.pool.query<{ id: string; status: string; failure_reason: string | null }>('SELECT id, status, failure_reason FROM transactions');
+  const { rows } = await o.pool.query<{ id: string; status: string; failure_code: string | null; failure_reason: string | null }>('SELECT id, status, failure_code, failure_reason FROM transactions');
   const inTable = new Map(rows.map((r) => [r.id, r]));
   assert.equal(inTable.size, rows.length, 'no row twice');
-  const dead = await deadLetters(o.redis, o.keys, 'ledger', o.partitions);
-  const deadIds = new Set(dead.map((d) => d.get('tx')!));
-  assert.equal(deadIds.size, dead.length, 'no dead letter twice');
-  for (const stage of o.quietStages) assert.equal((await deadLetters(o.redis, o.keys, stage, o.partitions)).length, 0, `nothing dead-lettered by ${stage}`);
-  const counts = { succeeded: 0, failed: 0, dead_lettered: 0 };
+  for (const stage of new Set(['ledger', ...o.quietStages])) assert.equal((await deadLetters(o.redis, o.keys, stage, o.partitions)).length, 0, `nothing dead-lettered by ${stage}`);
+  const counts = { succeeded: 0, failed: 0 };
   for (const p of o.posted) {
     const row = inTable.get(p.id);
-    const isDead = deadIds.has(p.id);
-    assert.ok(Boolean(row) !== isDead, `${p.id} (${p.body.type}) is in exactly one place`);
-    if (p.expect.status === 'dead_lettered') assert.ok(isDead, `${p.id} dead-lettered`);
-    else {
-      assert.equal(row?.status, p.expect.status, `${p.id} ${p.body.type} ${p.body.amount}: ${row?.failure_reason}`);
-      if (p.expect.status === 'failed') assert.match(row!.failure_reason ?? '', p.expect.reason);
-    }
+    assert.ok(row, `${p.id} (${p.body.type}) is a row`);
+    assert.equal(row.status, p.expect.status, `${p.id} ${p.body.type} ${p.body.amount}: ${row.failure_code} ${row.failure_reason}`);
+    if (p.expect.status === 'failed') {
+      assert.equal(row.failure_code, p.expect.code, `${p.id} ${p.body.type}: ${row.failure_reason}`);
+      assert.match(row.failure_reason ?? '', p.expect.reason);
+    } else assert.equal(row.failure_code, null);
     counts[p.expect.status]++;
   }
-  assert.equal(rows.length + dead.length, o.posted.length);
-  for (const d of dead) assert.equal(d.get('error'), 'PayinNotFoundError');
-  return { rows: rows.length, dead: dead.length, counts };
+  assert.equal(rows.length, o.posted.length);
+  return { rows: rows.length, counts };
 }
 
 /** Money: expected balance from the succeeded sequence = wallet = sum of wallet-side entries; double entry. Returns the wallets expected. */

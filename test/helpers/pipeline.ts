@@ -6,7 +6,7 @@ import { isCluster } from '../../core/slot-pipeline.ts';
 
 /**
  * Entries still on their way: lag + pending over every group on every lane stream of every topic,
- * plus retries waiting in the stages' delay sets. One MULTI, so an entry moving between a delay
+ * plus retries waiting in the stages' delay sets and events parked by ordered stages. One MULTI, so an entry moving between a delay
  * set and a stream is never missed (or counted twice) between two reads.
  */
 export async function outstanding(redis: Redis, keys: Keys, topology: Topology): Promise<number> {
@@ -30,6 +30,10 @@ async function outstandingIn(redis: Redis, keys: Keys, topology: Topology, only?
   }
   const partitions = Object.values(topology.topics)[0]?.partitions ?? 0;
   for (const stage of Object.keys(topology.stages)) for (let p = 0; p < partitions; p++) if (mine(p)) multi.zcard(keys.delay(stage, p));
+  // ordered stages: events parked (waiting, or behind their merchant's waiting event)
+  for (const [stage, s] of Object.entries(topology.stages)) {
+    if (s.ordering === 'key') for (let p = 0; p < partitions; p++) if (mine(p)) multi.get(keys.parked(stage, p, 'count'));
+  }
   const res = (await multi.exec()) ?? [];
   let total = 0;
   for (const [err, value] of res) {
@@ -37,8 +41,8 @@ async function outstandingIn(redis: Redis, keys: Keys, topology: Topology, only?
       if (String(err.message).includes('no such key')) continue;
       throw err;
     }
-    if (typeof value === 'number') {
-      total += value;
+    if (typeof value === 'number' || typeof value === 'string' || value === null) {
+      total += Number(value ?? 0);
       continue;
     }
     for (const g of value as (string | number | null)[][]) {

@@ -23,3 +23,31 @@ export function writeTopology(changes: Record<string, unknown>, base: string = E
   writeFileSync(path, text);
   return { path, topology: parseTopology(text, path) };
 }
+
+/** The flaky test processor (test/fixtures/processors/flaky.ts): fails events as their metadata.fail says. */
+export const FLAKY_PROCESSOR = new URL('../fixtures/processors/flaky.ts', import.meta.url).pathname;
+
+/**
+ * Changes for writeTopology on the engine topology: a stage `flaky` between validate and the
+ * sink (validate → validated → flaky → checked → postgres). An event with metadata.fail = "fatal"
+ * is dead-lettered by it (FatalError); metadata.fail = N fails its first N tries (counted across
+ * processes), so with N ≥ `attempts` it is dead-lettered and a redrive then goes through: a dead
+ * letter whose cause is gone. Merchant mistakes no longer make dead letters (they end `failed`).
+ */
+export function flakyStage(attempts = 2): Record<string, unknown> {
+  return {
+    'topics.checked': { partitions: 8, retention: { max_age: '7d', max_len: 1_000_000 } },
+    'stages.flaky': {
+      input: 'validated',
+      processor: FLAKY_PROCESSOR,
+      output: 'checked',
+      ordering: 'none',
+      concurrency: 1,
+      batch: 100,
+      retry: { attempts, base: '10ms', factor: 2, max: '50ms', jitter: 'none' },
+      visibility_timeout: '30s',
+      dead_letter: { max_len: 100_000 },
+    },
+    'sinks.postgres.input': 'checked',
+  };
+}

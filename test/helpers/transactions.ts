@@ -1,4 +1,9 @@
 // Sample transactions for tests: valid for the shipped topology's validate stage.
+import type { Redis } from 'ioredis';
+import type { Keys } from '../../core/keys.ts';
+import { partitionOf } from '../../core/partition.ts';
+import { PAYIN_ACCEPTED, payinBucket } from '../../core/payins.ts';
+import type { Topology } from '../../core/topology/schema.ts';
 import type { TransactionBody } from '../../ingest/validation.ts';
 
 const TYPES = ['payin', 'payout', 'refund', 'chargeback'] as const;
@@ -18,4 +23,25 @@ export function sampleBody(i: number, merchants: readonly string[]): Transaction
     currency: CURRENCIES[i % CURRENCIES.length]!,
     reference: `ref-${i}`,
   };
+}
+
+/**
+ * Registers the payins that refunds and chargebacks among `bodies` name, exactly as ingest
+ * registers a payin it accepts (core/payins.ts: HSETNX in the merchant's refundable-payins bucket,
+ * state "accepted"), so ingest lets them through its unknown-payin check. For tests whose point is
+ * not the payin (the engine topology has no ledger to settle anything); a test of the payments
+ * pipeline posts real payins first and names their ids instead.
+ */
+export async function registerReferencedPayins(redis: Redis, keys: Keys, topology: Topology, bodies: Iterable<Pick<TransactionBody, 'type' | 'merchant_id' | 'reference'>>): Promise<number> {
+  const partitions = topology.topics[topology.ingest.topic]!.partitions;
+  const pipe = redis.pipeline();
+  let n = 0;
+  for (const b of bodies) {
+    if ((b.type !== 'refund' && b.type !== 'chargeback') || !b.reference) continue;
+    const p = partitionOf(b.merchant_id, partitions);
+    pipe.hsetnx(keys.payins(p, b.merchant_id, payinBucket(b.reference, topology.refunds.window).name), b.reference, PAYIN_ACCEPTED);
+    n++;
+  }
+  for (const [err] of (await pipe.exec()) ?? []) if (err) throw err;
+  return n;
 }

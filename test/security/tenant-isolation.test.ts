@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { createInstance } from '../helpers/instance.ts';
 import type { TestInstance } from '../helpers/instance.ts';
 import { createApiKey, parseApiKey, revokeApiKey } from '../../ingest/auth/key-store.ts';
-import { newTxId } from '../../ingest/tx-id.ts';
+import { newTxId } from '../../core/tx-id.ts';
 import { BatchWriter } from '../../sinks/postgres/batch-writer.ts';
 import { discoverRoutes, inProcessIngest, isApiRoute, isWriteMethod, problemViolation, streamKeys, totalLength } from '../fuzz/harness.ts';
 import type { InProcessIngest, RouteInfo } from '../fuzz/harness.ts';

@@ -47,7 +47,7 @@ interface StreamItem {
   fields: Map<string, string>;
 }
 
-type Place = { where: 'row'; status: string; reason: string | null } | { where: 'dlq'; stage: string; error: string; message: string };
+type Place = { where: 'row'; status: string; code: string | null; reason: string | null } | { where: 'dlq'; stage: string; error: string; message: string };
 
 const INFRA_ERRORS = new Set(['InjectedFault', 'CrashError', 'ReplyError']);
 
@@ -108,8 +108,8 @@ export async function checkInvariants(c: CheckContext): Promise<{ violations: st
     if (r !== null) records.set(e.id, r);
   }
   const like = `s${c.seed}-%`;
-  const rows = (await c.pool.query<{ id: string; merchant_id: string; type: string; amount: string; currency: string; status: string; failure_reason: string | null }>(
-    'SELECT id, merchant_id, type, amount::text, currency, status, failure_reason FROM transactions WHERE merchant_id LIKE $1', [like],
+  const rows = (await c.pool.query<{ id: string; merchant_id: string; type: string; amount: string; currency: string; status: string; failure_code: string | null; failure_reason: string | null }>(
+    'SELECT id, merchant_id, type, amount::text, currency, status, failure_code, failure_reason FROM transactions WHERE merchant_id LIKE $1', [like],
   )).rows;
   const lines = (await c.pool.query<{ tx_id: string; account: string; merchant_id: string; currency: string; amount: string }>(
     'SELECT tx_id, account, merchant_id, currency, amount::text FROM ledger_entries WHERE merchant_id LIKE $1', [like],
@@ -121,11 +121,16 @@ export async function checkInvariants(c: CheckContext): Promise<{ violations: st
   // --- 1. exactly one place
   const places = new Map<string, Place[]>();
   const place = (tx: string, p: Place) => places.set(tx, [...(places.get(tx) ?? []), p]);
-  for (const r of rows) place(r.id, { where: 'row', status: r.status, reason: r.failure_reason });
+  for (const r of rows) place(r.id, { where: 'row', status: r.status, code: r.failure_code, reason: r.failure_reason });
   for (const [stage, list] of dlq) {
     for (const d of list) place(d.tx, { where: 'dlq', stage, error: d.fields.get('error') ?? '', message: d.fields.get('message') ?? '' });
   }
-  const describe = (p: Place) => (p.where === 'row' ? `row(${p.status})` : `dead letter at ${p.stage} (${p.error}: ${p.message})`);
+  const describe = (p: Place) => (p.where === 'row' ? `row(${p.status}${p.code ? ` ${p.code}` : ''})` : `dead letter at ${p.stage} (${p.error}: ${p.message})`);
+  // a failed row carries a stable code, a succeeded one none
+  for (const r of rows) {
+    if (r.status === 'failed' && !r.failure_code) bad(`failed ${r.type} ${r.id} has no failure_code (${r.failure_reason})`);
+    if (r.status !== 'failed' && r.failure_code) bad(`${r.status} ${r.type} ${r.id} has failure_code ${r.failure_code}`);
+  }
   for (const [tx, list] of places) {
     if (!accepted.has(tx)) bad(`${tx} is in ${list.map(describe).join(' and ')} but was never accepted`);
   }
@@ -277,18 +282,24 @@ export async function checkInvariants(c: CheckContext): Promise<{ violations: st
   return { violations: v, findings };
 }
 
-/** Where a transaction belongs when nothing went wrong (refunds: only if their payin made it). */
+/**
+ * Where a transaction belongs when nothing went wrong: merchant mistakes end as failed rows with
+ * their code (invalid: validate's, orphan: payin_not_found, since the sim appends without ingest's
+ * check), only the flaky plugin's failures are dead letters; a refund or chargeback is a row,
+ * succeeded only if its payin succeeded.
+ */
 function expectedPlace(e: SimEvent, rows: Map<string, { status: string; failure_reason: string | null }>): (p: Place) => boolean {
   const dead = (stage: string, error: string, message?: RegExp) => (p: Place) => p.where === 'dlq' && p.stage === stage && p.error === error && (!message || message.test(p.message));
-  if (e.kind === 'invalid') return dead('validate', 'ValidationError');
+  const failed = (code: string | RegExp, reason: RegExp) => (p: Place) =>
+    p.where === 'row' && p.status === 'failed' && (typeof code === 'string' ? p.code === code : code.test(p.code ?? '')) && reason.test(p.reason ?? '');
+  if (e.kind === 'invalid') return failed(/^(currency_not_allowed|reference_missing)$/, /^validate: /);
   if (e.fail === 'fatal') return dead('flaky', 'FatalError');
   if (e.fail === 'always') return dead('flaky', 'RetryableError', new RegExp(`gave up after ${RETRY_ATTEMPTS.flaky} attempts`));
-  if (e.kind === 'orphan') return dead('ledger', 'PayinNotFoundError');
-  if (e.kind === 'huge') return (p) => p.where === 'row' && p.status === 'failed' && /^risk: /.test(p.reason ?? '');
+  if (e.kind === 'orphan') return failed('payin_not_found', /^ledger: /);
+  if (e.kind === 'huge') return failed('risk_declined', /^risk: /);
   if (e.kind === 'refund' || e.kind === 'chargeback') {
     const payinOk = rows.get(e.body.reference ?? '')?.status === 'succeeded';
-    const notFound = dead('ledger', 'PayinNotFoundError');
-    return (p) => notFound(p) || (payinOk && p.where === 'row');
+    return (p) => p.where === 'row' && (p.status !== 'succeeded' || payinOk);
   }
   return (p) => p.where === 'row';
 }

@@ -283,17 +283,25 @@ function observe(b: RedisBoundary, proc: ProcessHandle, name: string, args: read
   } else if (name === 'xack') {
     b.deliveries.acked(String(args[0]), String(args[1]), args.slice(2).map(String));
   } else if (name === 'settle') {
-    // settle.lua: numkeys, keys (input stream first), group, then per entry: id, outputs, outputs' args
+    // settle.lua: numkeys, keys (input first), group or member, kind, first output key, then per
+    // entry: id, mode, outputs, and per output: op, nkeys, key indexes, nargs, args
     const numKeys = Number(args[0]);
     const argv = args.slice(1 + numKeys).map(String);
+    if (argv[1] !== 's') return; // a parked queue: no stream delivery to account for
     const ids: string[] = [];
-    for (let i = 1; i < argv.length;) {
+    for (let i = 3; i < argv.length;) {
       ids.push(argv[i]!);
-      const outputs = Number(argv[i + 1]);
-      i += 2;
-      for (let o = 0; o < outputs; o++) i += 3 + Number(argv[i + 2]);
+      const outputs = Number(argv[i + 2]);
+      i += 3;
+      for (let o = 0; o < outputs; o++) {
+        const nkeys = Number(argv[i + 1]);
+        i += 2 + nkeys;
+        i += 1 + Number(argv[i]);
+      }
     }
-    b.deliveries.acked(String(args[1]), argv[0]!, ids);
+    // a call stopped at a parking cap acknowledged only its first entries
+    const stop = Array.isArray(reply) ? Number(reply[1]) : 0;
+    b.deliveries.acked(String(args[1]), argv[0]!, stop > 0 ? ids.slice(0, stop - 1) : ids);
   } else if (name === 'set' && reply === 'OK' && args.includes('NX') && String(args[0]).startsWith('mutex:')) {
     b.onLeaseAcquired(String(args[0]), String(args[1]), proc);
   }

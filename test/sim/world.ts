@@ -20,6 +20,7 @@ import { resolveProcessor } from '../../core/registry.ts';
 import { CORE_SCRIPTS } from '../../core/scripts.ts';
 import { entryArgs } from '../../core/entry.ts';
 import type { Topology } from '../../core/topology/schema.ts';
+import { PAYIN_ACCEPTED, payinBucket } from '../../core/payins.ts';
 import { StageRunner } from '../../core/consumer/stage-runner.ts';
 import { PostgresSink } from '../../sinks/postgres/sink.ts';
 import { BatchWriter } from '../../sinks/postgres/batch-writer.ts';
@@ -61,7 +62,8 @@ export interface SeedResult {
 }
 
 // what test/helpers/pipeline.ts `outstanding` counts (lag + pending of every group of every lane
-// stream, plus the delay sets), in one script: atomic, and a number instead of XINFO replies to parse
+// stream, plus the delay sets and the events parked by ordered stages), in one script: atomic, and
+// a number instead of XINFO replies to parse
 const OUTSTANDING = `local total = 0
 for i = 1, tonumber(ARGV[1]) do
   if redis.call('EXISTS', KEYS[i]) == 1 then
@@ -72,19 +74,24 @@ for i = 1, tonumber(ARGV[1]) do
     end
   end
 end
-for i = tonumber(ARGV[1]) + 1, #KEYS do total = total + redis.call('ZCARD', KEYS[i]) end
+for i = tonumber(ARGV[1]) + 1, tonumber(ARGV[2]) do total = total + redis.call('ZCARD', KEYS[i]) end
+for i = tonumber(ARGV[2]) + 1, #KEYS do total = total + tonumber(redis.call('GET', KEYS[i]) or '0') end
 return total`;
 
 async function outstanding(redis: Redis, keys: Keys, topology: Topology): Promise<number> {
   const streams: string[] = [];
   const delays: string[] = [];
+  const parked: string[] = [];
   for (const [topic, t] of Object.entries(topology.topics)) {
     for (let p = 0; p < t.partitions; p++) for (const lane of topology.priorities) streams.push(keys.lane(topic, p, lane.name));
   }
   for (const [stage, s] of Object.entries(topology.stages)) {
-    for (let p = 0; p < topology.topics[s.input]!.partitions; p++) delays.push(keys.delay(stage, p));
+    for (let p = 0; p < topology.topics[s.input]!.partitions; p++) {
+      delays.push(keys.delay(stage, p));
+      if (s.ordering === 'key') parked.push(keys.parked(stage, p, 'count'));
+    }
   }
-  return Number(await redis.eval(OUTSTANDING, streams.length + delays.length, ...streams, ...delays, streams.length));
+  return Number(await redis.eval(OUTSTANDING, streams.length + delays.length + parked.length, ...streams, ...delays, ...parked, streams.length, streams.length + delays.length));
 }
 
 export function traceHash(lines: readonly string[]): string {
@@ -319,7 +326,7 @@ export class Simulation {
         const config = topology.stages[slot.name]!;
         const factory = this.factories.get(slot.name)!;
         const processor = await factory.create(factory.configSchema.parse(config.config), {
-          stage: slot.name, redis, keys, topics: Object.keys(topology.topics), registry: this.registry, logger: this.logger,
+          stage: slot.name, redis, keys, topics: Object.keys(topology.topics), refunds: topology.refunds, registry: this.registry, logger: this.logger, now: clock.now,
         });
         proc.runner = new StageRunner({
           name: slot.name, config, topology, keys, redis, processor: traced(processor, proc.label, trace), consumer: slot.consumer,
@@ -516,14 +523,16 @@ export class Simulation {
     for (const [err] of (await pipe.exec()) ?? []) if (err) throw err;
   }
 
-  /** What ingest does once it has accepted an event: XADD it to its partition's lane. */
+  /** What ingest does once it has accepted an event: XADD it to its partition's lane (a payin also registered as accepted). */
   private async ingest(redis: Redis, w: Workload, from: number, n: number, keys: Keys, lanes: LaneMap, clock: FakeClock, topology: Topology): Promise<void> {
     const pipe = redis.pipeline();
     const partitions = topology.topics[topology.ingest.topic]!.partitions;
     for (const e of w.events.slice(from, from + n)) {
       const event = { ...e.body, ingested_at: clock.now() };
-      const stream = keys.lane(topology.ingest.topic, partitionOf(e.body.merchant_id, partitions), lanes.laneOf(e.body.type));
+      const p = partitionOf(e.body.merchant_id, partitions);
+      const stream = keys.lane(topology.ingest.topic, p, lanes.laneOf(e.body.type));
       pipe.xadd(stream, '*', ...entryArgs({ tx: e.id, ev: JSON.stringify(event) }));
+      if (e.body.type === 'payin') pipe.hsetnx(keys.payins(p, e.body.merchant_id, payinBucket(e.id, topology.refunds.window).name), e.id, PAYIN_ACCEPTED);
     }
     for (const [err] of (await pipe.exec()) ?? []) if (err) throw err;
   }

@@ -1,10 +1,16 @@
 --[[
   Apply one partition's batch of transactions to the merchants' wallets, in order, atomically.
-    payin       credits the wallet and becomes refundable
-    payout      debits it, or fails when it would overdraw
-    refund,     debit the wallet against a succeeded payin of the same merchant (reference = its
-    chargeback  tx id) with enough unrefunded amount; a payin not seen yet means "retry later",
-                and blocks the rest of that input stream in this batch (per-merchant order)
+    payin       credits the wallet; its refundable-payins field becomes "<amount>:<CUR>"
+                (an upstream-failed payin only marks its field "f": a refund of it fails)
+    payout      debits it, or fails (insufficient_funds) when it would overdraw
+    refund,     debit the wallet against a settled payin of the same merchant (reference = its
+    chargeback  tx id) with enough unrefunded amount. The payin's field says where it stands:
+                  none          failed payin_not_found (ingest refuses these; past the window)
+                  "f"           failed payin_failed
+                  "a"           accepted, not settled yet: "wait" (the stage parks it until the
+                                payin settles) until its deadline, then failed payin_not_settled
+  A "wait" blocks the rest of that merchant's events of that input stream in this batch
+  ("behind": not looked at), as the stage parks them behind it.
   Idempotent: each decided transaction is recorded; a redelivery gets the same answer, applied once.
   Low balance: the first debit that takes a wallet under its threshold raises an alert; the wallet
   re-arms when it is back at or above it (one alert per dip, no storm).
@@ -12,18 +18,19 @@
   them it is kept here, event by event, exactly as if each event had been applied by a call of its own.
 
   Variable key count: for each event i, KEYS[4i-3] wallet hash (currency → balance),
-    KEYS[4i-2] refundable payins hash (payin tx id → "remaining:currency") of the time bucket of
-               the payin (a payin's own; a refund's or chargeback's referenced one), expiring with
-               the refund window,
+    KEYS[4i-2] refundable-payins hash of the payin's time bucket (a payin's own; a refund's or
+               chargeback's referenced one), expiring with the refund window (core/payins.ts),
     KEYS[4i-1] decision record of this tx, KEYS[4i] set of currencies alerted low.
-  ARGV[1] record TTL (ms)   ARGV[2] JSON thresholds {"default": n, "USD": n, ...}
-  ARGV[3..] per event, 7 values: type, amount, currency, reference, input stream tag, tx id,
-            when the payins bucket expires (unix ms, set on a payin; 0: never)
-  Returns per event {outcome, detail, balance, alerted}: outcome "ok" | "failed" | "retry" | "wait"
-  ("wait": behind a retry in its stream, not looked at).
+  ARGV[1] record TTL (ms)   ARGV[2] JSON thresholds {"default": n, "USD": n, ...}   ARGV[3] now (ms)
+  ARGV[4..] per event, 9 values: type, amount, currency, reference, blocking tag (input stream and
+            merchant), tx id, when the payins bucket expires (unix ms; 0: never), "failed" for an
+            event failed upstream ('' otherwise), deadline of a wait for the payin (unix ms)
+  Returns per event {outcome, code, detail, balance, alerted}: outcome "ok" | "failed" | "wait" |
+  "behind" | "skip" (failed upstream: nothing to apply).
 ]]
 local ttl = ARGV[1]
 local thresholds = cjson.decode(ARGV[2])
+local now = tonumber(ARGV[3])
 
 -- wallet balances and low-balance flags of this call: read on first use, written at the end
 local balances, balance_order = {}, {}
@@ -56,42 +63,56 @@ local out = {}
 local n = #KEYS / 4
 for i = 1, n do
   local wallet, payins, rec, alerted = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1], KEYS[4 * i]
-  local a = 2 + 7 * (i - 1)
-  local typ, amount, cur, ref, stream = ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
-  local tx = ARGV[a + 6]
-  if blocked[stream] then
-    out[i] = { 'wait', '', 0, 0 }
+  local a = 3 + 9 * (i - 1)
+  local typ, amount, cur, ref, tag = ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
+  local tx, expires, upstream, deadline = ARGV[a + 6], ARGV[a + 7], ARGV[a + 8], tonumber(ARGV[a + 9])
+  if blocked[tag] then
+    out[i] = { 'behind', '', '', 0, 0 }
+  elseif upstream == 'failed' then
+    if typ == 'payin' then
+      redis.call('HSET', payins, tx, 'f')
+      if expires ~= '0' then redis.call('PEXPIREAT', payins, expires) end
+    end
+    out[i] = { 'skip', '', '', 0, 0 }
   else
     local known = redis.call('GET', rec)
     if known then
-      local o, bal, detail = string.match(known, '^(%a+)|(-?%d+)|(.*)$')
-      out[i] = { o, detail, tonumber(bal), 0 }
+      local o, bal, code, detail = string.match(known, '^(%a+)|(-?%d+)|([%a_]*)|(.*)$')
+      out[i] = { o, code, detail, tonumber(bal), 0 }
     else
       local w = balance(wallet, cur)
       local bal = w.value
-      local outcome, detail, debit = 'ok', '', false
+      local outcome, code, detail, debit = 'ok', '', '', false
       if typ == 'payin' then
         bal = bal + amount
         redis.call('HSET', payins, tx, amount .. ':' .. cur)
-        if ARGV[a + 7] ~= '0' then redis.call('PEXPIREAT', payins, ARGV[a + 7]) end
+        if expires ~= '0' then redis.call('PEXPIREAT', payins, expires) end
       elseif typ == 'payout' then
         if amount > bal then
-          outcome, detail = 'failed', 'insufficient funds: balance ' .. bal .. ' ' .. cur .. ', payout ' .. amount
+          outcome, code, detail = 'failed', 'insufficient_funds', 'insufficient funds: balance ' .. bal .. ' ' .. cur .. ', payout ' .. amount
         else
           bal, debit = bal - amount, true
         end
       else
         local p = redis.call('HGET', payins, ref)
         if not p then
-          outcome, detail = 'retry', 'payin ' .. ref .. ' not found (yet) for this merchant'
-          blocked[stream] = true
+          outcome, code, detail = 'failed', 'payin_not_found', 'payin ' .. ref .. ' is not a payin of this merchant (or is past the refund window)'
+        elseif p == 'f' then
+          outcome, code, detail = 'failed', 'payin_failed', 'payin ' .. ref .. ' failed: nothing to refund'
+        elseif p == 'a' then
+          if now < deadline then
+            outcome = 'wait'
+            blocked[tag] = true
+          else
+            outcome, code, detail = 'failed', 'payin_not_settled', 'payin ' .. ref .. ' did not settle in time'
+          end
         else
           local remaining, pcur = string.match(p, '^(%d+):(%a+)$')
           remaining = tonumber(remaining)
           if pcur ~= cur then
-            outcome, detail = 'failed', typ .. ' currency ' .. cur .. ' differs from the payin currency ' .. pcur
+            outcome, code, detail = 'failed', 'currency_mismatch', typ .. ' currency ' .. cur .. ' differs from the payin currency ' .. pcur
           elseif amount > remaining then
-            outcome, detail = 'failed', typ .. ' of ' .. amount .. ' exceeds the refundable ' .. remaining .. ' of payin ' .. ref
+            outcome, code, detail = 'failed', 'refund_exceeds_payin', typ .. ' of ' .. amount .. ' exceeds the refundable ' .. remaining .. ' of payin ' .. ref
           else
             redis.call('HSET', payins, ref, (remaining - amount) .. ':' .. pcur)
             bal, debit = bal - amount, true
@@ -99,9 +120,9 @@ for i = 1, n do
         end
       end
       local alert = 0
-      if outcome ~= 'retry' then
+      if outcome ~= 'wait' then
         w.value, w.dirty = bal, true
-        redis.call('SET', rec, outcome .. '|' .. bal .. '|' .. detail, 'PX', ttl)
+        redis.call('SET', rec, outcome .. '|' .. bal .. '|' .. code .. '|' .. detail, 'PX', ttl)
         local threshold = thresholds[cur] or thresholds['default']
         if threshold then
           local f = flag(alerted, cur)
@@ -112,7 +133,7 @@ for i = 1, n do
           end
         end
       end
-      out[i] = { outcome, detail, bal, alert }
+      out[i] = { outcome, code, detail, bal, alert }
     end
   end
 end

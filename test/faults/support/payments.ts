@@ -8,9 +8,11 @@
 // refund and chargeback references that seed, and all debits together stay far below it. So
 // payouts, refunds and chargebacks always succeed, an overdraft (larger than anything the merchant
 // could ever hold) always fails, a refund larger than the seed always fails, and an orphan refund
-// (unknown payin) always ends in the ledger's dead-letter stream. The oracle then knows every
-// final status and every wallet balance exactly.
+// (unknown payin) is always refused by ingest (422 unknown-payin: nothing appended, not accepted).
+// Nothing is dead-lettered. The oracle then knows every final status and every wallet balance exactly.
 import type { TransactionBody } from '../../../ingest/validation.ts';
+import { UnknownPayinError } from '../../../ingest/append.ts';
+import type { EventAppender } from '../../../ingest/append.ts';
 import type { Topology } from '../../../core/topology/schema.ts';
 import { SHIPPED_TOPOLOGY, writeTopology } from '../../helpers/topology-file.ts';
 import { merchantIds } from '../../helpers/transactions.ts';
@@ -24,10 +26,27 @@ export interface Step {
   body: TransactionBody;
   expect: Expectation;
   succeeds: boolean;
+  /** Ingest must refuse it (a refund naming no payin of its merchant: 422 unknown-payin). */
+  refused?: boolean;
 }
 
-/** Accepts a body, resolves with the transaction id that got 202 (the poster retries as it must). */
-export type Poster = (body: TransactionBody, idempotencyKey: string) => Promise<string>;
+/**
+ * Accepts a body, resolves with the transaction id that got 202 (the poster retries as it must),
+ * or undefined when ingest refused it for naming no accepted payin (422 unknown-payin).
+ */
+export type Poster = (body: TransactionBody, idempotencyKey: string) => Promise<string | undefined>;
+
+/** A Poster over an in-process EventAppender: UnknownPayinError (the 422) resolves undefined. */
+export function appenderPoster(appender: EventAppender): Poster {
+  return async (body, key) => {
+    try {
+      return (await appender.append(body, key)).id;
+    } catch (err) {
+      if (err instanceof UnknownPayinError) return undefined;
+      throw err;
+    }
+  };
+}
 
 /** A steady rate for a load: `take()` resolves when the next event may go. */
 export class Pacer {
@@ -53,6 +72,8 @@ export class PaymentsWorkload {
   readonly merchants: string[];
   readonly accepted: Accepted[] = [];
   readonly money: MoneyTx[] = [];
+  /** Orphan refunds ingest refused (422), as it must: never accepted, never appended. */
+  refused = 0;
   private readonly seedIds = new Map<string, string>();
   /** How many of the load's events each merchant has had accepted. */
   private readonly done = new Map<string, number>();
@@ -70,8 +91,8 @@ export class PaymentsWorkload {
     return this.accepted.length;
   }
 
-  /** Events (seeds included) the oracle expects to end in each place. */
-  expectedCounts(): { rows: number; succeeded: number; failed: number; dead: number } {
+  /** Events (seeds included) the oracle expects to end in each place; `refused`: the orphans ingest refused. */
+  expectedCounts(): { rows: number; succeeded: number; failed: number; dead: number; refused: number } {
     let succeeded = 0;
     let failed = 0;
     let dead = 0;
@@ -80,7 +101,10 @@ export class PaymentsWorkload {
       else if (a.expect?.place === 'row' && a.expect.status === 'failed') failed++;
       else succeeded++;
     }
-    return { rows: succeeded + failed, succeeded, failed, dead };
+    // every orphan among the events posted so far, each refused once
+    let refused = 0;
+    for (const m of this.merchants) for (let k = 0; k < (this.done.get(m) ?? 0); k++) if (k % 100 === 71) refused++;
+    return { rows: succeeded + failed, succeeded, failed, dead, refused };
   }
 
   /** Stop a running load (a failed scenario's after hook): no event is posted after this. */
@@ -106,13 +130,14 @@ export class PaymentsWorkload {
         };
         if (this.stopped) return;
         const id = await post(step.body, `${this.tag}-${m}-seed`);
+        if (id === undefined) throw new Error(`ingest refused the seed payin of ${m}`);
         this.seedIds.set(m, id);
         this.record(step, id);
       }),
     );
   }
 
-  /** The k-th load event of merchant m, with its outcome. */
+  /** The k-th load event of merchant m, with its outcome (for an orphan: refused by ingest). */
   step(m: string, k: number): Step {
     const seed = this.seedIds.get(m);
     if (!seed) throw new Error(`merchant ${m} has no seed payin yet: run seed() first`);
@@ -125,7 +150,7 @@ export class PaymentsWorkload {
       case 37:
         return { body: body('payout', OVERDRAFT), expect: { place: 'row', status: 'failed', reason: /^ledger: insufficient funds/ }, succeeds: false };
       case 71:
-        return { body: body('refund', 100, `tx_orphan_${this.tag}_${m}_${k}`), expect: { place: 'dead', stage: 'ledger', error: 'PayinNotFoundError' }, succeeds: false };
+        return { body: body('refund', 100, `tx_orphan_${this.tag}_${m}_${k}`), expect: { place: 'row', status: 'failed' }, succeeds: false, refused: true };
       case 89:
         return { body: body('refund', SEED_AMOUNT + 1, seed), expect: { place: 'row', status: 'failed', reason: /^ledger: refund of \d+ exceeds the refundable/ }, succeeds: false };
       default:
@@ -152,7 +177,13 @@ export class PaymentsWorkload {
           if (this.stopped) return;
           const step = this.step(m, k);
           const id = await post(step.body, `${this.tag}-${m}-${k}`);
-          this.record(step, id);
+          if (step.refused) {
+            if (id !== undefined) throw new Error(`ingest accepted the orphan refund ${step.body.reference} as ${id}: it must refuse it (422)`);
+            this.refused++;
+          } else {
+            if (id === undefined) throw new Error(`ingest refused ${step.body.type} ${step.body.amount} of ${m} as naming no payin`);
+            this.record(step, id);
+          }
           this.done.set(m, k + 1);
         }
       }),
@@ -163,7 +194,7 @@ export class PaymentsWorkload {
 /**
  * The shipped payments topology (validate → risk → ledger → sink) tuned for fault tests: no rate
  * limit in the way, short lease TTLs and visibility timeouts (a dead worker's work moves within
- * seconds), quick ledger retries (orphans dead-letter fast), small sink batches.
+ * seconds), quick ledger retries, small sink batches.
  */
 export function paymentsTopology(changes: Record<string, unknown> = {}): { path: string; topology: Topology } {
   return writeTopology(
