@@ -3,8 +3,8 @@
 // and a receiver that verifies every delivery with the standardwebhooks reference library.
 // N transactions per merchant → exactly N events per subscribed endpoint, in each merchant's
 // order, every signature valid; a merchant cannot see or change another's endpoints, deliveries
-// or events; a rotated secret signs beside the old one during the grace period; a dead-lettered
-// transaction becomes transaction.dead_lettered.
+// or events; a rotated secret signs beside the old one during the grace period; a merchant
+// mistake is transaction.failed with its failure_code, a dead letter transaction.dead_lettered.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createInstance } from './helpers/instance.ts';
@@ -18,6 +18,9 @@ import { startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
 import { startWorker } from '../cli/worker.ts';
 import { runRill } from './helpers/rill-process.ts';
+import { entryArgs } from '../core/entry.ts';
+import { partitionOf } from '../core/partition.ts';
+import { deadLetterFields } from '../core/consumer/stage-runner.ts';
 import type { Worker } from '../cli/worker.ts';
 
 const N = 15;
@@ -174,12 +177,22 @@ test('N transactions → exactly N signed events per endpoint, in each merchant\
   assert.equal(bad.output.trim().split('\n').length, 1);
   assert.match(bad.output, /no webhook event evt_nope/);
 
-  // a dead-lettered transaction (validate refuses the currency) → transaction.dead_lettered
+  // a merchant mistake (a currency validate refuses) → transaction.failed with its failure_code
   const zar = await api(B, 'POST', '/v1/transactions', { type: 'payin', merchant_id: B, amount: 100, currency: 'ZAR' });
   assert.equal(zar.status, 202);
+  const failed = await waitFor('the failed event', () => receiver.on(endpoints[B]!.path).find((d) => d.event.type === 'transaction.failed'));
+  assert.equal((failed.event.data as { id: string }).id, zar.json.id);
+  assert.equal((failed.event.data as { failure_code: string }).failure_code, 'currency_not_allowed');
+  assert.deepEqual(failed.verifiedBy, [endpoints[B]!.secret]);
+
+  // a dead letter (what a stage writes after its last attempt) → transaction.dead_lettered
+  const p = partitionOf(B, ingest.topology.topics.transactions!.partitions);
+  const tx = { id: 'tx_dead_1', merchant_id: B, type: 'payin', amount: 5, currency: 'EUR', ingested_at: Date.now() };
+  const raw = { stream: inst.keys.lane('validated', p, 'normal'), partition: p, lane: 'normal', id: '1-1', fields: entryArgs({ tx: tx.id, ev: JSON.stringify(tx) }), deliveries: 4 };
+  await inst.redis.xadd(inst.keys.deadLetter('risk', p), '*', ...deadLetterFields('risk', raw, new Error('risk store unreachable'), Date.now()));
   const dead = await waitFor('the dead_lettered event', () => receiver.on(endpoints[B]!.path).find((d) => d.event.type === 'transaction.dead_lettered'));
-  assert.equal((dead.event.data as { id: string }).id, zar.json.id);
+  assert.equal((dead.event.data as { id: string }).id, tx.id);
   assert.equal((dead.event.data as { status: string }).status, 'dead_lettered');
-  assert.match(String((dead.event.data as { failure_reason: string }).failure_reason), /^validate: /);
+  assert.equal((dead.event.data as { failure_reason: string }).failure_reason, 'risk: risk store unreachable');
   assert.deepEqual(dead.verifiedBy, [endpoints[B]!.secret]);
 });

@@ -34,14 +34,6 @@ export function eventId(type: string, sourceId: string): string {
 
 const iso = (ms: number | undefined): string | null => (ms === undefined || !Number.isFinite(ms) ? null : new Date(ms).toISOString());
 
-/** A failure_reason's machine-readable code: its stage and first words ("ledger: insufficient funds" → ledger_insufficient_funds). */
-export function failureCode(reason: string | undefined): string {
-  if (!reason) return 'unknown';
-  const [stage, rest = ''] = reason.split(/:\s*/, 2);
-  const words = rest.toLowerCase().replace(/[^a-z ]+/g, ' ').trim().split(/\s+/).filter(Boolean).slice(0, 3);
-  return [stage!.toLowerCase().replace(/[^a-z]+/g, '_'), ...words].join('_');
-}
-
 /** The transaction as GET /v1/transactions/:id shows it. */
 export function transactionData(t: TransactionEvent, processedAt: number): Record<string, unknown> {
   return {
@@ -53,8 +45,9 @@ export function transactionData(t: TransactionEvent, processedAt: number): Recor
     reference: t.reference ?? null,
     metadata: t.metadata ?? null,
     status: t.status ?? 'processing',
+    // core/failure-codes.ts: set by the stage that failed it
+    failure_code: t.status === 'failed' ? (t.failure_code ?? null) : null,
     failure_reason: t.failure_reason ?? null,
-    ...(t.status === 'failed' ? { failure_code: failureCode(t.failure_reason) } : {}),
     risk_score: t.risk_score ?? null,
     occurred_at: t.occurred_at ?? null,
     ingested_at: iso(t.ingested_at),
