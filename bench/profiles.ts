@@ -4,7 +4,7 @@
 //   standard  about 5 minutes: the figures the README shows
 //   soak      10 minutes at half the highest sustainable end-to-end rate: memory stays flat
 export type ProfileName = 'smoke' | 'standard' | 'soak';
-export type ScenarioId = 'ingest-single' | 'ingest-batch' | 'processing' | 'sink' | 'end-to-end' | 'priority' | 'noisy-neighbour' | 'soak' | 'rollout' | 'scale';
+export type ScenarioId = 'ingest-single' | 'ingest-batch' | 'processing' | 'sink' | 'end-to-end' | 'priority' | 'noisy-neighbour' | 'soak' | 'rollout' | 'scale' | 'webhooks';
 
 export interface Profile {
   name: ProfileName;
@@ -34,6 +34,8 @@ export interface Profile {
   rollout: { rate: number; steadyMs: number; rounds: number; settleMs: number; killMs: number };
   /** Events in the backlog; payins/s arriving meanwhile; one worker's baseline; how long to watch for the throughput rise. */
   scale: { backlog: number; trickleRate: number; baselineMs: number; observeMs: number };
+  /** Merchant webhooks: events delivered to a local receiver (one endpoint per merchant); `compare`: also the full pipeline with and without webhooks. */
+  webhooks: { events: number; compare: boolean };
   /** Expected share of wall time per scenario (the progress bar's weights). */
   weights: Partial<Record<ScenarioId, number>>;
 }
@@ -41,7 +43,7 @@ export interface Profile {
 /** The latency ceiling a "sustainable" rate must keep (ingest p99, ms): the issue's target. */
 export const P99_LIMIT_MS = 20;
 
-const ALL: ScenarioId[] = ['ingest-single', 'ingest-batch', 'processing', 'sink', 'end-to-end', 'priority', 'noisy-neighbour', 'rollout', 'scale'];
+const ALL: ScenarioId[] = ['ingest-single', 'ingest-batch', 'processing', 'sink', 'end-to-end', 'priority', 'noisy-neighbour', 'rollout', 'scale', 'webhooks'];
 
 export const PROFILES: Record<ProfileName, Profile> = {
   smoke: {
@@ -59,7 +61,8 @@ export const PROFILES: Record<ProfileName, Profile> = {
     soak: { durationMs: 20_000, warmupMs: 5_000, sampleMs: 2_000, defaultRate: 300 },
     rollout: { rate: 100, steadyMs: 2_000, rounds: 1, settleMs: 500, killMs: 2_000 },
     scale: { backlog: 20_000, trickleRate: 50, baselineMs: 500, observeMs: 1_000 },
-    weights: { 'ingest-single': 10, 'ingest-batch': 3, processing: 13, sink: 5, 'end-to-end': 7, priority: 8, 'noisy-neighbour': 15, rollout: 15, scale: 8 },
+    webhooks: { events: 500, compare: false },
+    weights: { 'ingest-single': 10, 'ingest-batch': 3, processing: 13, sink: 5, 'end-to-end': 7, priority: 8, 'noisy-neighbour': 15, rollout: 15, scale: 8, webhooks: 5 },
   },
   standard: {
     name: 'standard',
@@ -76,7 +79,8 @@ export const PROFILES: Record<ProfileName, Profile> = {
     soak: { durationMs: 600_000, warmupMs: 120_000, sampleMs: 10_000, defaultRate: 2_000 },
     rollout: { rate: 300, steadyMs: 15_000, rounds: 2, settleMs: 3_000, killMs: 12_000 },
     scale: { backlog: 120_000, trickleRate: 200, baselineMs: 3_000, observeMs: 8_000 },
-    weights: { 'ingest-single': 75, 'ingest-batch': 15, processing: 60, sink: 15, 'end-to-end': 100, priority: 30, 'noisy-neighbour': 40, rollout: 70, scale: 40 },
+    webhooks: { events: 20_000, compare: true },
+    weights: { 'ingest-single': 75, 'ingest-batch': 15, processing: 60, sink: 15, 'end-to-end': 100, priority: 30, 'noisy-neighbour': 40, rollout: 70, scale: 40, webhooks: 20 },
   },
   soak: {
     name: 'soak',
@@ -93,6 +97,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     soak: { durationMs: 600_000, warmupMs: 120_000, sampleMs: 10_000, defaultRate: 2_000 },
     rollout: { rate: 300, steadyMs: 15_000, rounds: 2, settleMs: 3_000, killMs: 12_000 },
     scale: { backlog: 120_000, trickleRate: 200, baselineMs: 3_000, observeMs: 8_000 },
+    webhooks: { events: 5_000, compare: true },
     weights: { soak: 660 },
   },
 };

@@ -33,6 +33,7 @@ import { rollout } from './scenarios/rollout.ts';
 import { scale } from './scenarios/scale.ts';
 import { sink } from './scenarios/sink.ts';
 import { soak } from './scenarios/soak.ts';
+import { webhooks } from './scenarios/webhooks.ts';
 import type { RunContext, Scenario, ScenarioResult } from './scenarios/types.ts';
 
 export const SCENARIOS: Record<ScenarioId, Scenario> = {
@@ -46,6 +47,7 @@ export const SCENARIOS: Record<ScenarioId, Scenario> = {
   soak,
   rollout,
   scale,
+  webhooks,
 };
 
 /** Instances a scenario leaves for later ones (the ingest fixture, the settled backlog). */

@@ -22,6 +22,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   console: { summary: 'the web console for operators (needs an operator key)', load: async () => (await import('./commands/console.ts')).consoleCommand },
   review: { summary: 'transactions held by the risk stage: list, approve, decline', load: async () => (await import('./commands/review.ts')).reviewCommand },
   risk: { summary: 'risk decision rules: set (versioned, no restart), show', load: async () => (await import('./commands/review.ts')).riskCommand },
+  webhooks: { summary: 'merchant webhook endpoints: list, deliveries, redeliver', load: async () => (await import('./commands/webhooks.ts')).webhooksCommand },
 };
 
 function usage(): string {

@@ -16,6 +16,7 @@ import type { Topology } from '../core/topology/schema.ts';
 import { StageRunner } from '../core/consumer/stage-runner.ts';
 import { PostgresSink } from '../sinks/postgres/sink.ts';
 import { AlertsSink } from '../sinks/alerts/sink.ts';
+import { WebhooksSink } from '../sinks/webhooks/sink.ts';
 import { BatchWriter } from '../sinks/postgres/batch-writer.ts';
 import { registerBuiltinProcessors } from '../processors/index.ts';
 import { retentionInterval, startRetention } from '../core/retention/retention.ts';
@@ -120,6 +121,14 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
           registry: o.registry,
           logger: o.logger.child({ sink: name, loop: i }),
         };
+        if (sink.type === 'webhooks') {
+          const pool = createPool(o.env, { max: 4, name: `rill-webhooks-${name}` });
+          closers.push(() => pool.end());
+          const runner = new WebhooksSink({ ...common, config: sink, pool, deliveryRedis: connection(`rill:${name}:${i}:deliver`) });
+          await runner.start();
+          components.push(runner);
+          continue;
+        }
         // an alerts sink resolves its webhooks' ${VAR}s here: a missing one stops the start
         const runner = sink.type === 'alerts'
           ? new AlertsSink({ ...common, config: sink })

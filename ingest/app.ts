@@ -44,6 +44,7 @@ import { postTransaction } from './routes/transactions.ts';
 import { tapRoute } from './routes/tap.ts';
 import { reviewRoutes } from './routes/review.ts';
 import { ReviewQueue } from '../processors/risk/review-queue.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
 
 export interface IngestLimits {
   /** Largest accepted body of POST /v1/transactions. */
@@ -132,6 +133,7 @@ export function createIngestApp(deps: IngestDeps): IngestApp {
     app.use('/v1/reviews/*', bearerAuth(deps.keyStore, 'operator'));
     app.route('/', reviewRoutes(new ReviewQueue(deps.redis, keys, deps.topology)));
   }
+  app.route('/', webhookRoutes({ topology: deps.topology, keys, redis: deps.redis, pool: deps.pool, keyStore: deps.keyStore }));
   app.route(
     '/',
     opsRoutes({

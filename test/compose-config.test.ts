@@ -97,6 +97,7 @@ describe('compose: Prometheus', () => {
     assert.match(byName.get('RillWorkerHeartbeatMissing') ?? '', /rill_worker_heartbeat_timestamp_seconds/);
     assert.match(byName.get('RillWalletLowBalance') ?? '', /rill_alerts_emitted_total\{type="wallet_low"\}/);
     assert.match(byName.get('RillIngest5xxRate') ?? '', /rill_ingest_requests_total\{status=~"5\.\."\}/);
+    assert.match(byName.get('RillWebhookDeliveriesFailing') ?? '', /rill_webhook_deliveries_total\{outcome="failed"\}/);
     const lag = rules.find((r) => r.alert === 'RillGroupLagHigh') as { for?: string } | undefined;
     assert.equal(lag?.for, '5m');
   });
@@ -281,6 +282,10 @@ describe('compose: every metric the dashboard and the alerts query is exported b
       },
       'sinks.postgres.input': 'settled',
       'sinks.postgres.max_wait': '20ms',
+      // merchant webhooks (rill_webhook_*): events from the settled topic, delivered by the sink
+      'topics.webhook_events': { partitions: 8 },
+      'stages.webhook-events': { input: 'settled', processor: 'webhook-events', output: 'webhook_events', ordering: 'key', lease_ttl: '2s', dead_letter: {} },
+      'sinks.webhooks': { type: 'webhooks', input: 'webhook_events' },
     });
     const logger = createLogger('silent');
     worker = await startWorker({ env: inst.env, topology, registry: workerRegistry, logger });

@@ -38,6 +38,8 @@ export class BenchInstance {
   readonly prefix: string;
   readonly schema: string;
   private readonly children: Child[] = [];
+  /** Extra environment for this instance's rill processes (set before starting them). */
+  readonly vars: Record<string, string> = {};
 
   constructor(readonly ctx: InstanceContext, readonly label: string, readonly topology: BenchTopology) {
     const id = `${ctx.runId}_${label}`.replace(/[^a-z0-9_]/gi, '_').toLowerCase();
@@ -56,6 +58,7 @@ export class BenchInstance {
       LOG_LEVEL: 'info',
       OTEL_SDK_DISABLED: 'true',
       RILL_SHUTDOWN_DELAY_MS: '0',
+      ...this.vars,
       ...extra,
     };
   }

@@ -2,13 +2,15 @@
 // per-merchant limits lifted, so a handful of bench merchants can carry a whole platform's load.
 // The work per event stays the same: the rate-limit bucket and the risk velocity scripts still run
 // for every event, only their thresholds are out of reach. Nothing else (stages, processors,
-// ordering, batch sizes, partitions, sinks) is touched.
+// ordering, batch sizes, partitions, sinks) is touched, except that merchant webhooks (the
+// webhook-events stages, the webhooks sink and its topic) run only in the webhooks variant.
 //
 //   default   the shipped pipeline (validate → risk → ledger → sink), limits lifted
 //   flood     the same with `payin` moved to the lowest lane (priority under flood)
 //   noisy     the same with a `hold` stage (bench/plugins/hold.ts) between risk and ledger, which
 //             never lets a payin marked hold=yes through (a merchant whose payins do not settle),
 //             and refunds.await_payin 8s: the noisy-neighbour scenario
+//   webhooks  the shipped pipeline with merchant webhooks on: the webhooks scenario
 //   soak      the same with everything Redis keeps per event (topic entries, idempotency, risk and
 //             ledger records, refundable payins) kept 1 minute, so Redis reaches its steady state
 //             within the soak's warm-up (with the shipped 7 days, 24 h and 180 days it grows with
@@ -18,7 +20,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { isMap, isSeq } from 'yaml';
 
-export type TopologyVariant = 'default' | 'flood' | 'soak' | 'noisy';
+export type TopologyVariant = 'default' | 'flood' | 'soak' | 'noisy' | 'webhooks';
 
 /** The noisy variant's wait of a refund for its payin. */
 export const NOISY_AWAIT_PAYIN = '8s';
@@ -71,6 +73,17 @@ export function writeBenchTopology(base: string, dir: string, variant: TopologyV
       // a plugin module path is relative to the topology file's folder: keep it pointing there
       if (processor.startsWith('.') || isAbsolute(processor)) stage.set('processor', resolve(dirname(base), processor));
     }
+  }
+  // merchant webhooks only where measured (the webhooks scenario): the other scenarios' figures
+  // stay those of the payments pipeline alone
+  if (variant !== 'webhooks') {
+    const stagesMap = doc.get('stages');
+    if (isMap(stagesMap)) stagesMap.items = stagesMap.items.filter((pair) => !(isMap(pair.value) && String(pair.value.get('processor')) === 'webhook-events'));
+    const sinksMap = doc.get('sinks');
+    if (isMap(sinksMap)) sinksMap.items = sinksMap.items.filter((pair) => !(isMap(pair.value) && String(pair.value.get('type')) === 'webhooks'));
+    const topicsMap = doc.get('topics');
+    if (isMap(topicsMap)) topicsMap.items = topicsMap.items.filter((pair) => String((pair.key as { value?: unknown })?.value ?? pair.key) !== 'webhook_events');
+    changes.push('merchant webhooks off (the webhooks scenario measures them)');
   }
   if (variant === 'flood') {
     const prios = doc.get('priorities');

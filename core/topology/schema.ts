@@ -198,8 +198,32 @@ export const AlertsSinkSchema = z
     });
   });
 
+export const MerchantWebhooksSinkSchema = z
+  .object({
+    type: z.literal('webhooks').describe('Sink kind: merchant webhooks (Standard Webhooks signatures).'),
+    input: name('topic').describe('The webhook events topic (made by the webhook-events stage).'),
+    schedule: z
+      .array(duration('schedule'))
+      .min(1)
+      .max(20)
+      .default([0, 5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000])
+      .describe('Wait before each attempt (the first is usually 0); after the last attempt fails the delivery is failed. Default: Svix.'),
+    jitter: z.number().min(0).max(1).default(0.2).describe('Each retry wait is drawn uniformly from ±this share of its schedule value.'),
+    connect_timeout: duration('connect_timeout').default(10_000).describe('TCP/TLS connect timeout of one attempt.'),
+    request_timeout: duration('request_timeout').default(10_000).describe('One attempt, answer included.'),
+    alerts_topic: name('topic').optional().describe('Where webhook_endpoint.disabled alerts go (the alerts topic); none when unset.'),
+    secret_grace: duration('secret_grace').default(86_400_000).describe('After a secret rotation the old secret keeps signing (a second signature) this long.'),
+    disable_after: duration('disable_after').default(432_000_000).describe('An endpoint failing without a success this long is disabled (a webhook_endpoint.disabled alert).'),
+    max_connections: z.number().int().min(1).max(64).default(4).describe('Connections per endpoint (its undici pool bound).'),
+    deliveries: z.number().int().min(1).max(1_024).default(64).describe('Attempts in flight per worker loop, over all endpoints.'),
+    batch: z.number().int().min(1).max(1_000).default(200).describe('Events read and fanned out at once.'),
+    concurrency: z.number().int().min(1).max(16).default(1).describe('Consumer loops per worker process.'),
+    visibility_timeout: duration('visibility_timeout').default(60_000).describe('Pending events idle longer than this are reclaimed.'),
+  })
+  .strict();
+
 /** A sink is a Postgres table writer or an alert notifier, told apart by `type`. */
-export const SinkSchema = z.discriminatedUnion('type', [PostgresSinkSchema, AlertsSinkSchema]);
+export const SinkSchema = z.discriminatedUnion('type', [PostgresSinkSchema, AlertsSinkSchema, MerchantWebhooksSinkSchema]);
 
 export const RateLimitSchema = z
   .object({
@@ -259,6 +283,7 @@ export type SinkConfig = z.output<typeof SinkSchema>;
 export type PostgresSinkConfig = z.output<typeof PostgresSinkSchema>;
 export type AlertsSinkConfig = z.output<typeof AlertsSinkSchema>;
 export type WebhookConfig = z.output<typeof WebhookSchema>;
+export type MerchantWebhooksSinkConfig = z.output<typeof MerchantWebhooksSinkSchema>;
 export type RetryConfig = z.output<typeof RetrySchema>;
 export type ParkingConfig = z.output<typeof ParkingSchema>;
 export type RefundsConfig = z.output<typeof RefundsSchema>;

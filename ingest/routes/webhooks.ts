@@ -1,0 +1,156 @@
+// Merchant webhook endpoints (design §3): /v1/webhook_endpoints CRUD, rotate_secret, test,
+// deliveries, recover, and POST /v1/events/:id/redeliver. Merchant keys only; every lookup is
+// scoped by the key's merchant, so another merchant's endpoint or event answers 404 like an
+// unknown one. The signing secret is in the answer of create and rotate_secret only.
+import { Hono } from 'hono';
+import type { Context } from 'hono';
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import type { Keys } from '../../core/keys.ts';
+import type { PgPool } from '../../core/postgres.ts';
+import type { RedisClient } from '../../core/redis.ts';
+import type { Topology } from '../../core/topology/schema.ts';
+import { WEBHOOK_EVENT_TYPES } from '../../processors/webhook-events/events.ts';
+import { EndpointStore, view } from '../../sinks/webhooks/endpoints.ts';
+import type { EndpointRow } from '../../sinks/webhooks/endpoints.ts';
+import { WebhookEnqueuer } from '../../sinks/webhooks/enqueue.ts';
+import { QueueKeys } from '../../sinks/webhooks/queue.ts';
+import { deliveries } from '../../sinks/webhooks/deliveries.ts';
+import { secretKey } from '../../sinks/webhooks/secrets.ts';
+import { checkEndpointUrl, policyFromEnv } from '../../sinks/webhooks/url-guard.ts';
+import type { GuardPolicy } from '../../sinks/webhooks/url-guard.ts';
+import type { AuthEnv, KeyStore } from '../auth/index.ts';
+import { bearerAuth } from '../auth/index.ts';
+import { readBody, requireJson } from '../body.ts';
+import { forbidden, malformedJson, notFound, validationFailed } from '../problem.ts';
+import { fieldErrors } from '../validation.ts';
+
+export interface WebhookRoutesDeps {
+  topology: Topology;
+  keys: Keys;
+  redis: RedisClient;
+  pool: PgPool;
+  keyStore: KeyStore;
+  env?: NodeJS.ProcessEnv;
+  policy?: GuardPolicy;
+}
+
+const MAX_BODY = 16 * 1024;
+const eventType = z.enum(WEBHOOK_EVENT_TYPES);
+const url = z.string().min(1).max(2048);
+
+const CreateSchema = z.object({
+  url,
+  event_types: z.array(eventType).min(1).max(WEBHOOK_EVENT_TYPES.length).nullish(),
+  description: z.string().max(500).nullish(),
+  enabled: z.boolean().optional(),
+  max_in_flight: z.number().int().min(1).max(64).optional(),
+}).strict();
+const PatchSchema = CreateSchema.partial().strict();
+const RecoverSchema = z.object({ since: z.iso.datetime({ offset: true }) }).strict();
+const RedeliverSchema = z.object({ endpoint_id: z.string().min(1).max(100).optional() }).strict();
+
+const RECOVER_LIMIT = 10_000;
+
+async function jsonBody<T>(c: Context, schema: z.ZodType<T>, optional = false): Promise<T> {
+  const bytes = await readBody(c, MAX_BODY);
+  let raw: unknown = {};
+  if (bytes.length || !optional) {
+    try {
+      raw = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+    } catch (err) {
+      throw malformedJson('The request body is not valid JSON.', { errors: [{ path: '', message: err instanceof SyntaxError ? err.message : 'not UTF-8' }] });
+    }
+  }
+  const res = schema.safeParse(raw);
+  if (!res.success) throw validationFailed('The request body does not match the schema.', { errors: fieldErrors(res.error.issues) });
+  return res.data;
+}
+
+function merchantOf(c: Context<AuthEnv>): string {
+  const p = c.get('principal');
+  if (p.scope !== 'merchant') throw forbidden('Webhook endpoints need a merchant key.');
+  return p.merchantId;
+}
+
+export function webhookRoutes(d: WebhookRoutesDeps): Hono<AuthEnv> {
+  const env = d.env ?? process.env;
+  const policy = d.policy ?? policyFromEnv(env);
+  const store = new EndpointStore(d.pool, secretKey(env));
+  const sink = Object.values(d.topology.sinks).find((s) => s.type === 'webhooks');
+  const partitions = d.topology.topics[sink?.input ?? d.topology.ingest.topic]?.partitions ?? 1;
+  const graceMs = sink?.type === 'webhooks' ? sink.secret_grace : 86_400_000;
+  const enqueuer = new WebhookEnqueuer(d.redis, d.pool, d.keys, partitions);
+  const qk = new QueueKeys(d.keys);
+
+  const checkUrl = (u: string | undefined) => {
+    if (u === undefined) return;
+    const why = checkEndpointUrl(u, policy);
+    if (why) throw validationFailed('The endpoint URL is not allowed.', { errors: [{ path: '/url', message: why }] });
+  };
+  const mine = async (c: Context<AuthEnv>): Promise<EndpointRow> => {
+    const row = await store.get(merchantOf(c), c.req.param('id') ?? '');
+    if (!row) throw notFound('No such webhook endpoint.');
+    return row;
+  };
+
+  const app = new Hono<AuthEnv>();
+  const auth = bearerAuth(d.keyStore, 'merchant');
+  const base = '/v1/webhook_endpoints';
+  app.post(base, auth, requireJson(), async (c) => {
+    const merchant = merchantOf(c);
+    const body = await jsonBody(c, CreateSchema);
+    checkUrl(body.url);
+    const { row, secret } = await store.create(merchant, body);
+    return c.json({ ...view(row), secret }, 201, { location: `${base}/${row.id}`, 'cache-control': 'no-store' });
+  });
+  app.get(base, auth, async (c) => c.json({ data: (await store.list(merchantOf(c))).map(view) }, 200, { 'cache-control': 'no-store' }));
+  app.get(`${base}/:id`, auth, async (c) => c.json(view(await mine(c)), 200, { 'cache-control': 'no-store' }));
+  app.patch(`${base}/:id`, auth, requireJson(), async (c) => {
+    const merchant = merchantOf(c);
+    await mine(c);
+    const body = await jsonBody(c, PatchSchema);
+    checkUrl(body.url);
+    const row = await store.update(merchant, c.req.param('id'), body);
+    if (!row) throw notFound('No such webhook endpoint.');
+    return c.json(view(row), 200);
+  });
+  app.delete(`${base}/:id`, auth, async (c) => {
+    if (!(await store.remove(merchantOf(c), c.req.param('id')))) throw notFound('No such webhook endpoint.');
+    return c.body(null, 204);
+  });
+  app.post(`${base}/:id/rotate_secret`, auth, async (c) => {
+    const r = await store.rotate(merchantOf(c), c.req.param('id'), graceMs);
+    if (!r) throw notFound('No such webhook endpoint.');
+    return c.json({ ...view(r.row), secret: r.secret, previous_secret_expires_at: r.row.previous_expires_at?.toISOString() ?? null }, 200, { 'cache-control': 'no-store' });
+  });
+  app.post(`${base}/:id/test`, auth, async (c) => {
+    const row = await mine(c);
+    const e = await enqueuer.test(row, `evt_test_${randomBytes(12).toString('base64url')}`);
+    return c.json({ event_id: e.id, type: e.type, status: 'queued' }, 202);
+  });
+  app.post(`${base}/:id/recover`, auth, requireJson(), async (c) => {
+    const row = await mine(c);
+    const { since } = await jsonBody(c, RecoverSchema);
+    const events = await enqueuer.since(row.merchant_id, new Date(since), RECOVER_LIMIT);
+    const queued = await enqueuer.toEndpoint(row, events);
+    return c.json({ queued, limit: RECOVER_LIMIT }, 202);
+  });
+  app.get(`${base}/:id/deliveries`, auth, async (c) => {
+    const row = await mine(c);
+    const limit = Math.min(100, Math.max(1, Number(c.req.query('limit') ?? 50) || 50));
+    return c.json({ data: await deliveries(d.redis, d.pool, qk, row, partitions, limit) }, 200, { 'cache-control': 'no-store' });
+  });
+  app.post('/v1/events/:id/redeliver', auth, async (c) => {
+    const merchant = merchantOf(c);
+    const { endpoint_id } = await jsonBody(c, RedeliverSchema, true);
+    const event = await enqueuer.event(merchant, c.req.param('id'));
+    if (!event) throw notFound('No such event.');
+    const targets = endpoint_id ? [await store.get(merchant, endpoint_id)] : await store.list(merchant);
+    if (endpoint_id && !targets[0]) throw notFound('No such webhook endpoint.');
+    let queued = 0;
+    for (const t of targets) if (t && t.enabled) queued += await enqueuer.toEndpoint(t, [event], !endpoint_id);
+    return c.json({ event_id: event.id, queued }, 202);
+  });
+  return app;
+}
