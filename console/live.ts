@@ -2,8 +2,8 @@
 // sampler per console process, so any number of open pages cost one Redis sample per interval.
 // A sample older than `staleMs` is not used as the base of a rate (it would average over the
 // idle time): the next report then starts measuring again.
-import { buildReport, collect } from '../cli/commands/status.ts';
-import type { Sample, StatusReport } from '../cli/commands/status.ts';
+import { buildReport, collect } from '../core/observability/status-report.ts';
+import type { Sample, StatusReport } from '../core/observability/status-report.ts';
 import type { Keys } from '../core/keys.ts';
 import type { RedisClient } from '../core/redis.ts';
 import type { Topology } from '../core/topology/schema.ts';

@@ -4,7 +4,8 @@ import { parseArgs } from 'node:util';
 import { readEnv } from '../../core/config.ts';
 import { DeadLetters } from '../../core/dead-letters.ts';
 import type { DeadLetter, RedriveResult } from '../../core/dead-letters.ts';
-import { parseDuration } from '../../core/duration.ts';
+import { parseDuration, parseSince } from '../../core/duration.ts';
+export { parseSince };
 import { ConfigError } from '../../core/errors.ts';
 import { Keys } from '../../core/keys.ts';
 import { connectRedis } from '../../core/redis.ts';
@@ -181,17 +182,6 @@ function idList(dlq: DeadLetters, raw: string, stage: string | undefined): strin
 }
 
 /** `10m` (back from now), `<unix ms>`, or an RFC 3339 time. */
-export function parseSince(v: string, now: number): number {
-  const s = v.trim();
-  const back = parseDuration(s);
-  if (back !== undefined) return now - back;
-  if (/^\d+$/.test(s)) return Number(s);
-  if (/^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})$/.test(s)) {
-    const t = Date.parse(s);
-    if (Number.isFinite(t)) return t;
-  }
-  throw new ConfigError(`--since "${v}": expected a duration like 10m or 24h, a unix time in ms, or an RFC 3339 time`);
-}
 
 function parseLimit(v: string): number {
   const n = Number(v);

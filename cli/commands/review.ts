@@ -11,7 +11,7 @@ import type { RedisClient } from '../../core/redis.ts';
 import { loadTopology } from '../../core/topology/load.ts';
 import { ReviewQueue } from '../../processors/risk/review-queue.ts';
 import { parseRules, readRules, setRules } from '../../processors/risk/rules.ts';
-import { describe } from '../main.ts';
+import { describe } from '../describe-error.ts';
 import type { CommandIO } from './topology.ts';
 
 export const REVIEW_USAGE = `usage: rill review list [--merchant M] [--json]

@@ -4,7 +4,7 @@
 // on, bounded, until the page is full), one entry, and redrive or purge of one, a selection or all
 // matching, through core/dead-letters.ts like `rill dlq`, each an audit line.
 import type { Hono, MiddlewareHandler } from 'hono';
-import { parseSince } from '../../cli/commands/dlq.ts';
+import { parseSince } from '../../core/duration.ts';
 import type { DeadLetter, DeadLetters, RedriveResult } from '../../core/dead-letters.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { badRequest, notFound, ProblemError } from '../../ingest/problem.ts';

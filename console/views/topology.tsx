@@ -4,7 +4,7 @@
 // top to bottom by depth from the ingest topic; every edge carries its live rate and, into a
 // stage or sink, that consumer group's lag. Rates are `rill status`'s (buildReport): topic
 // rates in from entries-added, group rates out from acknowledged progress, over ~1 s.
-import type { StatusReport } from '../../cli/commands/status.ts';
+import type { StatusReport } from '../../core/observability/status-report.ts';
 import type { Topology } from '../../core/topology/schema.ts';
 import { ledgerSettings } from '../data/wallets.ts';
 import { fmtInt, fmtRate } from './layout.tsx';
