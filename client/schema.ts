@@ -34,6 +34,85 @@ export interface paths {
      */
     get: operations["tailTopic"];
   };
+  "/v1/reviews": {
+    /**
+     * Transactions held for review
+     * @description For `operator`-scope keys. The transactions the risk stage holds (status `in_review`), oldest first. Served only when the topology has a `risk` stage.
+     */
+    get: operations["listReviews"];
+  };
+  "/v1/reviews/{id}/approve": {
+    /**
+     * Approve a held transaction
+     * @description The transaction goes on toward the ledger (status `accepted`, then `succeeded`). A decision is made once: a transaction not (or no longer) held answers 404. The body is optional.
+     */
+    post: operations["approveReview"];
+  };
+  "/v1/reviews/{id}/decline": {
+    /**
+     * Decline a held transaction
+     * @description The transaction fails with failure_code `risk_declined`. A decision is made once: a transaction not (or no longer) held answers 404. The body is optional.
+     */
+    post: operations["declineReview"];
+  };
+  "/v1/webhook_endpoints": {
+    /** The merchant's webhook endpoints */
+    get: operations["listWebhookEndpoints"];
+    /**
+     * Register a webhook endpoint
+     * @description The answer carries the signing secret, once. Bodies up to 16 KiB.
+     */
+    post: operations["createWebhookEndpoint"];
+  };
+  "/v1/webhook_endpoints/{id}": {
+    /** A webhook endpoint */
+    get: operations["getWebhookEndpoint"];
+    /**
+     * Delete a webhook endpoint
+     * @description It receives nothing more: what was still queued for it is dropped.
+     */
+    delete: operations["deleteWebhookEndpoint"];
+    /**
+     * Change a webhook endpoint
+     * @description Only the fields given change. Enabling a disabled endpoint clears its failure state. Bodies up to 16 KiB.
+     */
+    patch: operations["updateWebhookEndpoint"];
+  };
+  "/v1/webhook_endpoints/{id}/rotate_secret": {
+    /**
+     * Rotate a webhook endpoint's signing secret
+     * @description The answer carries the new secret, once. The previous one keeps signing (a second signature) until previous_secret_expires_at.
+     */
+    post: operations["rotateWebhookSecret"];
+  };
+  "/v1/webhook_endpoints/{id}/test": {
+    /**
+     * Send a webhook.test event
+     * @description Queues a `webhook.test` event for this endpoint (whatever types it receives); it can be redelivered like any event.
+     */
+    post: operations["testWebhookEndpoint"];
+  };
+  "/v1/webhook_endpoints/{id}/deliveries": {
+    /**
+     * A webhook endpoint's deliveries
+     * @description What waits in its queue, then the latest attempted events with each attempt.
+     */
+    get: operations["listWebhookDeliveries"];
+  };
+  "/v1/webhook_endpoints/{id}/recover": {
+    /**
+     * Queue past events again for an endpoint
+     * @description Queues the merchant's events created since `since` (at most 10,000, oldest first) that this endpoint receives, e.g. after it was down past the retries. Bodies up to 16 KiB.
+     */
+    post: operations["recoverWebhookEndpoint"];
+  };
+  "/v1/events/{id}/redeliver": {
+    /**
+     * Deliver a webhook event again
+     * @description To one endpoint (`endpoint_id`) or every enabled endpoint that receives its type. The body is optional. Bodies up to 16 KiB.
+     */
+    post: operations["redeliverEvent"];
+  };
   "/healthz": {
     /** Liveness */
     get: operations["health"];
@@ -125,10 +204,17 @@ export interface components {
       metadata: {
         [key: string]: string;
       } | null;
-      /** @enum {string} */
+      /**
+       * @description accepted (in Redis, not yet picked up), processing, in_review (held by the risk stage for an operator), succeeded, failed (see failure_code) or dead_lettered.
+       * @enum {string}
+       */
       status: "accepted" | "processing" | "in_review" | "succeeded" | "failed" | "dead_lettered";
+      /** @description Set when status is failed: a stable code, one of invalid_transaction, amount_too_large, currency_not_allowed, reference_missing, risk_declined, risk_blocked, insufficient_funds, currency_mismatch, refund_exceeds_payin, payin_not_found, payin_failed, payin_not_settled. */
+      failure_code: string | null;
       failure_reason: string | null;
       risk_score: number | null;
+      /** @description The risk stage's top reasons, in words (`code: text`); null before it scored the transaction. */
+      risk_reasons: string[] | null;
       occurred_at: string | null;
       ingested_at: string;
       processed_at: string | null;
@@ -140,6 +226,186 @@ export interface components {
           balance: number;
           updated_at: string;
         }[];
+    };
+    ReviewDecisionRequest: {
+      /** @description Why: recorded with the decision (and, on a decline, in failure_reason). */
+      note?: string;
+    };
+    ReviewList: {
+      /** @description Held transactions, oldest id first. */
+      data: ({
+          id: string;
+          merchant_id: string;
+          /** @enum {string} */
+          type: "payin" | "payout" | "refund" | "chargeback";
+          amount: number;
+          currency: string;
+          reference?: string;
+          occurred_at?: string;
+          metadata?: {
+            [key: string]: string;
+          };
+          /** @description Unix milliseconds when ingest accepted it. */
+          ingested_at: number;
+          /**
+           * @description in_review while held.
+           * @enum {string}
+           */
+          status?: "accepted" | "processing" | "in_review" | "succeeded" | "failed" | "dead_lettered";
+          risk_score?: number;
+          risk_reasons?: string[];
+          /** @description The version of the risk rules it was held under (0: topology.yaml's). */
+          risk_rules_version?: number;
+        })[];
+    };
+    ReviewDecision: {
+      id: string;
+      /**
+       * @description accepted: on toward the ledger; failed: declined (failure_code risk_declined).
+       * @enum {string}
+       */
+      status: "accepted" | "failed";
+      failure_code: string | null;
+      review: {
+        /** @enum {string} */
+        decision: "approved" | "declined";
+        /** @description Who decided: "operator key <key id>". */
+        by: string;
+        at: string;
+        note?: string;
+      };
+    };
+    WebhookEndpointRequest: {
+      /** @description https:// (http:// only to a loopback host with RILL_WEBHOOKS_ALLOW_HTTP); no private or metadata addresses. */
+      url: string;
+      /** @description The event types it receives; null or absent: all. */
+      event_types?: (("transaction.succeeded" | "transaction.failed" | "transaction.dead_lettered" | "wallet.balance_low" | "webhook_endpoint.disabled" | "webhook.test")[]) | null;
+      description?: string | null;
+      enabled?: boolean;
+      /** @description Deliveries in flight at once (1, the default, keeps them in order). */
+      max_in_flight?: number;
+    };
+    WebhookEndpointPatch: {
+      /** @description https:// (http:// only to a loopback host with RILL_WEBHOOKS_ALLOW_HTTP); no private or metadata addresses. */
+      url?: string;
+      /** @description The event types it receives; null or absent: all. */
+      event_types?: (("transaction.succeeded" | "transaction.failed" | "transaction.dead_lettered" | "wallet.balance_low" | "webhook_endpoint.disabled" | "webhook.test")[]) | null;
+      description?: string | null;
+      enabled?: boolean;
+      /** @description Deliveries in flight at once (1, the default, keeps them in order). */
+      max_in_flight?: number;
+    };
+    WebhookRecoverRequest: {
+      /**
+       * Format: date-time
+       * @description Queue every event of the merchant created at or after this time (RFC 3339).
+       */
+      since: string;
+    };
+    RedeliverRequest: {
+      /** @description Only to this endpoint, whatever types it receives (it must be enabled); absent: every enabled endpoint that receives the type. */
+      endpoint_id?: string;
+    };
+    WebhookEndpoint: {
+      id: string;
+      url: string;
+      description: string | null;
+      /** @description The event types it receives (transaction.succeeded, transaction.failed, transaction.dead_lettered, wallet.balance_low, webhook_endpoint.disabled, webhook.test); null: every type. */
+      event_types: string[] | null;
+      enabled: boolean;
+      max_in_flight: number;
+      /** @description Why Rill disabled it (failing for too long); null when enabled or disabled by the merchant. */
+      disabled_reason: string | null;
+      failing_since: string | null;
+      created_at: string;
+      updated_at: string;
+    };
+    WebhookEndpointCreated: {
+      id: string;
+      url: string;
+      description: string | null;
+      /** @description The event types it receives (transaction.succeeded, transaction.failed, transaction.dead_lettered, wallet.balance_low, webhook_endpoint.disabled, webhook.test); null: every type. */
+      event_types: string[] | null;
+      enabled: boolean;
+      max_in_flight: number;
+      /** @description Why Rill disabled it (failing for too long); null when enabled or disabled by the merchant. */
+      disabled_reason: string | null;
+      failing_since: string | null;
+      created_at: string;
+      updated_at: string;
+      /** @description The signing secret (Standard Webhooks): shown here only, never again. */
+      secret: string;
+    };
+    WebhookEndpointRotated: {
+      id: string;
+      url: string;
+      description: string | null;
+      /** @description The event types it receives (transaction.succeeded, transaction.failed, transaction.dead_lettered, wallet.balance_low, webhook_endpoint.disabled, webhook.test); null: every type. */
+      event_types: string[] | null;
+      enabled: boolean;
+      max_in_flight: number;
+      /** @description Why Rill disabled it (failing for too long); null when enabled or disabled by the merchant. */
+      disabled_reason: string | null;
+      failing_since: string | null;
+      created_at: string;
+      updated_at: string;
+      /** @description The signing secret (Standard Webhooks): shown here only, never again. */
+      secret: string;
+      /** @description Until then deliveries carry a second signature, by the previous secret. */
+      previous_secret_expires_at: string | null;
+    };
+    WebhookEndpointList: {
+      data: ({
+          id: string;
+          url: string;
+          description: string | null;
+          /** @description The event types it receives (transaction.succeeded, transaction.failed, transaction.dead_lettered, wallet.balance_low, webhook_endpoint.disabled, webhook.test); null: every type. */
+          event_types: string[] | null;
+          enabled: boolean;
+          max_in_flight: number;
+          /** @description Why Rill disabled it (failing for too long); null when enabled or disabled by the merchant. */
+          disabled_reason: string | null;
+          failing_since: string | null;
+          created_at: string;
+          updated_at: string;
+        })[];
+    };
+    WebhookTestQueued: {
+      event_id: string;
+      /** @constant */
+      type: "webhook.test";
+      /** @constant */
+      status: "queued";
+    };
+    WebhookDeliveries: {
+      /** @description Waiting deliveries, then the latest attempted ones, newest first. */
+      data: ({
+          event_id: string;
+          event_type: string;
+          /** @description pending (queued, not yet tried), retrying, delivered or failed. */
+          status: string;
+          next_retry_at: string | null;
+          attempts: ({
+              attempt: number;
+              status_code: number | null;
+              latency_ms: number;
+              error: string | null;
+              outcome: string;
+              next_retry_at: string | null;
+              attempted_at: string;
+            })[];
+        })[];
+    };
+    WebhookRecoverQueued: {
+      /** @description Deliveries queued (events of types the endpoint does not receive are skipped). */
+      queued: number;
+      /** @description At most this many events are queued per call (the oldest first). */
+      limit: number;
+    };
+    RedeliverQueued: {
+      event_id: string;
+      /** @description Deliveries queued (0: no enabled endpoint takes it). */
+      queued: number;
     };
     /** @description RFC 9457 problem details; every error of the API has this shape. */
     Problem: {
@@ -354,7 +620,7 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description Nothing here (for transactions: none this merchant may see). */
+      /** @description Nothing here (for transactions, webhook endpoints and events: none this merchant may see). */
       404: {
         content: {
           "application/problem+json": components["schemas"]["Problem"];
@@ -453,7 +719,7 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description Nothing here (for transactions: none this merchant may see). */
+      /** @description Nothing here (for transactions, webhook endpoints and events: none this merchant may see). */
       404: {
         content: {
           "application/problem+json": components["schemas"]["Problem"];
@@ -465,6 +731,726 @@ export interface operations {
           /** @description Seconds to wait before retrying. */
           "Retry-After"?: number;
         };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Overloaded (backpressure) or a dependency is unavailable. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Transactions held for review
+   * @description For `operator`-scope keys. The transactions the risk stage holds (status `in_review`), oldest first. Served only when the topology has a `risk` stage.
+   */
+  listReviews: {
+    parameters: {
+      query?: {
+        /** @description Only this merchant's held transactions. */
+        merchant_id?: string;
+      };
+    };
+    responses: {
+      /** @description The held transactions. */
+      200: {
+        content: {
+          "application/json": components["schemas"]["ReviewList"];
+        };
+      };
+      /** @description No API key, or a malformed, unknown or revoked one. */
+      401: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The key may not do this: wrong scope, or another merchant. */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Overloaded (backpressure) or a dependency is unavailable. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Approve a held transaction
+   * @description The transaction goes on toward the ledger (status `accepted`, then `succeeded`). A decision is made once: a transaction not (or no longer) held answers 404. The body is optional.
+   */
+  approveReview: {
+    parameters: {
+      path: {
+        /** @description The held transaction id (tx_…). */
+        id: string;
+      };
+    };
+    requestBody?: {
+      content: {
+        "application/json": components["schemas"]["ReviewDecisionRequest"];
+      };
+    };
+    responses: {
+      /** @description Decided. */
+      200: {
+        content: {
+          "application/json": components["schemas"]["ReviewDecision"];
+        };
+      };
+      /** @description Invalid request: malformed JSON, a field error (`errors` lists them) or a bad parameter. */
+      400: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No API key, or a malformed, unknown or revoked one. */
+      401: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The key may not do this: wrong scope, or another merchant. */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Nothing here (for transactions, webhook endpoints and events: none this merchant may see). */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Overloaded (backpressure) or a dependency is unavailable. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Decline a held transaction
+   * @description The transaction fails with failure_code `risk_declined`. A decision is made once: a transaction not (or no longer) held answers 404. The body is optional.
+   */
+  declineReview: {
+    parameters: {
+      path: {
+        /** @description The held transaction id (tx_…). */
+        id: string;
+      };
+    };
+    requestBody?: {
+      content: {
+        "application/json": components["schemas"]["ReviewDecisionRequest"];
+      };
+    };
+    responses: {
+      /** @description Decided. */
+      200: {
+        content: {
+          "application/json": components["schemas"]["ReviewDecision"];
+        };
+      };
+      /** @description Invalid request: malformed JSON, a field error (`errors` lists them) or a bad parameter. */
+      400: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No API key, or a malformed, unknown or revoked one. */
+      401: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The key may not do this: wrong scope, or another merchant. */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Nothing here (for transactions, webhook endpoints and events: none this merchant may see). */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Overloaded (backpressure) or a dependency is unavailable. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /** The merchant's webhook endpoints */
+  listWebhookEndpoints: {
+    responses: {
+      /** @description Oldest first (never a secret). */
+      200: {
+        headers: {
+          /** @description `no-store`: the answer may hold a secret or change at any moment. */
+          "Cache-Control"?: string;
+        };
+        content: {
+          "application/json": components["schemas"]["WebhookEndpointList"];
+        };
+      };
+      /** @description No API key, or a malformed, unknown or revoked one. */
+      401: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The key may not do this: wrong scope, or another merchant. */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Overloaded (backpressure) or a dependency is unavailable. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Register a webhook endpoint
+   * @description The answer carries the signing secret, once. Bodies up to 16 KiB.
+   */
+  createWebhookEndpoint: {
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["WebhookEndpointRequest"];
+      };
+    };
+    responses: {
+      /** @description Created. */
+      201: {
+        headers: {
+          /** @description The endpoint's URL. */
+          Location?: string;
+          /** @description `no-store`: the answer may hold a secret or change at any moment. */
+          "Cache-Control"?: string;
+        };
+        content: {
+          "application/json": components["schemas"]["WebhookEndpointCreated"];
+        };
+      };
+      /** @description Invalid request: malformed JSON, a field error (`errors` lists them) or a bad parameter. */
+      400: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No API key, or a malformed, unknown or revoked one. */
+      401: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The key may not do this: wrong scope, or another merchant. */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body is too large (chunked bodies included) or the batch has too many events. */
+      413: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Wrong Content-Type, a non-UTF-8 charset or a compressed body. */
+      415: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Overloaded (backpressure) or a dependency is unavailable. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /** A webhook endpoint */
+  getWebhookEndpoint: {
+    parameters: {
+      path: {
+        /** @description The webhook endpoint id (we_…). */
+        id: string;
+      };
+    };
+    responses: {
+      /** @description The endpoint (never its secret). */
+      200: {
+        headers: {
+          /** @description `no-store`: the answer may hold a secret or change at any moment. */
+          "Cache-Control"?: string;
+        };
+        content: {
+          "application/json": components["schemas"]["WebhookEndpoint"];
+        };
+      };
+      /** @description No API key, or a malformed, unknown or revoked one. */
+      401: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The key may not do this: wrong scope, or another merchant. */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Nothing here (for transactions, webhook endpoints and events: none this merchant may see). */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Overloaded (backpressure) or a dependency is unavailable. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Delete a webhook endpoint
+   * @description It receives nothing more: what was still queued for it is dropped.
+   */
+  deleteWebhookEndpoint: {
+    parameters: {
+      path: {
+        /** @description The webhook endpoint id (we_…). */
+        id: string;
+      };
+    };
+    responses: {
+      /** @description Deleted. */
+      204: {
+        content: never;
+      };
+      /** @description No API key, or a malformed, unknown or revoked one. */
+      401: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The key may not do this: wrong scope, or another merchant. */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Nothing here (for transactions, webhook endpoints and events: none this merchant may see). */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Overloaded (backpressure) or a dependency is unavailable. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Change a webhook endpoint
+   * @description Only the fields given change. Enabling a disabled endpoint clears its failure state. Bodies up to 16 KiB.
+   */
+  updateWebhookEndpoint: {
+    parameters: {
+      path: {
+        /** @description The webhook endpoint id (we_…). */
+        id: string;
+      };
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["WebhookEndpointPatch"];
+      };
+    };
+    responses: {
+      /** @description The endpoint as changed. */
+      200: {
+        content: {
+          "application/json": components["schemas"]["WebhookEndpoint"];
+        };
+      };
+      /** @description Invalid request: malformed JSON, a field error (`errors` lists them) or a bad parameter. */
+      400: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No API key, or a malformed, unknown or revoked one. */
+      401: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The key may not do this: wrong scope, or another merchant. */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Nothing here (for transactions, webhook endpoints and events: none this merchant may see). */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body is too large (chunked bodies included) or the batch has too many events. */
+      413: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Wrong Content-Type, a non-UTF-8 charset or a compressed body. */
+      415: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Overloaded (backpressure) or a dependency is unavailable. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Rotate a webhook endpoint's signing secret
+   * @description The answer carries the new secret, once. The previous one keeps signing (a second signature) until previous_secret_expires_at.
+   */
+  rotateWebhookSecret: {
+    parameters: {
+      path: {
+        /** @description The webhook endpoint id (we_…). */
+        id: string;
+      };
+    };
+    responses: {
+      /** @description The new secret. */
+      200: {
+        headers: {
+          /** @description `no-store`: the answer may hold a secret or change at any moment. */
+          "Cache-Control"?: string;
+        };
+        content: {
+          "application/json": components["schemas"]["WebhookEndpointRotated"];
+        };
+      };
+      /** @description No API key, or a malformed, unknown or revoked one. */
+      401: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The key may not do this: wrong scope, or another merchant. */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Nothing here (for transactions, webhook endpoints and events: none this merchant may see). */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Overloaded (backpressure) or a dependency is unavailable. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Send a webhook.test event
+   * @description Queues a `webhook.test` event for this endpoint (whatever types it receives); it can be redelivered like any event.
+   */
+  testWebhookEndpoint: {
+    parameters: {
+      path: {
+        /** @description The webhook endpoint id (we_…). */
+        id: string;
+      };
+    };
+    responses: {
+      /** @description Queued. */
+      202: {
+        content: {
+          "application/json": components["schemas"]["WebhookTestQueued"];
+        };
+      };
+      /** @description No API key, or a malformed, unknown or revoked one. */
+      401: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The key may not do this: wrong scope, or another merchant. */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Nothing here (for transactions, webhook endpoints and events: none this merchant may see). */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Overloaded (backpressure) or a dependency is unavailable. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * A webhook endpoint's deliveries
+   * @description What waits in its queue, then the latest attempted events with each attempt.
+   */
+  listWebhookDeliveries: {
+    parameters: {
+      query?: {
+        /** @description At most this many events (1-100, default 50). */
+        limit?: number;
+      };
+      path: {
+        /** @description The webhook endpoint id (we_…). */
+        id: string;
+      };
+    };
+    responses: {
+      /** @description Newest first. */
+      200: {
+        headers: {
+          /** @description `no-store`: the answer may hold a secret or change at any moment. */
+          "Cache-Control"?: string;
+        };
+        content: {
+          "application/json": components["schemas"]["WebhookDeliveries"];
+        };
+      };
+      /** @description No API key, or a malformed, unknown or revoked one. */
+      401: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The key may not do this: wrong scope, or another merchant. */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Nothing here (for transactions, webhook endpoints and events: none this merchant may see). */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Overloaded (backpressure) or a dependency is unavailable. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Queue past events again for an endpoint
+   * @description Queues the merchant's events created since `since` (at most 10,000, oldest first) that this endpoint receives, e.g. after it was down past the retries. Bodies up to 16 KiB.
+   */
+  recoverWebhookEndpoint: {
+    parameters: {
+      path: {
+        /** @description The webhook endpoint id (we_…). */
+        id: string;
+      };
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["WebhookRecoverRequest"];
+      };
+    };
+    responses: {
+      /** @description Queued. */
+      202: {
+        content: {
+          "application/json": components["schemas"]["WebhookRecoverQueued"];
+        };
+      };
+      /** @description Invalid request: malformed JSON, a field error (`errors` lists them) or a bad parameter. */
+      400: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No API key, or a malformed, unknown or revoked one. */
+      401: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The key may not do this: wrong scope, or another merchant. */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Nothing here (for transactions, webhook endpoints and events: none this merchant may see). */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body is too large (chunked bodies included) or the batch has too many events. */
+      413: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Wrong Content-Type, a non-UTF-8 charset or a compressed body. */
+      415: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Overloaded (backpressure) or a dependency is unavailable. */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying. */
+          "Retry-After"?: number;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  /**
+   * Deliver a webhook event again
+   * @description To one endpoint (`endpoint_id`) or every enabled endpoint that receives its type. The body is optional. Bodies up to 16 KiB.
+   */
+  redeliverEvent: {
+    parameters: {
+      path: {
+        /** @description The event id (evt_…, the webhook-id header of a delivery). */
+        id: string;
+      };
+    };
+    requestBody?: {
+      content: {
+        "application/json": components["schemas"]["RedeliverRequest"];
+      };
+    };
+    responses: {
+      /** @description Queued. */
+      202: {
+        content: {
+          "application/json": components["schemas"]["RedeliverQueued"];
+        };
+      };
+      /** @description Invalid request: malformed JSON, a field error (`errors` lists them) or a bad parameter. */
+      400: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No API key, or a malformed, unknown or revoked one. */
+      401: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The key may not do this: wrong scope, or another merchant. */
+      403: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Nothing here (for transactions, webhook endpoints and events: none this merchant may see). */
+      404: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The body is too large (chunked bodies included) or the batch has too many events. */
+      413: {
         content: {
           "application/problem+json": components["schemas"]["Problem"];
         };

@@ -1,16 +1,21 @@
 // The API as a contract: the OpenAPI document is valid OpenAPI 3.1 (swagger-parser), every route
 // of the app is in it, and real answers of every route (successes and problems) are documented
-// statuses with bodies that validate against it.
+// statuses with bodies that validate against it. No worker runs: held reviews are put in the
+// review queue as the risk stage does, and webhook deliveries are only queued.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import SwaggerParser from '@apidevtools/swagger-parser';
 import { pino } from 'pino';
+import type { TransactionEvent } from '../core/event.ts';
 import { createRegistry } from '../core/metrics.ts';
+import { partitionOf } from '../core/partition.ts';
+import { newTxId } from '../core/tx-id.ts';
 import { createIngestApp } from '../ingest/app.ts';
 import { createApiKey, KeyStore } from '../ingest/auth/index.ts';
 import { openApiDocument } from '../ingest/openapi/spec.ts';
 import { startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
+import { holdForReview } from '../processors/risk/review-queue.ts';
 import { createInstance } from './helpers/instance.ts';
 import type { TestInstance } from './helpers/instance.ts';
 import { OpenApiContract } from './helpers/openapi-contract.ts';
@@ -28,6 +33,7 @@ describe('OpenAPI contract', () => {
   const contract = new OpenApiContract(doc);
   let merchantKey = '';
   let tapKey = '';
+  let operatorKey = '';
 
   const auth = (key: string, more: Record<string, string> = {}) => ({ authorization: `Bearer ${key}`, ...more });
   const post = (base: string, path: string, body: unknown, headers: Record<string, string> = {}) =>
@@ -35,6 +41,13 @@ describe('OpenAPI contract', () => {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...auth(merchantKey), ...headers },
       body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
+  /** A call to `ingest` with `key`; a JSON body when `body` is given. */
+  const call = (method: string, path: string, key: string | undefined, body?: unknown, headers: Record<string, string> = {}) =>
+    contract.fetch(`${ingest.url}${path}`, {
+      method,
+      headers: { ...(key ? auth(key) : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+      ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
     });
 
   before(async () => {
@@ -45,6 +58,7 @@ describe('OpenAPI contract', () => {
     shedding = await startTestIngest(inst, { load: { state: { shedding: true, reasons: ['test'] }, retryAfterSeconds: 2 } });
     merchantKey = await createApiKey(inst.pool, { merchantId: M });
     tapKey = await createApiKey(inst.pool, { scope: 'tap' });
+    operatorKey = await createApiKey(inst.pool, { scope: 'operator' });
   });
 
   after(async () => {
@@ -148,6 +162,89 @@ describe('OpenAPI contract', () => {
     assert.equal((await tail('transactions/tail')).status, 401);
     assert.equal((await tail('transactions/tail', merchantKey)).status, 403);
     assert.equal((await tail('nope/tail', tapKey)).status, 404);
+  });
+
+  test('risk review routes: list, approve, decline, and each problem', async () => {
+    const risk = ingest.topology.stages.risk;
+    assert.ok(risk, 'the shipped topology has a risk stage (the review routes need it)');
+    const partition = partitionOf(M, ingest.topology.topics[risk.input]!.partitions);
+    const held = (amount: number): TransactionEvent => ({
+      id: newTxId(), merchant_id: M, type: 'payin', amount, currency: 'USD', ingested_at: Date.now(), status: 'in_review',
+      risk_score: 72, risk_reasons: ['amount_z: far above the merchant\'s usual amount'], risk_rules_version: 0,
+    });
+    const [a, b] = [held(90_000), held(91_000)];
+    await holdForReview(inst.redis, inst.keys, [a, b].map((event) => ({ partition, event })));
+
+    const list = await call('GET', `/v1/reviews?merchant_id=${M}`, operatorKey);
+    assert.equal(list.status, 200);
+    assert.deepEqual((list.body as { data: { id: string }[] }).data.map((e) => e.id), [a.id, b.id].sort()); // oldest id first
+    assert.equal((await call('GET', '/v1/reviews', operatorKey)).status, 200);
+    const view = (await call('GET', `/v1/transactions/${a.id}`, merchantKey)).body as { status: string; risk_reasons: string[] };
+    assert.deepEqual([view.status, view.risk_reasons], ['in_review', a.risk_reasons]);
+
+    assert.equal((await call('POST', `/v1/reviews/${a.id}/approve`, operatorKey, { note: 5 })).status, 400);
+    assert.equal((await call('POST', `/v1/reviews/${a.id}/approve`, operatorKey, '{')).status, 400);
+    const approved = await call('POST', `/v1/reviews/${a.id}/approve`, operatorKey);
+    assert.equal(approved.status, 200);
+    assert.deepEqual([(approved.body as { status: string }).status, (approved.body as { failure_code: unknown }).failure_code], ['accepted', null]);
+    const declined = await call('POST', `/v1/reviews/${b.id}/decline`, operatorKey, { note: 'stolen card' });
+    assert.equal(declined.status, 200);
+    assert.equal((declined.body as { failure_code: string }).failure_code, 'risk_declined');
+    assert.equal((await call('POST', `/v1/reviews/${a.id}/decline`, operatorKey)).status, 404); // decided once
+
+    assert.equal((await call('GET', '/v1/reviews', undefined)).status, 401);
+    assert.equal((await call('GET', '/v1/reviews', merchantKey)).status, 403);
+    assert.equal((await call('POST', `/v1/reviews/${b.id}/approve`, undefined)).status, 401);
+    assert.equal((await call('POST', `/v1/reviews/${b.id}/approve`, merchantKey)).status, 403);
+  });
+
+  test('webhook endpoint routes: create, read, change, rotate, test, deliveries, recover, redeliver, delete, and each problem', async () => {
+    const base = '/v1/webhook_endpoints';
+    const created = await call('POST', base, merchantKey, { url: 'https://hooks.example.com/rill', event_types: ['transaction.succeeded', 'webhook.test'], description: 'contract' });
+    assert.equal(created.status, 201);
+    const { id, secret } = created.body as { id: string; secret: string };
+    assert.match(secret, /^whsec_/);
+    const list = await call('GET', base, merchantKey);
+    assert.deepEqual((list.body as { data: { id: string }[] }).data.map((e) => e.id), [id]);
+    assert.equal((await call('GET', `${base}/${id}`, merchantKey)).status, 200);
+    const patched = await call('PATCH', `${base}/${id}`, merchantKey, { max_in_flight: 2, description: null });
+    assert.equal(patched.status, 200);
+    assert.equal((patched.body as { max_in_flight: number }).max_in_flight, 2);
+    const rotated = await call('POST', `${base}/${id}/rotate_secret`, merchantKey);
+    assert.equal(rotated.status, 200);
+    assert.notEqual((rotated.body as { secret: string }).secret, secret);
+    const sent = await call('POST', `${base}/${id}/test`, merchantKey);
+    assert.equal(sent.status, 202);
+    const eventId = (sent.body as { event_id: string }).event_id;
+    const deliveries = await call('GET', `${base}/${id}/deliveries?limit=10`, merchantKey);
+    assert.equal(deliveries.status, 200);
+    assert.deepEqual((deliveries.body as { data: { event_id: string; status: string }[] }).data.map((d) => [d.event_id, d.status]), [[eventId, 'pending']]);
+    assert.equal((await call('POST', `${base}/${id}/recover`, merchantKey, { since: new Date(Date.now() - 60_000).toISOString() })).status, 202);
+    assert.equal((await call('POST', `/v1/events/${eventId}/redeliver`, merchantKey, { endpoint_id: id })).status, 202);
+    assert.equal((await call('POST', `/v1/events/${eventId}/redeliver`, merchantKey)).status, 202);
+
+    assert.equal((await call('POST', base, merchantKey, { url: 'http://hooks.example.com/rill' })).status, 400); // https only
+    assert.equal(((await call('POST', base, merchantKey, { url: 'https://hooks.example.com/x', extra: 1 })).body as { errors: unknown[] }).errors.length, 1);
+    assert.equal((await call('POST', base, merchantKey, '{')).status, 400);
+    assert.equal((await call('PATCH', `${base}/${id}`, merchantKey, { max_in_flight: 0 })).status, 400);
+    assert.equal((await call('POST', `${base}/${id}/recover`, merchantKey, { since: 'yesterday' })).status, 400);
+    assert.equal((await call('POST', `/v1/events/${eventId}/redeliver`, merchantKey, { endpoint_id: '' })).status, 400);
+    assert.equal((await call('POST', base, merchantKey, { url: 'https://hooks.example.com/x' }, { 'content-type': 'text/plain' })).status, 415);
+    assert.equal((await call('POST', base, merchantKey, { url: 'https://hooks.example.com/x', description: 'x'.repeat(20_000) })).status, 413);
+    assert.equal((await call('GET', base, undefined)).status, 401);
+    assert.equal((await call('GET', base, tapKey)).status, 403);
+    assert.equal((await call('POST', `${base}/${id}/test`, operatorKey)).status, 403);
+    assert.equal((await call('GET', `${base}/we_nope`, merchantKey)).status, 404);
+    assert.equal((await call('GET', `${base}/we_nope/deliveries`, merchantKey)).status, 404);
+    assert.equal((await call('POST', '/v1/events/evt_nope/redeliver', merchantKey)).status, 404);
+    assert.equal((await call('POST', `/v1/events/${eventId}/redeliver`, merchantKey, { endpoint_id: 'we_nope' })).status, 404);
+
+    assert.equal((await call('DELETE', `${base}/${id}`, merchantKey)).status, 204);
+    assert.equal((await call('GET', `${base}/${id}`, merchantKey)).status, 404);
+    assert.equal((await call('DELETE', `${base}/${id}`, merchantKey)).status, 404);
+    assert.equal((await call('PATCH', `${base}/${id}`, merchantKey, { enabled: true })).status, 404);
+    assert.equal((await call('POST', `${base}/${id}/rotate_secret`, merchantKey)).status, 404);
+    assert.equal((await call('POST', `${base}/${id}/recover`, merchantKey, { since: '2020-01-01T00:00:00Z' })).status, 404);
   });
 
   test('operations routes', async () => {

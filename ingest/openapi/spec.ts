@@ -1,5 +1,6 @@
 // The OpenAPI 3.1 document of the ingest API, built from the zod schemas: request bodies from the
-// schemas that validate them (../validation.ts), responses from ./schemas.ts, problems from
+// schemas that validate them (../validation.ts, ../routes/webhooks.ts, ../routes/review.ts),
+// responses from ./schemas.ts, problems from
 // ../problem.ts's one shape. Served at GET /openapi.json (./routes.ts); the contract test checks
 // real answers against it, and client/schema.d.ts is generated from it (npm run gen:client).
 //
@@ -7,6 +8,15 @@
 // a route of the app that has none).
 import { z } from 'zod';
 import { BATCH_MAX_BYTES, BATCH_MAX_EVENTS } from '../batch/parse.ts';
+import { ReviewDecisionBodySchema } from '../routes/review.ts';
+import {
+  RECOVER_LIMIT,
+  WEBHOOK_MAX_BODY,
+  WebhookEndpointCreateSchema,
+  WebhookEndpointPatchSchema,
+  WebhookRecoverSchema,
+  WebhookRedeliverSchema,
+} from '../routes/webhooks.ts';
 import { TransactionBodySchema } from '../validation.ts';
 import {
   AcceptedSchema,
@@ -15,12 +25,22 @@ import {
   HealthSchema,
   ProblemSchema,
   ReadySchema,
+  RedeliverQueuedSchema,
+  ReviewDecisionSchema,
+  ReviewListSchema,
   TransactionViewSchema,
   WalletsSchema,
+  WebhookDeliveriesSchema,
+  WebhookEndpointCreatedSchema,
+  WebhookEndpointListSchema,
+  WebhookEndpointRotatedSchema,
+  WebhookEndpointSchema,
+  WebhookRecoverQueuedSchema,
+  WebhookTestQueuedSchema,
 } from './schemas.ts';
 
 type JsonSchema = Record<string, unknown>;
-type Security = 'merchantKey' | 'tapKey';
+type Security = 'merchantKey' | 'tapKey' | 'operatorKey';
 
 interface Param {
   name: string;
@@ -31,7 +51,7 @@ interface Param {
 }
 
 interface Operation {
-  method: 'get' | 'post';
+  method: 'get' | 'post' | 'patch' | 'delete';
   /** OpenAPI path template: /v1/transactions/{id}. */
   path: string;
   operationId: string;
@@ -54,6 +74,21 @@ const NAMED: Record<string, z.ZodType> = {
   BatchResponse: BatchResponseSchema,
   Transaction: TransactionViewSchema,
   Wallets: WalletsSchema,
+  ReviewDecisionRequest: ReviewDecisionBodySchema,
+  ReviewList: ReviewListSchema,
+  ReviewDecision: ReviewDecisionSchema,
+  WebhookEndpointRequest: WebhookEndpointCreateSchema,
+  WebhookEndpointPatch: WebhookEndpointPatchSchema,
+  WebhookRecoverRequest: WebhookRecoverSchema,
+  RedeliverRequest: WebhookRedeliverSchema,
+  WebhookEndpoint: WebhookEndpointSchema,
+  WebhookEndpointCreated: WebhookEndpointCreatedSchema,
+  WebhookEndpointRotated: WebhookEndpointRotatedSchema,
+  WebhookEndpointList: WebhookEndpointListSchema,
+  WebhookTestQueued: WebhookTestQueuedSchema,
+  WebhookDeliveries: WebhookDeliveriesSchema,
+  WebhookRecoverQueued: WebhookRecoverQueuedSchema,
+  RedeliverQueued: RedeliverQueuedSchema,
   Problem: ProblemSchema,
   Health: HealthSchema,
   Ready: ReadySchema,
@@ -77,7 +112,7 @@ const PROBLEMS: Record<number, { description: string; retryAfter?: boolean }> = 
   400: { description: 'Invalid request: malformed JSON, a field error (`errors` lists them) or a bad parameter.' },
   401: { description: 'No API key, or a malformed, unknown or revoked one.' },
   403: { description: 'The key may not do this: wrong scope, or another merchant.' },
-  404: { description: 'Nothing here (for transactions: none this merchant may see).' },
+  404: { description: 'Nothing here (for transactions, webhook endpoints and events: none this merchant may see).' },
   409: { description: 'The Idempotency-Key was already used with a different body.' },
   413: { description: 'The body is too large (chunked bodies included) or the batch has too many events.' },
   415: { description: 'Wrong Content-Type, a non-UTF-8 charset or a compressed body.' },
@@ -101,6 +136,182 @@ const IDEMPOTENCY_KEY: Param = {
   description: 'One key per logical request, kept across retries: the same key and body answer the first answer again; another body answers 409. Keys live 24 h.',
   schema: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e](?:[\\x20-\\x7e]{0,253}[\\x21-\\x7e])?$' },
 };
+
+const NO_STORE = { 'Cache-Control': { description: '`no-store`: the answer may hold a secret or change at any moment.', schema: { type: 'string' } } };
+const ENDPOINT_ID: Param = { name: 'id', in: 'path', required: true, description: 'The webhook endpoint id (we_…).', schema: { type: 'string' } };
+const TX_ID: Param = { name: 'id', in: 'path', required: true, description: 'The held transaction id (tx_…).', schema: { type: 'string' } };
+const REVIEW_NOTE_BODY = { required: false, content: json('ReviewDecisionRequest') };
+const WEBHOOK_BODY_LIMIT = `Bodies up to ${WEBHOOK_MAX_BODY / 1024} KiB.`;
+
+const REVIEW_OPERATIONS: Operation[] = [
+  {
+    method: 'get',
+    path: '/v1/reviews',
+    operationId: 'listReviews',
+    summary: 'Transactions held for review',
+    description:
+      'For `operator`-scope keys. The transactions the risk stage holds (status `in_review`), oldest first. ' +
+      'Served only when the topology has a `risk` stage.',
+    tag: 'Reviews',
+    security: 'operatorKey',
+    parameters: [{ name: 'merchant_id', in: 'query', description: "Only this merchant's held transactions.", schema: { type: 'string' } }],
+    responses: { 200: { description: 'The held transactions.', content: json('ReviewList') } },
+    problems: [401, 403, 503],
+  },
+  ...(['approve', 'decline'] as const).map(
+    (action): Operation => ({
+      method: 'post',
+      path: `/v1/reviews/{id}/${action}`,
+      operationId: `${action}Review`,
+      summary: action === 'approve' ? 'Approve a held transaction' : 'Decline a held transaction',
+      description:
+        (action === 'approve'
+          ? 'The transaction goes on toward the ledger (status `accepted`, then `succeeded`). '
+          : 'The transaction fails with failure_code `risk_declined`. ') +
+        'A decision is made once: a transaction not (or no longer) held answers 404. The body is optional.',
+      tag: 'Reviews',
+      security: 'operatorKey',
+      parameters: [TX_ID],
+      requestBody: REVIEW_NOTE_BODY,
+      responses: { 200: { description: 'Decided.', content: json('ReviewDecision') } },
+      problems: [400, 401, 403, 404, 503],
+    }),
+  ),
+];
+
+const WEBHOOK_OPERATIONS: Operation[] = [
+  {
+    method: 'post',
+    path: '/v1/webhook_endpoints',
+    operationId: 'createWebhookEndpoint',
+    summary: 'Register a webhook endpoint',
+    description: `The answer carries the signing secret, once. ${WEBHOOK_BODY_LIMIT}`,
+    tag: 'Webhooks',
+    security: 'merchantKey',
+    requestBody: { required: true, content: json('WebhookEndpointRequest') },
+    responses: {
+      201: {
+        description: 'Created.',
+        headers: { Location: { description: 'The endpoint\'s URL.', schema: { type: 'string' } }, ...NO_STORE },
+        content: json('WebhookEndpointCreated'),
+      },
+    },
+    problems: [400, 401, 403, 413, 415, 503],
+  },
+  {
+    method: 'get',
+    path: '/v1/webhook_endpoints',
+    operationId: 'listWebhookEndpoints',
+    summary: "The merchant's webhook endpoints",
+    tag: 'Webhooks',
+    security: 'merchantKey',
+    responses: { 200: { description: 'Oldest first (never a secret).', headers: NO_STORE, content: json('WebhookEndpointList') } },
+    problems: [401, 403, 503],
+  },
+  {
+    method: 'get',
+    path: '/v1/webhook_endpoints/{id}',
+    operationId: 'getWebhookEndpoint',
+    summary: 'A webhook endpoint',
+    tag: 'Webhooks',
+    security: 'merchantKey',
+    parameters: [ENDPOINT_ID],
+    responses: { 200: { description: 'The endpoint (never its secret).', headers: NO_STORE, content: json('WebhookEndpoint') } },
+    problems: [401, 403, 404, 503],
+  },
+  {
+    method: 'patch',
+    path: '/v1/webhook_endpoints/{id}',
+    operationId: 'updateWebhookEndpoint',
+    summary: 'Change a webhook endpoint',
+    description: `Only the fields given change. Enabling a disabled endpoint clears its failure state. ${WEBHOOK_BODY_LIMIT}`,
+    tag: 'Webhooks',
+    security: 'merchantKey',
+    parameters: [ENDPOINT_ID],
+    requestBody: { required: true, content: json('WebhookEndpointPatch') },
+    responses: { 200: { description: 'The endpoint as changed.', content: json('WebhookEndpoint') } },
+    problems: [400, 401, 403, 404, 413, 415, 503],
+  },
+  {
+    method: 'delete',
+    path: '/v1/webhook_endpoints/{id}',
+    operationId: 'deleteWebhookEndpoint',
+    summary: 'Delete a webhook endpoint',
+    description: 'It receives nothing more: what was still queued for it is dropped.',
+    tag: 'Webhooks',
+    security: 'merchantKey',
+    parameters: [ENDPOINT_ID],
+    responses: { 204: { description: 'Deleted.' } },
+    problems: [401, 403, 404, 503],
+  },
+  {
+    method: 'post',
+    path: '/v1/webhook_endpoints/{id}/rotate_secret',
+    operationId: 'rotateWebhookSecret',
+    summary: "Rotate a webhook endpoint's signing secret",
+    description: 'The answer carries the new secret, once. The previous one keeps signing (a second signature) until previous_secret_expires_at.',
+    tag: 'Webhooks',
+    security: 'merchantKey',
+    parameters: [ENDPOINT_ID],
+    responses: { 200: { description: 'The new secret.', headers: NO_STORE, content: json('WebhookEndpointRotated') } },
+    problems: [401, 403, 404, 503],
+  },
+  {
+    method: 'post',
+    path: '/v1/webhook_endpoints/{id}/test',
+    operationId: 'testWebhookEndpoint',
+    summary: 'Send a webhook.test event',
+    description: 'Queues a `webhook.test` event for this endpoint (whatever types it receives); it can be redelivered like any event.',
+    tag: 'Webhooks',
+    security: 'merchantKey',
+    parameters: [ENDPOINT_ID],
+    responses: { 202: { description: 'Queued.', content: json('WebhookTestQueued') } },
+    problems: [401, 403, 404, 503],
+  },
+  {
+    method: 'get',
+    path: '/v1/webhook_endpoints/{id}/deliveries',
+    operationId: 'listWebhookDeliveries',
+    summary: "A webhook endpoint's deliveries",
+    description: 'What waits in its queue, then the latest attempted events with each attempt.',
+    tag: 'Webhooks',
+    security: 'merchantKey',
+    parameters: [
+      ENDPOINT_ID,
+      { name: 'limit', in: 'query', description: 'At most this many events (1-100, default 50).', schema: { type: 'integer', minimum: 1, maximum: 100, default: 50 } },
+    ],
+    responses: { 200: { description: 'Newest first.', headers: NO_STORE, content: json('WebhookDeliveries') } },
+    problems: [401, 403, 404, 503],
+  },
+  {
+    method: 'post',
+    path: '/v1/webhook_endpoints/{id}/recover',
+    operationId: 'recoverWebhookEndpoint',
+    summary: 'Queue past events again for an endpoint',
+    description:
+      `Queues the merchant's events created since \`since\` (at most ${RECOVER_LIMIT.toLocaleString('en-US')}, oldest first) ` +
+      `that this endpoint receives, e.g. after it was down past the retries. ${WEBHOOK_BODY_LIMIT}`,
+    tag: 'Webhooks',
+    security: 'merchantKey',
+    parameters: [ENDPOINT_ID],
+    requestBody: { required: true, content: json('WebhookRecoverRequest') },
+    responses: { 202: { description: 'Queued.', content: json('WebhookRecoverQueued') } },
+    problems: [400, 401, 403, 404, 413, 415, 503],
+  },
+  {
+    method: 'post',
+    path: '/v1/events/{id}/redeliver',
+    operationId: 'redeliverEvent',
+    summary: 'Deliver a webhook event again',
+    description: `To one endpoint (\`endpoint_id\`) or every enabled endpoint that receives its type. The body is optional. ${WEBHOOK_BODY_LIMIT}`,
+    tag: 'Webhooks',
+    security: 'merchantKey',
+    parameters: [{ name: 'id', in: 'path', required: true, description: 'The event id (evt_…, the webhook-id header of a delivery).', schema: { type: 'string' } }],
+    requestBody: { required: false, content: json('RedeliverRequest') },
+    responses: { 202: { description: 'Queued.', content: json('RedeliverQueued') } },
+    problems: [400, 401, 403, 404, 413, 503],
+  },
+];
 
 export const OPERATIONS: readonly Operation[] = [
   {
@@ -196,6 +407,8 @@ export const OPERATIONS: readonly Operation[] = [
     responses: { 200: { description: 'An event stream.', content: { 'text/event-stream': { schema: { type: 'string' } } } } },
     problems: [400, 401, 403, 404, 429, 503],
   },
+  ...REVIEW_OPERATIONS,
+  ...WEBHOOK_OPERATIONS,
   {
     method: 'get',
     path: '/healthz',
@@ -281,7 +494,9 @@ export function openApiDocument(): OpenApiDocument {
     tags: [
       { name: 'Transactions' },
       { name: 'Wallets' },
+      { name: 'Webhooks', description: "The merchant's webhook endpoints and deliveries (Standard Webhooks signatures)." },
       { name: 'Tap', description: 'Read-only event streams for the data team.' },
+      { name: 'Reviews', description: 'The risk review queue, for operators.' },
       { name: 'Operations', description: 'Health, readiness, metrics and this document.' },
     ],
     paths,
@@ -290,6 +505,7 @@ export function openApiDocument(): OpenApiDocument {
       securitySchemes: {
         merchantKey: { type: 'http', scheme: 'bearer', description: 'A merchant key: `rill keys create --merchant ID`.' },
         tapKey: { type: 'http', scheme: 'bearer', description: 'A key with the tap scope: `rill keys create --scope tap`.' },
+        operatorKey: { type: 'http', scheme: 'bearer', description: 'A key with the operator scope: `rill keys create --scope operator`.' },
       },
     },
   };

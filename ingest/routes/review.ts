@@ -5,11 +5,26 @@
 // approve/decline take an optional JSON body { "note": string }. 404 when the id is not (or no
 // longer) held: a decision is made once (processors/risk/review-queue.ts).
 import { Hono } from 'hono';
+import { z } from 'zod';
+import type { TransactionEvent } from '../../core/event.ts';
 import type { AuthEnv } from '../auth/index.ts';
 import { badRequest, notFound } from '../problem.ts';
 import type { ReviewAction, ReviewQueue } from '../../processors/risk/review-queue.ts';
 
 const MAX_NOTE = 1_000;
+
+/** The optional body of approve and decline (the OpenAPI document uses this very schema). */
+export const ReviewDecisionBodySchema = z.object({
+  note: z.string().max(MAX_NOTE).optional().meta({ description: 'Why: recorded with the decision (and, on a decline, in failure_reason).' }),
+});
+
+/** What approve and decline answer. */
+export interface ReviewDecision {
+  id: string;
+  status: 'accepted' | 'failed';
+  failure_code: string | null;
+  review: NonNullable<TransactionEvent['review']>;
+}
 
 export function reviewRoutes(queue: ReviewQueue): Hono<AuthEnv> {
   const app = new Hono<AuthEnv>();
@@ -23,7 +38,13 @@ export function reviewRoutes(queue: ReviewQueue): Hono<AuthEnv> {
       const principal = c.get('principal');
       const decided = await queue.decide(c.req.param('id'), action, `operator key ${principal.keyId}`, note);
       if (!decided) throw notFound(`Transaction ${c.req.param('id').slice(0, 100)} is not held for review (unknown, or already decided).`);
-      return c.json({ id: decided.id, status: decided.status, failure_code: decided.failure_code ?? null, review: decided.review });
+      const answer: ReviewDecision = {
+        id: decided.id,
+        status: decided.status === 'failed' ? 'failed' : 'accepted',
+        failure_code: decided.failure_code ?? null,
+        review: decided.review!,
+      };
+      return c.json(answer);
     });
   decide('approve');
   decide('decline');
@@ -39,7 +60,7 @@ async function noteOf(req: Request): Promise<string | undefined> {
   } catch {
     throw badRequest('The body must be JSON: { "note": string } or empty.');
   }
-  const note = body !== null && typeof body === 'object' ? (body as Record<string, unknown>).note : undefined;
-  if (note !== undefined && (typeof note !== 'string' || note.length > MAX_NOTE)) throw badRequest(`note must be a string of at most ${MAX_NOTE} characters.`);
-  return note as string | undefined;
+  const parsed = ReviewDecisionBodySchema.safeParse(body);
+  if (!parsed.success) throw badRequest(`The body must be { "note": string } (at most ${MAX_NOTE} characters) or empty.`);
+  return parsed.data.note;
 }

@@ -35,25 +35,31 @@ export interface WebhookRoutesDeps {
   policy?: GuardPolicy;
 }
 
-const MAX_BODY = 16 * 1024;
 const eventType = z.enum(WEBHOOK_EVENT_TYPES);
 const url = z.string().min(1).max(2048);
 
-const CreateSchema = z.object({
-  url,
-  event_types: z.array(eventType).min(1).max(WEBHOOK_EVENT_TYPES.length).nullish(),
+// The request bodies; the OpenAPI document (../openapi/spec.ts) uses these very schemas.
+export const WebhookEndpointCreateSchema = z.object({
+  url: url.meta({ description: 'https:// (http:// only to a loopback host with RILL_WEBHOOKS_ALLOW_HTTP); no private or metadata addresses.' }),
+  event_types: z.array(eventType).min(1).max(WEBHOOK_EVENT_TYPES.length).nullish().meta({ description: 'The event types it receives; null or absent: all.' }),
   description: z.string().max(500).nullish(),
   enabled: z.boolean().optional(),
-  max_in_flight: z.number().int().min(1).max(64).optional(),
+  max_in_flight: z.number().int().min(1).max(64).optional().meta({ description: 'Deliveries in flight at once (1, the default, keeps them in order).' }),
 }).strict();
-const PatchSchema = CreateSchema.partial().strict();
-const RecoverSchema = z.object({ since: z.iso.datetime({ offset: true }) }).strict();
-const RedeliverSchema = z.object({ endpoint_id: z.string().min(1).max(100).optional() }).strict();
+export const WebhookEndpointPatchSchema = WebhookEndpointCreateSchema.partial().strict();
+export const WebhookRecoverSchema = z.object({
+  since: z.iso.datetime({ offset: true }).meta({ description: 'Queue every event of the merchant created at or after this time (RFC 3339).' }),
+}).strict();
+export const WebhookRedeliverSchema = z.object({
+  endpoint_id: z.string().min(1).max(100).optional().meta({ description: 'Only to this endpoint, whatever types it receives (it must be enabled); absent: every enabled endpoint that receives the type.' }),
+}).strict();
 
-const RECOVER_LIMIT = 10_000;
+export const RECOVER_LIMIT = 10_000;
+/** The largest request body of these routes. */
+export const WEBHOOK_MAX_BODY = 16 * 1024;
 
 async function jsonBody<T>(c: Context, schema: z.ZodType<T>, optional = false): Promise<T> {
-  const bytes = await readBody(c, MAX_BODY);
+  const bytes = await readBody(c, WEBHOOK_MAX_BODY);
   let raw: unknown = {};
   if (bytes.length || !optional) {
     try {
@@ -99,7 +105,7 @@ export function webhookRoutes(d: WebhookRoutesDeps): Hono<AuthEnv> {
   const base = '/v1/webhook_endpoints';
   app.post(base, auth, requireJson(), async (c) => {
     const merchant = merchantOf(c);
-    const body = await jsonBody(c, CreateSchema);
+    const body = await jsonBody(c, WebhookEndpointCreateSchema);
     checkUrl(body.url);
     const { row, secret } = await store.create(merchant, body);
     return c.json({ ...view(row), secret }, 201, { location: `${base}/${row.id}`, 'cache-control': 'no-store' });
@@ -109,7 +115,7 @@ export function webhookRoutes(d: WebhookRoutesDeps): Hono<AuthEnv> {
   app.patch(`${base}/:id`, auth, requireJson(), async (c) => {
     const merchant = merchantOf(c);
     await mine(c);
-    const body = await jsonBody(c, PatchSchema);
+    const body = await jsonBody(c, WebhookEndpointPatchSchema);
     checkUrl(body.url);
     const row = await store.update(merchant, c.req.param('id'), body);
     if (!row) throw notFound('No such webhook endpoint.');
@@ -131,7 +137,7 @@ export function webhookRoutes(d: WebhookRoutesDeps): Hono<AuthEnv> {
   });
   app.post(`${base}/:id/recover`, auth, requireJson(), async (c) => {
     const row = await mine(c);
-    const { since } = await jsonBody(c, RecoverSchema);
+    const { since } = await jsonBody(c, WebhookRecoverSchema);
     const events = await enqueuer.since(row.merchant_id, new Date(since), RECOVER_LIMIT);
     const queued = await enqueuer.toEndpoint(row, events);
     return c.json({ queued, limit: RECOVER_LIMIT }, 202);
@@ -143,7 +149,7 @@ export function webhookRoutes(d: WebhookRoutesDeps): Hono<AuthEnv> {
   });
   app.post('/v1/events/:id/redeliver', auth, async (c) => {
     const merchant = merchantOf(c);
-    const { endpoint_id } = await jsonBody(c, RedeliverSchema, true);
+    const { endpoint_id } = await jsonBody(c, WebhookRedeliverSchema, true);
     const event = await enqueuer.event(merchant, c.req.param('id'));
     if (!event) throw notFound('No such event.');
     const targets = endpoint_id ? [await store.get(merchant, endpoint_id)] : await store.list(merchant);

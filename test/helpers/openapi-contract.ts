@@ -56,8 +56,13 @@ export class OpenApiContract {
     const response = responses[String(status)];
     assert.ok(response, `${method.toUpperCase()} ${path} answered ${status}, which the document does not list (${Object.keys(responses).join(', ')})`);
     this.seen.add(`${method.toUpperCase()} ${path} ${status}`);
+    if (response.content === undefined) {
+      // documented without a body (204): there must be none
+      assert.equal(text, '', `${method.toUpperCase()} ${path} ${status}: the document says no body`);
+      return { status, contentType: '', body: undefined };
+    }
     const media = contentType.split(';')[0]!.trim().toLowerCase();
-    const content = (response.content ?? {}) as Json;
+    const content = response.content as Json;
     assert.ok(media in content, `${method.toUpperCase()} ${path} ${status}: content type ${media} is not documented (${Object.keys(content).join(', ')})`);
     let body: unknown = text;
     if (media.endsWith('json')) {
