@@ -240,7 +240,7 @@ describe('kubernetes: the manifests agree with the code', () => {
     /** The container's env as the kubelet would give it, on this test's instance. */
     function envOf(w: K8sObject): Record<string, string> {
       const c = containersOf(w)[0]!;
-      const secrets: Record<string, string> = { 'redis-url': inst.env.redisUrl, 'database-url': inst.env.databaseUrl };
+      const secrets: Record<string, string> = { 'redis-url': inst.env.redisUrl, 'database-url': inst.env.databaseUrl, 'webhook-secret-key': Buffer.alloc(32, 7).toString('base64') };
       const out: Record<string, string> = {};
       for (const e of c.env ?? []) {
         const from = e.valueFrom as { secretKeyRef?: { key: string }; fieldRef?: { fieldPath: string } } | undefined;
