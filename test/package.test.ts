@@ -20,7 +20,7 @@ import type { TestInstance } from './helpers/instance.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const COPY = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'topology.yaml',
-  'bin', 'scripts', 'core', 'client', 'ingest', 'processors', 'sinks', 'cli', 'bench'];
+  'bin', 'scripts', 'core', 'client', 'ingest', 'processors', 'sinks', 'cli', 'console', 'bench'];
 
 interface Run {
   code: number | null;

@@ -243,7 +243,7 @@ test('migration 002 moves the rows of a 001 table over and drops it', async () =
               now() - (i % 30) * interval '1 day', '0-' || i, '{"k":"v"}'
        FROM generate_series(1, 300) i`,
     );
-    assert.deepEqual(await migrate(pool, schema), ['002_payments', '003_failure_code']);
+    assert.deepEqual(await migrate(pool, schema), readMigrations().filter((m) => m.version > 1).map((m) => m.name), 'every later migration applies on top of 001');
     const { rows } = await pool.query<{ n: string; s: string; days: string }>(
       `SELECT count(*) AS n, sum(amount)::text AS s, count(DISTINCT (ingested_at AT TIME ZONE 'UTC')::date) AS days FROM transactions`,
     );
