@@ -36,13 +36,22 @@ export interface WebhookRoutesDeps {
 }
 
 const eventType = z.enum(WEBHOOK_EVENT_TYPES);
-const url = z.string().min(1).max(2048);
+/** Text Postgres can store: no NUL (text columns refuse U+0000, which would be a 5xx). */
+const text = (min: number, max: number) => z.string().min(min).max(max).refine((v) => !v.includes('\u0000'), 'must not contain U+0000');
+const url = text(1, 2048);
+
+/** An id from the path: ids are made of these; anything else is an unknown id (404), never sent to Postgres. */
+function idParam(c: Context): string {
+  const id = c.req.param('id') ?? '';
+  if (!/^[A-Za-z0-9_-]{1,100}$/.test(id)) throw notFound('No such webhook endpoint or event.');
+  return id;
+}
 
 // The request bodies; the OpenAPI document (../openapi/spec.ts) uses these very schemas.
 export const WebhookEndpointCreateSchema = z.object({
   url: url.meta({ description: 'https:// (http:// only to a loopback host with RILL_WEBHOOKS_ALLOW_HTTP); no private or metadata addresses.' }),
   event_types: z.array(eventType).min(1).max(WEBHOOK_EVENT_TYPES.length).nullish().meta({ description: 'The event types it receives; null or absent: all.' }),
-  description: z.string().max(500).nullish(),
+  description: text(0, 500).nullish(),
   enabled: z.boolean().optional(),
   max_in_flight: z.number().int().min(1).max(64).optional().meta({ description: 'Deliveries in flight at once (1, the default, keeps them in order).' }),
 }).strict();
@@ -51,7 +60,7 @@ export const WebhookRecoverSchema = z.object({
   since: z.iso.datetime({ offset: true }).meta({ description: 'Queue every event of the merchant created at or after this time (RFC 3339).' }),
 }).strict();
 export const WebhookRedeliverSchema = z.object({
-  endpoint_id: z.string().min(1).max(100).optional().meta({ description: 'Only to this endpoint, whatever types it receives (it must be enabled); absent: every enabled endpoint that receives the type.' }),
+  endpoint_id: text(1, 100).optional().meta({ description: 'Only to this endpoint, whatever types it receives (it must be enabled); absent: every enabled endpoint that receives the type.' }),
 }).strict();
 
 export const RECOVER_LIMIT = 10_000;
@@ -95,7 +104,7 @@ export function webhookRoutes(d: WebhookRoutesDeps): Hono<AuthEnv> {
     if (why) throw validationFailed('The endpoint URL is not allowed.', { errors: [{ path: '/url', message: why }] });
   };
   const mine = async (c: Context<AuthEnv>): Promise<EndpointRow> => {
-    const row = await store.get(merchantOf(c), c.req.param('id') ?? '');
+    const row = await store.get(merchantOf(c), idParam(c));
     if (!row) throw notFound('No such webhook endpoint.');
     return row;
   };
@@ -117,16 +126,16 @@ export function webhookRoutes(d: WebhookRoutesDeps): Hono<AuthEnv> {
     await mine(c);
     const body = await jsonBody(c, WebhookEndpointPatchSchema);
     checkUrl(body.url);
-    const row = await store.update(merchant, c.req.param('id'), body);
+    const row = await store.update(merchant, idParam(c), body);
     if (!row) throw notFound('No such webhook endpoint.');
     return c.json(view(row), 200);
   });
   app.delete(`${base}/:id`, auth, async (c) => {
-    if (!(await store.remove(merchantOf(c), c.req.param('id')))) throw notFound('No such webhook endpoint.');
+    if (!(await store.remove(merchantOf(c), idParam(c)))) throw notFound('No such webhook endpoint.');
     return c.body(null, 204);
   });
   app.post(`${base}/:id/rotate_secret`, auth, async (c) => {
-    const r = await store.rotate(merchantOf(c), c.req.param('id'), graceMs);
+    const r = await store.rotate(merchantOf(c), idParam(c), graceMs);
     if (!r) throw notFound('No such webhook endpoint.');
     return c.json({ ...view(r.row), secret: r.secret, previous_secret_expires_at: r.row.previous_expires_at?.toISOString() ?? null }, 200, { 'cache-control': 'no-store' });
   });
@@ -150,7 +159,7 @@ export function webhookRoutes(d: WebhookRoutesDeps): Hono<AuthEnv> {
   app.post('/v1/events/:id/redeliver', auth, async (c) => {
     const merchant = merchantOf(c);
     const { endpoint_id } = await jsonBody(c, WebhookRedeliverSchema, true);
-    const event = await enqueuer.event(merchant, c.req.param('id'));
+    const event = await enqueuer.event(merchant, idParam(c));
     if (!event) throw notFound('No such event.');
     const targets = endpoint_id ? [await store.get(merchant, endpoint_id)] : await store.list(merchant);
     if (endpoint_id && !targets[0]) throw notFound('No such webhook endpoint.');
