@@ -11,13 +11,15 @@ import { createApiKey, KeyStore, revokeApiKey } from '../ingest/auth/index.ts';
 import { createInstance } from '../test/helpers/instance.ts';
 import type { TestInstance } from '../test/helpers/instance.ts';
 import { SHIPPED_TOPOLOGY, writeTopology } from '../test/helpers/topology-file.ts';
+import { loadTopology } from '../core/topology/load.ts';
 import { startConsole } from './server.ts';
 import type { ConsoleServer } from './server.ts';
 
 const P = 64;
 const N = 10_000;
 const { topology } = writeTopology(
-  Object.fromEntries(['transactions', 'validated', 'scored', 'settled', 'alerts'].map((t) => [`topics.${t}.partitions`, P])),
+  // every topic of the shipped file (they share one partition count)
+  Object.fromEntries(Object.keys(loadTopology(SHIPPED_TOPOLOGY).topics).map((t) => [`topics.${t}.partitions`, P])),
   SHIPPED_TOPOLOGY,
 );
 
