@@ -82,12 +82,12 @@ export function tailStream(o: TailOptions): Handler {
         skipped += Math.max(0, rows.length - maxRows);
         rows = [];
         await stream.writeSSE({ event: 'events', data: batch, id: cursor });
-        await stream.writeSSE({ event: 'state', data: escape(`Tailing ${topic}: ${seen} events so far${skipped ? ` (${skipped} not shown: more than ${(maxRows * 1000) / flushMs}/s)` : ''}.`) });
+        await stream.writeSSE({ event: 'state', data: escapeHtml(`Tailing ${topic}: ${seen} events so far${skipped ? ` (${skipped} not shown: more than ${(maxRows * 1000) / flushMs}/s)` : ''}.`) });
       };
       const timer = setInterval(() => void flush().catch(() => undefined), flushMs);
       try {
         const filters = [merchant && `merchant ${merchant}`, type && `type ${type}`].filter(Boolean).join(', ');
-        await stream.writeSSE({ event: 'state', data: escape(`Tailing ${topic} ${resume ? 'from where it left off' : 'from now'}${filters ? ` (${filters})` : ''}; waiting for events…`) });
+        await stream.writeSSE({ event: 'state', data: escapeHtml(`Tailing ${topic} ${resume ? 'from where it left off' : 'from now'}${filters ? ` (${filters})` : ''}; waiting for events…`) });
         for await (const ev of reader) {
           if (stream.aborted) break;
           seen++;
@@ -106,6 +106,6 @@ export function tailStream(o: TailOptions): Handler {
   };
 }
 
-function escape(s: string): string {
+function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
 }

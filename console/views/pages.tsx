@@ -21,12 +21,14 @@ export function LoginForm(props: { error?: string }) {
 
 export function TransactionSearch(props: { id: string }) {
   return (
-    <form method="get" action="/transactions" class="filters" role="search">
+    <search>
+    <form method="get" action="/transactions" class="filters">
       <label>
         Transaction id <input name="id" value={props.id} placeholder="tx_01J…" size={34} required />
       </label>
       <button type="submit">Find</button>
     </form>
+    </search>
   );
 }
 
