@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { createInstance } from './helpers/instance.ts';
 import type { TestInstance } from './helpers/instance.ts';
 import { spawnRill } from './helpers/rill-process.ts';
+import type { RillProcess } from './helpers/rill-process.ts';
 import { waitFor } from './helpers/wait.ts';
 import { deadLetters, outstanding } from './helpers/pipeline.ts';
 import { SHIPPED_TOPOLOGY, writeTopology } from './helpers/topology-file.ts';
@@ -21,10 +22,18 @@ import { PAYIN_ACCEPTED, payinBucket } from '../core/payins.ts';
 import type { TransactionBody } from '../ingest/validation.ts';
 
 let inst: TestInstance;
+/** Every worker a test starts: killed at the end whatever happened (a failed wait must not hang the run). */
+const workers: RillProcess[] = [];
+const worker = (consumer: string, vars: Record<string, string>): RillProcess => {
+  const w = spawnRill(['worker', '--consumer', consumer], vars);
+  workers.push(w);
+  return w;
+};
 before(async () => {
   inst = await createInstance('parking');
 });
 after(async () => {
+  await Promise.all(workers.map((w) => w.kill('SIGKILL')));
   await inst?.cleanup();
 });
 
@@ -74,13 +83,13 @@ test('a stuck merchant waits alone: its neighbour settles, parked events survive
   const zarRefund = await id(body('refund', good!, 100, { reference: zar }));
 
   // worker A is SIGKILLed once the bad refunds are parked in the ledger
-  const a = spawnRill(['worker', '--consumer', 'a'], vars);
+  const a = worker('a', vars);
   const parkedNow = async () => Number((await inst.redis.get(inst.keys.parked('ledger', 3, 'count'))) ?? 0);
   await waitFor('the bad refunds to be parked', async () => (await parkedNow()) > 0, 60_000, 20).catch((e) => { throw new Error(`${e.message}: ${a.output().slice(-3000)}`); });
   const parkedAtKill = await parkedNow();
   assert.ok(parkedAtKill > 0, "events were parked when worker A was killed");
   assert.equal(await a.kill('SIGKILL'), 'SIGKILL', a.output());
-  const b = spawnRill(['worker', '--consumer', 'b'], vars);
+  const b = worker('b', vars);
   const total = 30 + 30 + 20 + 2;
   await waitFor('every transaction to be a row', async () => {
     const { rows } = await inst.pool.query<{ n: string }>('SELECT count(*) AS n FROM transactions');
@@ -129,7 +138,7 @@ test('past a cap the lane waits (nothing lost, order kept) and drains once the w
   const refunds: string[] = [];
   for (let i = 0; i < 5; i++) refunds.push((await appender.append(body('refund', m3!, 10 + i, { reference: payin }))).id);
 
-  const w = spawnRill(['worker', '--consumer', 'cap'], vars);
+  const w = worker('cap', vars);
   let most = 0;
   const total = stuck.length + 1 + refunds.length;
   await waitFor('every transaction to be a row', async () => {
