@@ -4,7 +4,18 @@
 //   standard  about 5 minutes: the figures the README shows
 //   soak      10 minutes at half the highest sustainable end-to-end rate: memory stays flat
 export type ProfileName = 'smoke' | 'standard' | 'soak';
-export type ScenarioId = 'ingest-single' | 'ingest-batch' | 'processing' | 'sink' | 'end-to-end' | 'priority' | 'noisy-neighbour' | 'soak' | 'rollout' | 'scale' | 'webhooks';
+export type ScenarioId =
+  | 'ingest-single'
+  | 'ingest-batch'
+  | 'processing'
+  | 'sink'
+  | 'end-to-end'
+  | 'priority'
+  | 'noisy-neighbour'
+  | 'soak'
+  | 'rollout'
+  | 'scale'
+  | 'webhooks';
 
 export interface Profile {
   name: ProfileName;
@@ -25,7 +36,17 @@ export interface Profile {
   xadd: { requests: number; clients: number; pipeline: number };
   processing: { events: number };
   bullmq: { events: number; concurrency: number };
-  e2e: { startRate: number; batchStartRate: number; batchSize: number; growth: number; maxSteps: number; bisect: boolean; stepMs: number; warmupMs: number; drainTimeoutMs: number };
+  e2e: {
+    startRate: number;
+    batchStartRate: number;
+    batchSize: number;
+    growth: number;
+    maxSteps: number;
+    bisect: boolean;
+    stepMs: number;
+    warmupMs: number;
+    drainTimeoutMs: number;
+  };
   priority: { seedsPerMerchant: number; criticalRate: number; quietMs: number; floodMs: number; defaultFloodRate: number };
   /** Good merchant's refunds/s, the stuck merchant's refunds/s, each phase's length, seeded payins. */
   noisy: { goodRate: number; stuckRate: number; phaseMs: number; seeds: number };
@@ -62,25 +83,64 @@ export const PROFILES: Record<ProfileName, Profile> = {
     rollout: { rate: 100, steadyMs: 2_000, rounds: 1, settleMs: 500, killMs: 2_000 },
     scale: { backlog: 20_000, trickleRate: 50, baselineMs: 500, observeMs: 1_000 },
     webhooks: { events: 500, compare: false },
-    weights: { 'ingest-single': 10, 'ingest-batch': 3, processing: 13, sink: 5, 'end-to-end': 7, priority: 8, 'noisy-neighbour': 15, rollout: 15, scale: 8, webhooks: 5 },
+    weights: {
+      'ingest-single': 10,
+      'ingest-batch': 3,
+      processing: 13,
+      sink: 5,
+      'end-to-end': 7,
+      priority: 8,
+      'noisy-neighbour': 15,
+      rollout: 15,
+      scale: 8,
+      webhooks: 5,
+    },
   },
   standard: {
     name: 'standard',
     scenarios: ALL,
     merchants: 16,
-    ingest: { concurrencies: [10, 50, 100], ratioConcurrency: 50, durationMs: 6_000, warmupMs: 1_500, searchFactors: [0.5, 0.7, 0.85, 1.0], searchStepMs: 5_000 },
+    ingest: {
+      concurrencies: [10, 50, 100],
+      ratioConcurrency: 50,
+      durationMs: 6_000,
+      warmupMs: 1_500,
+      searchFactors: [0.5, 0.7, 0.85, 1.0],
+      searchStepMs: 5_000,
+    },
     batch: { batchSize: 1_000, concurrency: 4, durationMs: 8_000, warmupMs: 2_000 },
     xadd: { requests: 1_000_000, clients: 50, pipeline: 16 },
     processing: { events: 100_000 },
     bullmq: { events: 30_000, concurrency: 100 },
-    e2e: { startRate: 3_000, batchStartRate: 6_000, batchSize: 100, growth: 1.3, maxSteps: 7, bisect: true, stepMs: 12_000, warmupMs: 2_000, drainTimeoutMs: 60_000 },
+    e2e: {
+      startRate: 3_000,
+      batchStartRate: 6_000,
+      batchSize: 100,
+      growth: 1.3,
+      maxSteps: 7,
+      bisect: true,
+      stepMs: 12_000,
+      warmupMs: 2_000,
+      drainTimeoutMs: 60_000,
+    },
     priority: { seedsPerMerchant: 2, criticalRate: 100, quietMs: 5_000, floodMs: 15_000, defaultFloodRate: 8_000 },
     noisy: { goodRate: 10, stuckRate: 20, phaseMs: 12_000, seeds: 20 },
     soak: { durationMs: 600_000, warmupMs: 120_000, sampleMs: 10_000, defaultRate: 2_000 },
     rollout: { rate: 300, steadyMs: 15_000, rounds: 2, settleMs: 3_000, killMs: 12_000 },
     scale: { backlog: 120_000, trickleRate: 200, baselineMs: 3_000, observeMs: 8_000 },
     webhooks: { events: 20_000, compare: true },
-    weights: { 'ingest-single': 75, 'ingest-batch': 15, processing: 60, sink: 15, 'end-to-end': 100, priority: 30, 'noisy-neighbour': 40, rollout: 70, scale: 40, webhooks: 20 },
+    weights: {
+      'ingest-single': 75,
+      'ingest-batch': 15,
+      processing: 60,
+      sink: 15,
+      'end-to-end': 100,
+      priority: 30,
+      'noisy-neighbour': 40,
+      rollout: 70,
+      scale: 40,
+      webhooks: 20,
+    },
   },
   soak: {
     name: 'soak',
@@ -91,7 +151,17 @@ export const PROFILES: Record<ProfileName, Profile> = {
     xadd: { requests: 100_000, clients: 50, pipeline: 16 },
     processing: { events: 10_000 },
     bullmq: { events: 5_000, concurrency: 100 },
-    e2e: { startRate: 2_000, batchStartRate: 6_000, batchSize: 100, growth: 1.3, maxSteps: 6, bisect: false, stepMs: 10_000, warmupMs: 2_000, drainTimeoutMs: 60_000 },
+    e2e: {
+      startRate: 2_000,
+      batchStartRate: 6_000,
+      batchSize: 100,
+      growth: 1.3,
+      maxSteps: 6,
+      bisect: false,
+      stepMs: 10_000,
+      warmupMs: 2_000,
+      drainTimeoutMs: 60_000,
+    },
     priority: { seedsPerMerchant: 2, criticalRate: 100, quietMs: 5_000, floodMs: 15_000, defaultFloodRate: 8_000 },
     noisy: { goodRate: 10, stuckRate: 20, phaseMs: 12_000, seeds: 20 },
     soak: { durationMs: 600_000, warmupMs: 120_000, sampleMs: 10_000, defaultRate: 2_000 },

@@ -136,7 +136,17 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
     loadgen = await LoadGenerator.start();
     const ictx: InstanceContext = { runId, redisUrl: services.redisUrl, databaseUrl: services.databaseUrl, redis, pg: pool, cpuProfDir };
     const ctx: RunContext = {
-      profile, runId, tmpDir, redisUrl: services.redisUrl, databaseUrl: services.databaseUrl, redis, pg: pool, loadgen, progress, redisPid, cpuProfDir,
+      profile,
+      runId,
+      tmpDir,
+      redisUrl: services.redisUrl,
+      databaseUrl: services.databaseUrl,
+      redis,
+      pg: pool,
+      loadgen,
+      progress,
+      redisPid,
+      cpuProfDir,
       options: { rate: o.rate, durationMs: o.durationMs },
       topology(variant) {
         let t = topologies.get(variant);
@@ -162,16 +172,43 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
       let result: ScenarioResult;
       try {
         const out = await s.run(ctx);
-        result = { id, title: s.title, status: out.status ?? 'ok', reason: out.reason, seconds: 0, comparisons: out.comparisons, latency: out.latency, tables: out.tables, data: out.data, problems: out.problems };
+        result = {
+          id,
+          title: s.title,
+          status: out.status ?? 'ok',
+          reason: out.reason,
+          seconds: 0,
+          comparisons: out.comparisons,
+          latency: out.latency,
+          tables: out.tables,
+          data: out.data,
+          problems: out.problems,
+        };
       } catch (err) {
         const e = err as Error;
-        result = { id, title: s.title, status: 'failed', reason: e.message.split('\n')[0], seconds: 0, comparisons: [], latency: [], tables: [], data: { error: e.stack ?? e.message }, problems: [`${s.title}: ${e.message}`] };
+        result = {
+          id,
+          title: s.title,
+          status: 'failed',
+          reason: e.message.split('\n')[0],
+          seconds: 0,
+          comparisons: [],
+          latency: [],
+          tables: [],
+          data: { error: e.stack ?? e.message },
+          problems: [`${s.title}: ${e.message}`],
+        };
       }
       result.seconds = Math.round((performance.now() - t0) / 100) / 10;
       results.push(result);
-      say(`${result.status === 'ok' ? '✔' : result.status === 'skipped' ? '–' : '✘'} ${s.title} (${result.seconds} s)${result.reason ? `: ${result.reason}` : ''}`);
+      say(
+        `${result.status === 'ok' ? '✔' : result.status === 'skipped' ? '–' : '✘'} ${s.title} (${result.seconds} s)${result.reason ? `: ${result.reason}` : ''}`,
+      );
       for (const c of result.comparisons) {
-        if (c.target) say(`    ${c.title}: ${c.met === true ? 'met' : c.met === false ? 'missed' : 'n/a'}${c.ratio !== undefined && c.ratio !== null ? ` (${c.ratio.toFixed(2)}×)` : ''}`);
+        if (c.target)
+          say(
+            `    ${c.title}: ${c.met === true ? 'met' : c.met === false ? 'missed' : 'n/a'}${c.ratio !== undefined && c.ratio !== null ? ` (${c.ratio.toFixed(2)}×)` : ''}`,
+          );
       }
       // instances no later scenario needs go now: their idle processes would only add noise
       const later = new Set(ids.slice(i + 1));
@@ -197,7 +234,10 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
       .sort((a, b) => a.name.localeCompare(b.name))
       .map((d) => {
         const dir = join(cpuProfDir, d.name);
-        const main = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => ({ f, size: statSync(join(dir, f)).size })).sort((a, b) => b.size - a.size)[0];
+        const main = readdirSync(dir)
+          .filter((f) => f.endsWith('.cpuprofile'))
+          .map((f) => ({ f, size: statSync(join(dir, f)).size }))
+          .sort((a, b) => b.size - a.size)[0];
         try {
           return main ? summarizeCpuProfile(join(dir, main.f), d.name) : undefined;
         } catch {
@@ -219,7 +259,7 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
     machine: {
       cpus: cpu.length,
       cpuModel: cpu[0]?.model.trim() ?? '?',
-      memoryGb: Math.round(totalmem() / 1024 ** 3 * 10) / 10,
+      memoryGb: Math.round((totalmem() / 1024 ** 3) * 10) / 10,
       node: process.version,
       os: `${type()} ${release()}`,
       redis: redisVersion,

@@ -61,7 +61,8 @@ export async function runDemo(o: { url: string; merchants: readonly DemoMerchant
     const body = (await res.json()) as { id?: string; detail?: string };
     if (res.status === 202 && body.id) {
       ids.push(body.id);
-      if (p.body.type === 'payin') payins[o.merchants.indexOf(p.merchant)]!.push({ id: body.id, amount: Number(p.body.amount), currency: String(p.body.currency) });
+      if (p.body.type === 'payin')
+        payins[o.merchants.indexOf(p.merchant)]!.push({ id: body.id, amount: Number(p.body.amount), currency: String(p.body.currency) });
     } else if (res.status === 422) {
       refused.set(422, (refused.get(422) ?? 0) + 1);
     } else {
@@ -74,9 +75,10 @@ export async function runDemo(o: { url: string; merchants: readonly DemoMerchant
       const k = i % o.merchants.length;
       const merchant = o.merchants[k]!;
       // now and then a refund naming no payin of this merchant: ingest refuses it (422)
-      const body = i > 10 && i % 97 === 0
-        ? { type: 'refund', merchant_id: merchant.id, amount: 100, currency: 'USD', reference: `order-${i}` }
-        : plan(i, o.count, merchant, payins[k]!);
+      const body =
+        i > 10 && i % 97 === 0
+          ? { type: 'refund', merchant_id: merchant.id, amount: 100, currency: 'USD', reference: `order-${i}` }
+          : plan(i, o.count, merchant, payins[k]!);
       await post({ merchant, body });
       posting.update(++done);
     }
@@ -102,20 +104,34 @@ export async function runDemo(o: { url: string; merchants: readonly DemoMerchant
 /** The closing tables: type × status, failure codes, end-to-end latency. */
 async function report(pool: PgPool, ids: readonly string[], refused: ReadonlyMap<number, number>): Promise<string> {
   const { rows } = await pool.query<{ type: string; status: string; n: string }>(
-    'SELECT type, status, count(*) AS n FROM transactions WHERE id = ANY($1) GROUP BY 1, 2', [ids]);
+    'SELECT type, status, count(*) AS n FROM transactions WHERE id = ANY($1) GROUP BY 1, 2',
+    [ids],
+  );
   const types = ['payin', 'payout', 'refund', 'chargeback'];
   const statuses = ['succeeded', 'failed'];
   const count = (t: string, s: string) => Number(rows.find((r) => r.type === t && r.status === s)?.n ?? 0);
-  const byType = table(['type', ...statuses, 'total'], [
-    ...types.map((t) => [t, ...statuses.map((s) => String(count(t, s))), String(statuses.reduce((a, s) => a + count(t, s), 0))]),
-    ['all', ...statuses.map((s) => String(types.reduce((a, t) => a + count(t, s), 0))), String(rows.reduce((a, r) => a + Number(r.n), 0))],
-  ]);
+  const byType = table(
+    ['type', ...statuses, 'total'],
+    [
+      ...types.map((t) => [t, ...statuses.map((s) => String(count(t, s))), String(statuses.reduce((a, s) => a + count(t, s), 0))]),
+      ['all', ...statuses.map((s) => String(types.reduce((a, t) => a + count(t, s), 0))), String(rows.reduce((a, r) => a + Number(r.n), 0))],
+    ],
+  );
   const codes = await pool.query<{ failure_code: string | null; n: string }>(
-    "SELECT failure_code, count(*) AS n FROM transactions WHERE id = ANY($1) AND status = 'failed' GROUP BY 1 ORDER BY 2 DESC", [ids]);
-  const byCode = codes.rows.length ? table(['failure_code', 'count'], codes.rows.map((r) => [r.failure_code ?? '(none)', r.n])) : '(no failures)';
+    "SELECT failure_code, count(*) AS n FROM transactions WHERE id = ANY($1) AND status = 'failed' GROUP BY 1 ORDER BY 2 DESC",
+    [ids],
+  );
+  const byCode = codes.rows.length
+    ? table(
+        ['failure_code', 'count'],
+        codes.rows.map((r) => [r.failure_code ?? '(none)', r.n]),
+      )
+    : '(no failures)';
   const lat = await pool.query<{ p50: number | null; p99: number | null }>(
     `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50, percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) AS p99
-       FROM (SELECT extract(epoch FROM processed_at - ingested_at) * 1000 AS ms FROM transactions WHERE id = ANY($1)) t`, [ids]);
+       FROM (SELECT extract(epoch FROM processed_at - ingested_at) * 1000 AS ms FROM transactions WHERE id = ANY($1)) t`,
+    [ids],
+  );
   const { p50, p99 } = lat.rows[0] ?? { p50: null, p99: null };
   const orphans = refused.get(422) ?? 0;
   return [

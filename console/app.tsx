@@ -91,7 +91,8 @@ export function createConsoleApp(deps: ConsoleDeps): Hono<ConsoleEnv> {
     if (c.req.method !== 'GET' && c.req.method !== 'HEAD') {
       const origin = c.req.header('origin');
       const site = c.req.header('sec-fetch-site');
-      if ((origin && origin !== new URL(c.req.url).origin) || (site && site !== 'same-origin' && site !== 'none')) throw forbidden('Cross-site requests are refused.');
+      if ((origin && origin !== new URL(c.req.url).origin) || (site && site !== 'same-origin' && site !== 'none'))
+        throw forbidden('Cross-site requests are refused.');
     }
     await next();
   });
@@ -105,7 +106,13 @@ export function createConsoleApp(deps: ConsoleDeps): Hono<ConsoleEnv> {
       log.warn({ reason: res.reason }, 'console login refused');
       return c.html(render('Log in', '/login', undefined, <LoginForm error={res.reason} />), res.status);
     }
-    setCookie(c, SESSION_COOKIE, res.sid, { httpOnly: true, sameSite: 'Strict', path: '/', secure: new URL(c.req.url).protocol === 'https:', maxAge: sessions.ttlSeconds });
+    setCookie(c, SESSION_COOKIE, res.sid, {
+      httpOnly: true,
+      sameSite: 'Strict',
+      path: '/',
+      secure: new URL(c.req.url).protocol === 'https:',
+      maxAge: sessions.ttlSeconds,
+    });
     log.info({ audit: true, actor: res.session.keyId, action: 'login' }, 'console login');
     return c.redirect('/', 303);
   });
@@ -152,7 +159,9 @@ export function createConsoleApp(deps: ConsoleDeps): Hono<ConsoleEnv> {
   app.get('/', async (c) => page(c, 'Topology', '/', c.get('session').csrf, <Live view="/live/topology">{await topologyLive()}</Live>));
 
   // ----- partitions
-  const partitionsLive = async (topic: string, group: string | undefined) => <PartitionTable stats={await collectPartitionStats(deps.redis, keys, deps.topology, topic, group)} />;
+  const partitionsLive = async (topic: string, group: string | undefined) => (
+    <PartitionTable stats={await collectPartitionStats(deps.redis, keys, deps.topology, topic, group)} />
+  );
   const partitionQuery = (c: Context) => {
     const topic = c.req.query('topic') || deps.topology.ingest.topic;
     if (!deps.topology.topics[topic]) throw notFound(`No topic named "${topic.slice(0, 100)}".`);
@@ -162,14 +171,18 @@ export function createConsoleApp(deps: ConsoleDeps): Hono<ConsoleEnv> {
     const { topic, group } = partitionQuery(c);
     const stats = await collectPartitionStats(deps.redis, keys, deps.topology, topic, group);
     const live = `/live/partitions?${new URLSearchParams({ topic, group: stats.group ?? '' }).toString()}`;
-    return page(c, 'Partitions', '/partitions', c.get('session').csrf, (
+    return page(
+      c,
+      'Partitions',
+      '/partitions',
+      c.get('session').csrf,
       <>
         <PartitionPicker topology={deps.topology} stats={stats} />
         <Live view={live}>
           <PartitionTable stats={stats} />
         </Live>
-      </>
-    ));
+      </>,
+    );
   });
 
   // ----- workers
@@ -211,12 +224,21 @@ export function createConsoleApp(deps: ConsoleDeps): Hono<ConsoleEnv> {
     const csrf = c.get('session').csrf;
     if (!id) return page(c, 'Transactions', '/transactions', csrf, <TransactionSearch id="" />);
     const t = await trails.find(id);
-    return page(c, 'Transactions', '/transactions', csrf, (
+    return page(
+      c,
+      'Transactions',
+      '/transactions',
+      csrf,
       <>
         <TransactionSearch id={id} />
-        {t ? <TransactionView t={t} /> : <Flash kind="error" text={`No transaction ${id.slice(0, 100)} in Postgres or Redis (a malformed id, or trimmed from every stream).`} />}
-      </>
-    ), t ? 200 : 404);
+        {t ? (
+          <TransactionView t={t} />
+        ) : (
+          <Flash kind="error" text={`No transaction ${id.slice(0, 100)} in Postgres or Redis (a malformed id, or trimmed from every stream).`} />
+        )}
+      </>,
+      t ? 200 : 404,
+    );
   });
 
   // ----- live tail
@@ -226,12 +248,16 @@ export function createConsoleApp(deps: ConsoleDeps): Hono<ConsoleEnv> {
     const merchant = c.req.query('merchant') ?? '';
     const type = c.req.query('type') ?? '';
     const url = `/tail/stream?${new URLSearchParams({ topic, merchant, type }).toString()}`;
-    return page(c, 'Live tail', '/tail', c.get('session').csrf, (
+    return page(
+      c,
+      'Live tail',
+      '/tail',
+      c.get('session').csrf,
       <>
         <TailForm topology={deps.topology} topic={topic} merchant={merchant} type={type} />
         <TailTable streamUrl={url} topic={topic} />
-      </>
-    ));
+      </>,
+    );
   });
   app.get('/tail/stream', tailStream({ env: deps.env, topology: deps.topology, keys, logger: log }));
 
@@ -244,7 +270,13 @@ export function createConsoleApp(deps: ConsoleDeps): Hono<ConsoleEnv> {
       listWallets(deps.pool, deps.topology, { merchant: merchant || undefined, lowOnly, limit: PAGE, offset }),
       recentAlerts(deps.redis, keys, deps.topology),
     ]);
-    return page(c, 'Wallets', '/wallets', c.get('session').csrf, <WalletsView rows={w.rows} alerts={alerts} merchant={merchant} lowOnly={lowOnly} offset={offset} more={w.more} limit={PAGE} />);
+    return page(
+      c,
+      'Wallets',
+      '/wallets',
+      c.get('session').csrf,
+      <WalletsView rows={w.rows} alerts={alerts} merchant={merchant} lowOnly={lowOnly} offset={offset} more={w.more} limit={PAGE} />,
+    );
   });
 
   // ----- bench

@@ -25,7 +25,11 @@ export function assetRoutes(): Hono {
     if (!f) return c.notFound();
     let body = cache.get(name);
     if (!body) cache.set(name, (body = readFileSync(f.path)));
-    return c.body(new Uint8Array(body), 200, { 'content-type': `${f.type}; charset=utf-8`, 'cache-control': 'public, max-age=300', 'x-content-type-options': 'nosniff' });
+    return c.body(new Uint8Array(body), 200, {
+      'content-type': `${f.type}; charset=utf-8`,
+      'cache-control': 'public, max-age=300',
+      'x-content-type-options': 'nosniff',
+    });
   });
   return app;
 }

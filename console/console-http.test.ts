@@ -46,14 +46,38 @@ describe('console over HTTP: 10,000 dead letters, 64 partitions', () => {
   before(async () => {
     inst = await createInstance('consolehttp');
     // ttl 0: every request asks Postgres, so a revocation shows at once
-    server = await startConsole({ env: inst.env, topology, redis: inst.redis, pool: inst.pool, keyStore: new KeyStore(inst.pool, { ttlMs: 0, negativeTtlMs: 0 }), logger: createLogger('silent') }, 0);
+    server = await startConsole(
+      {
+        env: inst.env,
+        topology,
+        redis: inst.redis,
+        pool: inst.pool,
+        keyStore: new KeyStore(inst.pool, { ttlMs: 0, negativeTtlMs: 0 }),
+        logger: createLogger('silent'),
+      },
+      0,
+    );
     operatorKey = await createApiKey(inst.pool, { scope: 'operator' });
     const pipe = inst.redis.pipeline();
     for (let i = 0; i < N; i++) {
       const p = i % P;
       const tx = `tx_scale_${String(i).padStart(5, '0')}`;
-      pipe.xadd(inst.keys.deadLetter('validate', p), '*', 'tx', tx, 'ev', JSON.stringify({ id: tx, type: 'payin', merchant_id: `m${p}`, amount: 1, currency: 'USD', ingested_at: 1 }),
-        'error', 'TimeoutError', 'message', `attempt ${i} timed out`, 'stage', 'validate', 'attempts', '5');
+      pipe.xadd(
+        inst.keys.deadLetter('validate', p),
+        '*',
+        'tx',
+        tx,
+        'ev',
+        JSON.stringify({ id: tx, type: 'payin', merchant_id: `m${p}`, amount: 1, currency: 'USD', ingested_at: 1 }),
+        'error',
+        'TimeoutError',
+        'message',
+        `attempt ${i} timed out`,
+        'stage',
+        'validate',
+        'attempts',
+        '5',
+      );
     }
     await pipe.exec();
     const login = await fetch(`${server.url}/login`, { method: 'POST', body: new URLSearchParams({ key: operatorKey }), redirect: 'manual' });
@@ -110,7 +134,10 @@ describe('console over HTTP: 10,000 dead letters, 64 partitions', () => {
     }
     assert.equal(all.length, N);
     assert.equal(new Set(all).size, N);
-    assert.deepEqual(seen.slice(0, 3), (await dlq.list({ stage: 'validate', limit: 3 })).entries.map((d) => d.id));
+    assert.deepEqual(
+      seen.slice(0, 3),
+      (await dlq.list({ stage: 'validate', limit: 3 })).entries.map((d) => d.id),
+    );
   });
 
   test('a text filter finds one among 10,000', async () => {
@@ -120,7 +147,13 @@ describe('console over HTTP: 10,000 dead letters, 64 partitions', () => {
   });
 
   test('bad input is problem+json', async () => {
-    for (const [path, status] of [['/dead-letters?since=yesterday-ish', 400], ['/dead-letters?stage=nope', 400], ['/dead-letters/show?id=validate/999/1-0', 400], ['/dead-letters/show?id=validate/3/1-0', 404], ['/partitions?topic=nope', 404]] as const) {
+    for (const [path, status] of [
+      ['/dead-letters?since=yesterday-ish', 400],
+      ['/dead-letters?stage=nope', 400],
+      ['/dead-letters/show?id=validate/999/1-0', 400],
+      ['/dead-letters/show?id=validate/3/1-0', 404],
+      ['/partitions?topic=nope', 404],
+    ] as const) {
       const r = await get(path);
       assert.equal(r.status, status, `${path}: ${r.text}`);
       assert.match(r.headers.get('content-type') ?? '', /^application\/problem\+json/, path);
@@ -156,11 +189,22 @@ describe('console over HTTP: 10,000 dead letters, 64 partitions', () => {
 
   test('the tail resumes after a reconnect from its Last-Event-ID; a bad one is a 400', async () => {
     const lane = inst.keys.lane('transactions', 5, 'normal');
-    const append = (tx: string) => inst.redis.xadd(lane, '*', 'tx', tx, 'ev', JSON.stringify({ id: tx, type: 'payin', merchant_id: 'm_t', amount: 5, currency: 'EUR', ingested_at: Date.now() }));
+    const append = (tx: string) =>
+      inst.redis.xadd(
+        lane,
+        '*',
+        'tx',
+        tx,
+        'ev',
+        JSON.stringify({ id: tx, type: 'payin', merchant_id: 'm_t', amount: 5, currency: 'EUR', ingested_at: Date.now() }),
+      );
     /** Opens the tail, appends `tx` once it is listening, returns the first events message. */
     const firstEvents = async (tx: string | undefined, lastEventId?: string) => {
       const abort = new AbortController();
-      const res = await fetch(`${server.url}/tail/stream?topic=transactions`, { headers: { cookie, ...(lastEventId ? { 'last-event-id': lastEventId } : {}) }, signal: abort.signal });
+      const res = await fetch(`${server.url}/tail/stream?topic=transactions`, {
+        headers: { cookie, ...(lastEventId ? { 'last-event-id': lastEventId } : {}) },
+        signal: abort.signal,
+      });
       assert.equal(res.status, 200);
       const reader = res.body!.getReader();
       let text = '';
@@ -191,7 +235,7 @@ describe('console over HTTP: 10,000 dead letters, 64 partitions', () => {
     assert.match(bad.headers.get('content-type') ?? '', /^application\/problem\+json/);
   });
 
-  test('a transaction parked behind its merchant\'s earlier event shows so in its timeline', async () => {
+  test("a transaction parked behind its merchant's earlier event shows so in its timeline", async () => {
     const now = Date.now();
     const [first, second] = [newTxId(now - 1), newTxId(now)];
     const merchant = 'm_parked';
@@ -202,7 +246,10 @@ describe('console over HTTP: 10,000 dead letters, 64 partitions', () => {
     const e2 = await inst.redis.xadd(lane, '*', 'tx', second, 'ev', ev(second, now));
     // as core/consumer/parking.ts keeps them: "<entry id> <json>", the merchant's queue in order
     const queue = inst.keys.parkQueue('validate', p, `normal|${merchant}`);
-    for (const [entry, id, at] of [[e1, first, now - 1], [e2, second, now]] as const) {
+    for (const [entry, id, at] of [
+      [e1, first, now - 1],
+      [e2, second, now],
+    ] as const) {
       await inst.redis.rpush(queue, `${entry} ${JSON.stringify({ stream: lane, lane: 'normal', fields: ['tx', id, 'ev', ev(id, at)] })}`);
     }
     await inst.redis.zadd(inst.keys.parked('validate', p, 'index'), now + 5_000, `normal|${merchant}`);

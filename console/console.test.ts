@@ -56,7 +56,8 @@ describe('web console in Chromium', () => {
     assert.equal(res.status, 202, await res.clone().text());
     return ((await res.json()) as { id: string }).id;
   };
-  const inPostgres = async (id: string) => (await inst.pool.query('SELECT status FROM transactions WHERE id = $1', [id])).rows[0] as { status: string } | undefined;
+  const inPostgres = async (id: string) =>
+    (await inst.pool.query('SELECT status FROM transactions WHERE id = $1', [id])).rows[0] as { status: string } | undefined;
 
   /** Screenshot and axe pass of the page as it is now. */
   const check = async (name: string) => {
@@ -75,11 +76,35 @@ describe('web console in Chromium', () => {
     const tx = newTxId(now); // as ingest mints it: the id's time is the event's ingested_at
     const p = partitionOf(merchant, PARTITIONS);
     const ev = { id: tx, type: 'payin', merchant_id: merchant, amount: 700, currency: 'USD', ingested_at: now };
-    const entry = await inst.redis.xadd(inst.keys.deadLetter('validate', p), '*',
-      'tx', tx, 'ev', JSON.stringify(ev), 'error', 'TimeoutError', 'message', 'risk service timed out', 'stage', 'validate',
-      'attempts', '5', 'origin_stream', inst.keys.lane('transactions', p, 'normal'), 'origin_id', '1-0',
-      'first_failed_at', String(now - 5_000), 'last_failed_at', String(now));
-    await inst.redis.hset(inst.keys.deadLetterIndex(p), tx, JSON.stringify({ stage: 'validate', error: 'TimeoutError', message: 'risk service timed out', at: now }));
+    const entry = await inst.redis.xadd(
+      inst.keys.deadLetter('validate', p),
+      '*',
+      'tx',
+      tx,
+      'ev',
+      JSON.stringify(ev),
+      'error',
+      'TimeoutError',
+      'message',
+      'risk service timed out',
+      'stage',
+      'validate',
+      'attempts',
+      '5',
+      'origin_stream',
+      inst.keys.lane('transactions', p, 'normal'),
+      'origin_id',
+      '1-0',
+      'first_failed_at',
+      String(now - 5_000),
+      'last_failed_at',
+      String(now),
+    );
+    await inst.redis.hset(
+      inst.keys.deadLetterIndex(p),
+      tx,
+      JSON.stringify({ stage: 'validate', error: 'TimeoutError', message: 'risk service timed out', at: now }),
+    );
     return { id: `validate/${p}/${entry}`, tx };
   };
 
@@ -110,10 +135,16 @@ describe('web console in Chromium', () => {
     assert.equal(new URL(page.url()).pathname, '/login');
     await check('login');
     await page.fill('#key', merchantKeys.m_console!);
-    const [res] = await Promise.all([page.waitForResponse((r) => r.url().endsWith('/login') && r.request().method() === 'POST'), page.click('button[type=submit]')]);
+    const [res] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/login') && r.request().method() === 'POST'),
+      page.click('button[type=submit]'),
+    ]);
     assert.equal(res.status(), 403);
     assert.match(await page.locator('[role=alert]').innerText(), /merchant key; the console needs an operator key/);
-    assert.deepEqual((await browser.context.cookies()).filter((c) => c.name === 'rill_console'), []);
+    assert.deepEqual(
+      (await browser.context.cookies()).filter((c) => c.name === 'rill_console'),
+      [],
+    );
     const api = await page.evaluate(async () => (await fetch('/workers')).status);
     assert.equal(api, 401);
     t.diagnostic(`screenshots: ${shots}`);

@@ -55,10 +55,17 @@ export function tailStream(o: TailOptions): Handler {
     try {
       await redis.connect();
       reader = await openTap({
-        redis, keys: o.keys, topology: o.topology, topic, from: 'now', follow: true,
+        redis,
+        keys: o.keys,
+        topology: o.topology,
+        topic,
+        from: 'now',
+        follow: true,
         ...(resume ? { cursor: resume } : {}),
         filter: { ...(merchant ? { merchantId: merchant } : {}), ...(type ? { type } : {}) },
-        batch: 200, blockMs: 2_000, signal: abort.signal,
+        batch: 200,
+        blockMs: 2_000,
+        signal: abort.signal,
       });
     } catch (err) {
       redis.disconnect();
@@ -82,12 +89,18 @@ export function tailStream(o: TailOptions): Handler {
         skipped += Math.max(0, rows.length - maxRows);
         rows = [];
         await stream.writeSSE({ event: 'events', data: batch, id: cursor });
-        await stream.writeSSE({ event: 'state', data: escapeHtml(`Tailing ${topic}: ${seen} events so far${skipped ? ` (${skipped} not shown: more than ${(maxRows * 1000) / flushMs}/s)` : ''}.`) });
+        await stream.writeSSE({
+          event: 'state',
+          data: escapeHtml(`Tailing ${topic}: ${seen} events so far${skipped ? ` (${skipped} not shown: more than ${(maxRows * 1000) / flushMs}/s)` : ''}.`),
+        });
       };
       const timer = setInterval(() => void flush().catch(() => undefined), flushMs);
       try {
         const filters = [merchant && `merchant ${merchant}`, type && `type ${type}`].filter(Boolean).join(', ');
-        await stream.writeSSE({ event: 'state', data: escapeHtml(`Tailing ${topic} ${resume ? 'from where it left off' : 'from now'}${filters ? ` (${filters})` : ''}; waiting for events…`) });
+        await stream.writeSSE({
+          event: 'state',
+          data: escapeHtml(`Tailing ${topic} ${resume ? 'from where it left off' : 'from now'}${filters ? ` (${filters})` : ''}; waiting for events…`),
+        });
         for await (const ev of reader) {
           if (stream.aborted) break;
           seen++;

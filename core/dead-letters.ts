@@ -127,7 +127,9 @@ export class DeadLetters {
     let start = since === undefined ? '-' : String(since);
     if (cursor && (since === undefined || Number(cursor.entryId.split('-')[0]) >= since)) start = cursor.entryId;
     const streams: MergeStream[] = this.partitionList(this.selectStages(filter.stage)).flatMap((p) =>
-      this.selectStages(filter.stage).filter((stage) => p < this.partitions(stage)).map((stage) => ({ stage, p, key: this.keys.deadLetter(stage, p), from: start, buf: [], done: false })),
+      this.selectStages(filter.stage)
+        .filter((stage) => p < this.partitions(stage))
+        .map((stage) => ({ stage, p, key: this.keys.deadLetter(stage, p), from: start, buf: [], done: false })),
     );
     // a k-way merge of the streams, oldest first: each is read a few entries at a time (about
     // twice its fair share of what the page still needs) and read again only when its buffer runs
@@ -279,7 +281,13 @@ export class DeadLetters {
     for (;;) {
       const page = (await this.redis.xrange(key, from, end, 'COUNT', PAGE)) as RawEntry[];
       if (dryRun) res.redriven += page.length;
-      else await this.redriveEntries(p, page.map((raw) => ({ stage, raw })), res, false);
+      else
+        await this.redriveEntries(
+          p,
+          page.map((raw) => ({ stage, raw })),
+          res,
+          false,
+        );
       if (page.length < PAGE) return;
       from = `(${page[page.length - 1]![0]}`;
     }

@@ -13,7 +13,10 @@ export class FatalError extends Error {
 /** The system is over its limits; the caller should come back after `retryAfterSeconds`. */
 export class BackpressureError extends Error {
   override name = 'BackpressureError';
-  constructor(message: string, readonly retryAfterSeconds: number) {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
     super(message);
   }
 }

@@ -23,6 +23,10 @@ export function isFailureCode(s: unknown): s is FailureCode {
 }
 
 /** The event as a business failure: status `failed` with its code and reason. */
-export function failedEvent<E extends { status?: string }>(event: E, code: FailureCode, reason: string): E & { status: 'failed'; failure_code: FailureCode; failure_reason: string } {
+export function failedEvent<E extends { status?: string }>(
+  event: E,
+  code: FailureCode,
+  reason: string,
+): E & { status: 'failed'; failure_code: FailureCode; failure_reason: string } {
   return { ...event, status: 'failed', failure_code: code, failure_reason: reason };
 }

@@ -86,12 +86,7 @@ export function defineScripts(redis: RedisClient, scripts: readonly ScriptSource
 }
 
 /** Run a defined script on a connection or queue it on a pipeline. Keys first, then args. */
-export function runScript(
-  target: RedisClient | RedisPipeline,
-  script: ScriptSource,
-  keys: readonly string[],
-  args: readonly ScriptArg[],
-): Promise<unknown> {
+export function runScript(target: RedisClient | RedisPipeline, script: ScriptSource, keys: readonly string[], args: readonly ScriptArg[]): Promise<unknown> {
   const fn = (target as unknown as Record<string, ScriptCall>)[script.name];
   if (typeof fn !== 'function') throw new Error(`Lua script ${script.name} is not defined on this connection`);
   const head: ScriptArg[] = script.numberOfKeys === undefined ? [keys.length] : [];

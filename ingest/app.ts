@@ -59,7 +59,11 @@ export interface IngestLimits {
 }
 
 export const DEFAULT_LIMITS: IngestLimits = {
-  maxBodyBytes: 64 * 1024, dependencyTimeoutMs: 2_000, retryAfterSeconds: 1, tapKeepAliveMs: 15_000, tapMaxStreamsPerKey: 5,
+  maxBodyBytes: 64 * 1024,
+  dependencyTimeoutMs: 2_000,
+  retryAfterSeconds: 1,
+  tapKeepAliveMs: 15_000,
+  tapMaxStreamsPerKey: 5,
 };
 
 export interface IngestDeps {
@@ -123,7 +127,10 @@ export function createIngestApp(deps: IngestDeps): IngestApp {
   app.get('/v1/transactions/:id', bearerAuth(deps.keyStore, 'merchant'), getTransaction(lookup));
   app.get('/v1/wallets', bearerAuth(deps.keyStore, 'merchant'), getWallets(deps.pool, limits.dependencyTimeoutMs));
   const tap = tapRoute({
-    env: deps.env, topology: deps.topology, registry: deps.registry, logger: deps.logger,
+    env: deps.env,
+    topology: deps.topology,
+    registry: deps.registry,
+    logger: deps.logger,
     options: { keepAliveMs: limits.tapKeepAliveMs, maxPerKey: limits.tapMaxStreamsPerKey, connectTimeoutMs: limits.dependencyTimeoutMs },
   });
   app.get('/v1/streams/:topic/tail', bearerAuth(deps.keyStore, 'tap'), tap.handler);

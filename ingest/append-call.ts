@@ -27,12 +27,16 @@ export interface EventToAppend {
   payin?: PayinCheck;
 }
 
-export type PayinCheck =
-  | { op: 'register'; bucket: string; expiresAt: number }
-  | { op: 'require'; bucket: string; payinId: string };
+export type PayinCheck = { op: 'register'; bucket: string; expiresAt: number } | { op: 'require'; bucket: string; payinId: string };
 
 /** What an event asks of the refundable-payins record: payins register, refunds and chargebacks require theirs. */
-export function payinCheck(keys: Keys, partition: number, body: { type: string; merchant_id: string; reference?: string | undefined }, txId: string, windowMs: number): PayinCheck | undefined {
+export function payinCheck(
+  keys: Keys,
+  partition: number,
+  body: { type: string; merchant_id: string; reference?: string | undefined },
+  txId: string,
+  windowMs: number,
+): PayinCheck | undefined {
   if (body.type === 'payin') {
     const b = payinBucket(txId, windowMs);
     return { op: 'register', bucket: keys.payins(partition, body.merchant_id, b.name), expiresAt: b.expiresAt };
@@ -44,7 +48,13 @@ export function payinCheck(keys: Keys, partition: number, body: { type: string; 
 }
 
 /** Keys and arguments of one call over one merchant's events (their bucket is `bucket`). */
-export function appendCall(bucket: string, events: readonly EventToAppend[], limit: RateLimitConfig, idempotencyTtlMs: number, now: number): { keys: string[]; args: (string | number)[] } {
+export function appendCall(
+  bucket: string,
+  events: readonly EventToAppend[],
+  limit: RateLimitConfig,
+  idempotencyTtlMs: number,
+  now: number,
+): { keys: string[]; args: (string | number)[] } {
   const streams = new Map<string, number>();
   for (const e of events) if (!streams.has(e.stream)) streams.set(e.stream, streams.size + 1);
   const keys = [bucket, ...streams.keys()];

@@ -33,7 +33,10 @@ export type AppendOutcome =
 /** A refund or chargeback whose reference is no payin of its merchant accepted within the refund window. */
 export class UnknownPayinError extends Error {
   override name = 'UnknownPayinError';
-  constructor(readonly type: string, readonly reference: string) {
+  constructor(
+    readonly type: string,
+    readonly reference: string,
+  ) {
     super(`${type} references no accepted payin of its merchant`);
   }
 }
@@ -88,9 +91,18 @@ export class EventAppender {
     const id = newTxId(now);
     const event: TransactionEvent = { ...body, id, ingested_at: now, status: 'accepted' };
     const bucket = this.keys.rateLimit(route.partition, body.merchant_id);
-    const record = idempotencyKey === undefined ? undefined : { key: this.keys.idempotency(route.partition, body.merchant_id, idempotencyKey), fingerprint: fingerprint(body) };
+    const record =
+      idempotencyKey === undefined
+        ? undefined
+        : { key: this.keys.idempotency(route.partition, body.merchant_id, idempotencyKey), fingerprint: fingerprint(body) };
     const payin = payinCheck(this.keys, route.partition, body, id, this.refundWindowMs);
-    const call = appendCall(bucket, [{ stream: route.stream, record, txId: id, ev: JSON.stringify(event), traceparent, payin }], this.rateLimit, this.idempotencyTtlMs, now);
+    const call = appendCall(
+      bucket,
+      [{ stream: route.stream, record, txId: id, ev: JSON.stringify(event), traceparent, payin }],
+      this.rateLimit,
+      this.idempotencyTtlMs,
+      now,
+    );
     const reply = await withTimeout(runScript(this.redis, APPEND_EVENTS, call.keys, call.args), this.opts.timeoutMs, 'Redis append');
     const out = parseAppendReply(reply, 1)[0]!;
     switch (out.kind) {

@@ -18,7 +18,10 @@ export function requireJson(): MiddlewareHandler {
     if (media !== 'application/json') {
       throw unsupportedMediaType(`Content-Type must be application/json${type ? `, not ${truncate(type)}` : ''}.`, { headers: ACCEPT });
     }
-    const charset = params.find((p) => p.startsWith('charset='))?.slice('charset='.length).replace(/"/g, '');
+    const charset = params
+      .find((p) => p.startsWith('charset='))
+      ?.slice('charset='.length)
+      .replace(/"/g, '');
     if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
       throw unsupportedMediaType('JSON bodies must be UTF-8.', { headers: ACCEPT });
     }

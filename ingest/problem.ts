@@ -43,10 +43,7 @@ export function problemResponse(problem: Problem, headers: Record<string, string
 const make =
   (status: ContentfulStatusCode, slug: string, title: string) =>
   (detail: string, extra: { errors?: FieldError[]; headers?: Record<string, string> } = {}): ProblemError =>
-    new ProblemError(
-      { type: problemType(slug), title, status, detail, ...(extra.errors ? { errors: extra.errors } : {}) },
-      extra.headers,
-    );
+    new ProblemError({ type: problemType(slug), title, status, detail, ...(extra.errors ? { errors: extra.errors } : {}) }, extra.headers);
 
 export const badRequest = make(400, 'invalid-request', 'Invalid request');
 export const malformedJson = make(400, 'malformed-json', 'Malformed JSON');
@@ -60,9 +57,12 @@ const unprocessable = make(422, 'unknown-payin', 'Unknown payin');
 
 /** 422: a refund or chargeback whose reference is not a payin of the merchant that Rill accepted. */
 export function unknownPayin(type: string, reference: string): ProblemError {
-  return unprocessable(`A ${type} must reference a payin of the same merchant accepted within the refund window; ${JSON.stringify(reference.slice(0, 100))} is not one. Nothing was appended.`, {
-    errors: [{ path: '/reference', message: 'not a payin of this merchant accepted within the refund window' }],
-  });
+  return unprocessable(
+    `A ${type} must reference a payin of the same merchant accepted within the refund window; ${JSON.stringify(reference.slice(0, 100))} is not one. Nothing was appended.`,
+    {
+      errors: [{ path: '/reference', message: 'not a payin of this merchant accepted within the refund window' }],
+    },
+  );
 }
 export const payloadTooLarge = make(413, 'payload-too-large', 'Payload Too Large');
 export const unsupportedMediaType = make(415, 'unsupported-media-type', 'Unsupported Media Type');

@@ -34,9 +34,7 @@ function storableTime(s: string): boolean {
 export const TransactionBodySchema = z
   .object({
     type: z.enum(TRANSACTION_TYPES, { error: `must be one of ${TRANSACTION_TYPES.join(', ')}` }),
-    merchant_id: z
-      .string()
-      .regex(MERCHANT_ID_PATTERN, 'must be 1-64 characters of letters, digits, "_", "." or "-", starting with a letter or digit'),
+    merchant_id: z.string().regex(MERCHANT_ID_PATTERN, 'must be 1-64 characters of letters, digits, "_", "." or "-", starting with a letter or digit'),
     // JSON numbers are doubles: above MAX_SAFE_INTEGER an amount can no longer be represented exactly
     amount: z
       .number()
@@ -132,7 +130,8 @@ export function fastCheckBody(raw: unknown): TransactionBody | undefined {
     let n = 0;
     for (const k in metadata) {
       const v = metadata[k];
-      if (++n > METADATA_MAX_ENTRIES || !METADATA_KEY_PATTERN.test(k) || typeof v !== 'string' || v.length > METADATA_MAX_VALUE || !storable(v)) return undefined;
+      if (++n > METADATA_MAX_ENTRIES || !METADATA_KEY_PATTERN.test(k) || typeof v !== 'string' || v.length > METADATA_MAX_VALUE || !storable(v))
+        return undefined;
     }
   }
   return raw as TransactionBody;

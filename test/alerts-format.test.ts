@@ -10,7 +10,15 @@ import { ConfigError } from '../core/errors.ts';
 
 const AT = Date.UTC(2026, 0, 2, 3, 4, 5);
 const walletLow = (over: Partial<WalletLowAlert> = {}): WalletLowAlert => ({
-  id: 'alert_tx_1', type: 'wallet_low', merchant_id: 'm_001', currency: 'EUR', balance: 400_050, threshold: 500_000, tx_id: 'tx_1', at: AT, ...over,
+  id: 'alert_tx_1',
+  type: 'wallet_low',
+  merchant_id: 'm_001',
+  currency: 'EUR',
+  balance: 400_050,
+  threshold: 500_000,
+  tx_id: 'tx_1',
+  at: AT,
+  ...over,
 });
 
 test('parseAlert reads the ledger event and says what is wrong with a bad one', () => {
@@ -33,7 +41,7 @@ test('dedupe identity: kind + merchant + currency, kind + stage, kind + worker',
   assert.equal(dedupeIdentity({ id: 'x', type: 'other', event_type: 'e', fields: {} }), 'e:x');
 });
 
-test('money in minor units reads in the currency\'s own decimals', () => {
+test("money in minor units reads in the currency's own decimals", () => {
   assert.equal(formatMoney(400_050, 'EUR'), '4,000.50 EUR');
   assert.equal(formatMoney(5, 'USD'), '0.05 USD');
   assert.equal(formatMoney(12_345, 'JPY'), '12,345 JPY');
@@ -45,11 +53,15 @@ test('formatSlack: text fallback and blocks, mrkdwn escaped', () => {
   const msg = formatSlack(walletLow());
   assert.match(msg.text, /^:warning: \*Low wallet balance\*: Merchant m_001: EUR wallet at 4,000\.50 EUR, under the 5,000\.00 EUR threshold\.$/);
   const blocks = msg.blocks as { type: string; text?: { text: string }; fields?: { text: string }[]; elements?: { text: string }[] }[];
-  assert.deepEqual(blocks.map((b) => b.type), ['header', 'section', 'section', 'context']);
+  assert.deepEqual(
+    blocks.map((b) => b.type),
+    ['header', 'section', 'section', 'context'],
+  );
   assert.equal(blocks[0]!.text!.text, 'Low wallet balance');
-  assert.deepEqual(blocks[2]!.fields!.map((f) => f.text), [
-    '*Merchant*\nm_001', '*Currency*\nEUR', '*Balance*\n4,000.50 EUR', '*Threshold*\n5,000.00 EUR', '*Transaction*\ntx_1', '*At*\n2026-01-02T03:04:05.000Z',
-  ]);
+  assert.deepEqual(
+    blocks[2]!.fields!.map((f) => f.text),
+    ['*Merchant*\nm_001', '*Currency*\nEUR', '*Balance*\n4,000.50 EUR', '*Threshold*\n5,000.00 EUR', '*Transaction*\ntx_1', '*At*\n2026-01-02T03:04:05.000Z'],
+  );
   assert.match(blocks[3]!.elements![0]!.text, /alert_tx_1/);
   const evil = formatSlack(walletLow({ merchant_id: '<!channel> & co' }));
   assert.ok(evil.text.includes('&lt;!channel&gt; &amp; co'));
@@ -63,10 +75,23 @@ test('formatTelegram: sendMessage body, HTML escaped, within 4096 characters', (
   assert.ok(msg.text.startsWith('<b>Low wallet balance</b>\nMerchant m&lt;b&gt;&amp;: EUR wallet at 4,000.50 EUR'));
   assert.ok(msg.text.includes('Merchant: <code>m&lt;b&gt;&amp;</code>'));
   assert.ok(msg.text.includes('<i>Rill alert alert_tx_1</i>'));
-  const huge: Alert = { id: 'big', type: 'other', event_type: 'x', fields: Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`k${i}`, '<'.repeat(2_000)])) };
+  const huge: Alert = {
+    id: 'big',
+    type: 'other',
+    event_type: 'x',
+    fields: Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`k${i}`, '<'.repeat(2_000)])),
+  };
   const long = formatTelegram(huge, '@ops');
   assert.ok(long.text.length <= 4_096, `length ${long.text.length}`);
-  assert.ok(!/&[a-z]*$/.test(long.text.split('\n').find((l) => l.startsWith('k0'))!.replace('</code>', '')), 'no entity cut in half');
+  assert.ok(
+    !/&[a-z]*$/.test(
+      long.text
+        .split('\n')
+        .find((l) => l.startsWith('k0'))!
+        .replace('</code>', ''),
+    ),
+    'no entity cut in half',
+  );
 });
 
 test('dead-letter and missing-worker alerts read as such in both formats', () => {
@@ -108,7 +133,8 @@ test('the sink schema: defaults, telegram needs chat_id, visibility timeout cove
 
 test('webhook URLs resolve ${VAR} at start; a missing variable is a config error naming it, never a secret', () => {
   const c = AlertsSinkSchema.parse({
-    type: 'alerts', input: 'alerts',
+    type: 'alerts',
+    input: 'alerts',
     webhooks: [
       { name: 'ops', kind: 'slack', url: '${SLACK_WEBHOOK_URL}' },
       { name: 'tg', kind: 'telegram', url: 'https://api.telegram.org/bot${TG_TOKEN}/', chat_id: '${TG_CHAT}' },
@@ -119,16 +145,22 @@ test('webhook URLs resolve ${VAR} at start; a missing variable is a config error
     { name: 'ops', kind: 'slack', target: 'https://hooks.slack.com/services/T/B/secret' },
     { name: 'tg', kind: 'telegram', target: 'https://api.telegram.org/bot123:abc/sendMessage', chatId: '-100' },
   ]);
-  assert.throws(() => resolveWebhooks('notify', c.webhooks, { ...env, TG_TOKEN: '' }), (err: Error) => {
-    assert.ok(err instanceof ConfigError);
-    assert.equal(err.message, 'sinks.notify.webhooks.1 (tg).url: environment variable TG_TOKEN is not set');
-    return true;
-  });
-  assert.throws(() => resolveWebhooks('notify', c.webhooks, { ...env, SLACK_WEBHOOK_URL: 'not a url secret' }), (err: Error) => {
-    assert.ok(err instanceof ConfigError);
-    assert.ok(!err.message.includes('secret'), err.message);
-    return true;
-  });
+  assert.throws(
+    () => resolveWebhooks('notify', c.webhooks, { ...env, TG_TOKEN: '' }),
+    (err: Error) => {
+      assert.ok(err instanceof ConfigError);
+      assert.equal(err.message, 'sinks.notify.webhooks.1 (tg).url: environment variable TG_TOKEN is not set');
+      return true;
+    },
+  );
+  assert.throws(
+    () => resolveWebhooks('notify', c.webhooks, { ...env, SLACK_WEBHOOK_URL: 'not a url secret' }),
+    (err: Error) => {
+      assert.ok(err instanceof ConfigError);
+      assert.ok(!err.message.includes('secret'), err.message);
+      return true;
+    },
+  );
   assert.throws(() => resolveWebhooks('notify', c.webhooks, { ...env, SLACK_WEBHOOK_URL: 'ftp://x' }), /expected an http\(s\) URL/);
 });
 

@@ -61,7 +61,8 @@ class Receiver {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         const path = req.url ?? '/';
-        const answer = this.scripts.get(path)?.shift() ?? this.always.get(path) ?? { status: 200, body: path.endsWith('/sendMessage') ? '{"ok":true,"result":{}}' : 'ok' };
+        const answer = this.scripts.get(path)?.shift() ??
+          this.always.get(path) ?? { status: 200, body: path.endsWith('/sendMessage') ? '{"ok":true,"result":{}}' : 'ok' };
         let body: Record<string, unknown> = {};
         try {
           body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
@@ -123,16 +124,26 @@ interface Running {
   stop(): Promise<void>;
 }
 
-function sinkOn(inst: TestInstance, consumer: string, config: Record<string, unknown>, env: Record<string, string>): { sink: AlertsSink; registry: Registry; redis: Redis } {
+function sinkOn(
+  inst: TestInstance,
+  consumer: string,
+  config: Record<string, unknown>,
+  env: Record<string, string>,
+): { sink: AlertsSink; registry: Registry; redis: Redis } {
   const redis = connectRedis(inst.env, { name: `test-${consumer}` }) as Redis;
   defineScripts(redis, CORE_SCRIPTS);
   const registry = createRegistry({ defaults: false });
   const sink = new AlertsSink({
     name: 'notify',
     config: AlertsSinkSchema.parse({ type: 'alerts', input: 'alerts', ...config }),
-    topology, keys: inst.keys, redis, consumer, registry,
+    topology,
+    keys: inst.keys,
+    redis,
+    consumer,
+    registry,
     logger: createLogger(process.env.LOG_LEVEL || 'silent'),
-    env, blockMs: 100,
+    env,
+    blockMs: 100,
   });
   return { sink, registry, redis };
 }
@@ -142,7 +153,10 @@ async function startSink(label: string, config: Record<string, unknown>, env: Re
   const { sink, registry, redis } = sinkOn(inst, 'test-0', config, env);
   await sink.start();
   return {
-    inst, sink, registry, redis,
+    inst,
+    sink,
+    registry,
+    redis,
     async stop() {
       await sink.stop();
       redis.disconnect();
@@ -188,7 +202,10 @@ test('each alert reaches each webhook once, through 503s and a 429, and a duplic
       { name: 'ops-telegram', kind: 'telegram', url: '${TEST_TG_BASE}/bot${TEST_TG_TOKEN}-1', chat_id: '${TEST_TG_CHAT}' },
     ],
     retry: { attempts: 6, base: '100ms', factor: 2, max: '2s', jitter: 'none' },
-    request_timeout: '2s', delivery_timeout: '10s', visibility_timeout: '20s', dedupe_window: '10m',
+    request_timeout: '2s',
+    delivery_timeout: '10s',
+    visibility_timeout: '20s',
+    dedupe_window: '10m',
   };
   const env1 = { TEST_SLACK_URL: receiver.base + slack, TEST_TG_BASE: receiver.base, TEST_TG_TOKEN: TG_TOKEN, TEST_TG_CHAT: '-1001234' };
   const r = await startSink('alertsdeliver', config1, env1);
@@ -199,12 +216,18 @@ test('each alert reaches each webhook once, through 503s and a 429, and a duplic
 
     // Slack: 503, 503, 429 (Retry-After: 1), 200; backoff 100 ms, 200 ms, then the 1 s Retry-After (over 400 ms)
     const s = receiver.on(slack);
-    assert.deepEqual(s.map((x) => x.status), [503, 503, 429, 200]);
+    assert.deepEqual(
+      s.map((x) => x.status),
+      [503, 503, 429, 200],
+    );
     const sg = gaps(s);
     assert.ok(sg[0]! >= 95 && sg[1]! >= 195 && sg[2]! >= 995, `slack gaps ${sg.join(', ')} ms`);
     assert.ok(sg[0]! < sg[1]!, `backoff grows: ${sg.join(', ')} ms`);
     const t = receiver.on(tg);
-    assert.deepEqual(t.map((x) => x.status), [503, 200]);
+    assert.deepEqual(
+      t.map((x) => x.status),
+      [503, 200],
+    );
     assert.ok(gaps(t)[0]! >= 95, `telegram gap ${gaps(t)[0]} ms`);
 
     // the shapes: Slack incoming-webhook JSON, Telegram sendMessage
@@ -227,7 +250,7 @@ test('each alert reaches each webhook once, through 503s and a 429, and a duplic
     const other = walletLow('m_alert_b', 'USD');
     await appendAlert(r, dup);
     await appendAlert(r, other);
-    await waitFor('the second merchant\'s alert on both webhooks', () => receiver.ok(slack).length === 2 && receiver.ok(tg).length === 2, 20_000);
+    await waitFor("the second merchant's alert on both webhooks", () => receiver.ok(slack).length === 2 && receiver.ok(tg).length === 2, 20_000);
     await drained(r);
     assert.equal(mentions(receiver.on(slack), dup.id).length, 0);
     assert.equal(mentions(receiver.on(tg), '30.00 EUR').length, 0);
@@ -266,22 +289,33 @@ test('a webhook answering 400 dead-letters the alert at once, with the error, an
   const slack = `${SLACK_PATH}/2`;
   const tg = `/bot${TG_TOKEN}-2/sendMessage`;
   receiver.script(tg, [], { status: 400, body: '{"ok":false,"error_code":400,"description":"Bad Request: chat not found"}' });
-  const r = await startSink('alertsbad', {
-    webhooks: [
-      { name: 'ops-slack', kind: 'slack', url: receiver.base + slack },
-      { name: 'ops-telegram', kind: 'telegram', url: `${receiver.base}/bot${TG_TOKEN}-2`, chat_id: 42 },
-    ],
-    retry: { attempts: 5, base: '50ms', jitter: 'none' },
-  }, {});
+  const r = await startSink(
+    'alertsbad',
+    {
+      webhooks: [
+        { name: 'ops-slack', kind: 'slack', url: receiver.base + slack },
+        { name: 'ops-telegram', kind: 'telegram', url: `${receiver.base}/bot${TG_TOKEN}-2`, chat_id: 42 },
+      ],
+      retry: { attempts: 5, base: '50ms', jitter: 'none' },
+    },
+    {},
+  );
   try {
     const alert = walletLow('m_alert_c', 'GBP');
     const { stream, id } = await appendAlert(r, alert);
-    const [dl] = await waitFor('the dead letter', async () => {
-      const d = await deadLetters(r.inst.redis, r.inst.keys, 'notify', 8);
-      return d.length ? d : undefined;
-    }, 20_000);
+    const [dl] = await waitFor(
+      'the dead letter',
+      async () => {
+        const d = await deadLetters(r.inst.redis, r.inst.keys, 'notify', 8);
+        return d.length ? d : undefined;
+      },
+      20_000,
+    );
     assert.equal(dl!.get('error'), 'WebhookError');
-    assert.match(dl!.get('message')!, /^webhook ops-telegram: HTTP 400 Bad Request: chat not found \(permanent, attempt 1\); delivered to or deduplicated at: ops-slack$/);
+    assert.match(
+      dl!.get('message')!,
+      /^webhook ops-telegram: HTTP 400 Bad Request: chat not found \(permanent, attempt 1\); delivered to or deduplicated at: ops-slack$/,
+    );
     assert.ok(!dl!.get('message')!.includes(TG_TOKEN), 'no secret in the dead letter');
     assert.equal(dl!.get('stage'), 'notify');
     assert.equal(dl!.get('attempts'), '1');
@@ -305,24 +339,37 @@ test('a webhook answering 400 dead-letters the alert at once, with the error, an
 test('a webhook that never recovers (a hang, then 503s) holds an alert at most delivery_timeout', async () => {
   const slack = `${SLACK_PATH}/3`;
   receiver.script(slack, [{ status: 0, hang: true }], { status: 503 });
-  const r = await startSink('alertsdown', {
-    webhooks: [{ name: 'down', kind: 'slack', url: receiver.base + slack }],
-    retry: { attempts: 100, base: '100ms', factor: 2, max: '300ms', jitter: 'none' },
-    request_timeout: '300ms', delivery_timeout: '1500ms', visibility_timeout: '10s',
-  }, {});
+  const r = await startSink(
+    'alertsdown',
+    {
+      webhooks: [{ name: 'down', kind: 'slack', url: receiver.base + slack }],
+      retry: { attempts: 100, base: '100ms', factor: 2, max: '300ms', jitter: 'none' },
+      request_timeout: '300ms',
+      delivery_timeout: '1500ms',
+      visibility_timeout: '10s',
+    },
+    {},
+  );
   try {
     const alert = walletLow('m_alert_d', 'USD');
     await appendAlert(r, alert);
-    const [dl] = await waitFor('the dead letter', async () => {
-      const d = await deadLetters(r.inst.redis, r.inst.keys, 'notify', 8);
-      return d.length ? d : undefined;
-    }, 20_000);
+    const [dl] = await waitFor(
+      'the dead letter',
+      async () => {
+        const d = await deadLetters(r.inst.redis, r.inst.keys, 'notify', 8);
+        return d.length ? d : undefined;
+      },
+      20_000,
+    );
     const reqs = receiver.on(slack);
     // from the first request: attempts stop at delivery_timeout (1.5 s), the dead letter follows at once
     const took = Date.now() - reqs[0]!.at;
     assert.ok(took < 2_500, `dead-lettered ${took} ms after the first request`);
     assert.ok(reqs[reqs.length - 1]!.at - reqs[0]!.at <= 1_500, 'no attempt past the deadline');
-    assert.match(dl!.get('message')!, /^webhook down: gave up after \d+ attempt\(s\)(, delivery_timeout reached|: the next one \(in \d+ ms\) would start past delivery_timeout); last: HTTP 503/);
+    assert.match(
+      dl!.get('message')!,
+      /^webhook down: gave up after \d+ attempt\(s\)(, delivery_timeout reached|: the next one \(in \d+ ms\) would start past delivery_timeout); last: HTTP 503/,
+    );
     assert.ok(reqs.length >= 3, `${reqs.length} requests`);
     assert.ok(gaps(reqs)[0]! >= 300 + 95, `the hung request timed out first: ${gaps(reqs)[0]} ms`);
     await drained(r);
@@ -336,7 +383,9 @@ test('a stop cuts a hung delivery short; the alert stays pending and is delivere
   receiver.script(slack, [{ status: 0, hang: true }]);
   const config = {
     webhooks: [{ name: 'ops-slack', kind: 'slack', url: receiver.base + slack }],
-    request_timeout: '10s', delivery_timeout: '20s', visibility_timeout: '30s',
+    request_timeout: '10s',
+    delivery_timeout: '20s',
+    visibility_timeout: '30s',
   };
   const r = await startSink('alertsstop', config, {});
   let restarted: ReturnType<typeof sinkOn> | undefined;
@@ -348,7 +397,10 @@ test('a stop cuts a hung delivery short; the alert stays pending and is delivere
     await r.sink.stop();
     assert.ok(Date.now() - t0 < 3_000, `stopped in ${Date.now() - t0} ms`);
     const pending = (await r.inst.redis.xpending(stream, 'notify', '-', '+', 10)) as [string, string, number, number][];
-    assert.deepEqual(pending.map((p) => [p[0], p[1]]), [[id, 'test-0']]);
+    assert.deepEqual(
+      pending.map((p) => [p[0], p[1]]),
+      [[id, 'test-0']],
+    );
     assert.equal((await deadLetters(r.inst.redis, r.inst.keys, 'notify', 8)).length, 0);
     assert.equal(await r.inst.redis.exists(r.inst.keys.global('alerts', 'notify', 'dedupe', 'ops-slack', 'wallet_low:m_alert_e:EUR')), 0, 'claim released');
 
@@ -368,20 +420,25 @@ test('a stop cuts a hung delivery short; the alert stays pending and is delivere
 
 test('dead-letter growth past the threshold and a missing worker heartbeat alert once each', async () => {
   const slack = `${SLACK_PATH}/4`;
-  const r = await startSink('alertschecks', {
-    webhooks: [{ name: 'ops-slack', kind: 'slack', url: receiver.base + slack }],
-    dead_letters: { threshold: 3 },
-    heartbeat: { missing_after: '30s' },
-    check_interval: '150ms',
-    retry: { attempts: 3, base: '50ms' },
-  }, {});
+  const r = await startSink(
+    'alertschecks',
+    {
+      webhooks: [{ name: 'ops-slack', kind: 'slack', url: receiver.base + slack }],
+      dead_letters: { threshold: 3 },
+      heartbeat: { missing_after: '30s' },
+      check_interval: '150ms',
+      retry: { attempts: 3, base: '50ms' },
+    },
+    {},
+  );
   const checks = () => metric(r.registry, 'rill_alert_checks_total', {});
   const passes = async (n: number) => {
     const from = await checks();
     await waitFor(`${n} more check passes`, async () => (await checks()) >= from + n, 20_000);
   };
   const dlq = async (stage: string, n: number) => {
-    for (let i = 0; i < n; i++) await r.inst.redis.xadd(r.inst.keys.deadLetter(stage, i % 8), '*', 'tx', `tx_dl_${stage}_${i}`, 'ev', '{}', 'error', 'Error', 'message', 'test');
+    for (let i = 0; i < n; i++)
+      await r.inst.redis.xadd(r.inst.keys.deadLetter(stage, i % 8), '*', 'tx', `tx_dl_${stage}_${i}`, 'ev', '{}', 'error', 'Error', 'message', 'test');
   };
   try {
     // nothing to report yet, and no workers-seen key at all: passes run, nothing is sent

@@ -42,10 +42,13 @@ after(async () => {
 
 const notify = { type: 'alerts', input: 'alerts', webhooks: [{ name: 'ops', kind: 'slack', url: '${RILL_TEST_SLACK_URL}/hook' }] };
 
-test('a worker runs the alerts sink: the ledger\'s low-balance alert reaches Slack once', async () => {
+test("a worker runs the alerts sink: the ledger's low-balance alert reaches Slack once", async () => {
   process.env.RILL_TEST_SLACK_URL = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   // velocity rules alone: the streaming features could hold this test's payout for review
-  const { topology } = writeTopology({ 'stages.ledger.config.low_balance': { default: 5_000 }, 'stages.risk.config.features': false, 'sinks.notify': notify }, SHIPPED_TOPOLOGY);
+  const { topology } = writeTopology(
+    { 'stages.ledger.config.low_balance': { default: 5_000 }, 'stages.risk.config.features': false, 'sinks.notify': notify },
+    SHIPPED_TOPOLOGY,
+  );
   const worker = await startWorker({ env: inst.env, topology, registry: createRegistry(), logger: createLogger('silent') });
   try {
     assert.ok(worker.components.includes('notify'));

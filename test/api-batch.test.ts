@@ -114,7 +114,11 @@ describe('POST /v1/transactions/batch', () => {
     // one payin per merchant, accepted by ingest, for the refunds and chargebacks below to name
     for (const merchant of [M, OTHER, RL, CHUNKS, FAIL]) {
       const key = merchant === M ? apiKeys.main : merchant === OTHER ? apiKeys.other : await createApiKey(inst.pool, { merchantId: merchant });
-      const r = await post(ndjson([{ type: 'payin', merchant_id: merchant, amount: 1_000_000, currency: 'EUR', reference: `payin-of-${merchant}` }]), NDJSON, key);
+      const r = await post(
+        ndjson([{ type: 'payin', merchant_id: merchant, amount: 1_000_000, currency: 'EUR', reference: `payin-of-${merchant}` }]),
+        NDJSON,
+        key,
+      );
       assert.equal(results(r)[0]?.status, 'accepted', r.text);
       payinOf.set(merchant, results(r)[0]!.id!);
     }
@@ -136,7 +140,15 @@ describe('POST /v1/transactions/batch', () => {
     assert.match(r.headers.get('content-type') ?? '', /^application\/json/);
     assert.equal(r.headers.get('retry-after'), null);
     const res = results(r);
-    assert.deepEqual(res.map((x) => [x.index, x.status]), [[0, 'accepted'], [1, 'accepted'], [2, 'accepted'], [3, 'accepted']]);
+    assert.deepEqual(
+      res.map((x) => [x.index, x.status]),
+      [
+        [0, 'accepted'],
+        [1, 'accepted'],
+        [2, 'accepted'],
+        [3, 'accepted'],
+      ],
+    );
     for (const x of res) assert.match(x.id!, TX_ID_PATTERN);
     assert.equal(new Set(res.map((x) => x.id)).size, 4);
 
@@ -153,7 +165,10 @@ describe('POST /v1/transactions/batch', () => {
     });
     // accepted events counted per lane, as for the single endpoint
     const now = await Promise.all(LANES.map(acceptedCounter));
-    assert.deepEqual(now.map((n, i) => n - counters[i]!), [2, 1, 1, 0]);
+    assert.deepEqual(
+      now.map((n, i) => n - counters[i]!),
+      [2, 1, 1, 0],
+    );
   });
 
   test('JSON array: every event accepted and appended', async () => {
@@ -161,7 +176,10 @@ describe('POST /v1/transactions/batch', () => {
     const r = await post(JSON.stringify([event(10), event(11), event(12)]), 'application/json; charset=utf-8');
     assert.equal(r.status, 202, r.text);
     const res = results(r);
-    assert.deepEqual(res.map((x) => x.status), ['accepted', 'accepted', 'accepted']);
+    assert.deepEqual(
+      res.map((x) => x.status),
+      ['accepted', 'accepted', 'accepted'],
+    );
     const after = await appended();
     assert.equal(after.entries, before.entries + 3);
     for (const x of res) assert.equal(after.byTx.get(x.id!)?.length, 1);
@@ -171,16 +189,18 @@ describe('POST /v1/transactions/batch', () => {
     const before = await appended();
     const enc = new TextEncoder();
     const parts: Uint8Array[] = [
-      enc.encode(ndjson([
-        event(20), //                                              0 ok
-        '{"type": "payin", oops', //                               1 not JSON
-        event(21, { amount: -5, colour: 'red' }), //               2 schema: two errors
-        event(22, { merchant_id: OTHER }), //                      3 another merchant's event
-        event(23, { idempotency_key: 'x'.repeat(256) }), //        4 bad idempotency key
-        [1, 2], //                                                 5 not an object
-        event(24, { currency: 'usd', type: 'refund' }), //         6 schema
-        event(25, { idempotency_key: 'good-key-25' }), //          7 ok, with a key
-      ])),
+      enc.encode(
+        ndjson([
+          event(20), //                                              0 ok
+          '{"type": "payin", oops', //                               1 not JSON
+          event(21, { amount: -5, colour: 'red' }), //               2 schema: two errors
+          event(22, { merchant_id: OTHER }), //                      3 another merchant's event
+          event(23, { idempotency_key: 'x'.repeat(256) }), //        4 bad idempotency key
+          [1, 2], //                                                 5 not an object
+          event(24, { currency: 'usd', type: 'refund' }), //         6 schema
+          event(25, { idempotency_key: 'good-key-25' }), //          7 ok, with a key
+        ]),
+      ),
       new Uint8Array([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d, 0x0a]), //  8 not UTF-8
       enc.encode(ndjson([event(26)])), //                          9 ok
     ];
@@ -191,7 +211,10 @@ describe('POST /v1/transactions/batch', () => {
       res.map((x) => x.status),
       ['accepted', 'rejected', 'rejected', 'rejected', 'rejected', 'rejected', 'rejected', 'accepted', 'rejected', 'accepted'],
     );
-    assert.deepEqual(res.map((x) => x.index), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.deepEqual(
+      res.map((x) => x.index),
+      [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    );
     for (const x of res) {
       if (x.status === 'accepted') {
         assert.match(x.id!, TX_ID_PATTERN);
@@ -208,7 +231,10 @@ describe('POST /v1/transactions/batch', () => {
     }
     const errs = (i: number) => res[i]!.errors!.map((e) => [e.status, e.type.replace('urn:problem-type:rill:', ''), e.path]);
     assert.deepEqual(errs(1), [[400, 'malformed-json', '']]);
-    assert.deepEqual(errs(2).sort(), [[400, 'validation-failed', '/amount'], [400, 'validation-failed', '/colour']]);
+    assert.deepEqual(errs(2).sort(), [
+      [400, 'validation-failed', '/amount'],
+      [400, 'validation-failed', '/colour'],
+    ]);
     assert.deepEqual(errs(3), [[403, 'forbidden', '/merchant_id']]);
     assert.deepEqual(errs(4), [[400, 'validation-failed', '/idempotency_key']]);
     assert.deepEqual(errs(5), [[400, 'validation-failed', '']]);
@@ -226,36 +252,50 @@ describe('POST /v1/transactions/batch', () => {
 
   test('a refund or chargeback naming no payin of its merchant accepted by ingest: that line rejected (422), nothing appended for it', async () => {
     const before = await appended();
-    const r = await post(ndjson([
-      event(80, { type: 'refund', reference: 'no-such-payin' }), //          0 unknown payin
-      event(81, { type: 'chargeback', reference: payinOf.get(OTHER) }), //  1 another merchant's payin
-      event(82, { type: 'refund' }), //                                      2 M's own payin: fine
-      event(83, { type: 'chargeback' }), //                                  3 fine
-    ]));
+    const r = await post(
+      ndjson([
+        event(80, { type: 'refund', reference: 'no-such-payin' }), //          0 unknown payin
+        event(81, { type: 'chargeback', reference: payinOf.get(OTHER) }), //  1 another merchant's payin
+        event(82, { type: 'refund' }), //                                      2 M's own payin: fine
+        event(83, { type: 'chargeback' }), //                                  3 fine
+      ]),
+    );
     assert.equal(r.status, 202, r.text);
     const res = results(r);
-    assert.deepEqual(res.map((x) => x.status), ['rejected', 'rejected', 'accepted', 'accepted']);
+    assert.deepEqual(
+      res.map((x) => x.status),
+      ['rejected', 'rejected', 'accepted', 'accepted'],
+    );
     for (const x of res.slice(0, 2)) {
       assert.equal(x.id, undefined);
-      assert.deepEqual(x.errors!.map((e) => [e.status, e.type.replace('urn:problem-type:rill:', ''), e.path]), [[422, 'unknown-payin', '/reference']]);
+      assert.deepEqual(
+        x.errors!.map((e) => [e.status, e.type.replace('urn:problem-type:rill:', ''), e.path]),
+        [[422, 'unknown-payin', '/reference']],
+      );
     }
     const after = await appended();
     assert.equal(after.entries, before.entries + 2, 'only the two naming a payin of M');
     for (const i of [2, 3]) assert.equal(after.byTx.get(res[i]!.id!)?.[0]?.event.reference, payinOf.get(M));
   });
 
-  test('a batch of another merchant\'s events: each line rejected (403), nothing appended', async () => {
+  test("a batch of another merchant's events: each line rejected (403), nothing appended", async () => {
     const before = await appended();
     const r = await post(ndjson([event(30, { merchant_id: OTHER }), event(31, { merchant_id: OTHER })]));
     assert.equal(r.status, 202, r.text);
     for (const x of results(r)) {
       assert.equal(x.status, 'rejected');
-      assert.deepEqual(x.errors!.map((e) => [e.status, e.path]), [[403, '/merchant_id']]);
+      assert.deepEqual(
+        x.errors!.map((e) => [e.status, e.path]),
+        [[403, '/merchant_id']],
+      );
     }
     assert.equal((await appended()).entries, before.entries);
     // and with that merchant's own key they go through
     const own = await post(ndjson([event(32, { merchant_id: OTHER })]), NDJSON, apiKeys.other);
-    assert.deepEqual(results(own).map((x) => x.status), ['accepted']);
+    assert.deepEqual(
+      results(own).map((x) => x.status),
+      ['accepted'],
+    );
     assert.equal((await appended()).entries, before.entries + 1);
   });
 
@@ -265,24 +305,46 @@ describe('POST /v1/transactions/batch', () => {
     const b = event(41, { reference: 'idem-b' });
     // the same event with its fields in another order is the same event
     const aReordered = Object.fromEntries(Object.entries(a).reverse());
-    const first = await post(ndjson([
-      { ...a, idempotency_key: 'k-a' },
-      { ...b, idempotency_key: 'k-b' },
-      { idempotency_key: 'k-a', ...aReordered },
-      { ...a, amount: 999, idempotency_key: 'k-b' },
-    ]));
+    const first = await post(
+      ndjson([
+        { ...a, idempotency_key: 'k-a' },
+        { ...b, idempotency_key: 'k-b' },
+        { idempotency_key: 'k-a', ...aReordered },
+        { ...a, amount: 999, idempotency_key: 'k-b' },
+      ]),
+    );
     assert.equal(first.status, 202, first.text);
     const r1 = results(first);
-    assert.deepEqual(r1.map((x) => x.status), ['accepted', 'accepted', 'duplicate', 'rejected']);
+    assert.deepEqual(
+      r1.map((x) => x.status),
+      ['accepted', 'accepted', 'duplicate', 'rejected'],
+    );
     assert.equal(r1[2]!.id, r1[0]!.id);
-    assert.deepEqual(r1[3]!.errors!.map((e) => [e.status, e.type.replace('urn:problem-type:rill:', '')]), [[409, 'idempotency-conflict']]);
+    assert.deepEqual(
+      r1[3]!.errors!.map((e) => [e.status, e.type.replace('urn:problem-type:rill:', '')]),
+      [[409, 'idempotency-conflict']],
+    );
     assert.equal(r1[3]!.id, undefined);
     assert.equal((await appended()).entries, before.entries + 2);
 
     // a later batch: the same keys still answer the first ids (and are never appended again)
-    const second = await post(JSON.stringify([{ ...b, idempotency_key: 'k-b' }, { ...a, idempotency_key: 'k-a' }, { ...a, currency: 'GBP', idempotency_key: 'k-a' }]), 'application/json');
+    const second = await post(
+      JSON.stringify([
+        { ...b, idempotency_key: 'k-b' },
+        { ...a, idempotency_key: 'k-a' },
+        { ...a, currency: 'GBP', idempotency_key: 'k-a' },
+      ]),
+      'application/json',
+    );
     const r2 = results(second);
-    assert.deepEqual(r2.map((x) => [x.status, x.id]), [['duplicate', r1[1]!.id], ['duplicate', r1[0]!.id], ['rejected', undefined]]);
+    assert.deepEqual(
+      r2.map((x) => [x.status, x.id]),
+      [
+        ['duplicate', r1[1]!.id],
+        ['duplicate', r1[0]!.id],
+        ['rejected', undefined],
+      ],
+    );
     // one key space with the Idempotency-Key header of the single endpoint
     const single = await fetch(`${ingest.url}/v1/transactions`, {
       method: 'POST',
@@ -316,7 +378,11 @@ describe('POST /v1/transactions/batch', () => {
       headers: { 'content-type': NDJSON, authorization: `Bearer ${apiKeys.main}`, 'idempotency-key': 'batch-1' },
       body: ndjson([event(51)]),
     });
-    assertProblem({ status: withHeader.status, headers: withHeader.headers, json: (await withHeader.json()) as Record<string, unknown> }, 400, /invalid-request/);
+    assertProblem(
+      { status: withHeader.status, headers: withHeader.headers, json: (await withHeader.json()) as Record<string, unknown> },
+      400,
+      /invalid-request/,
+    );
     assertProblem(await post(ndjson([event(51)]), NDJSON, 'rk_nope'), 401, /unauthorized/);
     assertProblem(await post(ndjson([event(51)]), NDJSON, apiKeys.tap), 403, /forbidden/);
     assert.equal((await appended()).entries, before.entries);
@@ -373,7 +439,9 @@ describe('POST /v1/transactions/batch', () => {
     const after = await appended();
     assert.equal(after.entries, before.entries + 30_000);
     const best = Math.min(...runs);
-    t.diagnostic(`10,000-event NDJSON batch (${(body.length / MiB).toFixed(2)} MiB): ${runs.map((ms) => ms.toFixed(0)).join(' / ')} ms → best ${Math.round(10_000 / (best / 1000))} events/s`);
+    t.diagnostic(
+      `10,000-event NDJSON batch (${(body.length / MiB).toFixed(2)} MiB): ${runs.map((ms) => ms.toFixed(0)).join(' / ')} ms → best ${Math.round(10_000 / (best / 1000))} events/s`,
+    );
   });
 
   test('rate limit per event: the events past the bucket are rejected, Retry-After on the batch', async () => {
@@ -386,13 +454,26 @@ describe('POST /v1/transactions/batch', () => {
       const r = await post(ndjson(lines), NDJSON, key, small.url);
       assert.equal(r.status, 202, r.text);
       const res = results(r);
-      assert.deepEqual(res.map((x) => x.status), ['accepted', 'accepted', 'accepted', 'rejected', 'rejected']);
-      for (const x of res.slice(3)) assert.deepEqual(x.errors!.map((e) => [e.status, e.type.replace('urn:problem-type:rill:', '')]), [[429, 'rate-limited']]);
+      assert.deepEqual(
+        res.map((x) => x.status),
+        ['accepted', 'accepted', 'accepted', 'rejected', 'rejected'],
+      );
+      for (const x of res.slice(3))
+        assert.deepEqual(
+          x.errors!.map((e) => [e.status, e.type.replace('urn:problem-type:rill:', '')]),
+          [[429, 'rate-limited']],
+        );
       assert.match(r.headers.get('retry-after') ?? '', /^[1-9]\d*$/);
       assert.equal((await scanPrefix(inst.redis, inst.env.prefix)).entries, before + 3);
       // a limited event recorded nothing: its key is free; a replay of an accepted one is never limited
       const again = await post(ndjson([lines[0], lines[3]]), NDJSON, key, small.url);
-      assert.deepEqual(results(again).map((x) => [x.status, x.errors?.[0]?.status]), [['duplicate', undefined], ['rejected', 429]]);
+      assert.deepEqual(
+        results(again).map((x) => [x.status, x.errors?.[0]?.status]),
+        [
+          ['duplicate', undefined],
+          ['rejected', 429],
+        ],
+      );
       assert.equal(results(again)[0]!.id, res[0]!.id);
     } finally {
       await small.server.close();
@@ -410,8 +491,14 @@ describe('POST /v1/transactions/batch', () => {
       assert.equal(r.status, 202, r.text.slice(0, 500));
       const res = results(r);
       assert.equal(res.filter((x) => x.status === 'accepted').length, 1_500);
-      assert.ok(res.slice(0, 1_500).every((x) => x.status === 'accepted'), 'the first 1,500 in order');
-      assert.ok(res.slice(1_500).every((x) => x.errors?.[0]?.status === 429), 'every later one limited');
+      assert.ok(
+        res.slice(0, 1_500).every((x) => x.status === 'accepted'),
+        'the first 1,500 in order',
+      );
+      assert.ok(
+        res.slice(1_500).every((x) => x.errors?.[0]?.status === 429),
+        'every later one limited',
+      );
       assert.equal((await scanPrefix(inst.redis, inst.env.prefix)).entries, before + 1_500);
     } finally {
       await small.server.close();
@@ -430,7 +517,14 @@ describe('POST /v1/transactions/batch', () => {
       const r = await post(ndjson(lines), NDJSON, key);
       assert.equal(r.status, 202, r.text);
       const res = results(r);
-      assert.deepEqual(res.map((x) => [x.status, x.errors?.[0]?.status]), [['accepted', undefined], ['rejected', 503], ['accepted', undefined]]);
+      assert.deepEqual(
+        res.map((x) => [x.status, x.errors?.[0]?.status]),
+        [
+          ['accepted', undefined],
+          ['rejected', 503],
+          ['accepted', undefined],
+        ],
+      );
       assert.equal((await scanPrefix(inst.redis, inst.env.prefix)).entries, before + 2);
       // nothing was recorded for the refused event: its key is free once the lane works again
       await inst.redis.del(broken);
@@ -456,7 +550,11 @@ describe('POST /v1/transactions/batch', () => {
 });
 
 /** POST a body in 64 KiB chunks with Transfer-Encoding: chunked and no Content-Length. */
-function postChunked(url: string, key: string, body: Buffer): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }> {
+function postChunked(
+  url: string,
+  key: string,
+  body: Buffer,
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }> {
   return new Promise((resolve, reject) => {
     const req = request(url, {
       method: 'POST',

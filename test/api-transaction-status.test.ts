@@ -63,7 +63,15 @@ describe('GET /v1/transactions/:id', () => {
     return r.text;
   };
 
-  const PAYIN = { type: 'payin', merchant_id: M, amount: 1999, currency: 'EUR', reference: 'order-1', occurred_at: '2024-05-01T12:00:00.250+02:00', metadata: { channel: 'web' } };
+  const PAYIN = {
+    type: 'payin',
+    merchant_id: M,
+    amount: 1999,
+    currency: 'EUR',
+    reference: 'order-1',
+    occurred_at: '2024-05-01T12:00:00.250+02:00',
+    metadata: { channel: 'web' },
+  };
   const PAYOUT = { type: 'payout', merchant_id: M, amount: 5000, currency: 'USD', reference: 'po-1' };
   const ZAR = { type: 'payin', merchant_id: M, amount: 700, currency: 'ZAR', reference: 'zar-1' };
   const FATAL = { type: 'payin', merchant_id: M, amount: 800, currency: 'EUR', reference: 'fatal-1', metadata: { fail: 'fatal' } };
@@ -117,7 +125,7 @@ describe('GET /v1/transactions/:id', () => {
     });
   });
 
-  test('processing: delivered to the first stage\'s group (and back to accepted when it is not)', async () => {
+  test("processing: delivered to the first stage's group (and back to accepted when it is not)", async () => {
     ids.payout = await post(PAYOUT);
     assert.equal((await get(ids.payout)).json.status, 'accepted');
     // the validate group has been handed everything in the high lane so far
@@ -130,7 +138,7 @@ describe('GET /v1/transactions/:id', () => {
     assert.equal((await get(ids.payout)).json.status, 'accepted');
   });
 
-  test('processing: a retry waiting in a stage\'s delay set', async () => {
+  test("processing: a retry waiting in a stage's delay set", async () => {
     const id = await post({ ...PAYOUT, reference: 'retry-1' });
     const [[entryId, raw]] = (await inst.redis.xrange(lane('high'), '-', '+')).filter(([, f]) => fieldsToMap(f).get('tx') === id) as [[string, string[]]];
     const fields = fieldsToMap(raw);
@@ -149,7 +157,7 @@ describe('GET /v1/transactions/:id', () => {
     await notFound(id);
   });
 
-  test('another merchant\'s key, unknown and malformed ids: the same 404', async () => {
+  test("another merchant's key, unknown and malformed ids: the same 404", async () => {
     const unknown = newTxId();
     const bodies = new Set<string>([
       await notFound(ids.payin, apiKeys.neighbour), // same partition: found in the stream, not theirs
@@ -232,7 +240,7 @@ describe('GET /v1/transactions/:id', () => {
     await notFound(ids.payin, apiKeys.neighbour);
   });
 
-  test('failed (the pipeline\'s verdict, from Postgres) with its reason', async () => {
+  test("failed (the pipeline's verdict, from Postgres) with its reason", async () => {
     const now = Date.now();
     const id = newTxId(now);
     await inst.pool.query(
@@ -262,7 +270,7 @@ describe('GET /v1/transactions/:id', () => {
     await notFound(id, apiKeys.neighbour);
   });
 
-  test('the Postgres lookup reads one partition (ingested_at bound by the id\'s time)', async (t) => {
+  test("the Postgres lookup reads one partition (ingested_at bound by the id's time)", async (t) => {
     const { rows } = await inst.pool.query<{ relkind: string }>("SELECT relkind FROM pg_class WHERE oid = 'transactions'::regclass");
     if (rows[0]?.relkind !== 'p') {
       t.skip('transactions is not partitioned in this schema (002_payments.sql not applied)');

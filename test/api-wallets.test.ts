@@ -69,7 +69,9 @@ describe('GET /v1/wallets', () => {
   });
 
   test('a balance change shows on the next read', async () => {
-    await inst.pool.query("UPDATE wallets SET balance = balance + 100, updated_at = '2024-06-01T00:00:00Z' WHERE merchant_id = $1 AND currency = 'USD'", [OTHER]);
+    await inst.pool.query("UPDATE wallets SET balance = balance + 100, updated_at = '2024-06-01T00:00:00Z' WHERE merchant_id = $1 AND currency = 'USD'", [
+      OTHER,
+    ]);
     assert.deepEqual((await get(apiKeys.other)).json, { wallets: [{ currency: 'USD', balance: 1099, updated_at: '2024-06-01T00:00:00.000Z' }] });
   });
 

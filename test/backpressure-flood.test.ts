@@ -56,7 +56,12 @@ test('flooded without a worker: 503s past max_lag, nothing lost, accepting again
   const keys = new Map<string, string>();
   for (const m of merchants) keys.set(m, await createApiKey(inst.pool, { merchantId: m }));
   // the refunds and chargebacks of the mix name payins ingest must know (no ledger here)
-  await registerReferencedPayins(inst.redis, inst.keys, ingest.topology, Array.from({ length: 100_000 }, (_, i) => sampleBody(i, merchants)));
+  await registerReferencedPayins(
+    inst.redis,
+    inst.keys,
+    ingest.topology,
+    Array.from({ length: 100_000 }, (_, i) => sampleBody(i, merchants)),
+  );
   const post = (i: number) => {
     const body = sampleBody(i, merchants);
     return fetch(`${ingest.url}/v1/transactions`, {

@@ -23,7 +23,7 @@ async function add(stream: string, n: number): Promise<void> {
   for (let i = 0; i < n; i++) await inst.redis.xadd(stream, '*', 'tx', `t${i}`);
 }
 
-test('waiting entries: lag + pending of the pipeline\'s groups, never-read streams whole, delayed retries', async () => {
+test("waiting entries: lag + pending of the pipeline's groups, never-read streams whole, delayed retries", async () => {
   const keys = pipelineKeys(topology, inst.keys);
   const inputs = new Set([...Object.values(topology.stages), ...Object.values(topology.sinks)].map((c) => c.input));
   const read = Object.keys(topology.topics).filter((t) => inputs.has(t));

@@ -90,7 +90,7 @@ describe('rill/client', () => {
     const out = await c.createTransaction(tx());
     assert.match(out.id, /^tx_/);
     assert.equal(sent.length, 2);
-    assert.ok(sent[0]!.key && sent[0]!.key === sent[1]!.key, 'the retry carries the first attempt\'s key');
+    assert.ok(sent[0]!.key && sent[0]!.key === sent[1]!.key, "the retry carries the first attempt's key");
     assert.equal(waits.length, 1);
     assert.ok(waits[0]! >= 2000 && waits[0]! <= 2200, `waited ${waits[0]} ms for Retry-After: 2`);
   });
@@ -141,25 +141,46 @@ describe('rill/client', () => {
     const { c, sent } = client(ingest.url, { batchMaxEvents: 10 });
     const results = await c.createTransactions(events);
     assert.equal(sent.length, 3);
-    assert.deepEqual(sent.map((s) => s.body.split('\n').length), [10, 10, 5]);
-    assert.deepEqual(results.map((r) => r.index), events.map((_, i) => i));
-    assert.deepEqual(results.filter((r) => r.status !== 'accepted').map((r) => r.index), [7]);
+    assert.deepEqual(
+      sent.map((s) => s.body.split('\n').length),
+      [10, 10, 5],
+    );
+    assert.deepEqual(
+      results.map((r) => r.index),
+      events.map((_, i) => i),
+    );
+    assert.deepEqual(
+      results.filter((r) => r.status !== 'accepted').map((r) => r.index),
+      [7],
+    );
     // the same events again (their generated keys are gone): a fresh client, a byte limit of 1 KB
     const { c: small, sent: smallSent } = client(ingest.url, { batchMaxBytes: 1024 });
     const withKeys = events.map((e, i) => ({ ...e, idempotency_key: `batch-key-${i}` }));
     await small.createTransactions(withKeys);
     assert.ok(smallSent.length > 1 && smallSent.every((s) => Buffer.byteLength(s.body) + 1 <= 1024));
     const replay = await small.createTransactions(withKeys);
-    assert.deepEqual(replay.map((r) => r.status), events.map((_, i) => (i === 7 ? 'rejected' : 'duplicate')));
+    assert.deepEqual(
+      replay.map((r) => r.status),
+      events.map((_, i) => (i === 7 ? 'rejected' : 'duplicate')),
+    );
   });
 
   test('createTransactions: lines rejected as rate-limited are sent again with their keys', async () => {
     const { c, sent, waits } = client(limited.url);
     const results = await c.createTransactions([tx(), tx(), tx()]);
-    assert.deepEqual(results.map((r) => r.status), ['accepted', 'accepted', 'accepted']);
-    assert.deepEqual(results.map((r) => r.index), [0, 1, 2]);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['accepted', 'accepted', 'accepted'],
+    );
+    assert.deepEqual(
+      results.map((r) => r.index),
+      [0, 1, 2],
+    );
     assert.ok(sent.length >= 2, 'the limited lines went again');
-    assert.ok(waits.every((w) => w >= 1000), 'each retry waited for the batch answer\'s Retry-After');
+    assert.ok(
+      waits.every((w) => w >= 1000),
+      "each retry waited for the batch answer's Retry-After",
+    );
     const keysOf = (body: string) => body.split('\n').map((l) => (JSON.parse(l) as { idempotency_key: string }).idempotency_key);
     const firstKeys = keysOf(sent[0]!.body);
     for (const s of sent.slice(1)) for (const k of keysOf(s.body)) assert.ok(firstKeys.includes(k));

@@ -164,7 +164,11 @@ describe('compose: docker-compose.yml and the Dockerfile', () => {
   test('every Rill service runs a real rill subcommand with options it knows', async () => {
     const commands = new Map<string, string[]>();
     for (const [name, s] of rillServices) {
-      const argv = Array.isArray(s.command) ? s.command : String(s.command ?? '').split(/\s+/).filter(Boolean);
+      const argv = Array.isArray(s.command)
+        ? s.command
+        : String(s.command ?? '')
+            .split(/\s+/)
+            .filter(Boolean);
       assert.ok(argv.length, `${name} has a command`);
       commands.set(name, argv);
     }
@@ -179,10 +183,14 @@ describe('compose: docker-compose.yml and the Dockerfile', () => {
   });
 
   test('mounted files exist and Grafana is provisioned with the datasource the dashboard uses', () => {
-    const mounts = Object.values(compose.services).flatMap((s) => s.volumes ?? []).filter((v) => v.startsWith('./'));
+    const mounts = Object.values(compose.services)
+      .flatMap((s) => s.volumes ?? [])
+      .filter((v) => v.startsWith('./'));
     assert.ok(mounts.length >= 4);
     for (const m of mounts) assert.ok(existsSync(resolve(COMPOSE, m.split(':')[0]!)), `mounted ${m}`);
-    const ds = parse(readFileSync(file('grafana', 'provisioning', 'datasources', 'prometheus.yml'), 'utf8')) as { datasources: { uid: string; type: string; url: string }[] };
+    const ds = parse(readFileSync(file('grafana', 'provisioning', 'datasources', 'prometheus.yml'), 'utf8')) as {
+      datasources: { uid: string; type: string; url: string }[];
+    };
     assert.equal(ds.datasources[0]?.type, 'prometheus');
     assert.equal(ds.datasources[0]?.url, 'http://prometheus:9090');
     const provider = parse(readFileSync(file('grafana', 'provisioning', 'dashboards', 'rill.yml'), 'utf8')) as { providers: { options: { path: string } }[] };
@@ -228,11 +236,12 @@ async function seriesOf(registry: Registry): Promise<{ exported: Set<string>; sa
   const sampled = new Set<string>();
   for (const m of await registry.getMetricsAsJSON()) {
     const type = String(m.type);
-    const names = type === 'histogram'
-      ? [`${m.name}_bucket`, `${m.name}_sum`, `${m.name}_count`]
-      : type === 'summary'
-        ? [m.name, `${m.name}_sum`, `${m.name}_count`]
-        : [m.name];
+    const names =
+      type === 'histogram'
+        ? [`${m.name}_bucket`, `${m.name}_sum`, `${m.name}_count`]
+        : type === 'summary'
+          ? [m.name, `${m.name}_sum`, `${m.name}_count`]
+          : [m.name];
     for (const n of names) exported.add(n);
     for (const v of m.values as { metricName?: string }[]) sampled.add(v.metricName ?? m.name);
   }
@@ -258,7 +267,9 @@ describe('compose: every metric the dashboard and the alerts query is exported b
 
   test('the PromQL extraction finds metric names only', () => {
     assert.deepEqual(
-      [...promqlMetricNames('histogram_quantile(0.99, sum by (le, sink) (rate(rill_x_bucket{a="b",c=~"5.."}[5m]))) > 10 and on (topic) up{job="w"} offset 5m')].sort(),
+      [
+        ...promqlMetricNames('histogram_quantile(0.99, sum by (le, sink) (rate(rill_x_bucket{a="b",c=~"5.."}[5m]))) > 10 and on (topic) up{job="w"} offset 5m'),
+      ].sort(),
       ['rill_x_bucket', 'up'],
     );
     assert.deepEqual([...promqlMetricNames('time() - max by (worker) (rill_hb) > 30')], ['rill_hb']);
@@ -272,12 +283,24 @@ describe('compose: every metric the dashboard and the alerts query is exported b
       'topics.settled': { partitions: 8 },
       'topics.alerts': { partitions: 8, external: true },
       'stages.risk': {
-        input: 'validated', processor: 'risk', output: 'scored', ordering: 'key', batch: 100, lease_ttl: '2s', dead_letter: {},
+        input: 'validated',
+        processor: 'risk',
+        output: 'scored',
+        ordering: 'key',
+        batch: 100,
+        lease_ttl: '2s',
+        dead_letter: {},
         config: { thresholds: { default: { review: 101, block: 101 } } },
       },
       'stages.ledger': {
-        input: 'scored', processor: 'ledger', output: 'settled', ordering: 'key', batch: 100, lease_ttl: '2s',
-        retry: { attempts: 2, base: '10ms', max: '20ms' }, dead_letter: {},
+        input: 'scored',
+        processor: 'ledger',
+        output: 'settled',
+        ordering: 'key',
+        batch: 100,
+        lease_ttl: '2s',
+        retry: { attempts: 2, base: '10ms', max: '20ms' },
+        dead_letter: {},
         config: { low_balance: { default: 10_000 }, alerts_topic: 'alerts' },
       },
       'sinks.postgres.input': 'settled',
@@ -291,8 +314,16 @@ describe('compose: every metric the dashboard and the alerts query is exported b
     worker = await startWorker({ env: inst.env, topology, registry: workerRegistry, logger });
     // what cli/worker.ts starts beside the stages (see core/observability/worker.ts)
     observability = startWorkerObservability({
-      redis: inst.redis, keys: inst.keys, topology, id: `compose-test-${process.pid}`, host: 'test',
-      components: worker.components, registry: workerRegistry, logger, heartbeatMs: 200, streamStatsMs: 200,
+      redis: inst.redis,
+      keys: inst.keys,
+      topology,
+      id: `compose-test-${process.pid}`,
+      host: 'test',
+      components: worker.components,
+      registry: workerRegistry,
+      logger,
+      heartbeatMs: 200,
+      streamStatsMs: 200,
     });
 
     const appender = new EventAppender(inst.redis, topology, inst.keys, { timeoutMs: 5_000 });
@@ -324,7 +355,11 @@ describe('compose: every metric the dashboard and the alerts query is exported b
     ingest = await startTestIngest(inst, { topology });
     const key = await createApiKey(inst.pool, { merchantId: 'm_http' });
     const post = (body: unknown, auth = true) =>
-      fetch(`${ingest!.url}/v1/transactions`, { method: 'POST', headers: { 'content-type': 'application/json', ...(auth ? { authorization: `Bearer ${key}` } : {}) }, body: JSON.stringify(body) });
+      fetch(`${ingest!.url}/v1/transactions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(auth ? { authorization: `Bearer ${key}` } : {}) },
+        body: JSON.stringify(body),
+      });
     assert.equal((await post({ type: 'payin', merchant_id: 'm_http', amount: 500, currency: 'EUR' })).status, 202);
     assert.equal((await post({ type: 'payin', merchant_id: 'm_http', amount: -1, currency: 'EUR' })).status, 400);
     assert.equal((await post({}, false)).status, 401);
@@ -352,7 +387,14 @@ describe('compose: every metric the dashboard and the alerts query is exported b
     for (const g of alerts.groups) for (const r of g.rules) note(r.expr, `alert ${r.alert}`);
     for (const p of allPanels(dashboard.panels)) for (const t of p.targets ?? []) if (t.expr) note(t.expr, `panel "${p.title}"`);
     assert.ok(used.size >= 15, `found ${used.size} metric names`);
-    for (const required of ['rill_ingest_requests_total', 'rill_ingest_request_duration_seconds_bucket', 'rill_group_lag', 'rill_dead_letters', 'rill_sink_rows_total', 'rill_end_to_end_latency_seconds_bucket']) {
+    for (const required of [
+      'rill_ingest_requests_total',
+      'rill_ingest_request_duration_seconds_bucket',
+      'rill_group_lag',
+      'rill_dead_letters',
+      'rill_sink_rows_total',
+      'rill_end_to_end_latency_seconds_bucket',
+    ]) {
       assert.ok(used.has(required), `the dashboard or alerts use ${required}`);
     }
 
@@ -367,4 +409,3 @@ describe('compose: every metric the dashboard and the alerts query is exported b
     assert.deepEqual(unsampled, [], 'metrics exported but without a sample after the traffic');
   });
 });
-

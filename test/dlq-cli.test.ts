@@ -51,7 +51,11 @@ async function dlq(...argv: string[]): Promise<Run> {
   return { code, stdout, stderr };
 }
 
-async function listJson(...extra: string[]): Promise<{ id: string; tx: string; error: string; message: string; stage: string; event: { currency: string; reference: string; metadata?: Record<string, string> } }[]> {
+async function listJson(
+  ...extra: string[]
+): Promise<
+  { id: string; tx: string; error: string; message: string; stage: string; event: { currency: string; reference: string; metadata?: Record<string, string> } }[]
+> {
   const r = await dlq('list', '--json', ...extra);
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout);
@@ -79,12 +83,20 @@ const oneLine = (s: string) => s.trim().split('\n').length === 1;
 test('dlq list, show, redrive and purge over a real pipeline', async () => {
   const appender = new EventAppender(inst.redis, pipeline.topology, inst.keys, { timeoutMs: 5_000 });
   const merchants = merchantIds(16);
-  await registerReferencedPayins(inst.redis, inst.keys, pipeline.topology, Array.from({ length: 40 }, (_, i) => sampleBody(i, merchants)));
+  await registerReferencedPayins(
+    inst.redis,
+    inst.keys,
+    pipeline.topology,
+    Array.from({ length: 40 }, (_, i) => sampleBody(i, merchants)),
+  );
   const bad: string[] = [];
   const good: string[] = [];
   const zar: string[] = [];
   // failing every try the stage gives them: dead-lettered; its tries are counted, so a redrive passes
-  for (let i = 0; i < 4; i++) bad.push((await appender.append({ ...sampleBody(i, merchants), reference: `dl-${i}`, type: i % 2 ? 'payout' : 'payin', metadata: { fail: String(ATTEMPTS) } })).id);
+  for (let i = 0; i < 4; i++)
+    bad.push(
+      (await appender.append({ ...sampleBody(i, merchants), reference: `dl-${i}`, type: i % 2 ? 'payout' : 'payin', metadata: { fail: String(ATTEMPTS) } })).id,
+    );
   for (let i = 4; i < 24; i++) good.push((await appender.append(sampleBody(i, merchants))).id);
   // a merchant's mistake: a failed row, not a dead letter
   for (let i = 24; i < 26; i++) zar.push((await appender.append({ ...sampleBody(i, merchants), currency: 'ZAR' })).id);
@@ -92,8 +104,14 @@ test('dlq list, show, redrive and purge over a real pipeline', async () => {
   await runWorker(pipeline);
   await drained();
   assert.equal((await rowsFor(good)).size, good.length);
-  const { rows: zarRows } = await inst.pool.query<{ status: string; failure_code: string }>('SELECT status, failure_code FROM transactions WHERE id = ANY($1)', [zar]);
-  assert.deepEqual(zarRows.map((r) => [r.status, r.failure_code]), zar.map(() => ['failed', 'currency_not_allowed']));
+  const { rows: zarRows } = await inst.pool.query<{ status: string; failure_code: string }>(
+    'SELECT status, failure_code FROM transactions WHERE id = ANY($1)',
+    [zar],
+  );
+  assert.deepEqual(
+    zarRows.map((r) => [r.status, r.failure_code]),
+    zar.map(() => ['failed', 'currency_not_allowed']),
+  );
 
   // list: exactly the bad ones
   const listed = await listJson();
@@ -140,7 +158,9 @@ test('dlq list, show, redrive and purge over a real pipeline', async () => {
   assert.equal((await dlq('show', 'not-an-id')).code, 1);
 
   // dry run: counts, changes nothing
-  const origin = (await inst.redis.xrange(inst.keys.deadLetter('flaky', Number(first!.id.split('/')[1])), first!.id.split('/')[2]!, first!.id.split('/')[2]!))[0]![1];
+  const origin = (
+    await inst.redis.xrange(inst.keys.deadLetter('flaky', Number(first!.id.split('/')[1])), first!.id.split('/')[2]!, first!.id.split('/')[2]!)
+  )[0]![1];
   const originStream = origin[origin.indexOf('origin_stream') + 1]!;
   const originLen = await inst.redis.xlen(originStream);
   const dry = await dlq('redrive', '--ids', first!.id, '--dry-run');
@@ -168,7 +188,11 @@ test('dlq list, show, redrive and purge over a real pipeline', async () => {
   assert.match(rest.stdout, /redrove 3 dead letters/);
   await waitFor('every redriven event in Postgres', async () => (await rowsFor(bad)).size === bad.length);
   await drained();
-  assert.deepEqual([...(await rowsFor(bad)).values()], bad.map(() => 1), 'each redriven event exactly once');
+  assert.deepEqual(
+    [...(await rowsFor(bad)).values()],
+    bad.map(() => 1),
+    'each redriven event exactly once',
+  );
   const total = await inst.pool.query<{ n: string }>('SELECT count(*) AS n FROM transactions');
   assert.equal(Number(total.rows[0]!.n), good.length + zar.length + bad.length);
   assert.equal((await listJson()).length, 0);

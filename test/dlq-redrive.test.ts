@@ -92,7 +92,10 @@ test('an origin that is not one of the stage input lanes is replaced by the lane
   assert.equal((await dlq.redrive({ ids: [`validate/${P}/${id}`] })).redriven, 1);
   assert.equal(await inst.redis.exists(stray), 0);
   const back = await inst.redis.xrange(critical, '-', '+');
-  assert.deepEqual(back.map(([, f]) => fieldsOf(f).tx), ['tx_lane']);
+  assert.deepEqual(
+    back.map(([, f]) => fieldsOf(f).tx),
+    ['tx_lane'],
+  );
 });
 
 test('a dead letter without its event is refused and kept', async () => {
@@ -101,7 +104,10 @@ test('a dead letter without its event is refused and kept', async () => {
   const fine = `validate/${P}/${await deadLetter('tx_fine')}`;
   const res = await dlq.redrive({ ids: [broken, fine] });
   assert.equal(res.redriven, 1, 'the others in its batch still go');
-  assert.deepEqual(res.failed.map((f) => f.id), [broken]);
+  assert.deepEqual(
+    res.failed.map((f) => f.id),
+    [broken],
+  );
   assert.match(res.failed[0]!.error, /has no tx\/ev fields/);
   assert.ok(await dlq.get(broken), 'still there');
   assert.equal(await dlq.get(fine), undefined);

@@ -39,7 +39,10 @@ function sameVerdict(value: unknown): void {
 }
 
 test('valid bodies: the hand check accepts every one the schema accepts, with the same output', () => {
-  fc.assert(fc.property(validTx, (tx) => sameVerdict(JSON.parse(JSON.stringify(tx)))), { numRuns: RUNS });
+  fc.assert(
+    fc.property(validTx, (tx) => sameVerdict(JSON.parse(JSON.stringify(tx)))),
+    { numRuns: RUNS },
+  );
 });
 
 test('mutated bodies (wrong types, edge values, extra and repeated keys, prototype keys): the same verdict as the schema', (t) => {
@@ -64,10 +67,18 @@ test('mutated bodies (wrong types, edge values, extra and repeated keys, prototy
 });
 
 test('values that are not objects, and prototype tricks', () => {
-  for (const v of [null, 1, 'x', [], [{}], true, JSON.parse('{"__proto__":{"type":"payin","merchant_id":"m_1","amount":1,"currency":"USD"}}'),
+  for (const v of [
+    null,
+    1,
+    'x',
+    [],
+    [{}],
+    true,
+    JSON.parse('{"__proto__":{"type":"payin","merchant_id":"m_1","amount":1,"currency":"USD"}}'),
     JSON.parse('{"type":"payin","merchant_id":"m_1","amount":1,"currency":"USD","metadata":{"__proto__":"x"}}'),
     JSON.parse('{"type":"payin","merchant_id":"m_1","amount":1,"currency":"USD","metadata":{"constructor":"x","toString":"y"}}'),
-    Object.assign(Object.create({ inherited: 1 }), { type: 'payin', merchant_id: 'm_1', amount: 1, currency: 'USD' })]) {
+    Object.assign(Object.create({ inherited: 1 }), { type: 'payin', merchant_id: 'm_1', amount: 1, currency: 'USD' }),
+  ]) {
     sameVerdict(v);
   }
 });

@@ -56,7 +56,12 @@ const CASES: Case[] = [
   { name: 'missing amount', status: 400, body: without('amount'), paths: ['/amount'] },
   { name: 'missing everything', status: 400, body: {}, paths: ['/type', '/merchant_id', '/amount', '/currency'] },
   { name: 'unknown field', status: 400, body: with_({ amount_cents: 1 }), paths: ['/amount_cents'] },
-  { name: 'prototype key', status: 400, body: '{"type":"payin","merchant_id":"merchant_a","amount":1,"currency":"USD","__proto__":{"x":1}}', paths: ['/__proto__'] },
+  {
+    name: 'prototype key',
+    status: 400,
+    body: '{"type":"payin","merchant_id":"merchant_a","amount":1,"currency":"USD","__proto__":{"x":1}}',
+    paths: ['/__proto__'],
+  },
   { name: 'reference too long', status: 400, body: with_({ reference: 'r'.repeat(256) }), paths: ['/reference'] },
   { name: 'occurred_at not a date', status: 400, body: with_({ occurred_at: 'yesterday' }), paths: ['/occurred_at'] },
   { name: 'occurred_at impossible day', status: 400, body: with_({ occurred_at: '2024-02-30T10:00:00Z' }), paths: ['/occurred_at'] },
@@ -162,11 +167,19 @@ async function assertProblem(res: Response, status: number, validation: boolean,
     assert.match(e.path as string, /^(\/.*)?$/, 'JSON Pointer paths');
     assert.equal(typeof e.message, 'string');
   }
-  for (const want of paths) assert.ok(errors.some((e) => e.path === want), `error at ${want} in ${text}`);
+  for (const want of paths)
+    assert.ok(
+      errors.some((e) => e.path === want),
+      `error at ${want} in ${text}`,
+    );
 }
 
 /** POST a JSON-ish body in 16 KiB chunks with Transfer-Encoding: chunked and no Content-Length. */
-function postChunked(url: string, key: string, size: number): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }> {
+function postChunked(
+  url: string,
+  key: string,
+  size: number,
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }> {
   return new Promise((resolve, reject) => {
     const req = request(url, {
       method: 'POST',

@@ -31,7 +31,11 @@ describe('ingest HTTP surface', () => {
   let ingest: TestIngest;
   let key: string;
   const post = (url: string, headers: Record<string, string> = {}) =>
-    fetch(`${url}/v1/transactions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}`, ...headers }, body: BODY });
+    fetch(`${url}/v1/transactions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}`, ...headers },
+      body: BODY,
+    });
 
   before(async () => {
     inst = await createInstance('ingest-http');
@@ -182,4 +186,3 @@ describe('ingest HTTP surface', () => {
     assert.equal((await inst.redis.xlen(stream)) - before, 500);
   });
 });
-

@@ -59,7 +59,12 @@ describe('ingest rate limit', () => {
     for (const m of ['m_flood', 'm_calm', 'm_idem']) apiKeys.set(m, await createApiKey(inst.pool, { merchantId: m }));
     // the refunds and chargebacks of the mix name payins ingest must know (else 422 before any token is taken)
     for (const m of ['m_flood', 'm_calm', 'm_idem', 'm_lib']) {
-      await registerReferencedPayins(inst.redis, inst.keys, ingest.topology, Array.from({ length: 200 }, (_, i) => sampleBody(i, [m])));
+      await registerReferencedPayins(
+        inst.redis,
+        inst.keys,
+        ingest.topology,
+        Array.from({ length: 200 }, (_, i) => sampleBody(i, [m])),
+      );
     }
   });
   after(async () => {
@@ -97,7 +102,10 @@ describe('ingest rate limit', () => {
 
   test('another merchant is unaffected', async () => {
     const results = await Promise.all(Array.from({ length: 10 }, (_, i) => post('m_calm', sampleBody(i, ['m_calm']))));
-    assert.deepEqual(results.map((r) => r.status), Array(10).fill(202));
+    assert.deepEqual(
+      results.map((r) => r.status),
+      Array(10).fill(202),
+    );
   });
 
   test('idempotent replays are neither limited nor charged; a limited key is not remembered', async () => {

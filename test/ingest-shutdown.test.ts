@@ -24,11 +24,12 @@ test('SIGTERM: unready at once, still serving through the delay, then exit 0', a
   await waitFor('ingest listening', () => /"port":\d+,"msg":"ingest listening"/.test(proc.output()), 60_000);
   const url = `http://127.0.0.1:${/"port":(\d+),"msg":"ingest listening"/.exec(proc.output())![1]}`;
   await waitFor('ready', async () => (await fetch(`${url}/readyz`)).status === 200, 30_000);
-  const post = () => fetch(`${url}/v1/transactions`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ type: 'payin', merchant_id: 'm_stop', amount: 100, currency: 'USD' }),
-  });
+  const post = () =>
+    fetch(`${url}/v1/transactions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'payin', merchant_id: 'm_stop', amount: 100, currency: 'USD' }),
+    });
   assert.equal((await post()).status, 202);
 
   proc.child.kill('SIGTERM');

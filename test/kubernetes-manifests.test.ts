@@ -37,14 +37,21 @@ interface PodSpec {
   volumes?: { name: string; configMap?: { name: string } }[];
   containers: Container[];
 }
-interface Probe { httpGet: { path: string; port: string | number } }
+interface Probe {
+  httpGet: { path: string; port: string | number };
+}
 
 /** The model class of an object's apiVersion and kind (core, KEDA, Prometheus Operator). */
 async function modelOf(o: K8sObject): Promise<new (data: unknown) => { validate(): void }> {
   const [group, version] = o.apiVersion.includes('/') ? o.apiVersion.split('/') : ['', o.apiVersion];
-  const pkg = group === 'keda.sh' ? '@kubernetes-models/keda/keda.sh'
-    : group === 'monitoring.coreos.com' ? '@kubernetes-models/prometheus-operator/monitoring.coreos.com'
-      : group ? `kubernetes-models/${group}` : 'kubernetes-models';
+  const pkg =
+    group === 'keda.sh'
+      ? '@kubernetes-models/keda/keda.sh'
+      : group === 'monitoring.coreos.com'
+        ? '@kubernetes-models/prometheus-operator/monitoring.coreos.com'
+        : group
+          ? `kubernetes-models/${group}`
+          : 'kubernetes-models';
   const mod = (await import(`${pkg}/${version}/${o.kind}`)) as Record<string, new (data: unknown) => { validate(): void }>;
   const cls = mod[o.kind];
   assert.ok(cls, `a model for ${o.apiVersion} ${o.kind}`);
@@ -72,10 +79,20 @@ describe('kubernetes: objects validate against their API schemas', () => {
   test('the base has every part: ingest, workers, migrations, topology, autoscaling, budgets, monitoring', () => {
     const kinds = base.map((o) => `${o.kind}/${o.metadata.name}`).sort();
     assert.deepEqual(kinds, [
-      'ConfigMap/rill-topology', 'Deployment/rill-ingest', 'HorizontalPodAutoscaler/rill-ingest', 'Job/rill-migrate',
-      'PodDisruptionBudget/rill-ingest', 'PodDisruptionBudget/rill-worker', 'PodMonitor/rill-worker', 'PrometheusRule/rill',
-      'ScaledObject/rill-worker', 'Service/rill-ingest', 'Service/rill-worker', 'ServiceMonitor/rill-ingest',
-      'StatefulSet/rill-worker', 'TriggerAuthentication/rill-redis',
+      'ConfigMap/rill-topology',
+      'Deployment/rill-ingest',
+      'HorizontalPodAutoscaler/rill-ingest',
+      'Job/rill-migrate',
+      'PodDisruptionBudget/rill-ingest',
+      'PodDisruptionBudget/rill-worker',
+      'PodMonitor/rill-worker',
+      'PrometheusRule/rill',
+      'ScaledObject/rill-worker',
+      'Service/rill-ingest',
+      'Service/rill-worker',
+      'ServiceMonitor/rill-ingest',
+      'StatefulSet/rill-worker',
+      'TriggerAuthentication/rill-redis',
     ]);
   });
 });
@@ -95,12 +112,24 @@ describe('kubernetes: the manifests agree with each other', () => {
       const other = n === 'rill-ingest' ? 'rill-worker' : 'rill-ingest';
       assert.ok(!matches(pdb.selector.matchLabels, podLabels(other)), `PDB ${n} leaves ${other} alone`);
     }
-    const sm = find(base, 'ServiceMonitor', 'rill-ingest').spec as { selector: { matchLabels: Record<string, string> }; endpoints: { port: string; path: string }[] };
-    assert.ok(matches(sm.selector.matchLabels, (find(base, 'Service', 'rill-ingest').metadata.labels ?? {})));
-    assert.deepEqual(sm.endpoints.map((e) => [e.port, e.path]), [['http', '/metrics']]);
-    const pm = find(base, 'PodMonitor', 'rill-worker').spec as { selector: { matchLabels: Record<string, string> }; podMetricsEndpoints: { port: string; path: string }[] };
+    const sm = find(base, 'ServiceMonitor', 'rill-ingest').spec as {
+      selector: { matchLabels: Record<string, string> };
+      endpoints: { port: string; path: string }[];
+    };
+    assert.ok(matches(sm.selector.matchLabels, find(base, 'Service', 'rill-ingest').metadata.labels ?? {}));
+    assert.deepEqual(
+      sm.endpoints.map((e) => [e.port, e.path]),
+      [['http', '/metrics']],
+    );
+    const pm = find(base, 'PodMonitor', 'rill-worker').spec as {
+      selector: { matchLabels: Record<string, string> };
+      podMetricsEndpoints: { port: string; path: string }[];
+    };
     assert.ok(matches(pm.selector.matchLabels, podLabels('rill-worker')));
-    assert.deepEqual(pm.podMetricsEndpoints.map((e) => [e.port, e.path]), [['metrics', '/metrics']]);
+    assert.deepEqual(
+      pm.podMetricsEndpoints.map((e) => [e.port, e.path]),
+      [['metrics', '/metrics']],
+    );
     const hpa = find(base, 'HorizontalPodAutoscaler', 'rill-ingest').spec as { scaleTargetRef: { kind: string; name: string } };
     assert.deepEqual([hpa.scaleTargetRef.kind, hpa.scaleTargetRef.name], ['Deployment', 'rill-ingest']);
   });
@@ -119,10 +148,12 @@ describe('kubernetes: the manifests agree with each other', () => {
     }
   });
 
-  test('workers scale on lag up to the partition count; the scaler reads the entry stage\'s real stream', () => {
+  test("workers scale on lag up to the partition count; the scaler reads the entry stage's real stream", () => {
     const topology = loadTopology(join(BASE, 'topology.yaml'));
     const so = find(base, 'ScaledObject', 'rill-worker').spec as {
-      scaleTargetRef: { kind: string; name: string }; maxReplicaCount: number; minReplicaCount: number;
+      scaleTargetRef: { kind: string; name: string };
+      maxReplicaCount: number;
+      minReplicaCount: number;
       triggers: { type: string; metadata: Record<string, string>; authenticationRef?: { name: string } }[];
     };
     assert.deepEqual([so.scaleTargetRef.kind, so.scaleTargetRef.name], ['StatefulSet', 'rill-worker']);
@@ -139,7 +170,7 @@ describe('kubernetes: the manifests agree with each other', () => {
     assert.equal(find(base, 'TriggerAuthentication', rs.authenticationRef!.name).metadata.name, 'rill-redis');
   });
 
-  test('the PrometheusRule carries compose\'s alert rules exactly (scripts/k8s-prometheus-rule.mjs)', () => {
+  test("the PrometheusRule carries compose's alert rules exactly (scripts/k8s-prometheus-rule.mjs)", () => {
     const compose = parse(readFileSync(join(ROOT, 'compose/prometheus/alerts.yml'), 'utf8')) as { groups: unknown };
     const rule = find(base, 'PrometheusRule', 'rill').spec as { groups: unknown };
     assert.deepEqual(rule.groups, compose.groups, 'run `node scripts/k8s-prometheus-rule.mjs` after editing compose/prometheus/alerts.yml');
@@ -197,7 +228,19 @@ describe('kubernetes: the manifests agree with the code', () => {
 
   test('every env name the manifests set is one Rill reads', () => {
     const read = envNamesRead();
-    for (const n of ['REDIS_URL', 'DATABASE_URL', 'RILL_TOPOLOGY', 'RILL_PREFIX', 'RILL_PG_SCHEMA', 'PORT', 'METRICS_PORT', 'LOG_LEVEL', 'RILL_CONSUMER', 'RILL_SHUTDOWN_DELAY_MS', 'REDIS_CLUSTER']) {
+    for (const n of [
+      'REDIS_URL',
+      'DATABASE_URL',
+      'RILL_TOPOLOGY',
+      'RILL_PREFIX',
+      'RILL_PG_SCHEMA',
+      'PORT',
+      'METRICS_PORT',
+      'LOG_LEVEL',
+      'RILL_CONSUMER',
+      'RILL_SHUTDOWN_DELAY_MS',
+      'REDIS_CLUSTER',
+    ]) {
       assert.ok(read.has(n), `the scan finds ${n}`);
     }
     for (const dir of [BASE, ...OVERLAYS]) {
@@ -223,7 +266,7 @@ describe('kubernetes: the manifests agree with the code', () => {
     }
   });
 
-  describe('ingest and a worker started with the manifests\' env serve the probes', () => {
+  describe("ingest and a worker started with the manifests' env serve the probes", () => {
     let inst: TestInstance;
     let dir: string;
     const procs: RillProcess[] = [];
@@ -240,7 +283,11 @@ describe('kubernetes: the manifests agree with the code', () => {
     /** The container's env as the kubelet would give it, on this test's instance. */
     function envOf(w: K8sObject): Record<string, string> {
       const c = containersOf(w)[0]!;
-      const secrets: Record<string, string> = { 'redis-url': inst.env.redisUrl, 'database-url': inst.env.databaseUrl, 'webhook-secret-key': Buffer.alloc(32, 7).toString('base64') };
+      const secrets: Record<string, string> = {
+        'redis-url': inst.env.redisUrl,
+        'database-url': inst.env.databaseUrl,
+        'webhook-secret-key': Buffer.alloc(32, 7).toString('base64'),
+      };
       const out: Record<string, string> = {};
       for (const e of c.env ?? []) {
         const from = e.valueFrom as { secretKeyRef?: { key: string }; fieldRef?: { fieldPath: string } } | undefined;

@@ -25,7 +25,10 @@ after(async () => {
 
 test('one alert per dip under the low-balance threshold', async () => {
   // velocity rules alone: the streaming features would hold this test's quick payouts for review
-  const { topology } = writeTopology({ 'stages.ledger.config.low_balance': { default: 1_000, EUR: 5_000 }, 'stages.risk.config.features': false }, SHIPPED_TOPOLOGY);
+  const { topology } = writeTopology(
+    { 'stages.ledger.config.low_balance': { default: 1_000, EUR: 5_000 }, 'stages.risk.config.features': false },
+    SHIPPED_TOPOLOGY,
+  );
   const appender = new EventAppender(inst.redis, topology, inst.keys, { timeoutMs: 5_000 });
   const registry = createRegistry();
   const worker = await startWorker({ env: inst.env, topology, registry, logger: createLogger('silent') });
@@ -40,13 +43,29 @@ test('one alert per dip under the low-balance threshold', async () => {
   };
   try {
     await run([{ type: 'payin', amount: 10_000 }]);
-    await run([{ type: 'payout', amount: 3_000 }, { type: 'payout', amount: 3_000 }]); // 4,000 < 5,000: first dip
-    await run([{ type: 'payout', amount: 1_000 }, { type: 'payout', amount: 1_000 }]); // still low: no new alert
+    await run([
+      { type: 'payout', amount: 3_000 },
+      { type: 'payout', amount: 3_000 },
+    ]); // 4,000 < 5,000: first dip
+    await run([
+      { type: 'payout', amount: 1_000 },
+      { type: 'payout', amount: 1_000 },
+    ]); // still low: no new alert
     let got = await alerts();
     assert.equal(got.length, 1);
-    assert.deepEqual({ ...got[0], at: undefined, id: undefined, tx_id: undefined }, {
-      type: 'wallet_low', merchant_id: m, currency: 'EUR', balance: 4_000, threshold: 5_000, at: undefined, id: undefined, tx_id: undefined,
-    });
+    assert.deepEqual(
+      { ...got[0], at: undefined, id: undefined, tx_id: undefined },
+      {
+        type: 'wallet_low',
+        merchant_id: m,
+        currency: 'EUR',
+        balance: 4_000,
+        threshold: 5_000,
+        at: undefined,
+        id: undefined,
+        tx_id: undefined,
+      },
+    );
     await run([{ type: 'payin', amount: 20_000 }]); // back to 22,000: re-armed
     await run([{ type: 'payout', amount: 19_000 }]); // 3,000: second dip
     got = await alerts();

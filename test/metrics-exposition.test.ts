@@ -37,7 +37,14 @@ function checkMetrics(text: string): { code: number; problems: string[]; output:
   }
   if (r.error) throw r.error;
   const output = `${r.stdout}${r.stderr}`;
-  return { code: r.status ?? 1, problems: output.split('\n').map((l) => l.trim()).filter(Boolean), output };
+  return {
+    code: r.status ?? 1,
+    problems: output
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean),
+    output,
+  };
 }
 
 /** Exit 0, or exit 3 (lint findings) with only the known prom-client default-metric findings. Exit 1 = unparsable. */
@@ -69,12 +76,25 @@ test('promtool check metrics accepts the worker and ingest expositions after tra
   const logger = createLogger('silent');
   worker = await startWorker({ env: inst.env, topology, registry, logger });
   observability = startWorkerObservability({
-    redis: inst.redis, keys: inst.keys, topology, id: `expo-${process.pid}`, host: 'test',
-    components: worker.components, registry, logger, heartbeatMs: 200, streamStatsMs: 200,
+    redis: inst.redis,
+    keys: inst.keys,
+    topology,
+    id: `expo-${process.pid}`,
+    host: 'test',
+    components: worker.components,
+    registry,
+    logger,
+    heartbeatMs: 200,
+    streamStatsMs: 200,
   });
   const appender = new EventAppender(inst.redis, topology, inst.keys, { timeoutMs: 5_000 });
   const merchants = merchantIds(8);
-  await registerReferencedPayins(inst.redis, inst.keys, topology, Array.from({ length: 100 }, (_, i) => sampleBody(i, merchants)));
+  await registerReferencedPayins(
+    inst.redis,
+    inst.keys,
+    topology,
+    Array.from({ length: 100 }, (_, i) => sampleBody(i, merchants)),
+  );
   for (let i = 0; i < 100; i++) await appender.append(sampleBody(i, merchants));
   await appender.append({ type: 'payin', merchant_id: 'm_x', amount: 100, currency: 'ZAR' }); // failed: currency_not_allowed
   // a dead letter: an entry validate cannot read (its body is not JSON)
@@ -83,7 +103,11 @@ test('promtool check metrics accepts the worker and ingest expositions after tra
   ingest = await startTestIngest(inst, { topology });
   const key = await createApiKey(inst.pool, { merchantId: 'm_http' });
   const post = (body: unknown) =>
-    fetch(`${ingest!.url}/v1/transactions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` }, body: JSON.stringify(body) });
+    fetch(`${ingest!.url}/v1/transactions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      body: JSON.stringify(body),
+    });
   const payin = await post({ type: 'payin', merchant_id: 'm_http', amount: 10, currency: 'USD' });
   assert.equal(payin.status, 202);
   const payinId = ((await payin.json()) as { id: string }).id;
@@ -96,10 +120,21 @@ test('promtool check metrics accepts the worker and ingest expositions after tra
   let dead = 0;
   for (let p = 0; p < 8; p++) dead += await inst.redis.xlen(inst.keys.deadLetter('validate', p));
   assert.equal(dead, 1, 'the unreadable entry was dead-lettered (the ZAR payin was not)');
-  await waitFor('the gauges to see the dead letters', async () => new RegExp(`^rill_dead_letters\\{stage="validate"\\} ${dead}$`, 'm').test(await registry.metrics()));
+  await waitFor('the gauges to see the dead letters', async () =>
+    new RegExp(`^rill_dead_letters\\{stage="validate"\\} ${dead}$`, 'm').test(await registry.metrics()),
+  );
 
   const workerText = await registry.metrics();
-  for (const family of ['rill_stage_events_total', 'rill_stage_batch_duration_seconds_bucket', 'rill_sink_rows_total', 'rill_transactions_failed_total', 'rill_end_to_end_latency_seconds_bucket', 'rill_worker_heartbeat_timestamp_seconds', 'rill_group_lag', 'rill_live_workers']) {
+  for (const family of [
+    'rill_stage_events_total',
+    'rill_stage_batch_duration_seconds_bucket',
+    'rill_sink_rows_total',
+    'rill_transactions_failed_total',
+    'rill_end_to_end_latency_seconds_bucket',
+    'rill_worker_heartbeat_timestamp_seconds',
+    'rill_group_lag',
+    'rill_live_workers',
+  ]) {
     assert.match(workerText, new RegExp(`^${family}\\{`, 'm'), `the worker exposes ${family} samples`);
   }
   assert.match(workerText, /^rill_transactions_failed_total\{code="currency_not_allowed"\} 1$/m, 'the ZAR payin counted failed by its code');

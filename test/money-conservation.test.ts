@@ -22,7 +22,6 @@ import type { TestIngest } from '../ingest/testing.ts';
 import { createApiKey } from '../ingest/auth/index.ts';
 import type { TransactionBody } from '../ingest/validation.ts';
 
-
 let inst: TestInstance;
 let ingest: TestIngest;
 let worker: RillProcess;
@@ -86,7 +85,10 @@ test('20,000 mixed transactions: money is conserved, every one ends in exactly o
     const json = (await res.json()) as { type: string; errors: { path: string }[] };
     assert.equal(res.status, 422, JSON.stringify(json));
     assert.equal(json.type, 'urn:problem-type:rill:unknown-payin');
-    assert.deepEqual(json.errors.map((e) => e.path), ['/reference']);
+    assert.deepEqual(
+      json.errors.map((e) => e.path),
+      ['/reference'],
+    );
     refused++;
   };
   const currencyOf = (i: number) => (i % 2 ? 'EUR' : 'USD');
@@ -99,7 +101,10 @@ test('20,000 mixed transactions: money is conserved, every one ends in exactly o
       const list: Posted[] = [];
       for (let k = 0; k < 122; k++) {
         if (k === 40 || k === 80) {
-          await post({ type: 'payin', merchant_id: m, amount: 20_000_000, currency: currencyOf(i) }, { status: 'failed', code: 'risk_declined', reason: /^risk: velocity score/ });
+          await post(
+            { type: 'payin', merchant_id: m, amount: 20_000_000, currency: currencyOf(i) },
+            { status: 'failed', code: 'risk_declined', reason: /^risk: velocity score/ },
+          );
         } else {
           list.push(await post({ type: 'payin', merchant_id: m, amount: next(), currency: currencyOf(i), reference: `order-${k}` }, { status: 'succeeded' }));
         }
@@ -126,9 +131,16 @@ test('20,000 mixed transactions: money is conserved, every one ends in exactly o
       }
       for (let k = 20; k < 22; k++) {
         // these payins were fully charged back just before (same lane, same order): nothing left
-        await post({ type: 'refund', merchant_id: m, amount: 1, currency: cur, reference: payins[k]!.id }, { status: 'failed', code: 'refund_exceeds_payin', reason: /^ledger: refund of 1 exceeds the refundable 0/ });
+        await post(
+          { type: 'refund', merchant_id: m, amount: 1, currency: cur, reference: payins[k]!.id },
+          { status: 'failed', code: 'refund_exceeds_payin', reason: /^ledger: refund of 1 exceeds the refundable 0/ },
+        );
       }
-      for (let k = 0; k < 2; k++) await post({ type: 'payout', merchant_id: m, amount: 1_000_000, currency: cur }, { status: 'failed', code: 'insufficient_funds', reason: /^ledger: insufficient funds/ });
+      for (let k = 0; k < 2; k++)
+        await post(
+          { type: 'payout', merchant_id: m, amount: 1_000_000, currency: cur },
+          { status: 'failed', code: 'insufficient_funds', reason: /^ledger: insufficient funds/ },
+        );
       // orphans: an id no ingest made, and a payin of another merchant
       await refuse({ type: 'refund', merchant_id: m, amount: 100, currency: cur, reference: `tx_orphan_${m}_0` });
       await refuse({ type: 'refund', merchant_id: m, amount: 100, currency: cur, reference: payinsOf.get(merchants[(i + 1) % merchants.length]!)![0]!.id });

@@ -77,7 +77,11 @@ describe('OpenAPI contract', () => {
     assert.deepEqual(served.body, doc);
     const page = await contract.fetch(`${ingest.url}/docs`);
     assert.match(String(page.body), /swagger-ui-bundle\.js/);
-    for (const [asset, type] of [['swagger-ui-bundle.js', 'text/javascript'], ['swagger-ui.css', 'text/css'], ['init.js', 'text/javascript']]) {
+    for (const [asset, type] of [
+      ['swagger-ui-bundle.js', 'text/javascript'],
+      ['swagger-ui.css', 'text/css'],
+      ['init.js', 'text/javascript'],
+    ]) {
       const res = await fetch(`${ingest.url}/docs/${asset}`);
       assert.equal(res.status, 200, asset);
       assert.match(res.headers.get('content-type') ?? '', new RegExp(type!));
@@ -87,8 +91,13 @@ describe('OpenAPI contract', () => {
 
   test('every route of the app is in the document', () => {
     const app = createIngestApp({
-      env: inst.env, topology: ingest.topology, redis: inst.redis, pool: inst.pool, registry: createRegistry(),
-      logger: pino({ level: 'silent' }), keyStore: new KeyStore(inst.pool),
+      env: inst.env,
+      topology: ingest.topology,
+      redis: inst.redis,
+      pool: inst.pool,
+      registry: createRegistry(),
+      logger: pino({ level: 'silent' }),
+      keyStore: new KeyStore(inst.pool),
     });
     const routes = app.routes
       .filter((r) => r.method !== 'ALL' && !r.path.startsWith('/docs/')) // middleware; the page's static assets
@@ -122,7 +131,10 @@ describe('OpenAPI contract', () => {
     const lines = [tx({ idempotency_key: 'b-1' }), tx({ amount: 0 }), tx({ merchant_id: 'other_merchant' })];
     const ok = await post(ingest.url, '/v1/transactions/batch', lines);
     assert.equal(ok.status, 202);
-    assert.deepEqual((ok.body as { results: { status: string }[] }).results.map((r) => r.status), ['accepted', 'rejected', 'rejected']);
+    assert.deepEqual(
+      (ok.body as { results: { status: string }[] }).results.map((r) => r.status),
+      ['accepted', 'rejected', 'rejected'],
+    );
     const ndjson = await post(ingest.url, '/v1/transactions/batch', `${JSON.stringify(tx({ idempotency_key: 'b-1' }))}\n`, {
       'content-type': 'application/x-ndjson',
     });
@@ -132,7 +144,16 @@ describe('OpenAPI contract', () => {
     assert.equal((await post(ingest.url, '/v1/transactions/batch', lines, { authorization: 'Bearer nope' })).status, 401);
     assert.equal((await post(ingest.url, '/v1/transactions/batch', lines, { authorization: `Bearer ${tapKey}` })).status, 403);
     assert.equal((await post(ingest.url, '/v1/transactions/batch', lines, { 'content-type': 'text/csv' })).status, 415);
-    assert.equal((await post(ingest.url, '/v1/transactions/batch', Array.from({ length: 10_001 }, () => 1))).status, 413);
+    assert.equal(
+      (
+        await post(
+          ingest.url,
+          '/v1/transactions/batch',
+          Array.from({ length: 10_001 }, () => 1),
+        )
+      ).status,
+      413,
+    );
     assert.equal((await post(shedding.url, '/v1/transactions/batch', lines)).status, 503);
   });
 
@@ -169,15 +190,30 @@ describe('OpenAPI contract', () => {
     assert.ok(risk, 'the shipped topology has a risk stage (the review routes need it)');
     const partition = partitionOf(M, ingest.topology.topics[risk.input]!.partitions);
     const held = (amount: number): TransactionEvent => ({
-      id: newTxId(), merchant_id: M, type: 'payin', amount, currency: 'USD', ingested_at: Date.now(), status: 'in_review',
-      risk_score: 72, risk_reasons: ['amount_z: far above the merchant\'s usual amount'], risk_rules_version: 0,
+      id: newTxId(),
+      merchant_id: M,
+      type: 'payin',
+      amount,
+      currency: 'USD',
+      ingested_at: Date.now(),
+      status: 'in_review',
+      risk_score: 72,
+      risk_reasons: ["amount_z: far above the merchant's usual amount"],
+      risk_rules_version: 0,
     });
     const [a, b] = [held(90_000), held(91_000)];
-    await holdForReview(inst.redis, inst.keys, [a, b].map((event) => ({ partition, event })));
+    await holdForReview(
+      inst.redis,
+      inst.keys,
+      [a, b].map((event) => ({ partition, event })),
+    );
 
     const list = await call('GET', `/v1/reviews?merchant_id=${M}`, operatorKey);
     assert.equal(list.status, 200);
-    assert.deepEqual((list.body as { data: { id: string }[] }).data.map((e) => e.id), [a.id, b.id].sort()); // oldest id first
+    assert.deepEqual(
+      (list.body as { data: { id: string }[] }).data.map((e) => e.id),
+      [a.id, b.id].sort(),
+    ); // oldest id first
     assert.equal((await call('GET', '/v1/reviews', operatorKey)).status, 200);
     const view = (await call('GET', `/v1/transactions/${a.id}`, merchantKey)).body as { status: string; risk_reasons: string[] };
     assert.deepEqual([view.status, view.risk_reasons], ['in_review', a.risk_reasons]);
@@ -200,12 +236,19 @@ describe('OpenAPI contract', () => {
 
   test('webhook endpoint routes: create, read, change, rotate, test, deliveries, recover, redeliver, delete, and each problem', async () => {
     const base = '/v1/webhook_endpoints';
-    const created = await call('POST', base, merchantKey, { url: 'https://hooks.example.com/rill', event_types: ['transaction.succeeded', 'webhook.test'], description: 'contract' });
+    const created = await call('POST', base, merchantKey, {
+      url: 'https://hooks.example.com/rill',
+      event_types: ['transaction.succeeded', 'webhook.test'],
+      description: 'contract',
+    });
     assert.equal(created.status, 201);
     const { id, secret } = created.body as { id: string; secret: string };
     assert.match(secret, /^whsec_/);
     const list = await call('GET', base, merchantKey);
-    assert.deepEqual((list.body as { data: { id: string }[] }).data.map((e) => e.id), [id]);
+    assert.deepEqual(
+      (list.body as { data: { id: string }[] }).data.map((e) => e.id),
+      [id],
+    );
     assert.equal((await call('GET', `${base}/${id}`, merchantKey)).status, 200);
     const patched = await call('PATCH', `${base}/${id}`, merchantKey, { max_in_flight: 2, description: null });
     assert.equal(patched.status, 200);
@@ -218,7 +261,10 @@ describe('OpenAPI contract', () => {
     const eventId = (sent.body as { event_id: string }).event_id;
     const deliveries = await call('GET', `${base}/${id}/deliveries?limit=10`, merchantKey);
     assert.equal(deliveries.status, 200);
-    assert.deepEqual((deliveries.body as { data: { event_id: string; status: string }[] }).data.map((d) => [d.event_id, d.status]), [[eventId, 'pending']]);
+    assert.deepEqual(
+      (deliveries.body as { data: { event_id: string; status: string }[] }).data.map((d) => [d.event_id, d.status]),
+      [[eventId, 'pending']],
+    );
     assert.equal((await call('POST', `${base}/${id}/recover`, merchantKey, { since: new Date(Date.now() - 60_000).toISOString() })).status, 202);
     assert.equal((await call('POST', `/v1/events/${eventId}/redeliver`, merchantKey, { endpoint_id: id })).status, 202);
     assert.equal((await call('POST', `/v1/events/${eventId}/redeliver`, merchantKey)).status, 202);

@@ -48,18 +48,29 @@ test('three workers, one SIGKILLed: nothing lost, nothing twice, per-merchant or
     'stages.validate.lease_ttl': '2s',
     'stages.validate.batch': 100,
     'stages.apply': {
-      input: 'validated', processor: SEQUENCE_CHECK, output: 'checked', ordering: 'key', batch: 100,
-      lease_ttl: '2s', visibility_timeout: '2s', dead_letter: {},
+      input: 'validated',
+      processor: SEQUENCE_CHECK,
+      output: 'checked',
+      ordering: 'key',
+      batch: 100,
+      lease_ttl: '2s',
+      visibility_timeout: '2s',
+      dead_letter: {},
     },
     'sinks.postgres.input': 'checked',
     'sinks.postgres.visibility_timeout': '2s',
   });
   const vars = { ...inst.vars, RILL_TOPOLOGY: path };
   for (const name of ['w1', 'w2', 'w3']) workers.push(spawnRill(['worker', '--consumer', name], vars));
-  await waitFor('leases spread 2/3/3 over three workers', async () => {
-    const [a, b] = await Promise.all([leaseOwners('apply'), leaseOwners('validate')]);
-    return JSON.stringify(shares(a)) === '[2,3,3]' && JSON.stringify(shares(b)) === '[2,3,3]';
-  }, 30_000, 100);
+  await waitFor(
+    'leases spread 2/3/3 over three workers',
+    async () => {
+      const [a, b] = await Promise.all([leaseOwners('apply'), leaseOwners('validate')]);
+      return JSON.stringify(shares(a)) === '[2,3,3]' && JSON.stringify(shares(b)) === '[2,3,3]';
+    },
+    30_000,
+    100,
+  );
 
   // each merchant posts its events one after another; merchants post concurrently
   const appender = new EventAppender(inst.redis, topology, inst.keys, { timeoutMs: 5_000 });
@@ -79,10 +90,15 @@ test('three workers, one SIGKILLed: nothing lost, nothing twice, per-merchant or
   const killedAt = Date.now();
   await posting;
 
-  await waitFor('the dead worker’s partitions moved to the survivors (4/4)', async () => {
-    const [a, b] = await Promise.all([leaseOwners('apply'), leaseOwners('validate')]);
-    return JSON.stringify(shares(a)) === '[4,4]' && JSON.stringify(shares(b)) === '[4,4]';
-  }, 30_000, 100);
+  await waitFor(
+    'the dead worker’s partitions moved to the survivors (4/4)',
+    async () => {
+      const [a, b] = await Promise.all([leaseOwners('apply'), leaseOwners('validate')]);
+      return JSON.stringify(shares(a)) === '[4,4]' && JSON.stringify(shares(b)) === '[4,4]';
+    },
+    30_000,
+    100,
+  );
   const movedMs = Date.now() - killedAt;
   await waitFor('the pipeline to drain', async () => (await outstanding(inst.redis, inst.keys, topology)) === 0, 120_000, 100);
 
@@ -96,6 +112,10 @@ test('three workers, one SIGKILLed: nothing lost, nothing twice, per-merchant or
   assert.equal(Number(rows[0]!.d), MERCHANTS * PER_MERCHANT);
   assert.equal(Number(rows[0]!.merchants), MERCHANTS);
   const { rows: perMerchant } = await inst.pool.query<{ sum: string }>('SELECT DISTINCT sum(amount)::text AS sum FROM transactions GROUP BY merchant_id');
-  assert.deepEqual(perMerchant.map((r) => Number(r.sum)), [(PER_MERCHANT * (PER_MERCHANT + 1)) / 2], 'each merchant: 1 + 2 + … + N');
+  assert.deepEqual(
+    perMerchant.map((r) => Number(r.sum)),
+    [(PER_MERCHANT * (PER_MERCHANT + 1)) / 2],
+    'each merchant: 1 + 2 + … + N',
+  );
   t.diagnostic(`partitions of the killed worker moved within ${movedMs} ms (lease TTL 2 s)`);
 });

@@ -19,8 +19,26 @@ import { createInstance } from './helpers/instance.ts';
 import type { TestInstance } from './helpers/instance.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
-const COPY = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'topology.yaml',
-  'bin', 'scripts', 'core', 'client', 'ingest', 'processors', 'sinks', 'cli', 'console', 'bench'];
+const COPY = [
+  'package.json',
+  'package-lock.json',
+  'tsconfig.json',
+  'tsconfig.build.json',
+  'README.md',
+  'LICENSE',
+  'CHANGELOG.md',
+  'topology.yaml',
+  'bin',
+  'scripts',
+  'core',
+  'client',
+  'ingest',
+  'processors',
+  'sinks',
+  'cli',
+  'console',
+  'bench',
+];
 
 interface Run {
   code: number | null;
@@ -109,11 +127,26 @@ describe('the package: build, pack, install, run', { timeout: 300_000 }, () => {
     const [info] = JSON.parse(pack.out.slice(pack.out.indexOf('['))) as { filename: string; files: { path: string }[] }[];
     tarball = join(work, info!.filename);
     const files = info!.files.map((f) => f.path);
-    for (const f of ['bin/rill.mjs', 'dist/cli/main.js', 'dist/core/index.js', 'dist/core/index.d.ts', 'dist/client/index.js', 'dist/client/index.d.ts', 'topology.yaml', 'LICENSE', 'CHANGELOG.md', 'README.md']) {
+    for (const f of [
+      'bin/rill.mjs',
+      'dist/cli/main.js',
+      'dist/core/index.js',
+      'dist/core/index.d.ts',
+      'dist/client/index.js',
+      'dist/client/index.d.ts',
+      'topology.yaml',
+      'LICENSE',
+      'CHANGELOG.md',
+      'README.md',
+    ]) {
       assert.ok(files.includes(f), `${f} is in the package`);
     }
     assert.ok(files.some((f) => f.endsWith('.lua')) && files.some((f) => f.endsWith('.sql')), 'Lua scripts and SQL migrations ship');
-    assert.deepEqual(files.filter((f) => /\.test\.|(^|\/)test\/|\.ts$(?<!\.d\.ts)|\.map$/.test(f)), [], 'no tests, sources or source maps');
+    assert.deepEqual(
+      files.filter((f) => /\.test\.|(^|\/)test\/|\.ts$(?<!\.d\.ts)|\.map$/.test(f)),
+      [],
+      'no tests, sources or source maps',
+    );
   });
 
   test('installed from the tarball: npx rill --help, rill topology check, import rill and rill/client', async () => {
@@ -127,20 +160,35 @@ describe('the package: build, pack, install, run', { timeout: 300_000 }, () => {
     assert.match(help.out, /usage: rill <command>/);
     const check = await run('npx', ['rill', 'topology', 'check', 'node_modules/rill/topology.yaml'], user);
     assert.equal(check.code, 0, check.out);
-    const imports = await run('node', ['--input-type=module', '-e', `
+    const imports = await run(
+      'node',
+      [
+        '--input-type=module',
+        '-e',
+        `
       const core = await import('rill');
       const { RillClient, RillProblemError } = await import('rill/client');
-      console.log(typeof core.outcomeFromError, typeof RillClient, typeof RillProblemError);`], user);
+      console.log(typeof core.outcomeFromError, typeof RillClient, typeof RillProblemError);`,
+      ],
+      user,
+    );
     assert.equal(imports.code, 0, imports.out);
     assert.equal(imports.out.trim(), 'function function function');
     // the types resolve for a TypeScript user too (the project's own tsc, strict)
-    writeFileSync(join(user, 'uses-types.ts'), `import { RillClient } from 'rill/client';
+    writeFileSync(
+      join(user, 'uses-types.ts'),
+      `import { RillClient } from 'rill/client';
 import type { ProcessorFactory } from 'rill';
 const rill = new RillClient({ baseUrl: 'http://localhost:8080', apiKey: 'rk_x' });
 export const balance = async (): Promise<number | undefined> => (await rill.getWallets())[0]?.balance;
 export const none: ProcessorFactory | undefined = undefined;
-`);
-    const tsc = await run('node', [join(ROOT, 'node_modules/typescript/bin/tsc'), '--noEmit', '--strict', '--module', 'nodenext', '--skipLibCheck', 'false', 'uses-types.ts'], user);
+`,
+    );
+    const tsc = await run(
+      'node',
+      [join(ROOT, 'node_modules/typescript/bin/tsc'), '--noEmit', '--strict', '--module', 'nodenext', '--skipLibCheck', 'false', 'uses-types.ts'],
+      user,
+    );
     assert.equal(tsc.code, 0, tsc.out);
   });
 
@@ -175,10 +223,14 @@ export const none: ProcessorFactory | undefined = undefined;
     });
     const rows = await Promise.race([
       died,
-      waitFor(`${N} rows in Postgres through both plugins`, async () => {
-        const { rows } = await inst.pool.query<{ metadata: Record<string, string> }>('SELECT metadata FROM transactions');
-        return rows.length >= N ? rows : undefined;
-      }, 60_000),
+      waitFor(
+        `${N} rows in Postgres through both plugins`,
+        async () => {
+          const { rows } = await inst.pool.query<{ metadata: Record<string, string> }>('SELECT metadata FROM transactions');
+          return rows.length >= N ? rows : undefined;
+        },
+        60_000,
+      ),
     ]);
     assert.equal(rows.length, N);
     for (const r of rows) assert.deepEqual(r.metadata, { tag: 'vip', stamped: 'mjs' });

@@ -48,14 +48,17 @@ const body = (type: TransactionBody['type'], merchant: string, amount: number, e
   ({ type, merchant_id: merchant, amount, currency: 'EUR', ...extra }) as TransactionBody;
 
 test('a stuck merchant waits alone: its neighbour settles, parked events survive a SIGKILL and a lease handover, order holds', async () => {
-  const { path, topology } = writeTopology({
-    'refunds.await_payin': '25s',
-    'stages.validate.lease_ttl': '2s',
-    'stages.risk.lease_ttl': '2s',
-    'stages.risk.config.features': false, // the velocity rules alone: refunds must reach the ledger, not review
-    'stages.ledger.lease_ttl': '2s',
-    'stages.ledger.visibility_timeout': '2s',
-  }, SHIPPED_TOPOLOGY);
+  const { path, topology } = writeTopology(
+    {
+      'refunds.await_payin': '25s',
+      'stages.validate.lease_ttl': '2s',
+      'stages.risk.lease_ttl': '2s',
+      'stages.risk.config.features': false, // the velocity rules alone: refunds must reach the ledger, not review
+      'stages.ledger.lease_ttl': '2s',
+      'stages.ledger.visibility_timeout': '2s',
+    },
+    SHIPPED_TOPOLOGY,
+  );
   const vars = { ...inst.vars, RILL_TOPOLOGY: path };
   const appender = new EventAppender(inst.redis, topology, inst.keys, { timeoutMs: 5_000 });
   const [good, bad] = merchantsIn(3, 2, 'park');
@@ -85,45 +88,71 @@ test('a stuck merchant waits alone: its neighbour settles, parked events survive
   // worker A is SIGKILLed once the bad refunds are parked in the ledger
   const a = worker('a', vars);
   const parkedNow = async () => Number((await inst.redis.get(inst.keys.parked('ledger', 3, 'count'))) ?? 0);
-  await waitFor('the bad refunds to be parked', async () => (await parkedNow()) > 0, 60_000, 20).catch((e) => { throw new Error(`${e.message}: ${a.output().slice(-3000)}`); });
+  await waitFor('the bad refunds to be parked', async () => (await parkedNow()) > 0, 60_000, 20).catch((e) => {
+    throw new Error(`${e.message}: ${a.output().slice(-3000)}`);
+  });
   const parkedAtKill = await parkedNow();
-  assert.ok(parkedAtKill > 0, "events were parked when worker A was killed");
+  assert.ok(parkedAtKill > 0, 'events were parked when worker A was killed');
   assert.equal(await a.kill('SIGKILL'), 'SIGKILL', a.output());
   const b = worker('b', vars);
   const total = 30 + 30 + 20 + 2;
-  await waitFor('every transaction to be a row', async () => {
-    const { rows } = await inst.pool.query<{ n: string }>('SELECT count(*) AS n FROM transactions');
-    return Number(rows[0]!.n) >= total && (await outstanding(inst.redis, inst.keys, topology)) === 0;
-  }, 150_000, 100);
+  await waitFor(
+    'every transaction to be a row',
+    async () => {
+      const { rows } = await inst.pool.query<{ n: string }>('SELECT count(*) AS n FROM transactions');
+      return Number(rows[0]!.n) >= total && (await outstanding(inst.redis, inst.keys, topology)) === 0;
+    },
+    150_000,
+    100,
+  );
   assert.equal(await b.kill('SIGTERM'), 0, b.output());
 
   const { rows } = await inst.pool.query<{ id: string; type: string; merchant_id: string; status: string; failure_code: string | null; stream_id: string }>(
-    'SELECT id, type, merchant_id, status, failure_code, stream_id FROM transactions');
+    'SELECT id, type, merchant_id, status, failure_code, stream_id FROM transactions',
+  );
   const byId = new Map(rows.map((r) => [r.id, r]));
   assert.equal(byId.size, rows.length, 'no row twice');
   const all = [...goodPayins, ...goodRefunds, ...badRefunds, zar, zarRefund];
   assert.equal(rows.length, all.length, `every accepted transaction is a row (parked at the kill: ${parkedAtKill})`);
   const status = (ids: string[]) => ids.map((i) => `${byId.get(i)?.status}${byId.get(i)?.failure_code ? `:${byId.get(i)!.failure_code}` : ''}`);
-  assert.deepEqual(status(goodPayins), goodPayins.map(() => 'succeeded'));
-  assert.deepEqual(status(goodRefunds), goodRefunds.map(() => 'succeeded'), 'refunds before their payins: released when each settled');
-  assert.deepEqual(status(badRefunds), badRefunds.map(() => 'failed:payin_not_settled'));
+  assert.deepEqual(
+    status(goodPayins),
+    goodPayins.map(() => 'succeeded'),
+  );
+  assert.deepEqual(
+    status(goodRefunds),
+    goodRefunds.map(() => 'succeeded'),
+    'refunds before their payins: released when each settled',
+  );
+  assert.deepEqual(
+    status(badRefunds),
+    badRefunds.map(() => 'failed:payin_not_settled'),
+  );
   assert.deepEqual(status([zar, zarRefund]), ['failed:currency_not_allowed', 'failed:payin_failed']);
-  for (const stage of ['validate', 'risk', 'ledger']) assert.equal((await deadLetters(inst.redis, inst.keys, stage, 8)).length, 0, `${stage}: nothing dead-lettered`);
+  for (const stage of ['validate', 'risk', 'ledger'])
+    assert.equal((await deadLetters(inst.redis, inst.keys, stage, 8)).length, 0, `${stage}: nothing dead-lettered`);
 
   // per-merchant order within each lane: rows in settled-stream order are in posting order
   const streamOrder = (ids: string[]) => [...ids].sort((x, y) => cmpStreamId(byId.get(x)!.stream_id, byId.get(y)!.stream_id));
-  for (const [name, ids] of [['good payins', goodPayins], ['good refunds', goodRefunds], ['bad refunds', badRefunds]] as const) {
+  for (const [name, ids] of [
+    ['good payins', goodPayins],
+    ['good refunds', goodRefunds],
+    ['bad refunds', badRefunds],
+  ] as const) {
     assert.deepEqual(streamOrder([...ids]), [...ids], `${name} in order`);
   }
   assert.equal(Number((await inst.redis.get(inst.keys.parked('ledger', 3, 'count'))) ?? 0), 0, 'nothing left parked');
 });
 
 test('past a cap the lane waits (nothing lost, order kept) and drains once the waits end', async () => {
-  const { path, topology } = writeTopology({
-    'refunds.await_payin': '2s',
-    'stages.ledger.parking': { max_per_key: 3, max_per_partition: 5 },
-    'stages.risk.config.features': false,
-  }, SHIPPED_TOPOLOGY);
+  const { path, topology } = writeTopology(
+    {
+      'refunds.await_payin': '2s',
+      'stages.ledger.parking': { max_per_key: 3, max_per_partition: 5 },
+      'stages.risk.config.features': false,
+    },
+    SHIPPED_TOPOLOGY,
+  );
   const vars = { ...inst.vars, RILL_TOPOLOGY: path };
   await inst.pool.query('TRUNCATE transactions, ledger_entries');
   const appender = new EventAppender(inst.redis, topology, inst.keys, { timeoutMs: 5_000 });
@@ -141,23 +170,40 @@ test('past a cap the lane waits (nothing lost, order kept) and drains once the w
   const w = worker('cap', vars);
   let most = 0;
   const total = stuck.length + 1 + refunds.length;
-  await waitFor('every transaction to be a row', async () => {
-    most = Math.max(most, Number((await inst.redis.get(inst.keys.parked('ledger', 5, 'count'))) ?? 0));
-    const { rows } = await inst.pool.query<{ n: string }>('SELECT count(*) AS n FROM transactions');
-    return Number(rows[0]!.n) >= total && (await outstanding(inst.redis, inst.keys, topology)) === 0;
-  }, 150_000, 50);
+  await waitFor(
+    'every transaction to be a row',
+    async () => {
+      most = Math.max(most, Number((await inst.redis.get(inst.keys.parked('ledger', 5, 'count'))) ?? 0));
+      const { rows } = await inst.pool.query<{ n: string }>('SELECT count(*) AS n FROM transactions');
+      return Number(rows[0]!.n) >= total && (await outstanding(inst.redis, inst.keys, topology)) === 0;
+    },
+    150_000,
+    50,
+  );
   assert.equal(await w.kill('SIGTERM'), 0, w.output());
   assert.ok(most <= 5, `parked at most max_per_partition (saw ${most})`);
   // waiting at a cap is not a delivery: nothing behind it reaches the poison guard
   assert.equal((await deadLetters(inst.redis, inst.keys, 'ledger', 8)).length, 0, 'nothing dead-lettered');
 
-  const { rows } = await inst.pool.query<{ id: string; status: string; failure_code: string | null; stream_id: string }>('SELECT id, status, failure_code, stream_id FROM transactions');
+  const { rows } = await inst.pool.query<{ id: string; status: string; failure_code: string | null; stream_id: string }>(
+    'SELECT id, status, failure_code, stream_id FROM transactions',
+  );
   const byId = new Map(rows.map((r) => [r.id, r]));
   assert.equal(rows.length, total);
-  assert.deepEqual(stuck.map((i) => byId.get(i)?.failure_code), stuck.map(() => 'payin_not_settled'));
-  assert.deepEqual([payin, ...refunds].map((i) => byId.get(i)?.status), [payin, ...refunds].map(() => 'succeeded'));
+  assert.deepEqual(
+    stuck.map((i) => byId.get(i)?.failure_code),
+    stuck.map(() => 'payin_not_settled'),
+  );
+  assert.deepEqual(
+    [payin, ...refunds].map((i) => byId.get(i)?.status),
+    [payin, ...refunds].map(() => 'succeeded'),
+  );
   for (const ids of [stuck.slice(0, 6), stuck.slice(6), refunds]) {
-    assert.deepEqual([...ids].sort((x, y) => cmpStreamId(byId.get(x)!.stream_id, byId.get(y)!.stream_id)), ids, 'each merchant in order');
+    assert.deepEqual(
+      [...ids].sort((x, y) => cmpStreamId(byId.get(x)!.stream_id, byId.get(y)!.stream_id)),
+      ids,
+      'each merchant in order',
+    );
   }
 });
 

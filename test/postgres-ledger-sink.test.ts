@@ -34,7 +34,9 @@ after(async () => {
 });
 
 async function wallets(): Promise<Map<string, bigint>> {
-  const { rows } = await inst.pool.query<{ merchant_id: string; currency: string; balance: string }>('SELECT merchant_id, currency, balance::text FROM wallets');
+  const { rows } = await inst.pool.query<{ merchant_id: string; currency: string; balance: string }>(
+    'SELECT merchant_id, currency, balance::text FROM wallets',
+  );
   return new Map(rows.map((r) => [`${r.merchant_id}/${r.currency}`, BigInt(r.balance)]));
 }
 
@@ -67,7 +69,15 @@ test('ledger lines land in ledger_entries and wallets; a redelivered batch chang
   assert.deepEqual(first, { transactions: 7, ledgerEntries: 14, wallets: 4, partitionsCreated: 0 });
 
   assert.deepEqual(await wallets(), expectedWallets(events));
-  assert.deepEqual(await wallets(), new Map([['m_a/USD', 8_500n], ['m_a/EUR', 700n], ['m_b/USD', 750n], ['m_c/GBP', -900n]]));
+  assert.deepEqual(
+    await wallets(),
+    new Map([
+      ['m_a/USD', 8_500n],
+      ['m_a/EUR', 700n],
+      ['m_b/USD', 750n],
+      ['m_c/GBP', -900n],
+    ]),
+  );
   const { rows: le } = await inst.pool.query<{ tx_id: string; account: string; merchant_id: string; currency: string; amount: string }>(
     'SELECT tx_id, account, merchant_id, currency, amount::text FROM ledger_entries ORDER BY tx_id, account',
   );
@@ -79,7 +89,9 @@ test('ledger lines land in ledger_entries and wallets; a redelivered batch chang
       [...e.ledger!].sort((a, b) => a.account.localeCompare(b.account)).map((l) => [l.account, e.merchant_id, e.currency, l.amount]),
     );
   }
-  const { rows: zero } = await inst.pool.query<{ n: string }>('SELECT count(*) AS n FROM (SELECT tx_id FROM ledger_entries GROUP BY tx_id HAVING sum(amount) <> 0) x');
+  const { rows: zero } = await inst.pool.query<{ n: string }>(
+    'SELECT count(*) AS n FROM (SELECT tx_id FROM ledger_entries GROUP BY tx_id HAVING sum(amount) <> 0) x',
+  );
   assert.equal(Number(zero[0]!.n), 0, 'every transaction balances');
 
   // redelivery (crash after COMMIT, before XACK): the same batch again, and again with the
@@ -100,7 +112,14 @@ test('a batch mixing written and new rows applies only the new ones', async () =
   const res = await writer.writeBatch(mixed);
   assert.deepEqual(res, { transactions: 3, ledgerEntries: 6, wallets: 3, partitionsCreated: 0 });
   assert.deepEqual(await wallets(), expectedWallets([...old, ...fresh]));
-  assert.deepEqual(await wallets(), new Map([['m_a/USD', 4_123n], ['m_b/EUR', 2_955n], ['m_d/JPY', 9_999n]]));
+  assert.deepEqual(
+    await wallets(),
+    new Map([
+      ['m_a/USD', 4_123n],
+      ['m_b/EUR', 2_955n],
+      ['m_d/JPY', 9_999n],
+    ]),
+  );
   const { rows } = await inst.pool.query<{ n: string }>('SELECT count(*) AS n FROM ledger_entries');
   assert.equal(Number(rows[0]!.n), 12);
   // a batch of only old rows, in another order: nothing
@@ -120,11 +139,14 @@ test('failed transactions write their row and no ledger entries', async () => {
     `SELECT t.id, t.status, t.failure_reason, (SELECT count(*) FROM ledger_entries l WHERE l.tx_id = t.id)::text AS lines
      FROM transactions t ORDER BY t.id`,
   );
-  assert.deepEqual(rows.map((r) => [r.id, r.status, r.failure_reason, Number(r.lines)]), [
-    [ok.id, 'succeeded', null, 2],
-    [failed.id, 'failed', 'insufficient_funds', 0],
-    [failedWithLines.id, 'failed', 'insufficient_funds', 0],
-  ]);
+  assert.deepEqual(
+    rows.map((r) => [r.id, r.status, r.failure_reason, Number(r.lines)]),
+    [
+      [ok.id, 'succeeded', null, 2],
+      [failed.id, 'failed', 'insufficient_funds', 0],
+      [failedWithLines.id, 'failed', 'insufficient_funds', 0],
+    ],
+  );
   assert.deepEqual(await wallets(), new Map([['m_f/USD', 2_000n]]));
   // a batch of only failed transactions: rows, no ledger statement, no wallet change
   const onlyFailed = [event('m_f', 'USD', 'payout', 10, { status: 'failed', ledger: undefined })].map((e) => row(e));
@@ -135,7 +157,9 @@ test('failed transactions write their row and no ledger entries', async () => {
 test('concurrent writers with overlapping batches: each line and balance change applied once, no deadlock', async () => {
   await reset();
   const merchants = Array.from({ length: 20 }, (_, i) => `m_${i}`);
-  const events = Array.from({ length: 4_000 }, (_, i) => event(merchants[(i * 7) % merchants.length]!, i % 3 ? 'USD' : 'EUR', i % 4 ? 'payin' : 'payout', 1 + (i % 1000)));
+  const events = Array.from({ length: 4_000 }, (_, i) =>
+    event(merchants[(i * 7) % merchants.length]!, i % 3 ? 'USD' : 'EUR', i % 4 ? 'payin' : 'payout', 1 + (i % 1000)),
+  );
   const writers = Array.from({ length: 4 }, (_, i) => new BatchWriter(inst.env, `rill-test-ledger-${i}`));
   try {
     // every writer writes every event (in its own slices and order): like four consumers redelivering
@@ -167,8 +191,18 @@ test('the sink posts ledgers from the stream and dead-letters one that can never
   const { topology } = writeTopology({ 'sinks.postgres.batch_rows': 50, 'sinks.postgres.max_wait': '20ms' });
   const partitions = topology.topics.validated!.partitions;
   const good = Array.from({ length: 120 }, (_, i) => event(`m_s${i % 5}`, 'USD', i % 3 ? 'payin' : 'payout', 10 + i));
-  const unbalanced = event('m_s1', 'USD', 'payin', 500, { ledger: [{ account: 'wallet', amount: 500 }, { account: 'external', amount: -400 }] });
-  const twice = event('m_s2', 'USD', 'payin', 500, { ledger: [{ account: 'wallet', amount: 500 }, { account: 'wallet', amount: -500 }] });
+  const unbalanced = event('m_s1', 'USD', 'payin', 500, {
+    ledger: [
+      { account: 'wallet', amount: 500 },
+      { account: 'external', amount: -400 },
+    ],
+  });
+  const twice = event('m_s2', 'USD', 'payin', 500, {
+    ledger: [
+      { account: 'wallet', amount: 500 },
+      { account: 'wallet', amount: -500 },
+    ],
+  });
   const pipe = inst.redis.pipeline();
   for (const e of [...good.slice(0, 60), unbalanced, ...good.slice(60), twice]) {
     pipe.xadd(inst.keys.lane('validated', partitionOf(e.merchant_id, partitions), 'normal'), '*', ...entryArgs({ tx: e.id, ev: JSON.stringify(e) }));
@@ -177,15 +211,26 @@ test('the sink posts ledgers from the stream and dead-letters one that can never
   const redis = connectRedis(inst.env) as typeof inst.redis;
   defineScripts(redis, CORE_SCRIPTS);
   const sink = new PostgresSink({
-    name: 'postgres', config: topology.sinks.postgres as PostgresSinkConfig, topology, keys: inst.keys, redis,
-    writer: new BatchWriter(inst.env, 'rill-test-sink'), consumer: 'c1', registry: createRegistry({ defaults: false }), logger: createLogger('silent'),
+    name: 'postgres',
+    config: topology.sinks.postgres as PostgresSinkConfig,
+    topology,
+    keys: inst.keys,
+    redis,
+    writer: new BatchWriter(inst.env, 'rill-test-sink'),
+    consumer: 'c1',
+    registry: createRegistry({ defaults: false }),
+    logger: createLogger('silent'),
   });
   await sink.start();
   try {
-    await waitFor('the good rows', async () => {
-      const { rows } = await inst.pool.query<{ n: string }>('SELECT count(*) AS n FROM transactions');
-      return Number(rows[0]!.n) >= good.length;
-    }, 30_000);
+    await waitFor(
+      'the good rows',
+      async () => {
+        const { rows } = await inst.pool.query<{ n: string }>('SELECT count(*) AS n FROM transactions');
+        return Number(rows[0]!.n) >= good.length;
+      },
+      30_000,
+    );
     await waitFor('two dead letters', async () => (await deadLetters(inst.redis, inst.keys, 'postgres', partitions)).length >= 2, 10_000);
   } finally {
     await sink.stop();
@@ -208,7 +253,9 @@ test('throughput: 5,000-row batches with 2 ledger lines each (diagnostic)', asyn
   const types: TransactionType[] = ['payin', 'payout', 'refund', 'chargeback'];
   const mk = (i: number, ledger: boolean) => {
     const e = event(merchants[i % 50]!, currencies[i % 3]!, types[i % 4]!, 100 + ((i * 7919) % 100_000), {
-      reference: `ref-${i}`, metadata: { order: String(i) }, risk_score: i % 100,
+      reference: `ref-${i}`,
+      metadata: { order: String(i) },
+      risk_score: i % 100,
     });
     if (!ledger) delete e.ledger;
     return row(e, i);

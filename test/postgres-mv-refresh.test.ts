@@ -39,7 +39,10 @@ function instance(refreshInterval: string): { m: Maintenance; registry: Registry
   const redis = connectRedis(inst.env) as Redis;
   const registry = createRegistry({ defaults: false });
   const m = startMaintenance({
-    pool, redis, keys: inst.keys, registry,
+    pool,
+    redis,
+    keys: inst.keys,
+    registry,
     config: MaintenanceSchema.parse({ partitions_ahead: 7, interval: '1h', refresh_interval: refreshInterval }),
     logger: createLogger('silent'),
     schedule: false,
@@ -63,10 +66,17 @@ async function writeTransactions(count: number, over: Partial<TransactionEvent> 
   const types: TransactionType[] = ['payin', 'payout', 'refund', 'chargeback'];
   const rows: SinkRow[] = Array.from({ length: count }, (_, i) => ({
     event: {
-      id: `tx_mv_${++n}_${randomBytes(4).toString('hex')}`, merchant_id: `m_${i % 3}`, type: types[i % 4]!,
-      amount: 100 + i, currency: i % 2 ? 'USD' : 'EUR', ingested_at: Date.now(), status: 'succeeded', ...over,
+      id: `tx_mv_${++n}_${randomBytes(4).toString('hex')}`,
+      merchant_id: `m_${i % 3}`,
+      type: types[i % 4]!,
+      amount: 100 + i,
+      currency: i % 2 ? 'USD' : 'EUR',
+      ingested_at: Date.now(),
+      status: 'succeeded',
+      ...over,
     },
-    streamId: `0-${i}`, attempts: 1,
+    streamId: `0-${i}`,
+    attempts: 1,
   }));
   assert.equal(await writer.write(rows), count);
 }
@@ -113,11 +123,20 @@ test('a short refresh_interval: one more refresh once it has passed, one per int
   // previous test's, by other instances), and exactly one of each pair of passes does
   // (waitFor retries on a throw: collect the reports, check them after)
   const pairs: MaintenanceReport[][] = [];
-  await waitFor('the next refresh', async () => {
-    pairs.push(await Promise.all([a.m.runOnce(), b.m.runOnce()]));
-    return (await refreshes(both)) >= 1;
-  }, 10_000, 20);
-  assert.deepEqual(pairs.map(refreshedIn).filter((x) => x > 0), [1], 'one of two concurrent passes refreshed, once');
+  await waitFor(
+    'the next refresh',
+    async () => {
+      pairs.push(await Promise.all([a.m.runOnce(), b.m.runOnce()]));
+      return (await refreshes(both)) >= 1;
+    },
+    10_000,
+    20,
+  );
+  assert.deepEqual(
+    pairs.map(refreshedIn).filter((x) => x > 0),
+    [1],
+    'one of two concurrent passes refreshed, once',
+  );
   assert.equal(await refreshes(both), 1);
   const { view, table } = await viewMatchesTable();
   assert.equal(view, table);
@@ -130,11 +149,19 @@ test('a short refresh_interval: one more refresh once it has passed, one per int
   await writeTransactions(5);
   const before = await refreshes(both);
   pairs.length = 0;
-  await waitFor('one more refresh', async () => {
-    pairs.push(await Promise.all([a.m.runOnce(), b.m.runOnce()]));
-    return (await refreshes(both)) > before;
-  }, 10_000, 20);
-  assert.deepEqual(pairs.map(refreshedIn).filter((x) => x > 0), [1]);
+  await waitFor(
+    'one more refresh',
+    async () => {
+      pairs.push(await Promise.all([a.m.runOnce(), b.m.runOnce()]));
+      return (await refreshes(both)) > before;
+    },
+    10_000,
+    20,
+  );
+  assert.deepEqual(
+    pairs.map(refreshedIn).filter((x) => x > 0),
+    [1],
+  );
   assert.equal(await refreshes(both), before + 1);
   assert.match((await viewMatchesTable()).view, /^245\//);
   // over ~1.2 s of passes every 20 ms by both, at most one refresh per 300 ms

@@ -78,7 +78,10 @@ function instance(config: Record<string, unknown>): { m: Maintenance; registry: 
   const redis = connectRedis(inst.env) as Redis;
   const registry = createRegistry({ defaults: false });
   const m = startMaintenance({
-    pool, redis, keys: inst.keys, registry,
+    pool,
+    redis,
+    keys: inst.keys,
+    registry,
     config: MaintenanceSchema.parse(config),
     logger: createLogger('silent'),
     schedule: false,
@@ -98,7 +101,10 @@ function event(id: string, ingestedAt: number, merchant = 'm_1'): TransactionEve
 test('after migrate: daily partitions for yesterday..today+7, each with 4 hash sub-partitions', async () => {
   const parts = await partitions(inst.pool);
   const expected = await Promise.all(Array.from({ length: 9 }, (_, i) => dayName(inst.pool, i - 1)));
-  assert.deepEqual([...parts.keys()], expected.map((d) => `transactions_p${d}`));
+  assert.deepEqual(
+    [...parts.keys()],
+    expected.map((d) => `transactions_p${d}`),
+  );
   for (const d of expected) assert.deepEqual(parts.get(`transactions_p${d}`), hashSubs(d));
   // bounds are whole UTC days
   const { rows } = await inst.pool.query<{ ok: boolean }>(
@@ -107,7 +113,9 @@ test('after migrate: daily partitions for yesterday..today+7, each with 4 hash s
   );
   assert.deepEqual(rows, [{ ok: true }]);
   // the primary key carries the partition keys
-  const { rows: pk } = await inst.pool.query<{ def: string }>(`SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conname = 'transactions_pkey' AND conrelid = 'transactions'::regclass`);
+  const { rows: pk } = await inst.pool.query<{ def: string }>(
+    `SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conname = 'transactions_pkey' AND conrelid = 'transactions'::regclass`,
+  );
   assert.equal(pk[0]!.def, 'PRIMARY KEY (id, ingested_at, merchant_id)');
 });
 
@@ -121,13 +129,19 @@ test('two maintenance instances at once: each missing partition created exactly 
   assert.equal(await metric([a.registry, b.registry], 'rill_partitions_created_total'), 3);
   const parts = await partitions(inst.pool);
   const expected = await Promise.all(Array.from({ length: 12 }, (_, i) => dayName(inst.pool, i - 1)));
-  assert.deepEqual([...parts.keys()], expected.map((d) => `transactions_p${d}`));
+  assert.deepEqual(
+    [...parts.keys()],
+    expected.map((d) => `transactions_p${d}`),
+  );
   for (const d of expected) assert.deepEqual(parts.get(`transactions_p${d}`), hashSubs(d));
 
   // again, many times at once: nothing more to create, nobody fails
   const again = await Promise.all([a.m.runOnce(), b.m.runOnce(), a.m.runOnce(), b.m.runOnce()]);
   for (const r of again) assert.deepEqual(r.errors, []);
-  assert.equal(again.reduce((s, r) => s + r.partitionsCreated, 0), 0);
+  assert.equal(
+    again.reduce((s, r) => s + r.partitionsCreated, 0),
+    0,
+  );
   assert.equal(await metric([a.registry, b.registry], 'rill_partitions_created_total'), 3);
 });
 
@@ -135,9 +149,14 @@ test('rill_ensure_partitions called by many sessions at once creates each day on
   const pools = Array.from({ length: 4 }, () => createPool(inst.env, { max: 1, name: 'rill-test-ensure' }));
   try {
     const created = await Promise.all(
-      pools.map((p) => p.query<{ n: number }>(`SELECT rill_ensure_partitions((now() AT TIME ZONE 'UTC')::date + 20, (now() AT TIME ZONE 'UTC')::date + 24) AS n`)),
+      pools.map((p) =>
+        p.query<{ n: number }>(`SELECT rill_ensure_partitions((now() AT TIME ZONE 'UTC')::date + 20, (now() AT TIME ZONE 'UTC')::date + 24) AS n`),
+      ),
     );
-    assert.equal(created.reduce((s, r) => s + r.rows[0]!.n, 0), 5);
+    assert.equal(
+      created.reduce((s, r) => s + r.rows[0]!.n, 0),
+      5,
+    );
   } finally {
     await Promise.all(pools.map((p) => p.end()));
   }
@@ -164,12 +183,18 @@ test('the writer creates a missing day itself and retries once', async () => {
   closers.push(() => writer.close());
   const far = Date.now() + 40 * DAY;
   const past = Date.now() - 40 * DAY;
-  const rows = [event(`tx_far_${randomBytes(4).toString('hex')}`, far), event(`tx_past_${randomBytes(4).toString('hex')}`, past, 'm_2')]
-    .map((e, i) => ({ event: e, streamId: `0-${i}`, attempts: 1 }));
+  const rows = [event(`tx_far_${randomBytes(4).toString('hex')}`, far), event(`tx_past_${randomBytes(4).toString('hex')}`, past, 'm_2')].map((e, i) => ({
+    event: e,
+    streamId: `0-${i}`,
+    attempts: 1,
+  }));
   const res = await writer.writeBatch(rows);
   assert.equal(res.transactions, 2);
   assert.equal(res.partitionsCreated, 2);
-  const { rows: found } = await inst.pool.query<{ id: string; part: string }>(`SELECT id, tableoid::regclass::text AS part FROM transactions WHERE id = ANY($1) ORDER BY id`, [rows.map((r) => r.event.id)]);
+  const { rows: found } = await inst.pool.query<{ id: string; part: string }>(
+    `SELECT id, tableoid::regclass::text AS part FROM transactions WHERE id = ANY($1) ORDER BY id`,
+    [rows.map((r) => r.event.id)],
+  );
   assert.equal(found.length, 2);
   for (const f of found) assert.match(f.part, /^transactions_p\d{8}_h[0-3]$/);
   // the day exists now: a redelivery neither fails nor creates anything
@@ -178,13 +203,18 @@ test('the writer creates a missing day itself and retries once', async () => {
 
 test('retention detaches (does not drop) an old partition; its rows leave transactions', async () => {
   const oldDay = await dayName(inst.pool, -60);
-  const { rows: made } = await inst.pool.query<{ n: number }>(`SELECT rill_ensure_partitions((now() AT TIME ZONE 'UTC')::date - 60, (now() AT TIME ZONE 'UTC')::date - 60) AS n`);
+  const { rows: made } = await inst.pool.query<{ n: number }>(
+    `SELECT rill_ensure_partitions((now() AT TIME ZONE 'UTC')::date - 60, (now() AT TIME ZONE 'UTC')::date - 60) AS n`,
+  );
   assert.equal(made[0]!.n, 1);
   const writer = new BatchWriter(inst.env, 'rill-test-retention');
   closers.push(() => writer.close());
   const oldId = `tx_old_${randomBytes(4).toString('hex')}`;
   const newId = `tx_new_${randomBytes(4).toString('hex')}`;
-  assert.equal(await writer.write([event(oldId, Date.now() - 60 * DAY), event(newId, Date.now())].map((e, i) => ({ event: e, streamId: `0-${i}`, attempts: 1 }))), 2);
+  assert.equal(
+    await writer.write([event(oldId, Date.now() - 60 * DAY), event(newId, Date.now())].map((e, i) => ({ event: e, streamId: `0-${i}`, attempts: 1 }))),
+    2,
+  );
   const visible = async (id: string) => (await inst.pool.query('SELECT 1 FROM transactions WHERE id = $1', [id])).rowCount === 1;
   assert.ok(await visible(oldId));
 
@@ -218,7 +248,10 @@ test('the timer runs passes on its own', async () => {
   const redis = connectRedis(inst.env) as Redis;
   const registry = createRegistry({ defaults: false });
   const m = startMaintenance({
-    pool, redis, keys: inst.keys, registry,
+    pool,
+    redis,
+    keys: inst.keys,
+    registry,
     config: MaintenanceSchema.parse({ partitions_ahead: 45, interval: '50ms', refresh_interval: '1h' }),
     logger: createLogger('silent'),
   });
@@ -236,14 +269,27 @@ test('migration 002 moves the rows of a 001 table over and drops it', async () =
   const env = readEnv({ ...process.env, ...inst.vars, RILL_PG_SCHEMA: schema });
   const pool = createPool(env, { max: 2, name: 'rill-test-migrate' });
   try {
-    assert.deepEqual(await migrate(pool, schema, readMigrations().filter((m) => m.version === 1)), ['001_init']);
+    assert.deepEqual(
+      await migrate(
+        pool,
+        schema,
+        readMigrations().filter((m) => m.version === 1),
+      ),
+      ['001_init'],
+    );
     await pool.query(
       `INSERT INTO transactions (id, merchant_id, type, amount, currency, status, ingested_at, stream_id, metadata)
        SELECT 'tx_' || i, 'm_' || (i % 7), 'payin', 100 + i, 'USD', CASE WHEN i % 5 = 0 THEN 'failed' ELSE 'succeeded' END,
               now() - (i % 30) * interval '1 day', '0-' || i, '{"k":"v"}'
        FROM generate_series(1, 300) i`,
     );
-    assert.deepEqual(await migrate(pool, schema), readMigrations().filter((m) => m.version > 1).map((m) => m.name), 'every later migration applies on top of 001');
+    assert.deepEqual(
+      await migrate(pool, schema),
+      readMigrations()
+        .filter((m) => m.version > 1)
+        .map((m) => m.name),
+      'every later migration applies on top of 001',
+    );
     const { rows } = await pool.query<{ n: string; s: string; days: string }>(
       `SELECT count(*) AS n, sum(amount)::text AS s, count(DISTINCT (ingested_at AT TIME ZONE 'UTC')::date) AS days FROM transactions`,
     );

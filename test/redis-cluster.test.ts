@@ -33,7 +33,6 @@ import { openTap } from '../core/tap/reader.ts';
 import { createRegistry } from '../core/metrics.ts';
 import { createLogger } from '../core/logger.ts';
 
-
 const PARTITIONS = 8;
 const ORDERED = ['validate', 'risk', 'ledger'];
 let cluster: OwnCluster | undefined;
@@ -101,10 +100,15 @@ test('the payments pipeline on a 3-master Redis Cluster: exactly once, money con
   const vars: Record<string, string> = { ...inst!.vars, RILL_TOPOLOGY: path };
   assert.equal(vars.REDIS_URL, cluster!.url);
   for (const name of ['c1', 'c2', 'c3']) workers.push(spawnRill(['worker', '--consumer', name], vars));
-  await waitFor('leases spread 2/3/3 over three workers in every ordered stage', async () => {
-    for (const w of workers) if (w.child.exitCode !== null) throw new Error(`a worker exited: ${w.output().slice(-2_000)}`);
-    return (await sharesOf(redis)).every((s) => s === '[2,3,3]');
-  }, 30_000, 100);
+  await waitFor(
+    'leases spread 2/3/3 over three workers in every ordered stage',
+    async () => {
+      for (const w of workers) if (w.child.exitCode !== null) throw new Error(`a worker exited: ${w.output().slice(-2_000)}`);
+      return (await sharesOf(redis)).every((s) => s === '[2,3,3]');
+    },
+    30_000,
+    100,
+  );
 
   const merchants = merchantIds(30);
   const apiKeys = new Map<string, string>();
@@ -152,14 +156,24 @@ test('the payments pipeline on a 3-master Redis Cluster: exactly once, money con
       const next = amounts(i + 1);
       const list: Posted[] = [];
       for (let k = 0; k <= PAYINS; k++) {
-        if (k === 30) await post({ type: 'payin', merchant_id: m, amount: 20_000_000, currency: currencyOf(i) }, { status: 'failed', code: 'risk_declined', reason: /^risk: velocity score/ });
-        else list.push(await post({ type: 'payin', merchant_id: m, amount: next(), currency: currencyOf(i), reference: `order-${k}` }, { status: 'succeeded' }));
+        if (k === 30)
+          await post(
+            { type: 'payin', merchant_id: m, amount: 20_000_000, currency: currencyOf(i) },
+            { status: 'failed', code: 'risk_declined', reason: /^risk: velocity score/ },
+          );
+        else
+          list.push(await post({ type: 'payin', merchant_id: m, amount: next(), currency: currencyOf(i), reference: `order-${k}` }, { status: 'succeeded' }));
       }
       payinsOf.set(m, list);
     }),
   );
   await killing;
-  await waitFor('the killed worker’s partitions moved to the survivors (4/4 in every ordered stage)', async () => (await sharesOf(redis)).every((s) => s === '[4,4]'), 30_000, 100);
+  await waitFor(
+    'the killed worker’s partitions moved to the survivors (4/4 in every ordered stage)',
+    async () => (await sharesOf(redis)).every((s) => s === '[4,4]'),
+    30_000,
+    100,
+  );
   const movedMs = Date.now() - killedAt;
   await drained('phase 1 through the pipeline');
 
@@ -181,8 +195,14 @@ test('the payments pipeline on a 3-master Redis Cluster: exactly once, money con
         await post({ type: 'chargeback', merchant_id: m, amount: p.body.amount, currency: cur, reference: p.id }, { status: 'succeeded' });
       }
       // charged back in full just before (same lane, same order): nothing left to refund
-      await post({ type: 'refund', merchant_id: m, amount: 1, currency: cur, reference: payins[8]!.id }, { status: 'failed', code: 'refund_exceeds_payin', reason: /^ledger: refund of 1 exceeds the refundable 0/ });
-      await post({ type: 'payout', merchant_id: m, amount: 1_000_000, currency: cur }, { status: 'failed', code: 'insufficient_funds', reason: /^ledger: insufficient funds/ });
+      await post(
+        { type: 'refund', merchant_id: m, amount: 1, currency: cur, reference: payins[8]!.id },
+        { status: 'failed', code: 'refund_exceeds_payin', reason: /^ledger: refund of 1 exceeds the refundable 0/ },
+      );
+      await post(
+        { type: 'payout', merchant_id: m, amount: 1_000_000, currency: cur },
+        { status: 'failed', code: 'insufficient_funds', reason: /^ledger: insufficient funds/ },
+      );
       await refuse({ type: 'refund', merchant_id: m, amount: 100, currency: cur, reference: `tx_orphan_${m}` });
       const next = amounts(1_000 + i);
       for (let k = 0; k < 2; k++) await post({ type: 'payin', merchant_id: m, amount: next(), currency: cur }, { status: 'succeeded' });
@@ -209,7 +229,9 @@ test('the payments pipeline on a 3-master Redis Cluster: exactly once, money con
   done = { topology, rows: places.rows, merchant: merchants[0]!, apiKey: apiKeys.get(merchants[0]!)! };
   t.diagnostic(`succeeded ${counts.succeeded}, failed ${counts.failed}, refused at ingest ${refused}; ${expected.size} wallets`);
   t.diagnostic(`leases of the killed worker moved within ${movedMs} ms (lease TTL 2 s)`);
-  t.diagnostic(`phase 2: ${phase2} events posted in ${postedMs} ms, through the pipeline in ${phase2Ms} ms: ${Math.round((phase2 * 1000) / phase2Ms)} events/s end to end`);
+  t.diagnostic(
+    `phase 2: ${phase2} events posted in ${postedMs} ms, through the pipeline in ${phase2Ms} ms: ${Math.round((phase2 * 1000) / phase2Ms)} events/s end to end`,
+  );
 });
 
 test('operator paths on the cluster: stream stats, retention, tap, dead-letter redrive, key scans', async (t) => {
@@ -222,13 +244,27 @@ test('operator paths on the cluster: stream stats, retention, tap, dead-letter r
   }
   const dead = PARTITIONS;
   const dlq = new DeadLetters(redis, keys, topology);
-  await waitFor('the unreadable entries dead-lettered', async () =>
-    (await outstanding(redis, keys, topology)) === 0 && (await dlq.list({ stage: 'validate', limit: 1_000 })).entries.length === dead, 30_000, 100);
+  await waitFor(
+    'the unreadable entries dead-lettered',
+    async () => (await outstanding(redis, keys, topology)) === 0 && (await dlq.list({ stage: 'validate', limit: 1_000 })).entries.length === dead,
+    30_000,
+    100,
+  );
 
   const stats = await collectStreamStats(redis, keys, topology);
-  const sink = stats.lanes.filter((l) => l.topic === 'settled').flatMap((l) => l.groups).filter((g) => g.group === 'postgres');
-  assert.equal(sink.reduce((n, g) => n + g.pending + g.lag, 0), 0, 'the sink group is caught up');
-  assert.equal(stats.lanes.filter((l) => l.topic === 'settled').reduce((n, l) => n + l.length, 0), done.rows);
+  const sink = stats.lanes
+    .filter((l) => l.topic === 'settled')
+    .flatMap((l) => l.groups)
+    .filter((g) => g.group === 'postgres');
+  assert.equal(
+    sink.reduce((n, g) => n + g.pending + g.lag, 0),
+    0,
+    'the sink group is caught up',
+  );
+  assert.equal(
+    stats.lanes.filter((l) => l.topic === 'settled').reduce((n, l) => n + l.length, 0),
+    done.rows,
+  );
   assert.equal(stats.deadLetters.validate, dead);
   assert.equal(stats.deadLetters.ledger, 0);
 
@@ -266,8 +302,12 @@ test('operator paths on the cluster: stream stats, retention, tap, dead-letter r
   assert.equal(new Set(listed.entries.map((e) => e.partition)).size, PARTITIONS, 'one in every partition');
   const redriven = await dlq.redrive({ all: true, stage: 'validate' });
   assert.deepEqual(redriven, { redriven: dead, missing: [], failed: [] });
-  await waitFor('the redriven entries dead-lettered again and the live payin settled', async () =>
-    (await outstanding(redis, keys, topology)) === 0 && (await dlq.list({ stage: 'validate', limit: 1_000 })).entries.length === dead, 30_000, 100);
+  await waitFor(
+    'the redriven entries dead-lettered again and the live payin settled',
+    async () => (await outstanding(redis, keys, topology)) === 0 && (await dlq.list({ stage: 'validate', limit: 1_000 })).entries.length === dead,
+    30_000,
+    100,
+  );
 
   const scanned = await scanPrefix(redis, env.prefix);
   assert.ok(scanned.keys.some((k) => k.includes(':{0}:')) && scanned.keys.some((k) => k.includes(':{7}:')), 'SCAN reaches every master');
@@ -283,7 +323,8 @@ async function assertSpread(redis: Cluster, topology: Topology): Promise<void> {
   for (let p = 0; p < PARTITIONS; p++) {
     const partKeys = [
       ...Object.keys(topology.topics).flatMap((topic) => topology.priorities.map((l) => inst!.keys.lane(topic, p, l.name))),
-      inst!.keys.delay('ledger', p), inst!.keys.deadLetter('ledger', p),
+      inst!.keys.delay('ledger', p),
+      inst!.keys.deadLetter('ledger', p),
     ];
     const slots = new Set(await Promise.all(partKeys.map(async (k) => Number(await admin.cluster('KEYSLOT', k)))));
     assert.equal(slots.size, 1, `partition ${p}: one slot`);

@@ -88,7 +88,12 @@ test('rill replay: dry run, replay from a time and from earliest, idempotent eff
   const merchants = merchantIds(10);
   const ids: string[] = [];
   // the refunds and chargebacks of the mix name payins ingest must know
-  await registerReferencedPayins(inst.redis, inst.keys, topology, Array.from({ length: N }, (_, i) => sampleBody(i, merchants)));
+  await registerReferencedPayins(
+    inst.redis,
+    inst.keys,
+    topology,
+    Array.from({ length: N }, (_, i) => sampleBody(i, merchants)),
+  );
   for (let i = 0; i < N1; i++) ids.push((await appender.append(sampleBody(i, merchants))).id);
   await delay(5);
   const between = Date.now();

@@ -45,10 +45,12 @@ async function setup(label: string, intervalMs = 3_600_000): Promise<Setup> {
   inst = await createInstance(label);
   const registry = createRegistry({ defaults: false });
   const logs: Record<string, unknown>[] = [];
-  const sink = new Writable({ write: (chunk: Buffer, _enc, done) => {
+  const sink = new Writable({
+    write: (chunk: Buffer, _enc, done) => {
       logs.push(JSON.parse(chunk.toString()));
       done();
-    } });
+    },
+  });
   retention = startRetention({ redis: inst.redis, keys: inst.keys, topology, registry, logger: pino({ level: 'warn' }, sink), intervalMs });
   return { inst, registry, logs, retention };
 }
@@ -57,8 +59,14 @@ async function setup(label: string, intervalMs = 3_600_000): Promise<Setup> {
 async function ensureGroups(inst: TestInstance, t: Topology, topic: string, group: string): Promise<void> {
   const partitions = t.topics[topic]!.partitions;
   await new LaneReader({
-    redis: inst.redis, keys: inst.keys, topic, group, consumer: 'setup', visibilityTimeoutMs: 30_000,
-    partitions: Array.from({ length: partitions }, (_, i) => i), lanes: t.priorities,
+    redis: inst.redis,
+    keys: inst.keys,
+    topic,
+    group,
+    consumer: 'setup',
+    visibilityTimeoutMs: 30_000,
+    partitions: Array.from({ length: partitions }, (_, i) => i),
+    lanes: t.priorities,
   }).ensureGroups();
 }
 

@@ -32,8 +32,15 @@ async function run(cmd: typeof reviewCommand, argv: string[]): Promise<{ code: n
 }
 
 const held = (id: string, merchant: string): TransactionEvent => ({
-  id, merchant_id: merchant, type: 'payin', amount: 900_000, currency: 'EUR', ingested_at: Date.now(), status: 'in_review',
-  risk_score: 71, risk_reasons: ['amount_high: amount 6.1 standard deviations above this merchant\'s usual for the type and currency'],
+  id,
+  merchant_id: merchant,
+  type: 'payin',
+  amount: 900_000,
+  currency: 'EUR',
+  ingested_at: Date.now(),
+  status: 'in_review',
+  risk_score: 71,
+  risk_reasons: ["amount_high: amount 6.1 standard deviations above this merchant's usual for the type and currency"],
 });
 
 test('list, approve (on toward the ledger) and decline (failed, risk_declined) from the CLI', async () => {
@@ -68,7 +75,10 @@ test('rules set stores the next version; show prints it; bad rules are one line 
   assert.deepEqual([set.code, set.out], [0, 'risk rules version 1 stored\n']);
   const set2 = await run(riskCommand, ['rules', 'set', '{"thresholds":{"default":{"review":45,"block":85},"refund":{"review":20,"block":85}}}']);
   assert.equal(set2.out, 'risk rules version 2 stored\n');
-  assert.deepEqual(await readRules(inst.redis, inst.keys), { version: 2, thresholds: { default: { review: 45, block: 85 }, refund: { review: 20, block: 85 } } });
+  assert.deepEqual(await readRules(inst.redis, inst.keys), {
+    version: 2,
+    thresholds: { default: { review: 45, block: 85 }, refund: { review: 20, block: 85 } },
+  });
   assert.match((await run(riskCommand, ['rules', 'show'])).out, /"version": 2/);
 
   for (const [argv, message] of [

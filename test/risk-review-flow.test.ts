@@ -36,7 +36,11 @@ async function operatorApiKey(): Promise<string> {
   await inst.pool.query('ALTER TABLE api_keys DROP CONSTRAINT IF EXISTS api_keys_scope_check');
   const keyId = randomBytes(8).toString('hex');
   const secret = randomBytes(32).toString('base64url');
-  await inst.pool.query('INSERT INTO api_keys (key_id, secret_hash, merchant_id, scope) VALUES ($1, $2, NULL, $3)', [keyId, createHash('sha256').update(secret).digest(), 'operator']);
+  await inst.pool.query('INSERT INTO api_keys (key_id, secret_hash, merchant_id, scope) VALUES ($1, $2, NULL, $3)', [
+    keyId,
+    createHash('sha256').update(secret).digest(),
+    'operator',
+  ]);
   return `rk_${keyId}_${secret}`;
 }
 
@@ -53,7 +57,8 @@ const post = async (body: Record<string, unknown>) => {
   assert.equal(r.status, 202, JSON.stringify(r.json));
   return r.json.id as string;
 };
-const view = async (id: string) => (await call('GET', `/v1/transactions/${id}`, merchantKey)).json as unknown as TransactionView & { risk_rules_version?: number };
+const view = async (id: string) =>
+  (await call('GET', `/v1/transactions/${id}`, merchantKey)).json as unknown as TransactionView & { risk_rules_version?: number };
 const statusOf = async (id: string) => (await view(id)).status;
 
 before(async () => {
@@ -89,7 +94,10 @@ test('held for review, approved over HTTP: in_review, then succeeded in Postgres
   // listed for operators, not for merchants
   const list = await call('GET', '/v1/reviews', operatorKey);
   assert.equal(list.status, 200);
-  assert.deepEqual((list.json.data as { id: string }[]).map((e) => e.id), [held]);
+  assert.deepEqual(
+    (list.json.data as { id: string }[]).map((e) => e.id),
+    [held],
+  );
   assert.equal((await call('GET', '/v1/reviews', merchantKey)).status, 403);
   assert.equal((await call('POST', `/v1/reviews/${held}/approve`, merchantKey)).status, 403);
 
@@ -137,6 +145,9 @@ test('declined over HTTP: failed in Postgres with the reason, no money moved', a
 
 /** Succeeded payins of 2,000 (the "later" ones; a retry of the waitFor above may have sent more). */
 async function okCount(): Promise<number> {
-  const r = await inst.pool.query(`SELECT count(*)::int AS n FROM ${inst.env.pgSchema}.transactions WHERE merchant_id = $1 AND reference = 'later' AND status = 'succeeded'`, [M]);
+  const r = await inst.pool.query(
+    `SELECT count(*)::int AS n FROM ${inst.env.pgSchema}.transactions WHERE merchant_id = $1 AND reference = 'later' AND status = 'succeeded'`,
+    [M],
+  );
   return r.rows[0]!.n as number;
 }

@@ -85,15 +85,34 @@ test('an overlapping (redelivered) batch falls back to the merge: new rows only,
   assert.equal(paths(), 'transactions rill_staging rill_ledger_staging', 'the fast path fails on the old rows, the merge writes the rest');
   const all = [...first, ...fresh];
   const s = await state();
-  assert.deepEqual(s.tx.map((t) => t.id), all.map((e) => e.id).sort());
+  assert.deepEqual(
+    s.tx.map((t) => t.id),
+    all.map((e) => e.id).sort(),
+  );
   assert.equal(s.lines.length, all.length * 2);
-  assert.deepEqual(s.lines.map((l) => `${l.tx_id}/${l.account}`), all.flatMap((e) => [`${e.id}/external`, `${e.id}/wallet`]).sort());
+  assert.deepEqual(
+    s.lines.map((l) => `${l.tx_id}/${l.account}`),
+    all.flatMap((e) => [`${e.id}/external`, `${e.id}/wallet`]).sort(),
+  );
   assert.deepEqual(s.wallets, expectedWallets(all));
-  assert.deepEqual(s.wallets, new Map([['m_a/USD', 8_623n], ['m_b/EUR', 655n], ['m_c/GBP', 300n], ['m_d/JPY', 9_999n]]));
+  assert.deepEqual(
+    s.wallets,
+    new Map([
+      ['m_a/USD', 8_623n],
+      ['m_b/EUR', 655n],
+      ['m_c/GBP', 300n],
+      ['m_d/JPY', 9_999n],
+    ]),
+  );
   assert.deepEqual(s.wallets, s.walletsFromLedger, 'wallets equal the sum of their ledger lines');
 
   // the whole thing once more, reversed: nothing new, nothing moves
-  assert.deepEqual(await writer.writeBatch([...overlapping, ...first.map((e) => row(e))].reverse()), { transactions: 0, ledgerEntries: 0, wallets: 0, partitionsCreated: 0 });
+  assert.deepEqual(await writer.writeBatch([...overlapping, ...first.map((e) => row(e))].reverse()), {
+    transactions: 0,
+    ledgerEntries: 0,
+    wallets: 0,
+    partitionsCreated: 0,
+  });
   assert.equal(paths(), 'transactions rill_staging rill_ledger_staging');
   assert.deepEqual(await state(), s);
 
@@ -109,12 +128,22 @@ test('a batch with the same id twice keeps the first copy and takes the fast pat
   const a = event('m_x', 'USD', 'payin', 5_000);
   const b = event('m_x', 'USD', 'payout', 2_000);
   // a second copy of `a` that differs (it must not win, nor add its lines)
-  const a2: TransactionEvent = { ...a, amount: 7_777, ledger: [{ account: 'wallet', amount: 7_777 }, { account: 'external', amount: -7_777 }] };
+  const a2: TransactionEvent = {
+    ...a,
+    amount: 7_777,
+    ledger: [
+      { account: 'wallet', amount: 7_777 },
+      { account: 'external', amount: -7_777 },
+    ],
+  };
   const batch = [row(a, 0), row(b, 1), row(a2, 2), row(a, 3)];
   assert.deepEqual(await writer.writeBatch(batch), { transactions: 2, ledgerEntries: 4, wallets: 1, partitionsCreated: 0 });
   assert.equal(paths(), 'transactions ledger_entries', 'the batch does not conflict with itself');
   const s = await state();
-  assert.deepEqual(s.tx, [{ id: a.id, amount: '5000' }, { id: b.id, amount: '2000' }]);
+  assert.deepEqual(s.tx, [
+    { id: a.id, amount: '5000' },
+    { id: b.id, amount: '2000' },
+  ]);
   assert.deepEqual(s.lines, [
     { tx_id: a.id, account: 'external', amount: '-5000' },
     { tx_id: a.id, account: 'wallet', amount: '5000' },
@@ -147,7 +176,13 @@ test('an overlapping batch whose new rows need a missing partition: merge, creat
   assert.equal(s.tx.length, 4);
   assert.equal(s.lines.length, 8);
   assert.deepEqual(s.wallets, expectedWallets([...old, ...lost]));
-  assert.deepEqual(s.wallets, new Map([['m_p/EUR', 1_050n], ['m_q/EUR', -20n]]));
+  assert.deepEqual(
+    s.wallets,
+    new Map([
+      ['m_p/EUR', 1_050n],
+      ['m_q/EUR', -20n],
+    ]),
+  );
   assert.deepEqual(s.wallets, s.walletsFromLedger);
   const { rows } = await inst.pool.query<{ n: string }>(`SELECT count(*) AS n FROM transactions_p20010203 WHERE id = ANY($1)`, [lost.map((e) => e.id)]);
   assert.equal(Number(rows[0]!.n), 2);

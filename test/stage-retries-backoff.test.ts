@@ -28,9 +28,14 @@ test('retries back off, succeed or dead-letter exactly once, through worker cras
     'topics.checked': { partitions: 8 },
     'stages.validate.visibility_timeout': '1s',
     'stages.flaky': {
-      input: 'validated', processor: FLAKY, output: 'checked', ordering: 'none', batch: 50,
+      input: 'validated',
+      processor: FLAKY,
+      output: 'checked',
+      ordering: 'none',
+      batch: 50,
       retry: { attempts: 4, base: '20ms', factor: 2, max: '200ms', jitter: 'full' },
-      visibility_timeout: '1s', dead_letter: {},
+      visibility_timeout: '1s',
+      dead_letter: {},
     },
     'sinks.postgres.input': 'checked',
     'sinks.postgres.visibility_timeout': '1s',
@@ -39,8 +44,18 @@ test('retries back off, succeed or dead-letter exactly once, through worker cras
   const appender = new EventAppender(inst.redis, topology, inst.keys, { timeoutMs: 5_000 });
   const merchants = merchantIds(20);
   // the refunds and chargebacks of the mix name payins ingest must know
-  await registerReferencedPayins(inst.redis, inst.keys, topology, Array.from({ length: 900 }, (_, i) => sampleBody(i, merchants)));
-  const plan: [string, number][] = [['pass', 600], ['2', 200], ['always', 60], ['fatal', 40]];
+  await registerReferencedPayins(
+    inst.redis,
+    inst.keys,
+    topology,
+    Array.from({ length: 900 }, (_, i) => sampleBody(i, merchants)),
+  );
+  const plan: [string, number][] = [
+    ['pass', 600],
+    ['2', 200],
+    ['always', 60],
+    ['fatal', 40],
+  ];
   const idsBy = new Map<string, Set<string>>();
   let i = 0;
   for (const [fail, n] of plan) {

@@ -31,7 +31,12 @@ test('results are routed by type to their own topic', async () => {
   const merchants = merchantIds(10);
   const byType = new Map<string, number>();
   // the refunds and chargebacks name payins ingest must know
-  await registerReferencedPayins(inst.redis, inst.keys, topology, Array.from({ length: 400 }, (_, i) => sampleBody(i, merchants)));
+  await registerReferencedPayins(
+    inst.redis,
+    inst.keys,
+    topology,
+    Array.from({ length: 400 }, (_, i) => sampleBody(i, merchants)),
+  );
   for (let i = 0; i < 400; i++) {
     const body = sampleBody(i, merchants);
     byType.set(body.type, (byType.get(body.type) ?? 0) + 1);

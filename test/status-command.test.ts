@@ -35,7 +35,12 @@ before(async () => {
   const merchants = merchantIds(12);
   const lanes = new LaneMap(topology.priorities);
   // the refunds and chargebacks of the mix name payins ingest must know
-  await registerReferencedPayins(inst.redis, inst.keys, topology, Array.from({ length: N }, (_, i) => sampleBody(i, merchants)));
+  await registerReferencedPayins(
+    inst.redis,
+    inst.keys,
+    topology,
+    Array.from({ length: N }, (_, i) => sampleBody(i, merchants)),
+  );
   for (let i = 0; i < N; i++) {
     const body = sampleBody(i, merchants);
     expected.set(lanes.laneOf(body.type), (expected.get(lanes.laneOf(body.type)) ?? 0) + 1);
@@ -45,8 +50,16 @@ before(async () => {
   const logger = createLogger('silent');
   worker = await startWorker({ env: inst.env, topology, registry, logger });
   observability = startWorkerObservability({
-    redis: inst.redis, keys: inst.keys, topology, id: WORKER_ID, host: 'status-host',
-    components: worker.components, registry, logger, heartbeatMs: 200, streamStatsMs: 500,
+    redis: inst.redis,
+    keys: inst.keys,
+    topology,
+    id: WORKER_ID,
+    host: 'status-host',
+    components: worker.components,
+    registry,
+    logger,
+    heartbeatMs: 200,
+    streamStatsMs: 500,
   });
   await waitFor('the pipeline to drain', async () => (await outstanding(inst.redis, inst.keys, topology)) === 0, 60_000);
 });
@@ -89,19 +102,32 @@ async function streamLength(topic: string, lane: string): Promise<number> {
 
 test('--json: topics, lanes and lengths, groups caught up, the stage and sink with a live worker', async () => {
   const report = await json();
-  assert.deepEqual(report.topics.map((t) => t.topic), Object.keys(topology.topics));
+  assert.deepEqual(
+    report.topics.map((t) => t.topic),
+    Object.keys(topology.topics),
+  );
   for (const t of report.topics) {
     assert.equal(t.partitions, 8);
-    assert.deepEqual(t.lanes.map((l) => l.lane), topology.priorities.map((p) => p.name));
+    assert.deepEqual(
+      t.lanes.map((l) => l.lane),
+      topology.priorities.map((p) => p.name),
+    );
     for (const l of t.lanes) {
       assert.equal(l.length, await streamLength(t.topic, l.lane), `${t.topic}/${l.lane} length`);
       // validate forwards every event to the same lane of validated
       assert.equal(l.length, expected.get(l.lane) ?? 0, `${t.topic}/${l.lane}: the events appended`);
       const group = t.topic === 'transactions' ? 'validate' : 'postgres';
-      assert.deepEqual(l.groups.map((g) => [g.group, g.lag, g.lag_exact, g.pending]), [[group, 0, true, 0]], `${t.topic}/${l.lane} groups`);
+      assert.deepEqual(
+        l.groups.map((g) => [g.group, g.lag, g.lag_exact, g.pending]),
+        [[group, 0, true, 0]],
+        `${t.topic}/${l.lane} groups`,
+      );
     }
   }
-  assert.equal(report.topics[0]!.lanes.reduce((n, l) => n + l.length, 0), N);
+  assert.equal(
+    report.topics[0]!.lanes.reduce((n, l) => n + l.length, 0),
+    N,
+  );
 
   const stage = report.stages.find((s) => s.stage === 'validate');
   assert.ok(stage, 'the validate stage');
@@ -175,7 +201,16 @@ test('plain output: the tables with their headers', async () => {
 
 test('a dead worker is shown as dead and not counted as live', async () => {
   const old = Date.now() - 60_000;
-  const record = { id: 'gone-1', host: 'old-host', pid: 1, components: ['validate'], started_at: old - 1_000, seen_at: old, interval_ms: 5_000, stats: { stages: {}, sinks: {} } };
+  const record = {
+    id: 'gone-1',
+    host: 'old-host',
+    pid: 1,
+    components: ['validate'],
+    started_at: old - 1_000,
+    seen_at: old,
+    interval_ms: 5_000,
+    stats: { stages: {}, sinks: {} },
+  };
   await inst.redis.hset(inst.keys.global('workers'), 'gone-1', JSON.stringify(record));
   await inst.redis.zadd(inst.keys.global('workers-seen'), old, 'gone-1');
   try {
@@ -224,10 +259,12 @@ test('--watch redraws every period until stopped (--json: one object per line)',
   let screens = 0;
   let text = '';
   const code = await statusCommand(['--watch=0.3'], {
-    stdout: { write: (s: string) => {
-      text += s;
-      if (++screens === 2) ac2.abort();
-    } },
+    stdout: {
+      write: (s: string) => {
+        text += s;
+        if (++screens === 2) ac2.abort();
+      },
+    },
     stderr: { write: (s: string) => (text += s) },
     env: { ...process.env, ...inst.vars, RILL_TOPOLOGY: path },
     signal: ac2.signal,

@@ -41,7 +41,16 @@ test('publishes id, host, pid, components and the registry counters; a second be
   flush.observe({ sink: 'postgres' }, 0.05);
 
   const before = Date.now();
-  const hb = startHeartbeat({ redis: inst.redis, keys: inst.keys, id: 'w-1', host: 'host-a', components: ['validate', 'postgres'], registry, logger: silent, intervalMs: 100 });
+  const hb = startHeartbeat({
+    redis: inst.redis,
+    keys: inst.keys,
+    id: 'w-1',
+    host: 'host-a',
+    components: ['validate', 'postgres'],
+    registry,
+    logger: silent,
+    intervalMs: 100,
+  });
   try {
     const first = await waitFor('the first heartbeat', () => record('w-1'));
     assert.equal(first.id, 'w-1');
@@ -83,7 +92,16 @@ test('publishes id, host, pid, components and the registry counters; a second be
 test('readers: live within 3 intervals, dead after; long-dead workers are forgotten by a live one', async () => {
   const now = Date.now();
   const put = async (id: string, seenAt: number, interval = 5_000) => {
-    const r = { id, host: 'h', pid: 1, components: ['validate'], started_at: seenAt - 1, seen_at: seenAt, interval_ms: interval, stats: { stages: {}, sinks: {} } };
+    const r = {
+      id,
+      host: 'h',
+      pid: 1,
+      components: ['validate'],
+      started_at: seenAt - 1,
+      seen_at: seenAt,
+      interval_ms: interval,
+      stats: { stages: {}, sinks: {} },
+    };
     await inst.redis.hset(inst.keys.global('workers'), id, JSON.stringify(r));
     await inst.redis.zadd(inst.keys.global('workers-seen'), seenAt, id);
   };
@@ -121,9 +139,21 @@ test('Redis unreachable: logged once (not per beat), never thrown; stop() does n
     },
   });
   const logger = pino({ level: 'info' }, sink);
-  const dead = connectRedis({ redisUrl: 'redis://127.0.0.1:1', redisCluster: false }, { lazyConnect: true, offlineQueue: false, retriesPerRequest: 0 }) as Redis;
+  const dead = connectRedis(
+    { redisUrl: 'redis://127.0.0.1:1', redisCluster: false },
+    { lazyConnect: true, offlineQueue: false, retriesPerRequest: 0 },
+  ) as Redis;
   dead.on('error', () => undefined);
-  const hb = startHeartbeat({ redis: dead, keys: inst.keys, id: 'unlucky', host: 'h', components: [], registry: createRegistry({ defaults: false }), logger, intervalMs: 20 });
+  const hb = startHeartbeat({
+    redis: dead,
+    keys: inst.keys,
+    id: 'unlucky',
+    host: 'h',
+    components: [],
+    registry: createRegistry({ defaults: false }),
+    logger,
+    intervalMs: 20,
+  });
   try {
     await new Promise((r) => setTimeout(r, 300)); // ~15 failed beats
     const warnings = lines.filter((l) => l.msg === 'heartbeat failed; will retry every interval');

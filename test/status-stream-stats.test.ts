@@ -66,7 +66,11 @@ test('sums over partitions: length, lag, pending, acked; dead letters and delay 
   ]);
   const critical = lane(s, 'transactions', 'critical');
   assert.equal(critical.length, 2);
-  assert.deepEqual(critical.groups, [{ group: 'validate', lag: 2, lagExact: true, pending: 0, acked: null }], 'never read: entries-read unknown without entries-added');
+  assert.deepEqual(
+    critical.groups,
+    [{ group: 'validate', lag: 2, lagExact: true, pending: 0, acked: null }],
+    'never read: entries-read unknown without entries-added',
+  );
   assert.deepEqual(lane(s, 'validated', 'low'), { topic: 'validated', lane: 'low', length: 0, entriesAdded: null, groups: [] });
   assert.deepEqual(s.deadLetters, { validate: 4, postgres: 2 });
   assert.deepEqual(s.delaySets, { validate: 2 });

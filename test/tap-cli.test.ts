@@ -47,7 +47,12 @@ const batch2: string[] = [];
 let between = 0;
 
 type Line = { _id: string; _stream: string; id: string; merchant_id: string; type: string; reference?: string };
-const ndjson = (s: string): Line[] => s.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Line);
+const ndjson = (s: string): Line[] =>
+  s
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Line);
 
 /** RFC 4180 rows (quoted fields may hold commas, quotes and line breaks). */
 function parseCsv(text: string): string[][] {
@@ -83,8 +88,14 @@ describe('rill tap', () => {
     inst = await createInstance('tap-cli');
     const appender = new EventAppender(inst.redis, topology, inst.keys, { timeoutMs: 5_000 });
     // the refunds and chargebacks of the mix name payins ingest must know
-    await registerReferencedPayins(inst.redis, inst.keys, topology, Array.from({ length: 100 }, (_, i) => sampleBody(i, merchants)));
-    const add = async (i: number, into: string[], extra: Partial<TransactionBody> = {}) => into.push((await appender.append({ ...sampleBody(i, merchants), ...extra })).id);
+    await registerReferencedPayins(
+      inst.redis,
+      inst.keys,
+      topology,
+      Array.from({ length: 100 }, (_, i) => sampleBody(i, merchants)),
+    );
+    const add = async (i: number, into: string[], extra: Partial<TransactionBody> = {}) =>
+      into.push((await appender.append({ ...sampleBody(i, merchants), ...extra })).id);
     await add(0, batch1, { reference: 'quote " and, comma' });
     for (let i = 1; i < 8; i++) await add(i, batch1);
     await delay(5);
@@ -136,7 +147,12 @@ describe('rill tap', () => {
   test('--from a unix ms, --to a unix ms or an entry id', async () => {
     const [later, earlier] = await Promise.all([tap('transactions', '--from', String(between)), tap('transactions', '--to', String(between))]);
     assert.equal(later.code, 0, later.stderr);
-    assert.deepEqual(ndjson(later.stdout).map((l) => l.id).sort(), [...batch2].sort());
+    assert.deepEqual(
+      ndjson(later.stdout)
+        .map((l) => l.id)
+        .sort(),
+      [...batch2].sort(),
+    );
 
     assert.equal(earlier.code, 0, earlier.stderr);
     const firstBatch = ndjson(earlier.stdout);
@@ -149,11 +165,17 @@ describe('rill tap', () => {
     ]);
     assert.equal(upTo.code, 0, upTo.stderr);
     // inclusive; an entry of another stream may carry the very same id
-    assert.deepEqual(ndjson(upTo.stdout).map((l) => l.id), firstBatch.filter((l) => compareIds(l._id, third._id) <= 0).map((l) => l.id));
+    assert.deepEqual(
+      ndjson(upTo.stdout).map((l) => l.id),
+      firstBatch.filter((l) => compareIds(l._id, third._id) <= 0).map((l) => l.id),
+    );
     assert.ok(ndjson(upTo.stdout).length >= 3);
 
     assert.equal(window.code, 0, window.stderr);
-    assert.deepEqual(ndjson(window.stdout).map((l) => l.id), firstBatch.filter((l) => compareIds(l._id, firstBatch[1]!._id) >= 0).map((l) => l.id));
+    assert.deepEqual(
+      ndjson(window.stdout).map((l) => l.id),
+      firstBatch.filter((l) => compareIds(l._id, firstBatch[1]!._id) >= 0).map((l) => l.id),
+    );
   });
 
   test('--merchant, --type, --limit', async () => {
@@ -164,7 +186,12 @@ describe('rill tap', () => {
       tap('transactions', '--limit', '3'),
     ]);
     const want = [...batch1, ...batch2].filter((_, i) => sampleBody(i, merchants).merchant_id === m);
-    assert.deepEqual(ndjson(r.stdout).map((l) => l.id).sort(), want.sort());
+    assert.deepEqual(
+      ndjson(r.stdout)
+        .map((l) => l.id)
+        .sort(),
+      want.sort(),
+    );
     const rows = parseCsv(t.stdout).slice(1);
     assert.ok(rows.length > 0);
     for (const row of rows) assert.equal(row[CSV_COLUMNS.indexOf('type')], 'refund');
@@ -182,7 +209,12 @@ describe('rill tap', () => {
     await waitFor('more live events', () => ndjson(p.stdout()).length >= 5, 10_000);
     p.kill('SIGTERM');
     assert.equal(await p.exited, 0, p.stderr());
-    assert.deepEqual(ndjson(p.stdout()).map((l) => l.id).sort(), live.sort());
+    assert.deepEqual(
+      ndjson(p.stdout())
+        .map((l) => l.id)
+        .sort(),
+      live.sort(),
+    );
   });
 
   test('one-line errors, exit 1; --help', async () => {

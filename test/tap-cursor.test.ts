@@ -62,7 +62,11 @@ describe('tap merge and cursor', () => {
     assert.equal(idBefore('5-3'), '5-2');
     assert.equal(idBefore('5-0'), '4-18446744073709551615');
     assert.equal(idBefore('0-0'), '0-0');
-    const slots = [{ partition: 0, lane: 'normal' }, { partition: 1, lane: 'normal' }, { partition: 1, lane: 'low' }];
+    const slots = [
+      { partition: 0, lane: 'normal' },
+      { partition: 1, lane: 'normal' },
+      { partition: 1, lane: 'low' },
+    ];
     const positions = ['1717000000000-0', '1717000000000-0', '1716999999000-7'];
     const c = encodeCursor(TOPIC, slots, positions);
     assert.match(c, /^[A-Za-z0-9_-]+$/);
@@ -84,7 +88,10 @@ describe('tap merge and cursor', () => {
 
     const all = await collect({});
     assert.deepEqual(txs(all), ['tx_0', 'tx_1', 'tx_2', 'tx_3', 'tx_4', 'tx_5', 'tx_6']);
-    assert.deepEqual(all.map((e) => e.id), ['999-5', '1000-0', '1000-0', '1000-0', '1000-1', '2000-0', '3000-0']);
+    assert.deepEqual(
+      all.map((e) => e.id),
+      ['999-5', '1000-0', '1000-0', '1000-0', '1000-1', '2000-0', '3000-0'],
+    );
     assert.equal(all[0]!.stream, stream(1, 'low'));
     assert.equal(all[0]!.partition, 1);
     assert.equal(all[0]!.tx, 'tx_0');
@@ -120,10 +127,7 @@ describe('tap merge and cursor', () => {
     // a merchant filter reads only that merchant's partition: m_b's events in other partitions
     // (planted by hand here, never by Rill) are not seen
     const home = partitionOf('m_b', 2);
-    assert.deepEqual(txs(mb), [
-      ...(home === 1 ? ['tx_0', 'tx_5'] : []),
-      ...(home === 0 ? ['tx_6'] : []),
-    ]);
+    assert.deepEqual(txs(mb), [...(home === 1 ? ['tx_0', 'tx_5'] : []), ...(home === 0 ? ['tx_6'] : [])]);
     // a filtered tap's cursor still covers what it skipped
     const types = await collect({ filter: { type: 'refund' } });
     assert.deepEqual(txs(types), ['tx_1']);

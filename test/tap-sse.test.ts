@@ -164,7 +164,12 @@ describe('tap over SSE', () => {
     const unknown = await fetch(url('', 'nope'), { headers: auth });
     assert.equal(unknown.status, 404);
     assert.match(((await unknown.json()) as { detail: string }).detail, /nope/);
-    for (const [q, h] of [['from=yesterday', {}], ['merchant_id=%20bad', {}], ['type=a%0Ab', {}], ['', { 'last-event-id': 'garbage!' }]] as const) {
+    for (const [q, h] of [
+      ['from=yesterday', {}],
+      ['merchant_id=%20bad', {}],
+      ['type=a%0Ab', {}],
+      ['', { 'last-event-id': 'garbage!' }],
+    ] as const) {
       const res = await fetch(url(q), { headers: { ...auth, ...h } });
       assert.equal(res.status, 400, `${q} ${JSON.stringify(h)}`);
       assert.match(res.headers.get('content-type') ?? '', /^application\/problem\+json/);
@@ -194,14 +199,26 @@ describe('tap over SSE', () => {
     const wantA = appended.filter((a) => a.merchant === A);
     await c.until('merchant A events', () => c.messages.length >= wantA.length);
     await delay(200);
-    assert.deepEqual(c.events().map((e) => e.event.id).sort(), wantA.map((a) => a.id).sort());
+    assert.deepEqual(
+      c
+        .events()
+        .map((e) => e.event.id)
+        .sort(),
+      wantA.map((a) => a.id).sort(),
+    );
     c.close();
     const t = await open(`from=earliest&type=payout&merchant_id=${B}`);
     const want = appended.filter((a) => a.merchant === B && a.type === 'payout');
     assert.ok(want.length > 0);
     await t.until('payouts of B', () => t.messages.length >= want.length);
     await delay(200);
-    assert.deepEqual(t.events().map((e) => e.event.id).sort(), want.map((a) => a.id).sort());
+    assert.deepEqual(
+      t
+        .events()
+        .map((e) => e.event.id)
+        .sort(),
+      want.map((a) => a.id).sort(),
+    );
     t.close();
 
     // nothing matches: the pings carry the position past the skipped entries, so a client
@@ -223,7 +240,16 @@ describe('tap over SSE', () => {
     const before = appended.length;
     await append(6);
     await c.until('6 live events', () => c.messages.length >= 6);
-    assert.deepEqual(c.events().map((e) => e.event.id).sort(), appended.slice(before).map((a) => a.id).sort());
+    assert.deepEqual(
+      c
+        .events()
+        .map((e) => e.event.id)
+        .sort(),
+      appended
+        .slice(before)
+        .map((a) => a.id)
+        .sort(),
+    );
     await c.until('a ping', () => c.comments.includes('ping'), 3_000);
     c.close();
   });

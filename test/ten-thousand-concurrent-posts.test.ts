@@ -38,7 +38,12 @@ test('10,000 concurrent posts land as exactly 10,000 rows with the posted sum', 
   const keys = new Map<string, string>();
   for (const m of merchants) keys.set(m, await createApiKey(inst.pool, { merchantId: m }));
   // the refunds and chargebacks of the mix name payins ingest must know
-  await registerReferencedPayins(inst.redis, inst.keys, ingest.topology, Array.from({ length: N }, (_, i) => sampleBody(i, merchants)));
+  await registerReferencedPayins(
+    inst.redis,
+    inst.keys,
+    ingest.topology,
+    Array.from({ length: N }, (_, i) => sampleBody(i, merchants)),
+  );
 
   let next = 0;
   let postedSum = 0n;
@@ -64,10 +69,15 @@ test('10,000 concurrent posts land as exactly 10,000 rows with the posted sum', 
   const postedMs = performance.now() - started;
   assert.equal(ids.size, N, 'every post got its own id');
 
-  await waitFor('all rows in Postgres', async () => {
-    const { rows } = await inst.pool.query<{ n: string }>('SELECT count(*) AS n FROM transactions');
-    return Number(rows[0]!.n) >= N;
-  }, 120_000, 100);
+  await waitFor(
+    'all rows in Postgres',
+    async () => {
+      const { rows } = await inst.pool.query<{ n: string }>('SELECT count(*) AS n FROM transactions');
+      return Number(rows[0]!.n) >= N;
+    },
+    120_000,
+    100,
+  );
   const totalMs = performance.now() - started;
   await waitFor('every group caught up', async () => (await outstanding(inst.redis, inst.keys, ingest.topology)) === 0);
 
@@ -84,7 +94,10 @@ test('10,000 concurrent posts land as exactly 10,000 rows with the posted sum', 
   const { rows: idRows } = await inst.pool.query<{ id: string }>('SELECT id FROM transactions');
   assert.deepEqual(new Set(idRows.map((x) => x.id)), ids, 'the rows are exactly the accepted ids');
   const { rows: st } = await inst.pool.query<{ status: string; n: string }>('SELECT status, count(*) AS n FROM transactions GROUP BY status');
-  assert.deepEqual(st.map((x) => [x.status, Number(x.n)]), [['succeeded', N]]);
+  assert.deepEqual(
+    st.map((x) => [x.status, Number(x.n)]),
+    [['succeeded', N]],
+  );
 
   t.diagnostic(`posted ${N} in ${(postedMs / 1000).toFixed(2)} s (${Math.round(N / (postedMs / 1000))} req/s at concurrency ${CONCURRENCY})`);
   t.diagnostic(`all ${N} in Postgres after ${(totalMs / 1000).toFixed(2)} s (${Math.round(N / (totalMs / 1000))} events/s end to end)`);

@@ -47,10 +47,14 @@ test('a trace runs from ingest through validate, risk, ledger and the sink', asy
   assert.equal(res.status, 202);
   const { id } = (await res.json()) as { id: string };
   await waitFor('the row in Postgres', async () => (await inst.pool.query('SELECT 1 FROM transactions WHERE id = $1', [id])).rowCount === 1, 30_000);
-  const spans = await waitFor('the sink span', () => {
-    const all = exporter.getFinishedSpans().filter((s) => s.attributes['rill.tx_id'] === id);
-    return all.some((s) => s.name === 'sink postgres') ? all : undefined;
-  }, 10_000);
+  const spans = await waitFor(
+    'the sink span',
+    () => {
+      const all = exporter.getFinishedSpans().filter((s) => s.attributes['rill.tx_id'] === id);
+      return all.some((s) => s.name === 'sink postgres') ? all : undefined;
+    },
+    10_000,
+  );
 
   const byName = new Map<string, ReadableSpan>(spans.map((s) => [s.name, s]));
   const chain = ['ingest', 'stage validate', 'stage risk', 'stage ledger', 'sink postgres'];

@@ -45,13 +45,22 @@ test('invalid events end failed with their failure_code and reason, nothing dead
   const appender = new EventAppender(inst.redis, topology, inst.keys, { timeoutMs: 5_000 });
   const merchants = merchantIds(10);
   const goodCount = 996;
-  await registerReferencedPayins(inst.redis, inst.keys, topology, Array.from({ length: goodCount }, (_, i) => sampleBody(i, merchants)));
+  await registerReferencedPayins(
+    inst.redis,
+    inst.keys,
+    topology,
+    Array.from({ length: goodCount }, (_, i) => sampleBody(i, merchants)),
+  );
   const bad: [TransactionBody, FailureCode, RegExp][] = [
     [{ ...sampleBody(0, merchants), currency: 'ZAR' }, 'currency_not_allowed', /^validate: currency ZAR is not accepted$/],
     [{ ...sampleBody(1, merchants), type: 'payout', amount: 50_000_001 }, 'amount_too_large', /^validate: amount 50000001 exceeds the payout limit/],
     [{ ...sampleBody(2, merchants), type: 'refund', reference: undefined }, 'reference_missing', /^validate: a refund needs a reference/],
     // two rules broken: the first one's code, every one in the reason
-    [{ ...sampleBody(3, merchants), type: 'chargeback', reference: undefined, currency: 'ZAR' }, 'currency_not_allowed', /^validate: currency ZAR is not accepted; a chargeback needs a reference/],
+    [
+      { ...sampleBody(3, merchants), type: 'chargeback', reference: undefined, currency: 'ZAR' },
+      'currency_not_allowed',
+      /^validate: currency ZAR is not accepted; a chargeback needs a reference/,
+    ],
   ];
   const badIds = new Map<string, [FailureCode, RegExp]>();
   const goodIds = new Set<string>();

@@ -44,7 +44,18 @@ interface Rig {
   /** Append webhook events for a merchant to the topic; returns their ids. */
   events(merchant: string, n: number, tag: string): Promise<string[]>;
   endpoint(merchant: string, path: string, base?: string): Promise<{ id: string; secret: string }>;
-  attempts(endpointId: string): Promise<{ event_id: string; attempt: number; outcome: string; status_code: number | null; latency_ms: number; error: string | null; next_retry_at: Date | null; attempted_at: Date }[]>;
+  attempts(endpointId: string): Promise<
+    {
+      event_id: string;
+      attempt: number;
+      outcome: string;
+      status_code: number | null;
+      latency_ms: number;
+      error: string | null;
+      next_retry_at: Date | null;
+      attempted_at: Date;
+    }[]
+  >;
   stop(): Promise<void>;
 }
 
@@ -64,20 +75,42 @@ async function rig(label: string, config: Record<string, unknown> = {}, start = 
   const sink = new WebhooksSink({
     name: 'webhooks',
     config: MerchantWebhooksSinkSchema.parse({ type: 'webhooks', input: 'webhook_events', alerts_topic: 'alerts', ...config }),
-    topology, keys: inst.keys, redis: redis[0]!, deliveryRedis: redis[1]!, pool: inst.pool, consumer: 'test-0', registry,
-    logger: createLogger(process.env.LOG_LEVEL || 'silent'), policy: POLICY,
-    now: () => clock.now, random: () => 0.5, blockMs: 50, pollMs: 10,
+    topology,
+    keys: inst.keys,
+    redis: redis[0]!,
+    deliveryRedis: redis[1]!,
+    pool: inst.pool,
+    consumer: 'test-0',
+    registry,
+    logger: createLogger(process.env.LOG_LEVEL || 'silent'),
+    policy: POLICY,
+    now: () => clock.now,
+    random: () => 0.5,
+    blockMs: 50,
+    pollMs: 10,
   });
   let seq = 0;
   const r: Rig = {
-    inst, sink, store, registry, clock, redis, receiver,
+    inst,
+    sink,
+    store,
+    registry,
+    clock,
+    redis,
+    receiver,
     async events(merchant, n, tag) {
       const ids: string[] = [];
       const key = inst.keys.lane('webhook_events', partitionOf(merchant, PARTITIONS), 'low');
       for (let i = 0; i < n; i++) {
         const id = `evt_${tag}_${seq++}`;
         ids.push(id);
-        const ev = { id, type: 'transaction.succeeded', created_at: new Date().toISOString(), merchant_id: merchant, data: { id: `tx_${tag}_${i}`, merchant_id: merchant, seq: i } };
+        const ev = {
+          id,
+          type: 'transaction.succeeded',
+          created_at: new Date().toISOString(),
+          merchant_id: merchant,
+          data: { id: `tx_${tag}_${i}`, merchant_id: merchant, seq: i },
+        };
         await inst.redis.xadd(key, '*', ...entryArgs({ tx: id, ev: JSON.stringify(ev) }));
       }
       return ids;
@@ -88,7 +121,12 @@ async function rig(label: string, config: Record<string, unknown> = {}, start = 
       return { id: row.id, secret };
     },
     async attempts(endpointId) {
-      return (await inst.pool.query('SELECT event_id, attempt, outcome, status_code, latency_ms, error, next_retry_at, attempted_at FROM webhook_attempts WHERE endpoint_id = $1 ORDER BY attempted_at, event_id, attempt', [endpointId])).rows;
+      return (
+        await inst.pool.query(
+          'SELECT event_id, attempt, outcome, status_code, latency_ms, error, next_retry_at, attempted_at FROM webhook_attempts WHERE endpoint_id = $1 ORDER BY attempted_at, event_id, attempt',
+          [endpointId],
+        )
+      ).rows;
     },
     async stop() {
       await sink.stop();
@@ -145,9 +183,17 @@ test('receiver down, then up: every event delivered on the schedule, in order', 
     assert.ok(up.on('/down').every((d) => d.verifiedBy.length === 1));
     assert.equal(r.clock.now - t0, 5_000 + 300_000 + 1_800_000);
     const rows = await waitFor('the log', async () => ((await r.attempts(ep.id)).length === 6 ? r.attempts(ep.id) : undefined));
-    assert.deepEqual(rows.map((x) => [x.event_id, x.attempt, x.outcome]), [
-      [ids[0], 1, 'retrying'], [ids[0], 2, 'retrying'], [ids[0], 3, 'retrying'], [ids[0], 4, 'delivered'], [ids[1], 1, 'delivered'], [ids[2], 1, 'delivered'],
-    ]);
+    assert.deepEqual(
+      rows.map((x) => [x.event_id, x.attempt, x.outcome]),
+      [
+        [ids[0], 1, 'retrying'],
+        [ids[0], 2, 'retrying'],
+        [ids[0], 3, 'retrying'],
+        [ids[0], 4, 'delivered'],
+        [ids[1], 1, 'delivered'],
+        [ids[2], 1, 'delivered'],
+      ],
+    );
   } finally {
     await up.close();
   }
@@ -161,7 +207,14 @@ test('500 then 200: retried after 5 s, then the rest in order', async () => {
   await retried(r, 'm_flaky', ep.id, ids[0]!, 1);
   r.clock.now += 5_000;
   await waitFor('both delivered', () => r.receiver.ok('/flaky').length === 2);
-  assert.deepEqual(r.receiver.on('/flaky').map((d) => [d.event.id, d.status]), [[ids[0], 500], [ids[0], 200], [ids[1], 200]]);
+  assert.deepEqual(
+    r.receiver.on('/flaky').map((d) => [d.event.id, d.status]),
+    [
+      [ids[0], 500],
+      [ids[0], 200],
+      [ids[1], 200],
+    ],
+  );
   assert.ok(r.receiver.on('/flaky').every((d) => d.verifiedBy.length === 1));
   const metric = await r.registry.getSingleMetricAsString('rill_webhook_deliveries_total');
   assert.match(metric, /outcome="retrying"\} 1/);
@@ -179,7 +232,14 @@ test('after the last attempt: failed, kept and redeliverable; the endpoint disab
   r.clock.now += 1_000;
   await waitFor('attempt 3', () => r.receiver.on('/fail').length === 3);
   const rows = await waitFor('the log', async () => ((await r.attempts(ep.id)).length === 3 ? r.attempts(ep.id) : undefined));
-  assert.deepEqual(rows.map((x) => [x.attempt, x.outcome, x.status_code]), [[1, 'retrying', 503], [2, 'retrying', 503], [3, 'failed', 503]]);
+  assert.deepEqual(
+    rows.map((x) => [x.attempt, x.outcome, x.status_code]),
+    [
+      [1, 'retrying', 503],
+      [2, 'retrying', 503],
+      [3, 'failed', 503],
+    ],
+  );
   // disabled (failing 2 s > 1.5 s), one alert for the merchant on the alerts topic
   const row = await waitFor('disabled', async () => {
     const e = await r.store.get('m_fail', ep.id);
@@ -188,7 +248,10 @@ test('after the last attempt: failed, kept and redeliverable; the endpoint disab
   assert.match(String(row.disabled_reason), /failing since/);
   const p = partitionOf('m_fail', PARTITIONS);
   const alerts = (await r.inst.redis.xrange(r.inst.keys.lane('alerts', p, 'low'), '-', '+')) as [string, string[]][];
-  assert.deepEqual(alerts.map(([, f]) => (JSON.parse(f[f.indexOf('ev') + 1]!) as { type: string; endpoint_id: string })).map((a) => [a.type, a.endpoint_id]), [['webhook_endpoint.disabled', ep.id]]);
+  assert.deepEqual(
+    alerts.map(([, f]) => JSON.parse(f[f.indexOf('ev') + 1]!) as { type: string; endpoint_id: string }).map((a) => [a.type, a.endpoint_id]),
+    [['webhook_endpoint.disabled', ep.id]],
+  );
   assert.match(await r.registry.getSingleMetricAsString('rill_webhook_endpoints_disabled'), /rill_webhook_endpoints_disabled 1/);
   // nothing left waiting in Redis; the event is kept in Postgres and can be sent again
   const qk = new QueueKeys(r.inst.keys);
@@ -210,13 +273,13 @@ test('a hanging endpoint holds only its own queue: the healthy merchant gets eve
   r.receiver.script('/hang', [], { status: 200, hang: true });
   const hangIds = await r.events('m_hang', 5, 'hang');
   const fastIds = await r.events('m_fast', 20, 'fast');
-  await waitFor('the healthy merchant\'s 20', () => r.receiver.ok('/fast').length === 20);
+  await waitFor("the healthy merchant's 20", () => r.receiver.ok('/fast').length === 20);
   assert.equal(r.receiver.on('/hang').length, 1, 'one in flight on the hanging endpoint, the rest wait behind it');
   assert.deepEqual(evIds(r.receiver.on('/fast')), fastIds);
   // the hang ends: its queue goes on, in order
   r.receiver.script('/hang', [], { status: 200 });
   r.receiver.release();
-  await waitFor('the hanging merchant\'s 5', () => r.receiver.on('/hang').length === 5);
+  await waitFor("the hanging merchant's 5", () => r.receiver.on('/hang').length === 5);
   assert.deepEqual(evIds(r.receiver.on('/hang')), hangIds);
   const fastLog = await waitFor('fast log', async () => ((await r.attempts(fast.id)).length === 20 ? r.attempts(fast.id) : undefined));
   const hangLog = await waitFor('hang log', async () => ((await r.attempts(hang.id)).length === 5 ? r.attempts(hang.id) : undefined));

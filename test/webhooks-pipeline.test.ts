@@ -42,7 +42,12 @@ before(async () => {
   ingest = await startTestIngest(inst);
   keys[A] = await createApiKey(inst.pool, { merchantId: A });
   keys[B] = await createApiKey(inst.pool, { merchantId: B });
-  worker = await startWorker({ env: inst.env, topology: ingest.topology, registry: createRegistry({ defaults: false }), logger: createLogger(process.env.LOG_LEVEL || 'silent') });
+  worker = await startWorker({
+    env: inst.env,
+    topology: ingest.topology,
+    registry: createRegistry({ defaults: false }),
+    logger: createLogger(process.env.LOG_LEVEL || 'silent'),
+  });
 });
 after(async () => {
   await worker?.stop();
@@ -63,11 +68,15 @@ async function api(merchant: string, method: string, path: string, body?: unknow
   return { status: res.status, json: text ? (JSON.parse(text) as Record<string, unknown>) : {}, type: res.headers.get('content-type') ?? '' };
 }
 
-test('N transactions → exactly N signed events per endpoint, in each merchant\'s order; isolation; rotation', async () => {
+test("N transactions → exactly N signed events per endpoint, in each merchant's order; isolation; rotation", async () => {
   const endpoints: Record<string, { id: string; secret: string; path: string }> = {};
   for (const m of [A, B]) {
     const path = `/hooks/${m}`;
-    const r = await api(m, 'POST', '/v1/webhook_endpoints', { url: receiver.base + path, event_types: ['transaction.succeeded', 'transaction.failed', 'transaction.dead_lettered', 'webhook.test'], description: `${m} test` });
+    const r = await api(m, 'POST', '/v1/webhook_endpoints', {
+      url: receiver.base + path,
+      event_types: ['transaction.succeeded', 'transaction.failed', 'transaction.dead_lettered', 'webhook.test'],
+      description: `${m} test`,
+    });
     assert.equal(r.status, 201, JSON.stringify(r.json));
     assert.match(String(r.json.secret), /^whsec_[A-Za-z0-9+/]+=*$/);
     endpoints[m] = { id: String(r.json.id), secret: String(r.json.secret), path };
@@ -82,8 +91,12 @@ test('N transactions → exactly N signed events per endpoint, in each merchant\
   // isolation: B sees and changes nothing of A's
   const aId = endpoints[A]!.id;
   for (const [method, path, body] of [
-    ['GET', `/v1/webhook_endpoints/${aId}`], ['PATCH', `/v1/webhook_endpoints/${aId}`, { enabled: false }], ['DELETE', `/v1/webhook_endpoints/${aId}`],
-    ['GET', `/v1/webhook_endpoints/${aId}/deliveries`], ['POST', `/v1/webhook_endpoints/${aId}/rotate_secret`], ['POST', `/v1/webhook_endpoints/${aId}/test`],
+    ['GET', `/v1/webhook_endpoints/${aId}`],
+    ['PATCH', `/v1/webhook_endpoints/${aId}`, { enabled: false }],
+    ['DELETE', `/v1/webhook_endpoints/${aId}`],
+    ['GET', `/v1/webhook_endpoints/${aId}/deliveries`],
+    ['POST', `/v1/webhook_endpoints/${aId}/rotate_secret`],
+    ['POST', `/v1/webhook_endpoints/${aId}/test`],
     ['POST', `/v1/webhook_endpoints/${aId}/recover`, { since: '2020-01-01T00:00:00Z' }],
   ] as [string, string, unknown?][]) {
     const r = await api(B, method, path, body);
@@ -91,7 +104,10 @@ test('N transactions → exactly N signed events per endpoint, in each merchant\
     assert.match(r.type, /application\/problem\+json/);
   }
   const listB = await api(B, 'GET', '/v1/webhook_endpoints');
-  assert.deepEqual((listB.json.data as { id: string }[]).map((e) => e.id), [endpoints[B]!.id]);
+  assert.deepEqual(
+    (listB.json.data as { id: string }[]).map((e) => e.id),
+    [endpoints[B]!.id],
+  );
 
   // N payins per merchant, posted one after another: each merchant's order is the posting order
   const posted: Record<string, string[]> = { [A]: [], [B]: [] };
@@ -106,7 +122,11 @@ test('N transactions → exactly N signed events per endpoint, in each merchant\
   for (const m of [A, B]) {
     const got = receiver.on(endpoints[m]!.path);
     assert.equal(got.length, N, `${m}: exactly N deliveries`);
-    assert.deepEqual(got.map((d) => (d.event.data as { id: string }).id), posted[m], `${m}: in the merchant's order`);
+    assert.deepEqual(
+      got.map((d) => (d.event.data as { id: string }).id),
+      posted[m],
+      `${m}: in the merchant's order`,
+    );
     for (const d of got) {
       assert.deepEqual(d.verifiedBy, [endpoints[m]!.secret], 'valid Standard Webhooks signature');
       assert.equal(d.event.type, 'transaction.succeeded');
@@ -119,7 +139,10 @@ test('N transactions → exactly N signed events per endpoint, in each merchant\
     const r = await api(A, 'GET', `/v1/webhook_endpoints/${aId}/deliveries?limit=100`);
     return (r.json.data as unknown[]).length === N ? r : undefined;
   });
-  const log = (await api(A, 'GET', `/v1/webhook_endpoints/${aId}/deliveries?limit=100`)).json.data as { status: string; attempts: { status_code: number; latency_ms: number }[] }[];
+  const log = (await api(A, 'GET', `/v1/webhook_endpoints/${aId}/deliveries?limit=100`)).json.data as {
+    status: string;
+    attempts: { status_code: number; latency_ms: number }[];
+  }[];
   assert.equal(log.filter((d) => d.status === 'delivered').length, N);
   assert.ok(log.every((d) => d.attempts.length === 1 && d.attempts[0]!.status_code === 200 && d.attempts[0]!.latency_ms >= 0));
 
@@ -147,16 +170,24 @@ test('N transactions → exactly N signed events per endpoint, in each merchant\
   assert.equal(re.status, 202);
   assert.equal(re.json.queued, 1);
   await waitFor('the redelivery', () => receiver.on(endpoints[A]!.path).filter((d) => d.id === first.id).length === 2);
-  assert.equal(receiver.on(endpoints[B]!.path).length, N, 'B received nothing of A\'s');
+  assert.equal(receiver.on(endpoints[B]!.path).length, N, "B received nothing of A's");
 
   // recover: everything of A's since a time comes again, in order (the events recorded for A)
-  const recorded = (await inst.pool.query<{ id: string }>("SELECT id FROM webhook_events WHERE merchant_id = $1 ORDER BY created_at, id", [A])).rows.map((r) => r.id);
+  const recorded = (await inst.pool.query<{ id: string }>('SELECT id FROM webhook_events WHERE merchant_id = $1 ORDER BY created_at, id', [A])).rows.map(
+    (r) => r.id,
+  );
   const seenA = receiver.on(endpoints[A]!.path).length;
   const rec = await api(A, 'POST', `/v1/webhook_endpoints/${aId}/recover`, { since: '2020-01-01T00:00:00Z' });
   assert.equal(rec.status, 202);
   assert.equal(rec.json.queued, recorded.length);
   await waitFor('the recovery', () => receiver.on(endpoints[A]!.path).length === seenA + recorded.length);
-  assert.deepEqual(receiver.on(endpoints[A]!.path).slice(seenA).map((d) => d.id), recorded);
+  assert.deepEqual(
+    receiver
+      .on(endpoints[A]!.path)
+      .slice(seenA)
+      .map((d) => d.id),
+    recorded,
+  );
   assert.equal((await api(A, 'POST', `/v1/webhook_endpoints/${aId}/recover`, { since: 'yesterday' })).status, 400);
 
   // the operators' CLI: list, deliveries, redeliver; bad input is one line and exit 1
@@ -166,7 +197,13 @@ test('N transactions → exactly N signed events per endpoint, in each merchant\
   assert.equal(list.output.includes(endpoints[A]!.secret.slice(6)) || list.output.includes('/hooks/'), false, 'no secret, no URL path');
   const dl = await runRill(['webhooks', 'deliveries', endpoints[B]!.id, '--limit', '100'], inst.vars);
   assert.equal(dl.code, 0, dl.output);
-  assert.equal(dl.output.trim().split('\n').filter((l) => l.includes('\tdelivered\t')).length, N);
+  assert.equal(
+    dl.output
+      .trim()
+      .split('\n')
+      .filter((l) => l.includes('\tdelivered\t')).length,
+    N,
+  );
   const before = receiver.on(endpoints[B]!.path).length;
   const redo = await runRill(['webhooks', 'redeliver', receiver.on(endpoints[B]!.path)[0]!.id], inst.vars);
   assert.equal(redo.code, 0, redo.output);
@@ -188,7 +225,14 @@ test('N transactions → exactly N signed events per endpoint, in each merchant\
   // a dead letter (what a stage writes after its last attempt) → transaction.dead_lettered
   const p = partitionOf(B, ingest.topology.topics.transactions!.partitions);
   const tx = { id: 'tx_dead_1', merchant_id: B, type: 'payin', amount: 5, currency: 'EUR', ingested_at: Date.now() };
-  const raw = { stream: inst.keys.lane('validated', p, 'normal'), partition: p, lane: 'normal', id: '1-1', fields: entryArgs({ tx: tx.id, ev: JSON.stringify(tx) }), deliveries: 4 };
+  const raw = {
+    stream: inst.keys.lane('validated', p, 'normal'),
+    partition: p,
+    lane: 'normal',
+    id: '1-1',
+    fields: entryArgs({ tx: tx.id, ev: JSON.stringify(tx) }),
+    deliveries: 4,
+  };
   await inst.redis.xadd(inst.keys.deadLetter('risk', p), '*', ...deadLetterFields('risk', raw, new Error('risk store unreachable'), Date.now()));
   const dead = await waitFor('the dead_lettered event', () => receiver.on(endpoints[B]!.path).find((d) => d.event.type === 'transaction.dead_lettered'));
   assert.equal((dead.event.data as { id: string }).id, tx.id);

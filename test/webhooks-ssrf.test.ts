@@ -39,13 +39,26 @@ after(async () => {
 
 test('registration refuses private, link-local, metadata and loopback targets, and plain http', async () => {
   const refused = [
-    'https://10.0.0.1/hook', 'https://10.255.1.2:8443/x', 'https://169.254.169.254/latest/meta-data', 'https://192.168.1.10/',
-    'https://172.16.0.5/', 'https://[::1]/hook', 'http://[::1]:8080/hook', 'https://[fe80::1]/', 'https://[::ffff:10.0.0.1]/', 'https://localhost/hook',
-    'http://127.0.0.1:9/hook', 'http://example.com/hook', 'ftp://example.com/', 'https://user:pw@example.com/',
+    'https://10.0.0.1/hook',
+    'https://10.255.1.2:8443/x',
+    'https://169.254.169.254/latest/meta-data',
+    'https://192.168.1.10/',
+    'https://172.16.0.5/',
+    'https://[::1]/hook',
+    'http://[::1]:8080/hook',
+    'https://[fe80::1]/',
+    'https://[::ffff:10.0.0.1]/',
+    'https://localhost/hook',
+    'http://127.0.0.1:9/hook',
+    'http://example.com/hook',
+    'ftp://example.com/',
+    'https://user:pw@example.com/',
   ];
   for (const url of refused) {
     const res = await fetch(`${ingest.url}/v1/webhook_endpoints`, {
-      method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify({ url }),
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ url }),
     });
     assert.equal(res.status, 400, url);
     assert.match(res.headers.get('content-type') ?? '', /application\/problem\+json/);

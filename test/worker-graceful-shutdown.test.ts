@@ -31,7 +31,12 @@ test('SIGTERM mid-load: exit 0, nothing left pending, the rest finishes on resta
   const appender = new EventAppender(inst.redis, topology, inst.keys, { timeoutMs: 5_000 });
   const merchants = merchantIds(20);
   // the refunds and chargebacks of the mix name payins ingest must know
-  await registerReferencedPayins(inst.redis, inst.keys, topology, Array.from({ length: N }, (_, i) => sampleBody(i, merchants)));
+  await registerReferencedPayins(
+    inst.redis,
+    inst.keys,
+    topology,
+    Array.from({ length: N }, (_, i) => sampleBody(i, merchants)),
+  );
   for (let i = 0; i < N; i += 1_000) await Promise.all(Array.from({ length: 1_000 }, (_, j) => appender.append(sampleBody(i + j, merchants))));
 
   const worker = spawnRill(['worker', '--consumer', 'g1'], vars);

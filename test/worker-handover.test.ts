@@ -104,7 +104,12 @@ test('join, SIGTERM, return with the same id, SIGKILL and return: partitions mov
   since = Date.now();
   start('c3');
   await send(200);
-  await waitFor('the pipeline to drain (c3 took its own pending entries back)', async () => (await outstanding(inst.redis, inst.keys, topology)) === 0, 50_000, 50);
+  await waitFor(
+    'the pipeline to drain (c3 took its own pending entries back)',
+    async () => (await outstanding(inst.redis, inst.keys, topology)) === 0,
+    50_000,
+    50,
+  );
   t.diagnostic(`after c3's SIGKILL and restart the pipeline drained in ${Date.now() - since} ms (lease TTL 60 s)`);
   assert.equal(show(await owners()), show(full), 'every member holds its own partitions again');
 

@@ -40,7 +40,12 @@ test('SIGKILL mid-batch, twice, then a restart: exactly N rows, none twice', asy
   const appender = new EventAppender(inst.redis, topology, inst.keys, { timeoutMs: 5_000 });
   const merchants = merchantIds(50);
   // the refunds and chargebacks of the mix name payins ingest must know
-  await registerReferencedPayins(inst.redis, inst.keys, topology, Array.from({ length: N }, (_, i) => sampleBody(i, merchants)));
+  await registerReferencedPayins(
+    inst.redis,
+    inst.keys,
+    topology,
+    Array.from({ length: N }, (_, i) => sampleBody(i, merchants)),
+  );
   let sum = 0n;
   const ids = new Set<string>();
   for (let i = 0; i < N; i += 1_000) {

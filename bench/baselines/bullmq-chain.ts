@@ -54,16 +54,19 @@ async function main(): Promise<void> {
   let done = 0;
   let finish: () => void = () => undefined;
   const finished = new Promise<void>((r) => (finish = r));
-  const workers = names.map((n, i) => new Worker(
-    n,
-    async (job) => {
-      if (!first) first = performance.now();
-      const next = queues[i + 1];
-      if (next) await next.add('tx', job.data, opts);
-      else if (++done === events) finish();
-    },
-    { connection: conn, prefix, concurrency },
-  ));
+  const workers = names.map(
+    (n, i) =>
+      new Worker(
+        n,
+        async (job) => {
+          if (!first) first = performance.now();
+          const next = queues[i + 1];
+          if (next) await next.add('tx', job.data, opts);
+          else if (++done === events) finish();
+        },
+        { connection: conn, prefix, concurrency },
+      ),
+  );
   const timeout = setTimeout(finish, Math.max(120_000, events * 2));
   await finished;
   clearTimeout(timeout);
@@ -74,16 +77,18 @@ async function main(): Promise<void> {
     await q.close();
   }
   const ms = end - first;
-  console.log(JSON.stringify({
-    tool: 'bullmq',
-    queues: names.length,
-    concurrency,
-    events,
-    completed: done,
-    ms: Math.round(ms),
-    eventsPerSec: (done / ms) * 1000,
-    addBulkPerSec: (events / addMs) * 1000,
-  }));
+  console.log(
+    JSON.stringify({
+      tool: 'bullmq',
+      queues: names.length,
+      concurrency,
+      events,
+      completed: done,
+      ms: Math.round(ms),
+      eventsPerSec: (done / ms) * 1000,
+      addBulkPerSec: (events / addMs) * 1000,
+    }),
+  );
 }
 
 main().then(

@@ -23,7 +23,10 @@ async function main(): Promise<void> {
   const columns = values.columns.split(',');
   const per = Number(values['rows-per-statement']);
   const rows = parseCopyText(readFileSync(values.file, 'utf8'));
-  const client = new pg.Client({ connectionString: process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres', application_name: 'rill-bench-insert' });
+  const client = new pg.Client({
+    connectionString: process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres',
+    application_name: 'rill-bench-insert',
+  });
   await client.connect();
   const full = insertSql(values.schema, columns, per);
   let statements = 0;
@@ -40,7 +43,9 @@ async function main(): Promise<void> {
     await client.end();
   }
   const ms = performance.now() - t0;
-  console.log(JSON.stringify({ tool: `multi-row INSERT (${per} rows)`, rows: rows.length, statements, ms: Math.round(ms), rowsPerSec: (rows.length / ms) * 1000 }));
+  console.log(
+    JSON.stringify({ tool: `multi-row INSERT (${per} rows)`, rows: rows.length, statements, ms: Math.round(ms), rowsPerSec: (rows.length / ms) * 1000 }),
+  );
 }
 
 main().catch((err: Error) => {

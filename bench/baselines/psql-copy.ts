@@ -9,7 +9,9 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 
 function main(): void {
-  const { values } = parseArgs({ options: { schema: { type: 'string' }, file: { type: 'string' }, columns: { type: 'string' }, table: { type: 'string', default: 'transactions' } } });
+  const { values } = parseArgs({
+    options: { schema: { type: 'string' }, file: { type: 'string' }, columns: { type: 'string' }, table: { type: 'string', default: 'transactions' } },
+  });
   if (!values.schema || !values.file || !values.columns) throw new Error('--schema, --file and --columns are required');
   if (!/^[a-z_]+$/.test(values.table)) throw new Error(`--table ${values.table}: a plain table name`);
   const rows = readFileSync(values.file, 'utf8').split('\n').filter(Boolean).length;

@@ -43,11 +43,7 @@ async function main(): Promise<void> {
   const url = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
   const fields = sampleEntry();
   const payloadBytes = fields.reduce((n, f) => n + Buffer.byteLength(f), 0);
-  const args = [
-    ...redisBenchmarkArgs(url),
-    '-n', values.requests!, '-c', values.clients!, '-P', values.pipeline!, '--csv',
-    'XADD', values.key, '*', ...fields,
-  ];
+  const args = [...redisBenchmarkArgs(url), '-n', values.requests!, '-c', values.clients!, '-P', values.pipeline!, '--csv', 'XADD', values.key, '*', ...fields];
   const run = spawnSync('redis-benchmark', args, { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
   const redis = new Redis(url, { maxRetriesPerRequest: 1 });
   try {
@@ -58,7 +54,11 @@ async function main(): Promise<void> {
   if (run.error) throw new Error(`redis-benchmark: ${run.error.message} (is it installed? apt-get install redis-tools)`);
   if (run.status !== 0) throw new Error(`redis-benchmark exited ${run.status}: ${run.stderr.slice(-300)}`);
   // CSV: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
-  const line = run.stdout.trim().split('\n').reverse().find((l) => /"[\d.]+"\s*$/.test(l));
+  const line = run.stdout
+    .trim()
+    .split('\n')
+    .reverse()
+    .find((l) => /"[\d.]+"\s*$/.test(l));
   const nums = line ? [...line.matchAll(/"([\d.]+)"/g)].map((m) => Number(m[1])) : [];
   if (!nums.length) throw new Error(`cannot read redis-benchmark's output: ${run.stdout.slice(-300)}`);
   const tail = nums.slice(-7);

@@ -53,16 +53,18 @@ export class Balancer {
     this.server.keepAliveTimeout = 65_000;
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
     const poll = async () => {
-      await Promise.all(this.backends.map(async (b) => {
-        try {
-          const r = await fetch(new URL('/readyz', b.url), { signal: AbortSignal.timeout(1_000) });
-          await r.arrayBuffer();
-          b.ready = r.status === 200;
-          b.failures = 0;
-        } catch {
-          if (++b.failures >= FAILURES) b.ready = false;
-        }
-      }));
+      await Promise.all(
+        this.backends.map(async (b) => {
+          try {
+            const r = await fetch(new URL('/readyz', b.url), { signal: AbortSignal.timeout(1_000) });
+            await r.arrayBuffer();
+            b.ready = r.status === 200;
+            b.failures = 0;
+          } catch {
+            if (++b.failures >= FAILURES) b.ready = false;
+          }
+        }),
+      );
       this.timer = setTimeout(() => void poll(), POLL_MS);
     };
     await poll();

@@ -35,7 +35,11 @@ function area(url: string, fn: string): string {
     return `package: ${rest[0]!.startsWith('@') ? `${rest[0]}/${rest[1]}` : rest[0]}`;
   }
   const rel = relative(ROOT, path);
-  if (!rel.startsWith('..')) return `rill: ${rel.split('/').slice(0, rel.startsWith('dist/') ? 2 : 1).join('/')}/`;
+  if (!rel.startsWith('..'))
+    return `rill: ${rel
+      .split('/')
+      .slice(0, rel.startsWith('dist/') ? 2 : 1)
+      .join('/')}/`;
   return 'other';
 }
 
@@ -57,7 +61,13 @@ export function summarizeCpuProfile(file: string, processName: string): CpuProfi
       self.set(p.samples[i]!, (self.get(p.samples[i]!) ?? 0) + Math.max(0, dt));
     }
   } else {
-    const per = (p.endTime - p.startTime) / 1000 / Math.max(1, p.nodes.reduce((n, x) => n + (x.hitCount ?? 0), 0));
+    const per =
+      (p.endTime - p.startTime) /
+      1000 /
+      Math.max(
+        1,
+        p.nodes.reduce((n, x) => n + (x.hitCount ?? 0), 0),
+      );
     for (const n of p.nodes) self.set(n.id, (n.hitCount ?? 0) * per);
   }
   const byFn = new Map<string, { fn: string; where: string; selfMs: number }>();
@@ -81,7 +91,13 @@ export function summarizeCpuProfile(file: string, processName: string): CpuProfi
     process: processName,
     file: relative(ROOT, file),
     totalMs: Math.round(busy),
-    top: [...byFn.values()].sort((a, b) => b.selfMs - a.selfMs).slice(0, 30).map((f) => ({ ...f, selfMs: Math.round(f.selfMs), share: share(f.selfMs) })),
-    byArea: [...byArea.entries()].filter(([a]) => a !== '(idle)').sort((a, b) => b[1] - a[1]).map(([a, v]) => ({ area: a, selfMs: Math.round(v), share: share(v) })),
+    top: [...byFn.values()]
+      .sort((a, b) => b.selfMs - a.selfMs)
+      .slice(0, 30)
+      .map((f) => ({ ...f, selfMs: Math.round(f.selfMs), share: share(f.selfMs) })),
+    byArea: [...byArea.entries()]
+      .filter(([a]) => a !== '(idle)')
+      .sort((a, b) => b[1] - a[1])
+      .map(([a, v]) => ({ area: a, selfMs: Math.round(v), share: share(v) })),
   };
 }

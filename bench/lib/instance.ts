@@ -41,7 +41,11 @@ export class BenchInstance {
   /** Extra environment for this instance's rill processes (set before starting them). */
   readonly vars: Record<string, string> = {};
 
-  constructor(readonly ctx: InstanceContext, readonly label: string, readonly topology: BenchTopology) {
+  constructor(
+    readonly ctx: InstanceContext,
+    readonly label: string,
+    readonly topology: BenchTopology,
+  ) {
     const id = `${ctx.runId}_${label}`.replace(/[^a-z0-9_]/gi, '_').toLowerCase();
     this.prefix = `rillbench:${id}`;
     this.schema = `rillbench_${id}`.slice(0, 63);
@@ -80,7 +84,10 @@ export class BenchInstance {
     const out: Merchant[] = new Array(n);
     const create = async (i: number) => {
       const output = await runToEnd(spawnRill(`${this.label}:keys`, ['keys', 'create', '--merchant', ids[i]!], { env: this.env({ LOG_LEVEL: 'warn' }) }));
-      const key = output.trim().split('\n').find((l) => l.startsWith('rk_'));
+      const key = output
+        .trim()
+        .split('\n')
+        .find((l) => l.startsWith('rk_'));
       if (!key) throw new Error(`rill keys create printed no key: ${output.slice(0, 200)}`);
       out[i] = { id: ids[i]!, key: key.trim() };
     };
@@ -96,7 +103,10 @@ export class BenchInstance {
   /** `rill ingest --port P`; resolves once /healthz answers. */
   async startIngest(name = 'ingest', extraEnv: Record<string, string> = {}): Promise<RunningIngest> {
     const port = await freePort();
-    const child = spawnRill(`${this.label}:${name}`, ['ingest', '--port', String(port), '--host', '127.0.0.1'], { env: this.env(extraEnv), cpuProf: this.profile(name) });
+    const child = spawnRill(`${this.label}:${name}`, ['ingest', '--port', String(port), '--host', '127.0.0.1'], {
+      env: this.env(extraEnv),
+      cpuProf: this.profile(name),
+    });
     this.children.push(child);
     const url = `http://127.0.0.1:${port}`;
     const deadline = Date.now() + 30_000;
@@ -119,7 +129,10 @@ export class BenchInstance {
     const name = opts.name ?? (opts.sinkOnly ? 'sink' : opts.stages?.length ? `worker-${opts.stages.join('+')}` : 'worker');
     const port = await freePort();
     const args = opts.sinkOnly ? ['sink'] : ['worker', ...(opts.stages?.length ? ['--stages', opts.stages.join(',')] : [])];
-    const child = spawnRill(`${this.label}:${name}`, args, { env: this.env({ METRICS_PORT: String(port), RILL_CONSUMER: `bench-${name}` }), cpuProf: this.profile(name) });
+    const child = spawnRill(`${this.label}:${name}`, args, {
+      env: this.env({ METRICS_PORT: String(port), RILL_CONSUMER: `bench-${name}` }),
+      cpuProf: this.profile(name),
+    });
     this.children.push(child);
     await child.waitForLine(/"msg":"worker started"/, 60_000);
     return { child, metricsUrl: `http://127.0.0.1:${port}/metrics` };

@@ -17,7 +17,12 @@ export class LeaseWatch {
   holders = new Map<string, Map<string, number[]>>();
   private listeners: (() => void)[] = [];
 
-  constructor(private readonly redis: Redis, prefix: string, t: TopologySummary, stages: readonly string[]) {
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+    t: TopologySummary,
+    stages: readonly string[],
+  ) {
     for (const stage of stages) {
       const partitions = t.topics[t.stages[stage]!.input]!.partitions;
       for (let p = 0; p < partitions; p++) this.keys.push({ stage, partition: p, key: `mutex:${prefix}:{${p}}:lease:${stage}` });

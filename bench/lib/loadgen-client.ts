@@ -5,7 +5,10 @@ import type { FromLoadgen, LoadJob, LoadResult } from '../load/protocol.ts';
 
 export class LoadGenerator {
   private nextId = 1;
-  private readonly waiting = new Map<number, { resolve: (r: LoadResult) => void; reject: (e: Error) => void; onProgress?: (done: number, elapsedMs: number) => void }>();
+  private readonly waiting = new Map<
+    number,
+    { resolve: (r: LoadResult) => void; reject: (e: Error) => void; onProgress?: (done: number, elapsedMs: number) => void }
+  >();
 
   private constructor(readonly child: Child) {
     child.proc.on('message', (m: FromLoadgen) => {

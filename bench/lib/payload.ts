@@ -39,7 +39,15 @@ export function transactionBody(i: number, merchantId: string, mix: Mix, refs?: 
     return { type: 'refund', merchant_id: merchantId, amount: 1, currency: 'USD', reference: ref, occurred_at: OCCURRED_AT, metadata: METADATA };
   }
   if (mix === 'default' && i % 10 === 9) {
-    return { type: 'payout', merchant_id: merchantId, amount: 100 + (i % 900), currency: 'USD', reference: `payout-${i}`, occurred_at: OCCURRED_AT, metadata: METADATA };
+    return {
+      type: 'payout',
+      merchant_id: merchantId,
+      amount: 100 + (i % 900),
+      currency: 'USD',
+      reference: `payout-${i}`,
+      occurred_at: OCCURRED_AT,
+      metadata: METADATA,
+    };
   }
   return {
     type: 'payin',

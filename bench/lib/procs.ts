@@ -33,7 +33,10 @@ export class Child {
   private readonly lineWaiters: { re: RegExp; resolve: (line: string) => void }[] = [];
   private partial = '';
 
-  constructor(readonly name: string, readonly proc: ChildProcess) {
+  constructor(
+    readonly name: string,
+    readonly proc: ChildProcess,
+  ) {
     this.exited = once(proc, 'exit').then(([code, signal]) => (code ?? signal) as number | string);
     const onData = (d: Buffer) => {
       const s = d.toString();
@@ -80,7 +83,13 @@ export class Child {
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${this.name}: no line matching ${re} within ${timeoutMs} ms\n${this.tail()}`)), timeoutMs);
-      const waiter = { re, resolve: (l: string) => { clearTimeout(timer); resolve(l); } };
+      const waiter = {
+        re,
+        resolve: (l: string) => {
+          clearTimeout(timer);
+          resolve(l);
+        },
+      };
       this.lineWaiters.push(waiter);
       void this.exited.then((code) => {
         clearTimeout(timer);
@@ -149,8 +158,11 @@ export async function runToEnd(child: Child, timeoutMs = 120_000): Promise<strin
 
 /** The last JSON object a script printed on a line of its own (baselines report that way). */
 export function lastJsonLine<T>(output: string): T {
-  const line = output.trim().split('\n').reverse().find((l) => l.startsWith('{'));
+  const line = output
+    .trim()
+    .split('\n')
+    .reverse()
+    .find((l) => l.startsWith('{'));
   if (!line) throw new Error(`no JSON result in: ${output.slice(-300)}`);
   return JSON.parse(line) as T;
 }
-

@@ -11,7 +11,11 @@ export class Progress {
   private readonly tty: boolean;
   private readonly started = Date.now();
 
-  constructor(private readonly total: number, private readonly out: NodeJS.WriteStream = process.stderr, tty?: boolean) {
+  constructor(
+    private readonly total: number,
+    private readonly out: NodeJS.WriteStream = process.stderr,
+    tty?: boolean,
+  ) {
     this.tty = tty ?? Boolean(out.isTTY);
   }
 

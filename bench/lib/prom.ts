@@ -53,7 +53,13 @@ export function byLabel(samples: readonly Sample[], name: string, label: string,
  * A quantile of a histogram's growth between two scrapes (bucket counts, linear within a bucket),
  * in the histogram's unit. Undefined when nothing was observed in between.
  */
-export function histogramQuantile(before: readonly Sample[], after: readonly Sample[], name: string, q: number, match: Record<string, string> = {}): number | undefined {
+export function histogramQuantile(
+  before: readonly Sample[],
+  after: readonly Sample[],
+  name: string,
+  q: number,
+  match: Record<string, string> = {},
+): number | undefined {
   const buckets = (samples: readonly Sample[]) => {
     const m = new Map<number, number>();
     for (const s of samples) {

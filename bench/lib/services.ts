@@ -17,7 +17,8 @@ export async function resolveServices(say: (s: string) => void, opts: { ownRedis
   const started: string[] = [];
   let redisUrl = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
   let databaseUrl = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
-  if (redisUrl.includes(',') || process.env.REDIS_CLUSTER === '1') throw new Error('the bench runs on a single Redis, not Redis Cluster (unset REDIS_CLUSTER, give one REDIS_URL)');
+  if (redisUrl.includes(',') || process.env.REDIS_CLUSTER === '1')
+    throw new Error('the bench runs on a single Redis, not Redis Cluster (unset REDIS_CLUSTER, give one REDIS_URL)');
   try {
     if (opts.ownRedis || !(await redisAnswers(redisUrl))) {
       say(opts.ownRedis ? 'starting a private redis-server for this run…' : `no Redis answers at ${redisUrl}; starting a local redis-server…`);

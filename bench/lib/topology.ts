@@ -101,10 +101,18 @@ export function writeBenchTopology(base: string, dir: string, variant: TopologyV
     if (!isMap(ledger)) throw new Error('the noisy bench variant needs a stage named ledger');
     const scored = String(ledger.get('input'));
     doc.setIn(['topics', 'held'], doc.createNode({ partitions: doc.getIn(['topics', scored, 'partitions']), retention: { max_age: '1d' } }, { flow: true }));
-    doc.setIn(['stages', 'hold'], doc.createNode({
-      input: scored, processor: new URL('../plugins/hold.ts', import.meta.url).pathname, output: 'held', ordering: 'key', batch: 500,
-      retry: { attempts: 6, base: '1s', factor: 2, max: '4s', jitter: 'none' }, dead_letter: {},
-    }));
+    doc.setIn(
+      ['stages', 'hold'],
+      doc.createNode({
+        input: scored,
+        processor: new URL('../plugins/hold.ts', import.meta.url).pathname,
+        output: 'held',
+        ordering: 'key',
+        batch: 500,
+        retry: { attempts: 6, base: '1s', factor: 2, max: '4s', jitter: 'none' },
+        dead_letter: {},
+      }),
+    );
     ledger.set('input', 'held');
     doc.setIn(['refunds', 'await_payin'], NOISY_AWAIT_PAYIN);
     changes.push(`stages.hold (bench/plugins/hold.ts) between risk and ledger; refunds.await_payin → ${NOISY_AWAIT_PAYIN}`);

@@ -12,7 +12,12 @@ const hold: ProcessorFactory<Record<string, never>> = {
   create() {
     return {
       async process(batch: readonly StreamEvent[]): Promise<Outcome[]> {
-        return batch.map((e): Outcome => (e.event.metadata?.hold === 'yes' ? { kind: 'retry', error: new RetryableError('held (bench: a payin that does not settle)') } : { kind: 'ok', event: e.event }));
+        return batch.map(
+          (e): Outcome =>
+            e.event.metadata?.hold === 'yes'
+              ? { kind: 'retry', error: new RetryableError('held (bench: a payin that does not settle)') }
+              : { kind: 'ok', event: e.event },
+        );
       },
     };
   },

@@ -31,7 +31,9 @@ export function targetsTable(comparisons: readonly Comparison[]): string {
     if (!c.target) continue;
     const base = c.baseline ? `${fmtValue(c.baseline.value, c.baseline.unit)} (${c.baseline.label})` : '–';
     const note = c.note ? ` <sub>${c.note}</sub>` : '';
-    lines.push(`| ${cell(c.title)}${note} | ${fmtValue(c.rill.value, c.rill.unit)} | ${cell(base)} | ${c.baseline ? ratio(c.ratio) : '–'} | ${cell(c.target.text)} | ${mark(c.met)} |`);
+    lines.push(
+      `| ${cell(c.title)}${note} | ${fmtValue(c.rill.value, c.rill.unit)} | ${cell(base)} | ${c.baseline ? ratio(c.ratio) : '–'} | ${cell(c.target.text)} | ${mark(c.met)} |`,
+    );
   }
   return lines.join('\n');
 }
@@ -42,14 +44,14 @@ export function renderMarkdown(r: BenchResults, chartFile: string): string {
   out.push(`# Rill bench: ${r.profile} run, ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC`, '');
   out.push(
     `${m.cpus} × ${m.cpuModel}, ${m.memoryGb} GB, ${m.os}, Node ${m.node}, Redis ${m.redis}, PostgreSQL ${m.postgres}. ` +
-    `Everything on this one machine, load generator included. Wall time ${Math.round(r.wallSeconds)} s; load average (1/5/15 min) ${m.loadAverageAtStart.map((x) => x.toFixed(2)).join(' / ')} at the start, ${m.loadAverageAtEnd.map((x) => x.toFixed(2)).join(' / ')} at the end.`,
+      `Everything on this one machine, load generator included. Wall time ${Math.round(r.wallSeconds)} s; load average (1/5/15 min) ${m.loadAverageAtStart.map((x) => x.toFixed(2)).join(' / ')} at the start, ${m.loadAverageAtEnd.map((x) => x.toFixed(2)).join(' / ')} at the end.`,
     '',
   );
   const busiest = Math.max(m.loadAverageAtStart[0] ?? 0, m.loadAverageAtEnd[0] ?? 0);
   if (busiest > m.cpus * 0.75) {
     out.push(
       `> ⚠ The machine was busy with other work (load average up to ${busiest.toFixed(1)} on ${m.cpus} cores): absolute figures are low and noisy. ` +
-      'The `other` column of the CPU figures shows how many cores went to something else while a figure was measured.',
+        'The `other` column of the CPU figures shows how many cores went to something else while a figure was measured.',
       '',
     );
   }
@@ -63,16 +65,22 @@ export function renderMarkdown(r: BenchResults, chartFile: string): string {
   if (r.cpuProfiles?.length) {
     out.push('## CPU profiles (--cpu-prof)', '');
     for (const p of r.cpuProfiles) {
-      out.push(table({
-        title: `${p.process}: ${int(p.totalMs)} ms sampled, by area`,
-        columns: ['area', 'self ms', 'share'],
-        rows: p.byArea.slice(0, 12).map((a) => [a.area, int(a.selfMs), `${(a.share * 100).toFixed(1)} %`]),
-      }), '');
-      out.push(table({
-        title: `${p.process}: top functions by self time`,
-        columns: ['function', 'where', 'self ms', 'share'],
-        rows: p.top.slice(0, 15).map((f) => [f.fn, f.where, int(f.selfMs), `${(f.share * 100).toFixed(1)} %`]),
-      }), '');
+      out.push(
+        table({
+          title: `${p.process}: ${int(p.totalMs)} ms sampled, by area`,
+          columns: ['area', 'self ms', 'share'],
+          rows: p.byArea.slice(0, 12).map((a) => [a.area, int(a.selfMs), `${(a.share * 100).toFixed(1)} %`]),
+        }),
+        '',
+      );
+      out.push(
+        table({
+          title: `${p.process}: top functions by self time`,
+          columns: ['function', 'where', 'self ms', 'share'],
+          rows: p.top.slice(0, 15).map((f) => [f.fn, f.where, int(f.selfMs), `${(f.share * 100).toFixed(1)} %`]),
+        }),
+        '',
+      );
     }
   }
   out.push('## How to read this', '');
@@ -80,7 +88,7 @@ export function renderMarkdown(r: BenchResults, chartFile: string): string {
     `- Profile \`${r.profile}\`, run \`${r.runId}\`; raw figures (latency histograms included) in the JSON beside this file.`,
     `- Topology: ${r.topology.base} with ${r.topology.changes.join('; ')}. Each scenario ran on its own RILL_PREFIX / RILL_PG_SCHEMA, through \`rill ingest\`, \`rill worker\` and \`rill sink\` child processes.`,
     `- Redis ${r.services.redisUrl}, Postgres ${r.services.databaseUrl.replace(/:[^:@/]*@/, ':***@')}${r.services.startedForRun.length ? ` (started for this run: ${r.services.startedForRun.join(', ')})` : ''}. A shared Redis or Postgres serves other clients too: their work shows in the CPU and command figures.`,
-    '- Ratios are taken within this one run, so the machine\'s state weighs on both sides alike; absolute figures move with whatever else the machine does.',
+    "- Ratios are taken within this one run, so the machine's state weighs on both sides alike; absolute figures move with whatever else the machine does.",
   );
   if (r.problems.length) out.push('', '## Problems', '', ...r.problems.map((p) => `- ${p}`));
   return `${out.join('\n')}\n`;

@@ -52,14 +52,23 @@ function throughputRows(comparisons: readonly Comparison[], y0: number): { svg: 
     const ratioText = c.baseline ? `ratio ${c.ratio === null || c.ratio === undefined ? 'n/a' : `${c.ratio.toFixed(2)}×`}` : '';
     // the comparison's title on a line of its own, the verdict after it
     svg.push(text(10, y + 12, c.title, { weight: 'bold', size: 12 }));
-    svg.push(text(W - 10, y + 12, [ratioText, verdict].filter(Boolean).join('  '), { size: 12, anchor: 'end', weight: 'bold', fill: c.met === false ? TARGET : c.met ? '#15803d' : '#6b7280' }));
+    svg.push(
+      text(W - 10, y + 12, [ratioText, verdict].filter(Boolean).join('  '), {
+        size: 12,
+        anchor: 'end',
+        weight: 'bold',
+        fill: c.met === false ? TARGET : c.met ? '#15803d' : '#6b7280',
+      }),
+    );
     const top = y + 18;
     const bars: [string, number | null, string, string][] = [[c.rill.label, c.rill.value, RILL, c.rill.unit]];
     if (c.alt) bars.push([c.alt.label, c.alt.value, ALT, c.alt.unit]);
     if (c.baseline) bars.push([c.baseline.label, c.baseline.value, BASE, c.baseline.unit]);
     bars.forEach(([label, v, color, unit], i) => {
       const by = top + i * 20;
-      svg.push(text(LABEL_W, by + 12, label.length > 40 ? `${label.slice(0, 39)}…` : label, { size: 11, anchor: 'end', fill: color === BASE ? '#4b5563' : '#1e3a8a' }));
+      svg.push(
+        text(LABEL_W, by + 12, label.length > 40 ? `${label.slice(0, 39)}…` : label, { size: 11, anchor: 'end', fill: color === BASE ? '#4b5563' : '#1e3a8a' }),
+      );
       if (v === null) {
         svg.push(text(BAR_X, by + 12, 'not measured', { size: 11, fill: '#6b7280' }));
         return;
@@ -71,7 +80,9 @@ function throughputRows(comparisons: readonly Comparison[], y0: number): { svg: 
     const h = bars.length * 20;
     if (targetAt !== undefined) {
       const tx = BAR_X + scale(targetAt);
-      svg.push(`<line x1="${tx.toFixed(1)}" y1="${top - 2}" x2="${tx.toFixed(1)}" y2="${top + h}" stroke="${TARGET}" stroke-width="2" stroke-dasharray="4 3"/>`);
+      svg.push(
+        `<line x1="${tx.toFixed(1)}" y1="${top - 2}" x2="${tx.toFixed(1)}" y2="${top + h}" stroke="${TARGET}" stroke-width="2" stroke-dasharray="4 3"/>`,
+      );
       svg.push(text(tx, top + h + 10, targetText, { size: 10, fill: TARGET, anchor: tx > W - 120 ? 'end' : 'middle' }));
     }
     y = top + h + 22;
@@ -111,7 +122,12 @@ function latencyRows(figures: readonly LatencyFigure[], y0: number): { svg: stri
 export function renderSvg(r: BenchResults): string {
   const body: string[] = [];
   let y = 20;
-  body.push(text(10, y, `Rill bench (${r.profile}), ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC: ${r.machine.cpus} cores, everything on one machine`, { size: 15, weight: 'bold' }));
+  body.push(
+    text(10, y, `Rill bench (${r.profile}), ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC: ${r.machine.cpus} cores, everything on one machine`, {
+      size: 15,
+      weight: 'bold',
+    }),
+  );
   y += 28;
   body.push(text(10, y, 'Throughput: Rill (blue) beside its baseline (grey); dashed red = target', { size: 13, weight: 'bold' }));
   y += 12;

@@ -19,7 +19,17 @@ export interface BenchResults {
   startedAt: string;
   finishedAt: string;
   wallSeconds: number;
-  machine: { cpus: number; cpuModel: string; memoryGb: number; node: string; os: string; redis: string; postgres: string; loadAverageAtStart: number[]; loadAverageAtEnd: number[] };
+  machine: {
+    cpus: number;
+    cpuModel: string;
+    memoryGb: number;
+    node: string;
+    os: string;
+    redis: string;
+    postgres: string;
+    loadAverageAtStart: number[];
+    loadAverageAtEnd: number[];
+  };
   services: { redisUrl: string; databaseUrl: string; startedForRun: string[] };
   topology: { base: string; changes: string[] };
   scenarios: ScenarioResult[];

@@ -43,16 +43,31 @@ const PRELOAD_BATCH = 500;
 export async function preload(ctx: RunContext, url: string, merchants: Merchant[], n: number, seed: string, label: string): Promise<LoadResult> {
   const batch = n % PRELOAD_BATCH === 0 && (await batchAvailable(ctx, url, merchants[0]!));
   const job: LoadJob = batch
-    ? { origin: url, path: '/v1/transactions/batch', mode: 'closed', concurrency: 4, maxRequests: n / PRELOAD_BATCH, payload: { kind: 'batch', mix: 'default', merchants, batchSize: PRELOAD_BATCH, idempotency: true, seed } }
+    ? {
+        origin: url,
+        path: '/v1/transactions/batch',
+        mode: 'closed',
+        concurrency: 4,
+        maxRequests: n / PRELOAD_BATCH,
+        payload: { kind: 'batch', mix: 'default', merchants, batchSize: PRELOAD_BATCH, idempotency: true, seed },
+      }
     : { origin: url, path: '/v1/transactions', mode: 'closed', concurrency: 50, maxRequests: n, payload: singlePayload(merchants, seed) };
   const per = batch ? PRELOAD_BATCH : 1;
-  const r = await ctx.loadgen.run(job, (done) => ctx.progress.update(0, `${label}: ${(done * per).toLocaleString('en-US')}/${n.toLocaleString('en-US')} posted`));
+  const r = await ctx.loadgen.run(job, (done) =>
+    ctx.progress.update(0, `${label}: ${(done * per).toLocaleString('en-US')}/${n.toLocaleString('en-US')} posted`),
+  );
   if (r.events !== n) throw new Error(`${label}: ${r.events} of ${n} events accepted (${JSON.stringify(r.status)} ${r.errorSample ?? ''})`);
   return r;
 }
 
 /** Wait until the given readers (stages/sinks; all when omitted) have nothing left to do. */
-export async function drain(ctx: RunContext, inst: BenchInstance, timeoutMs: number, readers?: readonly string[], onTick?: (left: number) => void): Promise<number> {
+export async function drain(
+  ctx: RunContext,
+  inst: BenchInstance,
+  timeoutMs: number,
+  readers?: readonly string[],
+  onTick?: (left: number) => void,
+): Promise<number> {
   const t0 = Date.now();
   await waitFor(
     'the pipeline to drain',
@@ -74,8 +89,10 @@ export function summarizeUs(values: readonly number[]): { summary: LatencySummar
   return { summary: summarize(h), hdr: encodeIntoCompressedBase64(h) };
 }
 
-export const int = (n: number | null | undefined): string => (n === null || n === undefined || !Number.isFinite(n) ? '–' : Math.round(n).toLocaleString('en-US'));
-export const ms = (n: number | null | undefined): string => (n === null || n === undefined || !Number.isFinite(n) ? '–' : n < 10 ? n.toFixed(2) : n < 100 ? n.toFixed(1) : Math.round(n).toLocaleString('en-US'));
+export const int = (n: number | null | undefined): string =>
+  n === null || n === undefined || !Number.isFinite(n) ? '–' : Math.round(n).toLocaleString('en-US');
+export const ms = (n: number | null | undefined): string =>
+  n === null || n === undefined || !Number.isFinite(n) ? '–' : n < 10 ? n.toFixed(2) : n < 100 ? n.toFixed(1) : Math.round(n).toLocaleString('en-US');
 export const ratio = (n: number | null | undefined): string => (n === null || n === undefined || !Number.isFinite(n) ? '–' : `${n.toFixed(2)}×`);
 export const pct = (n: number): string => `${Math.round(n * 100)} %`;
 
@@ -103,14 +120,33 @@ export function usPer(cores: number | undefined, perSecond: number): string {
  * Open-loop single posts at `rate` in back-to-back one-second jobs until `phase` settles (the load
  * generator runs fixed-length jobs; a phase of unknown length gets as many as it lasts).
  */
-export async function loadDuring(ctx: RunContext, origin: string, merchants: Merchant[], rate: number, seed: string, phase: Promise<unknown>, results: LoadResult[]): Promise<void> {
+export async function loadDuring(
+  ctx: RunContext,
+  origin: string,
+  merchants: Merchant[],
+  rate: number,
+  seed: string,
+  phase: Promise<unknown>,
+  results: LoadResult[],
+): Promise<void> {
   let done = false;
-  void phase.then(() => (done = true), () => (done = true));
+  void phase.then(
+    () => (done = true),
+    () => (done = true),
+  );
   for (let chunk = 0; !done; chunk++) {
-    results.push(await ctx.loadgen.run({
-      origin, path: '/v1/transactions', mode: 'open', rate, concurrency: 64, durationMs: 1_000, warmupMs: 0,
-      payload: singlePayload(merchants, `${seed}-${chunk}`, 'payin'),
-    }));
+    results.push(
+      await ctx.loadgen.run({
+        origin,
+        path: '/v1/transactions',
+        mode: 'open',
+        rate,
+        concurrency: 64,
+        durationMs: 1_000,
+        warmupMs: 0,
+        payload: singlePayload(merchants, `${seed}-${chunk}`, 'payin'),
+      }),
+    );
   }
   await phase;
 }

@@ -12,7 +12,7 @@ import { P99_LIMIT_MS } from '../profiles.ts';
 import type { LoadJob, LoadResult } from '../load/protocol.ts';
 import type { BenchInstance, RunningIngest, RunningWorker } from '../lib/instance.ts';
 import type { Merchant } from '../lib/payload.ts';
-import { CpuWindow, } from '../lib/proc-stats.ts';
+import { CpuWindow } from '../lib/proc-stats.ts';
 import { byLabel, histogramQuantile, scrape, sum } from '../lib/prom.ts';
 import type { Sample } from '../lib/prom.ts';
 import { backendPids, rowLatenciesUs } from '../lib/pg-stats.ts';
@@ -80,7 +80,9 @@ async function runStep(ctx: RunContext, s: Setup, posting: Posting, rate: number
   const why: string[] = [];
   const cs0 = await commandStats(ctx.redis);
   const cpu = new CpuWindow({
-    ingest: [s.ingest.child.pid], worker: [s.worker.child.pid], loadgen: [ctx.loadgen.pid],
+    ingest: [s.ingest.child.pid],
+    worker: [s.worker.child.pid],
+    loadgen: [ctx.loadgen.pid],
     ...(ctx.redisPid ? { redis: [ctx.redisPid] } : {}),
     ...(s.pgBackends.length ? { postgres: s.pgBackends } : {}),
   });
@@ -134,15 +136,31 @@ async function runStep(ctx: RunContext, s: Setup, posting: Posting, rate: number
   const keptUp = why.length === 0;
   if (load.latencyMs.p99 > P99_LIMIT_MS) why.push(`ingest p99 ${ms(load.latencyMs.p99)} ms > ${P99_LIMIT_MS} ms`);
   return {
-    rate, pass: why.length === 0, keptUp, why, load, committedPerSec, backlogAtEnd, drained, drainMs,
+    rate,
+    pass: why.length === 0,
+    keptUp,
+    why,
+    load,
+    committedPerSec,
+    backlogAtEnd,
+    drained,
+    drainMs,
     e2eMs: e2e ? { p50: e2e.p50, p99: e2e.p99, p999: e2e.p999, count: e2e.count } : null,
     e2eCommitMs: { p50: q(0.5), p99: q(0.99) },
-    stageRates, cpu: cores, redisCommands,
+    stageRates,
+    cpu: cores,
+    redisCommands,
   };
 }
 
 /** One ladder of rates for one way of posting: its comparisons, figures and tables. */
-async function ladder(ctx: RunContext, setup: Setup, posting: Posting, startRate: number, progress: [number, number]): Promise<ScenarioOutput & { data: LadderData }> {
+async function ladder(
+  ctx: RunContext,
+  setup: Setup,
+  posting: Posting,
+  startRate: number,
+  progress: [number, number],
+): Promise<ScenarioOutput & { data: LadderData }> {
   const E = ctx.profile.e2e;
   const what = posting.kind === 'single' ? 'single-event posts' : `batches of ${posting.size}`;
   const suffix = posting.kind === 'single' ? '' : '-batch';
@@ -157,7 +175,9 @@ async function ladder(ctx: RunContext, setup: Setup, posting: Posting, startRate
     ctx.progress.update(progress[0] + (progress[1] - progress[0]) * (steps.length / planned), `${what}: ${int(r)}/s`);
     const s = await runStep(ctx, setup, posting, r, `${ctx.runId}-e${posting.kind}${steps.length}`);
     steps.push(s);
-    ctx.progress.say(`  end to end, ${what}, at ${int(r)}/s: ${s.pass ? 'sustained' : s.keptUp ? `kept up, but ${s.why.join('; ')}` : `not kept up (${s.why.join('; ')})`}`);
+    ctx.progress.say(
+      `  end to end, ${what}, at ${int(r)}/s: ${s.pass ? 'sustained' : s.keptUp ? `kept up, but ${s.why.join('; ')}` : `not kept up (${s.why.join('; ')})`}`,
+    );
     return s;
   };
   for (let n = 0; n < E.maxSteps; n++) {
@@ -183,14 +203,22 @@ async function ladder(ctx: RunContext, setup: Setup, posting: Posting, startRate
   const best = lastPass;
   const comparisons: Comparison[] = [
     compare({
-      id: `e2e-rate${suffix}`, title: `End to end: sustained events/s into Postgres (${what})`, scenario: 'end-to-end',
+      id: `e2e-rate${suffix}`,
+      title: `End to end: sustained events/s into Postgres (${what})`,
+      scenario: 'end-to-end',
       rill: { label: `Rill, ingest p99 ≤ ${P99_LIMIT_MS} ms`, value: best ? best.committedPerSec : null, unit: 'events/s' },
       ...(highestUp && highestUp !== best ? { alt: { label: 'Rill, kept up (any p99)', value: highestUp.committedPerSec, unit: 'events/s' } } : {}),
       target: { kind: 'min', value: E2E_TARGET_RATE, text: `≥ ${int(E2E_TARGET_RATE)}/s` },
-      note: best ? `offered ${int(best.rate)}/s` : highestUp ? `no rate kept ingest p99 ≤ ${P99_LIMIT_MS} ms; the pipeline kept up with ${int(highestUp.committedPerSec)}/s (offered ${int(highestUp.rate)}/s, ingest p99 ${ms(highestUp.load.latencyMs.p99)} ms)` : 'no rate tried was kept up with',
+      note: best
+        ? `offered ${int(best.rate)}/s`
+        : highestUp
+          ? `no rate kept ingest p99 ≤ ${P99_LIMIT_MS} ms; the pipeline kept up with ${int(highestUp.committedPerSec)}/s (offered ${int(highestUp.rate)}/s, ingest p99 ${ms(highestUp.load.latencyMs.p99)} ms)`
+          : 'no rate tried was kept up with',
     }),
     compare({
-      id: `e2e-ingest-p99${suffix}`, title: `End to end: ingest p99 at the sustained rate (${what})`, scenario: 'end-to-end',
+      id: `e2e-ingest-p99${suffix}`,
+      title: `End to end: ingest p99 at the sustained rate (${what})`,
+      scenario: 'end-to-end',
       rill: { label: 'ingest p99', value: best ? best.load.latencyMs.p99 : null, unit: 'ms' },
       target: { kind: 'max', value: P99_LIMIT_MS, text: `≤ ${P99_LIMIT_MS} ms` },
     }),
@@ -198,43 +226,104 @@ async function ladder(ctx: RunContext, setup: Setup, posting: Posting, startRate
   const latency: LatencyFigure[] = [];
   const shown = best ?? highestUp;
   if (shown && !best) {
-    latency.push({ label: `e2e${suffix} ingest @${int(shown.rate)}/s (kept up)`, who: 'rill', p50: shown.load.latencyMs.p50, p99: shown.load.latencyMs.p99, p999: shown.load.latencyMs.p999, p99Limit: P99_LIMIT_MS });
-    if (shown.e2eMs) latency.push({ label: `e2e${suffix} to Postgres @${int(shown.rate)}/s (kept up)`, who: 'rill', p50: shown.e2eMs.p50, p99: shown.e2eMs.p99, p999: shown.e2eMs.p999 });
+    latency.push({
+      label: `e2e${suffix} ingest @${int(shown.rate)}/s (kept up)`,
+      who: 'rill',
+      p50: shown.load.latencyMs.p50,
+      p99: shown.load.latencyMs.p99,
+      p999: shown.load.latencyMs.p999,
+      p99Limit: P99_LIMIT_MS,
+    });
+    if (shown.e2eMs)
+      latency.push({
+        label: `e2e${suffix} to Postgres @${int(shown.rate)}/s (kept up)`,
+        who: 'rill',
+        p50: shown.e2eMs.p50,
+        p99: shown.e2eMs.p99,
+        p999: shown.e2eMs.p999,
+      });
   }
   if (best) {
-    latency.push({ label: `e2e${suffix} ingest @${int(best.rate)}/s`, who: 'rill', p50: best.load.latencyMs.p50, p99: best.load.latencyMs.p99, p999: best.load.latencyMs.p999, p99Limit: P99_LIMIT_MS });
-    if (best.e2eMs) latency.push({ label: `e2e${suffix} to Postgres @${int(best.rate)}/s`, who: 'rill', p50: best.e2eMs.p50, p99: best.e2eMs.p99, p999: best.e2eMs.p999 });
+    latency.push({
+      label: `e2e${suffix} ingest @${int(best.rate)}/s`,
+      who: 'rill',
+      p50: best.load.latencyMs.p50,
+      p99: best.load.latencyMs.p99,
+      p999: best.load.latencyMs.p999,
+      p99Limit: P99_LIMIT_MS,
+    });
+    if (best.e2eMs)
+      latency.push({ label: `e2e${suffix} to Postgres @${int(best.rate)}/s`, who: 'rill', p50: best.e2eMs.p50, p99: best.e2eMs.p99, p999: best.e2eMs.p999 });
   }
   const problems: string[] = [];
   const lost = steps.filter((s) => s.drained && s.e2eMs && s.load.events > 0 && s.e2eMs.count < s.load.events);
   for (const s of lost) problems.push(`end to end (${what}) at ${s.rate}/s: ${s.load.events} accepted in the window, ${s.e2eMs!.count} rows in Postgres`);
-  const cpuRow = (s: Step) => `${Object.entries(s.cpu.cores).map(([k, v]) => `${k} ${v}${k === 'other' ? '' : ` (${Math.round((v / Math.max(1, s.load.eventsPerSec)) * 1e6)} µs/event)`}`).join(', ')}; machine ${Math.round(s.cpu.machineBusy * 100)} % busy`;
+  const cpuRow = (s: Step) =>
+    `${Object.entries(s.cpu.cores)
+      .map(([k, v]) => `${k} ${v}${k === 'other' ? '' : ` (${Math.round((v / Math.max(1, s.load.eventsPerSec)) * 1e6)} µs/event)`}`)
+      .join(', ')}; machine ${Math.round(s.cpu.machineBusy * 100)} % busy`;
   return {
     comparisons,
     latency,
     tables: [
       {
         title: `Rates tried (open loop, ${what}; events/s)`,
-        columns: ['offered/s', 'ingest /s', 'committed /s', 'ingest p50', 'ingest p99', 'ingest p99.9', 'e2e p50', 'e2e p99', 'commit p50', 'commit p99', 'backlog at end', 'drain s', 'sustained'],
+        columns: [
+          'offered/s',
+          'ingest /s',
+          'committed /s',
+          'ingest p50',
+          'ingest p99',
+          'ingest p99.9',
+          'e2e p50',
+          'e2e p99',
+          'commit p50',
+          'commit p99',
+          'backlog at end',
+          'drain s',
+          'sustained',
+        ],
         rows: steps.map((s) => [
-          int(s.rate), int(s.load.eventsPerSec), int(s.committedPerSec), ms(s.load.latencyMs.p50), ms(s.load.latencyMs.p99), ms(s.load.latencyMs.p999),
-          ms(s.e2eMs?.p50), ms(s.e2eMs?.p99), ms(s.e2eCommitMs.p50), ms(s.e2eCommitMs.p99), int(s.backlogAtEnd), Math.round(s.drainMs / 100) / 10,
+          int(s.rate),
+          int(s.load.eventsPerSec),
+          int(s.committedPerSec),
+          ms(s.load.latencyMs.p50),
+          ms(s.load.latencyMs.p99),
+          ms(s.load.latencyMs.p999),
+          ms(s.e2eMs?.p50),
+          ms(s.e2eMs?.p99),
+          ms(s.e2eCommitMs.p50),
+          ms(s.e2eCommitMs.p99),
+          int(s.backlogAtEnd),
+          Math.round(s.drainMs / 100) / 10,
           s.pass ? 'yes' : s.keptUp ? `kept up; ${s.why.join('; ')}` : `no: ${s.why.join('; ')}`,
         ]),
-        note: 'e2e: ingest → the sink batch that wrote the row (processed_at − ingested_at, every row of the window, HdrHistogram). commit: ingest → COMMIT from the sink\'s rill_end_to_end_latency_seconds histogram (bucketed).',
+        note: "e2e: ingest → the sink batch that wrote the row (processed_at − ingested_at, every row of the window, HdrHistogram). commit: ingest → COMMIT from the sink's rill_end_to_end_latency_seconds histogram (bucketed).",
       },
-      ...(shown ? [
-        {
-          title: `${what}, at ${int(shown.rate)}/s${best ? '' : ' (kept up, not sustained)'}: events/s per stage and CPU`,
-          columns: ['', ...Object.keys(shown.stageRates)],
-          rows: [['events/s', ...Object.values(shown.stageRates).map((v) => int(v))]],
-          note: `CPU (cores): ${cpuRow(shown)}`,
-        },
-        { title: `${what}, at ${int(shown.rate)}/s: Redis command time (all clients)`, columns: ['command', 'calls', 'ms', 'µs/call', 'share'], rows: shown.redisCommands.map((c) => [c.command, int(c.calls), int(c.ms), c.usPerCall, `${Math.round(c.share * 100)} %`]) },
-      ] : []),
+      ...(shown
+        ? [
+            {
+              title: `${what}, at ${int(shown.rate)}/s${best ? '' : ' (kept up, not sustained)'}: events/s per stage and CPU`,
+              columns: ['', ...Object.keys(shown.stageRates)],
+              rows: [['events/s', ...Object.values(shown.stageRates).map((v) => int(v))]],
+              note: `CPU (cores): ${cpuRow(shown)}`,
+            },
+            {
+              title: `${what}, at ${int(shown.rate)}/s: Redis command time (all clients)`,
+              columns: ['command', 'calls', 'ms', 'µs/call', 'share'],
+              rows: shown.redisCommands.map((c) => [c.command, int(c.calls), int(c.ms), c.usPerCall, `${Math.round(c.share * 100)} %`]),
+            },
+          ]
+        : []),
       ...(firstFail ? [{ title: `${what}, at ${int(firstFail.rate)}/s (not kept up): CPU`, columns: ['CPU (cores)'], rows: [[cpuRow(firstFail)]] }] : []),
     ],
-    data: { steps, sustainedRate: best?.rate ?? null, sustainedCommittedPerSec: best?.committedPerSec ?? null, keptUpRate: highestUp?.rate ?? null, keptUpCommittedPerSec: highestUp?.committedPerSec ?? null },
+    data: {
+      steps,
+      sustainedRate: best?.rate ?? null,
+      sustainedCommittedPerSec: best?.committedPerSec ?? null,
+      keptUpRate: highestUp?.rate ?? null,
+      keptUpCommittedPerSec: highestUp?.committedPerSec ?? null,
+    },
     problems,
   };
 }
@@ -250,7 +339,15 @@ export const endToEnd: Scenario = {
     const [ingest, worker] = await Promise.all([inst.startIngest(), inst.startWorker()]);
     // warm up (JIT, key cache, partitions, the sink's connection), then start from an empty pipeline
     ctx.progress.update(0.02, 'warming up');
-    await ctx.loadgen.run({ origin: ingest.url, path: '/v1/transactions', mode: 'open', rate: E.startRate, concurrency: 256, durationMs: Math.max(1_000, E.warmupMs), payload: singlePayload(merchants, `${ctx.runId}-e2ew`) });
+    await ctx.loadgen.run({
+      origin: ingest.url,
+      path: '/v1/transactions',
+      mode: 'open',
+      rate: E.startRate,
+      concurrency: 256,
+      durationMs: Math.max(1_000, E.warmupMs),
+      payload: singlePayload(merchants, `${ctx.runId}-e2ew`),
+    });
     await drain(ctx, inst, E.drainTimeoutMs);
     const pgBackends = await backendPids(ctx.pg, `rill-sink-${sinkName}`).catch(() => []);
     const setup: Setup = { inst, merchants, ingest, worker, sinkName, pgBackends };

@@ -26,7 +26,11 @@ export async function ingestFixture(ctx: RunContext): Promise<IngestFixture> {
 }
 
 /** A fresh instance of a topology variant with merchants, migrated. */
-export async function merchantInstance(ctx: RunContext, label: string, variant: TopologyVariant = 'default'): Promise<{ inst: BenchInstance; merchants: Merchant[] }> {
+export async function merchantInstance(
+  ctx: RunContext,
+  label: string,
+  variant: TopologyVariant = 'default',
+): Promise<{ inst: BenchInstance; merchants: Merchant[] }> {
   const inst = ctx.instance(label, variant);
   const merchants = await inst.createMerchants(ctx.profile.merchants);
   return { inst, merchants };

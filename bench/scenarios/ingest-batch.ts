@@ -16,9 +16,14 @@ export async function xaddCeiling(ctx: Parameters<Scenario['run']>[0]): Promise<
   if (cached) return cached;
   const P = ctx.profile.xadd;
   const out = await runToEnd(
-    spawnScript('redis-xadd', 'baselines/redis-xadd', ['--key', `rillbench:${ctx.runId}:xadd`, '--requests', String(P.requests), '--clients', String(P.clients), '--pipeline', String(P.pipeline)], {
-      env: { REDIS_URL: ctx.redisUrl },
-    }),
+    spawnScript(
+      'redis-xadd',
+      'baselines/redis-xadd',
+      ['--key', `rillbench:${ctx.runId}:xadd`, '--requests', String(P.requests), '--clients', String(P.clients), '--pipeline', String(P.pipeline)],
+      {
+        env: { REDIS_URL: ctx.redisUrl },
+      },
+    ),
     300_000,
   );
   const r = lastJsonLine<XaddResult>(out);
@@ -45,7 +50,17 @@ export const ingestBatch: Scenario = {
       return {
         status: 'skipped',
         reason: 'POST /v1/transactions/batch answers 404: the batch endpoint is not in this build; only the Redis ceiling was measured',
-        comparisons: [compare({ id: 'batch-vs-xadd', title: 'Batch ingest vs the Redis XADD ceiling', scenario: 'ingest-batch', rill: { label: 'Rill batch ingest', value: null, unit: 'events/s' }, baseline, target: ratioTarget(0.3), note: 'batch endpoint not available' })],
+        comparisons: [
+          compare({
+            id: 'batch-vs-xadd',
+            title: 'Batch ingest vs the Redis XADD ceiling',
+            scenario: 'ingest-batch',
+            rill: { label: 'Rill batch ingest', value: null, unit: 'events/s' },
+            baseline,
+            target: ratioTarget(0.3),
+            note: 'batch endpoint not available',
+          }),
+        ],
         latency: [],
         tables: [xaddTable],
         data: { xadd, batchEndpoint: false },
@@ -57,7 +72,12 @@ export const ingestBatch: Scenario = {
     const cs0 = await commandStats(ctx.redis);
     const cpu = new CpuWindow({ ingest: [fx.ingest.child.pid], loadgen: [ctx.loadgen.pid], redis: ctx.redisPid ? [ctx.redisPid] : [] });
     const r = await ctx.loadgen.run({
-      origin: fx.ingest.url, path: '/v1/transactions/batch', mode: 'closed', concurrency: P.concurrency, durationMs: P.durationMs, warmupMs: P.warmupMs,
+      origin: fx.ingest.url,
+      path: '/v1/transactions/batch',
+      mode: 'closed',
+      concurrency: P.concurrency,
+      durationMs: P.durationMs,
+      warmupMs: P.warmupMs,
       payload: { kind: 'batch', mix: 'default', merchants: fx.merchants, batchSize: P.batchSize, idempotency: true, seed: `${ctx.runId}-batch` },
     });
     const cores = cpu.end();
@@ -67,7 +87,14 @@ export const ingestBatch: Scenario = {
     const expected = r.ok * P.batchSize;
     if (r.events < expected) problems.push(`batch ingest: ${expected - r.events} of ${expected} events in 2xx answers were not accepted`);
     const comparisons: Comparison[] = [
-      compare({ id: 'batch-vs-xadd', title: 'Batch ingest vs the Redis XADD ceiling', scenario: 'ingest-batch', rill: { label: 'Rill batch ingest', value: r.eventsPerSec, unit: 'events/s' }, baseline, target: ratioTarget(0.3) }),
+      compare({
+        id: 'batch-vs-xadd',
+        title: 'Batch ingest vs the Redis XADD ceiling',
+        scenario: 'ingest-batch',
+        rill: { label: 'Rill batch ingest', value: r.eventsPerSec, unit: 'events/s' },
+        baseline,
+        target: ratioTarget(0.3),
+      }),
     ];
     return {
       comparisons,
@@ -76,10 +103,42 @@ export const ingestBatch: Scenario = {
         xaddTable,
         {
           title: 'Rill batch ingest',
-          columns: ['events/request', 'in flight', 'requests/s', 'events/s', 'p50 ms', 'p99 ms', 'answers', 'ingest CPU', 'ingest CPU µs/event', 'Redis CPU', 'Redis µs/event', 'other (cores)'],
-          rows: [[P.batchSize, P.concurrency, Math.round(r.rps * 10) / 10, int(r.eventsPerSec), ms(r.latencyMs.p50), ms(r.latencyMs.p99), statusText(r), cores.cores.ingest ?? null, usPer(cores.cores.ingest, r.eventsPerSec), cores.cores.redis ?? null, usPer(cores.cores.redis, r.eventsPerSec), cores.cores.other ?? null]],
+          columns: [
+            'events/request',
+            'in flight',
+            'requests/s',
+            'events/s',
+            'p50 ms',
+            'p99 ms',
+            'answers',
+            'ingest CPU',
+            'ingest CPU µs/event',
+            'Redis CPU',
+            'Redis µs/event',
+            'other (cores)',
+          ],
+          rows: [
+            [
+              P.batchSize,
+              P.concurrency,
+              Math.round(r.rps * 10) / 10,
+              int(r.eventsPerSec),
+              ms(r.latencyMs.p50),
+              ms(r.latencyMs.p99),
+              statusText(r),
+              cores.cores.ingest ?? null,
+              usPer(cores.cores.ingest, r.eventsPerSec),
+              cores.cores.redis ?? null,
+              usPer(cores.cores.redis, r.eventsPerSec),
+              cores.cores.other ?? null,
+            ],
+          ],
         },
-        { title: 'Redis command time during the batch run', columns: ['command', 'calls', 'ms', 'µs/call', 'share'], rows: commands.map((c) => [c.command, int(c.calls), int(c.ms), c.usPerCall, `${Math.round(c.share * 100)} %`]) },
+        {
+          title: 'Redis command time during the batch run',
+          columns: ['command', 'calls', 'ms', 'µs/call', 'share'],
+          rows: commands.map((c) => [c.command, int(c.calls), int(c.ms), c.usPerCall, `${Math.round(c.share * 100)} %`]),
+        },
       ],
       data: { xadd, batch: r, cpu: cores, redisCommands: commands },
       problems,

@@ -33,7 +33,12 @@ export const ingestSingle: Scenario = {
       const barePort = (JSON.parse(await bare.waitForLine(/^\{"port"/, 30_000)) as { port: number }).port;
       const bareUrl = `http://127.0.0.1:${barePort}`;
       const closed = (origin: string, c: number, seed: string): LoadJob => ({
-        origin, path: '/v1/transactions', mode: 'closed', concurrency: c, durationMs: P.durationMs, warmupMs: P.warmupMs,
+        origin,
+        path: '/v1/transactions',
+        mode: 'closed',
+        concurrency: c,
+        durationMs: P.durationMs,
+        warmupMs: P.warmupMs,
         payload: singlePayload(fx.merchants, seed),
       });
       const steps = P.concurrencies.length * 2 + P.searchFactors.length + 1;
@@ -68,10 +73,21 @@ export const ingestSingle: Scenario = {
         best = Math.max(best, rill.rps);
         if (c === P.ratioConcurrency) atRatio = { rill, bare: base };
         rows.push([
-          c, int(rill.rps), ms(rill.latencyMs.p50), ms(rill.latencyMs.p99), ms(rill.latencyMs.p999),
-          int(base.rps), ms(base.latencyMs.p50), ms(base.latencyMs.p99), ratio(rill.rps / base.rps),
-          cpuRill.cores.ingest ?? null, usPer(cpuRill.cores.ingest, rill.rps), usPer(cpuBare.cores.bare, base.rps),
-          usPer(cpuRill.cores.redis, rill.rps), usPer(cpuBare.cores.redis, base.rps), cpuRill.cores.other ?? null,
+          c,
+          int(rill.rps),
+          ms(rill.latencyMs.p50),
+          ms(rill.latencyMs.p99),
+          ms(rill.latencyMs.p999),
+          int(base.rps),
+          ms(base.latencyMs.p50),
+          ms(base.latencyMs.p99),
+          ratio(rill.rps / base.rps),
+          cpuRill.cores.ingest ?? null,
+          usPer(cpuRill.cores.ingest, rill.rps),
+          usPer(cpuBare.cores.bare, base.rps),
+          usPer(cpuRill.cores.redis, rill.rps),
+          usPer(cpuBare.cores.redis, base.rps),
+          cpuRill.cores.other ?? null,
         ]);
         latency.push({ label: `ingest c=${c}`, who: 'rill', p50: rill.latencyMs.p50, p99: rill.latencyMs.p99, p999: rill.latencyMs.p999 });
         latency.push({ label: `bare c=${c}`, who: 'baseline', p50: base.latencyMs.p50, p99: base.latencyMs.p99, p999: base.latencyMs.p999 });
@@ -87,8 +103,14 @@ export const ingestSingle: Scenario = {
         await deletePrefix(ctx.redis, fx.inst.prefix);
         tick(`open loop at ${int(rate)}/s`);
         const r = await ctx.loadgen.run({
-          origin: fx.ingest.url, path: '/v1/transactions', mode: 'open', rate, concurrency: 256,
-          durationMs: P.searchStepMs, warmupMs: 1_000, payload: singlePayload(fx.merchants, `${ctx.runId}-s${rate}`),
+          origin: fx.ingest.url,
+          path: '/v1/transactions',
+          mode: 'open',
+          rate,
+          concurrency: 256,
+          durationMs: P.searchStepMs,
+          warmupMs: 1_000,
+          payload: singlePayload(fx.merchants, `${ctx.runId}-s${rate}`),
         });
         const failed = r.requests - r.ok + r.dropped;
         const ok = failed === 0 && r.rps >= 0.97 * rate && r.latencyMs.p99 <= P99_LIMIT_MS;
@@ -121,7 +143,23 @@ export const ingestSingle: Scenario = {
         tables: [
           {
             title: 'Closed loop: fixed concurrency',
-            columns: ['concurrency', 'Rill req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'bare req/s', 'bare p50', 'bare p99', 'Rill ÷ bare', 'ingest CPU (cores)', 'ingest CPU µs/req', 'bare CPU µs/req', 'Redis µs/req (Rill)', 'Redis µs/req (bare)', 'other (cores)'],
+            columns: [
+              'concurrency',
+              'Rill req/s',
+              'p50 ms',
+              'p99 ms',
+              'p99.9 ms',
+              'bare req/s',
+              'bare p50',
+              'bare p99',
+              'Rill ÷ bare',
+              'ingest CPU (cores)',
+              'ingest CPU µs/req',
+              'bare CPU µs/req',
+              'Redis µs/req (Rill)',
+              'Redis µs/req (bare)',
+              'other (cores)',
+            ],
             rows,
             note: 'Rill: bearer key, JSON validation, Idempotency-Key, rate-limit bucket and XADD in one Lua script. Bare: JSON.parse and XADD. CPU µs per request = cores busy ÷ req/s: what a request costs, whatever else the machine was doing; `other` = cores busy outside the measured processes.',
           },
@@ -129,7 +167,7 @@ export const ingestSingle: Scenario = {
             title: `Open loop: fixed rate (sustainable = all 2xx, ≥ 97 % achieved, p99 ≤ ${P99_LIMIT_MS} ms)`,
             columns: ['offered/s', 'achieved/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'answers', 'sustainable'],
             rows: searchRows,
-            note: 'Latency counted from each request\'s scheduled send time (no coordinated omission).',
+            note: "Latency counted from each request's scheduled send time (no coordinated omission).",
           },
           {
             title: `Redis command time during the c=${P.ratioConcurrency} run (all clients)`,

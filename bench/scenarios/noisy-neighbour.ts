@@ -54,13 +54,21 @@ export const noisyNeighbour: Scenario = {
 
     ctx.progress.update(0.05, 'seeding payins');
     const seeds: string[] = [];
-    for (let k = 0; k < F.seeds; k++) seeds.push(await post(ingest.url, good!, { type: 'payin', amount: 50_000_000, reference: `seed-${k}` }, `${ctx.runId}-seed-${k}`));
+    for (let k = 0; k < F.seeds; k++)
+      seeds.push(await post(ingest.url, good!, { type: 'payin', amount: 50_000_000, reference: `seed-${k}` }, `${ctx.runId}-seed-${k}`));
     await waitFor('the seeded payins in Postgres', async () => (await rowCount(ctx.pg, inst.schema, `type = 'payin'`)) >= seeds.length, 60_000, 100);
 
-    const goodRefunds = (phase: string) => paced(F.goodRate, F.phaseMs, (i) =>
-      post(ingest.url, good!, { type: 'refund', amount: 1, reference: seeds[i % seeds.length], metadata: { phase } }, `${ctx.runId}-${phase}-${i}`));
+    const goodRefunds = (phase: string) =>
+      paced(F.goodRate, F.phaseMs, (i) =>
+        post(ingest.url, good!, { type: 'refund', amount: 1, reference: seeds[i % seeds.length], metadata: { phase } }, `${ctx.runId}-${phase}-${i}`),
+      );
     const latencyOf = async (ids: string[]) => {
-      await waitFor(`${ids.length} refunds in Postgres`, async () => (await rowCount(ctx.pg, inst.schema, `id = ANY(ARRAY['${ids.join("','")}'])`)) >= ids.length, 120_000, 100);
+      await waitFor(
+        `${ids.length} refunds in Postgres`,
+        async () => (await rowCount(ctx.pg, inst.schema, `id = ANY(ARRAY['${ids.join("','")}'])`)) >= ids.length,
+        120_000,
+        100,
+      );
       return summarizeUs(await rowLatenciesUs(ctx.pg, inst.schema, `id = ANY(ARRAY['${ids.join("','")}'])`)).summary;
     };
 
@@ -75,39 +83,60 @@ export const noisyNeighbour: Scenario = {
       goodRefunds('noisy'),
       paced(F.stuckRate / 4, F.phaseMs, async (i) => {
         const payin = await post(ingest.url, stuck!, { type: 'payin', amount: 10_000, metadata: { hold: 'yes' } }, `${ctx.runId}-held-${i}`);
-        for (let r = 0; r < 4; r++) stuckIds.push(await post(ingest.url, stuck!, { type: 'refund', amount: 10, reference: payin }, `${ctx.runId}-held-${i}-${r}`));
+        for (let r = 0; r < 4; r++)
+          stuckIds.push(await post(ingest.url, stuck!, { type: 'refund', amount: 10, reference: payin }, `${ctx.runId}-held-${i}-${r}`));
       }),
     ]);
     const noisy = await latencyOf(noisyIds);
     ctx.progress.update(0.8, `waiting for the stuck refunds to fail after await_payin (${NOISY_AWAIT_PAYIN})`);
-    await waitFor('the stuck refunds to end', async () => (await rowCount(ctx.pg, inst.schema, `id = ANY(ARRAY['${stuckIds.join("','")}'])`)) >= stuckIds.length, 120_000, 200);
+    await waitFor(
+      'the stuck refunds to end',
+      async () => (await rowCount(ctx.pg, inst.schema, `id = ANY(ARRAY['${stuckIds.join("','")}'])`)) >= stuckIds.length,
+      120_000,
+      200,
+    );
     const stuckFailed = await rowCount(ctx.pg, inst.schema, `id = ANY(ARRAY['${stuckIds.join("','")}']) AND failure_code = 'payin_not_settled'`);
 
     const problems: string[] = [];
-    if (stuckFailed !== stuckIds.length) problems.push(`${stuckIds.length - stuckFailed} of ${stuckIds.length} stuck refunds did not end failed payin_not_settled`);
+    if (stuckFailed !== stuckIds.length)
+      problems.push(`${stuckIds.length - stuckFailed} of ${stuckIds.length} stuck refunds did not end failed payin_not_settled`);
     const ratio = quiet.p99 > 0 ? noisy.p99 / quiet.p99 : null;
-    const comparisons: Comparison[] = [{
-      id: 'noisy-neighbour-p99', title: "Noisy neighbour: a good merchant's refund p99 beside a stuck merchant ÷ alone", scenario: 'noisy-neighbour',
-      rill: { label: 'p99 beside ÷ p99 alone', value: ratio, unit: '×' },
-      target: { kind: 'max', value: 1.5, text: '≤ 1.5×' },
-      met: ratio === null ? null : ratio <= 1.5,
-      note: `good refunds p99 ${ms(quiet.p99)} ms alone, ${ms(noisy.p99)} ms beside; the stuck merchant's ${int(stuckIds.length)} refunds all parked, then failed payin_not_settled: ${int(stuckFailed)}`,
-    }];
+    const comparisons: Comparison[] = [
+      {
+        id: 'noisy-neighbour-p99',
+        title: "Noisy neighbour: a good merchant's refund p99 beside a stuck merchant ÷ alone",
+        scenario: 'noisy-neighbour',
+        rill: { label: 'p99 beside ÷ p99 alone', value: ratio, unit: '×' },
+        target: { kind: 'max', value: 1.5, text: '≤ 1.5×' },
+        met: ratio === null ? null : ratio <= 1.5,
+        note: `good refunds p99 ${ms(quiet.p99)} ms alone, ${ms(noisy.p99)} ms beside; the stuck merchant's ${int(stuckIds.length)} refunds all parked, then failed payin_not_settled: ${int(stuckFailed)}`,
+      },
+    ];
     return {
       comparisons,
       latency: [
         { label: 'good merchant refunds, alone', who: 'rill', p50: quiet.p50, p99: quiet.p99, p999: quiet.p999 },
         { label: 'good merchant refunds, beside a stuck merchant', who: 'rill', p50: noisy.p50, p99: noisy.p99, p999: noisy.p999 },
       ],
-      tables: [{
-        title: 'Noisy neighbour: end-to-end latency of the good merchant\'s refunds (ingest → Postgres), ms',
-        columns: ['phase', 'rate/s', 'rows', 'p50', 'p99', 'p99.9', 'max'],
-        rows: [
-          ['alone', F.goodRate, int(quiet.count), ms(quiet.p50), ms(quiet.p99), ms(quiet.p999), ms(quiet.max)],
-          [`beside a stuck merchant (${F.stuckRate} refunds/s waiting)`, F.goodRate, int(noisy.count), ms(noisy.p50), ms(noisy.p99), ms(noisy.p999), ms(noisy.max)],
-        ],
-        note: `Same partition (${partitionOf(good!.id, parts)}). The stuck merchant's payins never settle (a hold stage), so its ${int(stuckIds.length)} refunds wait parked in the ledger for await_payin ${NOISY_AWAIT_PAYIN}, then end failed payin_not_settled (${int(stuckFailed)}); none is dead-lettered.`,
-      }],
+      tables: [
+        {
+          title: "Noisy neighbour: end-to-end latency of the good merchant's refunds (ingest → Postgres), ms",
+          columns: ['phase', 'rate/s', 'rows', 'p50', 'p99', 'p99.9', 'max'],
+          rows: [
+            ['alone', F.goodRate, int(quiet.count), ms(quiet.p50), ms(quiet.p99), ms(quiet.p999), ms(quiet.max)],
+            [
+              `beside a stuck merchant (${F.stuckRate} refunds/s waiting)`,
+              F.goodRate,
+              int(noisy.count),
+              ms(noisy.p50),
+              ms(noisy.p99),
+              ms(noisy.p999),
+              ms(noisy.max),
+            ],
+          ],
+          note: `Same partition (${partitionOf(good!.id, parts)}). The stuck merchant's payins never settle (a hold stage), so its ${int(stuckIds.length)} refunds wait parked in the ledger for await_payin ${NOISY_AWAIT_PAYIN}, then end failed payin_not_settled (${int(stuckFailed)}); none is dead-lettered.`,
+        },
+      ],
       data: { quiet, noisy, ratio, stuck: { refunds: stuckIds.length, failedNotSettled: stuckFailed } },
       problems,
     };

@@ -39,12 +39,24 @@ export const priority: Scenario = {
     const seeds = merchants.length * F.seedsPerMerchant;
     await waitFor('the seeded payins in Postgres', async () => (await rowCount(ctx.pg, inst.schema, `type = 'payin'`)) >= seeds, 60_000, 100);
 
-    const critical = (seed: string, durationMs: number) => ctx.loadgen.run({
-      origin: ingest.url, path: '/v1/transactions', mode: 'open', rate: F.criticalRate, concurrency: 32, durationMs, warmupMs: 0,
-      payload: singlePayload(merchants, seed, 'refund', refs),
-    });
+    const critical = (seed: string, durationMs: number) =>
+      ctx.loadgen.run({
+        origin: ingest.url,
+        path: '/v1/transactions',
+        mode: 'open',
+        rate: F.criticalRate,
+        concurrency: 32,
+        durationMs,
+        warmupMs: 0,
+        payload: singlePayload(merchants, seed, 'refund', refs),
+      });
     const committedRefunds = async (sinceIso: string, n: number) => {
-      await waitFor('the refunds in Postgres', async () => (await rowCount(ctx.pg, inst.schema, `type = 'refund' AND ingested_at >= '${sinceIso}'`)) >= n, 120_000, 100);
+      await waitFor(
+        'the refunds in Postgres',
+        async () => (await rowCount(ctx.pg, inst.schema, `type = 'refund' AND ingested_at >= '${sinceIso}'`)) >= n,
+        120_000,
+        100,
+      );
     };
 
     // quiet: refunds alone
@@ -60,7 +72,16 @@ export const priority: Scenario = {
     ctx.progress.update(0.35, `flood of ${int(floodRate)} payins/s, refunds at ${F.criticalRate}/s`);
     const f0 = new Date().toISOString();
     const [flood, crit] = await Promise.all([
-      ctx.loadgen.run({ origin: ingest.url, path: '/v1/transactions', mode: 'open', rate: floodRate, concurrency: 256, durationMs: F.floodMs, warmupMs: 0, payload: singlePayload(merchants, `${ctx.runId}-flood`, 'payin') }),
+      ctx.loadgen.run({
+        origin: ingest.url,
+        path: '/v1/transactions',
+        mode: 'open',
+        rate: floodRate,
+        concurrency: 256,
+        durationMs: F.floodMs,
+        warmupMs: 0,
+        payload: singlePayload(merchants, `${ctx.runId}-flood`, 'payin'),
+      }),
       critical(`${ctx.runId}-crit`, F.floodMs),
     ]);
     const backlog = await outstanding(ctx.redis, inst.prefix, t);
@@ -70,7 +91,10 @@ export const priority: Scenario = {
     const payinUs = await rowLatenciesUs(ctx.pg, inst.schema, `type = 'payin' AND ingested_at >= '${f0}'`);
     const lowLat: LatencySummary | null = payinUs.length ? summarizeUs(payinUs).summary : null;
 
-    for (const [label, r] of [['quiet refunds', quiet], ['flood refunds', crit]] as const) {
+    for (const [label, r] of [
+      ['quiet refunds', quiet],
+      ['flood refunds', crit],
+    ] as const) {
       if (r.requests - r.ok) problems.push(`${label}: ${r.requests - r.ok} of ${r.requests} not accepted`);
     }
     const latency: LatencyFigure[] = [
@@ -81,17 +105,51 @@ export const priority: Scenario = {
     return {
       comparisons: [],
       latency,
-      tables: [{
-        title: 'End-to-end latency to Postgres (ingest → sink batch), ms',
-        columns: ['events', 'lane', 'rate/s', 'rows', 'p50', 'p99', 'p99.9', 'max'],
-        rows: [
-          ['refunds, quiet', t.laneOf.refund ?? '', F.criticalRate, int(quietLat.count), ms(quietLat.p50), ms(quietLat.p99), ms(quietLat.p999), ms(quietLat.max)],
-          ['refunds, during the flood', t.laneOf.refund ?? '', F.criticalRate, int(floodLat.count), ms(floodLat.p50), ms(floodLat.p99), ms(floodLat.p999), ms(floodLat.max)],
-          ['payins (the flood), committed so far', t.laneOf.payin ?? '', int(flood.rps), int(lowLat?.count ?? 0), ms(lowLat?.p50), ms(lowLat?.p99), ms(lowLat?.p999), ms(lowLat?.max)],
-        ],
-        note: `Flood: ${int(flood.ok)} payins accepted at ${int(flood.rps)}/s (offered ${int(floodRate)}/s, ingest p99 ${ms(flood.latencyMs.p99)} ms); backlog when it stopped: ${int(backlog)} entries.`,
-      }],
-      data: { floodRate, quiet: { load: quiet, e2e: quietLat }, flood: { load: flood, backlogAtEnd: backlog, payinE2e: lowLat }, critical: { load: crit, e2e: floodLat } },
+      tables: [
+        {
+          title: 'End-to-end latency to Postgres (ingest → sink batch), ms',
+          columns: ['events', 'lane', 'rate/s', 'rows', 'p50', 'p99', 'p99.9', 'max'],
+          rows: [
+            [
+              'refunds, quiet',
+              t.laneOf.refund ?? '',
+              F.criticalRate,
+              int(quietLat.count),
+              ms(quietLat.p50),
+              ms(quietLat.p99),
+              ms(quietLat.p999),
+              ms(quietLat.max),
+            ],
+            [
+              'refunds, during the flood',
+              t.laneOf.refund ?? '',
+              F.criticalRate,
+              int(floodLat.count),
+              ms(floodLat.p50),
+              ms(floodLat.p99),
+              ms(floodLat.p999),
+              ms(floodLat.max),
+            ],
+            [
+              'payins (the flood), committed so far',
+              t.laneOf.payin ?? '',
+              int(flood.rps),
+              int(lowLat?.count ?? 0),
+              ms(lowLat?.p50),
+              ms(lowLat?.p99),
+              ms(lowLat?.p999),
+              ms(lowLat?.max),
+            ],
+          ],
+          note: `Flood: ${int(flood.ok)} payins accepted at ${int(flood.rps)}/s (offered ${int(floodRate)}/s, ingest p99 ${ms(flood.latencyMs.p99)} ms); backlog when it stopped: ${int(backlog)} entries.`,
+        },
+      ],
+      data: {
+        floodRate,
+        quiet: { load: quiet, e2e: quietLat },
+        flood: { load: flood, backlogAtEnd: backlog, payinE2e: lowLat },
+        critical: { load: crit, e2e: floodLat },
+      },
       problems,
     };
   },

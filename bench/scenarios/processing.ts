@@ -74,7 +74,9 @@ export const processing: Scenario = {
       const w = await inst.startWorker({ stages: [stage] });
       const cpu = new CpuWindow({ worker: [w.child.pid], redis: redisPids });
       const cs0 = await commandStats(ctx.redis);
-      const wallMs = await drain(ctx, inst, timeout, [stage], (left) => ctx.progress.update(0.1 + (0.5 * (i - 1 + (N - Math.min(N, left)) / N)) / order.length, `${stage} alone: ${int(left)} left`));
+      const wallMs = await drain(ctx, inst, timeout, [stage], (left) =>
+        ctx.progress.update(0.1 + (0.5 * (i - 1 + (N - Math.min(N, left)) / N)) / order.length, `${stage} alone: ${int(left)} left`),
+      );
       const cores = cpu.end();
       const commands = commandDelta(cs0, await commandStats(ctx.redis), 8);
       const metrics = await scrape(w.metricsUrl);
@@ -88,8 +90,32 @@ export const processing: Scenario = {
       const rate = ((appended + dead) / Math.max(1, spanMs)) * 1000;
       stageRates[stage] = rate;
       const outcomes = byLabel(metrics, 'rill_stage_events_total', 'outcome', { stage });
-      rows.push([stage, int(appended + dead), int(rate), int((appended + dead) / Math.max(1, batches(metrics, stage))), ms(batchMs), int(spanMs), cores.cores.worker ?? null, usPer(cores.cores.worker, (appended + dead) / (wallMs / 1000)), usPer(cores.cores.redis, (appended + dead) / (wallMs / 1000)), cores.cores.other ?? null, Object.entries(outcomes).map(([k, v]) => `${k}: ${int(v)}`).join(', ')]);
-      isolated.push({ stage, events: appended + dead, eventsPerSec: rate, spanMs, wallMs, meanBatchMs: batchMs, cpu: cores, outcomes, redisCommands: commands });
+      rows.push([
+        stage,
+        int(appended + dead),
+        int(rate),
+        int((appended + dead) / Math.max(1, batches(metrics, stage))),
+        ms(batchMs),
+        int(spanMs),
+        cores.cores.worker ?? null,
+        usPer(cores.cores.worker, (appended + dead) / (wallMs / 1000)),
+        usPer(cores.cores.redis, (appended + dead) / (wallMs / 1000)),
+        cores.cores.other ?? null,
+        Object.entries(outcomes)
+          .map(([k, v]) => `${k}: ${int(v)}`)
+          .join(', '),
+      ]);
+      isolated.push({
+        stage,
+        events: appended + dead,
+        eventsPerSec: rate,
+        spanMs,
+        wallMs,
+        meanBatchMs: batchMs,
+        cpu: cores,
+        outcomes,
+        redisCommands: commands,
+      });
     }
 
     // 2. the three stages together, one worker process, on a second backlog of N
@@ -104,7 +130,9 @@ export const processing: Scenario = {
     const w = await inst.startWorker({ stages: order });
     const cpu = new CpuWindow({ worker: [w.child.pid], redis: redisPids });
     const cs0 = await commandStats(ctx.redis);
-    const wallMs = await drain(ctx, inst, timeout, order, (left) => ctx.progress.update(0.7 + 0.15 * (1 - Math.min(1, left / (N * order.length))), `chain: ${int(left)} left`));
+    const wallMs = await drain(ctx, inst, timeout, order, (left) =>
+      ctx.progress.update(0.7 + 0.15 * (1 - Math.min(1, left / (N * order.length))), `chain: ${int(left)} left`),
+    );
     const chainCpu = cpu.end();
     const chainCommands = commandDelta(cs0, await commandStats(ctx.redis));
     const chainMetrics = await scrape(w.metricsUrl);
@@ -118,7 +146,13 @@ export const processing: Scenario = {
     const chainOutcomes = byLabel(chainMetrics, 'rill_stage_events_total', 'stage');
     const chainStages = order.map((st) => {
       const n = batches(chainMetrics, st);
-      return { stage: st, events: chainOutcomes[st] ?? 0, batches: n, eventsPerBatch: n ? (chainOutcomes[st] ?? 0) / n : 0, meanBatchMs: meanBatchMs(chainMetrics, st) };
+      return {
+        stage: st,
+        events: chainOutcomes[st] ?? 0,
+        batches: n,
+        eventsPerBatch: n ? (chainOutcomes[st] ?? 0) / n : 0,
+        meanBatchMs: meanBatchMs(chainMetrics, st),
+      };
     });
     ctx.shared.set('settled-backlog', { inst, rows: 2 * N } satisfies SettledBacklog);
 
@@ -127,10 +161,17 @@ export const processing: Scenario = {
     const B = ctx.profile.bullmq;
     const bullCpu = new CpuWindow({ redis: redisPids });
     const bullT0 = performance.now();
-    const bull = lastJsonLine<BullResult>(await runToEnd(
-      spawnScript('bullmq-chain', 'baselines/bullmq-chain', ['--prefix', `rillbench:${ctx.runId}:bull`, '--events', String(B.events), '--concurrency', String(B.concurrency)], { env: { REDIS_URL: ctx.redisUrl } }),
-      600_000,
-    ));
+    const bull = lastJsonLine<BullResult>(
+      await runToEnd(
+        spawnScript(
+          'bullmq-chain',
+          'baselines/bullmq-chain',
+          ['--prefix', `rillbench:${ctx.runId}:bull`, '--events', String(B.events), '--concurrency', String(B.concurrency)],
+          { env: { REDIS_URL: ctx.redisUrl } },
+        ),
+        600_000,
+      ),
+    );
     const bullCores = bullCpu.end();
     const bullWallMs = performance.now() - bullT0;
     if (bull.completed !== bull.events) problems.push(`BullMQ chain: ${bull.completed} of ${bull.events} jobs completed`);
@@ -152,14 +193,50 @@ export const processing: Scenario = {
       tables: [
         {
           title: `Each stage alone (backlog of ${int(N)})`,
-          columns: ['stage', 'events', 'events/s', 'events/batch', 'mean batch ms', 'span ms', 'worker CPU (cores)', 'worker µs/event', 'Redis µs/event', 'other (cores)', 'outcomes'],
+          columns: [
+            'stage',
+            'events',
+            'events/s',
+            'events/batch',
+            'mean batch ms',
+            'span ms',
+            'worker CPU (cores)',
+            'worker µs/event',
+            'Redis µs/event',
+            'other (cores)',
+            'outcomes',
+          ],
           rows,
           note: 'CPU per event over the whole drain (start-up included): cores busy × drain time ÷ events.',
         },
         {
           title: `${order.join(' → ')} in one worker process (backlog of ${int(N)})`,
-          columns: ['events', 'events/s', 'span ms', 'worker CPU', 'worker µs/event', 'Redis µs/event', 'other (cores)', 'BullMQ events/s', 'BullMQ Redis µs/event (adding the jobs included)', 'Rill ÷ BullMQ'],
-          rows: [[int(chainEvents), int(chainRate), int(chainSpan), chainCpu.cores.worker ?? null, usPer(chainCpu.cores.worker, chainEvents / (wallMs / 1000)), usPer(chainCpu.cores.redis, chainEvents / (wallMs / 1000)), chainCpu.cores.other ?? null, int(bull.eventsPerSec), usPer(bullCores.cores.redis, bull.events / (bullWallMs / 1000)), ratio(chainRate / bull.eventsPerSec)]],
+          columns: [
+            'events',
+            'events/s',
+            'span ms',
+            'worker CPU',
+            'worker µs/event',
+            'Redis µs/event',
+            'other (cores)',
+            'BullMQ events/s',
+            'BullMQ Redis µs/event (adding the jobs included)',
+            'Rill ÷ BullMQ',
+          ],
+          rows: [
+            [
+              int(chainEvents),
+              int(chainRate),
+              int(chainSpan),
+              chainCpu.cores.worker ?? null,
+              usPer(chainCpu.cores.worker, chainEvents / (wallMs / 1000)),
+              usPer(chainCpu.cores.redis, chainEvents / (wallMs / 1000)),
+              chainCpu.cores.other ?? null,
+              int(bull.eventsPerSec),
+              usPer(bullCores.cores.redis, bull.events / (bullWallMs / 1000)),
+              ratio(chainRate / bull.eventsPerSec),
+            ],
+          ],
           note: `BullMQ: ${int(bull.completed)} jobs through 3 queues in ${int(bull.ms)} ms (Redis CPU ${bullCores.cores.redis ?? '–'} cores, addBulk ${int(bull.addBulkPerSec)}/s beforehand).`,
         },
         {
@@ -167,9 +244,28 @@ export const processing: Scenario = {
           columns: ['stage', 'events', 'batches', 'events/batch', 'mean batch ms'],
           rows: chainStages.map((c) => [c.stage, int(c.events), int(c.batches), int(c.eventsPerBatch), ms(c.meanBatchMs)]),
         },
-        { title: 'Redis command time during the chain run', columns: ['command', 'calls', 'ms', 'µs/call', 'share'], rows: chainCommands.map((c) => [c.command, int(c.calls), int(c.ms), c.usPerCall, `${Math.round(c.share * 100)} %`]) },
+        {
+          title: 'Redis command time during the chain run',
+          columns: ['command', 'calls', 'ms', 'µs/call', 'share'],
+          rows: chainCommands.map((c) => [c.command, int(c.calls), int(c.ms), c.usPerCall, `${Math.round(c.share * 100)} %`]),
+        },
       ],
-      data: { events: N, isolated, stageRates, chain: { events: chainEvents, eventsPerSec: chainRate, spanMs: chainSpan, wallMs, cpu: chainCpu, outcomes: chainOutcomes, stages: chainStages, redisCommands: chainCommands }, bullmq: { ...bull, cpu: bullCores } },
+      data: {
+        events: N,
+        isolated,
+        stageRates,
+        chain: {
+          events: chainEvents,
+          eventsPerSec: chainRate,
+          spanMs: chainSpan,
+          wallMs,
+          cpu: chainCpu,
+          outcomes: chainOutcomes,
+          stages: chainStages,
+          redisCommands: chainCommands,
+        },
+        bullmq: { ...bull, cpu: bullCores },
+      },
       problems,
     };
   },

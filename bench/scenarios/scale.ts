@@ -60,10 +60,15 @@ export const scale: Scenario = {
     try {
       ctx.progress.update(0.2, 'one worker');
       const a = await inst.startWorker({ name: 'scale-a' });
-      await waitFor('scale-a to hold every partition', async () => {
-        await watch.nextPoll();
-        return ordered.every((s) => watch.heldBy(s, 'bench-scale-a') === t.topics[t.stages[s]!.input]!.partitions);
-      }, 30_000, 0);
+      await waitFor(
+        'scale-a to hold every partition',
+        async () => {
+          await watch.nextPoll();
+          return ordered.every((s) => watch.heldBy(s, 'bench-scale-a') === t.topics[t.stages[s]!.input]!.partitions);
+        },
+        30_000,
+        0,
+      );
       await waitFor('rows committed', async () => (samples.at(-1)?.rows ?? 0) > 0, 60_000, 50);
       const oneFrom = Date.now();
       await new Promise((r) => setTimeout(r, S.baselineMs));
@@ -74,18 +79,30 @@ export const scale: Scenario = {
       const b = await inst.startWorker({ name: 'scale-b' });
       const ready = Date.now();
       const share = (s: string) => Math.floor(t.topics[t.stages[s]!.input]!.partitions / 2);
-      await waitFor('scale-b holds its share', async () => {
-        await watch.nextPoll();
-        return ordered.every((s) => watch.heldBy(s, 'bench-scale-b') >= share(s));
-      }, 30_000, 0);
+      await waitFor(
+        'scale-b holds its share',
+        async () => {
+          await watch.nextPoll();
+          return ordered.every((s) => watch.heldBy(s, 'bench-scale-b') >= share(s));
+        },
+        30_000,
+        0,
+      );
       const ownMs = Date.now() - ready;
       let last = '';
-      await waitFor('scale-b settled an event', async () => {
-        const samples = await scrape(b.metricsUrl);
-        last = JSON.stringify(samples.filter((x) => x.name.startsWith('rill_stage_events')));
-        return sum(samples, 'rill_stage_events_total', { outcome: 'ok' }) > 0;
-      }, 30_000, 10).catch((err: Error) => {
-        throw new Error(`${err.message}; its rill_stage_events_total: ${last.slice(0, 300)}; leases: ${JSON.stringify([...watch.holders].map(([k, v]) => [k, [...v]]))}`);
+      await waitFor(
+        'scale-b settled an event',
+        async () => {
+          const samples = await scrape(b.metricsUrl);
+          last = JSON.stringify(samples.filter((x) => x.name.startsWith('rill_stage_events')));
+          return sum(samples, 'rill_stage_events_total', { outcome: 'ok' }) > 0;
+        },
+        30_000,
+        10,
+      ).catch((err: Error) => {
+        throw new Error(
+          `${err.message}; its rill_stage_events_total: ${last.slice(0, 300)}; leases: ${JSON.stringify([...watch.holders].map(([k, v]) => [k, [...v]]))}`,
+        );
       });
       const processingMs = Date.now() - ready;
       // throughput: the first second-long window after the join whose rate beats one worker's by 20 %
@@ -105,10 +122,15 @@ export const scale: Scenario = {
       const code = await a.child.stop();
       if (code !== 0) problems.push(`scale-a exited ${code} on SIGTERM`);
       const stoppedAt = Date.now();
-      await waitFor('scale-b holds every partition', async () => {
-        await watch.nextPoll();
-        return ordered.every((s) => watch.heldBy(s, 'bench-scale-b') === t.topics[t.stages[s]!.input]!.partitions);
-      }, 30_000, 0);
+      await waitFor(
+        'scale-b holds every partition',
+        async () => {
+          await watch.nextPoll();
+          return ordered.every((s) => watch.heldBy(s, 'bench-scale-b') === t.topics[t.stages[s]!.input]!.partitions);
+        },
+        30_000,
+        0,
+      );
       const takeoverMs = Date.now() - stoppedAt;
       const leaveTo = Date.now();
       const joinIdle = watch.maxIdleMs(joinFrom, joinTo);
@@ -123,25 +145,43 @@ export const scale: Scenario = {
       if (rows !== posted) problems.push(`${posted} events accepted, ${rows} rows in Postgres`);
 
       const comparisons: Comparison[] = [
-        compare({ id: 'scale-join', title: 'Scale-out: a joining worker settles its first event (from its start)', scenario: 'scale', rill: { label: 'join → processing', value: processingMs, unit: 'ms' }, target: { kind: 'max', value: 1_000, text: '≤ 1 s' } }),
-        compare({ id: 'scale-idle', title: 'Planned handover: longest a partition had no owner (join and scale-in)', scenario: 'scale', rill: { label: 'max idle', value: Math.max(joinIdle.ms, leaveIdle.ms), unit: 'ms' }, target: { kind: 'max', value: 1_000, text: '≤ 1 s' } }),
+        compare({
+          id: 'scale-join',
+          title: 'Scale-out: a joining worker settles its first event (from its start)',
+          scenario: 'scale',
+          rill: { label: 'join → processing', value: processingMs, unit: 'ms' },
+          target: { kind: 'max', value: 1_000, text: '≤ 1 s' },
+        }),
+        compare({
+          id: 'scale-idle',
+          title: 'Planned handover: longest a partition had no owner (join and scale-in)',
+          scenario: 'scale',
+          rill: { label: 'max idle', value: Math.max(joinIdle.ms, leaveIdle.ms), unit: 'ms' },
+          target: { kind: 'max', value: 1_000, text: '≤ 1 s' },
+        }),
       ];
       return {
         comparisons,
         latency: [],
-        tables: [{
-          title: `Scaling over a backlog of ${int(S.backlog)} events (ordered stages: ${ordered.join(', ')})`,
-          columns: ['step', 'ms', 'note'],
-          rows: [
-            ['scale-b started → holds its share of every stage', ownMs, ''],
-            ['scale-b started → first event settled', processingMs, ''],
-            ['scale-b started → throughput up 20 %', riseMs, `rows/s: one worker ${int(oneRate)}, two ${int(twoRate)}${riseMs === null ? ` (no rise within ${S.observeMs / 1000} s: the machine's cores, not workers, are the limit)` : ''}`],
-            ['join: longest partition without an owner', joinIdle.ms, joinIdle.slot ?? ''],
-            ['scale-a SIGTERM exit → scale-b holds every partition', takeoverMs, `exit code ${code}`],
-            ['scale-in: longest partition without an owner', leaveIdle.ms, leaveIdle.slot ?? ''],
-          ],
-          note: `Lease keys polled every 10 ms: shorter gaps are not seen. ${int(rows)} of ${int(posted)} events (backlog and ${S.trickleRate}/s arriving) in Postgres at the end.`,
-        }],
+        tables: [
+          {
+            title: `Scaling over a backlog of ${int(S.backlog)} events (ordered stages: ${ordered.join(', ')})`,
+            columns: ['step', 'ms', 'note'],
+            rows: [
+              ['scale-b started → holds its share of every stage', ownMs, ''],
+              ['scale-b started → first event settled', processingMs, ''],
+              [
+                'scale-b started → throughput up 20 %',
+                riseMs,
+                `rows/s: one worker ${int(oneRate)}, two ${int(twoRate)}${riseMs === null ? ` (no rise within ${S.observeMs / 1000} s: the machine's cores, not workers, are the limit)` : ''}`,
+              ],
+              ['join: longest partition without an owner', joinIdle.ms, joinIdle.slot ?? ''],
+              ['scale-a SIGTERM exit → scale-b holds every partition', takeoverMs, `exit code ${code}`],
+              ['scale-in: longest partition without an owner', leaveIdle.ms, leaveIdle.slot ?? ''],
+            ],
+            note: `Lease keys polled every 10 ms: shorter gaps are not seen. ${int(rows)} of ${int(posted)} events (backlog and ${S.trickleRate}/s arriving) in Postgres at the end.`,
+          },
+        ],
         data: { backlog: S.backlog, oneRate, twoRate, ownMs, processingMs, riseMs, takeoverMs, joinIdle, leaveIdle, rows },
         problems,
       };

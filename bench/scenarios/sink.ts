@@ -52,7 +52,9 @@ export const sink: Scenario = {
     ctx.progress.update(0.15, `rill sink: ${int(expected)} rows`);
     const w = await inst.startWorker({ sinkOnly: true });
     const cpu = new CpuWindow({ sink: [w.child.pid], redis: ctx.redisPid ? [ctx.redisPid] : [] });
-    const wallMs = await drain(ctx, inst, Math.max(60_000, expected * 2), [pgSink.name], (left) => ctx.progress.update(0.15 + 0.45 * (1 - left / Math.max(1, expected)), `rill sink: ${int(left)} left`));
+    const wallMs = await drain(ctx, inst, Math.max(60_000, expected * 2), [pgSink.name], (left) =>
+      ctx.progress.update(0.15 + 0.45 * (1 - left / Math.max(1, expected)), `rill sink: ${int(left)} left`),
+    );
     const cores = cpu.end();
     const pgMs = await backendCpuMs(ctx.pg, `rill-sink-${pgSink.name}`, cpuMs);
     if (pgMs !== null) cores.cores.postgres = Math.round((pgMs / wallMs) * 100) / 100;
@@ -70,45 +72,149 @@ export const sink: Scenario = {
     ctx.progress.update(0.65, 'psql \\copy');
     const columns = await transactionColumns(ctx.pg, inst.schema);
     const file = join(ctx.tmpDir, 'sink-rows.tsv');
-    await runToEnd(spawnProgram('psql-export', 'psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', ctx.databaseUrl, '-c', `\\copy (SELECT ${columns.join(', ')} FROM "${inst.schema}".transactions) TO '${file}'`]));
+    await runToEnd(
+      spawnProgram('psql-export', 'psql', [
+        '-X',
+        '-q',
+        '-v',
+        'ON_ERROR_STOP=1',
+        '-d',
+        ctx.databaseUrl,
+        '-c',
+        `\\copy (SELECT ${columns.join(', ')} FROM "${inst.schema}".transactions) TO '${file}'`,
+      ]),
+    );
     const copyInst = ctx.instance('copy', 'default');
     const insertInst = ctx.instance('insert', 'default');
     await Promise.all([copyInst.migrate(), insertInst.migrate()]);
-    const copy = lastJsonLine<BaselineRows>(await runToEnd(spawnScript('psql-copy', 'baselines/psql-copy', ['--schema', copyInst.schema, '--file', file, '--columns', columns.join(',')], { env: { DATABASE_URL: ctx.databaseUrl } }), 300_000));
+    const copy = lastJsonLine<BaselineRows>(
+      await runToEnd(
+        spawnScript('psql-copy', 'baselines/psql-copy', ['--schema', copyInst.schema, '--file', file, '--columns', columns.join(',')], {
+          env: { DATABASE_URL: ctx.databaseUrl },
+        }),
+        300_000,
+      ),
+    );
     ctx.progress.update(0.8, 'multi-row INSERT');
-    const insert = lastJsonLine<BaselineRows>(await runToEnd(spawnScript('multirow-insert', 'baselines/multirow-insert', ['--schema', insertInst.schema, '--file', file, '--columns', columns.join(','), '--rows-per-statement', '1000'], { env: { DATABASE_URL: ctx.databaseUrl } }), 600_000));
+    const insert = lastJsonLine<BaselineRows>(
+      await runToEnd(
+        spawnScript(
+          'multirow-insert',
+          'baselines/multirow-insert',
+          ['--schema', insertInst.schema, '--file', file, '--columns', columns.join(','), '--rows-per-statement', '1000'],
+          { env: { DATABASE_URL: ctx.databaseUrl } },
+        ),
+        600_000,
+      ),
+    );
     if (copy.rows !== rows || insert.rows !== rows) problems.push(`baselines wrote ${copy.rows} / ${insert.rows} rows, the sink ${rows}`);
     // everything the sink writes: the same transactions and, beside them, the same ledger lines
     ctx.progress.update(0.9, 'psql \\copy of both tables');
     const ledgerColumns = (await transactionColumns(ctx.pg, inst.schema, 'ledger_entries')).filter((c) => c !== 'id');
     const ledgerFile = join(ctx.tmpDir, 'sink-ledger.tsv');
-    await runToEnd(spawnProgram('psql-export', 'psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', ctx.databaseUrl, '-c', `\\copy (SELECT ${ledgerColumns.join(', ')} FROM "${inst.schema}".ledger_entries) TO '${ledgerFile}'`]));
+    await runToEnd(
+      spawnProgram('psql-export', 'psql', [
+        '-X',
+        '-q',
+        '-v',
+        'ON_ERROR_STOP=1',
+        '-d',
+        ctx.databaseUrl,
+        '-c',
+        `\\copy (SELECT ${ledgerColumns.join(', ')} FROM "${inst.schema}".ledger_entries) TO '${ledgerFile}'`,
+      ]),
+    );
     const bothInst = ctx.instance('copyboth', 'default');
     await bothInst.migrate();
-    const copyTx = lastJsonLine<BaselineRows>(await runToEnd(spawnScript('psql-copy', 'baselines/psql-copy', ['--schema', bothInst.schema, '--file', file, '--columns', columns.join(',')], { env: { DATABASE_URL: ctx.databaseUrl } }), 300_000));
-    const copyLedger = lastJsonLine<BaselineRows>(await runToEnd(spawnScript('psql-copy', 'baselines/psql-copy', ['--schema', bothInst.schema, '--file', ledgerFile, '--columns', ledgerColumns.join(','), '--table', 'ledger_entries'], { env: { DATABASE_URL: ctx.databaseUrl } }), 300_000));
+    const copyTx = lastJsonLine<BaselineRows>(
+      await runToEnd(
+        spawnScript('psql-copy', 'baselines/psql-copy', ['--schema', bothInst.schema, '--file', file, '--columns', columns.join(',')], {
+          env: { DATABASE_URL: ctx.databaseUrl },
+        }),
+        300_000,
+      ),
+    );
+    const copyLedger = lastJsonLine<BaselineRows>(
+      await runToEnd(
+        spawnScript(
+          'psql-copy',
+          'baselines/psql-copy',
+          ['--schema', bothInst.schema, '--file', ledgerFile, '--columns', ledgerColumns.join(','), '--table', 'ledger_entries'],
+          { env: { DATABASE_URL: ctx.databaseUrl } },
+        ),
+        300_000,
+      ),
+    );
     const bothMs = copyTx.ms + copyLedger.ms;
     const bothRate = (rows / Math.max(1, bothMs)) * 1000;
 
     const rill = { label: 'rill sink (COPY → staging → merge)', value: sinkRate, unit: 'rows/s' };
     const comparisons: Comparison[] = [
-      compare({ id: 'sink-vs-copy', title: 'COPY sink vs psql \\copy of the same rows', scenario: 'sink', rill, baseline: { label: 'psql \\copy', value: copy.rowsPerSec, unit: 'rows/s' }, target: ratioTarget(0.75) }),
-      compare({ id: 'sink-vs-insert', title: 'COPY sink vs 1,000-row multi-row INSERT', scenario: 'sink', rill, baseline: { label: 'multi-row INSERT ×1000', value: insert.rowsPerSec, unit: 'rows/s' }, target: ratioTarget(2) }),
+      compare({
+        id: 'sink-vs-copy',
+        title: 'COPY sink vs psql \\copy of the same rows',
+        scenario: 'sink',
+        rill,
+        baseline: { label: 'psql \\copy', value: copy.rowsPerSec, unit: 'rows/s' },
+        target: ratioTarget(0.75),
+      }),
+      compare({
+        id: 'sink-vs-insert',
+        title: 'COPY sink vs 1,000-row multi-row INSERT',
+        scenario: 'sink',
+        rill,
+        baseline: { label: 'multi-row INSERT ×1000', value: insert.rowsPerSec, unit: 'rows/s' },
+        target: ratioTarget(2),
+      }),
     ];
     return {
       comparisons,
       latency: [],
-      tables: [{
-        title: `Sink and baselines (${int(rows)} rows of ${columns.length} columns)`,
-        columns: ['writer', 'rows/s', 'rows', 'notes'],
-        rows: [
-          ['rill sink', int(sinkRate), int(rows), `${rate?.batches ?? '?'} batches of ~${int(rate?.meanRows)} rows, mean flush ${ms(flushMs)} ms; also ${int(ledgerEntries)} ledger entries and the wallets; sink CPU ${cores.cores.sink ?? '–'} cores, its Postgres backend ${cores.cores.postgres ?? '–'}, Redis ${cores.cores.redis ?? '–'}`],
-          ['psql \\copy', int(copy.rowsPerSec), int(copy.rows), `one COPY of the dumped rows, ${int(copy.ms)} ms; Rill ÷ copy ${ratio(sinkRate / copy.rowsPerSec)}`],
-          ['multi-row INSERT', int(insert.rowsPerSec), int(insert.rows), `1,000 rows per statement, ${int(insert.ms)} ms; Rill ÷ insert ${ratio(sinkRate / insert.rowsPerSec)}`],
-          ['psql \\copy of both tables', int(bothRate), int(rows), `what the sink writes: the transactions (${int(copyTx.ms)} ms) and their ${int(copyLedger.rows)} ledger lines (${int(copyLedger.ms)} ms), wallets aside; transactions per second; Rill ÷ this ${ratio(sinkRate / bothRate)}`],
-        ],
-      }],
-      data: { rows, sinkRowsPerSec: sinkRate, batches: rate, wallMs, meanFlushMs: flushMs, ledgerEntries, cpu: cores, copy, insert, columns, copyBoth: { transactions: copyTx, ledger: copyLedger, rowsPerSec: bothRate } },
+      tables: [
+        {
+          title: `Sink and baselines (${int(rows)} rows of ${columns.length} columns)`,
+          columns: ['writer', 'rows/s', 'rows', 'notes'],
+          rows: [
+            [
+              'rill sink',
+              int(sinkRate),
+              int(rows),
+              `${rate?.batches ?? '?'} batches of ~${int(rate?.meanRows)} rows, mean flush ${ms(flushMs)} ms; also ${int(ledgerEntries)} ledger entries and the wallets; sink CPU ${cores.cores.sink ?? '–'} cores, its Postgres backend ${cores.cores.postgres ?? '–'}, Redis ${cores.cores.redis ?? '–'}`,
+            ],
+            [
+              'psql \\copy',
+              int(copy.rowsPerSec),
+              int(copy.rows),
+              `one COPY of the dumped rows, ${int(copy.ms)} ms; Rill ÷ copy ${ratio(sinkRate / copy.rowsPerSec)}`,
+            ],
+            [
+              'multi-row INSERT',
+              int(insert.rowsPerSec),
+              int(insert.rows),
+              `1,000 rows per statement, ${int(insert.ms)} ms; Rill ÷ insert ${ratio(sinkRate / insert.rowsPerSec)}`,
+            ],
+            [
+              'psql \\copy of both tables',
+              int(bothRate),
+              int(rows),
+              `what the sink writes: the transactions (${int(copyTx.ms)} ms) and their ${int(copyLedger.rows)} ledger lines (${int(copyLedger.ms)} ms), wallets aside; transactions per second; Rill ÷ this ${ratio(sinkRate / bothRate)}`,
+            ],
+          ],
+        },
+      ],
+      data: {
+        rows,
+        sinkRowsPerSec: sinkRate,
+        batches: rate,
+        wallMs,
+        meanFlushMs: flushMs,
+        ledgerEntries,
+        cpu: cores,
+        copy,
+        insert,
+        columns,
+        copyBoth: { transactions: copyTx, ledger: copyLedger, rowsPerSec: bothRate },
+      },
       problems,
     };
   },

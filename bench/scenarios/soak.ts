@@ -35,7 +35,9 @@ function soakRate(ctx: RunContext): { rate: number; source: string } {
   const file = join(RESULTS_DIR, 'latest-standard.json');
   if (existsSync(file)) {
     try {
-      const r = JSON.parse(readFileSync(file, 'utf8')) as { scenarios?: { id: string; data?: { sustainedRate?: number | null; keptUpRate?: number | null } }[] };
+      const r = JSON.parse(readFileSync(file, 'utf8')) as {
+        scenarios?: { id: string; data?: { sustainedRate?: number | null; keptUpRate?: number | null } }[];
+      };
       const d = r.scenarios?.find((s) => s.id === 'end-to-end')?.data;
       const e2e = d?.sustainedRate ?? d?.keptUpRate;
       if (e2e) return { rate: Math.max(100, Math.round(e2e / 2 / 100) * 100), source: `half of ${int(e2e)}/s (bench/results/latest-standard.json)` };
@@ -72,11 +74,23 @@ export const soak: Scenario = {
           committed: sum(m, 'rill_sink_rows_total'),
         });
         const last = samples[samples.length - 1]!;
-        ctx.progress.update((Date.now() - t0) / durationMs, `${int(rate)}/s, ${last.atS} s: ingest ${mb(last.ingestRss)}, worker ${mb(last.workerRss)}, Redis ${mb(last.redisUsedMemory)}, backlog ${int(last.backlog)}`);
+        ctx.progress.update(
+          (Date.now() - t0) / durationMs,
+          `${int(rate)}/s, ${last.atS} s: ingest ${mb(last.ingestRss)}, worker ${mb(last.workerRss)}, Redis ${mb(last.redisUsedMemory)}, backlog ${int(last.backlog)}`,
+        );
         await delay(S.sampleMs);
       }
     })();
-    const load = await ctx.loadgen.run({ origin: ingest.url, path: '/v1/transactions', mode: 'open', rate, concurrency: 256, durationMs, warmupMs: 0, payload: singlePayload(merchants, `${ctx.runId}-soak`) });
+    const load = await ctx.loadgen.run({
+      origin: ingest.url,
+      path: '/v1/transactions',
+      mode: 'open',
+      rate,
+      concurrency: 256,
+      durationMs,
+      warmupMs: 0,
+      payload: singlePayload(merchants, `${ctx.runId}-soak`),
+    });
     running = false;
     await sampler;
     await drain(ctx, inst, 120_000).catch(() => undefined);
@@ -93,7 +107,16 @@ export const soak: Scenario = {
       const base = levels[0]!;
       const dev = Math.max(...levels.map((l) => Math.abs(l - base) / Math.max(1, base)));
       const sampleDev = Math.max(...after.map((s) => Math.abs(s[k] - base) / Math.max(1, base)));
-      return { series: k, atWarmup: base, end: levels[levels.length - 1]!, levels, max: Math.max(...after.map((s) => s[k])), maxDeviation: dev, maxSampleDeviation: sampleDev, pass: dev <= TOLERANCE };
+      return {
+        series: k,
+        atWarmup: base,
+        end: levels[levels.length - 1]!,
+        levels,
+        max: Math.max(...after.map((s) => s[k])),
+        maxDeviation: dev,
+        maxSampleDeviation: sampleDev,
+        pass: dev <= TOLERANCE,
+      };
     });
     const problems = load.requests - load.ok ? [`soak: ${load.requests - load.ok} requests not accepted (${statusText(load)})`] : [];
     const redis = checks.find((c) => c.series === 'redisUsedMemory')!;
@@ -104,7 +127,9 @@ export const soak: Scenario = {
     const heldPerEvent = redis.atWarmup / Math.max(1, rate * 60);
     return {
       comparisons: checks.map((c) => ({
-        id: `soak-${c.series}`, title: `Soak: ${c.series} within ${TOLERANCE * 100} % of its post-warm-up level (per-minute medians)`, scenario: 'soak' as const,
+        id: `soak-${c.series}`,
+        title: `Soak: ${c.series} within ${TOLERANCE * 100} % of its post-warm-up level (per-minute medians)`,
+        scenario: 'soak' as const,
         rill: { label: c.series, value: Math.round(c.maxDeviation * 1000) / 10, unit: '% max deviation' },
         target: { kind: 'max' as const, value: TOLERANCE * 100, text: `≤ ${TOLERANCE * 100} %` },
         met: c.pass,
@@ -114,7 +139,15 @@ export const soak: Scenario = {
         {
           title: `Soak at ${int(rate)}/s for ${Math.round(durationMs / 1000)} s (rate: ${source})`,
           columns: ['series', 'level after warm-up', 'level per minute', 'level at the end', 'largest level deviation', 'largest single sample', 'within 10 %'],
-          rows: checks.map((c) => [c.series, mb(c.atWarmup), `${c.levels.map((l) => mb(l).replace(' MB', '')).join(' · ')} MB`, mb(c.end), `${(c.maxDeviation * 100).toFixed(1)} %`, `${mb(c.max)} (${(c.maxSampleDeviation * 100).toFixed(1)} %)`, c.pass ? 'yes' : 'no']),
+          rows: checks.map((c) => [
+            c.series,
+            mb(c.atWarmup),
+            `${c.levels.map((l) => mb(l).replace(' MB', '')).join(' · ')} MB`,
+            mb(c.end),
+            `${(c.maxDeviation * 100).toFixed(1)} %`,
+            `${mb(c.max)} (${(c.maxSampleDeviation * 100).toFixed(1)} %)`,
+            c.pass ? 'yes' : 'no',
+          ]),
           note: `Ingest: ${int(load.rps)}/s achieved, p50 ${ms(load.latencyMs.p50)} ms, p99 ${ms(load.latencyMs.p99)} ms (${statusText(load)}). Redis grew ${mb(redisGrowth)} after the warm-up, ~${int(perEvent)} bytes per accepted event. In the steady state Redis holds ~${int(heldPerEvent)} bytes per event of the last ${SOAK_RETENTION} (four topics' entries, idempotency, risk and ledger records, refundable payins); with the shipped retention (7 days of transactions and settled, 1 day of the rest, 24 h idempotency, 7 days of ledger records, 180 days of payins) size Redis for rate × that.`,
         },
         {

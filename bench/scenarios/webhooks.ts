@@ -120,12 +120,26 @@ export const webhooks: Scenario = {
       if (delivered !== N) problems.push(`webhooks: ${delivered} deliveries for ${N} events`);
       const deliveriesPerSec = (delivered / spanMs) * 1000;
 
-      const sinkRow = ['webhooks sink alone', int(delivered), int(spanMs), int(deliveriesPerSec), int((sinkCpuMs * 1000) / Math.max(1, delivered)), 'first to last arrival at the receiver; one in flight per endpoint'];
-      const deliveriesFigure = compare({ id: 'webhooks-deliveries', title: 'Webhook deliveries/s (one worker, local receiver)', scenario: 'webhooks', rill: { label: 'rill webhooks sink', value: Math.round(deliveriesPerSec), unit: 'deliveries/s' } });
+      const sinkRow = [
+        'webhooks sink alone',
+        int(delivered),
+        int(spanMs),
+        int(deliveriesPerSec),
+        int((sinkCpuMs * 1000) / Math.max(1, delivered)),
+        'first to last arrival at the receiver; one in flight per endpoint',
+      ];
+      const deliveriesFigure = compare({
+        id: 'webhooks-deliveries',
+        title: 'Webhook deliveries/s (one worker, local receiver)',
+        scenario: 'webhooks',
+        rill: { label: 'rill webhooks sink', value: Math.round(deliveriesPerSec), unit: 'deliveries/s' },
+      });
       const tableTitle = `Merchant webhooks (${int(N)} events, ${merchants.length} endpoints)`;
       if (!ctx.profile.webhooks.compare) {
         return {
-          comparisons: [deliveriesFigure], latency: [], problems,
+          comparisons: [deliveriesFigure],
+          latency: [],
+          problems,
           tables: [{ title: tableTitle, columns: ['run', 'events', 'wall ms', 'events/s', 'worker CPU µs/event', 'notes'], rows: [sinkRow] }],
           data: { events: N, endpoints: merchants.length, deliveriesPerSec, spanMs, sinkCpuMs },
         };
@@ -145,7 +159,9 @@ export const webhooks: Scenario = {
       const comparisons: Comparison[] = [
         deliveriesFigure,
         compare({
-          id: 'webhooks-added-cpu', title: 'Worker CPU per event added by webhooks', scenario: 'webhooks',
+          id: 'webhooks-added-cpu',
+          title: 'Worker CPU per event added by webhooks',
+          scenario: 'webhooks',
           rill: { label: 'with webhooks', value: Math.round(on.cpuUsPerEvent), unit: 'µs/event' },
           baseline: { label: 'without', value: Math.round(off.cpuUsPerEvent), unit: 'µs/event' },
           note: `+${Math.round(addedUs)} µs/event; drain ${int(on.eventsPerSec)} vs ${int(off.eventsPerSec)} events/s`,
@@ -154,16 +170,25 @@ export const webhooks: Scenario = {
       return {
         comparisons,
         latency: [],
-        tables: [{
-          title: tableTitle,
-          columns: ['run', 'events', 'wall ms', 'events/s', 'worker CPU µs/event', 'notes'],
-          rows: [
-            sinkRow,
-            ['full worker, webhooks on', int(on.events), int(on.wallMs), int(on.eventsPerSec), int(on.cpuUsPerEvent), 'until drained and every delivery arrived'],
-            ['full worker, webhooks off', int(off.events), int(off.wallMs), int(off.eventsPerSec), int(off.cpuUsPerEvent), 'the payments pipeline alone'],
-          ],
-          note: `webhooks add ${Math.round(addedUs)} µs of worker CPU per event (webhook-events stage, fan-out, signing, HTTP).`,
-        }],
+        tables: [
+          {
+            title: tableTitle,
+            columns: ['run', 'events', 'wall ms', 'events/s', 'worker CPU µs/event', 'notes'],
+            rows: [
+              sinkRow,
+              [
+                'full worker, webhooks on',
+                int(on.events),
+                int(on.wallMs),
+                int(on.eventsPerSec),
+                int(on.cpuUsPerEvent),
+                'until drained and every delivery arrived',
+              ],
+              ['full worker, webhooks off', int(off.events), int(off.wallMs), int(off.eventsPerSec), int(off.cpuUsPerEvent), 'the payments pipeline alone'],
+            ],
+            note: `webhooks add ${Math.round(addedUs)} µs of worker CPU per event (webhook-events stage, fan-out, signing, HTTP).`,
+          },
+        ],
         data: { events: N, endpoints: merchants.length, deliveriesPerSec, spanMs, sinkCpuMs, on, off, addedCpuUsPerEvent: addedUs },
         problems,
       };

@@ -48,8 +48,25 @@ export async function benchCommand(argv: string[]): Promise<number> {
   }
   const profile = values.profile as ProfileName;
   if (!(profile in PROFILES)) throw new ConfigError(`--profile must be smoke, standard or soak, got "${values.profile}"`);
-  const known: ScenarioId[] = ['ingest-single', 'ingest-batch', 'processing', 'sink', 'end-to-end', 'priority', 'noisy-neighbour', 'soak', 'rollout', 'scale', 'webhooks'];
-  const only = values.only ? values.only.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
+  const known: ScenarioId[] = [
+    'ingest-single',
+    'ingest-batch',
+    'processing',
+    'sink',
+    'end-to-end',
+    'priority',
+    'noisy-neighbour',
+    'soak',
+    'rollout',
+    'scale',
+    'webhooks',
+  ];
+  const only = values.only
+    ? values.only
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : undefined;
   for (const s of only ?? []) if (!known.includes(s as ScenarioId)) throw new ConfigError(`--only: unknown scenario "${s}" (${known.join(', ')})`);
   const rate = values.rate === undefined ? undefined : Number(values.rate);
   if (rate !== undefined && (!Number.isFinite(rate) || rate <= 0)) throw new ConfigError(`--rate takes events per second, got "${values.rate}"`);
@@ -72,7 +89,9 @@ export async function benchCommand(argv: string[]): Promise<number> {
   for (const f of out.files) console.log(`wrote ${f}`);
   if (!out.ok) {
     const problems = out.results.problems;
-    console.error(`rill bench: ${problems.length ? problems[0] : 'a scenario failed'}${problems.length > 1 ? ` (and ${problems.length - 1} more problems, see the report)` : ''}`);
+    console.error(
+      `rill bench: ${problems.length ? problems[0] : 'a scenario failed'}${problems.length > 1 ? ` (and ${problems.length - 1} more problems, see the report)` : ''}`,
+    );
     return 1;
   }
   return 0;

@@ -106,8 +106,10 @@ export async function devCommand(argv: string[]): Promise<number> {
       say('');
       if (r.missing) say(`demo: ${r.missing} of ${r.accepted} accepted transactions are not final in Postgres yet: see \`rill status\` and \`rill dlq list\``);
       else say(`demo: all ${r.accepted} accepted transactions final in Postgres in ${(r.ms / 1000).toFixed(1)} s`);
-      say('next: `npx rill status` (lanes, lag, parked), `npx rill tap transactions --from 10m` (the stream), ' +
-        `psql ${ctx.env.databaseUrl} -c 'select type, status, failure_code, count(*) from ${ctx.env.pgSchema}.transactions group by 1, 2, 3'`);
+      say(
+        'next: `npx rill status` (lanes, lag, parked), `npx rill tap transactions --from 10m` (the stream), ' +
+          `psql ${ctx.env.databaseUrl} -c 'select type, status, failure_code, count(*) from ${ctx.env.pgSchema}.transactions group by 1, 2, 3'`,
+      );
     }
     if (!values.exit) {
       say('Ctrl-C to stop.');

@@ -53,10 +53,7 @@ const OPTIONS = {
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
 
 /** `argv` is what follows `rill dlq`. Resolves to the exit code. */
-export async function dlqCommand(
-  argv: string[],
-  io: CommandIO = { stdout: process.stdout, stderr: process.stderr, env: process.env },
-): Promise<number> {
+export async function dlqCommand(argv: string[], io: CommandIO = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
   try {
     return await run(argv, io);
   } catch (err) {
@@ -174,7 +171,10 @@ async function redrive(dlq: DeadLetters, values: Values, since: number | undefin
 
 /** The ids of --ids, checked (and, with --stage, all of that stage). */
 function idList(dlq: DeadLetters, raw: string, stage: string | undefined): string[] {
-  const ids = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  const ids = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (!ids.length) throw new ConfigError('--ids needs at least one dead-letter id');
   for (const id of ids) if (stage && dlq.parseId(id).stage !== stage) throw new ConfigError(`${id} is not a dead letter of ${stage}`);
   for (const id of ids) dlq.parseId(id);
@@ -197,10 +197,18 @@ function toJson(d: DeadLetter): Record<string, unknown> {
     // keep the raw text: the reason it was dead-lettered may be that it is not JSON
   }
   return {
-    id: d.id, stage: d.stage, partition: d.partition, entry_id: d.entryId, tx: d.tx,
-    error: d.error, message: d.message, attempts: d.attempts,
-    origin_stream: d.originStream, origin_id: d.originId,
-    first_failed_at: d.firstFailedAt, last_failed_at: d.lastFailedAt,
+    id: d.id,
+    stage: d.stage,
+    partition: d.partition,
+    entry_id: d.entryId,
+    tx: d.tx,
+    error: d.error,
+    message: d.message,
+    attempts: d.attempts,
+    origin_stream: d.originStream,
+    origin_id: d.originId,
+    first_failed_at: d.firstFailedAt,
+    last_failed_at: d.lastFailedAt,
     ...(d.traceparent ? { traceparent: d.traceparent } : {}),
     event,
   };
@@ -220,7 +228,10 @@ function truncate(s: string, max: number): string {
 }
 
 function indent(s: string): string {
-  return s.split('\n').map((l) => `  ${l}`).join('\n');
+  return s
+    .split('\n')
+    .map((l) => `  ${l}`)
+    .join('\n');
 }
 
 function iso(ms: number): string {

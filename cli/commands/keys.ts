@@ -28,9 +28,14 @@ export async function keysCommand(argv: string[]): Promise<number> {
   }
   if (action !== 'create' && action !== 'revoke') throw new ConfigError(`unknown keys action "${action}" (create or revoke)`);
   if (action === 'create') {
-    if (values.scope !== undefined && values.scope !== 'tap' && values.scope !== 'operator' && values.scope !== 'merchant') throw new ConfigError(`--scope must be tap, operator or merchant, got "${values.scope}"`);
-    if ((values.scope === 'tap' || values.scope === 'operator') && values.merchant) throw new ConfigError(`${values.scope === 'operator' ? 'an' : 'a'} ${values.scope} key belongs to no merchant: give --scope ${values.scope} or --merchant ID, not both`);
-    if (values.scope !== 'tap' && values.scope !== 'operator' && !values.merchant) throw new ConfigError('give --merchant ID (a merchant key), --scope tap (a read-only tap key) or --scope operator (the web console)');
+    if (values.scope !== undefined && values.scope !== 'tap' && values.scope !== 'operator' && values.scope !== 'merchant')
+      throw new ConfigError(`--scope must be tap, operator or merchant, got "${values.scope}"`);
+    if ((values.scope === 'tap' || values.scope === 'operator') && values.merchant)
+      throw new ConfigError(
+        `${values.scope === 'operator' ? 'an' : 'a'} ${values.scope} key belongs to no merchant: give --scope ${values.scope} or --merchant ID, not both`,
+      );
+    if (values.scope !== 'tap' && values.scope !== 'operator' && !values.merchant)
+      throw new ConfigError('give --merchant ID (a merchant key), --scope tap (a read-only tap key) or --scope operator (the web console)');
   } else if (!target) throw new ConfigError('give the key (or its id) to revoke');
   const env = readEnv();
   const pool = createPool(env, { max: 1, name: 'rill-keys' });

@@ -64,8 +64,13 @@ export async function reviewCommand(argv: string[], io: CommandIO = io0): Promis
       allowPositionals: true,
       strict: true,
       options: {
-        merchant: { type: 'string' }, json: { type: 'boolean' }, note: { type: 'string' }, by: { type: 'string' },
-        stage: { type: 'string' }, topology: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        merchant: { type: 'string' },
+        json: { type: 'boolean' },
+        note: { type: 'string' },
+        by: { type: 'string' },
+        stage: { type: 'string' },
+        topology: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
       },
     });
     if (values.help) {
@@ -73,14 +78,18 @@ export async function reviewCommand(argv: string[], io: CommandIO = io0): Promis
       return 0;
     }
     const [action, tx, ...extra] = positionals;
-    if (action !== 'list' && action !== 'approve' && action !== 'decline') throw new ConfigError(`${action ? `unknown action "${action}"` : 'missing action'}: list, approve or decline (see rill review --help)`);
-    if (action === 'list' ? tx !== undefined : !tx || extra.length) throw new ConfigError(action === 'list' ? `unexpected argument "${tx}"` : `${action} takes one transaction id`);
+    if (action !== 'list' && action !== 'approve' && action !== 'decline')
+      throw new ConfigError(`${action ? `unknown action "${action}"` : 'missing action'}: list, approve or decline (see rill review --help)`);
+    if (action === 'list' ? tx !== undefined : !tx || extra.length)
+      throw new ConfigError(action === 'list' ? `unexpected argument "${tx}"` : `${action} takes one transaction id`);
     return await withRedis(io.env, async (redis, keys, env) => {
       const queue = new ReviewQueue(redis, keys, loadTopology(values.topology ?? env.topologyPath), values.stage);
       if (action === 'list') {
         const held = await queue.list(values.merchant);
         if (values.json) io.stdout.write(`${JSON.stringify(held, null, 2)}\n`);
-        else for (const e of held) io.stdout.write(`${e.id}  ${e.merchant_id}  ${e.type} ${e.amount} ${e.currency}  score ${e.risk_score}  ${(e.risk_reasons ?? []).join('; ')}\n`);
+        else
+          for (const e of held)
+            io.stdout.write(`${e.id}  ${e.merchant_id}  ${e.type} ${e.amount} ${e.currency}  score ${e.risk_score}  ${(e.risk_reasons ?? []).join('; ')}\n`);
         if (!values.json && !held.length) io.stdout.write('nothing held for review\n');
         return 0;
       }
@@ -104,9 +113,12 @@ export async function riskCommand(argv: string[], io: CommandIO = io0): Promise<
       return 0;
     }
     const [what, action, source, ...extra] = positionals;
-    if (what !== 'rules' || (action !== 'set' && action !== 'show')) throw new ConfigError('expected "rules set <file|json>" or "rules show" (see rill risk --help)');
-    if (action === 'set' ? !source || extra.length : source !== undefined) throw new ConfigError(action === 'set' ? 'rules set takes one file or JSON text' : `unexpected argument "${source}"`);
-    const rules = action === 'set' ? parseRules(source!.trimStart().startsWith('{') || !existsSync(source!) ? source! : readFileSync(source!, 'utf8')) : undefined;
+    if (what !== 'rules' || (action !== 'set' && action !== 'show'))
+      throw new ConfigError('expected "rules set <file|json>" or "rules show" (see rill risk --help)');
+    if (action === 'set' ? !source || extra.length : source !== undefined)
+      throw new ConfigError(action === 'set' ? 'rules set takes one file or JSON text' : `unexpected argument "${source}"`);
+    const rules =
+      action === 'set' ? parseRules(source!.trimStart().startsWith('{') || !existsSync(source!) ? source! : readFileSync(source!, 'utf8')) : undefined;
     return await withRedis(io.env, async (redis, keys) => {
       if (rules) {
         const stored = await setRules(redis, keys, rules);

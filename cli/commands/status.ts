@@ -115,8 +115,14 @@ async function run(argv: string[], io: StatusIO): Promise<number> {
 }
 
 async function watchLoop(
-  redis: RedisClient, keys: Keys, topology: Topology, seconds: number, json: boolean, io: StatusIO,
-  where: { redis: string; prefix: string }, clearCause: () => void,
+  redis: RedisClient,
+  keys: Keys,
+  topology: Topology,
+  seconds: number,
+  json: boolean,
+  io: StatusIO,
+  where: { redis: string; prefix: string },
+  clearCause: () => void,
 ): Promise<number> {
   const stop = new AbortController();
   const onSignal = () => stop.abort();
@@ -149,7 +155,9 @@ async function watchLoop(
       } catch (err) {
         // keep watching: Redis may come back; the next good sample starts the rates again
         prev = undefined;
-        out = json ? JSON.stringify({ error: describe(err), at: new Date().toISOString() }) : `rill status: ${describe(err)} (retrying every ${seconds}s; Ctrl-C to stop)`;
+        out = json
+          ? JSON.stringify({ error: describe(err), at: new Date().toISOString() })
+          : `rill status: ${describe(err)} (retrying every ${seconds}s; Ctrl-C to stop)`;
       }
       if (json) io.stdout.write(`${out}\n`);
       else io.stdout.write(tty ? `\x1b[H\x1b[2J${out}\n` : `${first ? '' : '\n'}${out}\n`);
@@ -182,7 +190,17 @@ export function render(r: StatusReport, where: { redis: string; prefix: string }
     out.push(
       table(
         ['STAGE', 'INPUT', 'ORDERING', 'WORKERS', 'EVENTS/S', 'RETRIES/S', 'DEAD LETTERS', 'DELAY SET', 'PARKED'],
-        r.stages.map((s) => [s.stage, s.input, s.ordering, String(s.live_workers), num(s.events_per_sec), num(s.retries_per_sec), int(s.dead_letters), int(s.delay_set), s.parked === null ? '-' : int(s.parked)]),
+        r.stages.map((s) => [
+          s.stage,
+          s.input,
+          s.ordering,
+          String(s.live_workers),
+          num(s.events_per_sec),
+          num(s.retries_per_sec),
+          int(s.dead_letters),
+          int(s.delay_set),
+          s.parked === null ? '-' : int(s.parked),
+        ]),
         [3, 4, 5, 6, 7, 8],
       ),
     );
@@ -192,7 +210,15 @@ export function render(r: StatusReport, where: { redis: string; prefix: string }
     out.push(
       table(
         ['SINK', 'INPUT', 'TABLE', 'WORKERS', 'ROWS/S', 'LAST FLUSH', 'DEAD LETTERS'],
-        r.sinks.map((s) => [s.sink, s.input, s.table, String(s.live_workers), num(s.rows_per_sec), s.last_flush_age_seconds === null ? 'never' : `${age(s.last_flush_age_seconds)} ago`, int(s.dead_letters)]),
+        r.sinks.map((s) => [
+          s.sink,
+          s.input,
+          s.table,
+          String(s.live_workers),
+          num(s.rows_per_sec),
+          s.last_flush_age_seconds === null ? 'never' : `${age(s.last_flush_age_seconds)} ago`,
+          int(s.dead_letters),
+        ]),
         [3, 4, 6],
       ),
     );
@@ -203,7 +229,15 @@ export function render(r: StatusReport, where: { redis: string; prefix: string }
     out.push(
       table(
         ['WORKER', 'HOST', 'PID', 'COMPONENTS', 'UP', 'LAST SEEN', 'STATE'],
-        r.workers.map((w) => [w.id, w.host, String(w.pid), w.components.join(',') || '-', age((now - Date.parse(w.started_at)) / 1000), `${age(w.seen_age_seconds)} ago`, w.live ? 'live' : 'DEAD']),
+        r.workers.map((w) => [
+          w.id,
+          w.host,
+          String(w.pid),
+          w.components.join(',') || '-',
+          age((now - Date.parse(w.started_at)) / 1000),
+          `${age(w.seen_age_seconds)} ago`,
+          w.live ? 'live' : 'DEAD',
+        ]),
         [2],
       ),
     );

@@ -58,8 +58,21 @@ export interface TapIO extends CommandIO {
 
 /** The CSV columns: the transaction as the sink's table has it, plus where the entry sits. */
 export const CSV_COLUMNS = [
-  '_id', '_stream', 'id', 'merchant_id', 'type', 'amount', 'currency', 'status', 'reference',
-  'risk_score', 'failure_code', 'failure_reason', 'metadata', 'occurred_at', 'ingested_at',
+  '_id',
+  '_stream',
+  'id',
+  'merchant_id',
+  'type',
+  'amount',
+  'currency',
+  'status',
+  'reference',
+  'risk_score',
+  'failure_code',
+  'failure_reason',
+  'metadata',
+  'occurred_at',
+  'ingested_at',
 ] as const;
 
 /** `argv` is what follows `rill tap`. Resolves to the exit code. */
@@ -118,7 +131,13 @@ async function run(argv: string[], io: TapIO): Promise<number> {
       throw cause ?? err;
     });
     const tap = await openTap({
-      redis, keys: new Keys(env.prefix), topology, topic, from, follow, signal: abort.signal,
+      redis,
+      keys: new Keys(env.prefix),
+      topology,
+      topic,
+      from,
+      follow,
+      signal: abort.signal,
       ...(to ? { to } : {}),
       filter: {
         ...(values.merchant !== undefined ? { merchantId: values.merchant.trim() } : {}),

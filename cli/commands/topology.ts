@@ -24,10 +24,7 @@ export interface CommandIO {
 }
 
 /** `argv` is what follows `rill topology`. Resolves to the exit code. */
-export async function topologyCommand(
-  argv: string[],
-  io: CommandIO = { stdout: process.stdout, stderr: process.stderr, env: process.env },
-): Promise<number> {
+export async function topologyCommand(argv: string[], io: CommandIO = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
   const fail = (line: string): number => {
     io.stderr.write(`${line}\n`);
     return 1;

@@ -60,13 +60,24 @@ export async function webhooksCommand(argv: string[]): Promise<number> {
     const store = new EndpointStore(pool, secretKey());
     if (action === 'list') {
       const { rows } = await pool.query<{ id: string }>(
-        'SELECT id FROM webhook_endpoints WHERE deleted_at IS NULL AND ($1::text IS NULL OR merchant_id = $1) ORDER BY merchant_id, created_at', [values.merchant ?? null]);
+        'SELECT id FROM webhook_endpoints WHERE deleted_at IS NULL AND ($1::text IS NULL OR merchant_id = $1) ORDER BY merchant_id, created_at',
+        [values.merchant ?? null],
+      );
       console.log(['ENDPOINT', 'MERCHANT', 'HOST', 'ENABLED', 'FAILING_SINCE', 'WAITING'].join('\t'));
       for (const { id } of rows) {
         const e = await store.get(undefined, id);
         if (!e) continue;
         const waiting = await redis.llen(qk.queue(partitionOf(e.merchant_id, partitions), e.id));
-        console.log([e.id, e.merchant_id, host(e.url), e.enabled ? 'yes' : `no (${e.disabled_reason ?? 'by merchant'})`, e.failing_since?.toISOString() ?? '-', waiting].join('\t'));
+        console.log(
+          [
+            e.id,
+            e.merchant_id,
+            host(e.url),
+            e.enabled ? 'yes' : `no (${e.disabled_reason ?? 'by merchant'})`,
+            e.failing_since?.toISOString() ?? '-',
+            waiting,
+          ].join('\t'),
+        );
       }
       return 0;
     }

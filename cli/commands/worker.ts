@@ -34,7 +34,13 @@ export async function workerCommand(argv: string[], sinksOnly = false): Promise<
   }
   const ctx = commandContext(sinksOnly ? 'sink' : 'worker', values.topology);
   await initTracing(sinksOnly ? 'rill-sink' : 'rill-worker');
-  const list = (s: string | undefined) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : []);
+  const list = (s: string | undefined) =>
+    s
+      ? s
+          .split(',')
+          .map((x) => x.trim())
+          .filter(Boolean)
+      : [];
   const only = sinksOnly ? (list(values.sinks).length ? list(values.sinks) : Object.keys(ctx.topology.sinks)) : list(values.stages);
   const pool = createPool(ctx.env, { max: 1, name: 'rill-migrate' });
   try {
@@ -61,4 +67,3 @@ export async function workerCommand(argv: string[], sinksOnly = false): Promise<
   await shutdownTracing(); // flush the last spans
   return clean ? 0 : 1;
 }
-

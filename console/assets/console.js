@@ -1,6 +1,6 @@
 // The console's own script (htmx does the rest): the "select all" box of the dead-letter table,
 // and a cap on the live tail's rows. No inline scripts anywhere: the CSP forbids them.
-'use strict';
+
 document.addEventListener('change', (e) => {
   const t = e.target;
   if (!(t instanceof HTMLInputElement) || t.id !== 'select-all') return;

@@ -4,7 +4,9 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 
 /** bench/results/ of the checkout: beside the sources, or two levels up from a build in dist/. */
-export const BENCH_DIR = [new URL('../../bench/results/', import.meta.url), new URL('../../../bench/results/', import.meta.url)].find((u) => existsSync(u)) ?? new URL('../../bench/results/', import.meta.url);
+export const BENCH_DIR =
+  [new URL('../../bench/results/', import.meta.url), new URL('../../../bench/results/', import.meta.url)].find((u) => existsSync(u)) ??
+  new URL('../../bench/results/', import.meta.url);
 
 export interface BenchComparison {
   title: string;
@@ -31,7 +33,9 @@ export async function latestBench(dir: URL = BENCH_DIR): Promise<BenchSummary | 
     return undefined;
   }
   const j = JSON.parse(raw) as {
-    profile: string; startedAt: string; wallSeconds: number;
+    profile: string;
+    startedAt: string;
+    wallSeconds: number;
     machine?: { cpus?: number; cpuModel?: string; node?: string; redis?: string; postgres?: string };
     comparisons?: BenchComparison[];
   };

@@ -115,13 +115,20 @@ export class TransactionTrails {
       const at = items.findIndex((item) => item.includes(`"${id}"`));
       if (at < 0) return;
       const entry = items[at]!.slice(0, items[at]!.indexOf(' '));
-      const waits = at === 0 ? `first of its merchant's queue, due ${due ? new Date(Number(due)).toISOString() : 'now'}` : `behind ${at} earlier event${at === 1 ? '' : 's'} of its merchant`;
+      const waits =
+        at === 0
+          ? `first of its merchant's queue, due ${due ? new Date(Number(due)).toISOString() : 'now'}`
+          : `behind ${at} earlier event${at === 1 ? '' : 's'} of its merchant`;
       steps.push({ at: Number(entry.split('-')[0]) || Date.now(), kind: 'parked', title: `parked in ${q.stage}`, detail: `${q.lane} lane, ${waits}` });
     });
     return steps;
   }
 
-  private async trail(p: number, id: string, ms: number): Promise<{ partition: number; steps: TimelineStep[]; index: string | undefined; event: Record<string, unknown> | undefined }> {
+  private async trail(
+    p: number,
+    id: string,
+    ms: number,
+  ): Promise<{ partition: number; steps: TimelineStep[]; index: string | undefined; event: Record<string, unknown> | undefined }> {
     const { topology: t, keys: k } = this;
     const streams: { topic: string; lane: string }[] = [];
     for (const [topic, def] of Object.entries(t.topics)) if (p < def.partitions) for (const l of t.priorities) streams.push({ topic, lane: l.name });
@@ -133,12 +140,20 @@ export class TransactionTrails {
       ...owners.map((s) => k.deadLetter(s, p)),
       k.deadLetterIndex(p),
     ];
-    const reply = (await runScript(this.redis, TX_TRAIL, keyList, [id, streams.length, stages.length, owners.length, Math.max(0, ms - this.clockSkewMs), this.scanLimit])) as [string | null, unknown[]];
+    const reply = (await runScript(this.redis, TX_TRAIL, keyList, [
+      id,
+      streams.length,
+      stages.length,
+      owners.length,
+      Math.max(0, ms - this.clockSkewMs),
+      this.scanLimit,
+    ])) as [string | null, unknown[]];
     const [index, hits] = reply;
     const steps: TimelineStep[] = [];
     let event: Record<string, unknown> | undefined;
     const producer = new Map(Object.entries(t.stages).map(([name, s]) => [s.output, name]));
-    const readerOf = (topic: string) => Object.entries(t.stages).find(([, s]) => s.input === topic)?.[0] ?? Object.entries(t.sinks).find(([, s]) => s.input === topic)?.[0];
+    const readerOf = (topic: string) =>
+      Object.entries(t.stages).find(([, s]) => s.input === topic)?.[0] ?? Object.entries(t.sinks).find(([, s]) => s.input === topic)?.[0];
     for (let i = 0; i + 2 < hits.length; i += 3) {
       const n = Number(hits[i]) - 1;
       const where = String(hits[i + 1]);
@@ -148,20 +163,42 @@ export class TransactionTrails {
         const s = streams[n]!;
         const at = Number(where.split('-')[0]);
         const attempts = f.at ? Number(f.at) : 0;
-        if (attempts > 0) steps.push({ at, kind: 'retry', title: `retry ${attempts} of ${readerOf(s.topic) ?? s.topic}`, detail: `back on ${s.topic} (${s.lane} lane), entry ${where}` });
-        else if (s.topic === t.ingest.topic) steps.push({ at, kind: 'accepted', title: 'accepted by ingest', detail: `${s.topic}, partition ${p}, ${s.lane} lane, entry ${where}` });
+        if (attempts > 0)
+          steps.push({
+            at,
+            kind: 'retry',
+            title: `retry ${attempts} of ${readerOf(s.topic) ?? s.topic}`,
+            detail: `back on ${s.topic} (${s.lane} lane), entry ${where}`,
+          });
+        else if (s.topic === t.ingest.topic)
+          steps.push({ at, kind: 'accepted', title: 'accepted by ingest', detail: `${s.topic}, partition ${p}, ${s.lane} lane, entry ${where}` });
         else {
           const stage = producer.get(s.topic);
           const status = parseObject(f.ev ?? '')?.status;
-          steps.push({ at, kind: 'stage', title: stage ? `${stage} done` : `on ${s.topic}`, detail: `→ ${s.topic} (${s.lane} lane)${typeof status === 'string' ? `, status ${status}` : ''}, entry ${where}` });
+          steps.push({
+            at,
+            kind: 'stage',
+            title: stage ? `${stage} done` : `on ${s.topic}`,
+            detail: `→ ${s.topic} (${s.lane} lane)${typeof status === 'string' ? `, status ${status}` : ''}, entry ${where}`,
+          });
         }
       } else if (n < streams.length + stages.length) {
         const stage = stages[n - streams.length]!;
-        steps.push({ at: Date.now(), kind: 'waiting', title: `waiting to retry in ${stage}`, detail: `attempt ${f.at ?? '?'}, due ${new Date(Number(where)).toISOString()}` });
+        steps.push({
+          at: Date.now(),
+          kind: 'waiting',
+          title: `waiting to retry in ${stage}`,
+          detail: `attempt ${f.at ?? '?'}, due ${new Date(Number(where)).toISOString()}`,
+        });
       } else {
         const owner = owners[n - streams.length - stages.length]!;
         const at = Number(where.split('-')[0]);
-        steps.push({ at, kind: 'dead_letter', title: `dead-lettered by ${owner}`, detail: `${f.error ?? ''}: ${f.message ?? ''} (after ${f.attempts ?? '?'} attempts), dead letter ${owner}/${p}/${where}` });
+        steps.push({
+          at,
+          kind: 'dead_letter',
+          title: `dead-lettered by ${owner}`,
+          detail: `${f.error ?? ''}: ${f.message ?? ''} (after ${f.attempts ?? '?'} attempts), dead letter ${owner}/${p}/${where}`,
+        });
       }
     }
     return { partition: p, steps, index: index ?? undefined, event };

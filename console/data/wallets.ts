@@ -38,7 +38,11 @@ export function ledgerSettings(topology: Topology): LedgerSettings {
   return { thresholds: config.low_balance ?? { default: 10_000 }, alertsTopic: config.alerts_topic };
 }
 
-export async function listWallets(pool: PgPool, topology: Topology, opts: { merchant?: string; lowOnly?: boolean; limit: number; offset: number }): Promise<{ rows: WalletRow[]; more: boolean }> {
+export async function listWallets(
+  pool: PgPool,
+  topology: Topology,
+  opts: { merchant?: string; lowOnly?: boolean; limit: number; offset: number },
+): Promise<{ rows: WalletRow[]; more: boolean }> {
   const { thresholds } = ledgerSettings(topology);
   const where = opts.merchant ? 'WHERE merchant_id = $3' : '';
   const args: unknown[] = [opts.limit + 1, opts.offset, ...(opts.merchant ? [opts.merchant] : [])];
@@ -75,7 +79,14 @@ export async function recentAlerts(redis: RedisClient, keys: Keys, topology: Top
       try {
         const a = JSON.parse(fields[ev + 1]!) as Record<string, unknown>;
         if (a.type !== 'wallet_low') continue;
-        out.push({ at: Number(a.at), merchantId: String(a.merchant_id), currency: String(a.currency), balance: Number(a.balance), threshold: Number(a.threshold), txId: String(a.tx_id) });
+        out.push({
+          at: Number(a.at),
+          merchantId: String(a.merchant_id),
+          currency: String(a.currency),
+          balance: Number(a.balance),
+          threshold: Number(a.threshold),
+          txId: String(a.tx_id),
+        });
       } catch {
         // not an alert this version knows: skipped
       }

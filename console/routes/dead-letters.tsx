@@ -20,7 +20,10 @@ const SCAN_CAP = 10_000;
 
 export function deadLetterRoutes(app: Hono<ConsoleEnv>, dlq: DeadLetters, audit: AuditLog): void {
   const dlqQuery = (q: Record<string, unknown>): DlqQuery => ({
-    stage: str(q.stage), since: str(q.since), q: str(q.q).slice(0, 200), after: str(q.after),
+    stage: str(q.stage),
+    since: str(q.since),
+    q: str(q.q).slice(0, 200),
+    after: str(q.after),
   });
   const checked = (q: DlqQuery) => {
     try {
@@ -67,17 +70,25 @@ export function deadLetterRoutes(app: Hono<ConsoleEnv>, dlq: DeadLetters, audit:
     return { entries, total: needle || f.since !== undefined ? undefined : total, more, scanned };
   };
   const dlqPage = async (q: DlqQuery, flash?: DlqPage['flash']): Promise<DlqPage> => ({
-    query: q, stages: dlq.stages(), ...(await findPage(q)), audit: await audit.recent(10), ...(flash ? { flash } : {}),
+    query: q,
+    stages: dlq.stages(),
+    ...(await findPage(q)),
+    audit: await audit.recent(10),
+    ...(flash ? { flash } : {}),
   });
   app.get('/dead-letters', async (c) => {
     const q = dlqQuery(c.req.query());
     const p = await dlqPage(q);
-    return page(c, 'Dead letters', '/dead-letters', c.get('session').csrf, (
+    return page(
+      c,
+      'Dead letters',
+      '/dead-letters',
+      c.get('session').csrf,
       <>
         <DlqFilters query={q} stages={p.stages} />
         <DlqSection page={p} />
-      </>
-    ));
+      </>,
+    );
   });
   app.get('/dead-letters/show', async (c) => {
     const id = c.req.query('id') ?? '';
@@ -103,35 +114,54 @@ export function deadLetterRoutes(app: Hono<ConsoleEnv>, dlq: DeadLetters, audit:
       const found = await findPage({ ...q, after: '' }, SCAN_CAP, SCAN_CAP);
       return { ids: found.entries.map((d) => d.id) };
     }
-    const ids = ([] as unknown[]).concat(body.ids ?? []).map(str).filter(Boolean);
+    const ids = ([] as unknown[])
+      .concat(body.ids ?? [])
+      .map(str)
+      .filter(Boolean);
     if (!ids.length) throw badRequest('Select at least one dead letter.');
     return { ids };
   };
-  const act = (action: 'redrive' | 'purge'): MiddlewareHandler<ConsoleEnv> => async (c) => {
-    const body = await c.req.parseBody({ all: true });
-    const q = dlqQuery(body);
-    const actor = c.get('session').keyId;
-    let flash: DlqPage['flash'];
-    try {
-      const sel = await selection(body, q);
-      const what = 'ids' in sel ? (sel.ids.length === 1 ? sel.ids[0]! : `${sel.ids.length} selected`) : `all${sel.stage ? ` of ${sel.stage}` : ''}${sel.since !== undefined ? ` since ${new Date(sel.since).toISOString()}` : ''}`;
-      if (action === 'redrive') {
-        const res = await dlq.redrive(sel);
-        await audit.record(actor, 'redrive', `${what}: ${res.redriven} redriven${res.missing.length ? `, ${res.missing.length} missing` : ''}${res.failed.length ? `, ${res.failed.length} failed` : ''}`);
-        flash = redriveFlash(res);
-      } else {
-        const n = 'ids' in sel ? await dlq.purge({ ids: sel.ids }) : sel.since === undefined ? await dlq.purge(sel.stage ? { stage: sel.stage } : {}) : await dlq.purge({ ids: (await findPage({ ...q, after: '' }, SCAN_CAP, SCAN_CAP)).entries.map((d) => d.id) });
-        await audit.record(actor, 'purge', `${what}: ${n} purged`);
-        flash = { kind: 'ok', text: `Purged ${plural(n)}.` };
+  const act =
+    (action: 'redrive' | 'purge'): MiddlewareHandler<ConsoleEnv> =>
+    async (c) => {
+      const body = await c.req.parseBody({ all: true });
+      const q = dlqQuery(body);
+      const actor = c.get('session').keyId;
+      let flash: DlqPage['flash'];
+      try {
+        const sel = await selection(body, q);
+        const what =
+          'ids' in sel
+            ? sel.ids.length === 1
+              ? sel.ids[0]!
+              : `${sel.ids.length} selected`
+            : `all${sel.stage ? ` of ${sel.stage}` : ''}${sel.since !== undefined ? ` since ${new Date(sel.since).toISOString()}` : ''}`;
+        if (action === 'redrive') {
+          const res = await dlq.redrive(sel);
+          await audit.record(
+            actor,
+            'redrive',
+            `${what}: ${res.redriven} redriven${res.missing.length ? `, ${res.missing.length} missing` : ''}${res.failed.length ? `, ${res.failed.length} failed` : ''}`,
+          );
+          flash = redriveFlash(res);
+        } else {
+          const n =
+            'ids' in sel
+              ? await dlq.purge({ ids: sel.ids })
+              : sel.since === undefined
+                ? await dlq.purge(sel.stage ? { stage: sel.stage } : {})
+                : await dlq.purge({ ids: (await findPage({ ...q, after: '' }, SCAN_CAP, SCAN_CAP)).entries.map((d) => d.id) });
+          await audit.record(actor, 'purge', `${what}: ${n} purged`);
+          flash = { kind: 'ok', text: `Purged ${plural(n)}.` };
+        }
+      } catch (err) {
+        if (err instanceof ConfigError) flash = { kind: 'error', text: err.message };
+        else if (err instanceof ProblemError) flash = { kind: 'error', text: err.problem.detail };
+        else throw err;
       }
-    } catch (err) {
-      if (err instanceof ConfigError) flash = { kind: 'error', text: err.message };
-      else if (err instanceof ProblemError) flash = { kind: 'error', text: err.problem.detail };
-      else throw err;
-    }
-    if (!c.req.header('hx-request')) return c.redirect(`/dead-letters?${new URLSearchParams({ stage: q.stage, since: q.since, q: q.q }).toString()}`, 303);
-    return c.html(String(<DlqSection page={await dlqPage({ ...q, after: '' }, flash)} />), flash?.kind === 'error' ? 400 : 200);
-  };
+      if (!c.req.header('hx-request')) return c.redirect(`/dead-letters?${new URLSearchParams({ stage: q.stage, since: q.since, q: q.q }).toString()}`, 303);
+      return c.html(String(<DlqSection page={await dlqPage({ ...q, after: '' }, flash)} />), flash?.kind === 'error' ? 400 : 200);
+    };
   app.post('/dead-letters/redrive', act('redrive'));
   app.post('/dead-letters/purge', act('purge'));
 }

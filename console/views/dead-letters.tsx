@@ -25,8 +25,7 @@ export interface DlqPage {
   flash?: { kind: 'ok' | 'error'; text: string };
 }
 
-const qs = (q: Partial<DlqQuery>) =>
-  new URLSearchParams(Object.entries(q).filter(([, v]) => v !== undefined && v !== '') as [string, string][]).toString();
+const qs = (q: Partial<DlqQuery>) => new URLSearchParams(Object.entries(q).filter(([, v]) => v !== undefined && v !== '') as [string, string][]).toString();
 
 export function DlqFilters(props: { query: DlqQuery; stages: string[] }) {
   const q = props.query;
@@ -74,10 +73,25 @@ export function DlqSection(props: { page: DlqPage }) {
           <button type="button" hx-post="/dead-letters/purge" hx-target="#dlq" hx-swap="outerHTML" hx-confirm="Delete the selected dead letters for good?">
             Purge selected
           </button>
-          <button type="button" hx-post="/dead-letters/redrive" hx-vals='{"all":"1"}' hx-target="#dlq" hx-swap="outerHTML" hx-confirm={`Redrive ${all} dead letters ${scope}?`}>
+          <button
+            type="button"
+            hx-post="/dead-letters/redrive"
+            hx-vals='{"all":"1"}'
+            hx-target="#dlq"
+            hx-swap="outerHTML"
+            hx-confirm={`Redrive ${all} dead letters ${scope}?`}
+          >
             {`Redrive all ${scope}`}
           </button>
-          <button type="button" class="danger" hx-post="/dead-letters/purge" hx-vals='{"all":"1"}' hx-target="#dlq" hx-swap="outerHTML" hx-confirm={`Delete ${all} dead letters ${scope} for good?`}>
+          <button
+            type="button"
+            class="danger"
+            hx-post="/dead-letters/purge"
+            hx-vals='{"all":"1"}'
+            hx-target="#dlq"
+            hx-swap="outerHTML"
+            hx-confirm={`Delete ${all} dead letters ${scope} for good?`}
+          >
             {`Purge all ${scope}`}
           </button>
         </div>
@@ -117,10 +131,28 @@ export function DlqSection(props: { page: DlqPage }) {
                 <td class="num">{d.attempts}</td>
                 <td>{fmtTime(Number(d.entryId.split('-')[0]))}</td>
                 <td class="row-actions">
-                  <button type="button" hx-post="/dead-letters/redrive" hx-params="id,stage,since,q,after" hx-vals={JSON.stringify({ id: d.id })} hx-target="#dlq" hx-swap="outerHTML" hx-confirm={`Redrive ${d.id}?`} aria-label={`Redrive ${d.id}`}>
+                  <button
+                    type="button"
+                    hx-post="/dead-letters/redrive"
+                    hx-params="id,stage,since,q,after"
+                    hx-vals={JSON.stringify({ id: d.id })}
+                    hx-target="#dlq"
+                    hx-swap="outerHTML"
+                    hx-confirm={`Redrive ${d.id}?`}
+                    aria-label={`Redrive ${d.id}`}
+                  >
                     Redrive
                   </button>
-                  <button type="button" hx-post="/dead-letters/purge" hx-params="id,stage,since,q,after" hx-vals={JSON.stringify({ id: d.id })} hx-target="#dlq" hx-swap="outerHTML" hx-confirm={`Delete ${d.id} for good?`} aria-label={`Purge ${d.id}`}>
+                  <button
+                    type="button"
+                    hx-post="/dead-letters/purge"
+                    hx-params="id,stage,since,q,after"
+                    hx-vals={JSON.stringify({ id: d.id })}
+                    hx-target="#dlq"
+                    hx-swap="outerHTML"
+                    hx-confirm={`Delete ${d.id} for good?`}
+                    aria-label={`Purge ${d.id}`}
+                  >
                     Purge
                   </button>
                 </td>
@@ -157,10 +189,17 @@ export function DeadLetterDetail(props: { d: DeadLetter; csrf: string }) {
     // unreadable: shown as stored, which may be why it was dead-lettered
   }
   const rows: [string, string][] = [
-    ['id', d.id], ['stage', d.stage], ['transaction', d.tx], ['error', d.error], ['message', d.message],
-    ['attempts', String(d.attempts)], ['origin', `${d.originStream} ${d.originId}`],
-    ['first failure', fmtTime(d.firstFailedAt)], ['last failure', fmtTime(d.lastFailedAt)],
-    ['dead-lettered', fmtTime(Number(d.entryId.split('-')[0]))], ['traceparent', d.traceparent ?? '–'],
+    ['id', d.id],
+    ['stage', d.stage],
+    ['transaction', d.tx],
+    ['error', d.error],
+    ['message', d.message],
+    ['attempts', String(d.attempts)],
+    ['origin', `${d.originStream} ${d.originId}`],
+    ['first failure', fmtTime(d.firstFailedAt)],
+    ['last failure', fmtTime(d.lastFailedAt)],
+    ['dead-lettered', fmtTime(Number(d.entryId.split('-')[0]))],
+    ['traceparent', d.traceparent ?? '–'],
   ];
   return (
     <div>

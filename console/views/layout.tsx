@@ -47,7 +47,9 @@ export function Layout(props: { title: string; path: string; csrf?: string; chil
         <script src="/assets/console.js" defer></script>
       </head>
       <body hx-headers={headers}>
-        <a class="skip" href="#main">Skip to content</a>
+        <a class="skip" href="#main">
+          Skip to content
+        </a>
         <header>
           <span class="brand">Rill console</span>
           {props.csrf ? (

@@ -11,7 +11,10 @@ export function LoginForm(props: { error?: string }) {
   return (
     <form method="post" action="/login" class="login">
       {props.error ? <Flash kind="error" text={props.error} /> : null}
-      <p>The console opens with an operator key: <code>rill keys create --scope operator</code>. It is checked once; the browser then keeps only a session cookie.</p>
+      <p>
+        The console opens with an operator key: <code>rill keys create --scope operator</code>. It is checked once; the browser then keeps only a session
+        cookie.
+      </p>
       <label for="key">Operator key</label>
       <input id="key" name="key" type="password" autocomplete="off" required size={60} />
       <button type="submit">Log in</button>
@@ -22,12 +25,12 @@ export function LoginForm(props: { error?: string }) {
 export function TransactionSearch(props: { id: string }) {
   return (
     <search>
-    <form method="get" action="/transactions" class="filters">
-      <label>
-        Transaction id <input name="id" value={props.id} placeholder="tx_01J…" size={34} required />
-      </label>
-      <button type="submit">Find</button>
-    </form>
+      <form method="get" action="/transactions" class="filters">
+        <label>
+          Transaction id <input name="id" value={props.id} placeholder="tx_01J…" size={34} required />
+        </label>
+        <button type="submit">Find</button>
+      </form>
     </search>
   );
 }
@@ -71,7 +74,9 @@ export function TransactionView(props: { t: TransactionTrail }) {
           </li>
         ))}
       </ol>
-      <p class="note">From what Redis still holds (stream entries within their retention, retries, dead letters) and Postgres (the sink's row and ledger lines).</p>
+      <p class="note">
+        From what Redis still holds (stream entries within their retention, retries, dead letters) and Postgres (the sink's row and ledger lines).
+      </p>
     </section>
   );
 }
@@ -141,8 +146,17 @@ export function TailRow(props: { id: string; partition: number; lane: string; tx
   );
 }
 
-export function WalletsView(props: { rows: WalletRow[]; alerts: AlertRow[]; merchant: string; lowOnly: boolean; offset: number; more: boolean; limit: number }) {
-  const link = (offset: number) => `/wallets?${new URLSearchParams({ merchant: props.merchant, low: props.lowOnly ? '1' : '', offset: String(offset) }).toString()}`;
+export function WalletsView(props: {
+  rows: WalletRow[];
+  alerts: AlertRow[];
+  merchant: string;
+  lowOnly: boolean;
+  offset: number;
+  more: boolean;
+  limit: number;
+}) {
+  const link = (offset: number) =>
+    `/wallets?${new URLSearchParams({ merchant: props.merchant, low: props.lowOnly ? '1' : '', offset: String(offset) }).toString()}`;
   return (
     <div>
       <form method="get" action="/wallets" class="filters">
@@ -220,7 +234,12 @@ export function WalletsView(props: { rows: WalletRow[]; alerts: AlertRow[]; merc
 
 export function BenchView(props: { bench: BenchSummary | undefined }) {
   const b = props.bench;
-  if (!b) return <p>No bench report yet: run <code>rill bench --profile standard</code>.</p>;
+  if (!b)
+    return (
+      <p>
+        No bench report yet: run <code>rill bench --profile standard</code>.
+      </p>
+    );
   const v = (x: { value: number; unit: string; label: string } | null) => (x ? `${fmtInt(Math.round(x.value))} ${x.unit}` : '–');
   return (
     <div>

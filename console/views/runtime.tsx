@@ -78,7 +78,9 @@ export function WorkerTable(props: { workers: WorkerView[]; leases: Record<strin
   const held = (id: string) =>
     Object.entries(props.leases)
       .map(([stage, parts]) => {
-        const mine = Object.entries(parts).filter(([, h]) => h === id || h.startsWith(`${id}-`)).map(([p]) => p);
+        const mine = Object.entries(parts)
+          .filter(([, h]) => h === id || h.startsWith(`${id}-`))
+          .map(([p]) => p);
         return mine.length ? `${stage}: ${mine.join(', ')}` : '';
       })
       .filter(Boolean);
@@ -120,11 +122,13 @@ export function WorkerTable(props: { workers: WorkerView[]; leases: Record<strin
 function workerRates(w: WorkerView): string {
   if (!w.prev || !(w.seen_at > w.prev.seen_at)) return '–';
   const dt = (w.seen_at - w.prev.seen_at) / 1000;
-  return Object.entries(w.stats.stages)
-    .map(([stage, s]) => {
-      const p = w.prev!.stats.stages[stage] ?? { ok: 0, retry: 0, dead_letter: 0 };
-      const r = (a: number, b: number) => fmtRate(Math.max(0, a - b) / dt);
-      return `${stage} ${r(s.ok, p.ok)}, ${r(s.retry, p.retry)}, ${r(s.dead_letter, p.dead_letter)}`;
-    })
-    .join('; ') || '–';
+  return (
+    Object.entries(w.stats.stages)
+      .map(([stage, s]) => {
+        const p = w.prev!.stats.stages[stage] ?? { ok: 0, retry: 0, dead_letter: 0 };
+        const r = (a: number, b: number) => fmtRate(Math.max(0, a - b) / dt);
+        return `${stage} ${r(s.ok, p.ok)}, ${r(s.retry, p.retry)}, ${r(s.dead_letter, p.dead_letter)}`;
+      })
+      .join('; ') || '–'
+  );
 }

@@ -42,7 +42,10 @@ export function graphOf(topology: Topology, r: StatusReport | undefined): { node
   const topicIn = (t: string) => sum(r?.topics.find((x) => x.topic === t)?.lanes.map((l) => l.in_per_sec));
   const groupOf = (t: string, g: string) => r?.topics.find((x) => x.topic === t)?.lanes.flatMap((l) => l.groups.filter((x) => x.group === g)) ?? [];
   const edges: Edge[] = [{ from: 'ingest', to: `topic:${topology.ingest.topic}`, rate: topicIn(topology.ingest.topic) }];
-  const readers = [...Object.entries(topology.stages).map(([n, s]) => ['stage', n, s.input] as const), ...Object.entries(topology.sinks).map(([n, s]) => ['sink', n, s.input] as const)];
+  const readers = [
+    ...Object.entries(topology.stages).map(([n, s]) => ['stage', n, s.input] as const),
+    ...Object.entries(topology.sinks).map(([n, s]) => ['sink', n, s.input] as const),
+  ];
   for (const [kind, name, input] of readers) {
     const groups = groupOf(input, name);
     edges.push({ from: `topic:${input}`, to: `${kind}:${name}`, rate: sum(groups.map((g) => g.out_per_sec)), lag: groups.reduce((a, g) => a + g.lag, 0) });

@@ -195,7 +195,11 @@ export class LaneReader {
       const want = max - out.length - lowerReserve;
       const streams = without(this.lanes[i]!.streams, this.paused);
       if (want <= 0 || !streams.length) continue;
-      const reply = await this.readGroup(streams, streams.map(() => '>'), this.perStream(want));
+      const reply = await this.readGroup(
+        streams,
+        streams.map(() => '>'),
+        this.perStream(want),
+      );
       this.collect(reply, 1, out);
     }
     return out;
@@ -208,8 +212,16 @@ export class LaneReader {
       return [];
     }
     const reply = (await this.o.redis.xreadgroup(
-      'GROUP', this.o.group, this.o.consumer, 'COUNT', this.perStream(max), 'BLOCK', blockMs, 'STREAMS',
-      ...streams, ...streams.map(() => '>'),
+      'GROUP',
+      this.o.group,
+      this.o.consumer,
+      'COUNT',
+      this.perStream(max),
+      'BLOCK',
+      blockMs,
+      'STREAMS',
+      ...streams,
+      ...streams.map(() => '>'),
     )) as StreamReply;
     return this.collect(reply, 1, []);
   }
@@ -301,7 +313,11 @@ export class LaneReader {
   private async readOwnPendingBatch(max: number): Promise<RawEntry[]> {
     const streams = without([...this.pendingCursor.keys()], this.paused);
     if (!streams.length) return [];
-    const reply = await this.readGroup(streams, streams.map((s) => this.pendingCursor.get(s)!), this.perStream(max));
+    const reply = await this.readGroup(
+      streams,
+      streams.map((s) => this.pendingCursor.get(s)!),
+      this.perStream(max),
+    );
     const out = this.collect(reply, 0, []);
     const seen = new Set<string>();
     for (const e of out) {

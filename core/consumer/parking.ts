@@ -98,7 +98,10 @@ export class Parking {
     const calls: { partition: number; members: string[] }[] = [];
     let budget = max;
     for (const [p, state] of this.partitions) {
-      const members = [...state.due].filter(([, d]) => d <= now).sort((a, b) => a[1] - b[1]).map(([m]) => m);
+      const members = [...state.due]
+        .filter(([, d]) => d <= now)
+        .sort((a, b) => a[1] - b[1])
+        .map(([m]) => m);
       if (!members.length || budget <= 0) continue;
       const chosen = members.slice(0, Math.max(1, budget));
       budget -= chosen.length;
@@ -124,7 +127,15 @@ export class Parking {
           const sep = raw.indexOf(' ');
           const item = JSON.parse(raw.slice(sep + 1)) as ParkedItem;
           const parked = item.token ? { ...source, token: item.token } : source;
-          out.push({ stream: item.stream, partition, lane: item.lane, id: raw.slice(0, sep), fields: item.fields, deliveries: i === 0 ? Number(takes) : 1, parked });
+          out.push({
+            stream: item.stream,
+            partition,
+            lane: item.lane,
+            id: raw.slice(0, sep),
+            fields: item.fields,
+            deliveries: i === 0 ? Number(takes) : 1,
+            parked,
+          });
         });
       });
     });
@@ -169,7 +180,14 @@ export class Parking {
     const state = this.state(raw.partition);
     state.due.set(member, due);
     if (token) state.waiters.set(token, member);
-    return { op: 'rewrite', index: raw.parked!.index, waiters: this.o.keys.parked(this.o.stage, raw.partition, 'waiters'), item: itemOf(raw, fields, token), due, token };
+    return {
+      op: 'rewrite',
+      index: raw.parked!.index,
+      waiters: this.o.keys.parked(this.o.stage, raw.partition, 'waiters'),
+      item: itemOf(raw, fields, token),
+      due,
+      token,
+    };
   }
 
   /** Wake-ups for the tokens something here waits for (none: no op, no Redis work). */
@@ -182,7 +200,13 @@ export class Parking {
       if (member === undefined) continue;
       state.waiters.delete(token);
       if (state.due.has(member)) state.due.set(member, now);
-      out.push({ op: 'wake', waiters: this.o.keys.parked(this.o.stage, partition, 'waiters'), index: this.o.keys.parked(this.o.stage, partition, 'index'), token, now });
+      out.push({
+        op: 'wake',
+        waiters: this.o.keys.parked(this.o.stage, partition, 'waiters'),
+        index: this.o.keys.parked(this.o.stage, partition, 'index'),
+        token,
+        now,
+      });
     }
     return out;
   }

@@ -22,7 +22,19 @@ export type Output =
    * the head it is due at `due`, and wakes early when `token` is signalled. Refused (and the rest
    * of the input left for later) past the caps.
    */
-  | { op: 'park'; queue: string; index: string; count: string; waiters: string; member: string; item: string; due: number; maxPerQueue: number; maxPerPartition: number; token?: string }
+  | {
+      op: 'park';
+      queue: string;
+      index: string;
+      count: string;
+      waiters: string;
+      member: string;
+      item: string;
+      due: number;
+      maxPerQueue: number;
+      maxPerPartition: number;
+      token?: string;
+    }
   /** The input queue's head stays parked as `item`, due at `due` (or when `token` is signalled). */
   | { op: 'rewrite'; index: string; waiters: string; item: string; due: number; token?: string }
   /** Whoever waits for `token` (in `waiters`) is due now. */
@@ -45,7 +57,10 @@ export interface SettleResult {
 export class Settlement {
   private readonly calls = new Map<string, InputCall>();
 
-  constructor(private readonly group: string, private readonly script: ScriptSource) {}
+  constructor(
+    private readonly group: string,
+    private readonly script: ScriptSource,
+  ) {}
 
   get size(): number {
     return this.calls.size;
@@ -87,7 +102,21 @@ export class Settlement {
           break;
         case 'park':
           call.parks = true;
-          call.args.push('p', 4, at(out.queue), at(out.index), at(out.count), at(out.waiters), 6, out.member, out.item, out.due, out.maxPerQueue, out.maxPerPartition, out.token ?? '');
+          call.args.push(
+            'p',
+            4,
+            at(out.queue),
+            at(out.index),
+            at(out.count),
+            at(out.waiters),
+            6,
+            out.member,
+            out.item,
+            out.due,
+            out.maxPerQueue,
+            out.maxPerPartition,
+            out.token ?? '',
+          );
           break;
         case 'rewrite':
           call.parks = true;

@@ -111,12 +111,23 @@ export class StageRunner {
     });
     if (keyed) {
       this.leases = new PartitionLeases({
-        redis: o.redis, keys: o.keys, stage: o.name, member: o.consumer, partitions: this.partitions,
-        ttlMs: o.leaseTtlMs ?? 10_000, logger: o.logger, now: o.now,
-        handover: o.handover, onSyncNeeded: () => this.syncSoon(),
+        redis: o.redis,
+        keys: o.keys,
+        stage: o.name,
+        member: o.consumer,
+        partitions: this.partitions,
+        ttlMs: o.leaseTtlMs ?? 10_000,
+        logger: o.logger,
+        now: o.now,
+        handover: o.handover,
+        onSyncNeeded: () => this.syncSoon(),
       });
       this.parking = new Parking({
-        redis: o.redis, keys: o.keys, stage: o.name, maxPerKey: o.config.parking.max_per_key, maxPerPartition: o.config.parking.max_per_partition,
+        redis: o.redis,
+        keys: o.keys,
+        stage: o.name,
+        maxPerKey: o.config.parking.max_per_key,
+        maxPerPartition: o.config.parking.max_per_partition,
       });
     }
     this.outcomes = counter(o.registry, 'rill_stage_events_total', 'Events settled by a stage, by outcome', ['stage', 'outcome']);
@@ -345,7 +356,10 @@ export class StageRunner {
   private spanFor(raw: RawEntry): Span | undefined {
     const map = raw.fields ? fieldsToMap(raw.fields) : undefined;
     return startEventSpan(`stage ${this.o.name}`, map?.get(F_TRACE), {
-      'rill.stage': this.o.name, 'rill.tx_id': map?.get(F_TX) ?? '', 'rill.partition': raw.partition, 'rill.lane': raw.lane,
+      'rill.stage': this.o.name,
+      'rill.tx_id': map?.get(F_TX) ?? '',
+      'rill.partition': raw.partition,
+      'rill.lane': raw.lane,
     });
   }
 
@@ -359,7 +373,12 @@ export class StageRunner {
    * Settle a batch in order. `outcomes[i]` undefined: the entry was not tried because its merchant
    * has parked events of its lane, so it is parked behind them.
    */
-  private async settle(entries: readonly RawEntry[], outcomes: readonly (Outcome | undefined)[], members: readonly (string | undefined)[], spans?: readonly (Span | undefined)[]): Promise<void> {
+  private async settle(
+    entries: readonly RawEntry[],
+    outcomes: readonly (Outcome | undefined)[],
+    members: readonly (string | undefined)[],
+    spans?: readonly (Span | undefined)[],
+  ): Promise<void> {
     const settlement = new Settlement(this.o.name, SETTLE);
     const counts = { ok: 0, retry: 0, dead_letter: 0, parked: 0 };
     const now = this.now();
@@ -388,15 +407,17 @@ export class StageRunner {
       if (outcome.kind === 'retry' && (outcome.wait || outcome.deferred || attempt < retry.attempts)) {
         counts.retry++;
         const free = Boolean(outcome.wait || outcome.deferred); // a wait costs no attempt
-        const dueAt = outcome.wait
-          ? Math.min(outcome.wait.until, now + WAIT_RECHECK_MS)
-          : now + backoffMs(free ? 1 : attempt, retry, this.o.random);
+        const dueAt = outcome.wait ? Math.min(outcome.wait.until, now + WAIT_RECHECK_MS) : now + backoffMs(free ? 1 : attempt, retry, this.o.random);
         const fields = retryFields(raw, free ? attempt - 1 : attempt, now);
         if (parking && member !== undefined) {
           const token = outcome.wait?.token;
           if (raw.parked) {
             stuck.add(raw.parked.queue);
-            settlement.add(raw, [...parking.unwait(raw.partition, raw.parked.token !== token ? raw.parked.token : undefined), parking.rewrite(raw, member, fields, dueAt, token)], true);
+            settlement.add(
+              raw,
+              [...parking.unwait(raw.partition, raw.parked.token !== token ? raw.parked.token : undefined), parking.rewrite(raw, member, fields, dueAt, token)],
+              true,
+            );
           } else {
             settlement.add(raw, [parking.park(raw, member, fields, dueAt, token)]);
           }
@@ -414,11 +435,19 @@ export class StageRunner {
         settlement.add(raw, [...done, this.forward(raw, outcome.event, tp), ...(outcome.emit ?? []).map((e) => this.emitted(raw, e, tp)), ...wakes]);
       } else {
         counts.dead_letter++;
-        const error = outcome.kind === 'retry' ? new Error(`${outcome.error.message} (gave up after ${attempt} attempts)`, { cause: outcome.error }) : outcome.error;
+        const error =
+          outcome.kind === 'retry' ? new Error(`${outcome.error.message} (gave up after ${attempt} attempts)`, { cause: outcome.error }) : outcome.error;
         if (outcome.kind === 'retry') error.name = outcome.error.name;
         settlement.add(raw, [...done, ...deadLetterOutputs(this.o.keys, this.o.name, raw, error, now, attempt)]);
         const map = raw.fields ? fieldsToMap(raw.fields) : undefined;
-        deadLettered.push({ tx: map?.get(F_TX), trace_id: traceIdOf(map?.get(F_TRACE)), entry: raw.id, attempts: attempt, error: error.name, reason: error.message });
+        deadLettered.push({
+          tx: map?.get(F_TX),
+          trace_id: traceIdOf(map?.get(F_TRACE)),
+          entry: raw.id,
+          attempts: attempt,
+          error: error.name,
+          reason: error.message,
+        });
       }
     });
     faultPoint('stage-before-settle');
@@ -451,14 +480,22 @@ export class StageRunner {
     const routed = routes ? routes.to[String((event as unknown as Record<string, unknown>)[routes.by])] : undefined;
     const topic = routed ?? this.o.config.output;
     const tp = traceparent ?? (raw.fields ? fieldsToMap(raw.fields).get(F_TRACE) : undefined);
-    return { op: 'x', key: this.o.keys.lane(topic, raw.partition, this.lanes.laneOf(event.type)), fields: entryArgs({ tx: event.id, ev: JSON.stringify(event), tp }) };
+    return {
+      op: 'x',
+      key: this.o.keys.lane(topic, raw.partition, this.lanes.laneOf(event.type)),
+      fields: entryArgs({ tx: event.id, ev: JSON.stringify(event), tp }),
+    };
   }
 
   /** A processor's extra event, appended in the same partition (same script, same slot). */
   private emitted(raw: RawEntry, e: Emitted, traceparent?: string): Output {
     if (!this.o.topology.topics[e.topic]) throw new Error(`stage ${this.o.name} emitted to undeclared topic "${e.topic}"`);
     const tp = traceparent ?? (raw.fields ? fieldsToMap(raw.fields).get(F_TRACE) : undefined);
-    return { op: 'x', key: this.o.keys.lane(e.topic, raw.partition, this.lanes.laneOf(e.event.type)), fields: entryArgs({ tx: e.event.id, ev: JSON.stringify(e.event), tp }) };
+    return {
+      op: 'x',
+      key: this.o.keys.lane(e.topic, raw.partition, this.lanes.laneOf(e.event.type)),
+      fields: entryArgs({ tx: e.event.id, ev: JSON.stringify(e.event), tp }),
+    };
   }
 
   /** A retry (ordering none) waits in the delay set, keeping its attempts and first failure time. */
@@ -511,7 +548,13 @@ export function deadLetterOutputs(keys: Keys, stage: string, raw: RawEntry, erro
   const fields = deadLetterFields(stage, raw, error, now, attempts);
   const tx = raw.fields ? fieldsToMap(raw.fields).get(F_TX) : undefined;
   const out: Output[] = [{ op: 'x', key: keys.deadLetter(stage, raw.partition), fields }];
-  if (tx) out.push({ op: 'h', key: keys.deadLetterIndex(raw.partition), field: tx, value: JSON.stringify({ stage, error: error.name, message: error.message.slice(0, 500), at: now }) });
+  if (tx)
+    out.push({
+      op: 'h',
+      key: keys.deadLetterIndex(raw.partition),
+      field: tx,
+      value: JSON.stringify({ stage, error: error.name, message: error.message.slice(0, 500), at: now }),
+    });
   return out;
 }
 
@@ -519,16 +562,26 @@ export function deadLetterOutputs(keys: Keys, stage: string, raw: RawEntry, erro
 export function deadLetterFields(stage: string, raw: RawEntry, error: Error, now: number, attempts = Math.max(1, raw.deliveries)): string[] {
   const map = raw.fields ? fieldsToMap(raw.fields) : new Map<string, string>();
   const fields = [
-    F_TX, map.get(F_TX) ?? '',
-    F_EVENT, map.get(F_EVENT) ?? '',
-    'error', error.name || 'Error',
-    'message', error.message.slice(0, 2_000),
-    'stage', stage,
-    'attempts', String(attempts),
-    'origin_stream', raw.stream,
-    'origin_id', raw.id,
-    'first_failed_at', map.get(F_FIRST_FAILED) ?? String(now),
-    'last_failed_at', String(now),
+    F_TX,
+    map.get(F_TX) ?? '',
+    F_EVENT,
+    map.get(F_EVENT) ?? '',
+    'error',
+    error.name || 'Error',
+    'message',
+    error.message.slice(0, 2_000),
+    'stage',
+    stage,
+    'attempts',
+    String(attempts),
+    'origin_stream',
+    raw.stream,
+    'origin_id',
+    raw.id,
+    'first_failed_at',
+    map.get(F_FIRST_FAILED) ?? String(now),
+    'last_failed_at',
+    String(now),
   ];
   const tp = map.get(F_TRACE);
   if (tp) fields.push(F_TRACE, tp);

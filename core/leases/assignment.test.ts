@@ -24,7 +24,10 @@ test('every member computes the same answer, whatever order it lists the members
 test('a member that leaves and comes back gets exactly its partitions back; a leave moves few others', () => {
   const members = Array.from({ length: 4 }, (_, i) => `rill-worker-${i}-validate-0`);
   const before = assignPartitions(members, 16);
-  const without = assignPartitions(members.filter((m) => m !== members[2]), 16);
+  const without = assignPartitions(
+    members.filter((m) => m !== members[2]),
+    16,
+  );
   const moved = [...before].filter(([p, o]) => o !== members[2] && without.get(p) !== o).length;
   // p mod n (the assignment before this one) moved 7 of the 12 others' partitions here
   const rest = members.filter((m) => m !== members[2]);

@@ -19,7 +19,12 @@ export class LeaseHandover {
    * @param redis lease and membership commands, and publishing
    * @param subscriber a connection given over to SUBSCRIBE (no other commands on it)
    */
-  constructor(readonly redis: Redis, private readonly subscriber: RedisClient, private readonly channel: string, private readonly logger: Logger) {}
+  constructor(
+    readonly redis: Redis,
+    private readonly subscriber: RedisClient,
+    private readonly channel: string,
+    private readonly logger: Logger,
+  ) {}
 
   /** Subscribe (once): resolves when notices are being received. */
   start(): Promise<void> {
@@ -44,6 +49,8 @@ export class LeaseHandover {
 
   /** Tell the other members of `stage` to sync now (a notice lost to a dropped connection costs one periodic sync). */
   async announce(stage: string, member: string): Promise<void> {
-    await this.redis.publish(this.channel, `${stage}\n${member}`).catch((err: unknown) => this.logger.warn({ err, stage }, 'lease notice not published; others sync at their next period'));
+    await this.redis
+      .publish(this.channel, `${stage}\n${member}`)
+      .catch((err: unknown) => this.logger.warn({ err, stage }, 'lease notice not published; others sync at their next period'));
   }
 }

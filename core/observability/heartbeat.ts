@@ -41,14 +41,17 @@ const STOP_WAIT_MS = 2_000;
 export interface WorkerStats {
   /** rill_stage_events_total by stage and outcome. */
   stages: Record<string, { ok: number; retry: number; dead_letter: number }>;
-  sinks: Record<string, {
-    /** rill_sink_rows_total: new rows written. */
-    rows: number;
-    /** Flushes done (rill_sink_flush_duration_seconds_count). */
-    flushes: number;
-    /** Unix ms of the last flush (to within one heartbeat interval), null before the first. */
-    last_flush_at: number | null;
-  }>;
+  sinks: Record<
+    string,
+    {
+      /** rill_sink_rows_total: new rows written. */
+      rows: number;
+      /** Flushes done (rill_sink_flush_duration_seconds_count). */
+      flushes: number;
+      /** Unix ms of the last flush (to within one heartbeat interval), null before the first. */
+      last_flush_at: number | null;
+    }
+  >;
 }
 
 export interface WorkerRecord {
@@ -112,8 +115,16 @@ export function startHeartbeat(o: HeartbeatOptions): Heartbeat {
       const stats = await readWorkerStats(o.registry, flushes, now());
       const seenAt = now();
       const record: WorkerRecord = {
-        id: o.id, host: o.host, pid: process.pid, components: [...o.components],
-        started_at: startedAt, seen_at: seenAt, interval_ms: intervalMs, version: RILL_VERSION, node: process.version, stats,
+        id: o.id,
+        host: o.host,
+        pid: process.pid,
+        components: [...o.components],
+        started_at: startedAt,
+        seen_at: seenAt,
+        interval_ms: intervalMs,
+        version: RILL_VERSION,
+        node: process.version,
+        stats,
         ...(prev ? { prev } : {}),
       };
       // the hash first: a reader that sees the score finds the record
@@ -219,10 +230,7 @@ async function values(registry: Registry, name: string): Promise<Sample[]> {
 
 /** Every worker that has published a heartbeat (and was not forgotten), live ones first. */
 export async function readWorkers(redis: RedisClient, keys: Keys, now = Date.now()): Promise<WorkerView[]> {
-  const [hash, seen] = await Promise.all([
-    redis.hgetall(keys.global('workers')),
-    redis.zrange(keys.global('workers-seen'), '0', '-1', 'WITHSCORES'),
-  ]);
+  const [hash, seen] = await Promise.all([redis.hgetall(keys.global('workers')), redis.zrange(keys.global('workers-seen'), '0', '-1', 'WITHSCORES')]);
   const seenAt = new Map<string, number>();
   for (let i = 0; i + 1 < seen.length; i += 2) seenAt.set(seen[i]!, Number(seen[i + 1]));
   const out: WorkerView[] = [];

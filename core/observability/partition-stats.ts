@@ -39,8 +39,12 @@ export interface PartitionStats {
 /** The stages and sinks reading `topic`, in topology order. */
 export function readersOf(topology: Topology, topic: string): string[] {
   return [
-    ...Object.entries(topology.stages).filter(([, s]) => s.input === topic).map(([n]) => n),
-    ...Object.entries(topology.sinks).filter(([, s]) => s.input === topic).map(([n]) => n),
+    ...Object.entries(topology.stages)
+      .filter(([, s]) => s.input === topic)
+      .map(([n]) => n),
+    ...Object.entries(topology.sinks)
+      .filter(([, s]) => s.input === topic)
+      .map(([n]) => n),
   ];
 }
 
@@ -84,7 +88,9 @@ export async function collectPartitionStats(redis: RedisClient, keys: Keys, topo
       const mine = info.map(fields).find((f) => f.get('name') === g);
       const lagRaw = mine?.get('lag');
       const cell: PartitionLaneStats = {
-        partition: p, lane, length,
+        partition: p,
+        lane,
+        length,
         lag: mine ? (lagRaw === null || lagRaw === undefined ? null : Number(lagRaw)) : g === undefined ? null : length,
         pending: Number(mine?.get('pending') ?? 0),
         oldestAgeMs: null,

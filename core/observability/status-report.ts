@@ -108,7 +108,10 @@ export function buildReport(topology: Topology, a: Sample, b: Sample): StatusRep
     const ws = liveOf(stage);
     const r = (pick: (x: WorkerStats['stages'][string]) => number) => heartbeatRate(ws, (st) => (st.stages[stage] ? pick(st.stages[stage]) : 0));
     return {
-      stage, input: s.input, output: s.output, ordering: s.ordering,
+      stage,
+      input: s.input,
+      output: s.output,
+      ordering: s.ordering,
       live_workers: ws.length,
       events_per_sec: r((x) => x.ok + x.retry + x.dead_letter),
       retries_per_sec: r((x) => x.retry),
@@ -124,7 +127,9 @@ export function buildReport(topology: Topology, a: Sample, b: Sample): StatusRep
     const flushes = b.workers.map((w) => w.stats.sinks[sink]?.last_flush_at ?? null).filter((x): x is number => typeof x === 'number');
     const last = flushes.length ? Math.max(...flushes) : null;
     return {
-      sink, input: s.input, table: s.type === 'postgres' ? s.table : '-',
+      sink,
+      input: s.input,
+      table: s.type === 'postgres' ? s.table : '-',
       live_workers: ws.length,
       rows_per_sec: heartbeatRate(ws, (st) => st.sinks[sink]?.rows ?? 0),
       last_flush_at: last === null ? null : new Date(last).toISOString(),
@@ -133,7 +138,11 @@ export function buildReport(topology: Topology, a: Sample, b: Sample): StatusRep
     };
   });
   const workers: StatusReport['workers'] = b.workers.map((w) => ({
-    id: w.id, host: w.host, pid: w.pid, components: w.components, live: w.live,
+    id: w.id,
+    host: w.host,
+    pid: w.pid,
+    components: w.components,
+    live: w.live,
     started_at: new Date(w.started_at).toISOString(),
     seen_at: new Date(w.seen_at).toISOString(),
     seen_age_seconds: round(Math.max(0, now - w.seen_at) / 1000),
@@ -159,4 +168,3 @@ function round(n: number): number {
 
 // ---------------------------------------------------------------------------------------------
 // The screen
-

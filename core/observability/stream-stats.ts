@@ -259,12 +259,22 @@ export const DEFAULT_STREAM_STATS_MS = 10_000;
 export function startStreamStats(o: StreamStatsOptions): StreamStatsCollector {
   const r = o.registry;
   const g = {
-    length: gauge(r, 'rill_stream_length', 'Entries in a topic\'s lane streams, summed over partitions', ['topic', 'lane']),
-    lag: gauge(r, 'rill_group_lag', 'Entries not yet delivered to a consumer group, summed over partitions (an upper bound where Redis cannot tell)', ['topic', 'lane', 'group']),
-    pending: gauge(r, 'rill_group_pending', 'Entries delivered to a consumer group and not yet acknowledged, summed over partitions', ['topic', 'lane', 'group']),
-    deadLetters: gauge(r, 'rill_dead_letters', 'Entries in a stage\'s (or sink\'s) dead-letter streams, summed over partitions', ['stage']),
-    parked: gauge(r, 'rill_parked_events', 'Events parked in an ordered stage (waiting, or behind their merchant\'s waiting event), summed over partitions', ['stage']),
-    delay: gauge(r, 'rill_delay_set_size', 'Retries waiting in a stage\'s delay sets, summed over partitions', ['stage']),
+    length: gauge(r, 'rill_stream_length', "Entries in a topic's lane streams, summed over partitions", ['topic', 'lane']),
+    lag: gauge(r, 'rill_group_lag', 'Entries not yet delivered to a consumer group, summed over partitions (an upper bound where Redis cannot tell)', [
+      'topic',
+      'lane',
+      'group',
+    ]),
+    pending: gauge(r, 'rill_group_pending', 'Entries delivered to a consumer group and not yet acknowledged, summed over partitions', [
+      'topic',
+      'lane',
+      'group',
+    ]),
+    deadLetters: gauge(r, 'rill_dead_letters', "Entries in a stage's (or sink's) dead-letter streams, summed over partitions", ['stage']),
+    parked: gauge(r, 'rill_parked_events', "Events parked in an ordered stage (waiting, or behind their merchant's waiting event), summed over partitions", [
+      'stage',
+    ]),
+    delay: gauge(r, 'rill_delay_set_size', "Retries waiting in a stage's delay sets, summed over partitions", ['stage']),
     live: gauge(r, 'rill_live_workers', 'Workers with a fresh heartbeat that run a stage or sink', ['component']),
   };
   const components = [...Object.keys(o.topology.stages), ...Object.keys(o.topology.sinks)];

@@ -26,11 +26,21 @@ export interface WorkerObservabilityOptions {
 
 export function startWorkerObservability(o: WorkerObservabilityOptions): { stop(): Promise<void> } {
   const heartbeat = startHeartbeat({
-    redis: o.redis, keys: o.keys, id: o.id, host: o.host, components: o.components, registry: o.registry,
-    logger: o.logger, ...(o.heartbeatMs === undefined ? {} : { intervalMs: o.heartbeatMs }),
+    redis: o.redis,
+    keys: o.keys,
+    id: o.id,
+    host: o.host,
+    components: o.components,
+    registry: o.registry,
+    logger: o.logger,
+    ...(o.heartbeatMs === undefined ? {} : { intervalMs: o.heartbeatMs }),
   });
   const stats = startStreamStats({
-    redis: o.redis, keys: o.keys, topology: o.topology, registry: o.registry, logger: o.logger,
+    redis: o.redis,
+    keys: o.keys,
+    topology: o.topology,
+    registry: o.registry,
+    logger: o.logger,
     ...(o.streamStatsMs === undefined ? {} : { intervalMs: o.streamStatsMs }),
   });
   return {

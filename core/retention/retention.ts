@@ -99,7 +99,10 @@ export function startRetention(o: RetentionOptions): RetentionHandle {
   const intervalMs = o.intervalMs ?? 60_000;
   const now = o.now ?? Date.now;
   const trimmedTotal = counter(o.registry, 'rill_retention_trimmed_total', 'Entries removed from topic lane streams by retention', ['topic', 'lane']);
-  const lagWarning = gauge(o.registry, 'rill_retention_lag_warning', '1 while a group is so far behind that retention cannot hold the topic to its limits', ['topic', 'group']);
+  const lagWarning = gauge(o.registry, 'rill_retention_lag_warning', '1 while a group is so far behind that retention cannot hold the topic to its limits', [
+    'topic',
+    'group',
+  ]);
   const warned = new Map<string, number>(); // "topic\0group" -> last logged
   const streamsByPartition = laneStreams(o.keys, o.topology);
 
@@ -154,13 +157,15 @@ export function startRetention(o: RetentionOptions): RetentionHandle {
   };
   const tick = () => {
     const lead = o.shouldRun ? o.shouldRun() : Promise.resolve(true);
-    running = lead.then((yes) => (yes ? runOnce() : { more: false })).then(
-      (r) => schedule(r.more ? Math.min(CATCH_UP_MS, intervalMs) : intervalMs),
-      (err: unknown) => {
-        o.logger.error({ err }, 'retention pass failed; trying again next interval');
-        schedule(intervalMs);
-      },
-    );
+    running = lead
+      .then((yes) => (yes ? runOnce() : { more: false }))
+      .then(
+        (r) => schedule(r.more ? Math.min(CATCH_UP_MS, intervalMs) : intervalMs),
+        (err: unknown) => {
+          o.logger.error({ err }, 'retention pass failed; trying again next interval');
+          schedule(intervalMs);
+        },
+      );
   };
   schedule(intervalMs);
 
@@ -180,8 +185,12 @@ function laneStreams(keys: Keys, topology: Topology): Map<number, LaneStream[]> 
   for (const [topic, t] of Object.entries(topology.topics)) {
     if (!t.retention || (t.retention.max_age === undefined && t.retention.max_len === undefined)) continue;
     const consumers = [
-      ...Object.entries(topology.stages).filter(([, s]) => s.input === topic).map(([n]) => n),
-      ...Object.entries(topology.sinks).filter(([, s]) => s.input === topic).map(([n]) => n),
+      ...Object.entries(topology.stages)
+        .filter(([, s]) => s.input === topic)
+        .map(([n]) => n),
+      ...Object.entries(topology.sinks)
+        .filter(([, s]) => s.input === topic)
+        .map(([n]) => n),
     ];
     for (let p = 0; p < t.partitions; p++) {
       const list = out.get(p) ?? [];

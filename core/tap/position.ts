@@ -110,7 +110,9 @@ export function parseTapStart(value: string, nowMs = Date.now(), what = 'from'):
   if (s === 'earliest' || s === '0' || s === '-') return { kind: 'earliest' };
   const t = parseInstant(s, nowMs);
   if (t !== undefined) return t;
-  throw new TapInputError(`${what} "${truncate(value)}": expected now, earliest, a unix time in ms, an entry id like 1717000000000-0, an RFC 3339 time or a duration like 10m`);
+  throw new TapInputError(
+    `${what} "${truncate(value)}": expected now, earliest, a unix time in ms, an entry id like 1717000000000-0, an RFC 3339 time or a duration like 10m`,
+  );
 }
 
 /** Like parseTapStart, without `earliest`; `now` means the streams' last entries at open. */
@@ -119,7 +121,9 @@ export function parseTapEnd(value: string, nowMs = Date.now(), what = 'to'): Tap
   if (s === 'now' || s === '+') return { kind: 'now' };
   const t = parseInstant(s, nowMs);
   if (t !== undefined) return t;
-  throw new TapInputError(`${what} "${truncate(value)}": expected now, a unix time in ms, an entry id like 1717000000000-0, an RFC 3339 time or a duration like 10m`);
+  throw new TapInputError(
+    `${what} "${truncate(value)}": expected now, a unix time in ms, an entry id like 1717000000000-0, an RFC 3339 time or a duration like 10m`,
+  );
 }
 
 function parseInstant(s: string, nowMs: number): { kind: 'time'; ms: number } | { kind: 'id'; id: string } | undefined {

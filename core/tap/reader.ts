@@ -17,17 +17,7 @@ import type { Keys } from '../keys.ts';
 import { partitionOf } from '../partition.ts';
 import type { Topology } from '../topology/schema.ts';
 import { isCluster, slotPipeline } from '../slot-pipeline.ts';
-import {
-  compareIds,
-  decodeCursor,
-  encodeCursor,
-  endId,
-  idTime,
-  parseTapEnd,
-  parseTapStart,
-  startPosition,
-  UnknownTopicError,
-} from './position.ts';
+import { compareIds, decodeCursor, encodeCursor, endId, idTime, parseTapEnd, parseTapStart, startPosition, UnknownTopicError } from './position.ts';
 import type { StreamSlot, TapEnd, TapStart } from './position.ts';
 
 export interface TapFilter {
@@ -298,8 +288,13 @@ export class TapReader implements AsyncIterable<TapEvent> {
     if (!streams.length) return;
     if (isCluster(this.o.redis)) return this.poll(streams, blockMs);
     const reply = (await this.o.redis.xread(
-      'COUNT', this.batch, 'BLOCK', blockMs, 'STREAMS',
-      ...streams.map((s) => s.key), ...streams.map((s) => this.positions[s.index]!),
+      'COUNT',
+      this.batch,
+      'BLOCK',
+      blockMs,
+      'STREAMS',
+      ...streams.map((s) => s.key),
+      ...streams.map((s) => this.positions[s.index]!),
     )) as [string, RawEntry[]][] | null;
     if (!reply) return;
     const byKey = new Map(streams.map((s) => [s.key, s]));

@@ -92,11 +92,13 @@ function checkShares(t: Topology): PathProblem[] {
   for (let i = 1; i < t.priorities.length; i++) {
     reserved += t.priorities[i]!.min_share;
     if (reserved >= 1) {
-      return [{
-        path: ['priorities', i, 'min_share'],
-        at: 'value',
-        message: `priorities[${i}].min_share: the lanes below "${top}" reserve ${+reserved.toFixed(4)} of every read in all; expected a sum below 1, so "${top}" still gets read`,
-      }];
+      return [
+        {
+          path: ['priorities', i, 'min_share'],
+          at: 'value',
+          message: `priorities[${i}].min_share: the lanes below "${top}" reserve ${+reserved.toFixed(4)} of every read in all; expected a sum below 1, so "${top}" still gets read`,
+        },
+      ];
     }
   }
   return [];

@@ -44,8 +44,8 @@ export function describeTopology(t: Topology): string {
       s.type === 'postgres'
         ? `  ${s.input} → [${name}: ${s.type} table ${s.table}, every ${count(s.batch_rows)} rows or ${formatDuration(s.max_wait)}, concurrency ${s.concurrency}]`
         : s.type === 'webhooks'
-        ? `  ${s.input} → [${name}: merchant webhooks, ${s.schedule.length} attempts over ${formatDuration(s.schedule.reduce((a, b) => a + b, 0))}, timeout ${formatDuration(s.request_timeout)}]`
-        : `  ${s.input} → [${name}: ${s.type} to ${s.webhooks.map((w) => `${w.name} (${w.kind})`).join(', ')}, dedupe ${formatDuration(s.dedupe_window)}, ${retry(s.retry)} within ${formatDuration(s.delivery_timeout)}]`,
+          ? `  ${s.input} → [${name}: merchant webhooks, ${s.schedule.length} attempts over ${formatDuration(s.schedule.reduce((a, b) => a + b, 0))}, timeout ${formatDuration(s.request_timeout)}]`
+          : `  ${s.input} → [${name}: ${s.type} to ${s.webhooks.map((w) => `${w.name} (${w.kind})`).join(', ')}, dedupe ${formatDuration(s.dedupe_window)}, ${retry(s.retry)} within ${formatDuration(s.delivery_timeout)}]`,
     );
   }
   return out.join('\n');

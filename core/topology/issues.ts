@@ -11,9 +11,7 @@ export function explainIssues(issues: readonly Issue[], data: unknown, schema: z
   // `partitons: 8` also leaves `partitions` missing; the typo is the one thing to fix, so the
   // missing key it nearly spells isn't reported again.
   const typos = new Set(problems.flatMap((p) => (p.typoOf ? [slot(p.path.slice(0, -1), p.typoOf)] : [])));
-  return problems
-    .filter((p) => !(p.missing && typos.has(slot(p.path, p.missing))))
-    .map(({ path, at, message }) => ({ path, at, message }));
+  return problems.filter((p) => !(p.missing && typos.has(slot(p.path, p.missing)))).map(({ path, at, message }) => ({ path, at, message }));
 }
 
 interface Explained extends PathProblem {
@@ -44,7 +42,9 @@ function explain(issue: Issue, data: unknown, root: z.ZodType): Explained[] {
     case 'invalid_key': {
       const parent = path.slice(0, -1);
       const inner = issue.issues[0]?.message ?? 'a valid name';
-      return [{ path, at: 'key', message: `${parent.length ? `${formatPath(parent)}: ` : ''}invalid name "${String(path[path.length - 1])}": expected ${inner}` }];
+      return [
+        { path, at: 'key', message: `${parent.length ? `${formatPath(parent)}: ` : ''}invalid name "${String(path[path.length - 1])}": expected ${inner}` },
+      ];
     }
     case 'invalid_type': {
       const parent = path.slice(0, -1);
@@ -61,7 +61,8 @@ function explain(issue: Issue, data: unknown, root: z.ZodType): Explained[] {
     case 'too_small':
     case 'too_big':
       if (issue.origin === 'number' || issue.origin === 'int') return found(bound(issue, schema));
-      if (issue.origin === 'array') return found(`a list of ${issue.code === 'too_small' ? 'at least' : 'at most'} ${issue.code === 'too_small' ? issue.minimum : issue.maximum} item(s)`);
+      if (issue.origin === 'array')
+        return found(`a list of ${issue.code === 'too_small' ? 'at least' : 'at most'} ${issue.code === 'too_small' ? issue.minimum : issue.maximum} item(s)`);
       if (issue.origin === 'string' && issue.code === 'too_small' && Number(issue.minimum) === 1) return found('a non-empty string');
       return found(issue.message);
     case 'invalid_value':

@@ -23,7 +23,10 @@ function problemsOf(load: () => unknown): TopologyProblem[] {
 /** Asserts one problem at exactly file:line:col whose message contains `fragment`. */
 function expectProblem(problems: TopologyProblem[], file: string, line: number, column: number, fragment: string): void {
   const hit = problems.find((p) => p.line === line && p.column === column && p.message.includes(fragment));
-  assert.ok(hit, `no problem at ${line}:${column} containing ${JSON.stringify(fragment)}; got:\n${problems.map((p) => `${p.line}:${p.column}: ${p.message}`).join('\n')}`);
+  assert.ok(
+    hit,
+    `no problem at ${line}:${column} containing ${JSON.stringify(fragment)}; got:\n${problems.map((p) => `${p.line}:${p.column}: ${p.message}`).join('\n')}`,
+  );
   assert.equal(hit.file, file);
 }
 
@@ -49,7 +52,10 @@ test('the shipped topology.yaml loads, with durations in ms and defaults filled 
   const t = loadTopology(`${root}topology.yaml`);
   assert.equal(t.ingest.topic, 'transactions');
   assert.equal(t.ingest.idempotency_ttl, 86_400_000);
-  assert.deepEqual(t.priorities.map((p) => p.name), ['critical', 'high', 'normal', 'low']);
+  assert.deepEqual(
+    t.priorities.map((p) => p.name),
+    ['critical', 'high', 'normal', 'low'],
+  );
   assert.equal(t.topics.transactions?.partitions, 8);
   const validate = t.stages.validate!;
   assert.equal(validate.retry.base, 100);
@@ -104,7 +110,10 @@ test('bad-values.yaml: every wrong value, each at its value, with what was expec
   assert.equal(problems.length, 8);
   // In file order, as an editor lists them.
   const order = problems.map((p) => p.line * 1000 + p.column);
-  assert.deepEqual(order, [...order].sort((a, b) => a - b));
+  assert.deepEqual(
+    order,
+    [...order].sort((a, b) => a - b),
+  );
 });
 
 test('bad-semantics.yaml: cross-cutting rules, each at the offending value', () => {
@@ -163,9 +172,21 @@ test('duplicate keys are a YAML error at the second key', () => {
 });
 
 test('empty and missing files', () => {
-  expectProblem(problemsOf(() => parseTopology('# nothing\n', 'e.yaml')), 'e.yaml', 1, 1, 'empty topology: expected a mapping');
+  expectProblem(
+    problemsOf(() => parseTopology('# nothing\n', 'e.yaml')),
+    'e.yaml',
+    1,
+    1,
+    'empty topology: expected a mapping',
+  );
   const missing = fixture('does-not-exist.yaml');
-  expectProblem(problemsOf(() => loadTopology(missing)), missing, 1, 1, 'cannot read topology: no such file');
+  expectProblem(
+    problemsOf(() => loadTopology(missing)),
+    missing,
+    1,
+    1,
+    'cannot read topology: no such file',
+  );
 });
 
 test('describeTopology names every topic, lane, stage and sink', () => {

@@ -43,10 +43,16 @@ test('a route to a declared topic is accepted', () => {
 
 test('a route to an undeclared topic names the route', () => {
   const found = problems('nowhere');
-  assert.ok(found.some((p) => p.startsWith('14:39:') && p.includes('stages.validate.routes.to.refund: expected a declared topic')), found.join('\n'));
+  assert.ok(
+    found.some((p) => p.startsWith('14:39:') && p.includes('stages.validate.routes.to.refund: expected a declared topic')),
+    found.join('\n'),
+  );
 });
 
 test('a route back into the stage input is rejected at the route', () => {
   const found = problems('transactions');
-  assert.ok(found.some((p) => p.startsWith('14:39:') && p.includes('other than the input')), found.join('\n'));
+  assert.ok(
+    found.some((p) => p.startsWith('14:39:') && p.includes('other than the input')),
+    found.join('\n'),
+  );
 });

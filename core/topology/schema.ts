@@ -4,31 +4,23 @@ import { z } from 'zod';
 import { parseDuration } from '../duration.ts';
 
 const NAME = /^[a-z][a-z0-9_-]{0,47}$/;
-const name = (what: string) =>
-  z.string().regex(NAME, `a ${what} name: lowercase letters, digits, "_" or "-", starting with a letter`);
+const name = (what: string) => z.string().regex(NAME, `a ${what} name: lowercase letters, digits, "_" or "-", starting with a letter`);
 
 const duration = (what: string) =>
-  z
-    .union([z.number(), z.string()])
-    .transform((v, ctx) => {
-      const ms = parseDuration(v);
-      if (ms === undefined) {
-        ctx.addIssue({ code: 'custom', message: `${what}: expected a duration like 250ms, 30s, 5m, 24h, 7d or whole milliseconds` });
-        return z.NEVER;
-      }
-      return ms;
-    });
+  z.union([z.number(), z.string()]).transform((v, ctx) => {
+    const ms = parseDuration(v);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `${what}: expected a duration like 250ms, 30s, 5m, 24h, 7d or whole milliseconds` });
+      return z.NEVER;
+    }
+    return ms;
+  });
 
 export const PrioritySchema = z
   .object({
     name: name('priority class').describe('Lane name, e.g. critical.'),
     types: z.array(z.string().min(1)).default([]).describe('Event types that go to this lane; types matching no lane go to the lowest.'),
-    min_share: z
-      .number()
-      .min(0)
-      .max(1)
-      .default(0)
-      .describe('Starvation guard: the share of each read this lane still gets while higher lanes are saturated.'),
+    min_share: z.number().min(0).max(1).default(0).describe('Starvation guard: the share of each read this lane still gets while higher lanes are saturated.'),
   })
   .strict();
 
@@ -43,7 +35,7 @@ export const TopicSchema = z
   .object({
     partitions: z.number().int().min(1).max(1024).describe('Partition count; every topic of a topology has the same one.'),
     retention: RetentionSchema.optional(),
-    external: z.boolean().default(false).describe('Read outside the topology (the data team\'s tap, alert delivery): no stage or sink needs to read it.'),
+    external: z.boolean().default(false).describe("Read outside the topology (the data team's tap, alert delivery): no stage or sink needs to read it."),
   })
   .strict();
 
@@ -72,8 +64,18 @@ export const RoutesSchema = z
 
 export const ParkingSchema = z
   .object({
-    max_per_key: z.number().int().min(1).default(1_000).describe("ordering key: most events parked for one merchant in one lane of a partition (a waiting event and the merchant's later ones)."),
-    max_per_partition: z.number().int().min(1).default(100_000).describe('ordering key: most events parked in one partition of this stage, all merchants together.'),
+    max_per_key: z
+      .number()
+      .int()
+      .min(1)
+      .default(1_000)
+      .describe("ordering key: most events parked for one merchant in one lane of a partition (a waiting event and the merchant's later ones)."),
+    max_per_partition: z
+      .number()
+      .int()
+      .min(1)
+      .default(100_000)
+      .describe('ordering key: most events parked in one partition of this stage, all merchants together.'),
   })
   .strict();
 
@@ -88,10 +90,12 @@ export const StageSchema = z
     batch: z.number().int().min(1).max(10_000).default(100).describe('Entries read per round trip.'),
     retry: RetrySchema.default(RetrySchema.parse({})),
     visibility_timeout: duration('visibility_timeout').default(30_000).describe('Pending entries idle longer than this are reclaimed (XAUTOCLAIM).'),
-    lease_ttl: duration('lease_ttl').default(5_000).describe('ordering key: a dead worker\'s partitions move to others within this time (refreshed every third of it).'),
+    lease_ttl: duration('lease_ttl')
+      .default(5_000)
+      .describe("ordering key: a dead worker's partitions move to others within this time (refreshed every third of it)."),
     dead_letter: DeadLetterSchema.describe('Where events go after the last attempt or a fatal error.'),
     parking: ParkingSchema.default(ParkingSchema.parse({})).describe(
-      'ordering key: an event that must retry or wait is parked with its merchant\'s later events of that lane; everyone else goes on. ' +
+      "ordering key: an event that must retry or wait is parked with its merchant's later events of that lane; everyone else goes on. " +
         'Past a cap the lane of that partition stops being read until parked events drain (nothing lost, order kept).',
     ),
     config: z.record(z.string(), z.unknown()).default({}).describe("The processor's own settings, checked by the processor."),
@@ -115,7 +119,9 @@ export const PostgresSinkSchema = z
     batch_rows: z.number().int().min(1).max(100_000).default(5_000).describe('Flush when this many rows are buffered.'),
     max_wait: duration('max_wait').default(200).describe('Flush at the latest this long after the first buffered row.'),
     concurrency: z.number().int().min(1).max(16).default(1).describe('Consumer loops per worker process.'),
-    visibility_timeout: duration('visibility_timeout').default(10_000).describe('Pending entries idle longer than this are reclaimed (a dead sink\'s batch; a rewrite is harmless: ON CONFLICT DO NOTHING).'),
+    visibility_timeout: duration('visibility_timeout')
+      .default(10_000)
+      .describe("Pending entries idle longer than this are reclaimed (a dead sink's batch; a rewrite is harmless: ON CONFLICT DO NOTHING)."),
     maintenance: MaintenanceSchema.default(MaintenanceSchema.parse({})).describe('Table upkeep, run by one leader at a time.'),
   })
   .strict();
@@ -163,7 +169,7 @@ export const AlertsSinkSchema = z
       .describe('All attempts of one alert, waits included; past it the alert is dead-lettered (no partition waits longer).'),
     dead_letters: z
       .object({
-        threshold: z.number().int().min(1).describe('Alert when a stage\'s or sink\'s dead letters grew by at least this many since its last alert.'),
+        threshold: z.number().int().min(1).describe("Alert when a stage's or sink's dead letters grew by at least this many since its last alert."),
       })
       .strict()
       .optional()
@@ -213,7 +219,9 @@ export const MerchantWebhooksSinkSchema = z
     request_timeout: duration('request_timeout').default(10_000).describe('One attempt, answer included.'),
     alerts_topic: name('topic').optional().describe('Where webhook_endpoint.disabled alerts go (the alerts topic); none when unset.'),
     secret_grace: duration('secret_grace').default(86_400_000).describe('After a secret rotation the old secret keeps signing (a second signature) this long.'),
-    disable_after: duration('disable_after').default(432_000_000).describe('An endpoint failing without a success this long is disabled (a webhook_endpoint.disabled alert).'),
+    disable_after: duration('disable_after')
+      .default(432_000_000)
+      .describe('An endpoint failing without a success this long is disabled (a webhook_endpoint.disabled alert).'),
     max_connections: z.number().int().min(1).max(64).default(4).describe('Connections per endpoint (its undici pool bound).'),
     deliveries: z.number().int().min(1).max(1_024).default(64).describe('Attempts in flight per worker loop, over all endpoints.'),
     batch: z.number().int().min(1).max(1_000).default(200).describe('Events read and fanned out at once.'),
@@ -234,9 +242,19 @@ export const RateLimitSchema = z
 
 export const BackpressureSchema = z
   .object({
-    max_lag: z.number().int().positive().default(1_000_000).describe('Shed load (503) when entries waiting in the pipeline (lag + pending, all groups) pass this...'),
+    max_lag: z
+      .number()
+      .int()
+      .positive()
+      .default(1_000_000)
+      .describe('Shed load (503) when entries waiting in the pipeline (lag + pending, all groups) pass this...'),
     resume_lag: z.number().int().nonnegative().default(800_000).describe('...until they are back under this.'),
-    max_memory: z.number().positive().max(1).default(0.8).describe("Shed load when Redis used_memory passes this share of maxmemory (or of max_memory_bytes)..."),
+    max_memory: z
+      .number()
+      .positive()
+      .max(1)
+      .default(0.8)
+      .describe('Shed load when Redis used_memory passes this share of maxmemory (or of max_memory_bytes)...'),
     resume_memory: z.number().positive().max(1).default(0.7).describe('...until it is back under this share.'),
     max_memory_bytes: z.number().int().positive().optional().describe('The memory budget when Redis has no maxmemory set.'),
     check_interval: duration('check_interval').default(500).describe('How often ingest samples lag and memory.'),
@@ -255,7 +273,9 @@ export const IngestSchema = z
 
 export const RefundsSchema = z
   .object({
-    window: duration('window').default(180 * 86_400_000).describe('How long a payin stays refundable (refunds and chargebacks against it).'),
+    window: duration('window')
+      .default(180 * 86_400_000)
+      .describe('How long a payin stays refundable (refunds and chargebacks against it).'),
     await_payin: duration('await_payin')
       .default(60_000)
       .describe('A refund of a payin accepted but not settled yet waits this long (from its own acceptance) for the payin, then fails payin_not_settled.'),
@@ -266,7 +286,9 @@ export const TopologySchema = z
   .object({
     version: z.literal(1).describe('Schema version.'),
     ingest: IngestSchema,
-    refunds: RefundsSchema.default(RefundsSchema.parse({})).describe('Refunds and chargebacks: checked at ingest against accepted payins, settled by the ledger.'),
+    refunds: RefundsSchema.default(RefundsSchema.parse({})).describe(
+      'Refunds and chargebacks: checked at ingest against accepted payins, settled by the ledger.',
+    ),
     priorities: z.array(PrioritySchema).min(1).describe('Lanes, highest first.'),
     topics: z.record(name('topic'), TopicSchema),
     stages: z.record(name('stage'), StageSchema).default({}),

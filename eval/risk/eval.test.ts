@@ -45,7 +45,9 @@ test('small eval: the combined score against the velocity rules, the same verdic
 
   const rv = report(stream, velocity.flagged);
   const rs = report(stream, score.flagged);
-  console.log(`\nrisk eval (seed ${OPTS.seed}, ${OPTS.merchants} merchants, ${OPTS.hours} h, ${rs.events} events, ${rs.fraud} fraud)\n${table(rv, rs, { velocity: velocity.usPerEvent, score: score.usPerEvent })}\n`);
+  console.log(
+    `\nrisk eval (seed ${OPTS.seed}, ${OPTS.merchants} merchants, ${OPTS.hours} h, ${rs.events} events, ${rs.fraud} fraud)\n${table(rv, rs, { velocity: velocity.usPerEvent, score: score.usPerEvent })}\n`,
+  );
 
   assert.ok(rs.overall.recall >= 0.85, `recall ${rs.overall.recall}`);
   assert.ok(rs.overall.precision >= 0.8, `precision ${rs.overall.precision}`);

@@ -70,7 +70,7 @@ export function generate(o: GeneratorOptions): Stream {
     const payoutAt = uni(0, 24) * HOUR;
     const addsCurrency = r() < 0.03 ? { at: uni(0.2, 0.9) * end, cur: pick(CURRENCIES.filter((c) => c !== home)) } : undefined;
     const busy = new Set<number>(); // legit busy hours at 4x the rate
-    for (let h = 0; h < o.hours; h++) if (r() < 0.05 / 24 * 4) busy.add(h);
+    for (let h = 0; h < o.hours; h++) if (r() < (0.05 / 24) * 4) busy.add(h);
     const amountOf = () => Math.max(1, Math.round(Math.exp(mu + (r() < 0.01 ? 2.5 : 1) * sigma * normal())));
 
     let t = r() * (HOUR / rate);
@@ -78,7 +78,8 @@ export function generate(o: GeneratorOptions): Stream {
     let nextPayout = payoutAt;
     while (t < end) {
       while (nextPayout <= t) {
-        if (dayPayins > 0) events.push({ merchant: id, type: 'payout', amount: Math.round(dayPayins * uni(0.8, 1)), currency: home, t: nextPayout, label: null });
+        if (dayPayins > 0)
+          events.push({ merchant: id, type: 'payout', amount: Math.round(dayPayins * uni(0.8, 1)), currency: home, t: nextPayout, label: null });
         dayPayins = 0;
         nextPayout += 24 * HOUR;
       }

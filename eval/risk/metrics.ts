@@ -40,8 +40,8 @@ export function report(stream: Stream, flagged: readonly boolean[]): Report {
     if (e.label) {
       fraud++;
       const p = per.get(e.label)!;
-      if (f) (c.tp++, p.tp++);
-      else (c.fn++, p.fn++);
+      if (f) c.tp++, p.tp++;
+      else c.fn++, p.fn++;
     } else if (f) {
       c.fp++;
       if (victimOf) per.get(victimOf)!.fp++;
@@ -51,9 +51,11 @@ export function report(stream: Stream, flagged: readonly boolean[]): Report {
       if (f) cleanFlagged++;
     }
   });
-  const patterns = Object.fromEntries(PATTERNS.map((p) => {
-    const x = per.get(p)!;
-    return [p, quality(x.tp, x.fp, x.fn)];
-  })) as Record<Pattern, Quality>;
+  const patterns = Object.fromEntries(
+    PATTERNS.map((p) => {
+      const x = per.get(p)!;
+      return [p, quality(x.tp, x.fp, x.fn)];
+    }),
+  ) as Record<Pattern, Quality>;
   return { overall: quality(c.tp, c.fp, c.fn), patterns, cleanFpRate: clean ? cleanFlagged / clean : 0, events: stream.events.length, fraud };
 }

@@ -61,11 +61,14 @@ try {
       else cost.velocity = Math.min(cost.velocity, us);
     }
   }
-  if (values.json) console.log(JSON.stringify({ seed, merchants, hours, velocity: { ...rv, usPerEvent: cost.velocity }, score: { ...rs, usPerEvent: cost.score } }, null, 2));
+  if (values.json)
+    console.log(JSON.stringify({ seed, merchants, hours, velocity: { ...rv, usPerEvent: cost.velocity }, score: { ...rs, usPerEvent: cost.score } }, null, 2));
   else {
     console.log(`seed ${seed}: ${rs.events} events, ${merchants} merchants, ${rs.fraud} fraud (${((rs.fraud / rs.events) * 100).toFixed(2)} %)\n`);
     console.log(table(rv, rs, cost));
-    console.log(`\nscoring cost: fastest of ${reps + 1} runs each (the first over all events, then ${Math.min(TIMING_EVENTS, stream.events.length)}), batches of 500 as the stage reads them`);
+    console.log(
+      `\nscoring cost: fastest of ${reps + 1} runs each (the first over all events, then ${Math.min(TIMING_EVENTS, stream.events.length)}), batches of 500 as the stage reads them`,
+    );
   }
 } finally {
   await deleteByPattern(redis, `${env.prefix}:*`);

@@ -15,10 +15,7 @@ export interface SqlRunner {
   query<R extends QueryResultRow>(text: string, values: unknown[]): Promise<QueryResult<R>>;
 }
 
-export type Principal =
-  | { keyId: string; scope: 'merchant'; merchantId: string }
-  | { keyId: string; scope: 'tap' }
-  | { keyId: string; scope: 'operator' };
+export type Principal = { keyId: string; scope: 'merchant'; merchantId: string } | { keyId: string; scope: 'tap' } | { keyId: string; scope: 'operator' };
 
 /** A merchant's key, or a key of a scope no merchant owns: tap (read-only SSE) or operator (the console). */
 export type KeySpec = { merchantId: string } | { scope: 'tap' | 'operator' };
@@ -152,10 +149,9 @@ export class KeyStore {
   }
 
   private async fetch(keyId: string): Promise<KeyRecord> {
-    const res = await this.db.query<KeyRow>(
-      'SELECT secret_hash, merchant_id, scope, revoked_at IS NOT NULL AS revoked FROM api_keys WHERE key_id = $1',
-      [keyId],
-    );
+    const res = await this.db.query<KeyRow>('SELECT secret_hash, merchant_id, scope, revoked_at IS NOT NULL AS revoked FROM api_keys WHERE key_id = $1', [
+      keyId,
+    ]);
     const row = res.rows[0];
     const record = row ? toRecord(keyId, row) : null;
     this.remember(keyId, record);

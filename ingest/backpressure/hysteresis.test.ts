@@ -22,16 +22,22 @@ function run(samples: LoadSample[]): boolean[] {
 
 describe('nextLoadState', () => {
   test('lag: starts strictly over max_lag, stops strictly under resume_lag', () => {
-    assert.deepEqual(
-      run([s(0), s(1000), s(1001), s(999), s(500), s(600), s(499), s(999), s(1000), s(1001)]),
-      [false, false, true, true, true, true, false, false, false, true],
-    );
+    assert.deepEqual(run([s(0), s(1000), s(1001), s(999), s(500), s(600), s(499), s(999), s(1000), s(1001)]), [
+      false,
+      false,
+      true,
+      true,
+      true,
+      true,
+      false,
+      false,
+      false,
+      true,
+    ]);
   });
 
   test('memory: the same hysteresis on the share of the budget', () => {
-    assert.deepEqual(run([s(0, 0.5), s(0, 0.8), s(0, 0.81), s(0, 0.75), s(0, 0.7), s(0, 0.69), s(0, 0.79)]), [
-      false, false, true, true, true, false, false,
-    ]);
+    assert.deepEqual(run([s(0, 0.5), s(0, 0.8), s(0, 0.81), s(0, 0.75), s(0, 0.7), s(0, 0.69), s(0, 0.79)]), [false, false, true, true, true, false, false]);
   });
 
   test('either signal starts shedding; only both under their resume level stop it', () => {

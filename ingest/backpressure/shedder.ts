@@ -107,7 +107,12 @@ export class LoadShedder implements LoadGate {
 function shedderMetrics(registry: Registry) {
   return {
     shedding: gauge(registry, 'rill_ingest_shedding', '1 while ingest sheds load (503), else 0.', []),
-    waiting: gauge(registry, 'rill_pipeline_waiting_entries', 'Entries waiting in the pipeline: lag + pending of every stage and sink group, plus delayed retries.', []),
+    waiting: gauge(
+      registry,
+      'rill_pipeline_waiting_entries',
+      'Entries waiting in the pipeline: lag + pending of every stage and sink group, plus delayed retries.',
+      [],
+    ),
     memory: gauge(registry, 'rill_redis_memory_share', 'Redis used_memory as a share of maxmemory (or max_memory_bytes).', []),
     failures: counter(registry, 'rill_ingest_load_sample_failures_total', 'Load samples that failed (the last decision stays).', []),
   };

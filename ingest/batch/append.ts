@@ -91,7 +91,10 @@ export class BatchAppender {
       const bucket = this.keys.rateLimit(route.partition, body.merchant_id);
       let c = open.get(bucket);
       if (!c) open.set(bucket, (c = { at: [], events: [], bucket }));
-      const record = idempotencyKey === undefined ? undefined : { key: this.keys.idempotency(route.partition, body.merchant_id, idempotencyKey), fingerprint: fingerprint(body) };
+      const record =
+        idempotencyKey === undefined
+          ? undefined
+          : { key: this.keys.idempotency(route.partition, body.merchant_id, idempotencyKey), fingerprint: fingerprint(body) };
       const payin = payinCheck(this.keys, route.partition, body, id, this.appender.refundWindowMs);
       c.events.push({ stream: route.stream, record, txId: id, ev: JSON.stringify(event), payin });
       c.at.push(i);

@@ -45,7 +45,10 @@ export function batchFormat(contentType: string | undefined, contentEncoding: st
     const shown = contentType ? `, not ${contentType.length > 100 ? `${contentType.slice(0, 100)}…` : contentType}` : '';
     throw unsupportedMediaType(`Content-Type must be ${NDJSON} or application/json${shown}.`, { headers: ACCEPT });
   }
-  const charset = params.find((p) => p.startsWith('charset='))?.slice('charset='.length).replace(/"/g, '');
+  const charset = params
+    .find((p) => p.startsWith('charset='))
+    ?.slice('charset='.length)
+    .replace(/"/g, '');
   if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
     throw unsupportedMediaType('Batch bodies must be UTF-8.', { headers: ACCEPT });
   }
@@ -156,8 +159,7 @@ function checkLine(index: number, value: unknown): CheckedLine {
 }
 
 // the single endpoint's wording: a missing field "is required"
-const requiredMessage = (iss: z.core.$ZodRawIssue): string | undefined =>
-  iss.code === 'invalid_type' && iss.input === undefined ? 'is required' : undefined;
+const requiredMessage = (iss: z.core.$ZodRawIssue): string | undefined => (iss.code === 'invalid_type' && iss.input === undefined ? 'is required' : undefined);
 
 /** The Idempotency-Key header's rules (idempotency.ts), without its 400. */
 function validKey(key: string): string | undefined {

@@ -76,14 +76,17 @@ export const TransactionViewSchema = z.object({
   reference: nullable(z.string()),
   metadata: nullable(z.record(z.string(), z.string())),
   status: z.enum(TRANSACTION_STATUSES).meta({
-    description: 'accepted (in Redis, not yet picked up), processing, in_review (held by the risk stage for an operator), succeeded, failed (see failure_code) or dead_lettered.',
+    description:
+      'accepted (in Redis, not yet picked up), processing, in_review (held by the risk stage for an operator), succeeded, failed (see failure_code) or dead_lettered.',
   }),
   failure_code: nullable(z.string()).meta({
     description: `Set when status is failed: a stable code, one of ${Object.keys(FAILURE_CODES).join(', ')}.`,
   }),
   failure_reason: nullable(z.string()),
   risk_score: nullable(z.number()),
-  risk_reasons: nullable(z.array(z.string())).meta({ description: "The risk stage's top reasons, in words (`code: text`); null before it scored the transaction." }),
+  risk_reasons: nullable(z.array(z.string())).meta({
+    description: "The risk stage's top reasons, in words (`code: text`); null before it scored the transaction.",
+  }),
   occurred_at: nullable(z.string()),
   ingested_at: z.string(),
   processed_at: nullable(z.string()),
@@ -145,7 +148,10 @@ export const WebhookEndpointSchema = z.object({
   updated_at: z.string(),
 });
 
-const SECRET = z.string().regex(/^whsec_/).meta({ description: 'The signing secret (Standard Webhooks): shown here only, never again.' });
+const SECRET = z
+  .string()
+  .regex(/^whsec_/)
+  .meta({ description: 'The signing secret (Standard Webhooks): shown here only, never again.' });
 
 export const WebhookEndpointCreatedSchema = WebhookEndpointSchema.extend({ secret: SECRET });
 
@@ -173,15 +179,17 @@ const WebhookAttemptSchema = z.object({
 });
 
 export const WebhookDeliveriesSchema = z.object({
-  data: z.array(
-    z.object({
-      event_id: z.string(),
-      event_type: z.string(),
-      status: z.string().meta({ description: 'pending (queued, not yet tried), retrying, delivered or failed.' }),
-      next_retry_at: nullable(z.string()),
-      attempts: z.array(WebhookAttemptSchema),
-    }),
-  ).meta({ description: 'Waiting deliveries, then the latest attempted ones, newest first.' }),
+  data: z
+    .array(
+      z.object({
+        event_id: z.string(),
+        event_type: z.string(),
+        status: z.string().meta({ description: 'pending (queued, not yet tried), retrying, delivered or failed.' }),
+        next_retry_at: nullable(z.string()),
+        attempts: z.array(WebhookAttemptSchema),
+      }),
+    )
+    .meta({ description: 'Waiting deliveries, then the latest attempted ones, newest first.' }),
 });
 
 export const WebhookRecoverQueuedSchema = z.object({

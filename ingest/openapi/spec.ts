@@ -133,7 +133,8 @@ function problemResponse(status: number): Record<string, unknown> {
 const IDEMPOTENCY_KEY: Param = {
   name: 'Idempotency-Key',
   in: 'header',
-  description: 'One key per logical request, kept across retries: the same key and body answer the first answer again; another body answers 409. Keys live 24 h.',
+  description:
+    'One key per logical request, kept across retries: the same key and body answer the first answer again; another body answers 409. Keys live 24 h.',
   schema: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e](?:[\\x20-\\x7e]{0,253}[\\x21-\\x7e])?$' },
 };
 
@@ -192,7 +193,7 @@ const WEBHOOK_OPERATIONS: Operation[] = [
     responses: {
       201: {
         description: 'Created.',
-        headers: { Location: { description: 'The endpoint\'s URL.', schema: { type: 'string' } }, ...NO_STORE },
+        headers: { Location: { description: "The endpoint's URL.", schema: { type: 'string' } }, ...NO_STORE },
         content: json('WebhookEndpointCreated'),
       },
     },
@@ -278,7 +279,12 @@ const WEBHOOK_OPERATIONS: Operation[] = [
     security: 'merchantKey',
     parameters: [
       ENDPOINT_ID,
-      { name: 'limit', in: 'query', description: 'At most this many events (1-100, default 50).', schema: { type: 'integer', minimum: 1, maximum: 100, default: 50 } },
+      {
+        name: 'limit',
+        in: 'query',
+        description: 'At most this many events (1-100, default 50).',
+        schema: { type: 'integer', minimum: 1, maximum: 100, default: 50 },
+      },
     ],
     responses: { 200: { description: 'Newest first.', headers: NO_STORE, content: json('WebhookDeliveries') } },
     problems: [401, 403, 404, 503],
@@ -306,7 +312,9 @@ const WEBHOOK_OPERATIONS: Operation[] = [
     description: `To one endpoint (\`endpoint_id\`) or every enabled endpoint that receives its type. The body is optional. ${WEBHOOK_BODY_LIMIT}`,
     tag: 'Webhooks',
     security: 'merchantKey',
-    parameters: [{ name: 'id', in: 'path', required: true, description: 'The event id (evt_…, the webhook-id header of a delivery).', schema: { type: 'string' } }],
+    parameters: [
+      { name: 'id', in: 'path', required: true, description: 'The event id (evt_…, the webhook-id header of a delivery).', schema: { type: 'string' } },
+    ],
     requestBody: { required: false, content: json('RedeliverRequest') },
     responses: { 202: { description: 'Queued.', content: json('RedeliverQueued') } },
     problems: [400, 401, 403, 404, 413, 503],
@@ -319,7 +327,7 @@ export const OPERATIONS: readonly Operation[] = [
     path: '/v1/transactions',
     operationId: 'createTransaction',
     summary: 'Submit one transaction',
-    description: 'Appends the transaction to its merchant\'s partition and lane. Amounts are integers in minor units.',
+    description: "Appends the transaction to its merchant's partition and lane. Amounts are integers in minor units.",
     tag: 'Transactions',
     security: 'merchantKey',
     parameters: [IDEMPOTENCY_KEY],
@@ -328,7 +336,7 @@ export const OPERATIONS: readonly Operation[] = [
       202: {
         description: 'Accepted: the event is in Redis.',
         headers: {
-          Location: { description: 'The transaction\'s status URL.', schema: { type: 'string' } },
+          Location: { description: "The transaction's status URL.", schema: { type: 'string' } },
           'Idempotent-Replayed': { description: '"true" when this is the first answer again.', schema: { type: 'string', enum: ['true'] } },
         },
         content: json('Accepted'),
@@ -370,7 +378,7 @@ export const OPERATIONS: readonly Operation[] = [
     method: 'get',
     path: '/v1/transactions/{id}',
     operationId: 'getTransaction',
-    summary: "A transaction and its current status",
+    summary: 'A transaction and its current status',
     tag: 'Transactions',
     security: 'merchantKey',
     parameters: [{ name: 'id', in: 'path', required: true, description: 'The id ingest answered (tx_…).', schema: { type: 'string' } }],
@@ -400,7 +408,7 @@ export const OPERATIONS: readonly Operation[] = [
     parameters: [
       { name: 'topic', in: 'path', required: true, description: 'A topic of the topology.', schema: { type: 'string' } },
       { name: 'from', in: 'query', description: '`now` (default), `earliest`, unix milliseconds or an entry id.', schema: { type: 'string' } },
-      { name: 'merchant_id', in: 'query', description: 'Only this merchant\'s events.', schema: { type: 'string' } },
+      { name: 'merchant_id', in: 'query', description: "Only this merchant's events.", schema: { type: 'string' } },
       { name: 'type', in: 'query', description: 'Only events of this type.', schema: { type: 'string' } },
       { name: 'Last-Event-ID', in: 'header', description: 'Resume exactly after this cursor (wins over `from`).', schema: { type: 'string' } },
     ],

@@ -24,9 +24,7 @@ import { readBody } from '../body.ts';
 import type { IngestMetrics } from '../metrics.ts';
 import { badRequest, forbidden, problemType } from '../problem.ts';
 
-export type BatchResult =
-  | { index: number; id: string; status: 'accepted' | 'duplicate' }
-  | { index: number; status: 'rejected'; errors: LineError[] };
+export type BatchResult = { index: number; id: string; status: 'accepted' | 'duplicate' } | { index: number; status: 'rejected'; errors: LineError[] };
 
 export interface BatchLimits {
   maxEvents: number;
@@ -42,12 +40,7 @@ export interface BatchRouteOptions extends Partial<BatchLimits> {
 
 type ResultStatus = BatchResult['status'];
 
-export function postTransactionBatch(
-  batch: BatchAppender,
-  metrics: IngestMetrics,
-  registry: Registry,
-  opts: BatchRouteOptions = {},
-): Handler<AuthEnv> {
+export function postTransactionBatch(batch: BatchAppender, metrics: IngestMetrics, registry: Registry, opts: BatchRouteOptions = {}): Handler<AuthEnv> {
   const maxEvents = opts.maxEvents ?? BATCH_LIMITS.maxEvents;
   const maxBytes = opts.maxBytes ?? BATCH_LIMITS.maxBytes;
   const log = opts.logger?.child({ component: 'ingest' });

@@ -121,7 +121,10 @@ export function tapRoute(deps: TapRouteDeps): TapRoute {
       await withTimeout(redis.connect(), o.connectTimeoutMs, 'Redis connect');
       reader = await withTimeout(
         openTap({
-          redis, keys, topology: deps.topology, topic,
+          redis,
+          keys,
+          topology: deps.topology,
+          topic,
           from: query.from,
           ...(lastEventId !== undefined ? { cursor: lastEventId } : {}),
           follow: true,

@@ -164,7 +164,11 @@ export class TransactionLookup {
 
   /** Held by the risk stage for an operator's review (processors/risk/review-queue.ts). */
   private async fromReview(merchantId: string, txId: string): Promise<TransactionView | undefined> {
-    const json = await withTimeout(this.o.redis.hget(reviewKey(this.o.keys, partitionOf(merchantId, this.partitions)), txId), this.o.timeoutMs, 'Redis review lookup');
+    const json = await withTimeout(
+      this.o.redis.hget(reviewKey(this.o.keys, partitionOf(merchantId, this.partitions)), txId),
+      this.o.timeoutMs,
+      'Redis review lookup',
+    );
     const ev = parseJson<TransactionEvent>(json);
     return ev && ev.id === txId && ev.merchant_id === merchantId ? fromEvent(ev, 'in_review') : undefined;
   }
@@ -174,17 +178,22 @@ export class TransactionLookup {
     const { keys, counts, dlqStages } = this.keysOf(p);
     const parked = this.parkedQueues(p, merchantId);
     const reply = await withTimeout(
-      runScript(this.o.redis, FIND_TX, [...keys, ...parked], [
-        txId,
-        ...counts,
-        Math.max(0, ms - this.clockSkewMs),
-        ms + this.clockSkewMs,
-        this.scanLimit,
-        this.clockSkewMs,
-        ...dlqStages,
-        parked.length,
-        ...this.ingestGroups,
-      ]),
+      runScript(
+        this.o.redis,
+        FIND_TX,
+        [...keys, ...parked],
+        [
+          txId,
+          ...counts,
+          Math.max(0, ms - this.clockSkewMs),
+          ms + this.clockSkewMs,
+          this.scanLimit,
+          this.clockSkewMs,
+          ...dlqStages,
+          parked.length,
+          ...this.ingestGroups,
+        ],
+      ),
       this.o.timeoutMs,
       'Redis transaction lookup',
     );

@@ -37,7 +37,12 @@ export interface WebhookRoutesDeps {
 
 const eventType = z.enum(WEBHOOK_EVENT_TYPES);
 /** Text Postgres can store: no NUL (text columns refuse U+0000, which would be a 5xx). */
-const text = (min: number, max: number) => z.string().min(min).max(max).refine((v) => !v.includes('\u0000'), 'must not contain U+0000');
+const text = (min: number, max: number) =>
+  z
+    .string()
+    .min(min)
+    .max(max)
+    .refine((v) => !v.includes('\u0000'), 'must not contain U+0000');
 const url = text(1, 2048);
 
 /** An id from the path: ids are made of these; anything else is an unknown id (404), never sent to Postgres. */
@@ -48,20 +53,28 @@ function idParam(c: Context): string {
 }
 
 // The request bodies; the OpenAPI document (../openapi/spec.ts) uses these very schemas.
-export const WebhookEndpointCreateSchema = z.object({
-  url: url.meta({ description: 'https:// (http:// only to a loopback host with RILL_WEBHOOKS_ALLOW_HTTP); no private or metadata addresses.' }),
-  event_types: z.array(eventType).min(1).max(WEBHOOK_EVENT_TYPES.length).nullish().meta({ description: 'The event types it receives; null or absent: all.' }),
-  description: text(0, 500).nullish(),
-  enabled: z.boolean().optional(),
-  max_in_flight: z.number().int().min(1).max(64).optional().meta({ description: 'Deliveries in flight at once (1, the default, keeps them in order).' }),
-}).strict();
+export const WebhookEndpointCreateSchema = z
+  .object({
+    url: url.meta({ description: 'https:// (http:// only to a loopback host with RILL_WEBHOOKS_ALLOW_HTTP); no private or metadata addresses.' }),
+    event_types: z.array(eventType).min(1).max(WEBHOOK_EVENT_TYPES.length).nullish().meta({ description: 'The event types it receives; null or absent: all.' }),
+    description: text(0, 500).nullish(),
+    enabled: z.boolean().optional(),
+    max_in_flight: z.number().int().min(1).max(64).optional().meta({ description: 'Deliveries in flight at once (1, the default, keeps them in order).' }),
+  })
+  .strict();
 export const WebhookEndpointPatchSchema = WebhookEndpointCreateSchema.partial().strict();
-export const WebhookRecoverSchema = z.object({
-  since: z.iso.datetime({ offset: true }).meta({ description: 'Queue every event of the merchant created at or after this time (RFC 3339).' }),
-}).strict();
-export const WebhookRedeliverSchema = z.object({
-  endpoint_id: text(1, 100).optional().meta({ description: 'Only to this endpoint, whatever types it receives (it must be enabled); absent: every enabled endpoint that receives the type.' }),
-}).strict();
+export const WebhookRecoverSchema = z
+  .object({
+    since: z.iso.datetime({ offset: true }).meta({ description: 'Queue every event of the merchant created at or after this time (RFC 3339).' }),
+  })
+  .strict();
+export const WebhookRedeliverSchema = z
+  .object({
+    endpoint_id: text(1, 100)
+      .optional()
+      .meta({ description: 'Only to this endpoint, whatever types it receives (it must be enabled); absent: every enabled endpoint that receives the type.' }),
+  })
+  .strict();
 
 export const RECOVER_LIMIT = 10_000;
 /** The largest request body of these routes. */
@@ -137,7 +150,9 @@ export function webhookRoutes(d: WebhookRoutesDeps): Hono<AuthEnv> {
   app.post(`${base}/:id/rotate_secret`, auth, async (c) => {
     const r = await store.rotate(merchantOf(c), idParam(c), graceMs);
     if (!r) throw notFound('No such webhook endpoint.');
-    return c.json({ ...view(r.row), secret: r.secret, previous_secret_expires_at: r.row.previous_expires_at?.toISOString() ?? null }, 200, { 'cache-control': 'no-store' });
+    return c.json({ ...view(r.row), secret: r.secret, previous_secret_expires_at: r.row.previous_expires_at?.toISOString() ?? null }, 200, {
+      'cache-control': 'no-store',
+    });
   });
   app.post(`${base}/:id/test`, auth, async (c) => {
     const row = await mine(c);

@@ -30,7 +30,15 @@ after(async () => {
 function processor() {
   return ledgerProcessor.create(
     { low_balance: {}, record_ttl_ms: 60_000 },
-    { stage: 'ledger', redis: inst.redis, keys: inst.keys, topics: [], refunds: { window: WINDOW, await_payin: AWAIT }, registry: createRegistry(), logger: createLogger('silent') },
+    {
+      stage: 'ledger',
+      redis: inst.redis,
+      keys: inst.keys,
+      topics: [],
+      refunds: { window: WINDOW, await_payin: AWAIT },
+      registry: createRegistry(),
+      logger: createLogger('silent'),
+    },
   );
 }
 
@@ -99,18 +107,37 @@ test('a wait blocks only its merchant in that stream: the same merchant behind i
   await inst.redis.hset(inst.keys.payins(partitionOf(a, 8), a, payinBucket(pending, WINDOW).name), pending, PAYIN_ACCEPTED);
   const payinB = ev('payin', b, 1_000);
   const out = await p.process([ev('refund', a, 10, undefined, pending), ev('payout', a, 1), payinB, ev('payout', b, 400)]);
-  assert.deepEqual(out.map((o) => (o.kind === 'retry' ? (o.wait ? 'wait' : 'behind') : o.kind === 'ok' ? o.event.status : 'fatal')), ['wait', 'behind', 'succeeded', 'succeeded']);
+  assert.deepEqual(
+    out.map((o) => (o.kind === 'retry' ? (o.wait ? 'wait' : 'behind') : o.kind === 'ok' ? o.event.status : 'fatal')),
+    ['wait', 'behind', 'succeeded', 'succeeded'],
+  );
 });
 
 test('a batch applies each event as if applied alone: the same outcomes, balances and low-balance alerts', async () => {
   const p = await ledgerProcessor.create(
     { low_balance: { default: 500 }, record_ttl_ms: 60_000, alerts_topic: 'alerts' },
-    { stage: 'ledger', redis: inst.redis, keys: inst.keys, topics: ['alerts'], refunds: { window: WINDOW, await_payin: AWAIT }, registry: createRegistry(), logger: createLogger('silent') },
+    {
+      stage: 'ledger',
+      redis: inst.redis,
+      keys: inst.keys,
+      topics: ['alerts'],
+      refunds: { window: WINDOW, await_payin: AWAIT },
+      registry: createRegistry(),
+      logger: createLogger('silent'),
+    },
   );
   // 1,000 → 300 (alert) → 200 → 800 (re-armed) → 300 (alert again) → payout refused → refund → 100
   const plan = (m: string): StreamEvent[] => {
     const payin = ev('payin', m, 1_000);
-    return [payin, ev('payout', m, 700), ev('payout', m, 100), ev('payin', m, 600), ev('payout', m, 500), ev('payout', m, 5_000), ev('refund', m, 200, undefined, payin.txId)];
+    return [
+      payin,
+      ev('payout', m, 700),
+      ev('payout', m, 100),
+      ev('payin', m, 600),
+      ev('payout', m, 500),
+      ev('payout', m, 5_000),
+      ev('refund', m, 200, undefined, payin.txId),
+    ];
   };
   const summary = (outs: Awaited<ReturnType<typeof p.process>>) =>
     outs.map((o) => (o.kind === 'ok' ? [o.event.status, (o.emit ?? []).map((e) => [e.event.type, e.event.balance])] : [o.kind]));
@@ -119,8 +146,13 @@ test('a batch applies each event as if applied alone: the same outcomes, balance
   const batched = await p.process(plan('m_seq_batch'));
   assert.deepEqual(summary(batched), summary(alone));
   assert.deepEqual(summary(batched), [
-    ['succeeded', []], ['succeeded', [['wallet_low', 300]]], ['succeeded', []], ['succeeded', []],
-    ['succeeded', [['wallet_low', 300]]], ['failed', []], ['succeeded', []],
+    ['succeeded', []],
+    ['succeeded', [['wallet_low', 300]]],
+    ['succeeded', []],
+    ['succeeded', []],
+    ['succeeded', [['wallet_low', 300]]],
+    ['failed', []],
+    ['succeeded', []],
   ]);
   const wallet = (m: string) => inst.redis.hget(inst.keys.partitioned(partitionOf(m, 8), 'wallet', m), 'EUR');
   assert.equal(await wallet('m_seq_batch'), await wallet('m_seq_alone'));

@@ -27,7 +27,11 @@ const ConfigSchema = z
     /** Topic for alert events; none when unset. */
     alerts_topic: z.string().optional(),
     /** How long decisions are remembered for redeliveries. */
-    record_ttl_ms: z.number().int().positive().default(7 * 86_400_000),
+    record_ttl_ms: z
+      .number()
+      .int()
+      .positive()
+      .default(7 * 86_400_000),
   })
   .strict();
 
@@ -76,7 +80,7 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
           for (const i of idx) {
             const { event: ev, txId, stream } = batch[i]!;
             // a payin goes to the bucket of its own time; a refund looks in the bucket of its payin's
-            const bucket = payinBucket(ev.type === 'payin' ? txId : ev.reference ?? '', refunds.window);
+            const bucket = payinBucket(ev.type === 'payin' ? txId : (ev.reference ?? ''), refunds.window);
             keys.push(
               ctx.keys.partitioned(p, 'wallet', ev.merchant_id),
               ctx.keys.payins(p, ev.merchant_id, bucket.name),
@@ -84,7 +88,17 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
               ctx.keys.partitioned(p, 'alerted', ev.merchant_id),
             );
             const deadline = (Number.isFinite(ev.ingested_at) ? ev.ingested_at : now) + refunds.await_payin;
-            args.push(ev.type, ev.amount, ev.currency, ev.reference ?? '', `${stream}|${ev.merchant_id}`, txId, bucket.expiresAt, ev.status === 'failed' ? 'failed' : '', deadline);
+            args.push(
+              ev.type,
+              ev.amount,
+              ev.currency,
+              ev.reference ?? '',
+              `${stream}|${ev.merchant_id}`,
+              txId,
+              bucket.expiresAt,
+              ev.status === 'failed' ? 'failed' : '',
+              deadline,
+            );
           }
           pipe.add(keys[0]!, (q) => void runScript(q, LEDGER_APPLY, keys, args));
           order.push(idx);
@@ -102,28 +116,35 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
           const [outcome, code, detail, balance, alerted] = r;
           if (outcome === 'wait') {
             const until = (Number.isFinite(e.event.ingested_at) ? e.event.ingested_at : now) + refunds.await_payin;
-            return { kind: 'retry', error: new PayinPendingError(`payin ${e.event.reference} is accepted but not settled yet`), wait: { token: payinToken(e.event.reference ?? ''), until } };
+            return {
+              kind: 'retry',
+              error: new PayinPendingError(`payin ${e.event.reference} is accepted but not settled yet`),
+              wait: { token: payinToken(e.event.reference ?? ''), until },
+            };
           }
-          if (outcome === 'behind') return { kind: 'retry', deferred: true, error: new PayinPendingError('waiting behind an earlier transaction of this merchant') };
+          if (outcome === 'behind')
+            return { kind: 'retry', deferred: true, error: new PayinPendingError('waiting behind an earlier transaction of this merchant') };
           if (outcome === 'failed') {
             return { kind: 'ok', event: failedEvent(e.event, isFailureCode(code) ? code : 'invalid_transaction', `ledger: ${detail}`), signals };
           }
           const out: Outcome = { kind: 'ok', event: { ...e.event, status: 'succeeded', ledger: ledgerLines(e.event) }, signals };
           if (alerted && config.alerts_topic) {
             alerts.inc({ type: 'wallet_low' });
-            out.emit = [{
-              topic: config.alerts_topic,
-              event: {
-                id: `alert_${e.txId}`,
-                type: 'wallet_low',
-                merchant_id: e.event.merchant_id,
-                currency: e.event.currency,
-                balance,
-                threshold: config.low_balance[e.event.currency] ?? config.low_balance.default ?? 0,
-                tx_id: e.txId,
-                at: Date.now(),
+            out.emit = [
+              {
+                topic: config.alerts_topic,
+                event: {
+                  id: `alert_${e.txId}`,
+                  type: 'wallet_low',
+                  merchant_id: e.event.merchant_id,
+                  currency: e.event.currency,
+                  balance,
+                  threshold: config.low_balance[e.event.currency] ?? config.low_balance.default ?? 0,
+                  tx_id: e.txId,
+                  at: Date.now(),
+                },
               },
-            }];
+            ];
           }
           return out;
         });

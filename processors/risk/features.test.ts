@@ -59,7 +59,10 @@ test('features match a direct computation: mean and variance of ln(amount), deca
   const events = AMOUNTS.map((a, i) => input('m_arith', a, T0 + i * GAP));
   const verdicts: Verdict[] = [];
   for (const e of events) verdicts.push(...(await s.score([e], ALLOW_ALL, e.event.ingested_at)));
-  assert.ok(verdicts.every((v) => v.decision === 'allow' && v.score < 20), `normal events learn: ${verdicts.map((v) => v.score)}`);
+  assert.ok(
+    verdicts.every((v) => v.decision === 'allow' && v.score < 20),
+    `normal events learn: ${verdicts.map((v) => v.score)}`,
+  );
 
   const f = await features(keys, 'm_arith');
   const x = AMOUNTS.map(Math.log);
@@ -72,17 +75,27 @@ test('features match a direct computation: mean and variance of ln(amount), deca
 
   const last = events.at(-1)!.event.ingested_at;
   const decayed = (half: number, w: (i: number) => number) => events.reduce((acc, e, i) => acc + w(i) * 2 ** (-(last - e.event.ingested_at) / half), 0);
-  const close = (field: keyof FeatureState['scalars'], want: number) => assert.ok(Math.abs(f.scalars[field] - want) < 1e-6 * Math.max(1, want), `${field} ${f.scalars[field]} vs ${want}`);
-  close('r', decayed(60_000, () => 1));
-  close('tc', decayed(1_800_000, () => 1));
-  close('ps', decayed(21_600_000, (i) => AMOUNTS[i]!));
+  const close = (field: keyof FeatureState['scalars'], want: number) =>
+    assert.ok(Math.abs(f.scalars[field] - want) < 1e-6 * Math.max(1, want), `${field} ${f.scalars[field]} vs ${want}`);
+  close(
+    'r',
+    decayed(60_000, () => 1),
+  );
+  close(
+    'tc',
+    decayed(1_800_000, () => 1),
+  );
+  close(
+    'ps',
+    decayed(21_600_000, (i) => AMOUNTS[i]!),
+  );
   assert.equal(f.scalars.rc, 0);
   assert.equal(f.scalars.n, AMOUNTS.length);
   assert.equal(f.scalars.t, last);
   assert.deepEqual(f.currencies, ['EUR']);
   // bounded: 12 scalars, the currencies, one entry per (type, currency) seen
   assert.deepEqual(Object.keys(f.amounts), ['payin:EUR']);
-  assert.equal(f.bytes, "EUR|payin:EUR|".length + 8 * (12 + 3));
+  assert.equal(f.bytes, 'EUR|payin:EUR|'.length + 8 * (12 + 3));
 });
 
 test('the same state whether events come one by one or in one batch', async () => {
@@ -93,7 +106,10 @@ test('the same state whether events come one by one or in one batch', async () =
   const v1: Verdict[] = [];
   for (const e of a) v1.push(...(await one.s.score([e], ALLOW_ALL, e.event.ingested_at)));
   const v2 = await batch.s.score(b, ALLOW_ALL, b.at(-1)!.event.ingested_at);
-  assert.deepEqual(v2.map((v) => v.score), v1.map((v) => v.score));
+  assert.deepEqual(
+    v2.map((v) => v.score),
+    v1.map((v) => v.score),
+  );
   assert.deepEqual(await features(batch.keys, 'm_same'), await features(one.keys, 'm_same'));
 });
 
@@ -106,7 +122,14 @@ test('state survives a worker restart: a new connection and processor go on wher
   };
   const config = riskProcessor.configSchema.parse({ features: true, thresholds: { default: { review: 50, block: 101 } } });
   const make = async (sub: string, redis: RedisClient = inst.redis) =>
-    riskProcessor.create(config, { stage: 'risk', redis, keys: new Keys(`${inst.env.prefix}:${sub}`), topics: [], registry: createRegistry(), logger: createLogger('silent') });
+    riskProcessor.create(config, {
+      stage: 'risk',
+      redis,
+      keys: new Keys(`${inst.env.prefix}:${sub}`),
+      topics: [],
+      registry: createRegistry(),
+      logger: createLogger('silent'),
+    });
   const all = Array.from({ length: 16 }, (_, i) => ev('m_restart', i));
 
   const steady = await make('steady');
@@ -126,7 +149,7 @@ test('state survives a worker restart: a new connection and processor go on wher
   assert.equal(scores(uninterrupted)[14]![1], 'in_review', 'the spike after the restart is still recognised');
 });
 
-test('per-merchant isolation: another merchant\'s burst in the same partition leaves this one\'s state alone', async () => {
+test("per-merchant isolation: another merchant's burst in the same partition leaves this one's state alone", async () => {
   const candidates = Array.from({ length: 100 }, (_, i) => `m_iso_${i}`);
   const [y, x] = [candidates[0]!, candidates.find((m, i) => i > 0 && partitionOf(m, P) === partitionOf(candidates[0]!, P))!];
   const calm = scorer('calm');
@@ -135,13 +158,20 @@ test('per-merchant isolation: another merchant\'s burst in the same partition le
   const alone = await calm.s.score(yEvents(), ALLOW_ALL, T0 + AMOUNTS.length * GAP);
 
   // x: a normal history, then card testing (tiny payins seconds apart) and a spike, interleaved with y
-  const xs = [...AMOUNTS.map((a, i) => input(x, a * 3, T0 - 3_600_000 + i * GAP)), ...Array.from({ length: 20 }, (_, i) => input(x, 90, T0 + i * 5_000)), input(x, 9_000_000, T0 + 200_000)];
+  const xs = [
+    ...AMOUNTS.map((a, i) => input(x, a * 3, T0 - 3_600_000 + i * GAP)),
+    ...Array.from({ length: 20 }, (_, i) => input(x, 90, T0 + i * 5_000)),
+    input(x, 9_000_000, T0 + 200_000),
+  ];
   const mixed = [...yEvents(), ...xs].sort((a, b) => a.event.ingested_at - b.event.ingested_at);
   const verdicts = await noisy.s.score(mixed, ALLOW_ALL, T0 + AMOUNTS.length * GAP);
   const yVerdicts = verdicts.filter((_, i) => mixed[i]!.event.merchant_id === y);
   const xFlagged = verdicts.filter((v, i) => mixed[i]!.event.merchant_id === x && v.score >= 50).length;
   assert.ok(xFlagged >= 15, `x's burst is scored high (${xFlagged})`);
-  assert.ok(yVerdicts.every((v) => v.score < 20) && alone.every((v) => v.score < 20), `y stays normal: ${yVerdicts.map((v) => v.reasons)} / ${alone.map((v) => v.reasons)}`);
+  assert.ok(
+    yVerdicts.every((v) => v.score < 20) && alone.every((v) => v.score < 20),
+    `y stays normal: ${yVerdicts.map((v) => v.reasons)} / ${alone.map((v) => v.reasons)}`,
+  );
   assert.deepEqual(await features(noisy.keys, y), await features(calm.keys, y));
 });
 
@@ -149,10 +179,23 @@ test('decisions: block fails with risk_blocked, review holds in_review and annou
   const keys = new Keys(`${inst.env.prefix}:decide`);
   const make = (thresholds: Record<string, { review: number; block: number }>) =>
     riskProcessor.create(riskProcessor.configSchema.parse({ features: true, thresholds, anomalies_topic: 'anomalies' }), {
-      stage: 'risk', redis: inst.redis, keys, topics: ['anomalies'], registry: createRegistry(), logger: createLogger('silent'),
+      stage: 'risk',
+      redis: inst.redis,
+      keys,
+      topics: ['anomalies'],
+      registry: createRegistry(),
+      logger: createLogger('silent'),
     });
   const ev = (id: string): StreamEvent => {
-    const event = { id, type: 'payout', merchant_id: 'm_decide', amount: 1234, currency: 'EUR', ingested_at: Date.now(), status: 'accepted' } as TransactionEvent;
+    const event = {
+      id,
+      type: 'payout',
+      merchant_id: 'm_decide',
+      amount: 1234,
+      currency: 'EUR',
+      ingested_at: Date.now(),
+      status: 'accepted',
+    } as TransactionEvent;
     return { entryId: '1-0', stream: 's', partition: partitionOf('m_decide', P), lane: 'high', txId: id, event, deliveries: 1 };
   };
   const [blocked] = await (await make({ default: { review: 0, block: 0 } })).process([ev('tx_block')]);

@@ -23,10 +23,25 @@ after(async () => {
 });
 
 // the velocity rules alone (features: false): the stage as it was before the streaming features
-const LIMITS: RiskConfig = riskProcessor.configSchema.parse({ per_minute_count: 4, per_minute_amount: 1_000, per_hour_count: 100, per_hour_amount: 1_000_000, threshold: 75, record_ttl_ms: 60_000, features: false });
+const LIMITS: RiskConfig = riskProcessor.configSchema.parse({
+  per_minute_count: 4,
+  per_minute_amount: 1_000,
+  per_hour_count: 100,
+  per_hour_amount: 1_000_000,
+  threshold: 75,
+  record_ttl_ms: 60_000,
+  features: false,
+});
 
 function processor() {
-  return riskProcessor.create(LIMITS, { stage: 'risk', redis: inst.redis, keys: inst.keys, topics: [], registry: createRegistry(), logger: createLogger('silent') });
+  return riskProcessor.create(LIMITS, {
+    stage: 'risk',
+    redis: inst.redis,
+    keys: inst.keys,
+    topics: [],
+    registry: createRegistry(),
+    logger: createLogger('silent'),
+  });
 }
 
 let seq = 0;

@@ -61,7 +61,13 @@ export const riskProcessor: ProcessorFactory<RiskConfig> = {
     return {
       async process(batch: readonly StreamEvent[]): Promise<Outcome[]> {
         const live = batch.map((e, i) => i).filter((i) => batch[i]!.event.status !== 'failed'); // already decided upstream
-        const verdicts = live.length ? await scorer.score(live.map((i) => batch[i]!), (await rules?.get()) ?? velocityOnly, Date.now()) : [];
+        const verdicts = live.length
+          ? await scorer.score(
+              live.map((i) => batch[i]!),
+              (await rules?.get()) ?? velocityOnly,
+              Date.now(),
+            )
+          : [];
         const byIndex = new Map(live.map((i, k) => [i, verdicts[k]!]));
         const held: HeldEvent[] = [];
         const out = batch.map((e, i): Outcome => {

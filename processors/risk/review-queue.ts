@@ -48,7 +48,12 @@ export class ReviewQueue {
   private readonly output: string;
 
   /** `stage`: the risk stage of `topology` whose held transactions these are. */
-  constructor(private readonly redis: RedisClient, private readonly keys: Keys, topology: Topology, stage = 'risk') {
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly keys: Keys,
+    topology: Topology,
+    stage = 'risk',
+  ) {
     const s = topology.stages[stage];
     if (!s) throw new Error(`no stage "${stage}" in the topology`);
     this.output = s.output;

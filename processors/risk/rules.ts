@@ -73,7 +73,12 @@ export class RulesCache {
   private current: VersionedRules;
   private readAt = -Infinity;
 
-  constructor(private readonly redis: RedisClient, private readonly keys: Keys, fallback: Thresholds, private readonly pollMs: number) {
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly keys: Keys,
+    fallback: Thresholds,
+    private readonly pollMs: number,
+  ) {
     this.current = { version: 0, thresholds: fallback };
   }
 

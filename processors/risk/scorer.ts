@@ -36,7 +36,11 @@ export interface ScorerOptions {
 }
 
 export class RiskScorer {
-  constructor(private readonly redis: RedisClient, private readonly keys: Keys, private readonly o: ScorerOptions) {
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly keys: Keys,
+    private readonly o: ScorerOptions,
+  ) {
     defineScripts(redis, SCRIPTS);
   }
 
@@ -46,9 +50,15 @@ export class RiskScorer {
     const byPartition = new Map<number, number[]>();
     batch.forEach((e, i) => byPartition.get(e.partition)?.push(i) ?? byPartition.set(e.partition, [i]));
     const head = [
-      now, this.o.recordTtlMs,
-      limits.per_minute_count, limits.per_minute_amount, limits.per_hour_count, limits.per_hour_amount,
-      rules.version, this.o.features ? 1 : 0, ...thresholdArgs(rules.thresholds),
+      now,
+      this.o.recordTtlMs,
+      limits.per_minute_count,
+      limits.per_minute_amount,
+      limits.per_hour_count,
+      limits.per_hour_amount,
+      rules.version,
+      this.o.features ? 1 : 0,
+      ...thresholdArgs(rules.thresholds),
     ];
     const pipe = slotPipeline(this.redis);
     const order: number[][] = [];

@@ -68,10 +68,22 @@ export function fromAlert(a: Record<string, unknown>, now: number): WebhookEvent
   const at = typeof a.at === 'number' ? a.at : now;
   const { id: _id, type: _type, merchant_id: _m, ...rest } = a;
   if (merchant && a.type === 'wallet_low') {
-    return { id: eventId('wallet.balance_low', id), type: 'wallet.balance_low', created_at: new Date(at).toISOString(), merchant_id: merchant, data: { merchant_id: merchant, ...rest } };
+    return {
+      id: eventId('wallet.balance_low', id),
+      type: 'wallet.balance_low',
+      created_at: new Date(at).toISOString(),
+      merchant_id: merchant,
+      data: { merchant_id: merchant, ...rest },
+    };
   }
   if (merchant && a.type === 'webhook_endpoint.disabled') {
-    return { id: eventId('webhook_endpoint.disabled', id), type: 'webhook_endpoint.disabled', created_at: new Date(at).toISOString(), merchant_id: merchant, data: { merchant_id: merchant, ...rest } };
+    return {
+      id: eventId('webhook_endpoint.disabled', id),
+      type: 'webhook_endpoint.disabled',
+      created_at: new Date(at).toISOString(),
+      merchant_id: merchant,
+      data: { merchant_id: merchant, ...rest },
+    };
   }
   return { id: eventId(NOT_FOR_MERCHANTS, id || String(now)), type: NOT_FOR_MERCHANTS, created_at: new Date(at).toISOString(), merchant_id: '', data: {} };
 }

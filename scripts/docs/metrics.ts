@@ -58,7 +58,7 @@ export function metricsDoc(rootUrl: URL): string {
     '# Metrics reference',
     '',
     'Prometheus metrics, all prefixed `rill_`: ingest serves them on `GET /metrics`, every worker on `METRICS_PORT`.',
-    'Histograms also export `_bucket`, `_sum` and `_count`. Besides these, each process exports prom-client\'s',
+    "Histograms also export `_bucket`, `_sum` and `_count`. Besides these, each process exports prom-client's",
     'default Node.js metrics with the `rill_` prefix (`rill_process_cpu_seconds_total`, `rill_nodejs_heap_size_used_bytes`, ...).',
     '',
     '| metric | type | labels | description | registered in |',

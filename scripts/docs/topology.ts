@@ -41,7 +41,10 @@ function leafType(s: z.ZodType): { type: string; duration: boolean } {
   if (Array.isArray(t) && t.includes('number') && t.includes('string')) return { type: 'duration (250ms, 30s, 5m, 24h, 7d, or ms)', duration: true };
   if ('const' in j) return { type: `\`${JSON.stringify(j.const)}\``, duration: false };
   if (Array.isArray(j.enum)) return { type: j.enum.map((v) => `\`${String(v)}\``).join(' | '), duration: false };
-  const bounds = [j.minimum !== undefined ? `≥ ${j.minimum}` : '', j.maximum !== undefined && Number(j.maximum) < Number.MAX_SAFE_INTEGER ? `≤ ${j.maximum}` : '']
+  const bounds = [
+    j.minimum !== undefined ? `≥ ${j.minimum}` : '',
+    j.maximum !== undefined && Number(j.maximum) < Number.MAX_SAFE_INTEGER ? `≤ ${j.maximum}` : '',
+  ]
     .filter(Boolean)
     .join(', ');
   if (t === 'array') {

@@ -80,8 +80,12 @@ export function parseAlert(json: string): Alert | Error {
       ];
       if (missing.length) return bad(missing);
       return {
-        id: o.id, type: 'wallet_low', merchant_id: o.merchant_id as string, currency: o.currency as string,
-        balance: o.balance as number, threshold: o.threshold as number,
+        id: o.id,
+        type: 'wallet_low',
+        merchant_id: o.merchant_id as string,
+        currency: o.currency as string,
+        balance: o.balance as number,
+        threshold: o.threshold as number,
         ...(isStr(o.tx_id) ? { tx_id: o.tx_id } : {}),
         at: isNum(o.at) ? o.at : 0,
       };
@@ -90,16 +94,25 @@ export function parseAlert(json: string): Alert | Error {
       const missing = [...(isStr(o.stage) ? [] : ['stage']), ...(isNum(o.count) ? [] : ['count'])];
       if (missing.length) return bad(missing);
       return {
-        id: o.id, type: 'dead_letters', stage: o.stage as string, count: o.count as number,
-        previous: isNum(o.previous) ? o.previous : 0, threshold: isNum(o.threshold) ? o.threshold : 0, at: isNum(o.at) ? o.at : 0,
+        id: o.id,
+        type: 'dead_letters',
+        stage: o.stage as string,
+        count: o.count as number,
+        previous: isNum(o.previous) ? o.previous : 0,
+        threshold: isNum(o.threshold) ? o.threshold : 0,
+        at: isNum(o.at) ? o.at : 0,
       };
     }
     case 'worker_missing': {
       const missing = [...(isStr(o.worker) ? [] : ['worker']), ...(isNum(o.last_seen) ? [] : ['last_seen'])];
       if (missing.length) return bad(missing);
       return {
-        id: o.id, type: 'worker_missing', worker: o.worker as string, last_seen: o.last_seen as number,
-        missing_after: isNum(o.missing_after) ? o.missing_after : 0, at: isNum(o.at) ? o.at : 0,
+        id: o.id,
+        type: 'worker_missing',
+        worker: o.worker as string,
+        last_seen: o.last_seen as number,
+        missing_after: isNum(o.missing_after) ? o.missing_after : 0,
+        at: isNum(o.at) ? o.at : 0,
       };
     }
     default: {
@@ -209,7 +222,7 @@ function describe(a: Alert): Described {
     case 'other': {
       const facts = Object.entries(a.fields)
         .slice(0, 8)
-        .map(([k, v]): [string, string] => [k, typeof v === 'string' ? v : JSON.stringify(v) ?? String(v)]);
+        .map(([k, v]): [string, string] => [k, typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v))]);
       return { title: `Alert: ${a.event_type}`, emoji: ':bell:', summary: `Alert ${a.event_type} (${a.id}).`, facts: [...facts, ['At', iso(a.at)]] };
     }
   }
@@ -237,7 +250,9 @@ export function formatSlack(alert: Alert): SlackMessage {
   const d = describe(alert);
   // cut before escaping, so no entity is ever cut in half (escaping at most quintuples a character)
   const text = `${d.emoji} *${escapeSlack(clip(d.title, 100))}*: ${escapeSlack(clip(d.summary, 500))}`;
-  const fields = d.facts.slice(0, 10).map(([label, value]) => ({ type: 'mrkdwn', text: `*${escapeSlack(clip(label, 50))}*\n${escapeSlack(clip(value, 300))}` }));
+  const fields = d.facts
+    .slice(0, 10)
+    .map(([label, value]) => ({ type: 'mrkdwn', text: `*${escapeSlack(clip(label, 50))}*\n${escapeSlack(clip(value, 300))}` }));
   return {
     text,
     blocks: [

@@ -120,7 +120,12 @@ async function checkHeartbeats(o: AlertChecksOptions, missingAfter: number): Pro
   for (const [worker, lastSeen] of stale) {
     if (marks[worker] === String(lastSeen)) continue;
     const alert: WorkerMissingAlert = {
-      id: `alert_worker_missing_${worker}_${lastSeen}`, type: 'worker_missing', worker, last_seen: lastSeen, missing_after: missingAfter, at: now,
+      id: `alert_worker_missing_${worker}_${lastSeen}`,
+      type: 'worker_missing',
+      worker,
+      last_seen: lastSeen,
+      missing_after: missingAfter,
+      at: now,
     };
     await append(o, worker, alert);
     await o.redis.hset(markKey, worker, String(lastSeen));

@@ -105,7 +105,11 @@ export async function postJson(url: string, body: unknown, o: DeliverOptions): P
     if (o.signal?.aborted) return { outcome: 'aborted', attempts: attempt - 1 };
     const remaining = o.deadline - Date.now();
     if (remaining <= 0) {
-      return { outcome: 'failed', attempts: attempt - 1, error: new WebhookError(`${o.label}: gave up after ${attempt - 1} attempt(s), delivery_timeout reached; last: ${last}`, false) };
+      return {
+        outcome: 'failed',
+        attempts: attempt - 1,
+        error: new WebhookError(`${o.label}: gave up after ${attempt - 1} attempt(s), delivery_timeout reached; last: ${last}`, false),
+      };
     }
     const started = Date.now();
     // one controller per request: the timeout and a stop both abort it (no AbortSignal.any on the
@@ -156,7 +160,11 @@ export async function postJson(url: string, body: unknown, o: DeliverOptions): P
       return {
         outcome: 'failed',
         attempts: attempt,
-        error: new WebhookError(`${o.label}: gave up after ${attempt} attempt(s): the next one (in ${waitMs} ms) would start past delivery_timeout; last: ${reason}`, false, status),
+        error: new WebhookError(
+          `${o.label}: gave up after ${attempt} attempt(s): the next one (in ${waitMs} ms) would start past delivery_timeout; last: ${reason}`,
+          false,
+          status,
+        ),
       };
     }
     try {

@@ -65,10 +65,7 @@ export type WebhookOutcome =
   | { webhook: string; outcome: 'failed'; attempts: number; error: WebhookError }
   | { webhook: string; outcome: 'aborted' };
 
-type AlertResult =
-  | { kind: 'done' }
-  | { kind: 'dead'; error: Error; attempts: number }
-  | { kind: 'aborted' };
+type AlertResult = { kind: 'done' } | { kind: 'dead'; error: Error; attempts: number } | { kind: 'aborted' };
 
 const SETTLE = coreScript('settle');
 /** A claim outlives the delivery it guards by this much, and no more. */
@@ -114,12 +111,22 @@ export class AlertsSink {
     // worker can take the next pass on time)
     this.isLeader = leaderPass(o.redis, o.keys.global('leader', 'alert-checks', o.name), Math.max(50, Math.floor(c.check_interval * 0.9)));
     const r = o.registry;
-    this.notifications = counter(r, 'rill_alert_notifications_total', 'Alerts handled per webhook, by outcome (delivered, deduplicated, failed)', ['sink', 'webhook', 'outcome']);
+    this.notifications = counter(r, 'rill_alert_notifications_total', 'Alerts handled per webhook, by outcome (delivered, deduplicated, failed)', [
+      'sink',
+      'webhook',
+      'outcome',
+    ]);
     this.requests = counter(r, 'rill_alert_webhook_requests_total', 'Webhook requests, by result (ok, retryable, permanent)', ['sink', 'webhook', 'result']);
-    this.deliverySeconds = histogram(r, 'rill_alert_delivery_duration_seconds', 'Time to deliver one alert to one webhook, retries included', ['sink', 'webhook'], [...LATENCY_BUCKETS, 30, 60]);
-    this.deadLettered = counter(r, 'rill_alerts_dead_lettered_total', 'Alerts put into the sink\'s dead-letter stream', ['sink']);
+    this.deliverySeconds = histogram(
+      r,
+      'rill_alert_delivery_duration_seconds',
+      'Time to deliver one alert to one webhook, retries included',
+      ['sink', 'webhook'],
+      [...LATENCY_BUCKETS, 30, 60],
+    );
+    this.deadLettered = counter(r, 'rill_alerts_dead_lettered_total', "Alerts put into the sink's dead-letter stream", ['sink']);
     this.checks = counter(r, 'rill_alert_checks_total', 'Dead-letter and heartbeat check passes run by this process', ['sink']);
-    this.raised = counter(r, 'rill_alerts_raised_total', 'Alerts raised by the alerts sink\'s own checks, by type', ['sink', 'type']);
+    this.raised = counter(r, 'rill_alerts_raised_total', "Alerts raised by the alerts sink's own checks, by type", ['sink', 'type']);
   }
 
   /** Webhook names (never their URLs). */
@@ -159,8 +166,13 @@ export class AlertsSink {
     try {
       if (!(await this.isLeader())) return;
       const raised = await runAlertChecks({
-        redis: this.o.redis, keys: this.o.keys, topology: this.o.topology, sink: this.o.name, topic: c.input,
-        deadLetters: c.dead_letters, heartbeat: c.heartbeat,
+        redis: this.o.redis,
+        keys: this.o.keys,
+        topology: this.o.topology,
+        sink: this.o.name,
+        topic: c.input,
+        deadLetters: c.dead_letters,
+        heartbeat: c.heartbeat,
       });
       this.checks.inc({ sink: this.o.name });
       for (const a of raised) {
@@ -206,7 +218,11 @@ export class AlertsSink {
     if (!body) return { kind: 'dead', error: new Error(`alert entry lacks the ${F_EVENT} field`), attempts: 1 };
     const alert = parseAlert(body);
     if (alert instanceof Error) return { kind: 'dead', error: alert, attempts: 1 };
-    const span = startEventSpan(`sink ${this.o.name}`, fields.get(F_TRACE), { 'rill.sink': this.o.name, 'rill.alert.id': alert.id, 'rill.alert.type': alert.type });
+    const span = startEventSpan(`sink ${this.o.name}`, fields.get(F_TRACE), {
+      'rill.sink': this.o.name,
+      'rill.alert.id': alert.id,
+      'rill.alert.type': alert.type,
+    });
     const deadline = Date.now() + this.o.config.delivery_timeout;
     let outcomes: WebhookOutcome[];
     try {
@@ -257,7 +273,8 @@ export class AlertsSink {
         ...(this.o.random ? { random: this.o.random } : {}),
         onAttempt: (a) => {
           this.requests.inc({ sink, webhook: w.name, result: a.result });
-          if (a.result !== 'ok') this.o.logger.info({ webhook: w.name, alert: alert.id, attempt: a.attempt, reason: a.reason, waitMs: a.waitMs }, 'webhook attempt failed');
+          if (a.result !== 'ok')
+            this.o.logger.info({ webhook: w.name, alert: alert.id, attempt: a.attempt, reason: a.reason, waitMs: a.waitMs }, 'webhook attempt failed');
         },
       });
     } catch (err) {

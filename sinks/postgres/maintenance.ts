@@ -189,9 +189,11 @@ export function startMaintenance(o: MaintenanceOptions): Maintenance {
     const prev = running ?? Promise.resolve(undefined);
     const next = prev.catch(() => undefined).then(() => pass());
     running = next;
-    void next.finally(() => {
-      if (running === next) running = undefined;
-    }).catch(() => undefined);
+    void next
+      .finally(() => {
+        if (running === next) running = undefined;
+      })
+      .catch(() => undefined);
     return next;
   }
 
@@ -252,10 +254,7 @@ export async function detachExpired(client: PgClient, retentionMs: number, onDet
     try {
       await client.query(`SET LOCAL lock_timeout = '${DDL_LOCK_TIMEOUT}'`);
       // attached still? (another pass may have detached it since the list was read)
-      const still = await client.query(
-        `SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass($1) AND inhparent = 'transactions'::regclass`,
-        [name],
-      );
+      const still = await client.query(`SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass($1) AND inhparent = 'transactions'::regclass`, [name]);
       if (still.rowCount) await client.query(`ALTER TABLE transactions DETACH PARTITION ${ident(name)}`);
       await client.query('COMMIT');
       if (still.rowCount) {

@@ -4,9 +4,24 @@ import type { LedgerLine, TransactionEvent } from '../../core/event.ts';
 import type { CopyValue } from './copy-text.ts';
 
 export const TRANSACTION_COLUMNS = [
-  'id', 'merchant_id', 'type', 'amount', 'currency', 'status', 'reference', 'risk_score', 'metadata',
-  'occurred_at', 'ingested_at', 'processed_at', 'stream_id', 'attempts', 'failure_reason',
-  'failure_code', 'risk_reasons', 'risk_rules_version',
+  'id',
+  'merchant_id',
+  'type',
+  'amount',
+  'currency',
+  'status',
+  'reference',
+  'risk_score',
+  'metadata',
+  'occurred_at',
+  'ingested_at',
+  'processed_at',
+  'stream_id',
+  'attempts',
+  'failure_reason',
+  'failure_code',
+  'risk_reasons',
+  'risk_rules_version',
 ] as const;
 
 /** The staged ledger columns; created_at is the batch's processed_at, set by the merge. */

@@ -103,7 +103,12 @@ export class PostgresSink {
     this.batchSize = histogram(r, 'rill_sink_batch_rows', 'Rows per sink flush', ['sink'], [1, 10, 100, 500, 1000, 2500, 5000, 10000, 50000]);
     this.flushSeconds = histogram(r, 'rill_sink_flush_duration_seconds', 'Sink flush time (COPY, merge, commit, ack)', ['sink'], LATENCY_BUCKETS);
     this.lastFlush = gauge(r, 'rill_sink_last_flush_timestamp_seconds', 'When a sink last committed a batch', ['sink']);
-    this.failed = counter(r, 'rill_transactions_failed_total', 'Transactions committed with status failed, by failure_code (a redelivered batch may count again)', ['code']);
+    this.failed = counter(
+      r,
+      'rill_transactions_failed_total',
+      'Transactions committed with status failed, by failure_code (a redelivered batch may count again)',
+      ['code'],
+    );
     this.endToEnd = histogram(r, 'rill_end_to_end_latency_seconds', 'From ingest to sink commit', ['sink'], [...LATENCY_BUCKETS, 30, 60]);
   }
 
@@ -194,9 +199,12 @@ export class PostgresSink {
     const end = this.flushSeconds.startTimer({ sink: this.o.name });
     // a span per event, child of the last stage's, ended at the commit: the trace's last hop
     const spans = tracingEnabled()
-      ? batch.map((b) => startEventSpan(`sink ${this.o.name}`, b.raw.fields ? fieldsToMap(b.raw.fields).get(F_TRACE) : undefined, {
-        'rill.sink': this.o.name, 'rill.tx_id': b.row.event.id,
-      }))
+      ? batch.map((b) =>
+          startEventSpan(`sink ${this.o.name}`, b.raw.fields ? fieldsToMap(b.raw.fields).get(F_TRACE) : undefined, {
+            'rill.sink': this.o.name,
+            'rill.tx_id': b.row.event.id,
+          }),
+        )
       : undefined;
     let written: WriteResult;
     let refused: { raw: RawEntry; error: Error }[] = [];
@@ -244,12 +252,18 @@ export class PostgresSink {
     } catch (err) {
       const code = String((err as { code?: unknown }).code ?? '');
       if (!/^2[23]/.test(code)) throw err;
-      if (batch.length === 1) return { written: { transactions: 0, ledgerEntries: 0, wallets: 0, partitionsCreated: 0 }, refused: [{ raw: batch[0]!.raw, error: err as Error }] };
+      if (batch.length === 1)
+        return { written: { transactions: 0, ledgerEntries: 0, wallets: 0, partitionsCreated: 0 }, refused: [{ raw: batch[0]!.raw, error: err as Error }] };
       const mid = Math.ceil(batch.length / 2);
       const [a, b] = [await this.writeIsolating(batch.slice(0, mid)), await this.writeIsolating(batch.slice(mid))];
       const sum = (k: keyof WriteResult) => a.written[k] + b.written[k];
       return {
-        written: { transactions: sum('transactions'), ledgerEntries: sum('ledgerEntries'), wallets: sum('wallets'), partitionsCreated: sum('partitionsCreated') },
+        written: {
+          transactions: sum('transactions'),
+          ledgerEntries: sum('ledgerEntries'),
+          wallets: sum('wallets'),
+          partitionsCreated: sum('partitionsCreated'),
+        },
         refused: [...a.refused, ...b.refused],
       };
     }

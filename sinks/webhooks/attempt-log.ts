@@ -26,7 +26,12 @@ export class AttemptLog {
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
 
-  constructor(private readonly pool: PgPool, private readonly logger: Logger, private readonly maxWaitMs = 100, private readonly maxRows = 500) {}
+  constructor(
+    private readonly pool: PgPool,
+    private readonly logger: Logger,
+    private readonly maxWaitMs = 100,
+    private readonly maxRows = 500,
+  ) {}
 
   add(row: AttemptRow): void {
     this.rows.push(row);
@@ -45,8 +50,23 @@ export class AttemptLog {
       const ts = (v: number | null) => (v === null ? null : new Date(v).toISOString());
       this.flushing = this.flushing.then(() =>
         this.pool
-          .query(INSERT, [col('endpoint_id'), col('event_id'), col('merchant_id'), col('event_type'), col('attempt'), col('outcome'), col('status_code'), col('latency_ms'), col('error'), rows.map((r) => ts(r.next_retry_at)), rows.map((r) => ts(r.attempted_at))])
-          .then(() => undefined, (err: Error) => this.logger.warn({ err: err.message, rows: rows.length }, 'webhook attempt log write failed')),
+          .query(INSERT, [
+            col('endpoint_id'),
+            col('event_id'),
+            col('merchant_id'),
+            col('event_type'),
+            col('attempt'),
+            col('outcome'),
+            col('status_code'),
+            col('latency_ms'),
+            col('error'),
+            rows.map((r) => ts(r.next_retry_at)),
+            rows.map((r) => ts(r.attempted_at)),
+          ])
+          .then(
+            () => undefined,
+            (err: Error) => this.logger.warn({ err: err.message, rows: rows.length }, 'webhook attempt log write failed'),
+          ),
       );
     }
     return this.flushing;

@@ -27,7 +27,9 @@ export class DeadLetterEvents {
 
   constructor(private readonly o: { sink: string; output: string; topology: Topology; keys: Keys; redis: Redis; consumer: string; now: () => number }) {
     this.group = `${o.sink}-dlq`;
-    const stages = Object.entries(o.topology.stages).filter(([, s]) => s.processor !== 'webhook-events').map(([name]) => name);
+    const stages = Object.entries(o.topology.stages)
+      .filter(([, s]) => s.processor !== 'webhook-events')
+      .map(([name]) => name);
     const partitions = o.topology.topics[o.output]?.partitions ?? 1;
     this.streams = Array.from({ length: partitions }, (_, p) => stages.map((s) => o.keys.deadLetter(s, p)));
     this.lanes = new LaneMap(o.topology.priorities);
@@ -44,7 +46,8 @@ export class DeadLetterEvents {
     const from = this.pendingFirst ? '0' : '>';
     const pipe = slotPipeline(this.o.redis);
     for (const keys of this.streams) {
-      if (keys.length) pipe.add(keys[0]!, (x) => void x.xreadgroup('GROUP', this.group, this.o.consumer, 'COUNT', count, 'STREAMS', ...keys, ...keys.map(() => from)));
+      if (keys.length)
+        pipe.add(keys[0]!, (x) => void x.xreadgroup('GROUP', this.group, this.o.consumer, 'COUNT', count, 'STREAMS', ...keys, ...keys.map(() => from)));
     }
     const settlement = new Settlement(this.group, SETTLE);
     let n = 0;
@@ -77,7 +80,13 @@ export class DeadLetterEvents {
     const now = this.o.now();
     const type = 'transaction.dead_lettered';
     const reason = `${m.get('stage') ?? 'pipeline'}: ${(m.get('message') ?? m.get('error') ?? 'dead-lettered').slice(0, 300)}`;
-    const ev = { id: eventId(type, tx.id), type, created_at: new Date(now).toISOString(), merchant_id: tx.merchant_id, data: transactionData({ ...tx, status: 'dead_lettered', failure_reason: reason }, now) };
+    const ev = {
+      id: eventId(type, tx.id),
+      type,
+      created_at: new Date(now).toISOString(),
+      merchant_id: tx.merchant_id,
+      data: transactionData({ ...tx, status: 'dead_lettered', failure_reason: reason }, now),
+    };
     return [{ op: 'x' as const, key: this.o.keys.lane(this.o.output, p, this.lanes.laneOf(type)), fields: entryArgs({ tx: ev.id, ev: JSON.stringify(ev) }) }];
   }
 }

@@ -67,7 +67,10 @@ export class Deliverer {
     this.qk = new QueueKeys(o.keys);
     this.store = new EndpointStore(o.pool, o.secretKey);
     this.clients = new EndpointClients({
-      connectTimeoutMs: o.config.connect_timeout, requestTimeoutMs: o.config.request_timeout, maxConnections: o.config.max_connections, policy: o.policy,
+      connectTimeoutMs: o.config.connect_timeout,
+      requestTimeoutMs: o.config.request_timeout,
+      maxConnections: o.config.max_connections,
+      policy: o.policy,
     });
     this.log = new AttemptLog(o.pool, o.logger);
     const topic = o.topology.topics[o.config.input];
@@ -75,10 +78,18 @@ export class Deliverer {
     this.now = o.now ?? Date.now;
     this.random = o.random ?? Math.random;
     this.lanes = new LaneMap(o.topology.priorities);
-    this.outcomes = counter(o.registry, 'rill_webhook_deliveries_total', 'Merchant webhook delivery attempts, by outcome (delivered, retrying, failed)', ['outcome']);
+    this.outcomes = counter(o.registry, 'rill_webhook_deliveries_total', 'Merchant webhook delivery attempts, by outcome (delivered, retrying, failed)', [
+      'outcome',
+    ]);
     // every outcome exported from the start (0), so rate() and alerts see a series at once
     for (const outcome of ['delivered', 'retrying', 'failed']) this.outcomes.inc({ outcome }, 0);
-    this.latency = histogram(o.registry, 'rill_webhook_attempt_duration_seconds', 'One merchant webhook attempt, answer included', [], [...LATENCY_BUCKETS, 30]);
+    this.latency = histogram(
+      o.registry,
+      'rill_webhook_attempt_duration_seconds',
+      'One merchant webhook attempt, answer included',
+      [],
+      [...LATENCY_BUCKETS, 30],
+    );
     const store = this.store;
     const disabled = gauge(o.registry, 'rill_webhook_endpoints_disabled', 'Merchant webhook endpoints disabled after failing too long', []);
     // read at scrape time; a failing query leaves the last value
@@ -208,7 +219,13 @@ export class Deliverer {
     if (!row) {
       // deleted: its queue goes, 100 at a time
       const ids = await this.o.redis.lrange(q, 0, 99);
-      return this.finish(p, ep, 1, 0, ids.map((eventId) => ({ eventId, outcome: 'done', attempts: 0, nextAt: 0 })));
+      return this.finish(
+        p,
+        ep,
+        1,
+        0,
+        ids.map((eventId) => ({ eventId, outcome: 'done', attempts: 0, nextAt: 0 })),
+      );
     }
     if (!row.enabled) {
       return this.finish(p, ep, row.max_in_flight, this.now() + DISABLED_HOLD_MS, []);
@@ -243,8 +260,17 @@ export class Deliverer {
       this.outcomes.inc({ outcome });
       this.latency.observe(r.latencyMs / 1000);
       this.log.add({
-        endpoint_id: ep, event_id: d.eventId, merchant_id: row.merchant_id, event_type: d.type, attempt, outcome,
-        status_code: r.status ?? null, latency_ms: r.latencyMs, error: r.error ?? null, next_retry_at: nextAt || null, attempted_at: after,
+        endpoint_id: ep,
+        event_id: d.eventId,
+        merchant_id: row.merchant_id,
+        event_type: d.type,
+        attempt,
+        outcome,
+        status_code: r.status ?? null,
+        latency_ms: r.latencyMs,
+        error: r.error ?? null,
+        next_retry_at: nextAt || null,
+        attempted_at: after,
       });
       if (!r.ok) this.o.logger.info({ endpoint: ep, event: d.eventId, attempt, error: r.error }, `webhook attempt ${outcome}`);
     });
@@ -264,11 +290,16 @@ export class Deliverer {
   private async attempt(row: EndpointRow, eventId: string, body: string): Promise<AttemptResult> {
     const ts = Math.floor(Date.now() / 1000);
     const secrets = signingSecrets(row, this.o.secretKey, Date.now());
-    return this.clients.post(row.id, row.url, {
-      'webhook-id': eventId,
-      'webhook-timestamp': String(ts),
-      'webhook-signature': signatureHeader(secrets, eventId, ts, body),
-    }, body);
+    return this.clients.post(
+      row.id,
+      row.url,
+      {
+        'webhook-id': eventId,
+        'webhook-timestamp': String(ts),
+        'webhook-signature': signatureHeader(secrets, eventId, ts, body),
+      },
+      body,
+    );
   }
 
   /** Start (or continue) the endpoint's failure clock; past disable_after, disable it and raise an alert. */
@@ -284,7 +315,15 @@ export class Deliverer {
     const topic = this.o.config.alerts_topic;
     if (!topic) return;
     const type = 'webhook_endpoint.disabled';
-    const alert = { id: `alert_whdis_${row.id}_${since.getTime()}`, type, merchant_id: row.merchant_id, endpoint_id: row.id, url_host: new URL(row.url).host, failing_since: since.toISOString(), at: now };
+    const alert = {
+      id: `alert_whdis_${row.id}_${since.getTime()}`,
+      type,
+      merchant_id: row.merchant_id,
+      endpoint_id: row.id,
+      url_host: new URL(row.url).host,
+      failing_since: since.toISOString(),
+      at: now,
+    };
     await this.o.redis.xadd(this.o.keys.lane(topic, p, this.lanes.laneOf(type)), '*', ...entryArgs({ tx: alert.id, ev: JSON.stringify(alert) }));
   }
 }

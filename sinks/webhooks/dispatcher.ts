@@ -12,7 +12,7 @@ import type { RawEntry } from '../../core/consumer/lane-reader.ts';
 import type { PgPool } from '../../core/postgres.ts';
 import { slotPipeline } from '../../core/slot-pipeline.ts';
 import type { MerchantWebhooksSinkConfig, Topology } from '../../core/topology/schema.ts';
-import { EndpointStore, TtlCache, wants } from './endpoints.ts';
+import { type EndpointStore, TtlCache, wants } from './endpoints.ts';
 import type { EndpointRow } from './endpoints.ts';
 import { EnqueueCall, QueueKeys } from './queue.ts';
 import type { Enqueue } from './queue.ts';
@@ -31,7 +31,8 @@ export function readEvent(raw: RawEntry): StoredEvent | undefined {
   if (!body) return undefined;
   try {
     const e = JSON.parse(body) as { id?: unknown; type?: unknown; merchant_id?: unknown; created_at?: unknown };
-    if (typeof e.id !== 'string' || typeof e.type !== 'string' || typeof e.merchant_id !== 'string' || !e.merchant_id || typeof e.created_at !== 'string') return undefined;
+    if (typeof e.id !== 'string' || typeof e.type !== 'string' || typeof e.merchant_id !== 'string' || !e.merchant_id || typeof e.created_at !== 'string')
+      return undefined;
     const { merchant_id: _m, ...sent } = e;
     return { id: e.id, type: e.type, merchant_id: e.merchant_id, created_at: e.created_at, body: JSON.stringify(sent) };
   } catch {
@@ -44,7 +45,13 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::
 
 export async function recordEvents(pool: PgPool, events: readonly StoredEvent[]): Promise<void> {
   if (!events.length) return;
-  await pool.query(INSERT_EVENTS, [events.map((e) => e.id), events.map((e) => e.merchant_id), events.map((e) => e.type), events.map((e) => e.created_at), events.map((e) => e.body)]);
+  await pool.query(INSERT_EVENTS, [
+    events.map((e) => e.id),
+    events.map((e) => e.merchant_id),
+    events.map((e) => e.type),
+    events.map((e) => e.created_at),
+    events.map((e) => e.body),
+  ]);
 }
 
 /** What the dispatcher and the deliverer of one webhooks sink loop both get. */
@@ -74,10 +81,15 @@ export class Dispatcher {
     const topic = o.topology.topics[o.config.input];
     this.qk = new QueueKeys(o.keys);
     this.reader = new LaneReader({
-      redis: o.redis, keys: o.keys, topic: o.config.input,
+      redis: o.redis,
+      keys: o.keys,
+      topic: o.config.input,
       partitions: Array.from({ length: topic?.partitions ?? 1 }, (_, i) => i),
-      lanes: o.topology.priorities, group: o.name, consumer: o.consumer,
-      visibilityTimeoutMs: o.config.visibility_timeout, isolateRedeliveries: false,
+      lanes: o.topology.priorities,
+      group: o.name,
+      consumer: o.consumer,
+      visibilityTimeoutMs: o.config.visibility_timeout,
+      isolateRedeliveries: false,
     });
   }
 
@@ -105,7 +117,10 @@ export class Dispatcher {
     const merchants = [...new Set(events.flatMap((e) => (e ? [e.merchant_id] : [])))];
     const byMerchant = merchants.length ? await this.endpointsOf(merchants) : new Map<string, EndpointRow[]>();
     // kept for redeliver and recover: only events of merchants with an endpoint (most have none)
-    await recordEvents(this.o.pool, events.filter((e): e is StoredEvent => e !== undefined && (byMerchant.get(e.merchant_id)?.length ?? 0) > 0));
+    await recordEvents(
+      this.o.pool,
+      events.filter((e): e is StoredEvent => e !== undefined && (byMerchant.get(e.merchant_id)?.length ?? 0) > 0),
+    );
     const now = this.o.now();
     const calls = new Map<string, EnqueueCall>();
     entries.forEach((raw, i) => {
@@ -113,7 +128,9 @@ export class Dispatcher {
       if (!call) calls.set(raw.stream, (call = new EnqueueCall(this.qk, raw.partition, raw.stream, this.o.name, now)));
       const e = events[i];
       const deliveries: Enqueue[] = e
-        ? (byMerchant.get(e.merchant_id) ?? []).filter((r) => r.enabled && wants(r, e.type)).map((r) => ({ endpointId: r.id, eventId: e.id, type: e.type, body: e.body }))
+        ? (byMerchant.get(e.merchant_id) ?? [])
+            .filter((r) => r.enabled && wants(r, e.type))
+            .map((r) => ({ endpointId: r.id, eventId: e.id, type: e.type, body: e.body }))
         : [];
       call.add(raw.id, deliveries);
     });

@@ -38,9 +38,16 @@ export interface EndpointView {
 
 export function view(r: EndpointRow): EndpointView {
   return {
-    id: r.id, url: r.url, description: r.description, event_types: r.event_types, enabled: r.enabled, max_in_flight: r.max_in_flight,
-    disabled_reason: r.disabled_reason, failing_since: r.failing_since?.toISOString() ?? null,
-    created_at: r.created_at.toISOString(), updated_at: r.updated_at.toISOString(),
+    id: r.id,
+    url: r.url,
+    description: r.description,
+    event_types: r.event_types,
+    enabled: r.enabled,
+    max_in_flight: r.max_in_flight,
+    disabled_reason: r.disabled_reason,
+    failing_since: r.failing_since?.toISOString() ?? null,
+    created_at: r.created_at.toISOString(),
+    updated_at: r.updated_at.toISOString(),
   };
 }
 
@@ -55,7 +62,8 @@ export function signingSecrets(r: EndpointRow, key: Buffer, now: number): string
   return out;
 }
 
-const COLS = 'id, merchant_id, url, description, event_types, enabled, max_in_flight, secret_enc, previous_secret_enc, previous_expires_at, failing_since, disabled_reason, created_at, updated_at';
+const COLS =
+  'id, merchant_id, url, description, event_types, enabled, max_in_flight, secret_enc, previous_secret_enc, previous_expires_at, failing_since, disabled_reason, created_at, updated_at';
 
 export interface EndpointPatch {
   url?: string;
@@ -66,7 +74,10 @@ export interface EndpointPatch {
 }
 
 export class EndpointStore {
-  constructor(private readonly pool: PgPool, private readonly key: Buffer) {}
+  constructor(
+    private readonly pool: PgPool,
+    private readonly key: Buffer,
+  ) {}
 
   async create(merchantId: string, p: Required<Pick<EndpointPatch, 'url'>> & EndpointPatch): Promise<{ row: EndpointRow; secret: string }> {
     const secret = newSecret();
@@ -80,7 +91,11 @@ export class EndpointStore {
   }
 
   async list(merchantId: string): Promise<EndpointRow[]> {
-    return (await this.pool.query<EndpointRow>(`SELECT ${COLS} FROM webhook_endpoints WHERE merchant_id = $1 AND deleted_at IS NULL ORDER BY created_at, id`, [merchantId])).rows;
+    return (
+      await this.pool.query<EndpointRow>(`SELECT ${COLS} FROM webhook_endpoints WHERE merchant_id = $1 AND deleted_at IS NULL ORDER BY created_at, id`, [
+        merchantId,
+      ])
+    ).rows;
   }
 
   /** Live endpoints of several merchants (the dispatcher). */
@@ -90,9 +105,13 @@ export class EndpointStore {
 
   /** By id, of this merchant only (undefined for another's: the API answers 404 alike). */
   async get(merchantId: string | undefined, id: string): Promise<EndpointRow | undefined> {
-    const { rows } = merchantId === undefined
-      ? await this.pool.query<EndpointRow>(`SELECT ${COLS} FROM webhook_endpoints WHERE id = $1 AND deleted_at IS NULL`, [id])
-      : await this.pool.query<EndpointRow>(`SELECT ${COLS} FROM webhook_endpoints WHERE id = $1 AND merchant_id = $2 AND deleted_at IS NULL`, [id, merchantId]);
+    const { rows } =
+      merchantId === undefined
+        ? await this.pool.query<EndpointRow>(`SELECT ${COLS} FROM webhook_endpoints WHERE id = $1 AND deleted_at IS NULL`, [id])
+        : await this.pool.query<EndpointRow>(`SELECT ${COLS} FROM webhook_endpoints WHERE id = $1 AND merchant_id = $2 AND deleted_at IS NULL`, [
+            id,
+            merchantId,
+          ]);
     return rows[0];
   }
 
@@ -105,16 +124,26 @@ export class EndpointStore {
          failing_since = CASE WHEN $8 THEN NULL ELSE failing_since END, disabled_reason = CASE WHEN $8 THEN NULL ELSE disabled_reason END,
          updated_at = now()
        WHERE id = $1 AND merchant_id = $2 AND deleted_at IS NULL RETURNING ${COLS}`,
-      [id, merchantId, p.url ?? cur.url, p.description === undefined ? cur.description : p.description,
-        p.event_types === undefined ? cur.event_types : p.event_types, p.enabled ?? cur.enabled, p.max_in_flight ?? cur.max_in_flight,
+      [
+        id,
+        merchantId,
+        p.url ?? cur.url,
+        p.description === undefined ? cur.description : p.description,
+        p.event_types === undefined ? cur.event_types : p.event_types,
+        p.enabled ?? cur.enabled,
+        p.max_in_flight ?? cur.max_in_flight,
         // re-enabling starts the failure clock afresh
-        enabling],
+        enabling,
+      ],
     );
     return rows[0];
   }
 
   async remove(merchantId: string, id: string): Promise<boolean> {
-    const r = await this.pool.query(`UPDATE webhook_endpoints SET deleted_at = now(), enabled = false WHERE id = $1 AND merchant_id = $2 AND deleted_at IS NULL`, [id, merchantId]);
+    const r = await this.pool.query(
+      `UPDATE webhook_endpoints SET deleted_at = now(), enabled = false WHERE id = $1 AND merchant_id = $2 AND deleted_at IS NULL`,
+      [id, merchantId],
+    );
     return r.rowCount === 1;
   }
 
@@ -133,7 +162,9 @@ export class EndpointStore {
   /** An attempt failed: start the failure clock if it is not running; returns when it started. */
   async markFailing(id: string, now: number): Promise<Date | undefined> {
     const { rows } = await this.pool.query<{ failing_since: Date }>(
-      `UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) WHERE id = $1 RETURNING failing_since`, [id, new Date(now)]);
+      `UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) WHERE id = $1 RETURNING failing_since`,
+      [id, new Date(now)],
+    );
     return rows[0]?.failing_since;
   }
 
@@ -143,12 +174,17 @@ export class EndpointStore {
 
   /** Disable a failing endpoint; true when this call disabled it (one alert per disabling). */
   async disable(id: string, reason: string): Promise<boolean> {
-    const r = await this.pool.query(`UPDATE webhook_endpoints SET enabled = false, disabled_reason = $2, updated_at = now() WHERE id = $1 AND enabled`, [id, reason]);
+    const r = await this.pool.query(`UPDATE webhook_endpoints SET enabled = false, disabled_reason = $2, updated_at = now() WHERE id = $1 AND enabled`, [
+      id,
+      reason,
+    ]);
     return r.rowCount === 1;
   }
 
   async countDisabled(): Promise<number> {
-    const { rows } = await this.pool.query<{ n: string }>(`SELECT count(*) AS n FROM webhook_endpoints WHERE NOT enabled AND deleted_at IS NULL AND disabled_reason IS NOT NULL`);
+    const { rows } = await this.pool.query<{ n: string }>(
+      `SELECT count(*) AS n FROM webhook_endpoints WHERE NOT enabled AND deleted_at IS NULL AND disabled_reason IS NOT NULL`,
+    );
     return Number(rows[0]?.n ?? 0);
   }
 }

@@ -13,7 +13,13 @@ import { defineQueueScripts, EnqueueCall, QueueKeys } from './queue.ts';
 
 export class WebhookEnqueuer {
   private readonly qk: QueueKeys;
-  constructor(private readonly redis: RedisClient, private readonly pool: PgPool, keys: Keys, private readonly partitions: number, private readonly now: () => number = Date.now) {
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly pool: PgPool,
+    keys: Keys,
+    private readonly partitions: number,
+    private readonly now: () => number = Date.now,
+  ) {
     this.qk = new QueueKeys(keys);
     defineQueueScripts(redis);
   }
@@ -26,7 +32,10 @@ export class WebhookEnqueuer {
     for (let i = 0; i < events.length; i += 500) {
       const call = new EnqueueCall(this.qk, p, undefined, '', this.now());
       const slice = events.slice(i, i + 500).filter((e) => !filter || wants(endpoint, e.type));
-      call.add('', slice.map((e) => ({ endpointId: endpoint.id, eventId: e.id, type: e.type, body: e.body })));
+      call.add(
+        '',
+        slice.map((e) => ({ endpointId: endpoint.id, eventId: e.id, type: e.type, body: e.body })),
+      );
       queued += Number(await call.run(this.redis));
     }
     return queued;
@@ -34,7 +43,9 @@ export class WebhookEnqueuer {
 
   async event(merchantId: string, eventId: string): Promise<StoredEvent | undefined> {
     const { rows } = await this.pool.query<{ id: string; type: string; merchant_id: string; created_at: Date; payload: string }>(
-      'SELECT id, type, merchant_id, created_at, payload FROM webhook_events WHERE id = $1 AND merchant_id = $2', [eventId, merchantId]);
+      'SELECT id, type, merchant_id, created_at, payload FROM webhook_events WHERE id = $1 AND merchant_id = $2',
+      [eventId, merchantId],
+    );
     const r = rows[0];
     return r ? { id: r.id, type: r.type, merchant_id: r.merchant_id, created_at: r.created_at.toISOString(), body: r.payload } : undefined;
   }
@@ -42,7 +53,8 @@ export class WebhookEnqueuer {
   async since(merchantId: string, since: Date, limit: number): Promise<StoredEvent[]> {
     const { rows } = await this.pool.query<{ id: string; type: string; merchant_id: string; created_at: Date; payload: string }>(
       'SELECT id, type, merchant_id, created_at, payload FROM webhook_events WHERE merchant_id = $1 AND created_at >= $2 ORDER BY created_at, id LIMIT $3',
-      [merchantId, since, limit]);
+      [merchantId, since, limit],
+    );
     return rows.map((r) => ({ id: r.id, type: r.type, merchant_id: r.merchant_id, created_at: r.created_at.toISOString(), body: r.payload }));
   }
 
@@ -50,7 +62,10 @@ export class WebhookEnqueuer {
   async test(endpoint: EndpointRow, eventId: string): Promise<StoredEvent> {
     const created = new Date().toISOString();
     const e: StoredEvent = {
-      id: eventId, type: 'webhook.test', merchant_id: endpoint.merchant_id, created_at: created,
+      id: eventId,
+      type: 'webhook.test',
+      merchant_id: endpoint.merchant_id,
+      created_at: created,
       body: JSON.stringify({ id: eventId, type: 'webhook.test', created_at: created, data: { endpoint_id: endpoint.id, message: 'A test event from Rill.' } }),
     };
     await recordEvents(this.pool, [e]);

@@ -57,7 +57,14 @@ export class EndpointClients {
       // read (and cap) the answer so the connection goes back to the pool
       await res.body.dump({ limit: 64 * 1024 }).catch(() => undefined);
       const ok = res.statusCode >= 200 && res.statusCode < 300;
-      return { ok, status: res.statusCode, latencyMs: latency(), ...(ok ? {} : { error: res.statusCode >= 300 && res.statusCode < 400 ? `HTTP ${res.statusCode} (redirects are not followed)` : `HTTP ${res.statusCode}` }) };
+      return {
+        ok,
+        status: res.statusCode,
+        latencyMs: latency(),
+        ...(ok
+          ? {}
+          : { error: res.statusCode >= 300 && res.statusCode < 400 ? `HTTP ${res.statusCode} (redirects are not followed)` : `HTTP ${res.statusCode}` }),
+      };
     } catch (err) {
       return { ok: false, latencyMs: latency(), error: reason(err) };
     }

@@ -24,11 +24,21 @@ export function defineQueueScripts(redis: RedisClient): void {
 
 export class QueueKeys {
   constructor(private readonly keys: Keys) {}
-  due(p: number): string { return this.keys.partitioned(p, 'wh', 'due'); }
-  leases(p: number): string { return this.keys.partitioned(p, 'wh', 'leases'); }
-  queue(p: number, ep: string): string { return this.keys.partitioned(p, 'wh', 'q', ep); }
-  deliveryPrefix(p: number, ep: string): string { return `${this.keys.partitioned(p, 'wh', 'd', ep)}:`; }
-  delivery(p: number, ep: string, evt: string): string { return this.deliveryPrefix(p, ep) + evt; }
+  due(p: number): string {
+    return this.keys.partitioned(p, 'wh', 'due');
+  }
+  leases(p: number): string {
+    return this.keys.partitioned(p, 'wh', 'leases');
+  }
+  queue(p: number, ep: string): string {
+    return this.keys.partitioned(p, 'wh', 'q', ep);
+  }
+  deliveryPrefix(p: number, ep: string): string {
+    return `${this.keys.partitioned(p, 'wh', 'd', ep)}:`;
+  }
+  delivery(p: number, ep: string, evt: string): string {
+    return this.deliveryPrefix(p, ep) + evt;
+  }
 }
 
 export interface Enqueue {
@@ -42,7 +52,13 @@ export interface Enqueue {
 export class EnqueueCall {
   private readonly keys: string[];
   private readonly args: (string | number)[];
-  constructor(private readonly qk: QueueKeys, private readonly partition: number, input: string | undefined, group: string, now: number) {
+  constructor(
+    private readonly qk: QueueKeys,
+    private readonly partition: number,
+    input: string | undefined,
+    group: string,
+    now: number,
+  ) {
     this.keys = [input ?? qk.due(partition), qk.due(partition)];
     this.args = [input ? group : '', now];
   }
@@ -68,7 +84,15 @@ export class EnqueueCall {
   }
 }
 
-export function claim(target: RedisClient | RedisPipeline, qk: QueueKeys, p: number, now: number, limit: number, leaseUntil: number, token: string): Promise<unknown> {
+export function claim(
+  target: RedisClient | RedisPipeline,
+  qk: QueueKeys,
+  p: number,
+  now: number,
+  limit: number,
+  leaseUntil: number,
+  token: string,
+): Promise<unknown> {
   return runScript(target, CLAIM, [qk.due(p), qk.leases(p)], [now, limit, leaseUntil, token]);
 }
 
@@ -83,7 +107,16 @@ export interface Finished {
 export type Completed = 'released' | 'kept' | 'stale';
 
 export async function complete(
-  redis: RedisClient, qk: QueueKeys, p: number, ep: string, token: string, now: number, window: number, holdUntil: number, renewUntil: number, finished: readonly Finished[],
+  redis: RedisClient,
+  qk: QueueKeys,
+  p: number,
+  ep: string,
+  token: string,
+  now: number,
+  window: number,
+  holdUntil: number,
+  renewUntil: number,
+  finished: readonly Finished[],
 ): Promise<Completed> {
   const keys = [qk.due(p), qk.leases(p), qk.queue(p, ep), ...finished.map((f) => qk.delivery(p, ep, f.eventId))];
   const args: (string | number)[] = [ep, token, now, window, holdUntil, qk.deliveryPrefix(p, ep), renewUntil];

@@ -11,7 +11,8 @@ const DEV_KEY = createHash('sha256').update('rill development webhook secret key
 export function secretKey(env: NodeJS.ProcessEnv = process.env): Buffer {
   const raw = env.RILL_WEBHOOK_SECRET_KEY;
   if (!raw) {
-    if (env.NODE_ENV === 'production') throw new ConfigError('RILL_WEBHOOK_SECRET_KEY is not set (32 bytes, base64 or hex); production refuses the development key');
+    if (env.NODE_ENV === 'production')
+      throw new ConfigError('RILL_WEBHOOK_SECRET_KEY is not set (32 bytes, base64 or hex); production refuses the development key');
     return DEV_KEY;
   }
   const key = /^[0-9a-f]{64}$/i.test(raw) ? Buffer.from(raw, 'hex') : Buffer.from(raw, 'base64');

@@ -58,15 +58,42 @@ export class WebhooksSink {
     defineQueueScripts(o.redis);
     defineQueueScripts(o.deliveryRedis);
     this.dispatcher = new Dispatcher({
-      name: o.name, config: o.config, topology: o.topology, keys: o.keys, redis: o.redis, pool: o.pool,
-      store: new EndpointStore(o.pool, key), consumer: o.consumer, logger: o.logger, now,
+      name: o.name,
+      config: o.config,
+      topology: o.topology,
+      keys: o.keys,
+      redis: o.redis,
+      pool: o.pool,
+      store: new EndpointStore(o.pool, key),
+      consumer: o.consumer,
+      logger: o.logger,
+      now,
     });
     this.deliverer = new Deliverer({
-      name: o.name, config: o.config, topology: o.topology, keys: o.keys, redis: o.deliveryRedis, pool: o.pool,
-      consumer: o.consumer, registry: o.registry, logger: o.logger, secretKey: key, policy: o.policy ?? policyFromEnv(env), now,
-      ...(o.random ? { random: o.random } : {}), ...(o.pollMs ? { pollMs: o.pollMs } : {}),
+      name: o.name,
+      config: o.config,
+      topology: o.topology,
+      keys: o.keys,
+      redis: o.deliveryRedis,
+      pool: o.pool,
+      consumer: o.consumer,
+      registry: o.registry,
+      logger: o.logger,
+      secretKey: key,
+      policy: o.policy ?? policyFromEnv(env),
+      now,
+      ...(o.random ? { random: o.random } : {}),
+      ...(o.pollMs ? { pollMs: o.pollMs } : {}),
     });
-    this.deadLetters = new DeadLetterEvents({ sink: o.name, output: o.config.input, topology: o.topology, keys: o.keys, redis: o.deliveryRedis, consumer: o.consumer, now });
+    this.deadLetters = new DeadLetterEvents({
+      sink: o.name,
+      output: o.config.input,
+      topology: o.topology,
+      keys: o.keys,
+      redis: o.deliveryRedis,
+      consumer: o.consumer,
+      now,
+    });
   }
 
   async start(): Promise<void> {

@@ -31,10 +31,28 @@ metadata.addAddress('169.254.169.254', 'ipv4');
 metadata.addAddress('fd00:ec2::254', 'ipv6');
 
 const internal = new BlockList();
-for (const [net, bits] of [['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['169.254.0.0', 16], ['172.16.0.0', 12], ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4]] as const) {
+for (const [net, bits] of [
+  ['0.0.0.0', 8],
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10],
+  ['169.254.0.0', 16],
+  ['172.16.0.0', 12],
+  ['192.0.0.0', 24],
+  ['192.168.0.0', 16],
+  ['198.18.0.0', 15],
+  ['224.0.0.0', 4],
+  ['240.0.0.0', 4],
+] as const) {
   internal.addSubnet(net, bits, 'ipv4');
 }
-for (const [net, bits] of [['::', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8], ['64:ff9b::', 96]] as const) internal.addSubnet(net, bits, 'ipv6');
+for (const [net, bits] of [
+  ['::', 128],
+  ['fc00::', 7],
+  ['fe80::', 10],
+  ['ff00::', 8],
+  ['64:ff9b::', 96],
+] as const)
+  internal.addSubnet(net, bits, 'ipv6');
 
 /** Why an address is refused, or undefined when it may be called. */
 export function refusedAddress(address: string, policy: GuardPolicy): string | undefined {
@@ -62,7 +80,9 @@ export function checkEndpointUrl(raw: string, policy: GuardPolicy): string | und
   if (raw.length > 2048) return 'longer than 2048 characters';
   const host = u.hostname.replace(/^\[|\]$/g, '');
   const literal = isIP(host) !== 0;
-  const isLoopbackHost = LOOPBACK_NAMES.has(host.toLowerCase()) || (literal && loopback.check(host.replace(/^::ffff:/i, ''), isIP(host.replace(/^::ffff:/i, '')) === 6 ? 'ipv6' : 'ipv4'));
+  const isLoopbackHost =
+    LOOPBACK_NAMES.has(host.toLowerCase()) ||
+    (literal && loopback.check(host.replace(/^::ffff:/i, ''), isIP(host.replace(/^::ffff:/i, '')) === 6 ? 'ipv6' : 'ipv4'));
   if (u.protocol === 'http:') {
     if (!policy.allowLoopback) return 'only https:// URLs are allowed';
     if (!isLoopbackHost) return 'http:// is allowed only to a loopback host (RILL_WEBHOOKS_ALLOW_HTTP); use https://';

@@ -105,7 +105,9 @@ test('flooded with no worker: 429 for the hot merchant, then 503 for all; worker
     }),
   ]);
   const c = (k: string) => counts.get(k) ?? 0;
-  t.diagnostic(`flood: ${i} posts in ${Math.round(performance.now() - started)} ms, answers ${JSON.stringify(Object.fromEntries(counts))}; ${acceptedAtFirstShed} accepted before the first 503`);
+  t.diagnostic(
+    `flood: ${i} posts in ${Math.round(performance.now() - started)} ms, answers ${JSON.stringify(Object.fromEntries(counts))}; ${acceptedAtFirstShed} accepted before the first 503`,
+  );
   assert.deepEqual(unexpected, [], 'only 202, 429 (the hot merchant) and 503, all problem+json with Retry-After');
   assert.ok(c('hot 429') > 0, 'the hot merchant went over its rate limit');
   assert.ok(c('calm 503') > 0 && c('hot 503') > 0, 'everyone was shed once the lag passed max_lag');

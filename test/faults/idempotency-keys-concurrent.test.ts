@@ -51,7 +51,12 @@ test('100 keys × 50 concurrent posts: identical answers, 100 entries, 100 rows'
   for (const m of merchants) apiKeys.set(m, await createApiKey(inst.pool, { merchantId: m }));
   const topology = loadTopology(ENGINE_TOPOLOGY);
   // the refunds and chargebacks of the mix name payins ingest must know (the engine topology has no ledger)
-  await registerReferencedPayins(inst.redis, inst.keys, topology, Array.from({ length: KEYS }, (_, k) => sampleBody(k, merchants)));
+  await registerReferencedPayins(
+    inst.redis,
+    inst.keys,
+    topology,
+    Array.from({ length: KEYS }, (_, k) => sampleBody(k, merchants)),
+  );
 
   const answers = new Map<number, Answer[]>();
   let retried = 0;
@@ -110,5 +115,7 @@ test('100 keys × 50 concurrent posts: identical answers, 100 entries, 100 rows'
   t.diagnostic(formatVerdict(verdict));
   assert.ok(drained && verdict.ok, `${formatVerdict(verdict)}\n${fleet.tails()}`);
   assert.equal(verdict.counts.tableRows, KEYS);
-  t.diagnostic(`${KEYS * COPIES} posts (${retried} retried after a 503) in ${Math.round(postedMs)} ms → ${appended} entries → ${verdict.counts.tableRows} rows`);
+  t.diagnostic(
+    `${KEYS * COPIES} posts (${retried} retried after a 503) in ${Math.round(postedMs)} ms → ${appended} entries → ${verdict.counts.tableRows} rows`,
+  );
 });

@@ -45,9 +45,14 @@ test('1% poison events: each dead-lettered exactly once, the rest flow', async (
     'topics.checked': { partitions: 8 },
     'stages.validate.visibility_timeout': '1s',
     'stages.crashy': {
-      input: 'validated', processor: CRASH_ON_MARKED, output: 'checked', ordering: 'none', batch: 50,
+      input: 'validated',
+      processor: CRASH_ON_MARKED,
+      output: 'checked',
+      ordering: 'none',
+      batch: 50,
       retry: { attempts: ATTEMPTS, base: '20ms', factor: 2, max: '200ms', jitter: 'full' },
-      visibility_timeout: '1s', dead_letter: {},
+      visibility_timeout: '1s',
+      dead_letter: {},
     },
     'sinks.postgres.input': 'checked',
     'sinks.postgres.visibility_timeout': '1s',
@@ -57,7 +62,12 @@ test('1% poison events: each dead-lettered exactly once, the rest flow', async (
   const appender = new EventAppender(inst.redis, topology, inst.keys, { timeoutMs: 5_000 });
   const merchants = merchantIds(20);
   // the refunds and chargebacks of the mix name payins ingest must know (the engine topology has no ledger)
-  await registerReferencedPayins(inst.redis, inst.keys, topology, Array.from({ length: TOTAL }, (_, i) => sampleBody(i, merchants)));
+  await registerReferencedPayins(
+    inst.redis,
+    inst.keys,
+    topology,
+    Array.from({ length: TOTAL }, (_, i) => sampleBody(i, merchants)),
+  );
 
   // the good events with the poison spread evenly among them
   const accepted: Accepted[] = [];
@@ -68,7 +78,11 @@ test('1% poison events: each dead-lettered exactly once, the rest flow', async (
     const body = sampleBody(i, merchants);
     if (i % every === every - 1 && (notJson + crashers) % 2 === 0 && notJson < NOT_JSON) {
       const tx = `tx_poison_notjson_${notJson++}`;
-      await inst.redis.xadd(inst.keys.lane('transactions', partitionOf(body.merchant_id, 8), 'normal'), '*', ...entryArgs({ tx, ev: `{"id":"${tx}", not json` }));
+      await inst.redis.xadd(
+        inst.keys.lane('transactions', partitionOf(body.merchant_id, 8), 'normal'),
+        '*',
+        ...entryArgs({ tx, ev: `{"id":"${tx}", not json` }),
+      );
       accepted.push({ id: tx, amount: 0, expect: { place: 'dead', stage: 'validate' }, label: 'ev is not JSON' });
     } else if (i % every === every - 1 && crashers < CRASHERS) {
       crashers++;

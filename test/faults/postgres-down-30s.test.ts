@@ -74,7 +74,9 @@ test('Postgres down 30 s under load: the sink waits and retries, nothing dead-le
   const { verdict, drained } = await drainAndJudge(ctx, work.accepted, { timeoutMs: 120_000, uniqueIn: ['transactions', 'validated', 'scored', 'settled'] });
   const money = await moneyVerdict({ ...inst, partitions: 8 }, work.money);
   const all = combine(verdict, money);
-  t.diagnostic(`Postgres down ${Math.round(downMs)} ms after ${rowsAtStop} rows; at restart ${waitingAtRestart} entries waited in the pipeline, ${deadAtRestart} dead letters`);
+  t.diagnostic(
+    `Postgres down ${Math.round(downMs)} ms after ${rowsAtStop} rows; at restart ${waitingAtRestart} entries waited in the pipeline, ${deadAtRestart} dead letters`,
+  );
   t.diagnostic(formatVerdict(all, `${work.acceptedCount} accepted`));
   assert.ok(waitingAtRestart > 0, 'the sink held back while Postgres was down');
   assert.ok(drained && all.ok, `${formatVerdict(all)}\n${fleet.tails()}`);

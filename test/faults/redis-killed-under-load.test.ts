@@ -78,7 +78,12 @@ test('Redis kill -9 under load: 503s meanwhile, never a 500; every 202 exactly o
       if (res.status === 202) return ((await res.json()) as { id: string }).id;
       const text = await res.text();
       // a refund naming no payin of its merchant: refused for good (the workload's orphans)
-      if (res.status === 422 && /^application\/problem\+json/.test(res.headers.get('content-type') ?? '') && JSON.parse(text).type === 'urn:problem-type:rill:unknown-payin') return undefined;
+      if (
+        res.status === 422 &&
+        /^application\/problem\+json/.test(res.headers.get('content-type') ?? '') &&
+        JSON.parse(text).type === 'urn:problem-type:rill:unknown-payin'
+      )
+        return undefined;
       if (res.status !== 503 || !/^application\/problem\+json/.test(res.headers.get('content-type') ?? '') || !res.headers.get('retry-after')) {
         unexpected.push(`${res.status} ${res.headers.get('content-type')} retry-after=${res.headers.get('retry-after')}: ${text.slice(0, 300)}`);
         throw new Error(`unexpected answer ${res.status}: ${text.slice(0, 300)}`);
@@ -113,7 +118,9 @@ test('Redis kill -9 under load: 503s meanwhile, never a 500; every 202 exactly o
   t.diagnostic(`drained ${Math.round(performance.now() - loadDoneAt)} ms after the load`);
   const money = await moneyVerdict({ ...inst, partitions: 8 }, work.money);
   const all = combine(verdict, money);
-  t.diagnostic(`Redis down for ${Math.round(downMs)} ms after ${acceptedAtKill} accepted; answers: ${JSON.stringify(Object.fromEntries(statuses))}; 503s while down: ${shedWhileDown}`);
+  t.diagnostic(
+    `Redis down for ${Math.round(downMs)} ms after ${acceptedAtKill} accepted; answers: ${JSON.stringify(Object.fromEntries(statuses))}; 503s while down: ${shedWhileDown}`,
+  );
   t.diagnostic(formatVerdict(all, `${work.acceptedCount} accepted`));
   assert.deepEqual(unexpected, [], 'only 202, 503 (problem+json, Retry-After) and 422 unknown-payin for the orphans');
   assert.ok(shedWhileDown > 0, 'clients saw 503s during the outage');

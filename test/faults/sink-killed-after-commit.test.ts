@@ -96,7 +96,9 @@ test('the sink killed after COMMIT, before XACK: the batch comes again and nothi
   const inserted = await scrape(metricsPort, 'rill_sink_rows_total', 'sink="postgres"');
   const money = await moneyVerdict({ ...inst, partitions: 8 }, work.money);
   const all = combine(verdict, money);
-  t.diagnostic(`kill 1: ${c1} committed entries left unacknowledged (${p1.size - c1} more read, not written); kill 2: ${c2} (${p2.size - c2}); the third sink flushed ${flushed} rows, ${inserted} of them new`);
+  t.diagnostic(
+    `kill 1: ${c1} committed entries left unacknowledged (${p1.size - c1} more read, not written); kill 2: ${c2} (${p2.size - c2}); the third sink flushed ${flushed} rows, ${inserted} of them new`,
+  );
   t.diagnostic(formatVerdict(all, `${work.acceptedCount} accepted`));
   assert.ok(drained && all.ok, `${formatVerdict(all)}\n${fleet.tails()}`);
   assert.equal(flushed - inserted, c2, 'the reclaimed committed batch was written again and inserted nothing');

@@ -74,8 +74,10 @@ test('a worker SIGKILLed mid-batch five times under load: exactly once, money co
     const how = await exitWithin(w, 60_000);
     assert.equal(how, 'SIGKILL', `kill ${i + 1} (${k.fault ?? 'from outside'}): ${fleet.tails()}`);
     const held = heldBy(await pendingByConsumer(ctx), k.consumer);
-    log.push(`kill ${i + 1}: worker ${k.consumer} by ${k.fault ?? 'SIGKILL from outside'} after ${(await rowCount()) - rowsBefore} new rows, ` +
-      `${held} entries left pending under its id, ${work.acceptedCount} accepted so far`);
+    log.push(
+      `kill ${i + 1}: worker ${k.consumer} by ${k.fault ?? 'SIGKILL from outside'} after ${(await rowCount()) - rowsBefore} new rows, ` +
+        `${held} entries left pending under its id, ${work.acceptedCount} accepted so far`,
+    );
   }
   work.stop();
   await load;
@@ -92,5 +94,7 @@ test('a worker SIGKILLed mid-batch five times under load: exactly once, money co
   assert.equal(verdict.counts.deadLetterEntries, 0, 'nothing dead-lettered');
   assert.equal(work.refused, want.refused, 'every orphan refund refused at ingest');
   assert.equal(await last.kill('SIGTERM'), 0, fleet.tails());
-  t.diagnostic(`rows ${want.rows} (${want.succeeded} succeeded, ${want.failed} failed), refused at ingest ${want.refused}; ${Math.round((performance.now() - started) / 1000)} s`);
+  t.diagnostic(
+    `rows ${want.rows} (${want.succeeded} succeeded, ${want.failed} failed), refused at ingest ${want.refused}; ${Math.round((performance.now() - started) / 1000)} s`,
+  );
 });

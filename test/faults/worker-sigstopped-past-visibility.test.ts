@@ -72,7 +72,10 @@ async function stillPending(held: Map<string, string[]>): Promise<number> {
   return n;
 }
 
-const isStopped = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').startsWith('T');
+const isStopped = (pid: number) =>
+  readFileSync(`/proc/${pid}/stat`, 'utf8')
+    .replace(/^.*\) /s, '')
+    .startsWith('T');
 
 test('a worker SIGSTOPped past the visibility timeout, its work reclaimed, then continued: no double effect', async (t) => {
   const started = performance.now();
@@ -84,8 +87,14 @@ test('a worker SIGSTOPped past the visibility timeout, its work reclaimed, then 
     'stages.ledger.processor': STOP_ONCE,
     'stages.ledger.config': { marker: 'ledger', ledger: { low_balance: { default: 10_000 }, alerts_topic: 'alerts' } },
     'stages.audit': {
-      input: 'settled', processor: STOP_ONCE, output: 'audited', ordering: 'none', batch: 100,
-      visibility_timeout: '1s', dead_letter: {}, config: { marker: 'audit' },
+      input: 'settled',
+      processor: STOP_ONCE,
+      output: 'audited',
+      ordering: 'none',
+      batch: 100,
+      visibility_timeout: '1s',
+      dead_letter: {},
+      config: { marker: 'audit' },
     },
     'sinks.postgres.input': 'audited',
     'sinks.postgres.visibility_timeout': '1s',
@@ -104,7 +113,11 @@ test('a worker SIGSTOPped past the visibility timeout, its work reclaimed, then 
   const log: string[] = [];
   for (const [i, marker] of (['ledger', 'audit'] as const).entries()) {
     await waitFor('the load under way', () => w.acceptedCount >= MERCHANTS + (i + 1) * 1_000, 60_000, 10);
-    const step = { body: { type: 'payin' as const, merchant_id: w.merchants[i]!, amount: 4_321, currency: w.currencyOf(w.merchants[i]!), metadata: { stop: marker } }, expect: { place: 'row' as const, status: 'succeeded' as const }, succeeds: true };
+    const step = {
+      body: { type: 'payin' as const, merchant_id: w.merchants[i]!, amount: 4_321, currency: w.currencyOf(w.merchants[i]!), metadata: { stop: marker } },
+      expect: { place: 'row' as const, status: 'succeeded' as const },
+      succeeds: true,
+    };
     const marked = await post(step.body, `marked-${marker}`);
     assert.ok(marked, 'the marked payin accepted');
     w.record(step, marked);
@@ -120,14 +133,24 @@ test('a worker SIGSTOPped past the visibility timeout, its work reclaimed, then 
 
     // the other worker takes everything over and settles it; only then is the frozen one continued
     await waitFor('every entry the frozen worker held settled by the other', async () => (await stillPending(held)) === 0, 60_000, 50);
-    await waitFor('the marked transaction in Postgres', async () => (await inst.pool.query('SELECT 1 FROM transactions WHERE id = $1', [marked])).rowCount === 1, 60_000, 50);
+    await waitFor(
+      'the marked transaction in Postgres',
+      async () => (await inst.pool.query('SELECT 1 FROM transactions WHERE id = $1', [marked])).rowCount === 1,
+      60_000,
+      50,
+    );
     const reclaimedMs = performance.now() - stoppedAt;
     frozen.child.kill('SIGCONT');
-    log.push(`${marker}: worker ${frozenId} froze holding ${total} entries (${inStage} in its ${marker} batch); the other settled all of them ${Math.round(reclaimedMs)} ms later; then SIGCONT`);
+    log.push(
+      `${marker}: worker ${frozenId} froze holding ${total} entries (${inStage} in its ${marker} batch); the other settled all of them ${Math.round(reclaimedMs)} ms later; then SIGCONT`,
+    );
   }
   await load;
 
-  const { verdict, drained } = await drainAndJudge(ctx, w.accepted, { timeoutMs: 120_000, uniqueIn: ['transactions', 'validated', 'scored', 'settled', 'audited'] });
+  const { verdict, drained } = await drainAndJudge(ctx, w.accepted, {
+    timeoutMs: 120_000,
+    uniqueIn: ['transactions', 'validated', 'scored', 'settled', 'audited'],
+  });
   const money = await moneyVerdict({ ...inst, partitions: 8 }, w.money);
   const all = combine(verdict, money);
   for (const line of log) t.diagnostic(line);

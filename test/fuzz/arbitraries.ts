@@ -15,17 +15,16 @@ const enc = new TextEncoder();
 
 /** a, b: merchant keys of MERCHANT_A / MERCHANT_B; tap: a tap key; the rest authenticate nobody. */
 export type KeyName = 'a' | 'b' | 'tap' | 'revoked' | 'unknown' | 'wrongSecret' | 'truncated' | 'extended' | 'otherCase';
-export type AuthSpec =
-  | { kind: 'none' }
-  | { kind: 'key'; key: KeyName; scheme: string; trailer: string }
-  | { kind: 'raw'; value: string };
+export type AuthSpec = { kind: 'none' } | { kind: 'key'; key: KeyName; scheme: string; trailer: string } | { kind: 'raw'; value: string };
 
 /** Characters a header value may carry (what fetch's Headers and Node accept): tab, visible ASCII, space, obs-text. */
-export const headerChar = fc.oneof(
-  { weight: 8, arbitrary: fc.integer({ min: 0x20, max: 0x7e }) },
-  { weight: 2, arbitrary: fc.integer({ min: 0x80, max: 0xff }) },
-  { weight: 1, arbitrary: fc.constant(0x09) },
-).map((c) => String.fromCharCode(c));
+export const headerChar = fc
+  .oneof(
+    { weight: 8, arbitrary: fc.integer({ min: 0x20, max: 0x7e }) },
+    { weight: 2, arbitrary: fc.integer({ min: 0x80, max: 0xff }) },
+    { weight: 1, arbitrary: fc.constant(0x09) },
+  )
+  .map((c) => String.fromCharCode(c));
 export const headerValue = (maxLength = 200) => fc.string({ unit: headerChar, maxLength });
 const printableAscii = fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c));
 const hexChar = fc.constantFrom(...'0123456789abcdef');
@@ -52,10 +51,23 @@ export const authArb: fc.Arbitrary<AuthSpec> = fc.oneof(
         headerValue(300),
         fc.string({ unit: printableAscii, maxLength: 80 }).map((s) => `Bearer ${s}`),
         // well-formed but unknown ids: a Postgres lookup each, then the negative cache
-        fc.tuple(fc.string({ unit: hexChar, minLength: 16, maxLength: 16 }), fc.string({ unit: b64urlChar, minLength: 43, maxLength: 43 })).map(([id, s]) => `Bearer rk_${id}_${s}`),
+        fc
+          .tuple(fc.string({ unit: hexChar, minLength: 16, maxLength: 16 }), fc.string({ unit: b64urlChar, minLength: 43, maxLength: 43 }))
+          .map(([id, s]) => `Bearer rk_${id}_${s}`),
         fc.string({ unit: b64urlChar, maxLength: 60 }).map((s) => `Basic ${s}`),
         fc.integer({ min: 1_000, max: 12_000 }).map((n) => `Bearer ${'A'.repeat(n)}`),
-        fc.constantFrom('Bearer', 'Bearer ', 'Bearer rk_', 'Bearer rk__', 'Bearer null', 'Bearer undefined', 'Bearer [object Object]', 'Bearer a b', 'Negotiate x', ','),
+        fc.constantFrom(
+          'Bearer',
+          'Bearer ',
+          'Bearer rk_',
+          'Bearer rk__',
+          'Bearer null',
+          'Bearer undefined',
+          'Bearer [object Object]',
+          'Bearer a b',
+          'Negotiate x',
+          ',',
+        ),
       )
       .map((value): AuthSpec => ({ kind: 'raw', value })),
   },
@@ -82,18 +94,159 @@ type Field = (typeof FIELDS)[number];
 
 /** JSON texts that are valid JSON (or nearly) but never what the field wants, or only just. */
 const EDGE: Record<Field, readonly string[]> = {
-  type: ['"PAYIN"', '"payin "', '" payin"', '"payin\\u0000"', '"__proto__"', '"constructor"', '"toString"', '""', '["payin"]', '{"payin":1}', 'true', '0', 'null'],
-  merchant_id: ['"m_fuzz_a "', '"m_fuzz_a\\u0000"', '"M_FUZZ_A"', '"m_fuzz_a:x"', '"{1}"', '"*"', '"m_fuzz_b"', '"-a"', `"${'a'.repeat(64)}"`, `"${'a'.repeat(65)}"`, '"m_fuzz_\\u0430"', '"m_fuzz_a\\n"', '["m_fuzz_a"]', '42', '""'],
-  amount: ['0', '-0', '-1', '1.5', '0.1e1', '1E2', '1.0', '1e308', '1e309', '-1e309', '1e-308', '5e-324', '9007199254740991', '9007199254740992', '9007199254740993', '18446744073709551616', '1e21', '123456789012345678901234567890', '"100"', '"1e3"', 'true', 'null', '[1]', '{"value":1}', '0x10', '00', '01', 'NaN', 'Infinity', '-Infinity', '1_000', '+1', '.5', '5.'],
+  type: [
+    '"PAYIN"',
+    '"payin "',
+    '" payin"',
+    '"payin\\u0000"',
+    '"__proto__"',
+    '"constructor"',
+    '"toString"',
+    '""',
+    '["payin"]',
+    '{"payin":1}',
+    'true',
+    '0',
+    'null',
+  ],
+  merchant_id: [
+    '"m_fuzz_a "',
+    '"m_fuzz_a\\u0000"',
+    '"M_FUZZ_A"',
+    '"m_fuzz_a:x"',
+    '"{1}"',
+    '"*"',
+    '"m_fuzz_b"',
+    '"-a"',
+    `"${'a'.repeat(64)}"`,
+    `"${'a'.repeat(65)}"`,
+    '"m_fuzz_\\u0430"',
+    '"m_fuzz_a\\n"',
+    '["m_fuzz_a"]',
+    '42',
+    '""',
+  ],
+  amount: [
+    '0',
+    '-0',
+    '-1',
+    '1.5',
+    '0.1e1',
+    '1E2',
+    '1.0',
+    '1e308',
+    '1e309',
+    '-1e309',
+    '1e-308',
+    '5e-324',
+    '9007199254740991',
+    '9007199254740992',
+    '9007199254740993',
+    '18446744073709551616',
+    '1e21',
+    '123456789012345678901234567890',
+    '"100"',
+    '"1e3"',
+    'true',
+    'null',
+    '[1]',
+    '{"value":1}',
+    '0x10',
+    '00',
+    '01',
+    'NaN',
+    'Infinity',
+    '-Infinity',
+    '1_000',
+    '+1',
+    '.5',
+    '5.',
+  ],
   currency: ['"usd"', '"US"', '"USDD"', '"XXX"', '"XTS"', '"XYZ"', '"€"', '"ＵＳＤ"', '"USD "', '" USD"', '"U\\u0000D"', '840', '["USD"]', '""'],
-  reference: ['""', `"${'r'.repeat(255)}"`, `"${'r'.repeat(256)}"`, '"\\u0000"', '"a\\u0000b"', '"\\ud800"', '"\\udfff\\ud800"', '"\\u202e"', '"\\n\\r\\t"', '"\\\\"', '"<script>"', '"\'; DROP TABLE transactions; --"', '1', 'null', '{}'],
-  occurred_at: ['"2024-02-30T00:00:00Z"', '"0000-01-01T00:00:00Z"', '"9999-12-31T23:59:59Z"', '"2024-01-01T00:00:00+24:00"', '"2024-01-01T00:00:00+23:59"', '"2024-01-01T00:00:00.1234567890Z"', '"2024-01-01t00:00:00z"', '"2024-01-01 00:00:00Z"', '"+002024-01-01T00:00:00Z"', '"2024-01-01T24:00:00Z"', '"2024-01-01T23:59:60Z"', '"2024-01-01"', '"yesterday"', '1714560000000', 'null'],
-  metadata: ['{"__proto__":"x"}', '{"__proto__":{"polluted":"yes"}}', '{"constructor":"x"}', '{"constructor":{"prototype":{"polluted":"yes"}}}', '{"prototype":"x"}', '{"hasOwnProperty":"x"}', '{"toString":"x"}', '{"a":"b","a":1}', '{"":"x"}', '{"k":null}', '{"k":1}', '{"k":{"k":"v"}}', '[]', '["a"]', '"x"', 'null', `{${Array.from({ length: 51 }, (_, i) => `"k${i}":"v"`).join(',')}}`, `{"k":"${'v'.repeat(501)}"}`, `{"${'k'.repeat(65)}":"v"}`],
+  reference: [
+    '""',
+    `"${'r'.repeat(255)}"`,
+    `"${'r'.repeat(256)}"`,
+    '"\\u0000"',
+    '"a\\u0000b"',
+    '"\\ud800"',
+    '"\\udfff\\ud800"',
+    '"\\u202e"',
+    '"\\n\\r\\t"',
+    '"\\\\"',
+    '"<script>"',
+    '"\'; DROP TABLE transactions; --"',
+    '1',
+    'null',
+    '{}',
+  ],
+  occurred_at: [
+    '"2024-02-30T00:00:00Z"',
+    '"0000-01-01T00:00:00Z"',
+    '"9999-12-31T23:59:59Z"',
+    '"2024-01-01T00:00:00+24:00"',
+    '"2024-01-01T00:00:00+23:59"',
+    '"2024-01-01T00:00:00.1234567890Z"',
+    '"2024-01-01t00:00:00z"',
+    '"2024-01-01 00:00:00Z"',
+    '"+002024-01-01T00:00:00Z"',
+    '"2024-01-01T24:00:00Z"',
+    '"2024-01-01T23:59:60Z"',
+    '"2024-01-01"',
+    '"yesterday"',
+    '1714560000000',
+    'null',
+  ],
+  metadata: [
+    '{"__proto__":"x"}',
+    '{"__proto__":{"polluted":"yes"}}',
+    '{"constructor":"x"}',
+    '{"constructor":{"prototype":{"polluted":"yes"}}}',
+    '{"prototype":"x"}',
+    '{"hasOwnProperty":"x"}',
+    '{"toString":"x"}',
+    '{"a":"b","a":1}',
+    '{"":"x"}',
+    '{"k":null}',
+    '{"k":1}',
+    '{"k":{"k":"v"}}',
+    '[]',
+    '["a"]',
+    '"x"',
+    'null',
+    `{${Array.from({ length: 51 }, (_, i) => `"k${i}":"v"`).join(',')}}`,
+    `{"k":"${'v'.repeat(501)}"}`,
+    `{"${'k'.repeat(65)}":"v"}`,
+  ],
 };
 
 /** Keys that reach for the prototype chain, or for code that trusts field names. */
-const POLLUTION_KEYS = ['__proto__', 'constructor', 'prototype', '__defineGetter__', '__lookupGetter__', 'hasOwnProperty', 'toString', 'valueOf', 'then', 'toJSON', 'id', 'status', 'ingested_at', 'idempotency_key', 'merchant_id '];
-const POLLUTION_VALUES = ['{"polluted":"yes"}', '{"prototype":{"polluted":"yes"}}', '{"isAdmin":true}', '"yes"', 'null', '[]', '{"__proto__":{"polluted":"yes"}}'];
+const POLLUTION_KEYS = [
+  '__proto__',
+  'constructor',
+  'prototype',
+  '__defineGetter__',
+  '__lookupGetter__',
+  'hasOwnProperty',
+  'toString',
+  'valueOf',
+  'then',
+  'toJSON',
+  'id',
+  'status',
+  'ingested_at',
+  'idempotency_key',
+  'merchant_id ',
+];
+const POLLUTION_VALUES = [
+  '{"polluted":"yes"}',
+  '{"prototype":{"polluted":"yes"}}',
+  '{"isAdmin":true}',
+  '"yes"',
+  'null',
+  '[]',
+  '{"__proto__":{"polluted":"yes"}}',
+];
 
 /** `{"a":…` n deep, and the like: nesting past any recursion limit a parser or serializer may have. */
 const deepNesting = fc.tuple(fc.integer({ min: 1, max: 12_000 }), fc.constantFrom('[', '{"a":', '{"metadata":')).map(([n, open]) => {
@@ -114,7 +267,8 @@ const anyValueText: fc.Arbitrary<string> = fc.oneof(
   { weight: 1, arbitrary: fc.integer({ min: 200, max: 70_000 }).map((n) => JSON.stringify('x'.repeat(n))) },
 );
 
-const fieldValueText = (f: Field): fc.Arbitrary<string> => fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...EDGE[f]) }, { weight: 2, arbitrary: anyValueText });
+const fieldValueText = (f: Field): fc.Arbitrary<string> =>
+  fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...EDGE[f]) }, { weight: 2, arbitrary: anyValueText });
 
 type Mutation =
   | { op: 'replace'; field: Field; value: string }
@@ -128,7 +282,10 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   {
     weight: 2,
     arbitrary: fc
-      .tuple(fc.oneof(fc.constantFrom(...POLLUTION_KEYS), fc.string({ unit: 'binary', maxLength: 20 })), fc.oneof(fc.constantFrom(...POLLUTION_VALUES), anyValueText))
+      .tuple(
+        fc.oneof(fc.constantFrom(...POLLUTION_KEYS), fc.string({ unit: 'binary', maxLength: 20 })),
+        fc.oneof(fc.constantFrom(...POLLUTION_VALUES), anyValueText),
+      )
       .map(([key, value]): Mutation => ({ op: 'add', key, value })),
   },
   { weight: 1, arbitrary: fc.constantFrom(...FIELDS).chain((field) => fieldValueText(field).map((value): Mutation => ({ op: 'duplicate', field, value }))) },
@@ -172,25 +329,27 @@ const nearLimit = fc.tuple(validTx, fc.integer({ min: 64 * 1024 - 48, max: 64 * 
   return `{${' '.repeat(Math.max(0, n - json.length))}${json.slice(1)}`;
 });
 
-const framedBody = fc.tuple(validTx, fc.constantFrom('bom', 'trailing-garbage', 'two-objects', 'newline', 'utf16le', 'nul', 'latin1')).map(([tx, how]): Uint8Array => {
-  const json = JSON.stringify(tx);
-  switch (how) {
-    case 'bom':
-      return enc.encode(`\uFEFF${json}`);
-    case 'trailing-garbage':
-      return enc.encode(`${json}x`);
-    case 'two-objects':
-      return enc.encode(`${json}${json}`);
-    case 'newline':
-      return enc.encode(`\r\n${json}\n\n`);
-    case 'utf16le':
-      return new Uint8Array(Buffer.from(json, 'utf16le'));
-    case 'nul':
-      return enc.encode(`${json}\u0000`);
-    default:
-      return new Uint8Array(Buffer.from(json.replace('"type"', '"t\u00ffpe"'), 'latin1'));
-  }
-});
+const framedBody = fc
+  .tuple(validTx, fc.constantFrom('bom', 'trailing-garbage', 'two-objects', 'newline', 'utf16le', 'nul', 'latin1'))
+  .map(([tx, how]): Uint8Array => {
+    const json = JSON.stringify(tx);
+    switch (how) {
+      case 'bom':
+        return enc.encode(`\uFEFF${json}`);
+      case 'trailing-garbage':
+        return enc.encode(`${json}x`);
+      case 'two-objects':
+        return enc.encode(`${json}${json}`);
+      case 'newline':
+        return enc.encode(`\r\n${json}\n\n`);
+      case 'utf16le':
+        return new Uint8Array(Buffer.from(json, 'utf16le'));
+      case 'nul':
+        return enc.encode(`${json}\u0000`);
+      default:
+        return new Uint8Array(Buffer.from(json.replace('"type"', '"t\u00ffpe"'), 'latin1'));
+    }
+  });
 
 /** Request bodies, as bytes. */
 export const bodyArb: fc.Arbitrary<Uint8Array> = fc.oneof(
@@ -208,7 +367,17 @@ export const bodyArb: fc.Arbitrary<Uint8Array> = fc.oneof(
 
 /** NDJSON and JSON-array batches of (mostly) transactions, for a batch route when there is one. */
 export const batchBodyArb: fc.Arbitrary<Uint8Array> = fc
-  .tuple(fc.array(fc.oneof(validTx.map((t) => JSON.stringify(t)), mutatedTxText, fc.constantFrom('', ' ', '{', 'null', '[]')), { maxLength: 20 }), fc.boolean())
+  .tuple(
+    fc.array(
+      fc.oneof(
+        validTx.map((t) => JSON.stringify(t)),
+        mutatedTxText,
+        fc.constantFrom('', ' ', '{', 'null', '[]'),
+      ),
+      { maxLength: 20 },
+    ),
+    fc.boolean(),
+  )
   .map(([lines, ndjson]) => enc.encode(ndjson ? lines.join('\n') : `[${lines.join(',')}]`));
 
 // ---------------------------------------------------------------------------------------------
@@ -228,10 +397,30 @@ export const contentTypeArb: fc.Arbitrary<string | undefined> = fc.oneof(
   {
     weight: 5,
     arbitrary: fc.constantFrom(
-      'application/json; charset=utf-8', 'application/json;charset=UTF-8', 'APPLICATION/JSON', 'application/json; charset="utf-8"', 'application/json; charset=utf8',
-      'application/json; charset=latin1', 'application/json; charset=utf-16', 'application/json ;', 'application/json; boundary=x', 'application/json, text/plain',
-      'application/jsonx', 'application/json-patch+json', 'application/problem+json', 'application/x-ndjson', 'application/x-ndjson; charset=utf-8', 'text/json', 'text/plain',
-      'multipart/form-data; boundary=x', 'application/x-www-form-urlencoded', '*/*', '', ';', 'application/json;charset=', 'application/json; charset=utf-8; charset=latin1',
+      'application/json; charset=utf-8',
+      'application/json;charset=UTF-8',
+      'APPLICATION/JSON',
+      'application/json; charset="utf-8"',
+      'application/json; charset=utf8',
+      'application/json; charset=latin1',
+      'application/json; charset=utf-16',
+      'application/json ;',
+      'application/json; boundary=x',
+      'application/json, text/plain',
+      'application/jsonx',
+      'application/json-patch+json',
+      'application/problem+json',
+      'application/x-ndjson',
+      'application/x-ndjson; charset=utf-8',
+      'text/json',
+      'text/plain',
+      'multipart/form-data; boundary=x',
+      'application/x-www-form-urlencoded',
+      '*/*',
+      '',
+      ';',
+      'application/json;charset=',
+      'application/json; charset=utf-8; charset=latin1',
     ),
   },
   { weight: 1, arbitrary: fc.constant(undefined) },
@@ -243,7 +432,10 @@ export const idempotencyKeyArb: fc.Arbitrary<string | undefined> = fc.oneof(
   { weight: 3, arbitrary: fc.string({ unit: printableAscii, minLength: 1, maxLength: 255 }) },
   { weight: 1, arbitrary: fc.stringMatching(/^[a-z0-9]{1,8}$/) }, // short: the same key comes back, with another body
   { weight: 1, arbitrary: headerValue(300) },
-  { weight: 1, arbitrary: fc.constantFrom('', ' ', 'a ', ' a', 'k'.repeat(255), 'k'.repeat(256), 'k'.repeat(5000), 'a\tb', '*', '{0}', 'a:b:c', '../x', '\u00e9t\u00e9') },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom('', ' ', 'a ', ' a', 'k'.repeat(255), 'k'.repeat(256), 'k'.repeat(5000), 'a\tb', '*', '{0}', 'a:b:c', '../x', '\u00e9t\u00e9'),
+  },
 );
 
 const extraHeader: fc.Arbitrary<[string, string]> = fc.oneof(
@@ -251,8 +443,40 @@ const extraHeader: fc.Arbitrary<[string, string]> = fc.oneof(
   {
     weight: 3,
     arbitrary: fc.tuple(
-      fc.constantFrom('traceparent', 'tracestate', 'last-event-id', 'x-forwarded-for', 'forwarded', 'x-http-method-override', 'x-original-url', 'x-rewrite-url', 'cookie', 'origin', 'accept', 'accept-encoding', 'range', 'if-none-match', 'x-request-id', 'idempotency-key'),
-      fc.oneof(headerValue(120), fc.constantFrom('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', '00-00000000000000000000000000000000-0000000000000000-00', 'ff-x-y-z', 'POST', 'DELETE', '/v1/transactions', '1-0', '0-0', '999999999999999-999', '$', '127.0.0.1')),
+      fc.constantFrom(
+        'traceparent',
+        'tracestate',
+        'last-event-id',
+        'x-forwarded-for',
+        'forwarded',
+        'x-http-method-override',
+        'x-original-url',
+        'x-rewrite-url',
+        'cookie',
+        'origin',
+        'accept',
+        'accept-encoding',
+        'range',
+        'if-none-match',
+        'x-request-id',
+        'idempotency-key',
+      ),
+      fc.oneof(
+        headerValue(120),
+        fc.constantFrom(
+          '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+          '00-00000000000000000000000000000000-0000000000000000-00',
+          'ff-x-y-z',
+          'POST',
+          'DELETE',
+          '/v1/transactions',
+          '1-0',
+          '0-0',
+          '999999999999999-999',
+          '$',
+          '127.0.0.1',
+        ),
+      ),
     ),
   },
   // one header over Node's 16 KiB limit: 431 over HTTP, and no limit at all in-process
@@ -261,9 +485,17 @@ const extraHeader: fc.Arbitrary<[string, string]> = fc.oneof(
 
 export const headersArb: fc.Arbitrary<HeaderSet> = fc.record({
   contentType: contentTypeArb,
-  contentEncoding: fc.oneof({ weight: 12, arbitrary: fc.constant(undefined) }, { weight: 2, arbitrary: fc.constantFrom('identity', 'IDENTITY', ' identity ', 'gzip', 'br', 'deflate', 'identity, gzip', '') }, { weight: 1, arbitrary: headerValue(40) }),
+  contentEncoding: fc.oneof(
+    { weight: 12, arbitrary: fc.constant(undefined) },
+    { weight: 2, arbitrary: fc.constantFrom('identity', 'IDENTITY', ' identity ', 'gzip', 'br', 'deflate', 'identity, gzip', '') },
+    { weight: 1, arbitrary: headerValue(40) },
+  ),
   idempotencyKey: idempotencyKeyArb,
-  contentLength: fc.oneof({ weight: 12, arbitrary: fc.constant('exact' as const) }, { weight: 3, arbitrary: fc.constant('none' as const) }, { weight: 1, arbitrary: fc.constantFrom('0', '1', '-1', 'abc', '1e3', '99999999999999999999', '65537', '65536', ' 10', '0x10') }),
+  contentLength: fc.oneof(
+    { weight: 12, arbitrary: fc.constant('exact' as const) },
+    { weight: 3, arbitrary: fc.constant('none' as const) },
+    { weight: 1, arbitrary: fc.constantFrom('0', '1', '-1', 'abc', '1e3', '99999999999999999999', '65537', '65536', ' 10', '0x10') },
+  ),
   extra: fc.array(extraHeader, { maxLength: 3 }),
 });
 
@@ -280,7 +512,35 @@ export const methodArb = (preferred?: string): fc.Arbitrary<string> =>
     { weight: 1, arbitrary: fc.stringMatching(/^[A-Z]{1,12}$/).filter((m) => !['CONNECT', 'TRACE', 'TRACK'].includes(m)) },
   );
 
-const SEGMENTS = ['.', '..', '%2e%2e', '%2E', '%2F', '%5C', '%00', '%', '%zz', '%E0%A4%A', '%C0%AE', '*', ':id', ':topic', '{1}', '__proto__', 'constructor', 'prototype', '%20', '+', 'tail', 'transactions', 'batch', 'v1', '%F0%9F%92%B3', 'tx_01ARZ3NDEKTSV4RRFFQ69G5FAV', 'TX_01ARZ3NDEKTSV4RRFFQ69G5FAV'];
+const SEGMENTS = [
+  '.',
+  '..',
+  '%2e%2e',
+  '%2E',
+  '%2F',
+  '%5C',
+  '%00',
+  '%',
+  '%zz',
+  '%E0%A4%A',
+  '%C0%AE',
+  '*',
+  ':id',
+  ':topic',
+  '{1}',
+  '__proto__',
+  'constructor',
+  'prototype',
+  '%20',
+  '+',
+  'tail',
+  'transactions',
+  'batch',
+  'v1',
+  '%F0%9F%92%B3',
+  'tx_01ARZ3NDEKTSV4RRFFQ69G5FAV',
+  'TX_01ARZ3NDEKTSV4RRFFQ69G5FAV',
+];
 export const segmentArb: fc.Arbitrary<string> = fc.oneof(
   { weight: 3, arbitrary: fc.stringMatching(/^[A-Za-z0-9_.~-]{0,30}$/) },
   { weight: 2, arbitrary: fc.string({ unit: 'grapheme', maxLength: 20 }).map((s) => encodeURIComponent(s)) },
@@ -295,13 +555,56 @@ export const txIdArb: fc.Arbitrary<string> = fc.oneof(
   fc.constantFrom('tx_', 'tx_ZZZZZZZZZZZZZZZZZZZZZZZZZZ', 'tx_7ZZZZZZZZZZZZZZZZZZZZZZZZZ', 'tx_00000000000000000000000000', 'tx_01ARZ3NDEKTSV4RRFFQ69G5FAV'),
 );
 
-const SUFFIXES = ['', '', '', '', '/', '//', '/.', '/..', '/x', '%2F', '%00', ';', ';x=1', '.json', '?', '?a=1', '?a=1&a=2', '#x', '~', '/%2e%2e/', '\\', '/..%2F', '%20', '?%', '?merchant_id=m_fuzz_b'];
+const SUFFIXES = [
+  '',
+  '',
+  '',
+  '',
+  '/',
+  '//',
+  '/.',
+  '/..',
+  '/x',
+  '%2F',
+  '%00',
+  ';',
+  ';x=1',
+  '.json',
+  '?',
+  '?a=1',
+  '?a=1&a=2',
+  '#x',
+  '~',
+  '/%2e%2e/',
+  '\\',
+  '/..%2F',
+  '%20',
+  '?%',
+  '?merchant_id=m_fuzz_b',
+];
 const PREFIXES = ['', '', '', '', '', '/', '//', '/./', '/v1/../', '/x/../', '/%2e/'];
 
 const queryArb = fc
   .record(
     {
-      from: fc.oneof(fc.constantFrom('now', 'earliest', '0', '-1', '1e3', '9'.repeat(30), '0-0', '1-1', '18446744073709551615-18446744073709551615', 'x', '', 'NOW', 'latest'), fc.nat().map(String)),
+      from: fc.oneof(
+        fc.constantFrom(
+          'now',
+          'earliest',
+          '0',
+          '-1',
+          '1e3',
+          '9'.repeat(30),
+          '0-0',
+          '1-1',
+          '18446744073709551615-18446744073709551615',
+          'x',
+          '',
+          'NOW',
+          'latest',
+        ),
+        fc.nat().map(String),
+      ),
       merchant_id: fc.oneof(fc.constantFrom(MERCHANT_A, MERCHANT_B, '', '*', 'a:b', '__proto__'), segmentArb),
       type: fc.oneof(fc.constantFrom('payin', 'refund', '', '*', 'a b'), segmentArb),
     },
@@ -349,7 +652,27 @@ export const strayPathArb: fc.Arbitrary<string> = fc.oneof(
   { weight: 3, arbitrary: fc.array(segmentArb, { maxLength: 5 }).map((s) => `/${s.join('/')}`) },
   { weight: 1, arbitrary: fc.integer({ min: 1_000, max: 100_000 }).map((n) => `/v1/transactions/${'a'.repeat(n)}`) },
   { weight: 1, arbitrary: fc.integer({ min: 1, max: 2_000 }).map((n) => `/${'../'.repeat(n)}v1/transactions`) },
-  { weight: 1, arbitrary: fc.constantFrom('/', '/v1', '/v1/', '/v2/transactions', '/v1/transaction', '/v1/transactionsbatch', '/v1/streams', '/v1/streams//tail', '/healthz/', '/metrics.json', '/readyz?x=1', '/.env', '/%2e%2e/etc/passwd', '/favicon.ico', '/v1/wallets/m_fuzz_b', '/v1/merchants/m_fuzz_b/transactions') },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      '/',
+      '/v1',
+      '/v1/',
+      '/v2/transactions',
+      '/v1/transaction',
+      '/v1/transactionsbatch',
+      '/v1/streams',
+      '/v1/streams//tail',
+      '/healthz/',
+      '/metrics.json',
+      '/readyz?x=1',
+      '/.env',
+      '/%2e%2e/etc/passwd',
+      '/favicon.ico',
+      '/v1/wallets/m_fuzz_b',
+      '/v1/merchants/m_fuzz_b/transactions',
+    ),
+  },
 );
 
 export interface FuzzRequest {
@@ -368,8 +691,8 @@ export function requestArb(routes: readonly RouteInfo[], topics: readonly string
   const body = fc.option(opts.body ?? fc.oneof({ weight: 4, arbitrary: bodyArb }, { weight: 1, arbitrary: batchBodyArb }), { nil: undefined, freq: 6 });
   const one = (method: fc.Arbitrary<string>, path: fc.Arbitrary<string>): fc.Arbitrary<FuzzRequest> =>
     fc.record({ method, path, auth: authArb, headers: headersArb, body });
-  return fc.oneof(
-    ...routes.map((r) => ({ weight: r.path.startsWith('/v1/') ? 4 : 1, arbitrary: one(methodArb(r.method), routePathArb(r, topics)) })),
-    { weight: 2, arbitrary: one(methodArb(), strayPathArb) },
-  );
+  return fc.oneof(...routes.map((r) => ({ weight: r.path.startsWith('/v1/') ? 4 : 1, arbitrary: one(methodArb(r.method), routePathArb(r, topics)) })), {
+    weight: 2,
+    arbitrary: one(methodArb(), strayPathArb),
+  });
 }

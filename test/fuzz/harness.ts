@@ -190,7 +190,7 @@ export function appendedBy(status: number, headers: Headers, body: string): numb
     return 0;
   }
   if (parsed && typeof parsed === 'object' && Array.isArray((parsed as { results?: unknown }).results)) {
-    return ((parsed as { results: { status?: unknown }[] }).results).filter((r) => r?.status === 'accepted').length;
+    return (parsed as { results: { status?: unknown }[] }).results.filter((r) => r?.status === 'accepted').length;
   }
   if ((parsed as { status?: unknown })?.status === 'accepted' && headers.get('idempotent-replayed') !== 'true') return 1;
   return 0;

@@ -35,7 +35,20 @@ import type { TestIngest } from '../../ingest/testing.ts';
 import { DEFAULT_LIMITS } from '../../ingest/app.ts';
 import type { FuzzRequest } from './arbitraries.ts';
 import { authArb, batchBodyArb, bodyArb, headersArb, MERCHANT_A, MERCHANT_B, requestArb, routePathArb, validTx } from './arbitraries.ts';
-import { appendedBy, discoverRoutes, inProcessIngest, isApiRoute, isWriteMethod, killTapClients, LogCapture, problemViolation, prototypePollution, streamKeys, tapClients, totalLength } from './harness.ts';
+import {
+  appendedBy,
+  discoverRoutes,
+  inProcessIngest,
+  isApiRoute,
+  isWriteMethod,
+  killTapClients,
+  LogCapture,
+  problemViolation,
+  prototypePollution,
+  streamKeys,
+  tapClients,
+  totalLength,
+} from './harness.ts';
 import type { InProcessIngest, RouteInfo } from './harness.ts';
 import { encodeRaw, rawRequestArb, sendRaw } from './raw.ts';
 import type { KeyRing } from './runner.ts';
@@ -96,7 +109,10 @@ describe('ingest fuzz', () => {
     const { keyId, secret } = parseApiKey(a)!;
     const other43 = randomBytes(32).toString('base64url');
     keys = {
-      a, b, tap, revoked,
+      a,
+      b,
+      tap,
+      revoked,
       unknown: `rk_${randomBytes(8).toString('hex')}_${randomBytes(32).toString('base64url')}`,
       wrongSecret: `rk_${keyId}_${other43}`, // right id, same length, another secret
       truncated: a.slice(0, -1),
@@ -164,7 +180,9 @@ describe('ingest fuzz', () => {
     totals.cases += tally.cases;
     totals.inProcess += tally.cases;
     totals.ms += ms;
-    t.diagnostic(`${name}: ${tally.cases} cases in ${(ms / 1000).toFixed(1)} s (${Math.round(tally.cases / (ms / 1000))}/s), ${tally.appended} appended; ${tally.summary()}`);
+    t.diagnostic(
+      `${name}: ${tally.cases} cases in ${(ms / 1000).toFixed(1)} s (${Math.round(tally.cases / (ms / 1000))}/s), ${tally.appended} appended; ${tally.summary()}`,
+    );
   }
 
   const writeRoutes = () => routes.filter((r) => isApiRoute(r) && isWriteMethod(r.method));
@@ -173,7 +191,10 @@ describe('ingest fuzz', () => {
     const arb = fc.record({
       method: fc.constant('POST'),
       path: fc.constant('/v1/transactions'),
-      auth: fc.oneof({ weight: 9, arbitrary: fc.constant({ kind: 'key', key: 'a', scheme: 'Bearer ', trailer: '' } as const) }, { weight: 1, arbitrary: authArb }),
+      auth: fc.oneof(
+        { weight: 9, arbitrary: fc.constant({ kind: 'key', key: 'a', scheme: 'Bearer ', trailer: '' } as const) },
+        { weight: 1, arbitrary: authArb },
+      ),
       headers: fc.oneof(
         { weight: 6, arbitrary: fc.constant({ contentType: 'application/json', contentLength: 'exact', extra: [] } as FuzzRequest['headers']) },
         { weight: 1, arbitrary: headersArb },
@@ -189,7 +210,9 @@ describe('ingest fuzz', () => {
       path: fc.constant('/v1/transactions'),
       auth: authArb,
       headers: headersArb,
-      body: fc.oneof({ weight: 4, arbitrary: validTx.map((x) => enc.encode(JSON.stringify(x))) }, { weight: 1, arbitrary: bodyArb }).map((b): Uint8Array | undefined => b),
+      body: fc
+        .oneof({ weight: 4, arbitrary: validTx.map((x) => enc.encode(JSON.stringify(x))) }, { weight: 1, arbitrary: bodyArb })
+        .map((b): Uint8Array | undefined => b),
     });
     await inProcess(t, 'headers', arb, PLAN.headers);
   });
@@ -211,7 +234,10 @@ describe('ingest fuzz', () => {
       idempotencyKey: fc.constant(undefined),
       extra: fc.constant([] as [string, string][]),
     }) as fc.Arbitrary<FuzzRequest['headers']>;
-    const auth = fc.oneof({ weight: 4, arbitrary: fc.constant({ kind: 'key', key: 'a', scheme: 'Bearer ', trailer: '' } as const) }, { weight: 1, arbitrary: authArb });
+    const auth = fc.oneof(
+      { weight: 4, arbitrary: fc.constant({ kind: 'key', key: 'a', scheme: 'Bearer ', trailer: '' } as const) },
+      { weight: 1, arbitrary: authArb },
+    );
     const body = fc.oneof(batchBodyArb, bodyArb, fc.uint8Array({ maxLength: 2_000 })).map((b): Uint8Array | undefined => b);
     const arb = fc.oneof(
       ...writeRoutes().map((r) => fc.record({ method: fc.constant(r.method), path: routePathArb(r, topics), auth, headers: writeHeaders, body })),
@@ -255,7 +281,9 @@ describe('ingest fuzz', () => {
     totals.cases += tally.cases + resets;
     totals.http += tally.cases + resets;
     totals.ms += ms;
-    t.diagnostic(`http: ${tally.cases} answers + ${resets} resets mid-upload in ${(ms / 1000).toFixed(1)} s (${Math.round((tally.cases + resets) / (ms / 1000))}/s), ${tally.appended} appended; ${tally.summary()}; ${tally.unsendable} not expressible with fetch`);
+    t.diagnostic(
+      `http: ${tally.cases} answers + ${resets} resets mid-upload in ${(ms / 1000).toFixed(1)} s (${Math.round((tally.cases + resets) / (ms / 1000))}/s), ${tally.appended} appended; ${tally.summary()}; ${tally.unsendable} not expressible with fetch`,
+    );
   });
 
   test('raw: malformed HTTP/1.1 over TCP (request lines, headers, framing)', { skip: skipped('raw') }, async (t) => {
@@ -273,7 +301,8 @@ describe('ingest fuzz', () => {
         const res = await sendRaw(http.server.port, bytes, complete ? 10_000 : 25, r.method === 'HEAD');
         tally.cases++;
         if (!complete) tally.gaveUp++;
-        if (complete && !res.closedByServer && res.answers.length === 0) throw new Error(`no answer and no close within 10 s:\n  ${bytes.subarray(0, 300).toString('latin1')}`);
+        if (complete && !res.closedByServer && res.answers.length === 0)
+          throw new Error(`no answer and no close within 10 s:\n  ${bytes.subarray(0, 300).toString('latin1')}`);
         if (res.answers.length === 0) tally.silent++;
         const text = bytes.toString('latin1');
         let pathname = '';
@@ -301,7 +330,8 @@ describe('ingest fuzz', () => {
             }
           }
           const first = a === res.answers[0]; // a pipelined second request is GET /healthz
-          if (first && a.status >= 200 && a.status < 300 && pathname.toLowerCase().startsWith('/v1/') && !valid.some((k) => text.includes(k))) throw new Error(`${a.status} on an API route without a valid key${where}`);
+          if (first && a.status >= 200 && a.status < 300 && pathname.toLowerCase().startsWith('/v1/') && !valid.some((k) => text.includes(k)))
+            throw new Error(`${a.status} on an API route without a valid key${where}`);
         }
         if (prototypePollution().length) throw new Error('Object.prototype was polluted');
         if (faults.length) throw new Error(faults[0]);
@@ -330,7 +360,11 @@ describe('ingest fuzz', () => {
     totals.cases += tally.cases;
     totals.http += tally.cases;
     totals.ms += ms;
-    const fmt = (m: Map<number, number>) => [...m.entries()].sort(([x], [y]) => x - y).map(([s, n]) => `${s}×${n}`).join(' ');
+    const fmt = (m: Map<number, number>) =>
+      [...m.entries()]
+        .sort(([x], [y]) => x - y)
+        .map(([s, n]) => `${s}×${n}`)
+        .join(' ');
     t.diagnostic(
       `raw: ${tally.cases} connections in ${(ms / 1000).toFixed(1)} s (${Math.round(tally.cases / (ms / 1000))}/s), ${tally.answers} answers (${fmt(tally.statuses)}), ` +
         `bodiless transport-level errors ${fmt(tally.bare) || 'none'}, ${tally.silent} closed without an answer, ${tally.gaveUp} incomplete uploads abandoned, ${tally.appended} appended`,
@@ -338,7 +372,9 @@ describe('ingest fuzz', () => {
   });
 
   test('totals: ≥ 100,000 cases, no leaks, nothing unhandled', { skip: process.env.FUZZ_PROPERTY !== undefined }, async (t) => {
-    t.diagnostic(`total: ${totals.cases} cases (${totals.inProcess} in-process, ${totals.http} over HTTP) in ${(totals.ms / 1000).toFixed(1)} s, ${Math.round(totals.cases / (totals.ms / 1000))} cases/s`);
+    t.diagnostic(
+      `total: ${totals.cases} cases (${totals.inProcess} in-process, ${totals.http} over HTTP) in ${(totals.ms / 1000).toFixed(1)} s, ${Math.round(totals.cases / (totals.ms / 1000))} cases/s`,
+    );
     assert.ok(totals.cases >= MIN_TOTAL, `${totals.cases} cases, fewer than ${MIN_TOTAL}`);
     assert.deepEqual(faults, [], 'no unhandled rejection or uncaught exception');
     assert.deepEqual(capture.errors, [], 'nothing logged at error level');
@@ -370,8 +406,15 @@ describe('ingest fuzz', () => {
       await new Promise((r) => server.close(r));
       const metrics = await local.registry.metrics();
       const fivexx = /rill_ingest_requests_total\{route="\/v1\/transactions",status="5\d\d"\} \d+/.exec(metrics)?.[0];
-      const errors = log.atLeast(50).map((l) => (JSON.parse(l) as { msg: string; err?: { message?: string } })).map((l) => `${l.msg}: ${l.err?.message ?? ''}`);
-      assert.deepEqual({ errorLogs: errors, fivexxMetric: fivexx ?? null }, { errorLogs: [], fivexxMetric: null }, 'a client hang-up is neither an error-level log line nor a 5xx in the metrics');
+      const errors = log
+        .atLeast(50)
+        .map((l) => JSON.parse(l) as { msg: string; err?: { message?: string } })
+        .map((l) => `${l.msg}: ${l.err?.message ?? ''}`);
+      assert.deepEqual(
+        { errorLogs: errors, fivexxMetric: fivexx ?? null },
+        { errorLogs: [], fivexxMetric: null },
+        'a client hang-up is neither an error-level log line nor a 5xx in the metrics',
+      );
     } finally {
       await local.stop();
     }

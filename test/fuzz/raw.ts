@@ -32,17 +32,55 @@ export interface RawRequest {
   pipelined: boolean;
 }
 
-const TARGET_ODDITIES = ['*', '', ' ', 'http://ingest.test/healthz', 'https://evil.example/v1/transactions', '//evil.example/v1/transactions', 'healthz', '/v1/transactions\u0000', '/v1/trans actions', '/v1/transactions?\u00ff', '/v1/\u00e9', '/v1/%', '/\u{1F4B3}', '/v1/transactions\\..\\metrics', '/v1/transactions#x'];
+const TARGET_ODDITIES = [
+  '*',
+  '',
+  ' ',
+  'http://ingest.test/healthz',
+  'https://evil.example/v1/transactions',
+  '//evil.example/v1/transactions',
+  'healthz',
+  '/v1/transactions\u0000',
+  '/v1/trans actions',
+  '/v1/transactions?\u00ff',
+  '/v1/\u00e9',
+  '/v1/%',
+  '/\u{1F4B3}',
+  '/v1/transactions\\..\\metrics',
+  '/v1/transactions#x',
+];
 
 const rawLine: fc.Arbitrary<string> = fc.oneof(
   { weight: 8, arbitrary: fc.tuple(headerName, headerValue(80)).map(([k, v]) => `${k}: ${v}`) },
   {
     weight: 2,
     arbitrary: fc.constantFrom(
-      'NoColonHere', ' Leading-Space: x', 'X-Folded: a\r\n  continued', 'X-Space : y', 'Bad Name: x', 'X-Nul: a\u0000b', 'X-Del: \u007f', ': empty-name', 'X-Empty:',
-      'Host: a', 'Host: [::1', 'Host: a, b', 'Host:', 'Expect: 100-continue', 'Expect: something-else', 'Connection: keep-alive, Upgrade', 'Upgrade: websocket',
-      'Upgrade: h2c', 'HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA', 'Transfer-Encoding: identity', 'Content-Encoding: gzip', 'Idempotency-Key: k1', 'Idempotency-Key: k1',
-      'Authorization: Bearer x', 'Content-Type: text/plain', 'X-Http-Method-Override: DELETE',
+      'NoColonHere',
+      ' Leading-Space: x',
+      'X-Folded: a\r\n  continued',
+      'X-Space : y',
+      'Bad Name: x',
+      'X-Nul: a\u0000b',
+      'X-Del: \u007f',
+      ': empty-name',
+      'X-Empty:',
+      'Host: a',
+      'Host: [::1',
+      'Host: a, b',
+      'Host:',
+      'Expect: 100-continue',
+      'Expect: something-else',
+      'Connection: keep-alive, Upgrade',
+      'Upgrade: websocket',
+      'Upgrade: h2c',
+      'HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA',
+      'Transfer-Encoding: identity',
+      'Content-Encoding: gzip',
+      'Idempotency-Key: k1',
+      'Idempotency-Key: k1',
+      'Authorization: Bearer x',
+      'Content-Type: text/plain',
+      'X-Http-Method-Override: DELETE',
     ),
   },
   { weight: 1, arbitrary: fc.string({ unit: 'grapheme', maxLength: 40 }).map((s) => `X-Utf8: ${s}`) },
@@ -57,13 +95,28 @@ const framingArb: fc.Arbitrary<Framing> = fc.oneof(
   { weight: 1, arbitrary: fc.constant<Framing>({ kind: 'none' }) },
   {
     weight: 3,
-    arbitrary: fc.record({ kind: fc.constant('chunked' as const), pieces: fc.integer({ min: 1, max: 5 }), ext: fc.constantFrom('', '', ';a=b', ';x', ' ; y="z"'), last: fc.constantFrom('0\r\n\r\n', '0\r\n\r\n', '0\r\nX-Trailer: t\r\n\r\n', '000\r\n\r\n', '') }),
+    arbitrary: fc.record({
+      kind: fc.constant('chunked' as const),
+      pieces: fc.integer({ min: 1, max: 5 }),
+      ext: fc.constantFrom('', '', ';a=b', ';x', ' ; y="z"'),
+      last: fc.constantFrom('0\r\n\r\n', '0\r\n\r\n', '0\r\nX-Trailer: t\r\n\r\n', '000\r\n\r\n', ''),
+    }),
   },
   { weight: 1, arbitrary: fc.constantFrom('zz', '-1', 'fffffffffffffffff', ' 5', '5 ', '0x5', '').map((size): Framing => ({ kind: 'chunked-bad', size })) },
   { weight: 1, arbitrary: fc.constant<Framing>({ kind: 'length+chunked' }) },
   { weight: 1, arbitrary: fc.integer({ min: 0, max: 100 }).map((other): Framing => ({ kind: 'two-lengths', other })) },
-  { weight: 1, arbitrary: fc.constantFrom('-1', 'abc', '1e3', '99999999999999999999', '0x10', ' 10', '10, 10', '+10').map((value): Framing => ({ kind: 'odd-length', value })) },
-  { weight: 1, arbitrary: fc.constantFrom('gzip, chunked', 'chunked, identity', 'Chunked', ' chunked', 'chunked;q=1', 'x-custom').map((value): Framing => ({ kind: 'odd-te', value })) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .constantFrom('-1', 'abc', '1e3', '99999999999999999999', '0x10', ' 10', '10, 10', '+10')
+      .map((value): Framing => ({ kind: 'odd-length', value })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .constantFrom('gzip, chunked', 'chunked, identity', 'Chunked', ' chunked', 'chunked;q=1', 'x-custom')
+      .map((value): Framing => ({ kind: 'odd-te', value })),
+  },
 );
 
 export function rawRequestArb(routes: readonly RouteInfo[], topics: readonly string[]): fc.Arbitrary<RawRequest> {
@@ -72,9 +125,16 @@ export function rawRequestArb(routes: readonly RouteInfo[], topics: readonly str
     fc.record({
       method: fc.oneof({ weight: 16, arbitrary: method }, { weight: 1, arbitrary: oddMethod }),
       target,
-      version: fc.oneof({ weight: 24, arbitrary: fc.constant('HTTP/1.1') }, { weight: 1, arbitrary: fc.constantFrom('HTTP/1.0', 'HTTP/2.0', 'HTTP/1.2', 'http/1.1', 'HTTP/1', 'HTTP/0.9', '', 'HTTP/1.1 extra') }),
+      version: fc.oneof(
+        { weight: 24, arbitrary: fc.constant('HTTP/1.1') },
+        { weight: 1, arbitrary: fc.constantFrom('HTTP/1.0', 'HTTP/2.0', 'HTTP/1.2', 'http/1.1', 'HTTP/1', 'HTTP/0.9', '', 'HTTP/1.1 extra') },
+      ),
       auth: authArb,
-      contentType: fc.oneof({ weight: 6, arbitrary: fc.constant('application/json') }, { weight: 1, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: headerValue(60) }),
+      contentType: fc.oneof(
+        { weight: 6, arbitrary: fc.constant('application/json') },
+        { weight: 1, arbitrary: fc.constant(undefined) },
+        { weight: 1, arbitrary: headerValue(60) },
+      ),
       lines: fc.oneof({ weight: 2, arbitrary: fc.constant([] as string[]) }, { weight: 3, arbitrary: fc.array(rawLine, { minLength: 1, maxLength: 2 }) }),
       framing: framingArb,
       body: fc.oneof({ weight: 4, arbitrary: bodyArb }, { weight: 1, arbitrary: fc.constant(new Uint8Array(0)) }),
@@ -164,7 +224,12 @@ export interface RawAnswer {
 }
 
 /** Writes the bytes, reads until the server closes (or `waitMs`), and parses every answer in order. */
-export function sendRaw(port: number, bytes: Buffer, waitMs: number, head = false): Promise<{ answers: RawAnswer[]; closedByServer: boolean; raw: Buffer; error?: string }> {
+export function sendRaw(
+  port: number,
+  bytes: Buffer,
+  waitMs: number,
+  head = false,
+): Promise<{ answers: RawAnswer[]; closedByServer: boolean; raw: Buffer; error?: string }> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];

@@ -99,7 +99,18 @@ export async function sendInProcess(app: IngestApp, req: FuzzRequest, keys: KeyR
 }
 
 /** Hop-by-hop and framing headers: fetch sets (or refuses) them itself. */
-const FETCH_MANAGED = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'expect', 'host', 'te', 'trailer', 'proxy-connection']);
+const FETCH_MANAGED = new Set([
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'upgrade',
+  'expect',
+  'host',
+  'te',
+  'trailer',
+  'proxy-connection',
+]);
 
 export type HttpResult = { kind: 'answer'; outcome: Outcome } | { kind: 'unsendable' } | { kind: 'reset'; error: string };
 
@@ -117,11 +128,11 @@ export async function sendHttp(baseUrl: string, req: FuzzRequest, keys: KeyRing)
     body =
       req.headers.contentLength === 'none'
         ? new ReadableStream<Uint8Array<ArrayBuffer>>({
-          start(c) {
-            c.enqueue(bytes);
-            c.close();
-          },
-        })
+            start(c) {
+              c.enqueue(bytes);
+              c.close();
+            },
+          })
         : bytes;
   }
   let res: Response;
@@ -129,7 +140,8 @@ export async function sendHttp(baseUrl: string, req: FuzzRequest, keys: KeyRing)
     res = await fetch(url, { method: request.method, headers, body, duplex: 'half', redirect: 'manual' } as RequestInit);
   } catch (err) {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    if (cause?.code?.startsWith('UND_ERR_INVALID') || cause?.code === 'ERR_INVALID_ARG_VALUE' || /invalid|not a valid/i.test(cause?.message ?? '')) return { kind: 'unsendable' };
+    if (cause?.code?.startsWith('UND_ERR_INVALID') || cause?.code === 'ERR_INVALID_ARG_VALUE' || /invalid|not a valid/i.test(cause?.message ?? ''))
+      return { kind: 'unsendable' };
     return { kind: 'reset', error: `${(err as Error).message}: ${cause?.code ?? ''} ${cause?.message ?? ''}` };
   }
   return { kind: 'answer', outcome: await readOutcome(res, request.method, new URL(url).pathname, request.headers.get('authorization')) };
@@ -169,7 +181,8 @@ export function judge(req: FuzzRequest, out: Outcome, keys: KeyRing, opts: { tra
           } catch {
             /* judged below */
           }
-          if (typeof parsed.id !== 'string' || !/^tx_[0-9A-Z]{26}$/.test(parsed.id) || parsed.status !== 'accepted') return '202 without { id: tx_…, status: accepted }';
+          if (typeof parsed.id !== 'string' || !/^tx_[0-9A-Z]{26}$/.test(parsed.id) || parsed.status !== 'accepted')
+            return '202 without { id: tx_…, status: accepted }';
         }
       }
       if ((headers.get('content-type') ?? '').startsWith('text/event-stream') && who !== 'tap') return 'an event stream for a key without the tap scope';
@@ -194,6 +207,9 @@ export class Tally {
     this.appended += appended(out);
   }
   summary(): string {
-    return [...this.statuses.entries()].sort(([a], [b]) => a - b).map(([s, n]) => `${s}×${n}`).join(' ');
+    return [...this.statuses.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([s, n]) => `${s}×${n}`)
+      .join(' ');
   }
 }

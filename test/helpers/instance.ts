@@ -21,7 +21,10 @@ export interface TestInstance {
 }
 
 export async function createInstance(label: string, overrides: Record<string, string> = {}): Promise<TestInstance> {
-  const id = `${label.replace(/[^a-z0-9]/gi, '').toLowerCase().slice(0, 20)}_${randomBytes(4).toString('hex')}`;
+  const id = `${label
+    .replace(/[^a-z0-9]/gi, '')
+    .toLowerCase()
+    .slice(0, 20)}_${randomBytes(4).toString('hex')}`;
   const vars: Record<string, string> = {
     RILL_PREFIX: `rilltest:${id}`,
     RILL_PG_SCHEMA: `rilltest_${id}`,

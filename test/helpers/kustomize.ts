@@ -73,7 +73,10 @@ export function containersOf(o: K8sObject): Container[] {
 }
 
 function applyOp(root: unknown, op: PatchOp): void {
-  const parts = op.path.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const parts = op.path
+    .split('/')
+    .slice(1)
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
   const last = parts.pop()!;
   let node = root as Record<string, unknown>;
   for (const part of parts) {

@@ -68,15 +68,16 @@ export class OpenApiContract {
     if (media.endsWith('json')) {
       body = JSON.parse(text);
       const validate = this.validator(path, method, String(status), media);
-      assert.ok(validate(body), `${method.toUpperCase()} ${path} ${status}: body does not match the document: ${this.ajv.errorsText(validate.errors)}\n${text.slice(0, 500)}`);
+      assert.ok(
+        validate(body),
+        `${method.toUpperCase()} ${path} ${status}: body does not match the document: ${this.ajv.errorsText(validate.errors)}\n${text.slice(0, 500)}`,
+      );
     }
     return { status, contentType: media, body };
   }
 
   private validator(path: string, method: string, status: string, media: string): ValidateFunction {
-    const pointer = ['paths', path, method, 'responses', status, 'content', media, 'schema']
-      .map((p) => p.replace(/~/g, '~0').replace(/\//g, '~1'))
-      .join('/');
+    const pointer = ['paths', path, method, 'responses', status, 'content', media, 'schema'].map((p) => p.replace(/~/g, '~0').replace(/\//g, '~1')).join('/');
     const key = `spec#/${pointer}`;
     let v = this.validators.get(key);
     if (!v) {

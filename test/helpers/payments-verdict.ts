@@ -28,11 +28,21 @@ export interface PlacesVerdict {
  * failure_code and reason); nothing was dead-lettered by the ledger nor by `quietStages`: merchant
  * mistakes (orphan refunds included, refused at ingest or failed payin_not_found) end as rows.
  */
-export async function assertPlaces(o: { pool: pg.Pool; redis: Redis; keys: Keys; partitions: number; posted: readonly Posted[]; quietStages: readonly string[] }): Promise<PlacesVerdict> {
-  const { rows } = await o.pool.query<{ id: string; status: string; failure_code: string | null; failure_reason: string | null }>('SELECT id, status, failure_code, failure_reason FROM transactions');
+export async function assertPlaces(o: {
+  pool: pg.Pool;
+  redis: Redis;
+  keys: Keys;
+  partitions: number;
+  posted: readonly Posted[];
+  quietStages: readonly string[];
+}): Promise<PlacesVerdict> {
+  const { rows } = await o.pool.query<{ id: string; status: string; failure_code: string | null; failure_reason: string | null }>(
+    'SELECT id, status, failure_code, failure_reason FROM transactions',
+  );
   const inTable = new Map(rows.map((r) => [r.id, r]));
   assert.equal(inTable.size, rows.length, 'no row twice');
-  for (const stage of new Set(['ledger', ...o.quietStages])) assert.equal((await deadLetters(o.redis, o.keys, stage, o.partitions)).length, 0, `nothing dead-lettered by ${stage}`);
+  for (const stage of new Set(['ledger', ...o.quietStages]))
+    assert.equal((await deadLetters(o.redis, o.keys, stage, o.partitions)).length, 0, `nothing dead-lettered by ${stage}`);
   const counts = { succeeded: 0, failed: 0 };
   for (const p of o.posted) {
     const row = inTable.get(p.id);

@@ -47,12 +47,14 @@ export async function startCluster(masters = 3): Promise<OwnCluster> {
   const nodes: Redis[] = [];
   const stop = async () => {
     for (const n of nodes) n.disconnect();
-    await Promise.all(procs.map(async (p) => {
-      if (p.exitCode !== null || p.signalCode !== null) return;
-      const exited = once(p, 'exit');
-      p.kill('SIGKILL');
-      await exited;
-    }));
+    await Promise.all(
+      procs.map(async (p) => {
+        if (p.exitCode !== null || p.signalCode !== null) return;
+        const exited = once(p, 'exit');
+        p.kill('SIGKILL');
+        await exited;
+      }),
+    );
     rmSync(dir, { recursive: true, force: true });
   };
   const node = (port: number) => {
@@ -63,19 +65,49 @@ export async function startCluster(masters = 3): Promise<OwnCluster> {
   };
   try {
     for (const port of ports) {
-      procs.push(spawn('redis-server', [
-        '--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes',
-        '--cluster-config-file', `nodes-${port}.conf`, '--save', '', '--appendonly', 'no', '--dir', dir,
-        '--protected-mode', 'no', '--daemonize', 'no', '--logfile', join(dir, `redis-${port}.log`),
-      ], { stdio: 'ignore' }));
+      procs.push(
+        spawn(
+          'redis-server',
+          [
+            '--port',
+            String(port),
+            '--bind',
+            '127.0.0.1',
+            '--cluster-enabled',
+            'yes',
+            '--cluster-config-file',
+            `nodes-${port}.conf`,
+            '--save',
+            '',
+            '--appendonly',
+            'no',
+            '--dir',
+            dir,
+            '--protected-mode',
+            'no',
+            '--daemonize',
+            'no',
+            '--logfile',
+            join(dir, `redis-${port}.log`),
+          ],
+          { stdio: 'ignore' },
+        ),
+      );
     }
     const admin = ports.map(node);
     await waitFor('the cluster nodes to answer', async () => (await Promise.all(admin.map((n) => n.ping()))).every((r) => r === 'PONG'), 15_000, 50);
     await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 });
-    await waitFor('cluster_state:ok on every node', async () => {
-      const infos = await Promise.all(admin.map((n) => n.cluster('INFO') as Promise<string>));
-      return infos.every((i) => /cluster_state:ok/.test(i) && /cluster_slots_ok:16384/.test(i) && /cluster_known_nodes:(\d+)/.exec(i)?.[1] === String(masters));
-    }, 30_000, 100);
+    await waitFor(
+      'cluster_state:ok on every node',
+      async () => {
+        const infos = await Promise.all(admin.map((n) => n.cluster('INFO') as Promise<string>));
+        return infos.every(
+          (i) => /cluster_state:ok/.test(i) && /cluster_slots_ok:16384/.test(i) && /cluster_known_nodes:(\d+)/.exec(i)?.[1] === String(masters),
+        );
+      },
+      30_000,
+      100,
+    );
   } catch (err) {
     await stop();
     throw err;

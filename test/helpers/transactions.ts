@@ -32,7 +32,12 @@ export function sampleBody(i: number, merchants: readonly string[]): Transaction
  * not the payin (the engine topology has no ledger to settle anything); a test of the payments
  * pipeline posts real payins first and names their ids instead.
  */
-export async function registerReferencedPayins(redis: Redis, keys: Keys, topology: Topology, bodies: Iterable<Pick<TransactionBody, 'type' | 'merchant_id' | 'reference'>>): Promise<number> {
+export async function registerReferencedPayins(
+  redis: Redis,
+  keys: Keys,
+  topology: Topology,
+  bodies: Iterable<Pick<TransactionBody, 'type' | 'merchant_id' | 'reference'>>,
+): Promise<number> {
   const partitions = topology.topics[topology.ingest.topic]!.partitions;
   const pipe = redis.pipeline();
   let n = 0;

@@ -42,7 +42,14 @@ describe('API keys: hashed at rest, compared in constant time', () => {
     // every column as text (bytea as \x hex), plus the hash in base64 and base64url and as raw bytes
     const { rows } = await inst.pool.query<{ row: string; hash: Buffer }>('SELECT t::text AS row, t.secret_hash AS hash FROM api_keys t');
     assert.equal(rows.length, created.length);
-    const haystacks = rows.flatMap((r) => [r.row, r.row.toLowerCase(), r.hash.toString('base64'), r.hash.toString('base64url'), r.hash.toString('latin1'), r.hash.toString('hex')]);
+    const haystacks = rows.flatMap((r) => [
+      r.row,
+      r.row.toLowerCase(),
+      r.hash.toString('base64'),
+      r.hash.toString('base64url'),
+      r.hash.toString('latin1'),
+      r.hash.toString('hex'),
+    ]);
     for (const key of created) {
       const { keyId, secret } = parseApiKey(key)!;
       const secretBytes = Buffer.from(secret, 'base64url');
@@ -70,7 +77,11 @@ describe('API keys: hashed at rest, compared in constant time', () => {
     assert.match(auth, /timingSafeEqual\(\s*\w+\s*,\s*[\w.]+\s*\)/, 'authenticate() calls timingSafeEqual on the digests');
     // a length check of fixed-size digests is fine; any other comparison of secrets or hashes is not
     const comparisons = src.replace(/[\w.]+\.length\s*[!=]==?\s*[\w.]+\.length/g, '');
-    assert.doesNotMatch(comparisons, /\b\w*(hash|secret|presented|digest)\w*\b\s*[!=]==?|[!=]==?\s*[\w.]*(hash|secret|presented|digest)\b/i, 'no ==/!= on secrets or hashes');
+    assert.doesNotMatch(
+      comparisons,
+      /\b\w*(hash|secret|presented|digest)\w*\b\s*[!=]==?|[!=]==?\s*[\w.]*(hash|secret|presented|digest)\b/i,
+      'no ==/!= on secrets or hashes',
+    );
     assert.doesNotMatch(comparisons, /\.(equals|compare)\(|Buffer\.compare\(|localeCompare\(/, 'no Buffer.equals/compare on secrets or hashes');
     // and Postgres never compares secrets either: rows are found by key id only
     for (const sql of src.match(/'(SELECT|UPDATE|DELETE)[^']*'/g) ?? []) assert.doesNotMatch(sql, /secret_hash\s*=/, `SQL compares the hash: ${sql}`);

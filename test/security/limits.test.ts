@@ -26,7 +26,12 @@ describe('limits', () => {
   let streams: string[] = [];
 
   const post = (path: string, body: BodyInit, headers: Record<string, string> = {}) =>
-    fetch(`${ing.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...headers }, body, duplex: 'half' } as RequestInit);
+    fetch(`${ing.url}${path}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...headers },
+      body,
+      duplex: 'half',
+    } as RequestInit);
   const expectProblem = async (res: Response, status: number) => {
     const text = await res.text();
     assert.equal(res.status, status, text.slice(0, 300));
@@ -42,7 +47,8 @@ describe('limits', () => {
     });
   const alive = async () => assert.equal((await fetch(`${ing.url}/healthz`)).status, 200, 'the server still answers');
   const raw = (head: string) => sendRaw(ing.server.port, Buffer.from(head), 5_000);
-  const tail = (k: string, signal?: AbortSignal, method = 'GET') => fetch(`${ing.url}/v1/streams/transactions/tail`, { method, headers: { authorization: `Bearer ${k}` }, ...(signal ? { signal } : {}) });
+  const tail = (k: string, signal?: AbortSignal, method = 'GET') =>
+    fetch(`${ing.url}/v1/streams/transactions/tail`, { method, headers: { authorization: `Bearer ${k}` }, ...(signal ? { signal } : {}) });
 
   before(async () => {
     inst = await createInstance('sec-limits');
@@ -53,14 +59,20 @@ describe('limits', () => {
     streams = streamKeys(ing.topology, inst.env.prefix);
   });
   after(async () => {
-    if (inst) await killTapClients(inst.redis, [tapKey, tapKey2].filter(Boolean).map((k) => parseApiKey(k)!.keyId));
+    if (inst)
+      await killTapClients(
+        inst.redis,
+        [tapKey, tapKey2].filter(Boolean).map((k) => parseApiKey(k)!.keyId),
+      );
     await ing?.server.close();
     await inst?.cleanup();
   });
 
   test('headers over 16 KiB → 431, and the server carries on', async () => {
     for (const size of [17 * 1024, 64 * 1024, 1024 * 1024]) {
-      const res = await raw(`POST /v1/transactions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nX-Big: ${'b'.repeat(size)}\r\nContent-Length: 0\r\n\r\n`);
+      const res = await raw(
+        `POST /v1/transactions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nX-Big: ${'b'.repeat(size)}\r\nContent-Length: 0\r\n\r\n`,
+      );
       assert.equal(res.answers[0]?.status, 431, `${size} bytes of headers: ${res.raw.subarray(0, 200).toString()}`);
       await alive();
     }
@@ -79,7 +91,10 @@ describe('limits', () => {
     const cases: [string, string][] = [
       ['431 header overflow', `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(20_000)}\r\n\r\n`],
       ['400 malformed request line', 'GARBAGE\r\n\r\n'],
-      ['400 bad chunk size', `POST /v1/transactions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n`],
+      [
+        '400 bad chunk size',
+        `POST /v1/transactions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n`,
+      ],
       ['400 invalid Host', 'GET /healthz HTTP/1.1\r\nHost: [::1\r\nConnection: close\r\n\r\n'],
     ];
     const wrong: string[] = [];
@@ -178,7 +193,11 @@ describe('limits', () => {
       const res = await tail(k, ac.signal);
       const status = res.status;
       ac.abort();
-      assert.deepEqual({ redisConnectionsHeld: held, getAfterHeads: status }, { redisConnectionsHeld: 0, getAfterHeads: 200 }, 'HEAD requests leak tap streams');
+      assert.deepEqual(
+        { redisConnectionsHeld: held, getAfterHeads: status },
+        { redisConnectionsHeld: 0, getAfterHeads: 200 },
+        'HEAD requests leak tap streams',
+      );
     } finally {
       await killTapClients(inst.redis, ids); // ends the leaked streams (their reads fail), so the test process can exit
     }

@@ -55,14 +55,25 @@ describe('no key or body in the logs', () => {
     // break BROKEN's lane: XADD to a string key fails inside the append script
     const topology = loadTopology(TOPOLOGY_FILE);
     const topic = topology.ingest.topic;
-    const stream = new Keys(inst.env.prefix).lane(topic, partitionOf(BROKEN, topology.topics[topic]!.partitions), new LaneMap(topology.priorities).laneOf('payin'));
+    const stream = new Keys(inst.env.prefix).lane(
+      topic,
+      partitionOf(BROKEN, topology.topics[topic]!.partitions),
+      new LaneMap(topology.priorities).laneOf('payin'),
+    );
     await inst.redis.set(stream, 'not a stream');
 
     rill = spawnRill(['ingest', '--port', '0', '--host', '127.0.0.1'], { ...inst.vars, LOG_LEVEL: 'trace' });
-    port = await waitFor('rill ingest to listen', () => {
-      const line = rill.output().split('\n').find((l) => l.includes('"ingest listening"') && /"port":[1-9]/.test(l));
-      return line ? (JSON.parse(line) as { port: number }).port : undefined;
-    }, 60_000);
+    port = await waitFor(
+      'rill ingest to listen',
+      () => {
+        const line = rill
+          .output()
+          .split('\n')
+          .find((l) => l.includes('"ingest listening"') && /"port":[1-9]/.test(l));
+        return line ? (JSON.parse(line) as { port: number }).port : undefined;
+      },
+      60_000,
+    );
     url = `http://127.0.0.1:${port}`;
   });
 
@@ -88,7 +99,10 @@ describe('no key or body in the logs', () => {
     await note('403 tap key writes', post('/v1/transactions', keys.tap, tx(M)));
     await note('413', post('/v1/transactions', keys.m, tx(M, { metadata: { pad: mark('pad').padEnd(70_000, 'x') } })));
     await note('415', post('/v1/transactions', keys.m, tx(M), { 'content-type': 'text/plain' }));
-    await note('batch', post('/v1/transactions/batch', keys.m, [tx(M), tx(OTHER), '{"nope":', tx(M, { amount: 'x' })].join('\n'), { 'content-type': 'application/x-ndjson' }));
+    await note(
+      'batch',
+      post('/v1/transactions/batch', keys.m, [tx(M), tx(OTHER), '{"nope":', tx(M, { amount: 'x' })].join('\n'), { 'content-type': 'application/x-ndjson' }),
+    );
     await note('status', fetch(`${url}/v1/transactions/tx_01ARZ3NDEKTSV4RRFFQ69G5FAV`, { headers: { authorization: `Bearer ${keys.m}` } }));
     await note('wallets', fetch(`${url}/v1/wallets`, { headers: { authorization: `Bearer ${keys.m}` } }));
     const abort = new AbortController();
@@ -98,7 +112,13 @@ describe('no key or body in the logs', () => {
     await note('503 redis error', post('/v1/transactions', keys.broken, tx(BROKEN)));
     // an upload the client abandons halfway
     const partial = tx(M);
-    await sendRaw(port, Buffer.from(`POST /v1/transactions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${keys.m}\r\nContent-Type: application/json\r\nContent-Length: ${partial.length + 50}\r\n\r\n${partial}`), 200);
+    await sendRaw(
+      port,
+      Buffer.from(
+        `POST /v1/transactions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${keys.m}\r\nContent-Type: application/json\r\nContent-Length: ${partial.length + 50}\r\n\r\n${partial}`,
+      ),
+      200,
+    );
     await new Promise((ok) => setTimeout(ok, 300));
 
     // the requests did what they should (so their log paths were taken)

@@ -224,7 +224,9 @@ function problems(file: File, expr: string, depth = 0): string[] {
   const plus = splitTop(e, '+');
   if (plus.length > 1) return plus.flatMap((p) => problems(file, p, depth + 1));
   if (e.startsWith('[') && skip(e, 0) === e.length) {
-    return splitTop(e.slice(1, -1), ',').filter(Boolean).flatMap((x) => problems(file, x, depth + 1));
+    return splitTop(e.slice(1, -1), ',')
+      .filter(Boolean)
+      .flatMap((x) => problems(file, x, depth + 1));
   }
   const join = /^([A-Za-z_$][\w$]*)\.join\((.*)\)$/s.exec(e);
   if (join) return [...problems(file, join[1]!, depth + 1), ...problems(file, join[2]! || "''", depth + 1)];
@@ -286,7 +288,10 @@ test('SQL is built from constants only: values go in $n parameters or COPY, iden
   t.diagnostic(`${sites.length} SQL call sites in ${new Set(sites.map((s) => s.file)).size} files under ${DIRS.join(', ')}/`);
   if (process.env.SQL_SCAN_VERBOSE) for (const s of sites) t.diagnostic(`${s.problems.length ? '✗' : '✓'} ${s.file}:${s.line} ${s.sql}`);
   assert.ok(sites.length >= 10, `the scan found only ${sites.length} query calls: is it still finding them?`);
-  assert.ok(sites.some((s) => s.file === 'ingest/auth/key-store.ts'), 'the key store queries were seen');
+  assert.ok(
+    sites.some((s) => s.file === 'ingest/auth/key-store.ts'),
+    'the key store queries were seen',
+  );
   const bad = sites.filter((s) => s.problems.length).map((s) => `${s.file}:${s.line}  ${s.sql}\n    ${s.problems.join('\n    ')}`);
   assert.deepEqual(bad, [], `SQL built from non-constant parts (${bad.length}):\n${bad.join('\n')}`);
 });
@@ -302,7 +307,7 @@ test('the scanner catches what it is for (self-check on inline samples)', () => 
   assert.deepEqual(sample(`const T = 'x'; db.query(\`SELECT \${T}\`, [])`), []);
   assert.deepEqual(sample(`db.query(\`CREATE SCHEMA \${ident(name)}\`)`), []);
   assert.deepEqual(sample(`const C = ['a', 'b'] as const; const COLS = C.join(', '); db.query(\`SELECT \${COLS} FROM t WHERE id = $1\`, [id])`), []);
-  assert.notDeepEqual(sample('db.query(`SELECT * FROM t WHERE id = \'${id}\'`)'), []);
+  assert.notDeepEqual(sample("db.query(`SELECT * FROM t WHERE id = '${id}'`)"), []);
   assert.notDeepEqual(sample('db.query("SELECT * FROM t WHERE id = " + id)'), []);
   assert.notDeepEqual(sample('db.query(`ALTER TABLE t DETACH PARTITION "${name}"`)'), []);
   assert.notDeepEqual(sample('let q = "SELECT 1"; q += x; db.query(q)'), []);

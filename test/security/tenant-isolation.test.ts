@@ -41,7 +41,11 @@ describe('tenant isolation and key scopes on every API route', () => {
     const path = fillPath(r, { id: idB, topic: 'transactions', other: B });
     if (!isWriteMethod(r.method)) return call(ing.app, r.method, `${path}?merchant_id=${B}`, k);
     const batch = r.path.endsWith('/batch');
-    return call(ing.app, r.method, path, { ...k, body: batch ? `${bodyFor(merchant)}\n${bodyFor(merchant)}` : bodyFor(merchant), contentType: batch ? 'application/x-ndjson' : 'application/json' });
+    return call(ing.app, r.method, path, {
+      ...k,
+      body: batch ? `${bodyFor(merchant)}\n${bodyFor(merchant)}` : bodyFor(merchant),
+      contentType: batch ? 'application/x-ndjson' : 'application/json',
+    });
   };
   const assertProblem = (res: Answer, status: number, what: string) => {
     assert.equal(res.status, status, `${what}: ${res.status} ${res.text.slice(0, 300)}`);
@@ -73,8 +77,19 @@ describe('tenant isolation and key scopes on every API route', () => {
     const writer = new BatchWriter(inst.env);
     const row = (id: string, merchant: string, amount: number, currency: string, reference: string) => ({
       event: {
-        id, merchant_id: merchant, type: 'payin' as const, amount, currency, reference, metadata: { note: reference }, ingested_at: now, status: 'succeeded' as const,
-        ledger: [{ account: 'wallet' as const, amount }, { account: 'external' as const, amount: -amount }],
+        id,
+        merchant_id: merchant,
+        type: 'payin' as const,
+        amount,
+        currency,
+        reference,
+        metadata: { note: reference },
+        ingested_at: now,
+        status: 'succeeded' as const,
+        ledger: [
+          { account: 'wallet' as const, amount },
+          { account: 'external' as const, amount: -amount },
+        ],
       },
       streamId: '1-1',
       attempts: 1,
@@ -90,7 +105,10 @@ describe('tenant isolation and key scopes on every API route', () => {
 
   test('routes under test', (t) => {
     t.diagnostic(routes.map((r) => `${r.method} ${r.path}`).join(', '));
-    assert.ok(routes.some((r) => r.method === 'POST' && r.path === '/v1/transactions'), 'POST /v1/transactions is there');
+    assert.ok(
+      routes.some((r) => r.method === 'POST' && r.path === '/v1/transactions'),
+      'POST /v1/transactions is there',
+    );
   });
 
   test('no key → 401 with a Bearer challenge', async (t) => {
@@ -221,17 +239,24 @@ describe('tenant isolation and key scopes on every API route', () => {
     }
   });
 
-  test('GET /v1/wallets: only the key\'s own balances, whatever the query says', async (t) => {
+  test("GET /v1/wallets: only the key's own balances, whatever the query says", async (t) => {
     const r = routes.find((x) => x.method === 'GET' && x.path === '/v1/wallets');
     if (!r) return t.skip('no GET /v1/wallets');
     for (const q of ['', `?merchant_id=${B}`, `?merchant_id=${A}&merchant_id=${B}`]) {
       const res = await call(ing.app, 'GET', `/v1/wallets${q}`, { key: key.a });
       assert.equal(res.status, 200, res.text);
       const { wallets } = res.json() as { wallets: { currency: string; balance: number }[] };
-      assert.deepEqual(wallets.map((w) => [w.currency, w.balance]), [['USD', 1111]], `A's wallets only: ${res.text}`);
+      assert.deepEqual(
+        wallets.map((w) => [w.currency, w.balance]),
+        [['USD', 1111]],
+        `A's wallets only: ${res.text}`,
+      );
     }
     const own = await call(ing.app, 'GET', '/v1/wallets', { key: key.b });
-    assert.deepEqual((own.json() as { wallets: { currency: string; balance: number }[] }).wallets.map((w) => [w.currency, w.balance]), [['EUR', 4343]]);
+    assert.deepEqual(
+      (own.json() as { wallets: { currency: string; balance: number }[] }).wallets.map((w) => [w.currency, w.balance]),
+      [['EUR', 4343]],
+    );
   });
 
   test('revocation: invalidated at once in-process; after the cache TTL otherwise', async (t) => {
@@ -261,7 +286,12 @@ describe('tenant isolation and key scopes on every API route', () => {
       const shortTtl = inProcessIngest(inst, { load: NEVER_SHED, keyStore: { ttlMs: 300 } });
       try {
         const k = await createApiKey(inst.pool, { merchantId: A });
-        const get = (r: RouteInfo) => call(shortTtl.app, r.method, fillPath(r, { id: idB, topic: 'transactions', other: B }), { key: k, body: bodyFor(A), contentType: r.path.endsWith('/batch') ? 'application/x-ndjson' : 'application/json' });
+        const get = (r: RouteInfo) =>
+          call(shortTtl.app, r.method, fillPath(r, { id: idB, topic: 'transactions', other: B }), {
+            key: k,
+            body: bodyFor(A),
+            contentType: r.path.endsWith('/batch') ? 'application/x-ndjson' : 'application/json',
+          });
         for (const r of [...reads, ...writes]) assert.notEqual((await get(r)).status, 401);
         assert.equal(await revokeApiKey(inst.pool, k), true);
         await new Promise((res) => setTimeout(res, 350));

@@ -15,9 +15,19 @@ import type { Random } from './prng.ts';
 import type { Trace } from './clock.ts';
 
 export type FaultKind =
-  | 'redis-before' | 'redis-after' | 'redis-partial' | 'redis-resend' | 'redis-crash-before' | 'redis-crash-after'
-  | 'pg-before' | 'pg-after' | 'pg-crash-before' | 'pg-crash-after'
-  | 'crash' | 'restart' | 'delay';
+  | 'redis-before'
+  | 'redis-after'
+  | 'redis-partial'
+  | 'redis-resend'
+  | 'redis-crash-before'
+  | 'redis-crash-after'
+  | 'pg-before'
+  | 'pg-after'
+  | 'pg-crash-before'
+  | 'pg-crash-after'
+  | 'crash'
+  | 'restart'
+  | 'delay';
 
 export type BoundaryFault = 'before' | 'after' | 'partial' | 'resend' | 'crash-before' | 'crash-after';
 
@@ -49,7 +59,13 @@ export interface FaultProfile {
 
 /** A profile per seed: some seeds calm (the exact-outcome oracle applies), most with faults. */
 export function chooseProfile(rng: Random): FaultProfile {
-  const name = rng.weighted<string>([['calm', 1], ['crashes', 2], ['redis', 3], ['postgres', 2], ['mixed', 4]]);
+  const name = rng.weighted<string>([
+    ['calm', 1],
+    ['crashes', 2],
+    ['redis', 3],
+    ['postgres', 2],
+    ['mixed', 4],
+  ]);
   const p: FaultProfile = { name, redis: 0, pg: 0, crashShare: 0.25, resend: rng.chance(0.5), crash: 0, delay: 0 };
   if (name === 'calm') return p;
   p.delay = rng.pick([0, 0.02, 0.05]);
@@ -65,7 +81,11 @@ export class FaultInjector {
   enabled = false;
   readonly counts = new Map<FaultKind, number>();
 
-  constructor(private readonly rng: Random, readonly profile: FaultProfile, private readonly trace: Trace) {}
+  constructor(
+    private readonly rng: Random,
+    readonly profile: FaultProfile,
+    private readonly trace: Trace,
+  ) {}
 
   count(kind: FaultKind): void {
     this.counts.set(kind, (this.counts.get(kind) ?? 0) + 1);
@@ -77,7 +97,10 @@ export class FaultInjector {
    */
   redis(who: string, what: string | (() => string), opts: { partial: boolean; resend: boolean }): BoundaryFault | undefined {
     if (!this.enabled || !this.rng.chance(this.profile.redis)) return undefined;
-    const kinds: [BoundaryFault, number][] = [['before', 3], ['after', 3]];
+    const kinds: [BoundaryFault, number][] = [
+      ['before', 3],
+      ['after', 3],
+    ];
     if (opts.partial) kinds.push(['partial', 2]);
     if (opts.resend && this.profile.resend) kinds.push(['resend', 2]);
     const crash = this.profile.crashShare;

@@ -108,15 +108,30 @@ export async function checkInvariants(c: CheckContext): Promise<{ violations: st
     if (r !== null) records.set(e.id, r);
   }
   const like = `s${c.seed}-%`;
-  const rows = (await c.pool.query<{ id: string; merchant_id: string; type: string; amount: string; currency: string; status: string; failure_code: string | null; failure_reason: string | null }>(
-    'SELECT id, merchant_id, type, amount::text, currency, status, failure_code, failure_reason FROM transactions WHERE merchant_id LIKE $1', [like],
-  )).rows;
-  const lines = (await c.pool.query<{ tx_id: string; account: string; merchant_id: string; currency: string; amount: string }>(
-    'SELECT tx_id, account, merchant_id, currency, amount::text FROM ledger_entries WHERE merchant_id LIKE $1', [like],
-  )).rows;
-  const wallets = (await c.pool.query<{ merchant_id: string; currency: string; balance: string }>(
-    'SELECT merchant_id, currency, balance::text FROM wallets WHERE merchant_id LIKE $1', [like],
-  )).rows;
+  const rows = (
+    await c.pool.query<{
+      id: string;
+      merchant_id: string;
+      type: string;
+      amount: string;
+      currency: string;
+      status: string;
+      failure_code: string | null;
+      failure_reason: string | null;
+    }>('SELECT id, merchant_id, type, amount::text, currency, status, failure_code, failure_reason FROM transactions WHERE merchant_id LIKE $1', [like])
+  ).rows;
+  const lines = (
+    await c.pool.query<{ tx_id: string; account: string; merchant_id: string; currency: string; amount: string }>(
+      'SELECT tx_id, account, merchant_id, currency, amount::text FROM ledger_entries WHERE merchant_id LIKE $1',
+      [like],
+    )
+  ).rows;
+  const wallets = (
+    await c.pool.query<{ merchant_id: string; currency: string; balance: string }>(
+      'SELECT merchant_id, currency, balance::text FROM wallets WHERE merchant_id LIKE $1',
+      [like],
+    )
+  ).rows;
 
   // --- 1. exactly one place
   const places = new Map<string, Place[]>();
@@ -165,7 +180,8 @@ export async function checkInvariants(c: CheckContext): Promise<{ violations: st
     for (const d of dlq.get(stage)!) dead.set(d.tx, (dead.get(d.tx) ?? 0) + 1);
     for (const tx of inTx) {
       const n = (passed.get(tx) ?? 0) + (dead.get(tx) ?? 0);
-      if (n !== 1) bad(`${stage}: input ${tx} was passed on ${passed.get(tx) ?? 0} times and dead-lettered ${dead.get(tx) ?? 0} times (want exactly one of them, once)`);
+      if (n !== 1)
+        bad(`${stage}: input ${tx} was passed on ${passed.get(tx) ?? 0} times and dead-lettered ${dead.get(tx) ?? 0} times (want exactly one of them, once)`);
     }
     for (const tx of [...passed.keys(), ...dead.keys()]) if (!inTx.has(tx)) bad(`${stage}: ${tx} came out of it but was never in its input ${input}`);
   }
@@ -222,7 +238,8 @@ export async function checkInvariants(c: CheckContext): Promise<{ violations: st
     expected.set(k, (expected.get(k) ?? 0) + (r.type === 'payin' ? Number(r.amount) : -Number(r.amount)));
   }
   const lineSums = new Map<string, number>();
-  for (const l of lines) if (l.account === 'wallet') lineSums.set(`${l.merchant_id}/${l.currency}`, (lineSums.get(`${l.merchant_id}/${l.currency}`) ?? 0) + Number(l.amount));
+  for (const l of lines)
+    if (l.account === 'wallet') lineSums.set(`${l.merchant_id}/${l.currency}`, (lineSums.get(`${l.merchant_id}/${l.currency}`) ?? 0) + Number(l.amount));
   const pgWallets = new Map(wallets.map((w) => [`${w.merchant_id}/${w.currency}`, Number(w.balance)]));
   const allKeys = new Set([...expected.keys(), ...lineSums.keys(), ...pgWallets.keys(), ...redisWallets.keys()]);
   for (const k of [...allKeys].sort()) {
@@ -238,7 +255,9 @@ export async function checkInvariants(c: CheckContext): Promise<{ violations: st
     const row = rowById.get(e.id);
     const decided = rec?.split('|')[0];
     if (decided === 'ok' && row?.status !== 'succeeded') {
-      bad(`the ledger applied ${e.id} (${e.body.type} ${e.body.amount}: recorded ok, wallet moved) but it ended in ${(places.get(e.id) ?? []).map(describe).join(' and ') || 'no place'}`);
+      bad(
+        `the ledger applied ${e.id} (${e.body.type} ${e.body.amount}: recorded ok, wallet moved) but it ended in ${(places.get(e.id) ?? []).map(describe).join(' and ') || 'no place'}`,
+      );
     }
     if (decided === 'failed' && !(row?.status === 'failed' && row.failure_reason?.startsWith('ledger: '))) {
       bad(`the ledger failed ${e.id} (${rec}) but it ended in ${(places.get(e.id) ?? []).map(describe).join(' and ') || 'no place'}`);
@@ -268,7 +287,8 @@ export async function checkInvariants(c: CheckContext): Promise<{ violations: st
       const error = d.fields.get('error') ?? '';
       const k = `${stage}/${error}`;
       findings.deadLetters.set(k, (findings.deadLetters.get(k) ?? 0) + 1);
-      if (INFRA_ERRORS.has(error)) findings.infraDeadLetters.push(`seed ${c.seed}: ${d.tx} dead-lettered by ${stage} for an infrastructure error: ${error}: ${d.fields.get('message')}`);
+      if (INFRA_ERRORS.has(error))
+        findings.infraDeadLetters.push(`seed ${c.seed}: ${d.tx} dead-lettered by ${stage} for an infrastructure error: ${error}: ${d.fields.get('message')}`);
     }
   }
   if (c.calm) {
@@ -289,7 +309,8 @@ export async function checkInvariants(c: CheckContext): Promise<{ violations: st
  * succeeded only if its payin succeeded.
  */
 function expectedPlace(e: SimEvent, rows: Map<string, { status: string; failure_reason: string | null }>): (p: Place) => boolean {
-  const dead = (stage: string, error: string, message?: RegExp) => (p: Place) => p.where === 'dlq' && p.stage === stage && p.error === error && (!message || message.test(p.message));
+  const dead = (stage: string, error: string, message?: RegExp) => (p: Place) =>
+    p.where === 'dlq' && p.stage === stage && p.error === error && (!message || message.test(p.message));
   const failed = (code: string | RegExp, reason: RegExp) => (p: Place) =>
     p.where === 'row' && p.status === 'failed' && (typeof code === 'string' ? p.code === code : code.test(p.code ?? '')) && reason.test(p.reason ?? '');
   if (e.kind === 'invalid') return failed(/^(currency_not_allowed|reference_missing)$/, /^validate: /);

@@ -15,7 +15,10 @@ export interface PgProcess extends ProcessHandle {
 function describe(sql: string): string {
   const s = sql.trim();
   if (/^WITH ins AS/i.test(s)) return 'post ledger (WITH ins ...)';
-  return s.split(/\s+/).slice(0, /^(INSERT|CREATE)/i.test(s) ? 3 : 2).join(' ');
+  return s
+    .split(/\s+/)
+    .slice(0, /^(INSERT|CREATE)/i.test(s) ? 3 : 2)
+    .join(' ');
 }
 
 export function faultyPgClientFactory(faults: FaultInjector, proc: PgProcess): (config: pg.ClientConfig) => pg.Client {

@@ -69,8 +69,24 @@ export class Deliveries {
 
 // not commands: run on the real client as they are
 const PASSTHROUGH = new Set([
-  'defineCommand', 'on', 'once', 'off', 'addListener', 'removeListener', 'removeAllListeners', 'emit', 'listeners',
-  'listenerCount', 'duplicate', 'disconnect', 'quit', 'connect', 'end', 'sendCommand', 'createBuiltinCommand', 'getBuiltinCommands',
+  'defineCommand',
+  'on',
+  'once',
+  'off',
+  'addListener',
+  'removeListener',
+  'removeAllListeners',
+  'emit',
+  'listeners',
+  'listenerCount',
+  'duplicate',
+  'disconnect',
+  'quit',
+  'connect',
+  'end',
+  'sendCommand',
+  'createBuiltinCommand',
+  'getBuiltinCommands',
 ]);
 // redis-semaphore's refresh (on its own timer) and release scripts: never faulted, so a timer that
 // fires in real time cannot shift the seed's fault stream
@@ -116,7 +132,14 @@ export function faultyRedis(b: RedisBoundary, proc: ProcessHandle): Redis {
   return proxy;
 }
 
-async function command(b: RedisBoundary, proc: ProcessHandle, name: string, args: unknown[], send: () => Promise<unknown>, reconnect: () => void): Promise<unknown> {
+async function command(
+  b: RedisBoundary,
+  proc: ProcessHandle,
+  name: string,
+  args: unknown[],
+  send: () => Promise<unknown>,
+  reconnect: () => void,
+): Promise<unknown> {
   const exempt = EXEMPT.has(name);
   if (proc.dead) {
     if (exempt) return 0; // a dead process's lease timers: nothing reaches Redis
@@ -153,7 +176,13 @@ function summary(calls: readonly Call[]): string {
   return [...counts].map(([n, c]) => (c > 1 ? `${n}×${c}` : n)).join(',');
 }
 
-function faultyBatch(b: RedisBoundary, proc: ProcessHandle, realBatch: ReturnType<Redis['pipeline']>, kind: 'pipeline' | 'multi', reconnect: () => void): unknown {
+function faultyBatch(
+  b: RedisBoundary,
+  proc: ProcessHandle,
+  realBatch: ReturnType<Redis['pipeline']>,
+  kind: 'pipeline' | 'multi',
+  reconnect: () => void,
+): unknown {
   const calls: Call[] = [];
   const replay = (list: readonly Call[]) => {
     const p = kind === 'multi' ? b.real.multi() : b.real.pipeline();
@@ -181,7 +210,10 @@ function faultyBatch(b: RedisBoundary, proc: ProcessHandle, realBatch: ReturnTyp
       const res = ((await (tailRan ? realBatch : replay(calls.slice(0, k))).exec()) ?? []) as PipelineResult;
       observeAll(calls, res);
       b.trace.add(`  ${kind}: ${k} of ${calls.length} replies arrived; the rest failed, ${tailRan ? 'after they took effect' : 'unsent'}`);
-      return [...res.slice(0, k), ...calls.slice(k).map(([name]): [Error, unknown] => [new InjectedFault(`injected: ${name} in a pipeline failed`), undefined])];
+      return [
+        ...res.slice(0, k),
+        ...calls.slice(k).map(([name]): [Error, unknown] => [new InjectedFault(`injected: ${name} in a pipeline failed`), undefined]),
+      ];
     }
     let res = (await realBatch.exec()) as PipelineResult | null;
     observeAll(calls, res);
@@ -279,7 +311,8 @@ function observe(b: RedisBoundary, proc: ProcessHandle, name: string, args: read
       b.deliveries.delivered(stream!, group!, id, now);
       txs.push(justId ? id.replace(/^\d+-/, '#') : txOf((e as [string, string[] | null])[1]));
     }
-    if (txs.length) b.trace.add(`${proc.label} claimed (min idle ${minIdle} ms${justId ? ', ids only' : ''}) ${justId ? `${txs.length} entries` : txs.join(' ')}`);
+    if (txs.length)
+      b.trace.add(`${proc.label} claimed (min idle ${minIdle} ms${justId ? ', ids only' : ''}) ${justId ? `${txs.length} entries` : txs.join(' ')}`);
   } else if (name === 'xack') {
     b.deliveries.acked(String(args[0]), String(args[1]), args.slice(2).map(String));
   } else if (name === 'settle') {
@@ -289,7 +322,7 @@ function observe(b: RedisBoundary, proc: ProcessHandle, name: string, args: read
     const argv = args.slice(1 + numKeys).map(String);
     if (argv[1] !== 's') return; // a parked queue: no stream delivery to account for
     const ids: string[] = [];
-    for (let i = 3; i < argv.length;) {
+    for (let i = 3; i < argv.length; ) {
       ids.push(argv[i]!);
       const outputs = Number(argv[i + 2]);
       i += 3;

@@ -34,25 +34,37 @@ function printTrace(r: SeedResult): void {
 /** Seeds 1..count in `workers` processes; every result (traces of failing seeds only). */
 async function runShards(): Promise<SeedResult[]> {
   const results: SeedResult[] = [];
-  await Promise.all(Array.from({ length: workers }, (_, i) => new Promise<void>((resolve, reject) => {
-    const child = fork(SHARD, [String(i), String(workers)], {
-      execArgv: ['--import', 'tsx'], serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    let done = false;
-    child.on('message', (m: ShardMessage) => {
-      if (m.type === 'result') results.push(m.result);
-      else if (m.type === 'done') done = true;
-      else reject(new Error(`simulation shard ${i} failed: ${m.message}`));
-    });
-    child.on('exit', (code) => (done ? resolve() : reject(new Error(`simulation shard ${i} exited with ${code} before it was done`))));
-  })));
+  await Promise.all(
+    Array.from(
+      { length: workers },
+      (_, i) =>
+        new Promise<void>((resolve, reject) => {
+          const child = fork(SHARD, [String(i), String(workers)], {
+            execArgv: ['--import', 'tsx'],
+            serialization: 'advanced',
+            stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+          });
+          let done = false;
+          child.on('message', (m: ShardMessage) => {
+            if (m.type === 'result') results.push(m.result);
+            else if (m.type === 'done') done = true;
+            else reject(new Error(`simulation shard ${i} failed: ${m.message}`));
+          });
+          child.on('exit', (code) => (done ? resolve() : reject(new Error(`simulation shard ${i} exited with ${code} before it was done`))));
+        }),
+    ),
+  );
   return results;
 }
 
 const tally = (into: Map<string, number>, from: Iterable<[string, number]>) => {
   for (const [k, n] of from) into.set(k, (into.get(k) ?? 0) + n);
 };
-const list = (m: Map<string, number>) => [...m].sort(([a], [b]) => a.localeCompare(b)).map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
+const list = (m: Map<string, number>) =>
+  [...m]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ') || 'none';
 
 test(`simulation: ${single !== undefined ? `seed ${single}` : `seeds 1..${count}`}, faults and crashes, invariants after each`, async (t) => {
   const started = performance.now();
@@ -78,8 +90,10 @@ test(`simulation: ${single !== undefined ? `seed ${single}` : `seeds 1..${count}
     for (const first of again) {
       const second = await sim!.runSeed(first.seed, { rerun: true });
       const i = first.trace.findIndex((line, k) => line !== second.trace[k]);
-      assert.ok(second.traceHash === first.traceHash && i < 0,
-        `seed ${first.seed} is not deterministic: ${i >= 0 ? `its traces differ at line ${i + 1}:\n  ${first.trace[i]}\n  ${second.trace[i]}` : 'its trace hashes differ'}`);
+      assert.ok(
+        second.traceHash === first.traceHash && i < 0,
+        `seed ${first.seed} is not deterministic: ${i >= 0 ? `its traces differ at line ${i + 1}:\n  ${first.trace[i]}\n  ${second.trace[i]}` : 'its trace hashes differ'}`,
+      );
       t.diagnostic(`determinism: seed ${first.seed} ran twice with identical traces (${second.trace.length} lines, hash ${second.traceHash})`);
     }
 
@@ -102,11 +116,16 @@ test(`simulation: ${single !== undefined ? `seed ${single}` : `seeds 1..${count}
     t.diagnostic(`faults injected by kind: ${list(faults)}`);
     t.diagnostic(`dead letters by stage/error: ${list(deadLetters)}`);
     if (infra.length) t.diagnostic(`dead letters caused by injected infrastructure errors: ${infra.length} (e.g. ${infra[0]})`);
-    t.diagnostic(`run time: ${(ms / 1000).toFixed(1)} s (${workers} process${workers > 1 ? 'es' : ''} × ${concurrency} seeds side by side; slowest seed ${slowest.seed}: ${slowest.realMs.toFixed(0)} ms)`);
+    t.diagnostic(
+      `run time: ${(ms / 1000).toFixed(1)} s (${workers} process${workers > 1 ? 'es' : ''} × ${concurrency} seeds side by side; slowest seed ${slowest.seed}: ${slowest.realMs.toFixed(0)} ms)`,
+    );
     if (failed.length) {
       const kinds = new Map<string, number[]>();
       for (const f of failed) {
-        const kind = f.violations[0]!.replace(/^seed \d+: /, '').replace(/s\d+-[tm]\d+/g, '…').replace(/\d+/g, 'N').slice(0, 80);
+        const kind = f.violations[0]!.replace(/^seed \d+: /, '')
+          .replace(/s\d+-[tm]\d+/g, '…')
+          .replace(/\d+/g, 'N')
+          .slice(0, 80);
         kinds.set(kind, [...(kinds.get(kind) ?? []), f.seed]);
       }
       t.diagnostic(`FAILED: ${failed.length} of ${results.length} seeds`);
@@ -114,7 +133,11 @@ test(`simulation: ${single !== undefined ? `seed ${single}` : `seeds 1..${count}
       if (single === undefined) for (const f of process.env.SIM_TRACE ? failed : failed.slice(0, 1)) printTrace(f);
       t.diagnostic(`replay one: SIM_SEED=${failed[0]!.seed} npm run test:sim`);
     }
-    assert.deepEqual(failed.map((f) => ({ seed: f.seed, violations: f.violations })), [], 'every seed keeps every invariant');
+    assert.deepEqual(
+      failed.map((f) => ({ seed: f.seed, violations: f.violations })),
+      [],
+      'every seed keeps every invariant',
+    );
   } finally {
     await sim?.close();
   }

@@ -29,7 +29,11 @@ export interface Shape {
 
 export function chooseShape(rng: Random): Shape {
   const b = () => rng.pick([1, 2, 3, 5, 8]);
-  const c = () => rng.weighted([[1, 2], [2, 3]]);
+  const c = () =>
+    rng.weighted([
+      [1, 2],
+      [2, 3],
+    ]);
   return {
     batch: { validate: b(), flaky: b(), risk: b(), ledger: b() },
     sinkRows: rng.pick([1, 3, 5, 10]),

@@ -32,7 +32,15 @@ export function makeWorkload(seed: number, rng: Random): Workload {
     const m = rng.pick(merchants);
     const cur = currencyOf.get(m)!;
     const mine = payins.get(m)!;
-    let kind = rng.weighted<Kind>([['payin', 40], ['payout', 20], ['refund', 14], ['chargeback', 5], ['invalid', 3], ['huge', 2], ['orphan', orphan ? 0 : 3]]);
+    let kind = rng.weighted<Kind>([
+      ['payin', 40],
+      ['payout', 20],
+      ['refund', 14],
+      ['chargeback', 5],
+      ['invalid', 3],
+      ['huge', 2],
+      ['orphan', orphan ? 0 : 3],
+    ]);
     if (!mine.length && (kind === 'payout' || kind === 'refund' || kind === 'chargeback')) kind = 'payin';
     const id = `s${seed}-t${String(i).padStart(2, '0')}`;
     let type: TransactionType = 'payin';
@@ -65,11 +73,20 @@ export function makeWorkload(seed: number, rng: Random): Workload {
         amount = rng.int(100, 1_000);
         break;
       case 'invalid':
-        if (rng.chance(0.5)) currency = 'JPY'; // not one of the stage's currencies
+        if (rng.chance(0.5))
+          currency = 'JPY'; // not one of the stage's currencies
         else type = 'refund'; // a refund without a reference
         break;
     }
-    const fail = kind !== 'invalid' && rng.chance(0.15) ? rng.weighted<SimEvent['fail']>([['1', 3], ['2', 2], ['always', 1], ['fatal', 1]]) : undefined;
+    const fail =
+      kind !== 'invalid' && rng.chance(0.15)
+        ? rng.weighted<SimEvent['fail']>([
+            ['1', 3],
+            ['2', 2],
+            ['always', 1],
+            ['fatal', 1],
+          ])
+        : undefined;
     const body: SimEvent['body'] = { id, merchant_id: m, type, amount, currency, status: 'accepted' };
     if (reference) body.reference = reference;
     if (fail) body.metadata = { fail };

@@ -91,7 +91,17 @@ async function outstanding(redis: Redis, keys: Keys, topology: Topology): Promis
       if (s.ordering === 'key') parked.push(keys.parked(stage, p, 'count'));
     }
   }
-  return Number(await redis.eval(OUTSTANDING, streams.length + delays.length + parked.length, ...streams, ...delays, ...parked, streams.length, streams.length + delays.length));
+  return Number(
+    await redis.eval(
+      OUTSTANDING,
+      streams.length + delays.length + parked.length,
+      ...streams,
+      ...delays,
+      ...parked,
+      streams.length,
+      streams.length + delays.length,
+    ),
+  );
 }
 
 export function traceHash(lines: readonly string[]): string {
@@ -111,7 +121,12 @@ class SimProcess implements PgProcess {
   readonly pgClients: pg.Client[] = [];
   runner!: StageRunner | PostgresSink;
 
-  constructor(readonly label: string, readonly slot: Slot, private readonly trace: Trace, private readonly keys: Keys) {}
+  constructor(
+    readonly label: string,
+    readonly slot: Slot,
+    private readonly trace: Trace,
+    private readonly keys: Keys,
+  ) {}
 
   /** redis-semaphore mutexes of an ordered stage's leases (PartitionLeases keeps them private). */
   private mutexes(): Map<number, { stopRefresh(): void }> | undefined {
@@ -199,7 +214,12 @@ function traced(p: Processor, label: string, trace: Trace): Processor {
 
 /** The real BatchWriter, with its batches written to the trace. */
 class TracedWriter extends BatchWriter {
-  constructor(env: TestInstance['env'], createClient: (c: pg.ClientConfig) => pg.Client, private readonly label: string, private readonly trace: Trace) {
+  constructor(
+    env: TestInstance['env'],
+    createClient: (c: pg.ClientConfig) => pg.Client,
+    private readonly label: string,
+    private readonly trace: Trace,
+  ) {
     super(env, 'rill-sim-sink', createClient);
   }
 
@@ -222,7 +242,10 @@ export class Simulation {
 
   private shared: Redis | undefined;
 
-  private constructor(readonly inst: TestInstance, private readonly redis: Redis) {}
+  private constructor(
+    readonly inst: TestInstance,
+    private readonly redis: Redis,
+  ) {}
 
   /** The connection the simulated processes send through, made like a worker's (seeds side by side share it). */
   private connect(): Redis {
@@ -240,9 +263,11 @@ export class Simulation {
     for (let i = 0; i < seeds.length; i += sweepEvery) {
       const chunk = seeds.slice(i, i + sweepEvery);
       let next = 0;
-      await Promise.all(Array.from({ length: Math.min(concurrency, chunk.length) }, async () => {
-        while (next < chunk.length) onResult(await this.runSeed(chunk[next++]!, { noSweep: true }));
-      }));
+      await Promise.all(
+        Array.from({ length: Math.min(concurrency, chunk.length) }, async () => {
+          while (next < chunk.length) onResult(await this.runSeed(chunk[next++]!, { noSweep: true }));
+        }),
+      );
       await this.sweep();
     }
   }
@@ -285,7 +310,8 @@ export class Simulation {
   private async seed(seed: number, redis: Redis, started: number, opts: { rerun?: boolean; noSweep?: boolean }): Promise<SeedResult> {
     if (opts.rerun) {
       await this.sweep();
-      for (const table of ['ledger_entries', 'wallets', 'transactions']) await this.inst.pool.query(`DELETE FROM ${table} WHERE merchant_id LIKE $1`, [`s${seed}-%`]);
+      for (const table of ['ledger_entries', 'wallets', 'transactions'])
+        await this.inst.pool.query(`DELETE FROM ${table} WHERE merchant_id LIKE $1`, [`s${seed}-%`]);
     }
     const clock = new FakeClock();
     const trace = new Trace(clock);
@@ -298,14 +324,20 @@ export class Simulation {
     const faults = new FaultInjector(new Random(seed, 'faults'), profile, trace);
     const leases = new LeaseWatch();
     const boundary: RedisBoundary = {
-      real: redis, clock, faults, trace, deliveries: new Deliveries(),
+      real: redis,
+      clock,
+      faults,
+      trace,
+      deliveries: new Deliveries(),
       onLeaseAcquired: (key, identifier, proc) => leases.acquired(key, identifier, proc as SimProcess),
     };
     const workload = makeWorkload(seed, new Random(seed, 'workload'));
     const lanes = new LaneMap(topology.priorities);
     trace.add(`seed ${seed}: faults ${JSON.stringify(profile)}`);
     trace.add(`shape ${JSON.stringify(shape)}`);
-    trace.add(`workload: ${workload.events.map((e) => `${e.id} ${e.kind}${e.body.type !== e.kind ? `(${e.body.type})` : ''} ${e.body.merchant_id} ${e.body.amount} ${e.body.currency}${e.body.reference ? ` ref ${e.body.reference}` : ''}${e.fail ? ` fail=${e.fail}` : ''}`).join('; ')}`);
+    trace.add(
+      `workload: ${workload.events.map((e) => `${e.id} ${e.kind}${e.body.type !== e.kind ? `(${e.body.type})` : ''} ${e.body.merchant_id} ${e.body.amount} ${e.body.currency}${e.body.reference ? ` ref ${e.body.reference}` : ''}${e.fail ? ` fail=${e.fail}` : ''}`).join('; ')}`,
+    );
 
     await this.createGroups(redis, topology, keys);
 
@@ -326,19 +358,46 @@ export class Simulation {
         const config = topology.stages[slot.name]!;
         const factory = this.factories.get(slot.name)!;
         const processor = await factory.create(factory.configSchema.parse(config.config), {
-          stage: slot.name, redis, keys, topics: Object.keys(topology.topics), refunds: topology.refunds, registry: this.registry, logger: this.logger, now: clock.now,
+          stage: slot.name,
+          redis,
+          keys,
+          topics: Object.keys(topology.topics),
+          refunds: topology.refunds,
+          registry: this.registry,
+          logger: this.logger,
+          now: clock.now,
         });
         proc.runner = new StageRunner({
-          name: slot.name, config, topology, keys, redis, processor: traced(processor, proc.label, trace), consumer: slot.consumer,
-          registry: this.registry, logger: this.logger, blockMs: 0, leaseTtlMs: config.lease_ttl, now: clock.now, random: jitter.next,
+          name: slot.name,
+          config,
+          topology,
+          keys,
+          redis,
+          processor: traced(processor, proc.label, trace),
+          consumer: slot.consumer,
+          registry: this.registry,
+          logger: this.logger,
+          blockMs: 0,
+          leaseTtlMs: config.lease_ttl,
+          now: clock.now,
+          random: jitter.next,
         });
       } else {
         const config = topology.sinks[slot.name]!;
         if (config.type !== 'postgres') throw new Error(`sink ${slot.name} is not a postgres sink`);
         const writer = new TracedWriter(this.inst.env, faultyPgClientFactory(faults, proc), proc.label, trace);
         proc.runner = new PostgresSink({
-          name: slot.name, config, topology, keys, redis, writer, consumer: slot.consumer,
-          registry: this.registry, logger: this.logger, blockMs: 0, now: clock.now,
+          name: slot.name,
+          config,
+          topology,
+          keys,
+          redis,
+          writer,
+          consumer: slot.consumer,
+          registry: this.registry,
+          logger: this.logger,
+          blockMs: 0,
+          now: clock.now,
         });
       }
       slot.proc = proc;
@@ -411,7 +470,12 @@ export class Simulation {
         const n = Math.min(events.length - next, sched.int(1, 4));
         await this.ingest(redis, workload, next, n, keys, lanes, clock, topology);
         for (const s of slots) if (s.name === STAGES[0]) s.hint = true;
-        trace.add(`ingest ${events.slice(next, next + n).map((e) => e.id).join(' ')}`);
+        trace.add(
+          `ingest ${events
+            .slice(next, next + n)
+            .map((e) => e.id)
+            .join(' ')}`,
+        );
         next += n;
       } else if (action === 'crash') {
         const slot = sched.pick(live);
@@ -486,9 +550,11 @@ export class Simulation {
     const violations = [...unexpected];
     if (!drained) {
       const left = await outstanding(redis, keys, topology);
-      violations.push(quiet >= MAX_QUIET_ROUNDS
-        ? `seed ${seed}: the pipeline is stuck: nothing moved for ${MAX_QUIET_ROUNDS * 5} s of fake time without faults, ${left} entries still outstanding`
-        : `seed ${seed}: the pipeline did not drain in ${MAX_DRAIN_ROUNDS} rounds (${clock.elapsed} ms of fake time): ${left} entries still outstanding`);
+      violations.push(
+        quiet >= MAX_QUIET_ROUNDS
+          ? `seed ${seed}: the pipeline is stuck: nothing moved for ${MAX_QUIET_ROUNDS * 5} s of fake time without faults, ${left} entries still outstanding`
+          : `seed ${seed}: the pipeline did not drain in ${MAX_DRAIN_ROUNDS} rounds (${clock.elapsed} ms of fake time): ${left} entries still outstanding`,
+      );
     }
 
     // 3. stop (releasing leases), check, clean up
@@ -499,14 +565,31 @@ export class Simulation {
       await proc.closeConnections();
     }
     const { violations: broken, findings } = await checkInvariants({
-      seed, redis: redis, pool: this.inst.pool, keys, topology, workload, calm: profile.name === 'calm',
+      seed,
+      redis: redis,
+      pool: this.inst.pool,
+      keys,
+      topology,
+      workload,
+      calm: profile.name === 'calm',
     });
     violations.push(...broken);
     // every seed has keys of its own (prefix s<seed>); sweep them now and then, not per seed:
     // a SCAN walks the whole keyspace of a shared Redis
     if (!opts.noSweep && ++this.dirty >= 25) await this.sweep();
     return {
-      seed, violations, findings, trace: trace.lines, traceHash: traceHash(trace.lines), faults: faults.counts, profile, shape, events: events.length, steps, chaosSteps, drainRounds,
+      seed,
+      violations,
+      findings,
+      trace: trace.lines,
+      traceHash: traceHash(trace.lines),
+      faults: faults.counts,
+      profile,
+      shape,
+      events: events.length,
+      steps,
+      chaosSteps,
+      drainRounds,
       realMs: performance.now() - started,
     };
   }

@@ -192,7 +192,7 @@ export async function locate(ctx: LocateContext, opts: LocateOptions = {}): Prom
             const pel = (await redis.xpending(stream, name, '-', '+', 1_000_000)) as [string, string, number, number][];
             for (const [id, consumer, , deliveries] of pel) {
               const e = (await redis.xrange(stream, id, id)) as StreamEntry[];
-              const tx = e[0] ? field(e[0][1], 'tx') ?? '(no tx field)' : '(trimmed)';
+              const tx = e[0] ? (field(e[0][1], 'tx') ?? '(no tx field)') : '(trimmed)';
               push(pending, tx, `${stream} ${name} pel(${consumer}, ${deliveries} deliveries)`);
             }
           }
@@ -292,7 +292,8 @@ export function judge(accepted: readonly Accepted[], where: Location, opts: Judg
     if (rows.length) {
       inRows++;
       sums.rowsExpected += BigInt(a.amount);
-      for (const r of rows) if (r.amount !== a.amount) report('row amount differs from the accepted amount', `${name(a.id)}: accepted ${a.amount}, row ${r.amount}`);
+      for (const r of rows)
+        if (r.amount !== a.amount) report('row amount differs from the accepted amount', `${name(a.id)}: accepted ${a.amount}, row ${r.amount}`);
     }
     if (dead.length) {
       inDead++;
@@ -328,7 +329,8 @@ export function judge(accepted: readonly Accepted[], where: Location, opts: Judg
     for (const [id, n] of counts) if (n > 1) report(`more than one copy in topic ${topic} (a result written twice)`, `${name(id)}: ${n} copies`);
   }
   // the money: every row's amount counted once, the whole accepted amount in exactly one place
-  if (sums.table !== sums.rowsExpected) report('sum of the table differs from the sum of the accepted rows', `table ${sums.table}, accepted ids found in it ${sums.rowsExpected}`);
+  if (sums.table !== sums.rowsExpected)
+    report('sum of the table differs from the sum of the accepted rows', `table ${sums.table}, accepted ids found in it ${sums.rowsExpected}`);
   if (sums.rowsExpected + sums.deadLettered + sums.pending !== sums.accepted && !problems.size) {
     report('amounts do not add up', `rows ${sums.rowsExpected} + dead ${sums.deadLettered} + pending ${sums.pending} ≠ accepted ${sums.accepted}`);
   }
@@ -336,8 +338,12 @@ export function judge(accepted: readonly Accepted[], where: Location, opts: Judg
   return {
     ok: problems.size === 0,
     counts: {
-      accepted: byId.size, rows: inRows, deadLettered: inDead, pending: inPending,
-      tableRows: where.table.rows, deadLetterEntries: where.deadLetterEntries,
+      accepted: byId.size,
+      rows: inRows,
+      deadLettered: inDead,
+      pending: inPending,
+      tableRows: where.table.rows,
+      deadLetterEntries: where.deadLetterEntries,
     },
     sums,
     problems: [...problems].map(([kind, items]) => ({ kind, items })),
@@ -376,7 +382,11 @@ export interface DrainOptions extends LocateOptions {
  * Wait until nothing is outstanding (lag, pending, delay sets), then locate and judge. A drain
  * that times out is judged too, so the verdict names what is still pending and where.
  */
-export async function drainAndJudge(ctx: LocateContext, accepted: readonly Accepted[], opts: DrainOptions = {}): Promise<{ verdict: Verdict; drained: boolean }> {
+export async function drainAndJudge(
+  ctx: LocateContext,
+  accepted: readonly Accepted[],
+  opts: DrainOptions = {},
+): Promise<{ verdict: Verdict; drained: boolean }> {
   let drained = true;
   try {
     await waitFor('the pipeline to drain', async () => (await waiting(ctx)) === 0, opts.timeoutMs ?? 120_000, 100);

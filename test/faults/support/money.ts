@@ -90,7 +90,10 @@ export async function moneyVerdict(ctx: MoneyContext, txs: readonly MoneyTx[]): 
     const x = lines?.get('external') ?? [];
     const a = BigInt(signed(t));
     if (w.length !== 1 || x.length !== 1 || w[0] !== a || x[0] !== -a) {
-      report('ledger lines of a succeeded transaction are not exactly ±amount', `${t.id} (${t.type} ${t.amount}): wallet [${w.join(', ')}], external [${x.join(', ')}]`);
+      report(
+        'ledger lines of a succeeded transaction are not exactly ±amount',
+        `${t.id} (${t.type} ${t.amount}): wallet [${w.join(', ')}], external [${x.join(', ')}]`,
+      );
     }
   }
   for (const [tx, lines] of linesOf) {

@@ -21,7 +21,10 @@ async function asPostgres(cmd: string, args: string[]): Promise<string> {
 }
 
 export class OwnPostgres {
-  private constructor(readonly port: number, readonly dir: string) {}
+  private constructor(
+    readonly port: number,
+    readonly dir: string,
+  ) {}
 
   private get data(): string {
     return join(this.dir, 'data');

@@ -15,7 +15,10 @@ export class OwnRedis {
   private proc: ChildProcess | undefined;
   private exited: Promise<unknown> | undefined;
 
-  private constructor(readonly port: number, readonly dir: string) {}
+  private constructor(
+    readonly port: number,
+    readonly dir: string,
+  ) {}
 
   static async start(): Promise<OwnRedis> {
     const r = new OwnRedis(await freePort(), mkdtempSync(join(tmpdir(), 'rill-fault-redis-')));
@@ -36,26 +39,53 @@ export class OwnRedis {
     const proc = spawn(
       'redis-server',
       [
-        '--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir,
-        '--appendonly', 'yes', '--appendfsync', 'always', '--save', '',
-        '--protected-mode', 'no', '--daemonize', 'no', '--logfile', join(this.dir, 'redis.log'),
+        '--port',
+        String(this.port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        this.dir,
+        '--appendonly',
+        'yes',
+        '--appendfsync',
+        'always',
+        '--save',
+        '',
+        '--protected-mode',
+        'no',
+        '--daemonize',
+        'no',
+        '--logfile',
+        join(this.dir, 'redis.log'),
       ],
       { stdio: 'ignore' },
     );
     this.proc = proc;
     this.exited = once(proc, 'exit');
-    await waitFor(`redis-server on :${this.port} to load its data`, async () => {
-      if (proc.exitCode !== null) throw new Error(`redis-server exited ${proc.exitCode}: ${this.log().slice(-500)}`);
-      const c = new Redis({ port: this.port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
-      c.on('error', () => undefined); // refused while it starts: the poll tries again
-      try {
-        await c.connect();
-        const info = await c.info('persistence');
-        return /^loading:0/m.test(info);
-      } finally {
-        c.disconnect();
-      }
-    }, 20_000, 50);
+    await waitFor(
+      `redis-server on :${this.port} to load its data`,
+      async () => {
+        if (proc.exitCode !== null) throw new Error(`redis-server exited ${proc.exitCode}: ${this.log().slice(-500)}`);
+        const c = new Redis({
+          port: this.port,
+          host: '127.0.0.1',
+          lazyConnect: true,
+          maxRetriesPerRequest: 0,
+          retryStrategy: () => null,
+          enableOfflineQueue: false,
+        });
+        c.on('error', () => undefined); // refused while it starts: the poll tries again
+        try {
+          await c.connect();
+          const info = await c.info('persistence');
+          return /^loading:0/m.test(info);
+        } finally {
+          c.disconnect();
+        }
+      },
+      20_000,
+      50,
+    );
   }
 
   /** kill -9: no shutdown, no final fsync beyond what `appendfsync always` already did. */

@@ -79,7 +79,11 @@ export class PaymentsWorkload {
   private readonly done = new Map<string, number>();
   private stopped = false;
 
-  constructor(merchants: number, readonly perMerchant: number, readonly tag = 'load') {
+  constructor(
+    merchants: number,
+    readonly perMerchant: number,
+    readonly tag = 'load',
+  ) {
     this.merchants = merchantIds(merchants);
   }
 
@@ -145,14 +149,24 @@ export class PaymentsWorkload {
     const rand = lcg(Number(m.slice(2)) * 100_003 + k);
     const reference = `${this.tag}-${k}`;
     const ok: Expectation = { place: 'row', status: 'succeeded' };
-    const body = (type: TransactionBody['type'], amount: number, ref = reference): TransactionBody => ({ type, merchant_id: m, amount, currency, reference: ref });
+    const body = (type: TransactionBody['type'], amount: number, ref = reference): TransactionBody => ({
+      type,
+      merchant_id: m,
+      amount,
+      currency,
+      reference: ref,
+    });
     switch (k % 100) {
       case 37:
         return { body: body('payout', OVERDRAFT), expect: { place: 'row', status: 'failed', reason: /^ledger: insufficient funds/ }, succeeds: false };
       case 71:
         return { body: body('refund', 100, `tx_orphan_${this.tag}_${m}_${k}`), expect: { place: 'row', status: 'failed' }, succeeds: false, refused: true };
       case 89:
-        return { body: body('refund', SEED_AMOUNT + 1, seed), expect: { place: 'row', status: 'failed', reason: /^ledger: refund of \d+ exceeds the refundable/ }, succeeds: false };
+        return {
+          body: body('refund', SEED_AMOUNT + 1, seed),
+          expect: { place: 'row', status: 'failed', reason: /^ledger: refund of \d+ exceeds the refundable/ },
+          succeeds: false,
+        };
       default:
         break;
     }

@@ -99,7 +99,9 @@ export async function exitWithin(proc: RillProcess, ms: number): Promise<number 
  * The instance's cleanup, bounded: when it fails (its Redis or Postgres is the one the scenario
  * killed), its connections are still closed, so a failed scenario ends instead of hanging.
  */
-export async function cleanupInstance(inst: { cleanup(): Promise<void>; redis: { disconnect(): void }; pool: { end(): Promise<void> } } | undefined): Promise<void> {
+export async function cleanupInstance(
+  inst: { cleanup(): Promise<void>; redis: { disconnect(): void }; pool: { end(): Promise<void> } } | undefined,
+): Promise<void> {
   if (!inst) return;
   try {
     await inst.cleanup();
