@@ -205,7 +205,7 @@ describe('web console in Chromium', () => {
     await waitFor(`${id} in Postgres`, () => inPostgres(id), 30_000);
     await page.goto(`${server.url}/transactions`);
     await page.fill('input[name=id]', id);
-    await Promise.all([page.waitForURL(/\/transactions\?id=/), page.click('form[role=search] button')]);
+    await Promise.all([page.waitForURL(/\/transactions\?id=/), page.click('search form button')]);
     assert.equal(await page.locator('#tx-status').innerText(), 'succeeded');
     const steps = await page.locator('#timeline li strong').allInnerTexts();
     assert.deepEqual(steps, ['accepted by ingest', 'validate done', 'risk done', 'ledger done', 'sink commit']);
