@@ -62,7 +62,7 @@ test('the sink killed after COMMIT, before XACK: the batch comes again and nothi
   const post: Poster = appenderPoster(appender);
   work = new PaymentsWorkload(40, 150);
 
-  const stages = fleet.worker('stages', {}, ['--stages', 'validate,risk,ledger']);
+  const stages = fleet.worker('stages', {}, ['--stages', Object.keys(topology.stages).join(',')]);
   await work.seed(post);
   const seedSink = fleet.spawn('sink seed', ['sink', '--consumer', 'seed']);
   await waitFor('the seeds drained', async () => (await waiting(ctx)) === 0, 60_000, 50);
