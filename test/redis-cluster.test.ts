@@ -17,7 +17,7 @@ import { waitFor } from './helpers/wait.ts';
 import { outstanding } from './helpers/pipeline.ts';
 import { assertMoney, assertPlaces } from './helpers/payments-verdict.ts';
 import type { Expect, Posted } from './helpers/payments-verdict.ts';
-import { SHIPPED_TOPOLOGY, writeTopology } from './helpers/topology-file.ts';
+import { SHIPPED_TOPOLOGY, WITHOUT_WEBHOOKS, writeTopology } from './helpers/topology-file.ts';
 import { merchantIds } from './helpers/transactions.ts';
 import { entryArgs } from '../core/entry.ts';
 import { scanPrefix, startTestIngest } from '../ingest/testing.ts';
@@ -92,6 +92,7 @@ test('the payments pipeline on a 3-master Redis Cluster: exactly once, money con
       'stages.ledger.retry': { attempts: 3, base: '20ms', factor: 2, max: '100ms', jitter: 'full' },
       'sinks.postgres.visibility_timeout': '2s',
       'ingest.rate_limit': { per_second: 5_000, burst: 5_000 },
+      ...WITHOUT_WEBHOOKS, // merchant webhooks have tests of their own
     },
     SHIPPED_TOPOLOGY,
   );

@@ -11,13 +11,27 @@ export const SHIPPED_TOPOLOGY = new URL('../../topology.yaml', import.meta.url).
 /** The engine alone: validate → sink (engine tests: any mix of events flows through). */
 export const ENGINE_TOPOLOGY = new URL('../fixtures/engine-topology.yaml', import.meta.url).pathname;
 
+/** A change that removes the key (writeTopology). */
+export const REMOVE: unique symbol = Symbol('remove');
+
+/** The shipped file's merchant webhooks parts (two stages, their topic, the sink), for tests about something else. */
+export const WITHOUT_WEBHOOKS: Record<string, unknown> = {
+  'stages.webhook-events': REMOVE,
+  'stages.webhook-alerts': REMOVE,
+  'sinks.webhooks': REMOVE,
+  'topics.webhook_events': REMOVE,
+};
+
 /**
  * A topology file of the test's own: `base` (the engine topology unless told) with `changes`,
  * which map dotted paths (stages.validate.batch) to new values.
  */
 export function writeTopology(changes: Record<string, unknown>, base: string = ENGINE_TOPOLOGY): { path: string; topology: Topology } {
   const doc = parseDocument(readFileSync(base, 'utf8'));
-  for (const [path, value] of Object.entries(changes)) doc.setIn(path.split('.'), value);
+  for (const [path, value] of Object.entries(changes)) {
+    if (value === REMOVE) doc.deleteIn(path.split('.'));
+    else doc.setIn(path.split('.'), value);
+  }
   const text = doc.toString();
   const path = join(mkdtempSync(join(tmpdir(), 'rill-topology-')), 'topology.yaml');
   writeFileSync(path, text);
