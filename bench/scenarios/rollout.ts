@@ -23,7 +23,7 @@ const SHUTDOWN_DELAY_MS = '1000';
 
 export const rollout: Scenario = {
   id: 'rollout',
-  title: 'g. Rolling update and a lost worker under steady load',
+  title: 'h. Rolling update and a lost worker under steady load',
   async run(ctx): Promise<ScenarioOutput> {
     const R = ctx.profile.rollout;
     const problems: string[] = [];

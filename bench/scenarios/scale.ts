@@ -20,7 +20,7 @@ const SAMPLE_MS = 250;
 
 export const scale: Scenario = {
   id: 'scale',
-  title: 'h. Scaling workers out and in over a backlog',
+  title: 'i. Scaling workers out and in over a backlog',
   async run(ctx): Promise<ScenarioOutput> {
     const S = ctx.profile.scale;
     const problems: string[] = [];

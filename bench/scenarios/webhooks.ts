@@ -89,7 +89,7 @@ async function fullRun(ctx: RunContext, inst: BenchInstance, merchants: Merchant
 
 export const webhooks: Scenario = {
   id: 'webhooks',
-  title: 'h. Merchant webhooks',
+  title: 'j. Merchant webhooks',
   async run(ctx: RunContext): Promise<ScenarioOutput> {
     const N = ctx.profile.webhooks.events;
     const problems: string[] = [];
