@@ -157,3 +157,12 @@ test('a batch applies each event as if applied alone: the same outcomes, balance
   const wallet = (m: string) => inst.redis.hget(inst.keys.partitioned(partitionOf(m, 8), 'wallet', m), 'EUR');
   assert.equal(await wallet('m_seq_batch'), await wallet('m_seq_alone'));
 });
+
+test('a transaction held for review never moves money here: dead-lettered for an operator (the review route is missing)', async () => {
+  const p = await processor();
+  const held = ev('payin', 'm_held', 1_000);
+  held.event.status = 'in_review';
+  const [out] = await p.process([held]);
+  assert.equal(out!.kind, 'fatal');
+  assert.equal(await inst.redis.hget(inst.keys.partitioned(held.partition, 'wallet', 'm_held'), 'EUR'), null, 'no balance moved');
+});

@@ -8,7 +8,7 @@
 // A debit taking a wallet under its threshold emits one alert event (no storm).
 import { z } from 'zod';
 import type { LedgerLine, TransactionEvent } from '../../core/event.ts';
-import { ConfigError, RetryableError } from '../../core/errors.ts';
+import { ConfigError, FatalError, RetryableError } from '../../core/errors.ts';
 import { failedEvent, isFailureCode } from '../../core/failure-codes.ts';
 import { counter } from '../../core/metrics.ts';
 import { payinBucket, payinToken } from '../../core/payins.ts';
@@ -69,6 +69,8 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
         batch.forEach((e, i) => {
           // failed upstream: no money moves; a failed payin is still marked, so its refunds fail
           if (e.event.status === 'failed' && e.event.type !== 'payin') return;
+          // held for review: never posted here (a topology that lost the risk stage's review route)
+          if (e.event.status === 'in_review') return;
           byPartition.get(e.partition)?.push(i) ?? byPartition.set(e.partition, [i]);
         });
         const pipe = slotPipeline(ctx.redis);
@@ -110,6 +112,12 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
         });
 
         return batch.map((e, i): Outcome => {
+          if (e.event.status === 'in_review') {
+            return {
+              kind: 'fatal',
+              error: new FatalError('a transaction held for review reached the ledger: give the risk stage routes: { by: status, to: { in_review: review } }'),
+            };
+          }
           const r = results.get(i);
           const signals = e.event.type === 'payin' ? [payinToken(e.txId)] : undefined;
           if (!r || r[0] === 'skip') return { kind: 'ok', event: e.event, signals };
