@@ -14,7 +14,7 @@ import type { TransactionBody } from '../../../ingest/validation.ts';
 import { UnknownPayinError } from '../../../ingest/append.ts';
 import type { EventAppender } from '../../../ingest/append.ts';
 import type { Topology } from '../../../core/topology/schema.ts';
-import { SHIPPED_TOPOLOGY, writeTopology } from '../../helpers/topology-file.ts';
+import { SHIPPED_TOPOLOGY, WITHOUT_WEBHOOKS, writeTopology } from '../../helpers/topology-file.ts';
 import { merchantIds } from '../../helpers/transactions.ts';
 import type { Accepted, Expectation } from './consistency.ts';
 import type { MoneyTx } from './money.ts';
@@ -225,6 +225,7 @@ export function paymentsTopology(changes: Record<string, unknown> = {}): { path:
       'sinks.postgres.batch_rows': 500,
       'sinks.postgres.max_wait': '100ms',
       'sinks.postgres.visibility_timeout': '2s',
+      ...WITHOUT_WEBHOOKS, // the fault scenarios are about the payments pipeline; webhooks have tests of their own
       ...changes,
     },
     SHIPPED_TOPOLOGY,
