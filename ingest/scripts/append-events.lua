@@ -48,6 +48,7 @@ end
 
 local taken = 0
 local out = {}
+local expiry_set = {}
 for a = 6, #ARGV, 9 do
   local stream, rec_at, fp, tx, tp = KEYS[1 + tonumber(ARGV[a])], tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3], ARGV[a + 5]
   local rec = rec_at > 0 and redis.call('GET', KEYS[rec_at]) or false
@@ -76,7 +77,10 @@ for a = 6, #ARGV, 9 do
       if rec_at > 0 then redis.call('SET', KEYS[rec_at], fp .. ' ' .. tx, 'PX', ttl) end
       if payin_op == 'p' then
         redis.call('HSETNX', KEYS[payins_at], tx, 'a')
-        if payin_arg ~= '0' then redis.call('PEXPIREAT', KEYS[payins_at], payin_arg) end
+        if payin_arg ~= '0' and not expiry_set[payins_at] then
+          redis.call('PEXPIREAT', KEYS[payins_at], payin_arg)
+          expiry_set[payins_at] = true -- a bucket's expiry is the same for all its payins: once per call
+        end
       end
       tokens, taken = tokens - 1, taken + 1
       out[#out + 1] = 'accepted'

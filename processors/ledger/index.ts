@@ -62,6 +62,8 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
     const alerts = counter(ctx.registry, 'rill_alerts_emitted_total', 'Alert events emitted, by type', ['type']);
 
     const refunds = ctx.refunds ?? RefundsSchema.parse({});
+    /** Until when a refund or chargeback waits for its payin: await_payin from its own acceptance. */
+    const awaitDeadline = (ev: TransactionEvent, now: number) => (Number.isFinite(ev.ingested_at) ? ev.ingested_at : now) + refunds.await_payin;
 
     return {
       async process(batch: readonly StreamEvent[]): Promise<Outcome[]> {
@@ -89,7 +91,7 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
               ctx.keys.partitioned(p, 'ledger', txId),
               ctx.keys.partitioned(p, 'alerted', ev.merchant_id),
             );
-            const deadline = (Number.isFinite(ev.ingested_at) ? ev.ingested_at : now) + refunds.await_payin;
+            const deadline = awaitDeadline(ev, now);
             args.push(
               ev.type,
               ev.amount,
@@ -123,11 +125,10 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
           if (!r || r[0] === 'skip') return { kind: 'ok', event: e.event, signals };
           const [outcome, code, detail, balance, alerted] = r;
           if (outcome === 'wait') {
-            const until = (Number.isFinite(e.event.ingested_at) ? e.event.ingested_at : now) + refunds.await_payin;
             return {
               kind: 'retry',
               error: new PayinPendingError(`payin ${e.event.reference} is accepted but not settled yet`),
-              wait: { token: payinToken(e.event.reference ?? ''), until },
+              wait: { token: payinToken(e.event.reference ?? ''), until: awaitDeadline(e.event, now) },
             };
           }
           if (outcome === 'behind')

@@ -58,6 +58,15 @@ local function flag(key, cur)
   return f
 end
 
+-- a payins bucket's expiry is the same for all its payins: set once per key per call
+local expiry_set = {}
+local function expire(key, at)
+  if at ~= '0' and not expiry_set[key] then
+    redis.call('PEXPIREAT', key, at)
+    expiry_set[key] = true
+  end
+end
+
 local blocked = {}
 local out = {}
 local n = #KEYS / 4
@@ -71,7 +80,7 @@ for i = 1, n do
   elseif upstream == 'failed' then
     if typ == 'payin' then
       redis.call('HSET', payins, tx, 'f')
-      if expires ~= '0' then redis.call('PEXPIREAT', payins, expires) end
+      expire(payins, expires)
     end
     out[i] = { 'skip', '', '', 0, 0 }
   else
@@ -86,7 +95,7 @@ for i = 1, n do
       if typ == 'payin' then
         bal = bal + amount
         redis.call('HSET', payins, tx, amount .. ':' .. cur)
-        if expires ~= '0' then redis.call('PEXPIREAT', payins, expires) end
+        expire(payins, expires)
       elseif typ == 'payout' then
         if amount > bal then
           outcome, code, detail = 'failed', 'insufficient_funds', 'insufficient funds: balance ' .. bal .. ' ' .. cur .. ', payout ' .. amount
