@@ -72,18 +72,7 @@ export const sink: Scenario = {
     ctx.progress.update(0.65, 'psql \\copy');
     const columns = await transactionColumns(ctx.pg, inst.schema);
     const file = join(ctx.tmpDir, 'sink-rows.tsv');
-    await runToEnd(
-      spawnProgram('psql-export', 'psql', [
-        '-X',
-        '-q',
-        '-v',
-        'ON_ERROR_STOP=1',
-        '-d',
-        ctx.databaseUrl,
-        '-c',
-        `\\copy (SELECT ${columns.join(', ')} FROM "${inst.schema}".transactions) TO '${file}'`,
-      ]),
-    );
+    await psqlExport(ctx.databaseUrl, `"${inst.schema}".transactions`, columns, file);
     const copyInst = ctx.instance('copy', 'default');
     const insertInst = ctx.instance('insert', 'default');
     await Promise.all([copyInst.migrate(), insertInst.migrate()]);
@@ -112,18 +101,7 @@ export const sink: Scenario = {
     ctx.progress.update(0.9, 'psql \\copy of both tables');
     const ledgerColumns = (await transactionColumns(ctx.pg, inst.schema, 'ledger_entries')).filter((c) => c !== 'id');
     const ledgerFile = join(ctx.tmpDir, 'sink-ledger.tsv');
-    await runToEnd(
-      spawnProgram('psql-export', 'psql', [
-        '-X',
-        '-q',
-        '-v',
-        'ON_ERROR_STOP=1',
-        '-d',
-        ctx.databaseUrl,
-        '-c',
-        `\\copy (SELECT ${ledgerColumns.join(', ')} FROM "${inst.schema}".ledger_entries) TO '${ledgerFile}'`,
-      ]),
-    );
+    await psqlExport(ctx.databaseUrl, `"${inst.schema}".ledger_entries`, ledgerColumns, ledgerFile);
     const bothInst = ctx.instance('copyboth', 'default');
     await bothInst.migrate();
     const copyTx = lastJsonLine<BaselineRows>(
@@ -219,3 +197,19 @@ export const sink: Scenario = {
     };
   },
 };
+
+/** The rows of `table` as COPY text in `file` (psql \\copy): what the baselines load. */
+async function psqlExport(databaseUrl: string, table: string, columns: readonly string[], file: string): Promise<void> {
+  await runToEnd(
+    spawnProgram('psql-export', 'psql', [
+      '-X',
+      '-q',
+      '-v',
+      'ON_ERROR_STOP=1',
+      '-d',
+      databaseUrl,
+      '-c',
+      `\\copy (SELECT ${columns.join(', ')} FROM ${table}) TO '${file}'`,
+    ]),
+  );
+}
