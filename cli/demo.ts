@@ -5,7 +5,7 @@
 import { randomInt } from 'node:crypto';
 import type { PgPool } from '../core/postgres.ts';
 import { Progress } from './progress.ts';
-import { table } from './table.ts';
+import { table } from './io.ts';
 
 export interface DemoMerchant {
   id: string;

@@ -1,8 +1,7 @@
 // The `rill` command: one subcommand per job; every failure is one line on stderr and exit 1.
-import { describe } from './describe-error.ts';
-
-// commands import it from ./describe-error.ts (not from here: that would be an import cycle)
-export { describe };
+// What the commands share (CommandIO, describe, the runner, table) is in ./io.ts: commands import
+// nothing from here.
+import { processIO, runCommand } from './io.ts';
 
 type Command = (argv: string[]) => Promise<number>;
 
@@ -57,10 +56,5 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`rill: unknown command "${name}" (try rill --help)`);
     return 1;
   }
-  try {
-    return await (await cmd.load())(rest);
-  } catch (err) {
-    console.error(`rill ${name}: ${describe(err)}`);
-    return 1;
-  }
+  return runCommand(name, processIO(), async () => (await cmd.load())(rest));
 }

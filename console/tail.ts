@@ -12,7 +12,7 @@ import type { RillEnv } from '../core/config.ts';
 import type { Keys } from '../core/keys.ts';
 import type { Logger } from '../core/logger.ts';
 import { connectRedis } from '../core/redis.ts';
-import { TapInputError } from '../core/tap/position.ts';
+import { TapInputError } from '../core/errors.ts';
 import { openTap } from '../core/tap/reader.ts';
 import type { TapReader } from '../core/tap/reader.ts';
 import type { Topology } from '../core/topology/schema.ts';

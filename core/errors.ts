@@ -1,4 +1,5 @@
-// One error class per kind, so every layer can decide by `instanceof` what to do.
+// One error class per kind, all of them here, so every layer can decide by `instanceof` (never by
+// a name string) what to do.
 
 /** A processor failure worth retrying later (a dependency down, an event that arrived early). */
 export class RetryableError extends Error {
@@ -24,4 +25,73 @@ export class BackpressureError extends Error {
 /** Bad configuration or usage: reported as one line, exit 1, never a stack trace. */
 export class ConfigError extends Error {
   override name = 'ConfigError';
+}
+
+/** One problem of a topology file, at its 1-based line and column. */
+export interface TopologyProblem {
+  file: string;
+  /** 1-based. */
+  line: number;
+  /** 1-based. */
+  column: number;
+  message: string;
+}
+
+export function formatProblem(p: TopologyProblem): string {
+  return `${p.file}:${p.line}:${p.column}: ${p.message}`;
+}
+
+/** A topology that can't be used; `message` holds one `file:line:col: message` line per problem. */
+export class TopologyError extends ConfigError {
+  override name = 'TopologyError';
+  constructor(readonly problems: TopologyProblem[]) {
+    super(problems.map(formatProblem).join('\n'));
+  }
+}
+
+/** Bad tap input (a start, an end, a cursor): one line for the CLI, a 400 for HTTP. */
+export class TapInputError extends ConfigError {
+  override name = 'TapInputError';
+}
+
+/** The topic is not declared in the topology (HTTP: 404). */
+export class UnknownTopicError extends TapInputError {
+  override name = 'UnknownTopicError';
+}
+
+// The ingest edge's refusals: each becomes its own problem+json (ingest/app.ts).
+
+/** A dependency (Redis) did not answer in time: the request gets a 503 it can retry. */
+export class DependencyTimeoutError extends Error {
+  override name = 'DependencyTimeoutError';
+}
+
+/** The merchant's rate-limit bucket is empty: nothing was appended (429). */
+export class RateLimitedError extends Error {
+  override name = 'RateLimitedError';
+  constructor(
+    readonly merchantId: string,
+    /** Until the next token, as the script computed it. */
+    readonly retryAfterMs: number,
+    /** The merchant's limit (the topology's RateLimitConfig; named here by shape: errors.ts imports nothing). */
+    readonly limit: { per_second: number; burst: number },
+  ) {
+    super(`merchant ${merchantId} is over its rate limit`);
+  }
+
+  /** Retry-After: whole seconds, rounded up, at least 1. */
+  get retryAfterSeconds(): number {
+    return Math.max(1, Math.ceil(this.retryAfterMs / 1000));
+  }
+}
+
+/** A refund or chargeback whose reference is no payin of its merchant accepted within the refund window (422). */
+export class UnknownPayinError extends Error {
+  override name = 'UnknownPayinError';
+  constructor(
+    readonly type: string,
+    readonly reference: string,
+  ) {
+    super(`${type} references no accepted payin of its merchant`);
+  }
 }

@@ -7,7 +7,7 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { methodNotAllowed as allowOnly } from 'hono/method-not-allowed';
 import type { RillEnv } from '../core/config.ts';
-import { BackpressureError } from '../core/errors.ts';
+import { BackpressureError, RateLimitedError, UnknownPayinError } from '../core/errors.ts';
 import { Keys } from '../core/keys.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Registry } from '../core/metrics.ts';
@@ -32,8 +32,6 @@ import {
   tooManyRequests,
   unknownPayin,
 } from './problem.ts';
-import { RateLimitedError } from './rate-limit.ts';
-import { UnknownPayinError } from './append.ts';
 import { BatchAppender } from './batch/append.ts';
 import { postTransactionBatch } from './routes/batch.ts';
 import { opsRoutes } from './routes/ops.ts';

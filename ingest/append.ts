@@ -1,7 +1,7 @@
 // Appending accepted transactions to the ingest topic: picks partition and lane, builds the
 // stream entry and writes it in ONE Redis round trip: scripts/append-events.lua checks the
 // Idempotency-Key (if any), takes a token from the merchant's rate-limit bucket and appends.
-import { ConfigError } from '../core/errors.ts';
+import { ConfigError, RateLimitedError, UnknownPayinError } from '../core/errors.ts';
 import type { TransactionEvent } from '../core/event.ts';
 import type { Keys } from '../core/keys.ts';
 import { LaneMap } from '../core/lanes.ts';
@@ -12,7 +12,6 @@ import type { RateLimitConfig, Topology } from '../core/topology/schema.ts';
 import { APPEND_EVENTS, appendCall, INGEST_SCRIPTS, parseAppendReply, payinCheck } from './append-call.ts';
 import { fingerprint } from './idempotency.ts';
 import { IngestKeys } from './keys.ts';
-import { RateLimitedError } from './rate-limit.ts';
 import { withTimeout } from './timeout.ts';
 import { newTxId } from '../core/tx-id.ts';
 import type { TransactionBody } from './validation.ts';
@@ -29,17 +28,6 @@ export type AppendOutcome =
   | { kind: 'replayed'; id: string }
   /** Same Idempotency-Key, another body: nothing appended. */
   | { kind: 'conflict'; id: string };
-
-/** A refund or chargeback whose reference is no payin of its merchant accepted within the refund window. */
-export class UnknownPayinError extends Error {
-  override name = 'UnknownPayinError';
-  constructor(
-    readonly type: string,
-    readonly reference: string,
-  ) {
-    super(`${type} references no accepted payin of its merchant`);
-  }
-}
 
 export interface AppenderOptions {
   /** Longest wait for Redis before the request fails with 503. */

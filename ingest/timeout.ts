@@ -1,8 +1,5 @@
 // Bound every dependency call: a request must get a 503 it can retry, never hang on a stuck Redis.
-
-export class DependencyTimeoutError extends Error {
-  override name = 'DependencyTimeoutError';
-}
+import { DependencyTimeoutError } from '../core/errors.ts';
 
 export function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

@@ -12,7 +12,7 @@ import { partitionOf } from '../core/partition.ts';
 import { EventAppender } from '../ingest/append.ts';
 import { createApiKey } from '../ingest/auth/index.ts';
 import { IngestKeys } from '../ingest/keys.ts';
-import { RateLimitedError } from '../ingest/rate-limit.ts';
+import { RateLimitedError } from '../core/errors.ts';
 import { scanPrefix, startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
 

@@ -4,15 +4,13 @@ import { parseArgs } from 'node:util';
 import { readEnv } from '../../core/config.ts';
 import { DeadLetters } from '../../core/dead-letters.ts';
 import type { DeadLetter, RedriveResult } from '../../core/dead-letters.ts';
-import { parseDuration, parseSince } from '../../core/duration.ts';
-export { parseSince };
+import { parseSince } from '../../core/duration.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { Keys } from '../../core/keys.ts';
-import { connectRedis } from '../../core/redis.ts';
 import { loadTopology } from '../../core/topology/load.ts';
-import { describe } from '../describe-error.ts';
-import type { CommandIO } from './topology.ts';
-import { table } from '../table.ts';
+import { connectForCommand } from '../command-redis.ts';
+import { processIO, runCommand, table } from '../io.ts';
+import type { CommandIO } from '../io.ts';
 
 export const DLQ_USAGE = `usage: rill dlq list [--stage S] [--since 10m|<unix ms>|RFC3339] [--limit N] [--json]
        rill dlq show ID [--json]
@@ -53,13 +51,8 @@ const OPTIONS = {
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
 
 /** `argv` is what follows `rill dlq`. Resolves to the exit code. */
-export async function dlqCommand(argv: string[], io: CommandIO = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
-  try {
-    return await run(argv, io);
-  } catch (err) {
-    io.stderr.write(`rill dlq: ${describe(err)}\n`);
-    return 1;
-  }
+export function dlqCommand(argv: string[], io: CommandIO = processIO()): Promise<number> {
+  return runCommand('dlq', io, () => run(argv, io));
 }
 
 async function run(argv: string[], io: CommandIO): Promise<number> {
@@ -80,13 +73,8 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
 
   const env = readEnv(io.env);
   const topology = loadTopology(values.topology ?? env.topologyPath);
-  const redis = connectRedis(env, { name: 'rill:dlq', lazyConnect: true, offlineQueue: false, retriesPerRequest: 0 });
-  let cause: Error | undefined;
-  redis.on('error', (err: Error) => (cause ??= err)); // reported once, below, by the failing call
+  const redis = await connectForCommand(env, 'rill:dlq');
   try {
-    await redis.connect().catch((err: unknown) => {
-      throw cause ?? err; // "Connection is closed" says less than the ECONNREFUSED behind it
-    });
     const dlq = new DeadLetters(redis, new Keys(env.prefix), topology);
     const out = (s: string) => io.stdout.write(`${s}\n`);
     switch (action) {
@@ -180,8 +168,6 @@ function idList(dlq: DeadLetters, raw: string, stage: string | undefined): strin
   for (const id of ids) dlq.parseId(id);
   return ids;
 }
-
-/** `10m` (back from now), `<unix ms>`, or an RFC 3339 time. */
 
 function parseLimit(v: string): number {
   const n = Number(v);

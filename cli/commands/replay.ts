@@ -11,8 +11,8 @@ import { idTime, parseTapStart } from '../../core/tap/position.ts';
 import { applyReplay, planReplay, replayTarget } from '../../core/tap/replay.ts';
 import type { ReplayPlan } from '../../core/tap/replay.ts';
 import { loadTopology } from '../../core/topology/load.ts';
-import { describe } from '../describe-error.ts';
-import type { CommandIO } from './topology.ts';
+import { processIO, runCommand } from '../io.ts';
+import type { CommandIO } from '../io.ts';
 
 export const REPLAY_USAGE = `usage: rill replay --group G --from T [--topic TOPIC] [--dry-run]
 
@@ -42,13 +42,8 @@ const OPTIONS = {
 } as const;
 
 /** `argv` is what follows `rill replay`. Resolves to the exit code. */
-export async function replayCommand(argv: string[], io: CommandIO = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
-  try {
-    return await run(argv, io);
-  } catch (err) {
-    io.stderr.write(`rill replay: ${describe(err)}\n`);
-    return 1;
-  }
+export function replayCommand(argv: string[], io: CommandIO = processIO()): Promise<number> {
+  return runCommand('replay', io, () => run(argv, io));
 }
 
 async function run(argv: string[], io: CommandIO): Promise<number> {

@@ -6,13 +6,13 @@ import { parseArgs } from 'node:util';
 import { readEnv } from '../../core/config.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { Keys } from '../../core/keys.ts';
-import { connectRedis } from '../../core/redis.ts';
 import type { RedisClient } from '../../core/redis.ts';
 import { loadTopology } from '../../core/topology/load.ts';
 import { ReviewQueue } from '../../processors/risk/review-queue.ts';
 import { parseRules, readRules, setRules } from '../../processors/risk/rules.ts';
-import { describe } from '../describe-error.ts';
-import type { CommandIO } from './topology.ts';
+import { connectForCommand } from '../command-redis.ts';
+import { processIO, runCommand } from '../io.ts';
+import type { CommandIO } from '../io.ts';
 
 export const REVIEW_USAGE = `usage: rill review list [--merchant M] [--json]
        rill review approve TX [--note TEXT] [--by NAME]
@@ -40,97 +40,88 @@ set stores them as the next version; running stages use them within rules_poll_m
 every decision records the version it was made under. Version 0 is topology.yaml's.
 `;
 
-const io0: CommandIO = { stdout: process.stdout, stderr: process.stderr, env: process.env };
-
 async function withRedis<T>(env: NodeJS.ProcessEnv, fn: (redis: RedisClient, keys: Keys, e: ReturnType<typeof readEnv>) => Promise<T>): Promise<T> {
   const e = readEnv(env);
-  const redis = connectRedis(e, { name: 'rill:review', lazyConnect: true, offlineQueue: false, retriesPerRequest: 0 });
-  let cause: Error | undefined;
-  redis.on('error', (err: Error) => (cause ??= err));
+  const redis = await connectForCommand(e, 'rill:review');
   try {
-    await redis.connect().catch((err: unknown) => {
-      throw cause ?? err;
-    });
     return await fn(redis, new Keys(e.prefix), e);
   } finally {
     redis.disconnect();
   }
 }
 
-export async function reviewCommand(argv: string[], io: CommandIO = io0): Promise<number> {
-  try {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        merchant: { type: 'string' },
-        json: { type: 'boolean' },
-        note: { type: 'string' },
-        by: { type: 'string' },
-        stage: { type: 'string' },
-        topology: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-    if (values.help) {
-      io.stdout.write(REVIEW_USAGE);
-      return 0;
-    }
-    const [action, tx, ...extra] = positionals;
-    if (action !== 'list' && action !== 'approve' && action !== 'decline')
-      throw new ConfigError(`${action ? `unknown action "${action}"` : 'missing action'}: list, approve or decline (see rill review --help)`);
-    if (action === 'list' ? tx !== undefined : !tx || extra.length)
-      throw new ConfigError(action === 'list' ? `unexpected argument "${tx}"` : `${action} takes one transaction id`);
-    return await withRedis(io.env, async (redis, keys, env) => {
-      const queue = new ReviewQueue(redis, keys, loadTopology(values.topology ?? env.topologyPath), values.stage);
-      if (action === 'list') {
-        const held = await queue.list(values.merchant);
-        if (values.json) io.stdout.write(`${JSON.stringify(held, null, 2)}\n`);
-        else
-          for (const e of held)
-            io.stdout.write(`${e.id}  ${e.merchant_id}  ${e.type} ${e.amount} ${e.currency}  score ${e.risk_score}  ${(e.risk_reasons ?? []).join('; ')}\n`);
-        if (!values.json && !held.length) io.stdout.write('nothing held for review\n');
-        return 0;
-      }
-      const by = values.by ?? io.env.USER ?? 'cli';
-      const decided = await queue.decide(tx!, action, by, values.note);
-      if (!decided) throw new ConfigError(`${tx} is not held for review (unknown, or already decided)`);
-      io.stdout.write(`${tx} ${decided.review!.decision} by ${by}\n`);
-      return 0;
-    });
-  } catch (err) {
-    io.stderr.write(`rill review: ${describe(err)}\n`);
-    return 1;
-  }
+export function reviewCommand(argv: string[], io: CommandIO = processIO()): Promise<number> {
+  return runCommand('review', io, () => review(argv, io));
 }
 
-export async function riskCommand(argv: string[], io: CommandIO = io0): Promise<number> {
-  try {
-    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { help: { type: 'boolean', short: 'h' } } });
-    if (values.help) {
-      io.stdout.write(RISK_USAGE);
+export function riskCommand(argv: string[], io: CommandIO = processIO()): Promise<number> {
+  return runCommand('risk', io, () => risk(argv, io));
+}
+
+async function review(argv: string[], io: CommandIO): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      merchant: { type: 'string' },
+      json: { type: 'boolean' },
+      note: { type: 'string' },
+      by: { type: 'string' },
+      stage: { type: 'string' },
+      topology: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    io.stdout.write(REVIEW_USAGE);
+    return 0;
+  }
+  const [action, tx, ...extra] = positionals;
+  if (action !== 'list' && action !== 'approve' && action !== 'decline')
+    throw new ConfigError(`${action ? `unknown action "${action}"` : 'missing action'}: list, approve or decline (see rill review --help)`);
+  if (action === 'list' ? tx !== undefined : !tx || extra.length)
+    throw new ConfigError(action === 'list' ? `unexpected argument "${tx}"` : `${action} takes one transaction id`);
+  return await withRedis(io.env, async (redis, keys, env) => {
+    const queue = new ReviewQueue(redis, keys, loadTopology(values.topology ?? env.topologyPath), values.stage);
+    if (action === 'list') {
+      const held = await queue.list(values.merchant);
+      if (values.json) io.stdout.write(`${JSON.stringify(held, null, 2)}\n`);
+      else
+        for (const e of held)
+          io.stdout.write(`${e.id}  ${e.merchant_id}  ${e.type} ${e.amount} ${e.currency}  score ${e.risk_score}  ${(e.risk_reasons ?? []).join('; ')}\n`);
+      if (!values.json && !held.length) io.stdout.write('nothing held for review\n');
       return 0;
     }
-    const [what, action, source, ...extra] = positionals;
-    if (what !== 'rules' || (action !== 'set' && action !== 'show'))
-      throw new ConfigError('expected "rules set <file|json>" or "rules show" (see rill risk --help)');
-    if (action === 'set' ? !source || extra.length : source !== undefined)
-      throw new ConfigError(action === 'set' ? 'rules set takes one file or JSON text' : `unexpected argument "${source}"`);
-    const rules =
-      action === 'set' ? parseRules(source!.trimStart().startsWith('{') || !existsSync(source!) ? source! : readFileSync(source!, 'utf8')) : undefined;
-    return await withRedis(io.env, async (redis, keys) => {
-      if (rules) {
-        const stored = await setRules(redis, keys, rules);
-        io.stdout.write(`risk rules version ${stored.version} stored\n`);
-      } else {
-        const current = await readRules(redis, keys);
-        io.stdout.write(current ? `${JSON.stringify(current, null, 2)}\n` : "no rules stored: the stage uses topology.yaml's thresholds (version 0)\n");
-      }
-      return 0;
-    });
-  } catch (err) {
-    io.stderr.write(`rill risk: ${describe(err)}\n`);
-    return 1;
+    const by = values.by ?? io.env.USER ?? 'cli';
+    const decided = await queue.decide(tx!, action, by, values.note);
+    if (!decided) throw new ConfigError(`${tx} is not held for review (unknown, or already decided)`);
+    io.stdout.write(`${tx} ${decided.review!.decision} by ${by}\n`);
+    return 0;
+  });
+}
+
+async function risk(argv: string[], io: CommandIO): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { help: { type: 'boolean', short: 'h' } } });
+  if (values.help) {
+    io.stdout.write(RISK_USAGE);
+    return 0;
   }
+  const [what, action, source, ...extra] = positionals;
+  if (what !== 'rules' || (action !== 'set' && action !== 'show'))
+    throw new ConfigError('expected "rules set <file|json>" or "rules show" (see rill risk --help)');
+  if (action === 'set' ? !source || extra.length : source !== undefined)
+    throw new ConfigError(action === 'set' ? 'rules set takes one file or JSON text' : `unexpected argument "${source}"`);
+  const rules =
+    action === 'set' ? parseRules(source!.trimStart().startsWith('{') || !existsSync(source!) ? source! : readFileSync(source!, 'utf8')) : undefined;
+  return await withRedis(io.env, async (redis, keys) => {
+    if (rules) {
+      const stored = await setRules(redis, keys, rules);
+      io.stdout.write(`risk rules version ${stored.version} stored\n`);
+    } else {
+      const current = await readRules(redis, keys);
+      io.stdout.write(current ? `${JSON.stringify(current, null, 2)}\n` : "no rules stored: the stage uses topology.yaml's thresholds (version 0)\n");
+    }
+    return 0;
+  });
 }

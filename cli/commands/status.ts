@@ -19,9 +19,8 @@ import type { Topology } from '../../core/topology/schema.ts';
 import { buildReport, collect } from '../../core/observability/status-report.ts';
 import type { Sample, StatusReport } from '../../core/observability/status-report.ts';
 export type { StatusReport } from '../../core/observability/status-report.ts';
-import { describe } from '../describe-error.ts';
-import type { CommandIO } from './topology.ts';
-import { table } from '../table.ts';
+import { describe, processIO, runCommand, table } from '../io.ts';
+import type { CommandIO } from '../io.ts';
 
 export const STATUS_USAGE = `usage: rill status [--watch [SECONDS]] [--json] [--topology FILE]
 
@@ -52,13 +51,8 @@ export interface StatusIO extends CommandIO {
 }
 
 /** `argv` is what follows `rill status`. Resolves to the exit code. */
-export async function statusCommand(argv: string[], io: StatusIO = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
-  try {
-    return await run(argv, io);
-  } catch (err) {
-    io.stderr.write(`rill status: ${describe(err)}\n`);
-    return 1;
-  }
+export function statusCommand(argv: string[], io: StatusIO = processIO()): Promise<number> {
+  return runCommand('status', io, () => run(argv, io));
 }
 
 /** --watch takes an optional value, which parseArgs cannot express: take it out first. */

@@ -13,8 +13,8 @@ import { parseTapEnd, parseTapStart } from '../../core/tap/position.ts';
 import { openTap } from '../../core/tap/reader.ts';
 import type { TapEvent } from '../../core/tap/reader.ts';
 import { loadTopology } from '../../core/topology/load.ts';
-import { describe } from '../describe-error.ts';
-import type { CommandIO } from './topology.ts';
+import { processIO, runCommand } from '../io.ts';
+import type { CommandIO } from '../io.ts';
 
 export const TAP_USAGE = `usage: rill tap <topic> [--from T] [--to T] [--merchant ID] [--type TYPE]
                 [--format ndjson|csv] [--follow] [--limit N]
@@ -76,13 +76,8 @@ export const CSV_COLUMNS = [
 ] as const;
 
 /** `argv` is what follows `rill tap`. Resolves to the exit code. */
-export async function tapCommand(argv: string[], io: TapIO = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
-  try {
-    return await run(argv, io);
-  } catch (err) {
-    io.stderr.write(`rill tap: ${describe(err)}\n`);
-    return 1;
-  }
+export function tapCommand(argv: string[], io: TapIO = processIO()): Promise<number> {
+  return runCommand('tap', io, () => run(argv, io));
 }
 
 async function run(argv: string[], io: TapIO): Promise<number> {

@@ -2,7 +2,10 @@
 // Processor names are not resolved here: that needs the registry the worker wires up.
 import { parseArgs } from 'node:util';
 import { describeTopology } from '../../core/topology/describe.ts';
-import { loadTopology, TopologyError } from '../../core/topology/load.ts';
+import { TopologyError } from '../../core/errors.ts';
+import { loadTopology } from '../../core/topology/load.ts';
+import { processIO } from '../io.ts';
+import type { CommandIO } from '../io.ts';
 
 export const TOPOLOGY_USAGE = `Usage: rill topology check [file]
 
@@ -16,15 +19,8 @@ Options:
   -h, --help  show this help
 `;
 
-/** Where the command writes and which environment it reads; tests pass their own. */
-export interface CommandIO {
-  stdout: { write(chunk: string): unknown };
-  stderr: { write(chunk: string): unknown };
-  env: NodeJS.ProcessEnv;
-}
-
 /** `argv` is what follows `rill topology`. Resolves to the exit code. */
-export async function topologyCommand(argv: string[], io: CommandIO = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
+export async function topologyCommand(argv: string[], io: CommandIO = processIO()): Promise<number> {
   const fail = (line: string): number => {
     io.stderr.write(`${line}\n`);
     return 1;

@@ -14,18 +14,8 @@
 // where `b` is the most common position (streams at `b` are left out) and each listed position is
 // written relative to b's milliseconds ("<ms - b.ms>-<seq>"): ~20 bytes per moving stream, about
 // 1 KB for 32 busy streams, a few dozen bytes for a quiet or filtered tap.
-import { ConfigError } from '../errors.ts';
+import { TapInputError } from '../errors.ts';
 import { parseDuration } from '../duration.ts';
-
-/** Bad tap input (a start, an end, a cursor): one line for the CLI, a 400 for HTTP. */
-export class TapInputError extends ConfigError {
-  override name = 'TapInputError';
-}
-
-/** The topic is not declared in the topology (HTTP: 404). */
-export class UnknownTopicError extends TapInputError {
-  override name = 'UnknownTopicError';
-}
 
 export type TapStart =
   | { kind: 'now' }

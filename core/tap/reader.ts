@@ -17,7 +17,8 @@ import type { Keys } from '../keys.ts';
 import { partitionOf } from '../partition.ts';
 import type { Topology } from '../topology/schema.ts';
 import { isCluster, slotPipeline } from '../slot-pipeline.ts';
-import { compareIds, decodeCursor, encodeCursor, endId, idTime, parseTapEnd, parseTapStart, startPosition, UnknownTopicError } from './position.ts';
+import { compareIds, decodeCursor, encodeCursor, endId, idTime, parseTapEnd, parseTapStart, startPosition } from './position.ts';
+import { UnknownTopicError } from '../errors.ts';
 import type { StreamSlot, TapEnd, TapStart } from './position.ts';
 
 export interface TapFilter {

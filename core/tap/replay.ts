@@ -9,7 +9,8 @@ import { ConfigError } from '../errors.ts';
 import type { Keys } from '../keys.ts';
 import type { Topology } from '../topology/schema.ts';
 import { slotPipeline } from '../slot-pipeline.ts';
-import { compareIds, idBefore, startId, TapInputError } from './position.ts';
+import { compareIds, idBefore, startId } from './position.ts';
+import { TapInputError } from '../errors.ts';
 import type { TapStart } from './position.ts';
 
 export interface ReplayTarget {

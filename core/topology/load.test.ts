@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import { loadTopology, parseTopology, TopologyError } from './load.ts';
-import type { TopologyProblem } from './load.ts';
+import { TopologyError } from '../errors.ts';
+import type { TopologyProblem } from '../errors.ts';
+import { loadTopology, parseTopology } from './load.ts';
 import { describeTopology } from './describe.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));

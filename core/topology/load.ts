@@ -3,33 +3,14 @@
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument } from 'yaml';
 import type { YAMLError } from 'yaml';
+import { TopologyError } from '../errors.ts';
+import type { TopologyProblem } from '../errors.ts';
 import { checkTopology } from './check.ts';
 import { explainIssues } from './issues.ts';
 import { TopologySchema } from './schema.ts';
 import type { Topology } from './schema.ts';
 import { SourceLocator } from './source.ts';
 import type { PathProblem } from './source.ts';
-
-export interface TopologyProblem {
-  file: string;
-  /** 1-based. */
-  line: number;
-  /** 1-based. */
-  column: number;
-  message: string;
-}
-
-/** A topology that can't be used; `message` holds one `file:line:col: message` line per problem. */
-export class TopologyError extends Error {
-  override name = 'TopologyError';
-  constructor(readonly problems: TopologyProblem[]) {
-    super(problems.map(formatProblem).join('\n'));
-  }
-}
-
-export function formatProblem(p: TopologyProblem): string {
-  return `${p.file}:${p.line}:${p.column}: ${p.message}`;
-}
 
 export function loadTopology(path: string): Topology {
   let text: string;

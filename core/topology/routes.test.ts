@@ -1,7 +1,8 @@
 // Routes are checked like outputs: they must name declared topics and must not close a cycle.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseTopology, TopologyError } from './load.ts';
+import { TopologyError } from '../errors.ts';
+import { parseTopology } from './load.ts';
 
 const text = (route: string) => `version: 1
 ingest: { topic: transactions }

@@ -11,7 +11,7 @@
 // (unknown payin) is always refused by ingest (422 unknown-payin: nothing appended, not accepted).
 // Nothing is dead-lettered. The oracle then knows every final status and every wallet balance exactly.
 import type { TransactionBody } from '../../../ingest/validation.ts';
-import { UnknownPayinError } from '../../../ingest/append.ts';
+import { UnknownPayinError } from '../../../core/errors.ts';
 import type { EventAppender } from '../../../ingest/append.ts';
 import type { Topology } from '../../../core/topology/schema.ts';
 import { SHIPPED_TOPOLOGY, WITHOUT_WEBHOOKS, writeTopology } from '../../helpers/topology-file.ts';
