@@ -1,7 +1,9 @@
 // `npm run depcheck`: the dependency rules of design §8, checked in CI (.ci/run).
 // Dependencies point inward: cli/ wires everything; ingest/, processors/ and sinks/ import core/;
 // core/ imports none of them (processors and sinks are found by name through a registry); a
-// processor imports only core; the client stands alone (it ships as rill/client); no cycles.
+// processor imports only core; the bench only core/index.ts (the public entry point); nothing
+// imports cli/main.ts and no command another; the client stands alone (it ships as rill/client);
+// no cycles.
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
   forbidden: [
@@ -36,10 +38,46 @@ module.exports = {
     {
       name: 'bench-drives-rill-from-outside',
       severity: 'error',
-      comment: 'bench/ drives Rill through its CLI and HTTP API like any user (plus its baselines).',
+      comment:
+        'bench/ drives Rill through its CLI and HTTP API like any user (plus its baselines); of the code it imports only the public entry point core/index.ts (the `rill` package).',
       from: { path: '^bench/' },
-      // known exception, issue #17: the bench starts its own Redis/Postgres with the CLI's helper
-      to: { path: '^(ingest|processors|sinks|console|cli)/', pathNot: '^cli/local-services\\.ts$' },
+      to: { path: '^(core|ingest|processors|sinks|console|cli|client)/', pathNot: '^core/index\\.ts$' },
+    },
+    {
+      name: 'cli-main-is-the-entry-point',
+      severity: 'error',
+      comment: 'cli/main.ts loads the commands; nothing imports it back (what commands share is in cli/io.ts).',
+      from: { path: '^(core|ingest|processors|sinks|cli|bench|client|console)/', pathNot: '\\.test\\.ts$' },
+      to: { path: '^cli/main\\.ts$' },
+    },
+    {
+      name: 'commands-do-not-import-commands',
+      severity: 'error',
+      comment: 'A command (cli/commands/x.ts) is one subcommand; what two of them share lives in cli/ (run-*.ts, io.ts, context.ts).',
+      from: { path: '^cli/commands/' },
+      to: { path: '^cli/commands/' },
+    },
+    {
+      name: 'ingest-imports-core',
+      severity: 'error',
+      comment:
+        'ingest/ (the HTTP edge) imports core/, not processors/ or sinks/. Known exceptions (issue #17, to move behind core): the merchant webhooks routes and the risk review routes call into their sink and processor.',
+      from: { path: '^ingest/', pathNot: '\\.test\\.ts$' },
+      to: {
+        path: '^(processors|sinks)/',
+        pathNot: [
+          '^sinks/webhooks/(endpoints|url-guard|deliveries|secrets|queue|enqueue)\\.ts$',
+          '^processors/(risk/review-queue|webhook-events/events)\\.ts$',
+        ],
+      },
+    },
+    {
+      name: 'sinks-import-core',
+      severity: 'error',
+      comment:
+        'A sink imports core/ (and its own folder), not ingest/, processors/ or another sink. Known exception (issue #17): the webhooks sink builds its events with processors/webhook-events.',
+      from: { path: '^sinks/([^/]+)/', pathNot: '\\.test\\.ts$' },
+      to: { path: '^(ingest|processors|sinks)/', pathNot: ['^sinks/$1/', '^processors/webhook-events/events\\.ts$'] },
     },
     {
       name: 'client-stands-alone',

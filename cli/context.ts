@@ -9,6 +9,8 @@ import type { Logger } from '../core/logger.ts';
 import { loadTopology } from '../core/topology/load.ts';
 import type { Topology } from '../core/topology/schema.ts';
 import type { Registry } from '../core/metrics.ts';
+import { createPool } from '../core/postgres.ts';
+import { migrate } from '../sinks/postgres/migrate.ts';
 
 export interface CommandContext {
   env: RillEnv;
@@ -20,6 +22,19 @@ export function commandContext(component: string, topologyPath?: string): Comman
   const env = readEnv();
   if (topologyPath) env.topologyPath = topologyPath;
   return { env, topology: loadTopology(env.topologyPath), logger: createLogger(env.logLevel, { component }) };
+}
+
+/**
+ * Applies the Postgres migrations to RILL_PG_SCHEMA on a connection of its own (safe to run
+ * concurrently); resolves to the names of those applied now.
+ */
+export async function migrateSchema(env: RillEnv, name = 'rill-migrate'): Promise<string[]> {
+  const pool = createPool(env, { max: 1, name });
+  try {
+    return await migrate(pool, env.pgSchema);
+  } finally {
+    await pool.end();
+  }
 }
 
 /** Resolves on the first SIGTERM or SIGINT; a second one exits at once. */

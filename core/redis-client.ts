@@ -1,5 +1,5 @@
-// The Redis connection types, apart from redis.ts so the modules redis.ts uses (slot-pipeline.ts)
-// can name them without an import cycle.
+// The Redis connection types, apart from redis.ts (connections and scripts) so modules below it,
+// like slot-pipeline.ts, can name them without importing it.
 import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 
 export type RedisClient = Redis | Cluster;

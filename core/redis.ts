@@ -7,7 +7,6 @@ import { Cluster, Redis } from 'ioredis';
 import type { RedisOptions } from 'ioredis';
 import type { RillEnv } from './config.ts';
 import type { RedisClient, RedisPipeline } from './redis-client.ts';
-import { bySlot, isCluster, onEveryMaster } from './slot-pipeline.ts';
 
 export type { RedisClient, RedisPipeline } from './redis-client.ts';
 
@@ -94,24 +93,3 @@ export function runScript(target: RedisClient | RedisPipeline, script: ScriptSou
 }
 
 export const CORE_SCRIPTS_DIR = new URL('./scripts/', import.meta.url);
-
-/**
- * Delete every key matching a pattern (tests and `rill dev --reset`); SCAN, never KEYS. On Redis
- * Cluster: SCAN on every master, UNLINK one slot's keys at a time.
- */
-export async function deleteByPattern(redis: RedisClient, pattern: string): Promise<number> {
-  const cluster = isCluster(redis);
-  const counts = await onEveryMaster(redis, async (node) => {
-    let cursor = '0';
-    let n = 0;
-    do {
-      const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      cursor = next;
-      if (!keys.length) continue;
-      if (!cluster) n += await node.unlink(...keys);
-      else for (const group of bySlot(keys)) n += await node.unlink(...group);
-    } while (cursor !== '0');
-    return n;
-  });
-  return counts.reduce((a, b) => a + b, 0);
-}

@@ -4,7 +4,8 @@
 //  - single node: exactly one pipeline, filled as the commands are queued (as before);
 //  - Cluster: on exec, one pipeline per node (per slot until the slot map is known), run
 //    concurrently; the replies come back in the order the commands were queued.
-// Order holds within a slot (so within a partition), not across slots.
+// Order holds within a slot (so within a partition), not across slots. Also what spans every
+// master: onEveryMaster, deleteByPattern.
 import { Cluster } from 'ioredis';
 import type { Redis } from 'ioredis';
 import type { RedisClient, RedisPipeline } from './redis-client.ts';
@@ -82,6 +83,27 @@ export function slotPipeline(redis: RedisClient): SlotPipeline {
 export async function onEveryMaster<T>(redis: RedisClient, fn: (node: Redis) => Promise<T>): Promise<T[]> {
   if (!isCluster(redis)) return [await fn(redis)];
   return Promise.all(redis.nodes('master').map((n) => fn(n)));
+}
+
+/**
+ * Delete every key matching a pattern (tests and `rill dev --reset`); SCAN, never KEYS. On Redis
+ * Cluster: SCAN on every master, UNLINK one slot's keys at a time.
+ */
+export async function deleteByPattern(redis: RedisClient, pattern: string): Promise<number> {
+  const cluster = isCluster(redis);
+  const counts = await onEveryMaster(redis, async (node) => {
+    let cursor = '0';
+    let n = 0;
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      if (!keys.length) continue;
+      if (!cluster) n += await node.unlink(...keys);
+      else for (const group of bySlot(keys)) n += await node.unlink(...group);
+    } while (cursor !== '0');
+    return n;
+  });
+  return counts.reduce((a, b) => a + b, 0);
 }
 
 /** Keys grouped by hash slot (a multi-key command on a cluster node takes one slot's keys). */

@@ -16,7 +16,7 @@ import { createRegistry } from '../core/metrics.ts';
 import { ConfigError } from '../core/errors.ts';
 import { EventAppender } from '../ingest/append.ts';
 import type { TransactionBody } from '../ingest/validation.ts';
-import { startWorker } from '../cli/worker.ts';
+import { startWorker } from '../cli/start-worker.ts';
 
 let inst: TestInstance;
 let server: Server;

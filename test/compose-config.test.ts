@@ -20,13 +20,13 @@ import { entryArgs } from '../core/entry.ts';
 import { createLogger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
 import type { Registry } from '../core/metrics.ts';
-import { startWorkerObservability } from '../core/observability/worker.ts';
+import { startWorkerObservability } from '../core/observability/worker-observability.ts';
 import { EventAppender } from '../ingest/append.ts';
 import { createApiKey } from '../ingest/auth/key-store.ts';
 import { startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
-import { startWorker } from '../cli/worker.ts';
-import type { Worker } from '../cli/worker.ts';
+import { startWorker } from '../cli/start-worker.ts';
+import type { Worker } from '../cli/start-worker.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const COMPOSE = join(ROOT, 'compose');
@@ -312,7 +312,7 @@ describe('compose: every metric the dashboard and the alerts query is exported b
     });
     const logger = createLogger('silent');
     worker = await startWorker({ env: inst.env, topology, registry: workerRegistry, logger });
-    // what cli/worker.ts starts beside the stages (see core/observability/worker.ts)
+    // what cli/start-worker.ts starts beside the stages (see core/observability/worker-observability.ts)
     observability = startWorkerObservability({
       redis: inst.redis,
       keys: inst.keys,

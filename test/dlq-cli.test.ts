@@ -16,8 +16,8 @@ import { createLogger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
 import type { Topology } from '../core/topology/schema.ts';
 import { EventAppender } from '../ingest/append.ts';
-import { startWorker } from '../cli/worker.ts';
-import type { Worker } from '../cli/worker.ts';
+import { startWorker } from '../cli/start-worker.ts';
+import type { Worker } from '../cli/start-worker.ts';
 import { dlqCommand } from '../cli/commands/dlq.ts';
 
 let inst: TestInstance;

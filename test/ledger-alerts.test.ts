@@ -13,7 +13,7 @@ import { createRegistry } from '../core/metrics.ts';
 import { partitionOf } from '../core/partition.ts';
 import { EventAppender } from '../ingest/append.ts';
 import type { TransactionBody } from '../ingest/validation.ts';
-import { startWorker } from '../cli/worker.ts';
+import { startWorker } from '../cli/start-worker.ts';
 
 let inst: TestInstance;
 before(async () => {

@@ -16,13 +16,13 @@ import { partitionOf } from '../core/partition.ts';
 import { createLogger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
 import { loadTopology } from '../core/topology/load.ts';
-import { startWorkerObservability } from '../core/observability/worker.ts';
+import { startWorkerObservability } from '../core/observability/worker-observability.ts';
 import { EventAppender } from '../ingest/append.ts';
 import { createApiKey } from '../ingest/auth/key-store.ts';
 import { startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
-import { startWorker } from '../cli/worker.ts';
-import type { Worker } from '../cli/worker.ts';
+import { startWorker } from '../cli/start-worker.ts';
+import type { Worker } from '../cli/start-worker.ts';
 
 /**
  * Lint findings on prom-client's default Node.js metrics, not on Rill's: prom-client names these

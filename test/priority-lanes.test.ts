@@ -14,7 +14,7 @@ import { createRegistry } from '../core/metrics.ts';
 import type { Topology } from '../core/topology/schema.ts';
 import { EventAppender } from '../ingest/append.ts';
 import type { TransactionBody } from '../ingest/validation.ts';
-import { startWorker } from '../cli/worker.ts';
+import { startWorker } from '../cli/start-worker.ts';
 
 let inst: TestInstance;
 before(async () => {

@@ -16,8 +16,8 @@ import { createRegistry } from '../core/metrics.ts';
 import type { Registry } from '../core/metrics.ts';
 import { loadTopology } from '../core/topology/load.ts';
 import { EventAppender } from '../ingest/append.ts';
-import { startWorker } from '../cli/worker.ts';
-import type { Worker } from '../cli/worker.ts';
+import { startWorker } from '../cli/start-worker.ts';
+import type { Worker } from '../cli/start-worker.ts';
 import { replayCommand } from '../cli/commands/replay.ts';
 
 const topology = loadTopology(ENGINE_TOPOLOGY);

@@ -11,7 +11,7 @@ import { merchantIds, registerReferencedPayins, sampleBody } from './helpers/tra
 import { createLogger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
 import { EventAppender } from '../ingest/append.ts';
-import { startWorker } from '../cli/worker.ts';
+import { startWorker } from '../cli/start-worker.ts';
 
 let inst: TestInstance;
 before(async () => {

@@ -1,5 +1,5 @@
 // `rill status` against a real pipeline: a worker (with its heartbeat and stream statistics, as
-// cli/worker.ts starts them) and some traffic. --json reports the topology's topics and lanes with
+// cli/start-worker.ts starts them) and some traffic. --json reports the topology's topics and lanes with
 // the right lengths, the stage with a live worker, rates while traffic flows; the plain output is
 // a table; --watch redraws until stopped; an unreachable Redis is one line and exit 1. The command
 // runs in-process with captured output.
@@ -14,10 +14,10 @@ import { merchantIds, registerReferencedPayins, sampleBody } from './helpers/tra
 import { createLogger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
 import { LaneMap } from '../core/lanes.ts';
-import { startWorkerObservability } from '../core/observability/worker.ts';
+import { startWorkerObservability } from '../core/observability/worker-observability.ts';
 import { EventAppender } from '../ingest/append.ts';
-import { startWorker } from '../cli/worker.ts';
-import type { Worker } from '../cli/worker.ts';
+import { startWorker } from '../cli/start-worker.ts';
+import type { Worker } from '../cli/start-worker.ts';
 import { statusCommand } from '../cli/commands/status.ts';
 import type { StatusIO, StatusReport } from '../cli/commands/status.ts';
 

@@ -15,8 +15,8 @@ import { loadTopology } from '../core/topology/load.ts';
 import { startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
 import { createApiKey } from '../ingest/auth/index.ts';
-import { startWorker } from '../cli/worker.ts';
-import type { Worker } from '../cli/worker.ts';
+import { startWorker } from '../cli/start-worker.ts';
+import type { Worker } from '../cli/start-worker.ts';
 
 const exporter = new InMemorySpanExporter();
 let inst: TestInstance;

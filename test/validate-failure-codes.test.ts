@@ -19,8 +19,8 @@ import { loadTopology } from '../core/topology/load.ts';
 import { createLogger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
 import { EventAppender } from '../ingest/append.ts';
-import { startWorker } from '../cli/worker.ts';
-import type { Worker } from '../cli/worker.ts';
+import { startWorker } from '../cli/start-worker.ts';
+import type { Worker } from '../cli/start-worker.ts';
 import type { TransactionBody } from '../ingest/validation.ts';
 
 let inst: TestInstance;

@@ -16,12 +16,12 @@ import { createRegistry } from '../core/metrics.ts';
 import { createApiKey } from '../ingest/auth/key-store.ts';
 import { startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
-import { startWorker } from '../cli/worker.ts';
+import { startWorker } from '../cli/start-worker.ts';
 import { runRill } from './helpers/rill-process.ts';
 import { entryArgs } from '../core/entry.ts';
 import { partitionOf } from '../core/partition.ts';
 import { deadLetterFields } from '../core/consumer/stage-runner.ts';
-import type { Worker } from '../cli/worker.ts';
+import type { Worker } from '../cli/start-worker.ts';
 
 const N = 15;
 const A = 'm_wh_a';

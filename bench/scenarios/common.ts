@@ -8,7 +8,7 @@ import type { Merchant, Mix } from '../lib/payload.ts';
 import { outstanding } from '../lib/redis-stats.ts';
 import type { RunContext } from './types.ts';
 
-import { waitFor } from '../../core/wait.ts';
+import { waitFor } from '../../core/index.ts';
 
 export { waitFor };
 

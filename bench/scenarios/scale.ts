@@ -12,7 +12,7 @@ import { rowCount } from '../lib/pg-stats.ts';
 import { drain, int, loadDuring, preload, waitFor } from './common.ts';
 import type { LoadResult } from '../load/protocol.ts';
 import { merchantIds } from '../lib/payload.ts';
-import { partitionOf } from '../../core/partition.ts';
+import { partitionOf } from '../../core/index.ts';
 import type { Comparison, Scenario, ScenarioOutput } from './types.ts';
 import { compare } from './types.ts';
 

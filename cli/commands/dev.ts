@@ -8,13 +8,13 @@ import { createPool } from '../../core/postgres.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { migrate } from '../../sinks/postgres/migrate.ts';
 import { createApiKey } from '../../ingest/auth/index.ts';
-import { runIngest } from '../ingest.ts';
-import { startWorker } from '../worker.ts';
-import { postgresAnswers, redisAnswers, startLocalPostgres, startLocalRedis } from '../local-services.ts';
-import type { LocalService } from '../local-services.ts';
+import { runIngest } from '../run-ingest.ts';
+import { startWorker } from '../start-worker.ts';
+import { postgresAnswers, redisAnswers, startLocalPostgres, startLocalRedis } from '../../core/local-services.ts';
+import type { LocalService } from '../../core/local-services.ts';
 import { runDemo } from '../demo.ts';
 import { createLogger } from '../../core/logger.ts';
-import { consolePort, runConsole } from './console.ts';
+import { consolePort, runConsole } from '../run-console.ts';
 
 const HELP = `usage: rill dev [--demo N] [--exit] [--port N] [--console-port N] [--topology FILE]
 

