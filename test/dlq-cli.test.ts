@@ -19,6 +19,8 @@ import { EventAppender } from '../ingest/append.ts';
 import { startWorker } from '../cli/start-worker.ts';
 import type { Worker } from '../cli/start-worker.ts';
 import { dlqCommand } from '../cli/commands/dlq.ts';
+import { runCaptured } from './helpers/cli.ts';
+import type { CommandRun } from './helpers/cli.ts';
 
 let inst: TestInstance;
 let worker: Worker | undefined;
@@ -34,21 +36,8 @@ after(async () => {
   await inst?.cleanup();
 });
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function dlq(...argv: string[]): Promise<Run> {
-  let stdout = '';
-  let stderr = '';
-  const code = await dlqCommand(argv, {
-    stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: (s: string) => (stderr += s) },
-    env: { ...process.env, ...inst.vars, RILL_TOPOLOGY: pipeline.path },
-  });
-  return { code, stdout, stderr };
+function dlq(...argv: string[]): Promise<CommandRun> {
+  return runCaptured(dlqCommand, argv, { env: { ...process.env, ...inst.vars, RILL_TOPOLOGY: pipeline.path } });
 }
 
 async function listJson(

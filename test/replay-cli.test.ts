@@ -19,6 +19,8 @@ import { EventAppender } from '../ingest/append.ts';
 import { startWorker } from '../cli/start-worker.ts';
 import type { Worker } from '../cli/start-worker.ts';
 import { replayCommand } from '../cli/commands/replay.ts';
+import { runCaptured } from './helpers/cli.ts';
+import type { CommandRun } from './helpers/cli.ts';
 
 const topology = loadTopology(ENGINE_TOPOLOGY);
 const N1 = 24;
@@ -36,15 +38,8 @@ after(async () => {
   await inst?.cleanup();
 });
 
-async function replay(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await replayCommand(argv, {
-    stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: (s: string) => (stderr += s) },
-    env: { ...process.env, ...inst.vars, RILL_TOPOLOGY: ENGINE_TOPOLOGY },
-  });
-  return { code, stdout, stderr };
+function replay(...argv: string[]): Promise<CommandRun> {
+  return runCaptured(replayCommand, argv, { env: { ...process.env, ...inst.vars, RILL_TOPOLOGY: ENGINE_TOPOLOGY } });
 }
 
 async function runWorker(registry: Registry): Promise<void> {

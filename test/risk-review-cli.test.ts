@@ -6,6 +6,7 @@ import { createInstance } from './helpers/instance.ts';
 import type { TestInstance } from './helpers/instance.ts';
 import { SHIPPED_TOPOLOGY } from './helpers/topology-file.ts';
 import { reviewCommand, riskCommand } from '../cli/commands/review.ts';
+import { runCaptured } from './helpers/cli.ts';
 import { partitionOf } from '../core/partition.ts';
 import { loadTopology } from '../core/topology/load.ts';
 import type { TransactionEvent } from '../core/event.ts';
@@ -21,14 +22,8 @@ after(async () => {
 });
 
 async function run(cmd: typeof reviewCommand, argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await cmd(argv, {
-    stdout: { write: (s: string) => (out += s) },
-    stderr: { write: (s: string) => (err += s) },
-    env: { ...process.env, ...inst.vars, RILL_TOPOLOGY: SHIPPED_TOPOLOGY, USER: 'ops-alice' },
-  });
-  return { code, out, err };
+  const r = await runCaptured(cmd, argv, { env: { ...process.env, ...inst.vars, RILL_TOPOLOGY: SHIPPED_TOPOLOGY, USER: 'ops-alice' } });
+  return { code: r.code, out: r.stdout, err: r.stderr };
 }
 
 const held = (id: string, merchant: string): TransactionEvent => ({

@@ -20,6 +20,8 @@ import { startWorker } from '../cli/start-worker.ts';
 import type { Worker } from '../cli/start-worker.ts';
 import { statusCommand } from '../cli/commands/status.ts';
 import type { StatusIO, StatusReport } from '../cli/commands/status.ts';
+import { runCaptured } from './helpers/cli.ts';
+import type { CommandRun } from './helpers/cli.ts';
 
 let inst: TestInstance;
 let worker: Worker | undefined;
@@ -69,23 +71,8 @@ after(async () => {
   await inst?.cleanup();
 });
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function status(argv: string[], extra: Partial<StatusIO> = {}, vars: Record<string, string> = {}): Promise<Run> {
-  let stdout = '';
-  let stderr = '';
-  const code = await statusCommand(argv, {
-    stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: (s: string) => (stderr += s) },
-    env: { ...process.env, ...inst.vars, RILL_TOPOLOGY: path, ...vars },
-    tty: false,
-    ...extra,
-  });
-  return { code, stdout, stderr };
+function status(argv: string[], extra: Partial<StatusIO> = {}, vars: Record<string, string> = {}): Promise<CommandRun> {
+  return runCaptured(statusCommand, argv, { env: { ...process.env, ...inst.vars, RILL_TOPOLOGY: path, ...vars }, tty: false, ...extra });
 }
 
 async function json(): Promise<StatusReport> {

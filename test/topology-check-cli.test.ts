@@ -3,22 +3,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { topologyCommand } from '../cli/commands/topology.ts';
+import { runCaptured } from './helpers/cli.ts';
+import type { CommandRun } from './helpers/cli.ts';
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function run(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  let stdout = '';
-  let stderr = '';
-  const code = await topologyCommand(argv, {
-    stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: (s: string) => (stderr += s) },
-    env,
-  });
-  return { code, stdout, stderr };
+function run(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<CommandRun> {
+  return runCaptured(topologyCommand, argv, { env });
 }
 
 const lines = (s: string) => s.split('\n').filter(Boolean);
