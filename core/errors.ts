@@ -95,3 +95,24 @@ export class UnknownPayinError extends Error {
     super(`${type} references no accepted payin of its merchant`);
   }
 }
+
+// The sinks' delivery failures.
+
+/** An alert webhook's delivery failed (sinks/alerts); the message names the webhook, never its URL. */
+export class WebhookError extends Error {
+  override name = 'WebhookError';
+  constructor(
+    message: string,
+    /** No retry can fix it (4xx other than 429, a redirect). */
+    readonly permanent: boolean,
+    readonly status?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** A merchant webhook's host resolves to an address the SSRF guard refuses (sinks/webhooks/url-guard.ts). */
+export class RefusedAddressError extends Error {
+  override name = 'RefusedAddressError';
+  readonly code = 'ERR_WEBHOOK_REFUSED_ADDRESS';
+}

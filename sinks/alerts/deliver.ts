@@ -4,20 +4,9 @@
 // alert's deadline, so one broken webhook holds an alert for at most delivery_timeout.
 // Errors name the webhook, never its URL (it carries a token).
 import { setTimeout as sleep } from 'node:timers/promises';
+import { WebhookError } from '../../core/errors.ts';
 import { backoffMs } from '../../core/retry.ts';
 import type { RetryConfig } from '../../core/topology/schema.ts';
-
-export class WebhookError extends Error {
-  override name = 'WebhookError';
-  constructor(
-    message: string,
-    /** No retry can fix it (4xx other than 429, a redirect). */
-    readonly permanent: boolean,
-    readonly status?: number,
-  ) {
-    super(message);
-  }
-}
 
 export interface AttemptReport {
   attempt: number;

@@ -37,7 +37,8 @@ import { runAlertChecks } from './checks.ts';
 import { resolveWebhooks } from './config.ts';
 import type { AlertsSinkConfig, ResolvedWebhook } from './config.ts';
 import { AlertDedupe } from './dedupe.ts';
-import { postJson, WebhookError } from './deliver.ts';
+import { WebhookError } from '../../core/errors.ts';
+import { postJson } from './deliver.ts';
 import type { DeliveryResult } from './deliver.ts';
 
 export interface AlertsSinkOptions {

@@ -2,6 +2,7 @@
 // checks the address it connects to (url-guard.ts). Connect and total timeouts; 3xx is a failure
 // (redirects are not followed); errors name the reason, never a URL or a secret.
 import { Pool } from 'undici';
+import { RefusedAddressError } from '../../core/errors.ts';
 import { guardedConnector } from './url-guard.ts';
 import type { GuardPolicy } from './url-guard.ts';
 
@@ -80,7 +81,8 @@ function reason(err: unknown): string {
   const e = err as { name?: string; code?: string; message?: string; cause?: { code?: string; message?: string } };
   if (e?.name === 'TimeoutError' || e?.code === 'UND_ERR_HEADERS_TIMEOUT' || e?.code === 'UND_ERR_BODY_TIMEOUT') return 'timeout';
   if (e?.code === 'UND_ERR_CONNECT_TIMEOUT') return 'connect timeout';
-  if (e?.name === 'RefusedAddressError' || e?.code === 'ERR_WEBHOOK_REFUSED_ADDRESS') return e.message ?? 'refused address';
+  // or by its code, should the connector hand it on as another object
+  if (err instanceof RefusedAddressError || e?.code === 'ERR_WEBHOOK_REFUSED_ADDRESS') return e.message ?? 'refused address';
   const code = e?.code ?? e?.cause?.code;
   return `network error${code ? `: ${code}` : e?.message ? `: ${e.message.slice(0, 200)}` : ''}`;
 }

@@ -9,6 +9,7 @@ import { lookup as dnsLookup } from 'node:dns';
 import type { LookupAddress, LookupOptions } from 'node:dns';
 import { BlockList, isIP } from 'node:net';
 import { buildConnector } from 'undici';
+import { RefusedAddressError } from '../../core/errors.ts';
 
 export interface GuardPolicy {
   /** http:// to loopback hosts, and loopback addresses (dev and tests). */
@@ -92,11 +93,6 @@ export function checkEndpointUrl(raw: string, policy: GuardPolicy): string | und
   if (literal) return refusedAddress(host, policy);
   if (isLoopbackHost && !policy.allowLoopback) return `${host} is a loopback host`;
   return undefined;
-}
-
-export class RefusedAddressError extends Error {
-  override name = 'RefusedAddressError';
-  readonly code = 'ERR_WEBHOOK_REFUSED_ADDRESS';
 }
 
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
