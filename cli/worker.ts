@@ -176,6 +176,7 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
       registry: o.registry,
       logger: o.logger.child({ job: 'retention' }),
       intervalMs,
+      slowestMs: RETENTION_INTERVAL_MS,
       shouldRun: leaderPass(redis, keys.global('leader', 'retention'), intervalMs),
     });
     closers.push(() => retention.stop());
