@@ -145,20 +145,23 @@ test('Redis holds a flat footprint after the first window while rows keep arrivi
     accepted += json.results.filter((r) => r.status === 'accepted').length;
   };
 
+  // the worker up and every group there (the backlog check below counts groups' lag): a first round through
+  for (let i = 0; i < merchants.length; i++) await post();
+  await waitFor('the first round in Postgres', async () => (await rows()) === accepted, 60_000, 100);
+
   // the load: a steady rate from its own clock, pausing while the pipeline is behind
   let stop = false;
   const load = (async () => {
     const start = Date.now();
+    const first = tick;
     while (!stop) {
       if (tick % 5 === 0) while (!stop && (await outstanding(inst.redis, inst.keys, topology)) > MAX_BACKLOG) await sleep(50);
       await post();
-      const due = start + tick * TICK_MS - Date.now();
+      const due = start + (tick - first) * TICK_MS - Date.now();
       if (due > 0) await sleep(due);
     }
   })();
 
-  // the first window starts with the first row in Postgres (the worker is up)
-  await waitFor('the first rows', async () => (await rows()) > 0, 60_000, 100);
   const warmUntil = Date.now() + WARM_UP_MS;
   const samples: Sample[] = [];
   const end = warmUntil + MEASURE_MS;
@@ -187,8 +190,8 @@ test('Redis holds a flat footprint after the first window while rows keep arrivi
   t.diagnostic(
     `held: first half max ${mb(firstMax)} MB, second half max ${mb(secondMax)} MB; ${postedInMeasure} payins posted while measured, ${samples[0]!.posted} before`,
   );
-  // untrimmed, what is held would grow with everything posted (more than doubling over the measure)
-  assert.ok(postedInMeasure > samples[0]!.posted, 'more is posted while measured than before: growth would show');
+  // untrimmed, what is held would grow with everything posted: by more than half while measured, so past the bound below
+  assert.ok(postedInMeasure > 0.5 * samples[0]!.posted, 'enough posted while measured for growth to show');
   assert.ok(secondMax <= 1.5 * firstMax, `flat: ${mb(secondMax)} MB late against ${mb(firstMax)} MB early`);
   const mid = samples[half]!.rows;
   assert.ok(samples[0]!.rows < mid && mid < samples.at(-1)!.rows, 'rows keep arriving');
