@@ -63,6 +63,12 @@ export const riskProcessor: ProcessorFactory<RiskConfig> = {
       throw new ConfigError(`risk: anomalies_topic "${config.anomalies_topic}" is not a declared topic`);
     }
     const recordTtlMs = config.record_ttl_ms ?? ctx.redeliveryHorizonMs ?? DEFAULT_HORIZON_MS;
+    if (ctx.redeliveryHorizonMs !== undefined && recordTtlMs < ctx.redeliveryHorizonMs) {
+      ctx.logger.warn(
+        { record_ttl_ms: recordTtlMs, redelivery_horizon_ms: ctx.redeliveryHorizonMs },
+        'risk: record_ttl_ms is shorter than the stage can redeliver an event: a late redelivery is scored (and counted) again',
+      );
+    }
     const scorer = new RiskScorer(ctx.redis, ctx.keys, { limits: config, recordTtlMs, features: config.features });
     // velocity alone decides as it always did: block above `threshold`, never review
     const velocityOnly: VersionedRules = { version: 0, thresholds: { default: { review: 101, block: config.threshold + 1 } } };
