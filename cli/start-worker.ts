@@ -20,6 +20,7 @@ import { WebhooksSink } from '../sinks/webhooks/sink.ts';
 import { BatchWriter } from '../sinks/postgres/batch-writer.ts';
 import { registerBuiltinProcessors } from '../processors/index.ts';
 import { retentionInterval, startRetention } from '../core/retention/retention.ts';
+import { redeliveryHorizon } from '../core/retention/horizon.ts';
 import { leaderPass } from '../core/leases/leader-pass.ts';
 import { createPool } from '../core/postgres.ts';
 import { startMaintenance } from '../sinks/postgres/maintenance.ts';
@@ -101,6 +102,7 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
         refunds: topology.refunds,
         registry: o.registry,
         logger: o.logger.child({ stage: name }),
+        redeliveryHorizonMs: redeliveryHorizon(stage),
       });
       for (let i = 0; i < stage.concurrency; i++) {
         const runner = new StageRunner({
@@ -176,6 +178,7 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
       registry: o.registry,
       logger: o.logger.child({ job: 'retention' }),
       intervalMs,
+      slowestMs: RETENTION_INTERVAL_MS,
       shouldRun: leaderPass(redis, keys.global('leader', 'retention'), intervalMs),
     });
     closers.push(() => retention.stop());

@@ -76,6 +76,11 @@ export interface ProcessorContext {
   refunds?: RefundsConfig;
   /** Clock (default Date.now), for simulation. */
   now?: () => number;
+  /**
+   * How long after an event was first processed this stage may be handed it again (reclaims,
+   * retries; core/retention/horizon.ts): keep per-event decision records this long, not longer.
+   */
+  redeliveryHorizonMs?: number;
 }
 
 export interface ProcessorFactory<C = unknown, T = TransactionEvent> {

@@ -2,7 +2,7 @@
 // and when a group is falling far enough behind that retention cannot keep the stream small.
 import { idMs, maxId, minId, nextId } from './stream-id.ts';
 
-/** Warn when a group's backlog passes this share of max_age or max_len. */
+/** Warn when a group's backlog passes this share of the hot window or max_len. */
 export const WARN_SHARE = 0.8;
 
 export interface GroupState {
@@ -19,8 +19,36 @@ export interface GroupState {
 }
 
 export interface Retention {
+  /** How long acknowledged entries stay in Redis (0: trimmed once every group acknowledged). */
+  hot?: number;
+  /** The older name of hot: with both, the shorter applies. */
   max_age?: number;
   max_len?: number;
+  /** Cap of the whole topic's lane streams in Redis memory. */
+  max_bytes?: number;
+}
+
+/** The topic's hot window (ms): the shorter of `hot` and `max_age`; undefined: no time limit. */
+export function hotWindow(r: Retention): number | undefined {
+  if (r.hot === undefined) return r.max_age;
+  return r.max_age === undefined ? r.hot : Math.min(r.hot, r.max_age);
+}
+
+/**
+ * How many entries a lane stream may keep under its topic's byte cap: the same share of its
+ * entries for every stream of the topic (the cap over the topic's bytes), so the oldest go
+ * everywhere alike. undefined when the topic is within its cap (or has none, or is empty).
+ */
+export function byteCapLen(length: number, topicBytes: number, maxBytes: number | undefined): number | undefined {
+  if (maxBytes === undefined || topicBytes <= maxBytes || length === 0) return undefined;
+  return Math.floor((length * maxBytes) / topicBytes);
+}
+
+/** Entries per lane stream the stream may keep: the lower of max_len and the byte cap's share. */
+export function lenLimit(r: Retention, length: number, topicBytes: number): number | undefined {
+  const bytes = byteCapLen(length, topicBytes, r.max_bytes);
+  if (bytes === undefined) return r.max_len;
+  return r.max_len === undefined ? bytes : Math.min(bytes, r.max_len);
 }
 
 /** The lowest id the group still needs; everything before it is acknowledged. */
@@ -40,11 +68,13 @@ export function safePoint(groups: readonly GroupState[]): string | undefined {
 }
 
 /**
- * XTRIM MINID threshold: entries older than max_age or beyond max_len (`lenCut`: the id after the
- * last excess entry), whichever removes more, but never at or past `safe`. undefined: no rule.
+ * XTRIM MINID threshold: entries older than the hot window or beyond the length limit (`lenCut`:
+ * the id after the last excess entry), whichever removes more, but never at or past `safe`.
+ * undefined: no rule.
  */
 export function trimCut(safe: string, now: number, r: Retention, lenCut?: string): string | undefined {
-  const age = r.max_age === undefined ? undefined : minId(safe, `${Math.max(0, now - r.max_age)}-0`);
+  const hot = hotWindow(r);
+  const age = hot === undefined ? undefined : minId(safe, `${Math.max(0, now - hot)}-0`);
   const len = lenCut === undefined ? undefined : minId(safe, lenCut);
   if (age === undefined) return len;
   return len === undefined ? age : maxId(age, len);
@@ -71,8 +101,10 @@ export function checkLag(g: GroupState, r: Retention, now: number): LagCheck {
   const oldest = oldestUnacked(g);
   const oldestAgeMs = oldest === undefined ? null : Math.max(0, now - idMs(oldest));
   const backlog = g.lag === null ? null : g.lag + g.pending;
+  // a zero window (an intermediate topic) keeps whatever is in flight: that is no warning
+  const hot = hotWindow(r);
   const warn =
-    (r.max_age !== undefined && oldestAgeMs !== null && oldestAgeMs > WARN_SHARE * r.max_age) ||
+    (hot !== undefined && hot > 0 && oldestAgeMs !== null && oldestAgeMs > WARN_SHARE * hot) ||
     (r.max_len !== undefined && backlog !== null && backlog > WARN_SHARE * r.max_len);
   return { oldestAgeMs, backlog, warn };
 }

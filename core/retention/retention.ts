@@ -1,6 +1,8 @@
-// Topic retention: trims each lane stream by its topic's `retention` (max_age, max_len), but never
-// an entry some consumer group has not acknowledged. One pass per partition: every pipeline holds
-// that partition's keys only (one hash tag, one Redis Cluster slot), partitions side by side.
+// Topic retention: Redis is the hot tier. Each lane stream is trimmed by its topic's `retention`
+// (the hot window, a byte cap for the whole topic, entries per lane), but never of an entry some
+// consumer group has not acknowledged. A pass looks at every partition (groups, lengths and, for
+// topics with a byte cap, memory), then trims each partition: every pipeline holds one
+// partition's keys only (one hash tag, one Redis Cluster slot), partitions side by side.
 //
 // Safe with concurrent passes (several workers, or a pass overlapping a slow one): a group's
 // safe point only moves forward, so a cut computed from an older look is still safe, and XTRIM
@@ -13,11 +15,11 @@ import type { Registry } from '../metrics.ts';
 import { counter, gauge } from '../metrics.ts';
 import type { RedisClient, RedisPipeline } from '../redis.ts';
 import type { Topology } from '../topology/schema.ts';
-import { checkLag, safePoint, trimCut } from './plan.ts';
+import { checkLag, hotWindow, lenLimit, safePoint, trimCut } from './plan.ts';
 import type { GroupState, Retention } from './plan.ts';
 import { nextId } from './stream-id.ts';
 
-/** At most this many entries are trimmed for max_len per stream and pass (reads their ids). */
+/** At most this many entries are trimmed for max_len or max_bytes per stream and pass (reads their ids). */
 export const MAX_LEN_TRIM_PER_PASS = 10_000;
 /** How soon the next pass runs when one stopped at that cap. */
 const CATCH_UP_MS = 1_000;
@@ -32,8 +34,13 @@ export interface RetentionOptions {
   logger: Logger;
   /** Between passes (default 60 s). */
   intervalMs?: number;
-  /** Clock for max_age (tests). */
+  /** Clock for the hot window (tests). */
   now?: () => number;
+  /**
+   * The longest a topic waits between timed passes (default intervalMs: every topic every pass).
+   * Each topic is passed every tenth of its hot window within [intervalMs, slowestMs].
+   */
+  slowestMs?: number;
   /** Asked before each timed pass; false skips it (another process leads this interval). */
   shouldRun?: () => Promise<boolean>;
 }
@@ -68,7 +75,8 @@ export interface TrimReport {
 
 export interface RetentionHandle {
   stop(): Promise<void>;
-  runOnce(): Promise<TrimReport>;
+  /** One pass over every topic (or those given). */
+  runOnce(topics?: ReadonlySet<string>): Promise<TrimReport>;
 }
 
 interface LaneStream {
@@ -82,17 +90,24 @@ interface LaneStream {
 
 interface Inspected extends LaneStream {
   length: number;
+  /** MEMORY USAGE, for topics with a byte cap. */
+  bytes: number;
   groups: GroupState[] | undefined;
 }
 
 /**
- * How often retention passes run: `ceiling`, or a tenth of the shortest `max_age` when that is
+ * How often retention passes run: `ceiling`, or a tenth of the shortest hot window when that is
  * shorter (at least 1 s), so a topic kept for a minute is trimmed every 6 s, not every 30, and
- * holds about its max_age of entries rather than up to 1.5 times it.
+ * holds about its window of entries rather than up to 1.5 times it.
  */
 export function retentionInterval(topology: Topology, ceilingMs: number): number {
-  const ages = Object.values(topology.topics).flatMap((t) => (t.retention?.max_age ? [t.retention.max_age] : []));
-  return Math.max(1_000, Math.min(ceilingMs, ...ages.map((a) => Math.floor(a / 10))));
+  return Math.min(ceilingMs, ...Object.values(topology.topics).map((t) => topicInterval(t.retention, ceilingMs)));
+}
+
+/** How often one topic needs a pass: a tenth of its hot window, within [1 s, ceiling]. */
+function topicInterval(r: Retention | undefined, ceilingMs: number): number {
+  const hot = r ? hotWindow(r) : undefined;
+  return hot === undefined ? ceilingMs : Math.max(1_000, Math.min(ceilingMs, Math.floor(hot / 10)));
 }
 
 export function startRetention(o: RetentionOptions): RetentionHandle {
@@ -105,10 +120,22 @@ export function startRetention(o: RetentionOptions): RetentionHandle {
   ]);
   const warned = new Map<string, number>(); // "topic\0group" -> last logged
   const streamsByPartition = laneStreams(o.keys, o.topology);
+  // each topic's own pace: a 15-minute window needs no pass every second because another topic's does
+  const slowest = Math.max(intervalMs, o.slowestMs ?? intervalMs);
+  const topicEvery = new Map(Object.entries(o.topology.topics).map(([name, t]) => [name, Math.max(intervalMs, topicInterval(t.retention, slowest))]));
+  const lastPass = new Map<string, number>();
 
-  async function runOnce(): Promise<TrimReport> {
+  async function runOnce(topics?: ReadonlySet<string>): Promise<TrimReport> {
     const at = now();
-    const settled = await Promise.allSettled([...streamsByPartition].map(([p, streams]) => passPartition(o.redis, p, streams, at)));
+    const parts = [...streamsByPartition].map(([p, streams]) => [p, topics ? streams.filter((s) => topics.has(s.topic)) : streams] as const);
+    // 1. look at every partition; the byte caps need every partition's share of its topic
+    const looks = await Promise.allSettled(parts.map(([, streams]) => lookPartition(o.redis, streams)));
+    const topicBytes = new Map<string, number>();
+    for (const l of looks) if (l.status === 'fulfilled') for (const s of l.value) topicBytes.set(s.topic, (topicBytes.get(s.topic) ?? 0) + s.bytes);
+    // 2. trim each partition
+    const settled = await Promise.allSettled(
+      looks.map((l, i) => (l.status === 'fulfilled' ? trimPartition(o.redis, parts[i]![0], l.value, topicBytes, at) : Promise.reject(l.reason))),
+    );
     const report: TrimReport = { trimmed: 0, streams: [], warnings: [], more: false };
     const groupsSeen = new Set<string>();
     for (const s of settled) {
@@ -126,6 +153,17 @@ export function startRetention(o: RetentionOptions): RetentionHandle {
     const failed = settled.find((s) => s.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
     return report;
+  }
+
+  /** Timed passes: the topics whose own interval is up (all of them after a capped pass). */
+  function dueTopics(at: number, catchUp: boolean): Set<string> {
+    const due = new Set<string>();
+    for (const [topic, every] of topicEvery) {
+      // half a tick of slack: a topic due every tick is not skipped for a timer that fired early
+      if (catchUp || at - (lastPass.get(topic) ?? -Infinity) >= every - intervalMs / 2) due.add(topic);
+    }
+    for (const t of due) lastPass.set(t, at);
+    return due;
   }
 
   function publishWarnings(warnings: readonly LagWarning[], groupsSeen: ReadonlySet<string>, at: number): void {
@@ -155,12 +193,16 @@ export function startRetention(o: RetentionOptions): RetentionHandle {
     timer = setTimeout(tick, ms);
     timer.unref(); // retention never keeps a process alive
   };
+  let catchUp = false;
   const tick = () => {
     const lead = o.shouldRun ? o.shouldRun() : Promise.resolve(true);
     running = lead
-      .then((yes) => (yes ? runOnce() : { more: false }))
+      .then((yes) => (yes ? runOnce(dueTopics(now(), catchUp)) : { more: false }))
       .then(
-        (r) => schedule(r.more ? Math.min(CATCH_UP_MS, intervalMs) : intervalMs),
+        (r) => {
+          catchUp = r.more;
+          schedule(r.more ? Math.min(CATCH_UP_MS, intervalMs) : intervalMs);
+        },
         (err: unknown) => {
           o.logger.error({ err }, 'retention pass failed; trying again next interval');
           schedule(intervalMs);
@@ -183,7 +225,8 @@ export function startRetention(o: RetentionOptions): RetentionHandle {
 function laneStreams(keys: Keys, topology: Topology): Map<number, LaneStream[]> {
   const out = new Map<number, LaneStream[]>();
   for (const [topic, t] of Object.entries(topology.topics)) {
-    if (!t.retention || (t.retention.max_age === undefined && t.retention.max_len === undefined)) continue;
+    const r = t.retention;
+    if (!r || (hotWindow(r) === undefined && r.max_len === undefined && r.max_bytes === undefined)) continue;
     const consumers = [
       ...Object.entries(topology.stages)
         .filter(([, s]) => s.input === topic)
@@ -194,7 +237,7 @@ function laneStreams(keys: Keys, topology: Topology): Map<number, LaneStream[]> 
     ];
     for (let p = 0; p < t.partitions; p++) {
       const list = out.get(p) ?? [];
-      for (const lane of topology.priorities) list.push({ topic, lane: lane.name, key: keys.lane(topic, p, lane.name), retention: t.retention, consumers });
+      for (const lane of topology.priorities) list.push({ topic, lane: lane.name, key: keys.lane(topic, p, lane.name), retention: r, consumers });
       out.set(p, list);
     }
   }
@@ -209,37 +252,57 @@ interface PartitionPass {
   more: boolean;
 }
 
-/** One partition: look (groups, lengths), find what groups still need, trim. Four round trips at most. */
-async function passPartition(redis: RedisClient, partition: number, streams: readonly LaneStream[], now: number): Promise<PartitionPass> {
-  // 1. groups and lengths
+/**
+ * One partition's look: groups, lengths, memory (topics with a byte cap), and per group its
+ * smallest pending id or (for age warnings) its first unread entry. Two round trips at most.
+ */
+async function lookPartition(redis: RedisClient, streams: readonly LaneStream[]): Promise<Inspected[]> {
+  // 1. groups, lengths and memory
   const look = redis.pipeline();
-  for (const s of streams) look.xinfo('GROUPS', s.key).xlen(s.key);
+  for (const s of streams) {
+    look.xinfo('GROUPS', s.key).xlen(s.key);
+    if (s.retention.max_bytes !== undefined) look.call('MEMORY', 'USAGE', s.key);
+  }
   const info = await execSettled(look);
-  const inspected: Inspected[] = streams.map((s, i) => {
-    const [err, groups] = info[2 * i]!;
+  let r = 0;
+  const inspected: Inspected[] = streams.map((s) => {
+    const [err, groups] = info[r++]!;
     if (err && !/no such key/i.test(err.message)) throw err;
-    return { ...s, length: Number(info[2 * i + 1]![1] ?? 0), groups: err ? undefined : parseGroups(groups) };
+    const length = Number(info[r++]![1] ?? 0);
+    const bytes = s.retention.max_bytes === undefined ? 0 : Number(info[r++]![1] ?? 0);
+    return { ...s, length, bytes, groups: err ? undefined : parseGroups(groups) };
   });
 
   // 2. per group: its smallest pending id, or (for age warnings) its first unread entry
   const detail = redis.pipeline();
   const fill: ((v: unknown) => void)[] = [];
   for (const s of inspected) {
+    const hot = hotWindow(s.retention);
     for (const g of s.groups ?? []) {
       if (g.pending > 0) {
         detail.xpending(s.key, g.name);
         fill.push((v) => (g.smallestPending = ((v as unknown[])[1] as string | null) ?? undefined));
-      } else if (s.retention.max_age !== undefined && g.lag !== 0) {
+      } else if (hot !== undefined && hot > 0 && g.lag !== 0) {
         detail.xrange(s.key, `(${g.lastDelivered}`, '+', 'COUNT', 1);
         fill.push((v) => (g.firstUnread = (v as [string, string[]][])[0]?.[0]));
       }
     }
   }
   if (fill.length) (await execAll(detail)).forEach((v, i) => fill[i]!(v));
+  return inspected;
+}
 
-  // 3. max_len: the excess entries the groups are done with (ids only matter; the cap bounds the read)
+/** One partition's trim: what groups still need, the length limits' cuts, XTRIM. Two round trips at most. */
+async function trimPartition(
+  redis: RedisClient,
+  partition: number,
+  inspected: readonly Inspected[],
+  topicBytes: ReadonlyMap<string, number>,
+  now: number,
+): Promise<PartitionPass> {
+  // 3. max_len and max_bytes: the excess entries the groups are done with (ids only matter; the cap bounds the read)
   const result: StreamTrim[] = [];
-  const todo: { s: Inspected; out: StreamTrim; safe: string; lenRead?: number }[] = [];
+  const todo: { s: Inspected; out: StreamTrim; safe: string; limit?: number; lenRead?: number }[] = [];
   const lenPipe = redis.pipeline();
   for (const s of inspected) {
     const out: StreamTrim = { topic: s.topic, partition, lane: s.lane, stream: s.key, trimmed: 0 };
@@ -250,7 +313,8 @@ async function passPartition(redis: RedisClient, partition: number, streams: rea
     else if (s.consumers.some((c) => !s.groups!.some((g) => g.name === c))) out.skipped = 'missing-group'; // it will start from 0
     if (out.skipped || safe === undefined) continue;
     const t: (typeof todo)[number] = { s, out, safe };
-    const excess = s.retention.max_len === undefined ? 0 : s.length - s.retention.max_len;
+    t.limit = lenLimit(s.retention, s.length, topicBytes.get(s.topic) ?? 0);
+    const excess = t.limit === undefined ? 0 : s.length - t.limit;
     if (excess > 0) {
       t.lenRead = Math.min(excess, MAX_LEN_TRIM_PER_PASS);
       lenPipe.xrange(s.key, '-', `(${safe}`, 'COUNT', t.lenRead);
@@ -267,7 +331,7 @@ async function passPartition(redis: RedisClient, partition: number, streams: rea
     if (t.lenRead !== undefined) {
       const ids = lenReplies[r++] as [string, string[]][];
       if (ids.length) lenCut = nextId(ids[ids.length - 1]![0]);
-      if (ids.length === MAX_LEN_TRIM_PER_PASS && t.s.length - ids.length > t.s.retention.max_len!) more = true;
+      if (ids.length === MAX_LEN_TRIM_PER_PASS && t.s.length - ids.length > t.limit!) more = true;
     }
     const cut = trimCut(t.safe, now, t.s.retention, lenCut);
     if (cut === undefined) continue;

@@ -1,5 +1,7 @@
 // A one-screen summary of a topology, in pipeline order, for `rill topology check`.
 import { formatDuration } from '../duration.ts';
+import { hotWindow } from '../retention/plan.ts';
+import { formatSize } from '../size.ts';
 import type { RetryConfig, StageConfig, Topology } from './schema.ts';
 
 export function describeTopology(t: Topology): string {
@@ -13,7 +15,8 @@ export function describeTopology(t: Topology): string {
   const tw = width(topics.map(([n]) => n));
   for (const [name, topic] of topics) {
     const retention = [
-      topic.retention?.max_age !== undefined ? `max age ${formatDuration(topic.retention.max_age)}` : undefined,
+      hotText(topic.retention && hotWindow(topic.retention)),
+      topic.retention?.max_bytes !== undefined ? `at most ${formatSize(topic.retention.max_bytes)}` : undefined,
       topic.retention?.max_len !== undefined ? `~${count(topic.retention.max_len)} entries per lane` : undefined,
     ].filter(Boolean);
     out.push(`  ${name.padEnd(tw)}  ${topic.partitions} partitions, ${retention.length ? `retention ${retention.join(', ')}` : 'no retention limit'}`);
@@ -80,4 +83,9 @@ function pipelineOrder(t: Topology): [string, StageConfig][] {
 
 function count(n: number): string {
   return n.toLocaleString('en-US');
+}
+
+function hotText(hot: number | undefined): string | undefined {
+  if (hot === undefined) return undefined;
+  return hot === 0 ? 'trimmed once acknowledged' : `hot ${formatDuration(hot)}`;
 }

@@ -192,7 +192,8 @@ test('empty and missing files', () => {
 
 test('describeTopology names every topic, lane, stage and sink', () => {
   const text = describeTopology(loadTopology(`${root}topology.yaml`));
-  assert.match(text, /transactions\s+8 partitions, retention max age 7d, ~1,000,000 entries per lane/);
+  assert.match(text, /transactions\s+8 partitions, retention hot 15m, at most 512mb/);
+  assert.match(text, /validated\s+8 partitions, retention trimmed once acknowledged, at most 256mb/);
   assert.match(text, /critical\s+chargeback, refund\s+min_share 0/);
   assert.match(text, /low\s+any other type\s+min_share 0\.05/);
   assert.match(text, /transactions → \[validate: validate, ordering key, batch 500, concurrency 1, retry 5× 100ms\.\.30s ×2 jitter\] → validated/);

@@ -2,6 +2,7 @@
 // Every field carries a description; `rill topology check` and the README reference read them.
 import { z } from 'zod';
 import { parseDuration } from '../duration.ts';
+import { parseSize } from '../size.ts';
 
 const NAME = /^[a-z][a-z0-9_-]{0,47}$/;
 const name = (what: string) => z.string().regex(NAME, `a ${what} name: lowercase letters, digits, "_" or "-", starting with a letter`);
@@ -16,6 +17,20 @@ const duration = (what: string) =>
     return ms;
   });
 
+/** A byte size (64mb, 2gb or bytes); `format: bytes` tells the reference doc generator. */
+const size = (what: string) =>
+  z
+    .union([z.number(), z.string()])
+    .transform((v, ctx) => {
+      const bytes = parseSize(v);
+      if (bytes === undefined) {
+        ctx.addIssue({ code: 'custom', message: `${what}: expected a size like 512kb, 64mb, 2gb or whole bytes` });
+        return z.NEVER;
+      }
+      return bytes;
+    })
+    .meta({ format: 'bytes' });
+
 export const PrioritySchema = z
   .object({
     name: name('priority class').describe('Lane name, e.g. critical.'),
@@ -24,9 +39,20 @@ export const PrioritySchema = z
   })
   .strict();
 
+// Redis is the hot tier: a topic's entries stay replayable from Redis for `hot` (history is in
+// Postgres), within `max_bytes`. No rule ever trims an entry some group has not acknowledged.
 export const RetentionSchema = z
   .object({
-    max_age: duration('retention.max_age').optional().describe('Trim entries older than this (never unacknowledged ones).'),
+    hot: duration('retention.hot')
+      .optional()
+      .describe(
+        'How long entries stay replayable from Redis: acknowledged entries older than this are trimmed. ' +
+          '0s for an intermediate topic (read only by its groups): trimmed as soon as every group has acknowledged.',
+      ),
+    max_bytes: size('retention.max_bytes')
+      .optional()
+      .describe("The topic's Redis memory cap, all partitions and lanes together: past it the oldest acknowledged entries are trimmed."),
+    max_age: duration('retention.max_age').optional().describe('The older name of `hot`; with both, the shorter applies.'),
     max_len: z.number().int().positive().optional().describe('Keep about this many entries per lane stream.'),
   })
   .strict();
@@ -256,7 +282,12 @@ export const BackpressureSchema = z
       .default(0.8)
       .describe('Shed load when Redis used_memory passes this share of maxmemory (or of max_memory_bytes)...'),
     resume_memory: z.number().positive().max(1).default(0.7).describe('...until it is back under this share.'),
-    max_memory_bytes: z.number().int().positive().optional().describe('The memory budget when Redis has no maxmemory set.'),
+    max_memory_bytes: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe("The memory budget when Redis has no maxmemory set; without either, half of Redis's total_system_memory."),
     check_interval: duration('check_interval').default(500).describe('How often ingest samples lag and memory.'),
     retry_after: duration('retry_after').default(1_000).describe('Retry-After on 503s while shedding.'),
   })

@@ -12,6 +12,8 @@
 import { z } from 'zod';
 import type { TransactionEvent } from '../../core/event.ts';
 import { ConfigError } from '../../core/errors.ts';
+import { redeliveryHorizon } from '../../core/retention/horizon.ts';
+import { RetrySchema } from '../../core/topology/schema.ts';
 import { counter } from '../../core/metrics.ts';
 import { failedEvent } from '../../core/failure-codes.ts';
 import type { Emitted, Outcome, ProcessorFactory, StreamEvent } from '../../core/processor.ts';
@@ -39,12 +41,19 @@ const ConfigSchema = z
     anomalies_topic: z.string().optional(),
     /** How often the stage looks for newer rules in Redis. */
     rules_poll_ms: z.number().int().positive().default(1_000),
-    /** How long an event's decision is remembered for redeliveries. */
-    record_ttl_ms: z.number().int().positive().default(86_400_000),
+    /**
+     * How long an event's decision is remembered for redeliveries. Unset (the default): the
+     * stage's redelivery horizon (visibility timeout × attempts and a margin, see
+     * core/retention/horizon.ts), so no record outlives the deliveries it answers.
+     */
+    record_ttl_ms: z.number().int().positive().optional(),
   })
   .strict();
 
 export type RiskConfig = z.output<typeof ConfigSchema>;
+
+/** The horizon of a stage with the schema's defaults (30 s visibility, 5 s lease, 5 attempts up to 30 s apart), for hosts that give none. */
+const DEFAULT_HORIZON_MS = redeliveryHorizon({ visibility_timeout: 30_000, lease_ttl: 5_000, retry: RetrySchema.parse({}) });
 
 export const riskProcessor: ProcessorFactory<RiskConfig> = {
   name: 'risk',
@@ -53,7 +62,14 @@ export const riskProcessor: ProcessorFactory<RiskConfig> = {
     if (config.anomalies_topic && !ctx.topics.includes(config.anomalies_topic)) {
       throw new ConfigError(`risk: anomalies_topic "${config.anomalies_topic}" is not a declared topic`);
     }
-    const scorer = new RiskScorer(ctx.redis, ctx.keys, { limits: config, recordTtlMs: config.record_ttl_ms, features: config.features });
+    const recordTtlMs = config.record_ttl_ms ?? ctx.redeliveryHorizonMs ?? DEFAULT_HORIZON_MS;
+    if (ctx.redeliveryHorizonMs !== undefined && recordTtlMs < ctx.redeliveryHorizonMs) {
+      ctx.logger.warn(
+        { record_ttl_ms: recordTtlMs, redelivery_horizon_ms: ctx.redeliveryHorizonMs },
+        'risk: record_ttl_ms is shorter than the stage can redeliver an event: a late redelivery is scored (and counted) again',
+      );
+    }
+    const scorer = new RiskScorer(ctx.redis, ctx.keys, { limits: config, recordTtlMs, features: config.features });
     // velocity alone decides as it always did: block above `threshold`, never review
     const velocityOnly: VersionedRules = { version: 0, thresholds: { default: { review: 101, block: config.threshold + 1 } } };
     const rules = config.features ? new RulesCache(ctx.redis, ctx.keys, config.thresholds, config.rules_poll_ms) : undefined;

@@ -38,6 +38,7 @@ function unwrap(schema: z.ZodType): { inner: z.ZodType; optional: boolean; dflt:
 function leafType(s: z.ZodType): { type: string; duration: boolean } {
   const j = z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
   const t = j.type;
+  if (j.format === 'bytes') return { type: 'size (512kb, 64mb, 2gb, or bytes)', duration: false };
   if (Array.isArray(t) && t.includes('number') && t.includes('string')) return { type: 'duration (250ms, 30s, 5m, 24h, 7d, or ms)', duration: true };
   if ('const' in j) return { type: `\`${JSON.stringify(j.const)}\``, duration: false };
   if (Array.isArray(j.enum)) return { type: j.enum.map((v) => `\`${String(v)}\``).join(' | '), duration: false };

@@ -226,6 +226,9 @@ export function paymentsTopology(changes: Record<string, unknown> = {}): { path:
       'sinks.postgres.max_wait': '100ms',
       'sinks.postgres.visibility_timeout': '2s',
       ...WITHOUT_WEBHOOKS, // the fault scenarios are about the payments pipeline; webhooks have tests of their own
+      // the intermediate topics kept (shipped: trimmed once acknowledged), so the copies check sees every result written
+      'topics.validated.retention': { hot: '1h' },
+      'topics.scored.retention': { hot: '1h' },
       ...changes,
     },
     SHIPPED_TOPOLOGY,
