@@ -1,7 +1,7 @@
 // The refundable-payins record, shared by ingest (which registers every accepted payin and refuses
 // a refund or chargeback naming none) and the ledger (which settles payins and refunds against it).
 // It holds the hot tier only: a merchant's payins are grouped by their id's time into buckets of a
-// 30th of `refunds.hot` (at least a minute), each bucket a hash that expires once its last payin is
+// 30th of `refunds.hot` (at least a minute, or the hot window when shorter), each bucket a hash that expires once its last payin is
 // past the hot window. A refund of an older payin (still inside `refunds.window`) passes ingest
 // unchecked and is checked by the ledger against Postgres (processors/ledger/cold-payins.ts).
 // Field: payin id. Value: the payin's state.
@@ -20,7 +20,7 @@ export const PAYIN_FAILED = 'f';
 export function payinBucket(payinId: string, hotMs: number): { name: string; expiresAt: number } {
   const at = txIdTime(payinId);
   if (at === undefined) return { name: 'none', expiresAt: 0 };
-  const size = Math.max(60_000, Math.floor(hotMs / 30));
+  const size = Math.max(Math.min(60_000, hotMs), Math.floor(hotMs / 30));
   const n = Math.floor(at / size);
   return { name: String(n), expiresAt: (n + 1) * size + hotMs };
 }
