@@ -117,8 +117,13 @@ test('a payin past the hot window is refunded against Postgres: exactly once, wa
   await sink([first!]);
   await sink([first!]); // a redelivered sink batch counts nothing twice
   const r4 = ev('chargeback', m, 1, payin.txId);
+  // not in Postgres: it may still be on its way there, so it waits for it (await_payin), then fails
   const unknown = ev('refund', m, 50, newTxId(Date.now() - 60_000));
+  const [fresh] = await (await processor()).process([{ ...unknown, stream: 'elsewhere' }]);
+  assert.deepEqual(fresh!.kind === 'retry' && fresh!.wait, { token: `payin:${unknown.event.reference}`, until: unknown.event.ingested_at + 1_000 });
+  unknown.event.ingested_at -= 1_000;
   const otherMerchant = ev('refund', 'm_cold_other', 10, payin.txId);
+  otherMerchant.event.ingested_at -= 1_000;
   const settled = await p.process([r2, r3, r4, unknown, otherMerchant]);
   assert.deepEqual(settled.map(verdict), [
     'failed:refund_exceeds_payin',

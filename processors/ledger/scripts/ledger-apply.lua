@@ -7,7 +7,8 @@
     chargeback  tx id) with enough unrefunded amount. The payin's field says where it stands:
                   none          failed payin_not_found (ingest refuses these; past the window),
                                 unless the payin is past the hot window: then Postgres's view of
-                                it, passed in (see "cold" below), decides the same way
+                                it, passed in (see "cold" below), decides the same way (not in
+                                Postgres: a "wait" until the deadline, as it may be on its way)
                   "<left>:<CUR>" settled: the refund goes through if it fits (else refund_exceeds_payin)
                   "f"           failed payin_failed
                   "a"           accepted, not settled yet: "wait" (the stage parks it until the
@@ -87,13 +88,19 @@ end
 -- cold payins refunded in this call: what is left of them (Postgres does not have these refunds yet)
 local cold_left = {}
 
--- a payins bucket's expiry is the same for all its payins: set once per key per call
+-- a payins bucket's expiry is the same for all its payins: set once per key per call (every time
+-- when it is near: a key deleted by an expiry in the past must not come back without one)
 local expiry_set = {}
 local function expire(key, at)
   if at ~= '0' and not expiry_set[key] then
     redis.call('PEXPIREAT', key, at)
-    expiry_set[key] = true
+    expiry_set[key] = tonumber(at) > now + 60000
   end
+end
+
+-- a payin settled (or failed) after its hot window is not written to Redis: Postgres has it
+local function past_hot(expires)
+  return expires ~= '0' and tonumber(expires) <= now
 end
 
 local blocked = {}
@@ -107,7 +114,7 @@ for i = 1, n do
   if blocked[tag] then
     out[i] = { 'behind', '', '', 0, 0 }
   elseif upstream == 'failed' then
-    if typ == 'payin' then
+    if typ == 'payin' and not past_hot(expires) then
       redis.call('HSET', payins, tx, 'f')
       expire(payins, expires)
     end
@@ -123,8 +130,10 @@ for i = 1, n do
       local outcome, code, detail, debit = 'ok', '', '', false
       if typ == 'payin' then
         bal = bal + amount
-        redis.call('HSET', payins, tx, amount .. ':' .. cur)
-        expire(payins, expires)
+        if not past_hot(expires) then
+          redis.call('HSET', payins, tx, amount .. ':' .. cur)
+          expire(payins, expires)
+        end
       elseif typ == 'payout' then
         if amount > bal then
           outcome, code, detail = 'failed', 'insufficient_funds', 'insufficient funds: balance ' .. bal .. ' ' .. cur .. ', payout ' .. amount
@@ -144,10 +153,14 @@ for i = 1, n do
             blocked[tag] = true
           elseif state ~= '' then
             p = state
+          elseif now < deadline then
+            -- not in Postgres (yet?): it may still be on its way there; wait for it as for "a"
+            outcome = 'wait'
+            blocked[tag] = true
           end
         end
-        if outcome == 'lag' then
-          -- nothing decided: the stage waits for the sink
+        if outcome ~= 'ok' then
+          -- nothing decided: the stage waits (for the sink, or the payin)
         elseif not p then
           outcome, code, detail = 'failed', 'payin_not_found', 'payin ' .. ref .. ' is not a payin of this merchant (or is past the refund window)'
         elseif p == 'f' then
