@@ -25,3 +25,14 @@ CREATE TABLE merchant_refunds (
   merchant_id text   PRIMARY KEY,
   written     bigint NOT NULL
 );
+
+-- what was refunded before this migration (one scan of `transactions`; the sinks that write the
+-- rows from now on must be this version: an older one would not count its refunds here)
+INSERT INTO payin_refund_lines (refund_id, payin_id, merchant_id, amount)
+SELECT id, reference, merchant_id, amount FROM transactions
+WHERE type IN ('refund', 'chargeback') AND status = 'succeeded' AND reference IS NOT NULL
+ON CONFLICT DO NOTHING;
+INSERT INTO payin_refunds (payin_id, merchant_id, refunded, updated_at)
+SELECT payin_id, min(merchant_id), sum(amount)::bigint, now() FROM payin_refund_lines GROUP BY payin_id;
+INSERT INTO merchant_refunds (merchant_id, written)
+SELECT merchant_id, count(*) FROM payin_refund_lines GROUP BY merchant_id;
