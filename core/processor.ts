@@ -1,6 +1,7 @@
 // The processor contract: a batch of events in, one outcome per event out (same order).
 // A processor imports only these types; the runner does the reading, acking, retries and dead letters.
 import type { ZodType } from 'zod';
+import type { RillEnv } from './config.ts';
 import type { Logger } from './logger.ts';
 import type { RedisClient } from './redis.ts';
 import type { Keys } from './keys.ts';
@@ -74,6 +75,10 @@ export interface ProcessorContext {
   logger: Logger;
   /** The topology's refund policy (the refund window and how long a refund awaits its payin). */
   refunds?: RefundsConfig;
+  /** Where Postgres is (the ledger checks refunds of payins past the hot window there); default from the environment. */
+  postgres?: Pick<RillEnv, 'databaseUrl' | 'pgSchema'>;
+  /** How long after a delivery the same entry may still come again (the stage's visibility_timeout × attempts): per-event records live this long. */
+  redeliveryHorizonMs?: number;
   /** Clock (default Date.now), for simulation. */
   now?: () => number;
   /**

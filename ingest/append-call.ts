@@ -3,8 +3,9 @@
 import { readScripts } from '../core/redis.ts';
 import type { ScriptSource } from '../core/redis.ts';
 import type { Keys } from '../core/keys.ts';
-import { payinBucket } from '../core/payins.ts';
-import type { RateLimitConfig } from '../core/topology/schema.ts';
+import { payinBucket, payinTier } from '../core/payins.ts';
+import { txIdTime } from '../core/tx-id.ts';
+import type { RateLimitConfig, RefundsConfig } from '../core/topology/schema.ts';
 import { bucketArgs } from './rate-limit.ts';
 
 const SCRIPTS = readScripts(new URL('./scripts/', import.meta.url));
@@ -29,20 +30,24 @@ export interface EventToAppend {
 
 export type PayinCheck = { op: 'register'; bucket: string; expiresAt: number } | { op: 'require'; bucket: string; payinId: string };
 
-/** What an event asks of the refundable-payins record: payins register, refunds and chargebacks require theirs. */
+/**
+ * What an event asks of the refundable-payins record: payins register, refunds and chargebacks
+ * require theirs, except one of a payin past the hot window (the ledger checks it in Postgres).
+ */
 export function payinCheck(
   keys: Keys,
   partition: number,
   body: { type: string; merchant_id: string; reference?: string | undefined },
   txId: string,
-  windowMs: number,
+  refunds: RefundsConfig,
 ): PayinCheck | undefined {
   if (body.type === 'payin') {
-    const b = payinBucket(txId, windowMs);
+    const b = payinBucket(txId, refunds.hot);
     return { op: 'register', bucket: keys.payins(partition, body.merchant_id, b.name), expiresAt: b.expiresAt };
   }
   if ((body.type === 'refund' || body.type === 'chargeback') && body.reference) {
-    return { op: 'require', bucket: keys.payins(partition, body.merchant_id, payinBucket(body.reference, windowMs).name), payinId: body.reference };
+    if (payinTier(body.reference, refunds, txIdTime(txId) ?? Date.now()) === 'cold') return undefined;
+    return { op: 'require', bucket: keys.payins(partition, body.merchant_id, payinBucket(body.reference, refunds.hot).name), payinId: body.reference };
   }
   return undefined;
 }

@@ -8,7 +8,7 @@ import { LaneMap } from '../core/lanes.ts';
 import { partitionOf } from '../core/partition.ts';
 import { defineScripts, runScript } from '../core/redis.ts';
 import type { RedisClient } from '../core/redis.ts';
-import type { RateLimitConfig, Topology } from '../core/topology/schema.ts';
+import type { RateLimitConfig, RefundsConfig, Topology } from '../core/topology/schema.ts';
 import { APPEND_EVENTS, appendCall, INGEST_SCRIPTS, parseAppendReply, payinCheck } from './append-call.ts';
 import { fingerprint } from './idempotency.ts';
 import { IngestKeys } from './keys.ts';
@@ -41,7 +41,7 @@ export class EventAppender {
   private readonly idempotencyTtlMs: number;
   private readonly rateLimit: RateLimitConfig;
   private readonly keys: IngestKeys;
-  readonly refundWindowMs: number;
+  readonly refunds: RefundsConfig;
 
   constructor(
     private readonly redis: RedisClient,
@@ -57,7 +57,7 @@ export class EventAppender {
     this.idempotencyTtlMs = topology.ingest.idempotency_ttl;
     this.rateLimit = topology.ingest.rate_limit;
     this.keys = new IngestKeys(keys.prefix);
-    this.refundWindowMs = topology.refunds.window;
+    this.refunds = topology.refunds;
     defineScripts(redis, INGEST_SCRIPTS);
   }
 
@@ -83,7 +83,7 @@ export class EventAppender {
       idempotencyKey === undefined
         ? undefined
         : { key: this.keys.idempotency(route.partition, body.merchant_id, idempotencyKey), fingerprint: fingerprint(body) };
-    const payin = payinCheck(this.keys, route.partition, body, id, this.refundWindowMs);
+    const payin = payinCheck(this.keys, route.partition, body, id, this.refunds);
     const call = appendCall(
       bucket,
       [{ stream: route.stream, record, txId: id, ev: JSON.stringify(event), traceparent, payin }],

@@ -75,7 +75,7 @@ describe('ingest appends', () => {
     // besides the stream, only the merchant's rate-limit bucket and its refundable-payins bucket
     // (the payin registered as accepted, for its refunds to name), in the same partition slot
     const bucket = new IngestKeys(inst.env.prefix).rateLimit(partition, M);
-    const payins = inst.keys.payins(partition, M, payinBucket(answer.id, ingest.topology.refunds.window).name);
+    const payins = inst.keys.payins(partition, M, payinBucket(answer.id, ingest.topology.refunds.hot).name);
     assert.deepEqual(await scanPrefix(inst.redis, inst.env.prefix), { keys: [bucket, payins, stream].sort(), entries: 1 });
     assert.deepEqual(await inst.redis.hgetall(payins), { [answer.id]: PAYIN_ACCEPTED });
     assert.ok((await inst.redis.pttl(payins)) > 0, 'the payins bucket expires with the refund window');

@@ -69,7 +69,7 @@ test('a stuck merchant waits alone: its neighbour settles, parked events survive
   // the bad merchant's payin is accepted but never settles (its entry is lost upstream): its
   // refunds wait for it, parked, until await_payin
   const ghost = newTxId();
-  await inst.redis.hset(inst.keys.payins(3, bad!, payinBucket(ghost, topology.refunds.window).name), ghost, PAYIN_ACCEPTED);
+  await inst.redis.hset(inst.keys.payins(3, bad!, payinBucket(ghost, topology.refunds.hot).name), ghost, PAYIN_ACCEPTED);
 
   // orphan refused at the edge: nothing appended
   const before = await inst.redis.xlen(inst.keys.lane('transactions', 3, 'critical'));
@@ -167,7 +167,7 @@ test('past a cap the lane waits (nothing lost, order kept) and drains once the w
   const ghost = newTxId();
   const stuck: string[] = [];
   for (const m of [m1!, m2!]) {
-    await inst.redis.hset(inst.keys.payins(5, m, payinBucket(ghost, topology.refunds.window).name), ghost, PAYIN_ACCEPTED);
+    await inst.redis.hset(inst.keys.payins(5, m, payinBucket(ghost, topology.refunds.hot).name), ghost, PAYIN_ACCEPTED);
     for (let i = 0; i < 6; i++) stuck.push((await appender.append(body('refund', m, 5 + i, { reference: ghost }))).id);
   }
   const refunds: string[] = [];

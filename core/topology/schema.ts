@@ -310,6 +310,9 @@ export const RefundsSchema = z
     await_payin: duration('await_payin')
       .default(60_000)
       .describe('A refund of a payin accepted but not settled yet waits this long (from its own acceptance) for the payin, then fails payin_not_settled.'),
+    hot: duration('hot')
+      .default(48 * 3_600_000)
+      .describe('How long a payin stays in Redis (refunds checked there, no query); an older one is checked by the ledger against Postgres.'),
   })
   .strict();
 

@@ -95,7 +95,7 @@ export class BatchAppender {
         idempotencyKey === undefined
           ? undefined
           : { key: this.keys.idempotency(route.partition, body.merchant_id, idempotencyKey), fingerprint: fingerprint(body) };
-      const payin = payinCheck(this.keys, route.partition, body, id, this.appender.refundWindowMs);
+      const payin = payinCheck(this.keys, route.partition, body, id, this.appender.refunds);
       c.events.push({ stream: route.stream, record, txId: id, ev: JSON.stringify(event), payin });
       c.at.push(i);
       planned[i] = { id, lane: route.lane };

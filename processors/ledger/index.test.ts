@@ -35,7 +35,8 @@ function processor() {
       redis: inst.redis,
       keys: inst.keys,
       topics: [],
-      refunds: { window: WINDOW, await_payin: AWAIT },
+      refunds: { window: WINDOW, await_payin: AWAIT, hot: WINDOW },
+      postgres: inst.env,
       registry: createRegistry(),
       logger: createLogger('silent'),
     },
@@ -47,14 +48,16 @@ function ev(type: string, merchant: string, amount: number, id = newTxId(), refe
   return { entryId: '1-0', stream: `s:${merchant}`, partition: partitionOf(merchant, 8), lane: 'normal', txId: id, event, deliveries: 1 };
 }
 
-test('payinBucket: a 30th of the window per bucket, expiring once its last payin is past the window', () => {
+test('payinBucket: a 30th of the hot window per bucket, expiring once its last payin is past the hot window', () => {
   const at = Date.UTC(2026, 10, 26, 12);
   const b = payinBucket(newTxId(at), WINDOW);
   const size = WINDOW / 30;
   assert.equal(b.name, String(Math.floor(at / size)));
   assert.equal(b.expiresAt, (Math.floor(at / size) + 1) * size + WINDOW);
   assert.ok(b.expiresAt >= at + WINDOW && b.expiresAt < at + WINDOW + size);
-  assert.equal(payinBucket(newTxId(at), 1_000).expiresAt % 60_000, 1_000, 'buckets are at least a minute');
+  assert.equal(payinBucket(newTxId(at), 120_000).expiresAt % 60_000, 0, 'buckets are at least a minute');
+  const short = payinBucket(newTxId(at), 2_000);
+  assert.ok(short.expiresAt > at + 2_000 && short.expiresAt <= at + 4_000, 'or the hot window, when it is shorter');
   assert.deepEqual(payinBucket('not-a-tx-id', WINDOW), { name: 'none', expiresAt: 0 });
 });
 
@@ -121,7 +124,8 @@ test('a batch applies each event as if applied alone: the same outcomes, balance
       redis: inst.redis,
       keys: inst.keys,
       topics: ['alerts'],
-      refunds: { window: WINDOW, await_payin: AWAIT },
+      refunds: { window: WINDOW, await_payin: AWAIT, hot: WINDOW },
+      postgres: inst.env,
       registry: createRegistry(),
       logger: createLogger('silent'),
     },

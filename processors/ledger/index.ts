@@ -4,6 +4,8 @@
 // enough unrefunded amount. One whose payin was accepted but has not settled yet waits for it
 // (parked by the stage, woken the moment the payin settles or fails) up to `refunds.await_payin`
 // from its acceptance; every merchant mistake ends `failed` with a code, never a dead letter.
+// Payins live in Redis for `refunds.hot`; a refund of an older one is checked against Postgres
+// (cold-payins.ts: one query per batch, and only for batches that hold such refunds).
 // Runs as an `ordering: key` stage: per-merchant order comes from the partition lease.
 // A debit taking a wallet under its threshold emits one alert event (no storm).
 import { z } from 'zod';
@@ -11,7 +13,9 @@ import type { LedgerLine, TransactionEvent } from '../../core/event.ts';
 import { ConfigError, FatalError, RetryableError } from '../../core/errors.ts';
 import { failedEvent, isFailureCode } from '../../core/failure-codes.ts';
 import { counter } from '../../core/metrics.ts';
-import { payinBucket, payinToken } from '../../core/payins.ts';
+import { payinBucket, payinTier, payinToken } from '../../core/payins.ts';
+import { readEnv } from '../../core/config.ts';
+import { ColdPayins, coldKey } from './cold-payins.ts';
 import type { Outcome, ProcessorFactory, StreamEvent } from '../../core/processor.ts';
 import { defineScripts, readScripts, runScript } from '../../core/redis.ts';
 import { slotPipeline } from '../../core/slot-pipeline.ts';
@@ -26,18 +30,26 @@ const ConfigSchema = z
     low_balance: z.record(z.string(), z.number().int()).default({ default: 10_000 }),
     /** Topic for alert events; none when unset. */
     alerts_topic: z.string().optional(),
-    /** How long decisions are remembered for redeliveries. */
-    record_ttl_ms: z
-      .number()
-      .int()
-      .positive()
-      .default(7 * 86_400_000),
+    /**
+     * How long decisions are remembered for redeliveries; default the stage's redelivery horizon
+     * (visibility_timeout × attempts) plus REDELIVERY_MARGIN_MS.
+     */
+    record_ttl_ms: z.number().int().positive().optional(),
   })
   .strict();
 
 export type LedgerConfig = z.output<typeof ConfigSchema>;
 
-type ScriptResult = [outcome: 'ok' | 'failed' | 'wait' | 'behind' | 'skip', code: string, detail: string, balance: number, alerted: number];
+type ScriptResult = [outcome: 'ok' | 'failed' | 'wait' | 'lag' | 'behind' | 'skip', code: string, detail: string, balance: number, alerted: number];
+
+/** Added to the redelivery horizon: a lease handover, a slow settle, clocks a little apart. */
+export const REDELIVERY_MARGIN_MS = 60_000;
+/** The horizon when the stage does not say (the stage defaults: 30 s visibility × 5 attempts). */
+const DEFAULT_HORIZON_MS = 150_000;
+/** A refund of a cold payin waiting for the sink to write the merchant's earlier refunds looks again after this. */
+const SINK_RECHECK_MS = 250;
+/** How long (from its acceptance) such a refund waits for the sink; then it retries (and dead-letters) like any failure. */
+const SINK_PATIENCE_MS = 10 * 60_000;
 
 /** The double-entry lines of a succeeded transaction: wallet and external sides sum to zero. */
 export function ledgerLines(ev: TransactionEvent): LedgerLine[] {
@@ -62,6 +74,9 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
     const alerts = counter(ctx.registry, 'rill_alerts_emitted_total', 'Alert events emitted, by type', ['type']);
 
     const refunds = ctx.refunds ?? RefundsSchema.parse({});
+    const recordTtl = config.record_ttl_ms ?? (ctx.redeliveryHorizonMs ?? DEFAULT_HORIZON_MS) + REDELIVERY_MARGIN_MS;
+    const cold = new ColdPayins(ctx.postgres ?? readEnv());
+    const clock = ctx.now ?? Date.now;
     /** Until when a refund or chargeback waits for its payin: await_payin from its own acceptance. */
     const awaitDeadline = (ev: TransactionEvent, now: number) => (Number.isFinite(ev.ingested_at) ? ev.ingested_at : now) + refunds.await_payin;
 
@@ -75,21 +90,30 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
           if (e.event.status === 'in_review') return;
           byPartition.get(e.partition)?.push(i) ?? byPartition.set(e.partition, [i]);
         });
+        const now = clock();
+        // refunds of payins past the hot window: Postgres's view of them, one query for the batch
+        const isCold = (ev: TransactionEvent) =>
+          (ev.type === 'refund' || ev.type === 'chargeback') && ev.status !== 'failed' && payinTier(ev.reference ?? '', refunds, now) === 'cold';
+        const asks = [...byPartition.values()].flat().flatMap((i) => {
+          const ev = batch[i]!.event;
+          return isCold(ev) ? [{ payinId: ev.reference!, merchantId: ev.merchant_id }] : [];
+        });
+        const coldStates = asks.length ? await cold.load(asks) : undefined;
         const pipe = slotPipeline(ctx.redis);
         const order: number[][] = [];
-        const now = (ctx.now ?? Date.now)();
         for (const [p, idx] of byPartition) {
           const keys: string[] = [];
-          const args: (string | number)[] = [config.record_ttl_ms, thresholds, now];
+          const args: (string | number)[] = [recordTtl, thresholds, now];
           for (const i of idx) {
             const { event: ev, txId, stream } = batch[i]!;
             // a payin goes to the bucket of its own time; a refund looks in the bucket of its payin's
-            const bucket = payinBucket(ev.type === 'payin' ? txId : (ev.reference ?? ''), refunds.window);
+            const bucket = payinBucket(ev.type === 'payin' ? txId : (ev.reference ?? ''), refunds.hot);
             keys.push(
               ctx.keys.partitioned(p, 'wallet', ev.merchant_id),
               ctx.keys.payins(p, ev.merchant_id, bucket.name),
               ctx.keys.partitioned(p, 'ledger', txId),
               ctx.keys.partitioned(p, 'alerted', ev.merchant_id),
+              ctx.keys.partitioned(p, 'refunds', ev.merchant_id),
             );
             const deadline = awaitDeadline(ev, now);
             args.push(
@@ -102,6 +126,7 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
               bucket.expiresAt,
               ev.status === 'failed' ? 'failed' : '',
               deadline,
+              isCold(ev) ? (coldStates?.get(coldKey(ev.reference!, ev.merchant_id)) ?? '') : '',
             );
           }
           pipe.add(keys[0]!, (q) => void runScript(q, LEDGER_APPLY, keys, args));
@@ -131,6 +156,13 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
               wait: { token: payinToken(e.event.reference ?? ''), until: awaitDeadline(e.event, now) },
             };
           }
+          if (outcome === 'lag') {
+            // the merchant's earlier refunds are not all in Postgres yet: look again shortly
+            const error = new SinkBehindError(`refund of payin ${e.event.reference} past the hot window: ${detail}`);
+            const acceptedAt = Number.isFinite(e.event.ingested_at) ? e.event.ingested_at : now;
+            if (now >= acceptedAt + SINK_PATIENCE_MS) return { kind: 'retry', error };
+            return { kind: 'retry', error, wait: { token: `refunds-written:${e.event.merchant_id}`, until: now + SINK_RECHECK_MS } };
+          }
           if (outcome === 'behind')
             return { kind: 'retry', deferred: true, error: new PayinPendingError('waiting behind an earlier transaction of this merchant') };
           if (outcome === 'failed') {
@@ -158,6 +190,9 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
           return out;
         });
       },
+      async close() {
+        await cold.close();
+      },
     };
   },
 };
@@ -165,6 +200,11 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
 /** A refund or chargeback waiting for its payin to settle (parked, never dead-lettered for it). */
 export class PayinPendingError extends RetryableError {
   override name = 'PayinPendingError';
+}
+
+/** A refund of a payin past the hot window waiting for the sink to write the merchant's earlier refunds. */
+export class SinkBehindError extends RetryableError {
+  override name = 'SinkBehindError';
 }
 
 export default ledgerProcessor;

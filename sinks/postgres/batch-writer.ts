@@ -25,6 +25,7 @@ import pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import type { RillEnv } from '../../core/config.ts';
 import { copyRows } from './copy-text.ts';
+import { recordPayinRefunds } from './payin-refunds.ts';
 import type { CopyValue } from './copy-text.ts';
 import { LEDGER_COLUMNS, TRANSACTION_COLUMNS, toCopyRow, toLedgerCopyRows, utcDay } from './rows.ts';
 import type { SinkRow } from './rows.ts';
@@ -142,6 +143,7 @@ export class BatchWriter {
       const { merchants, currencies, sums } = batch.wallets;
       wallets = (await client.query(ADD_TO_WALLETS, [merchants, currencies, sums, batch.processedAt])).rowCount ?? 0;
     }
+    await recordPayinRefunds(client, batch.rows, batch.processedAt); // what is refunded of each payin, in this transaction
     await client.query('COMMIT');
     return { transactions, ledgerEntries, wallets };
   }
@@ -159,6 +161,7 @@ export class BatchWriter {
       ledgerEntries = posted.rows[0]!.entries;
       wallets = posted.rows[0]!.wallets;
     }
+    await recordPayinRefunds(client, batch.rows, batch.processedAt); // what is refunded of each payin, in this transaction
     await client.query('COMMIT');
     return { transactions: inserted.rowCount ?? 0, ledgerEntries, wallets };
   }

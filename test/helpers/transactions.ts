@@ -44,7 +44,7 @@ export async function registerReferencedPayins(
   for (const b of bodies) {
     if ((b.type !== 'refund' && b.type !== 'chargeback') || !b.reference) continue;
     const p = partitionOf(b.merchant_id, partitions);
-    pipe.hsetnx(keys.payins(p, b.merchant_id, payinBucket(b.reference, topology.refunds.window).name), b.reference, PAYIN_ACCEPTED);
+    pipe.hsetnx(keys.payins(p, b.merchant_id, payinBucket(b.reference, topology.refunds.hot).name), b.reference, PAYIN_ACCEPTED);
     n++;
   }
   for (const [err] of (await pipe.exec()) ?? []) if (err) throw err;
