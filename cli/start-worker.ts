@@ -101,7 +101,6 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
         topics: Object.keys(topology.topics),
         refunds: topology.refunds,
         postgres: o.env,
-        redeliveryHorizonMs: stage.visibility_timeout * stage.retry.attempts,
         registry: o.registry,
         logger: o.logger.child({ stage: name }),
         redeliveryHorizonMs: redeliveryHorizon(stage),

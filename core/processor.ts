@@ -77,8 +77,6 @@ export interface ProcessorContext {
   refunds?: RefundsConfig;
   /** Where Postgres is (the ledger checks refunds of payins past the hot window there); default from the environment. */
   postgres?: Pick<RillEnv, 'databaseUrl' | 'pgSchema'>;
-  /** How long after a delivery the same entry may still come again (the stage's visibility_timeout × attempts): per-event records live this long. */
-  redeliveryHorizonMs?: number;
   /** Clock (default Date.now), for simulation. */
   now?: () => number;
   /**
