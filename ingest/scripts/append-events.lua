@@ -30,7 +30,7 @@
 --   "limited",  <ms>          bucket empty: nothing appended or recorded; a token is due in <ms>
 --   "failed",   <message>     Redis refused this event's XADD: nothing appended or recorded, no token taken
 --   "orphan",   <payin id>    a refund or chargeback naming no payin of this merchant accepted
---                             (inside the refund window): nothing appended or recorded, no token taken
+--                             (inside the hot window: older ones are not asked here): nothing appended or recorded, no token taken
 
 local now, rate, burst, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 
