@@ -7,9 +7,10 @@ import { readEnv } from '../../core/config.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { Keys } from '../../core/keys.ts';
 import { connectRedis } from '../../core/redis.ts';
-import { idTime, parseTapStart } from '../../core/tap/position.ts';
-import { applyReplay, planReplay, replayTarget } from '../../core/tap/replay.ts';
-import type { ReplayPlan } from '../../core/tap/replay.ts';
+import { idMs } from '../../core/stream-id.ts';
+import { parseTapStart } from '../../core/tap/position.ts';
+import { applyReplay, planReplay, replayTarget } from '../../core/replay.ts';
+import type { ReplayPlan } from '../../core/replay.ts';
 import { loadTopology } from '../../core/topology/load.ts';
 import { describe } from '../describe-error.ts';
 import type { CommandIO } from './topology.ts';
@@ -113,7 +114,7 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
 
 function describeStart(plan: ReplayPlan): string {
   if (plan.start === '0-0') return 'the earliest entry';
-  return `${plan.start} (${new Date(idTime(plan.start)).toISOString()})`;
+  return `${plan.start} (${new Date(idMs(plan.start)).toISOString()})`;
 }
 
 function entries(n: number): string {

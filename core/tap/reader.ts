@@ -17,7 +17,8 @@ import type { Keys } from '../keys.ts';
 import { partitionOf } from '../partition.ts';
 import type { Topology } from '../topology/schema.ts';
 import { isCluster, slotPipeline } from '../slot-pipeline.ts';
-import { compareIds, decodeCursor, encodeCursor, endId, idTime, parseTapEnd, parseTapStart, startPosition, UnknownTopicError } from './position.ts';
+import { compareIds, idMs } from '../stream-id.ts';
+import { decodeCursor, encodeCursor, endId, parseTapEnd, parseTapStart, startPosition, UnknownTopicError } from './position.ts';
 import type { StreamSlot, TapEnd, TapStart } from './position.ts';
 
 export interface TapFilter {
@@ -141,7 +142,7 @@ export async function openTap(o: TapOptions): Promise<TapReader> {
     endClosed: closed,
   }));
   for (const s of streams) if (s.end !== undefined && compareIds(positions[s.index]!, s.end) >= 0) s.done = true;
-  const liveUntil = o.follow && end && end.kind !== 'now' ? (end.kind === 'time' ? end.ms : idTime(end.id)) + END_GRACE_MS : undefined;
+  const liveUntil = o.follow && end && end.kind !== 'now' ? (end.kind === 'time' ? end.ms : idMs(end.id)) + END_GRACE_MS : undefined;
   return new TapReader(o, streams, positions, liveUntil);
 }
 

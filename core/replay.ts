@@ -5,12 +5,13 @@
 // not acknowledged) stay pending as they are. Re-processing is safe because every effect is
 // idempotent by transaction id.
 import type { Redis } from 'ioredis';
-import { ConfigError } from '../errors.ts';
-import type { Keys } from '../keys.ts';
-import type { Topology } from '../topology/schema.ts';
-import { slotPipeline } from '../slot-pipeline.ts';
-import { compareIds, idBefore, startId, TapInputError } from './position.ts';
-import type { TapStart } from './position.ts';
+import { ConfigError } from './errors.ts';
+import type { Keys } from './keys.ts';
+import type { Topology } from './topology/schema.ts';
+import { slotPipeline } from './slot-pipeline.ts';
+import { compareIds, idBefore } from './stream-id.ts';
+import { startId, TapInputError } from './tap/position.ts';
+import type { TapStart } from './tap/position.ts';
 
 export interface ReplayTarget {
   group: string;
