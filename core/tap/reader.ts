@@ -10,6 +10,18 @@
 // merchant id in every topic).
 // On Redis Cluster the pipelines go one per node, and follow mode polls (non-blocking XRANGEs after
 // short idle waits) instead of XREAD BLOCK, which cannot span partitions' slots.
+//
+// Beyond the Redis window (history): every read is followed by XINFO STREAM of the streams read
+// (after it, on the same connection). When a stream's first entry is then past the position and
+// entries were ever removed from it, the entries between the position and what the read returned
+// may have been trimmed: they are read from the topic's history (Postgres, see history.ts) and
+// merged in before the Redis entries, per stream, so the seam has no gap and no duplicate even
+// while retention trims under the tap. Trimming removes only a prefix of a stream, and XADD ids only
+// grow, so "not in Redis, below what Redis returned" means "trimmed", and trimmed means
+// acknowledged by the sink, i.e. in Postgres (a position whose entry was merely trimmed costs one
+// history read that finds nothing). A topic without history (or a tap without access to it) refuses
+// a start or cursor before the Redis window at open (TapHistoryUnavailableError) instead of skipping
+// entries; past the open it reads Redis alone, as before. `earliest` is the oldest entry in Redis.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { F_EVENT, F_TX } from '../entry.ts';
@@ -17,8 +29,10 @@ import type { Keys } from '../keys.ts';
 import { partitionOf } from '../partition.ts';
 import type { Topology } from '../topology/schema.ts';
 import { isCluster, slotPipeline } from '../slot-pipeline.ts';
-import { compareIds, idMs } from '../stream-id.ts';
-import { decodeCursor, encodeCursor, endId, parseTapEnd, parseTapStart, startPosition, UnknownTopicError } from './position.ts';
+import { compareIds, idBefore, idMs } from '../stream-id.ts';
+import { historyTopics } from './history.ts';
+import type { TapHistory } from './history.ts';
+import { decodeCursor, encodeCursor, endId, parseTapEnd, parseTapStart, startPosition, TapInputError, UnknownTopicError } from './position.ts';
 import type { StreamSlot, TapEnd, TapStart } from './position.ts';
 
 export interface TapFilter {
@@ -49,6 +63,15 @@ export interface TapOptions {
   /** Longest single XREAD BLOCK in follow mode (default 5 s); an abort is seen at the latest then. */
   blockMs?: number;
   signal?: AbortSignal;
+  /** Where entries trimmed from Redis are read back (history.ts); without it they are refused. */
+  history?: TapHistory;
+  /** History entries per Postgres read (default 2,000). */
+  historyPage?: number;
+}
+
+/** The start is before what Redis still holds, and the topic keeps no history: a 400 / one CLI line. */
+export class TapHistoryUnavailableError extends TapInputError {
+  override name = 'TapHistoryUnavailableError';
 }
 
 export interface TapEvent {
@@ -60,6 +83,8 @@ export interface TapEvent {
   lane: string;
   /** The entry's transaction id field. */
   tx: string | undefined;
+  /** Read from Redis, or from the topic's history beyond the Redis window. */
+  source: 'redis' | 'history';
   /** The decoded `ev` field. */
   event: Record<string, unknown>;
   /** The cursor to resume right after this event (computed when called). */
@@ -73,9 +98,9 @@ export interface TapStats {
   delivered: number;
   /** Entries whose `ev` is not a JSON object: skipped. */
   undecodable: number;
+  /** Events yielded from history (beyond the Redis window). */
+  fromHistory: number;
 }
-
-type RawEntry = [string, string[]];
 
 interface Stream extends StreamSlot {
   key: string;
@@ -92,10 +117,27 @@ interface Stream extends StreamSlot {
   end: string | undefined;
   /** The end is at or before the stream's last entry at open: once drained, nothing more can come. */
   endClosed: boolean;
+  /** The position once the buffer is used up (history read up to here, nothing more of this stream). */
+  tail: string | undefined;
+  /** Buffered entries before this index came from history. */
+  fromHistory: number;
+  /** `earliest`: the first read starts at the oldest entry Redis holds (no history asked for). */
+  lenient: boolean;
+}
+
+type RawEntry = [string, string[]];
+
+/** What XINFO STREAM says about a stream's ends. */
+interface StreamEnds {
+  first: string | undefined;
+  last: string;
+  /** Entries ever removed (trimmed or deleted); unknown (Redis < 7) counts as some. */
+  removed: number;
 }
 
 const DEFAULT_BATCH = 500;
 const DEFAULT_BLOCK_MS = 5_000;
+const DEFAULT_HISTORY_PAGE = 2_000;
 /** After the clock passes `to`, entries up to it may still be on their way (clock skew, in-flight XADDs). */
 const END_GRACE_MS = 1_000;
 /** Redis Cluster, follow mode: the idle wait between two polls of the streams. */
@@ -140,10 +182,85 @@ export async function openTap(o: TapOptions): Promise<TapReader> {
     done: false,
     end: ends[i],
     endClosed: closed,
+    tail: undefined,
+    fromHistory: 0,
+    lenient: o.cursor === undefined && start.kind === 'earliest',
   }));
   for (const s of streams) if (s.end !== undefined && compareIds(positions[s.index]!, s.end) >= 0) s.done = true;
+  await checkHistory(o, streams, positions);
   const liveUntil = o.follow && end && end.kind !== 'now' ? (end.kind === 'time' ? end.ms : idMs(end.id)) + END_GRACE_MS : undefined;
   return new TapReader(o, streams, positions, liveUntil);
+}
+
+/** At open: a start before the Redis window needs history; refuse it here (not mid-stream) when there is none. */
+async function checkHistory(o: TapOptions, streams: readonly Stream[], positions: readonly string[]): Promise<void> {
+  const open = streams.filter((s) => s.active && !s.done && !s.lenient);
+  if (!open.length) return;
+  const ends = await streamEnds(
+    o.redis,
+    open.map((s) => s.key),
+  );
+  const gaps = open.flatMap((s, i) => {
+    const upTo = gapUpTo(positions[s.index]!, undefined, ends[i]!);
+    return upTo === undefined ? [] : [{ s, upTo, oldest: ends[i]!.first }];
+  });
+  if (!gaps.length) return;
+  if (o.history) return o.history.check();
+  throw unavailable(o, gaps[0]!.s, positions[gaps[0]!.s.index]!, gaps[0]!.oldest);
+}
+
+function unavailable(o: TapOptions, s: StreamSlot, after: string, oldest: string | undefined): TapHistoryUnavailableError {
+  const from = after === '0-0' ? 'the start' : new Date(idMs(after)).toISOString();
+  const kept = oldest === undefined ? 'holds no entries now' : `holds entries from ${new Date(idMs(oldest)).toISOString()} (${oldest}) on`;
+  const servable = historyTopics(o.topology);
+  const why = servable.includes(o.topic)
+    ? 'its history is in Postgres, which this tap cannot read'
+    : `topic "${o.topic}" keeps no history beyond Redis (only ${servable.length ? servable.map((t) => `"${t}"`).join(', ') : "a postgres sink's input topic"} can be read back from Postgres)`;
+  return new TapHistoryUnavailableError(
+    `entries of ${o.topic} after ${from} are gone from Redis (partition ${s.partition}, lane ${s.lane} ${kept}) and ${why}: start later, or from earliest`,
+  );
+}
+
+/**
+ * The last id a history read must cover after `pos` (undefined: none). `firstRead` is the first id
+ * a read returned, `ends` XINFO taken after that read: a stream whose first entry is still at or
+ * before `pos` lost nothing after it; otherwise what lies between `pos` and what Redis returned
+ * (or holds) was trimmed, provided anything was ever removed.
+ */
+function gapUpTo(pos: string, firstRead: string | undefined, ends: StreamEnds): string | undefined {
+  if (ends.removed <= 0) return undefined;
+  if (ends.first !== undefined && compareIds(ends.first, pos) <= 0) return undefined;
+  const upTo = firstRead !== undefined ? idBefore(firstRead) : ends.first !== undefined ? idBefore(ends.first) : ends.last;
+  return compareIds(upTo, pos) > 0 ? upTo : undefined;
+}
+
+/** XINFO STREAM of each key, in order (a stream that does not exist: empty, nothing removed). */
+async function streamEnds(redis: Redis, keys: readonly string[]): Promise<StreamEnds[]> {
+  const pipe = slotPipeline(redis);
+  for (const k of keys) pipe.add(k, (q) => q.xinfo('STREAM', k));
+  const res = await pipe.exec();
+  return keys.map((_, i) => toEnds(res[i] ?? [new Error('no reply'), null]));
+}
+
+function toEnds([err, value]: [Error | null, unknown]): StreamEnds {
+  if (err) {
+    if (/no such key/i.test(err.message)) return { first: undefined, last: '0-0', removed: 0 };
+    throw err;
+  }
+  const info = value as unknown[];
+  let first: string | undefined;
+  let last = '0-0';
+  let added: number | undefined;
+  let length = 0;
+  for (let j = 0; j + 1 < info.length; j += 2) {
+    const k = info[j];
+    const v = info[j + 1];
+    if (k === 'first-entry') first = Array.isArray(v) ? String(v[0]) : undefined;
+    else if (k === 'last-generated-id') last = String(v);
+    else if (k === 'entries-added') added = Number(v);
+    else if (k === 'length') length = Number(v);
+  }
+  return { first, last, removed: added === undefined ? 1 : added - length };
 }
 
 /** Each stream's last entry id (0-0 for a stream that does not exist yet). */
@@ -164,9 +281,12 @@ async function lastIds(redis: Redis, keys: readonly string[]): Promise<string[]>
 }
 
 export class TapReader implements AsyncIterable<TapEvent> {
-  readonly stats: TapStats = { scanned: 0, delivered: 0, undecodable: 0 };
+  readonly stats: TapStats = { scanned: 0, delivered: 0, undecodable: 0, fromHistory: 0 };
   private readonly batch: number;
   private readonly blockMs: number;
+  private readonly historyPage: number;
+  /** The last history page read: every history entry with lo < id <= hi, by stream index. */
+  private window: { lo: string; hi: string; byStream: Map<number, RawEntry[]> } | undefined;
   private started = false;
 
   constructor(
@@ -178,6 +298,8 @@ export class TapReader implements AsyncIterable<TapEvent> {
   ) {
     this.batch = Math.max(1, o.batch ?? DEFAULT_BATCH);
     this.blockMs = Math.max(1, o.blockMs ?? DEFAULT_BLOCK_MS);
+    // a page cut inside a tie of ids keeps the rest of the tie for the next: more rows than streams
+    this.historyPage = Math.max(o.historyPage ?? DEFAULT_HISTORY_PAGE, 2 * streams.length + 2);
   }
 
   /** The cursor right after the last entry read (delivered or filtered out). */
@@ -211,7 +333,10 @@ export class TapReader implements AsyncIterable<TapEvent> {
         const list = refill;
         refill = [];
         if (!(await this.unlessAborted(this.readRange(list)))) return;
-        for (const s of list) if (s.at < s.buf.length) heap.push(s);
+        for (const s of list) {
+          if (s.at < s.buf.length) heap.push(s);
+          else if (!s.done && !s.drained) refill.push(s); // history read up to a page's end: on to the next
+        }
         continue;
       }
       const next = heap.peek();
@@ -228,16 +353,18 @@ export class TapReader implements AsyncIterable<TapEvent> {
         }
         continue;
       }
+      const source = next.at < next.fromHistory ? 'history' : 'redis';
       const [id, fields] = next.buf[next.at++]!;
+      this.positions[next.index] = id;
       if (next.at >= next.buf.length) {
         next.buf = [];
         next.at = 0;
+        this.useTail(next);
         heap.pop();
         if (!next.done && !next.drained) refill.push(next);
       } else {
         heap.headChanged();
       }
-      this.positions[next.index] = id;
       this.stats.scanned++;
       const decoded = decode(fields);
       if (!decoded) {
@@ -248,6 +375,7 @@ export class TapReader implements AsyncIterable<TapEvent> {
       if (merchant !== undefined && ev.merchant_id !== merchant) continue;
       if (type !== undefined && ev.type !== type) continue;
       this.stats.delivered++;
+      if (source === 'history') this.stats.fromHistory++;
       const snapshot = this.positions.slice();
       const topic = this.o.topic;
       const streams = this.streams;
@@ -257,6 +385,7 @@ export class TapReader implements AsyncIterable<TapEvent> {
         partition: next.partition,
         lane: next.lane,
         tx: decoded.tx,
+        source,
         event: ev,
         cursor: () => encodeCursor(topic, streams, snapshot),
       };
@@ -277,12 +406,88 @@ export class TapReader implements AsyncIterable<TapEvent> {
   private async readRange(streams: readonly Stream[]): Promise<void> {
     const pipe = slotPipeline(this.o.redis);
     for (const s of streams) pipe.add(s.key, (q) => q.xrange(s.key, `(${this.positions[s.index]!}`, '+', 'COUNT', this.batch));
+    // after the reads, on the same connection: what was trimmed by the time they ran shows here
+    const history = this.o.history !== undefined;
+    if (history) for (const s of streams) pipe.add(s.key, (q) => q.xinfo('STREAM', s.key));
     const res = await pipe.exec();
-    streams.forEach((s, i) => {
+    const read = streams.map((_, i): RawEntry[] => {
       const [err, value] = res[i] ?? [new Error('no reply'), null];
       if (err) throw err;
-      this.take(s, value as RawEntry[]);
+      return value as RawEntry[];
     });
+    if (!history) return streams.forEach((s, i) => this.take(s, read[i]!));
+    const ends = streams.map((_, i) => toEnds(res[streams.length + i] ?? [new Error('no reply'), null]));
+    await this.settle(streams, read, ends);
+  }
+
+  /** Buffer what a read returned, first reading from history what was trimmed before it. */
+  private async settle(streams: readonly Stream[], read: RawEntry[][], ends: readonly StreamEnds[]): Promise<void> {
+    const gaps: { s: Stream; upTo: string; entries: RawEntry[] }[] = [];
+    streams.forEach((s, i) => {
+      const entries = read[i]!;
+      const upTo = gapUpTo(this.positions[s.index]!, entries[0]?.[0], ends[i]!);
+      const lenient = s.lenient;
+      s.lenient = false;
+      if (upTo === undefined || lenient) return this.take(s, entries);
+      gaps.push({ s, upTo, entries });
+    });
+    if (gaps.length) await this.fromHistory(gaps);
+  }
+
+  /**
+   * Per stream: the history entries after its position up to `upTo`, then the Redis entries. One
+   * history page serves every stream (they move through it together, in id order); a stream whose
+   * range passes the page's end gets the page's part only and reads on from there.
+   */
+  private async fromHistory(gaps: readonly { s: Stream; upTo: string; entries: RawEntry[] }[]): Promise<void> {
+    const w0 = this.window;
+    const covered = (pos: string) => w0 !== undefined && compareIds(w0.lo, pos) <= 0 && compareIds(pos, w0.hi) < 0;
+    if (!gaps.every((g) => covered(this.positions[g.s.index]!))) {
+      let lo = this.positions[gaps[0]!.s.index]!;
+      let hi = gaps[0]!.upTo;
+      for (const g of gaps) {
+        const pos = this.positions[g.s.index]!;
+        if (compareIds(pos, lo) < 0) lo = pos;
+        if (compareIds(g.upTo, hi) > 0) hi = g.upTo;
+      }
+      const page = await this.o.history!.page(lo, hi, this.historyPage, this.o.filter);
+      if (page.length >= this.historyPage) {
+        // a full page: complete only below its last id (the rest of that id's tie comes next)
+        const lastId = page[page.length - 1]!.id;
+        hi = idBefore(lastId);
+        while (page.length && page[page.length - 1]!.id === lastId) page.pop();
+      }
+      const index = new Map(this.streams.map((s) => [`${s.partition}.${s.lane}`, s.index]));
+      const byStream = new Map<number, RawEntry[]>();
+      for (const e of page) {
+        const i = index.get(`${e.partition}.${e.lane}`);
+        if (i === undefined) continue; // a lane or partition the topology no longer has
+        let list = byStream.get(i);
+        if (!list) byStream.set(i, (list = []));
+        list.push([e.id, e.fields]);
+      }
+      this.window = { lo, hi, byStream };
+    }
+    const w = this.window!;
+    for (const { s, upTo, entries } of gaps) {
+      const pos = this.positions[s.index]!;
+      const own = (w.byStream.get(s.index) ?? []).filter(([id]) => compareIds(id, pos) > 0 && compareIds(id, upTo) <= 0);
+      if (compareIds(upTo, w.hi) <= 0) {
+        this.take(s, [...own, ...entries], entries.length < this.batch, upTo);
+        s.fromHistory = Math.min(own.length, s.buf.length);
+      } else {
+        this.take(s, own, false, w.hi);
+        s.fromHistory = s.buf.length;
+      }
+      if (!s.buf.length) this.useTail(s);
+    }
+  }
+
+  /** The buffer is used up: the position moves to where history was read to. */
+  private useTail(s: Stream): void {
+    if (s.tail !== undefined && compareIds(s.tail, this.positions[s.index]!) > 0) this.positions[s.index] = s.tail;
+    s.tail = undefined;
+    s.fromHistory = 0;
   }
 
   private async readBlocking(streams: readonly Stream[], blockMs: number): Promise<void> {
@@ -299,10 +504,25 @@ export class TapReader implements AsyncIterable<TapEvent> {
     )) as [string, RawEntry[]][] | null;
     if (!reply) return;
     const byKey = new Map(streams.map((s) => [s.key, s]));
+    const got: Stream[] = [];
+    const read: RawEntry[][] = [];
     for (const [key, entries] of reply) {
       const s = byKey.get(key);
-      if (s) this.take(s, entries);
+      if (s) {
+        got.push(s);
+        read.push(entries);
+      }
     }
+    if (!got.length) return;
+    if (!this.o.history) return got.forEach((s, i) => this.take(s, read[i]!));
+    await this.settle(
+      got,
+      read,
+      await streamEnds(
+        this.o.redis,
+        got.map((s) => s.key),
+      ),
+    );
   }
 
   /** Redis Cluster: XRANGE every stream after short idle waits, until something came or `blockMs` passed. */
@@ -315,9 +535,11 @@ export class TapReader implements AsyncIterable<TapEvent> {
     }
   }
 
-  /** Buffer a read's entries, cut at the stream's end. */
-  private take(s: Stream, entries: RawEntry[]): void {
-    s.drained = entries.length < this.batch;
+  /** Buffer a read's entries, cut at the stream's end; `tail`: the position once they are used up. */
+  private take(s: Stream, entries: RawEntry[], drained = entries.length < this.batch, tail?: string): void {
+    s.drained = drained;
+    s.tail = tail;
+    s.fromHistory = 0;
     let keep = entries;
     if (s.end !== undefined) {
       const last = entries[entries.length - 1];
