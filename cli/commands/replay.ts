@@ -23,6 +23,11 @@ delivered again. Streams the group has not read up to T yet are left alone. Entr
 pending (delivered, not yet acknowledged) are unaffected. Effects stay idempotent by
 transaction id: a replayed event is processed again, never applied twice.
 
+Only entries still in Redis are delivered again: a start before the hot window replays from the
+oldest entry each stream still holds, and the command says which part it cannot replay. History
+in Postgres is not fed back into a group; a postgres sink's input topic can be read from there
+with rill tap TOPIC --from T.
+
 Options:
   --group G        the stage or sink to replay (its consumer group has its name)
   --from T         earliest, a duration back (10m, 1h), a unix time in ms, an RFC 3339 time,
@@ -102,6 +107,18 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
     const noGroup = plan.streams.filter((s) => s.state === 'no-group').length;
     if (behind) out(`${behind} lane streams were not read up to the start yet: left as they are`);
     if (noGroup) out(`${noGroup} lane streams have no ${target.group} group yet: left as they are (its first worker reads them from the beginning)`);
+    if (plan.trimmed) {
+      const since = plan.wholeFrom ? `${plan.wholeFrom} (${new Date(idMs(plan.wholeFrom)).toISOString()})` : 'now';
+      out(
+        `cannot replay all of it: ${plan.trimmed} of ${plan.streams.length} lane streams no longer hold every entry since the start ` +
+          `(the hot window trimmed them); they replay from their oldest entry, and every stream is whole again from ${since}`,
+      );
+      out(
+        plan.historyInPostgres
+          ? `the older events of ${target.topic} are in Postgres: read them with rill tap ${target.topic} --from ${plan.start}; they are not delivered to ${target.group} again`
+          : `the older events of ${target.topic} are not kept anywhere (it keeps no history beyond Redis)`,
+      );
+    }
     out(
       `note: entries still pending (${plan.pending} now: delivered, not acknowledged) are unaffected; ` +
         'effects stay idempotent by transaction id, so replayed events are processed again but never applied twice',

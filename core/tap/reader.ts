@@ -31,6 +31,8 @@ import type { Topology } from '../topology/schema.ts';
 import { isCluster, slotPipeline } from '../slot-pipeline.ts';
 import { compareIds, idBefore, idMs } from '../stream-id.ts';
 import { historyTopics } from './history.ts';
+import { gapUpTo, streamEnds, toEnds } from './stream-ends.ts';
+import type { StreamEnds } from './stream-ends.ts';
 import type { TapHistory } from './history.ts';
 import { decodeCursor, encodeCursor, endId, parseTapEnd, parseTapStart, startPosition, TapInputError, UnknownTopicError } from './position.ts';
 import type { StreamSlot, TapEnd, TapStart } from './position.ts';
@@ -127,14 +129,6 @@ interface Stream extends StreamSlot {
 
 type RawEntry = [string, string[]];
 
-/** What XINFO STREAM says about a stream's ends. */
-interface StreamEnds {
-  first: string | undefined;
-  last: string;
-  /** Entries ever removed (trimmed or deleted); unknown (Redis < 7) counts as some. */
-  removed: number;
-}
-
 const DEFAULT_BATCH = 500;
 const DEFAULT_BLOCK_MS = 5_000;
 const DEFAULT_HISTORY_PAGE = 2_000;
@@ -219,48 +213,6 @@ function unavailable(o: TapOptions, s: StreamSlot, after: string, oldest: string
   return new TapHistoryUnavailableError(
     `entries of ${o.topic} after ${from} are gone from Redis (partition ${s.partition}, lane ${s.lane} ${kept}) and ${why}: start later, or from earliest`,
   );
-}
-
-/**
- * The last id a history read must cover after `pos` (undefined: none). `firstRead` is the first id
- * a read returned, `ends` XINFO taken after that read: a stream whose first entry is still at or
- * before `pos` lost nothing after it; otherwise what lies between `pos` and what Redis returned
- * (or holds) was trimmed, provided anything was ever removed.
- */
-function gapUpTo(pos: string, firstRead: string | undefined, ends: StreamEnds): string | undefined {
-  if (ends.removed <= 0) return undefined;
-  if (ends.first !== undefined && compareIds(ends.first, pos) <= 0) return undefined;
-  const upTo = firstRead !== undefined ? idBefore(firstRead) : ends.first !== undefined ? idBefore(ends.first) : ends.last;
-  return compareIds(upTo, pos) > 0 ? upTo : undefined;
-}
-
-/** XINFO STREAM of each key, in order (a stream that does not exist: empty, nothing removed). */
-async function streamEnds(redis: Redis, keys: readonly string[]): Promise<StreamEnds[]> {
-  const pipe = slotPipeline(redis);
-  for (const k of keys) pipe.add(k, (q) => q.xinfo('STREAM', k));
-  const res = await pipe.exec();
-  return keys.map((_, i) => toEnds(res[i] ?? [new Error('no reply'), null]));
-}
-
-function toEnds([err, value]: [Error | null, unknown]): StreamEnds {
-  if (err) {
-    if (/no such key/i.test(err.message)) return { first: undefined, last: '0-0', removed: 0 };
-    throw err;
-  }
-  const info = value as unknown[];
-  let first: string | undefined;
-  let last = '0-0';
-  let added: number | undefined;
-  let length = 0;
-  for (let j = 0; j + 1 < info.length; j += 2) {
-    const k = info[j];
-    const v = info[j + 1];
-    if (k === 'first-entry') first = Array.isArray(v) ? String(v[0]) : undefined;
-    else if (k === 'last-generated-id') last = String(v);
-    else if (k === 'entries-added') added = Number(v);
-    else if (k === 'length') length = Number(v);
-  }
-  return { first, last, removed: added === undefined ? 1 : added - length };
 }
 
 /** Each stream's last entry id (0-0 for a stream that does not exist yet). */
