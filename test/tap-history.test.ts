@@ -233,6 +233,7 @@ describe('tap across Redis and Postgres', () => {
   });
 
   test('a cursor from anywhere (history, seam, Redis) resumes exactly, in the tap order', async () => {
+    await append(20); // test 1's window may have trimmed everything: a few newest entries stay in Redis
     await waitFor('every row', async () => (await rowCount()) === sent.length, 20_000);
     await trimAcked(0, (key) => (key.endsWith(':normal') ? 4 : 0));
     const redis = connectRedis(inst.env) as Redis;
@@ -355,3 +356,85 @@ function toMap(flat: unknown[]): Map<string, unknown> {
   for (let i = 0; i + 1 < flat.length; i += 2) m.set(String(flat[i]), flat[i + 1]);
   return m;
 }
+
+describe('tap history: what a page holds whole', () => {
+  let inst: TestInstance;
+  let writer: BatchWriter;
+  before(async () => {
+    inst = await createInstance('taphistpage');
+    writer = new BatchWriter(inst.env, 'rill-test-taphistpage');
+  });
+  after(async () => {
+    await writer?.close();
+    await inst?.cleanup();
+  });
+
+  test('entries sunk and trimmed after a history page was read are read again, not skipped', async () => {
+    const { topology } = writeTopology({ 'topics.transactions.partitions': PARTITIONS, 'topics.validated.partitions': PARTITIONS });
+    const merchant = CANDIDATES.find((m) => partitionOf(m, PARTITIONS) === 0)!;
+    const s = inst.keys.lane('validated', 0, 'normal');
+    const t = inst.keys.lane('validated', 0, 'high');
+    // S (payins) and T (payouts) interleaved in time: T's last entry is the newest
+    const entries: { key: string; id: string; event: TransactionEvent }[] = [];
+    const t0 = Date.now() - 1;
+    for (let i = 0; i < 20; i++) {
+      for (const [key, type] of [
+        [s, 'payin'],
+        [t, 'payout'],
+      ] as const) {
+        const event: TransactionEvent = {
+          id: `tx_pg_${type}_${i}`,
+          merchant_id: merchant,
+          type,
+          amount: 10 + i,
+          currency: 'USD',
+          ingested_at: Date.now(),
+          status: 'succeeded',
+        };
+        entries.push({ key, id: String(await inst.redis.xadd(key, '*', ...entryArgs({ tx: event.id, ev: JSON.stringify(event) }))), event });
+      }
+    }
+    const sEntries = entries.filter((e) => e.key === s);
+    const tEntries = entries.filter((e) => e.key === t);
+    const sink = async (list: typeof entries) => {
+      await writer.writeBatch(list.map((e) => ({ event: e.event, streamId: e.id, attempts: 1 })));
+    };
+    // S: its first 10 in Postgres and gone from Redis; T: all of it
+    await sink([...sEntries.slice(0, 10), ...tEntries]);
+    await inst.redis.xtrim(s, 'MINID', sEntries[10]!.id);
+    await inst.redis.xtrim(t, 'MINID', nextId(tEntries[19]!.id));
+
+    const redis = connectRedis(inst.env) as Redis;
+    try {
+      const tap = await openTap({
+        redis,
+        keys: inst.keys,
+        topology,
+        topic: 'validated',
+        from: { kind: 'time', ms: t0 },
+        history: postgresHistory(inst.pool, topology, 'validated')!,
+        batch: 3,
+        historyPage: 1_000,
+      });
+      const it = tap[Symbol.asyncIterator]();
+      const got: TapEvent[] = [];
+      // up to S's 13th entry (the Redis ones S read with its first page)
+      while (got.length === 0 || got[got.length - 1]!.tx !== sEntries[12]!.event.id) got.push((await it.next()).value as TapEvent);
+      // meanwhile S's entries 11..15 reach Postgres and leave Redis
+      await sink(sEntries.slice(10, 15));
+      await inst.redis.xtrim(s, 'MINID', sEntries[15]!.id);
+      for (let r = await it.next(); !r.done; r = await it.next()) got.push(r.value);
+      const order = [...entries].sort((a, b) => compareIds(a.id, b.id) || (a.key === t ? -1 : 1));
+      assert.deepEqual(
+        got.map((e) => `${e.stream} ${e.id}`),
+        order.map((e) => `${e.key} ${e.id}`),
+      );
+      assert.deepEqual(
+        got.filter((e) => e.stream === s).map((e) => e.source),
+        [...Array(10).fill('history'), 'redis', 'redis', 'redis', 'history', 'history', ...Array(5).fill('redis')],
+      );
+    } finally {
+      redis.disconnect();
+    }
+  });
+});

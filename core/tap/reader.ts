@@ -125,6 +125,8 @@ interface Stream extends StreamSlot {
   fromHistory: number;
   /** `earliest`: the first read starts at the oldest entry Redis holds (no history asked for). */
   lenient: boolean;
+  /** Entries up to here are known trimmed from Redis, so in history (undefined: none known). */
+  trimmedTo: string | undefined;
 }
 
 type RawEntry = [string, string[]];
@@ -179,6 +181,7 @@ export async function openTap(o: TapOptions): Promise<TapReader> {
     tail: undefined,
     fromHistory: 0,
     lenient: o.cursor === undefined && start.kind === 'earliest',
+    trimmedTo: undefined,
   }));
   for (const s of streams) if (s.end !== undefined && compareIds(positions[s.index]!, s.end) >= 0) s.done = true;
   await checkHistory(o, streams, positions);
@@ -237,8 +240,12 @@ export class TapReader implements AsyncIterable<TapEvent> {
   private readonly batch: number;
   private readonly blockMs: number;
   private readonly historyPage: number;
-  /** The last history page read: every history entry with lo < id <= hi, by stream index. */
-  private window: { lo: string; hi: string; byStream: Map<number, RawEntry[]> } | undefined;
+  /**
+   * The last history page read, by stream index, and up to where it holds every history entry of
+   * a stream after `lo` (`whole`): only entries already trimmed when it was read are sure to be in
+   * history, so a stream's part is whole up to what was then known trimmed of it.
+   */
+  private window: { lo: string; whole: Map<number, string>; byStream: Map<number, RawEntry[]> } | undefined;
   private started = false;
 
   constructor(
@@ -381,6 +388,7 @@ export class TapReader implements AsyncIterable<TapEvent> {
       const lenient = s.lenient;
       s.lenient = false;
       if (upTo === undefined || lenient) return this.take(s, entries);
+      if (s.trimmedTo === undefined || compareIds(upTo, s.trimmedTo) > 0) s.trimmedTo = upTo;
       gaps.push({ s, upTo, entries });
     });
     if (gaps.length) await this.fromHistory(gaps);
@@ -388,20 +396,25 @@ export class TapReader implements AsyncIterable<TapEvent> {
 
   /**
    * Per stream: the history entries after its position up to `upTo`, then the Redis entries. One
-   * history page serves every stream (they move through it together, in id order); a stream whose
-   * range passes the page's end gets the page's part only and reads on from there.
+   * history page serves every stream known to be trimmed (they move through it together, in id
+   * order); a stream whose range passes what the page holds whole gets that part and reads on.
    */
   private async fromHistory(gaps: readonly { s: Stream; upTo: string; entries: RawEntry[] }[]): Promise<void> {
     const w0 = this.window;
-    const covered = (pos: string) => w0 !== undefined && compareIds(w0.lo, pos) <= 0 && compareIds(pos, w0.hi) < 0;
-    if (!gaps.every((g) => covered(this.positions[g.s.index]!))) {
+    const covered = (s: Stream) => {
+      const whole = w0?.whole.get(s.index);
+      const pos = this.positions[s.index]!;
+      return whole !== undefined && compareIds(w0!.lo, pos) <= 0 && compareIds(pos, whole) < 0;
+    };
+    if (!gaps.every((g) => covered(g.s))) {
       let lo = this.positions[gaps[0]!.s.index]!;
-      let hi = gaps[0]!.upTo;
       for (const g of gaps) {
         const pos = this.positions[g.s.index]!;
         if (compareIds(pos, lo) < 0) lo = pos;
-        if (compareIds(g.upTo, hi) > 0) hi = g.upTo;
       }
+      const known = this.streams.filter((s) => s.trimmedTo !== undefined && compareIds(s.trimmedTo, lo) > 0);
+      let hi = lo;
+      for (const s of known) if (compareIds(s.trimmedTo!, hi) > 0) hi = s.trimmedTo!;
       const page = await this.o.history!.page(lo, hi, this.historyPage, this.o.filter);
       if (page.length >= this.historyPage) {
         // a full page: complete only below its last id (the rest of that id's tie comes next)
@@ -418,17 +431,19 @@ export class TapReader implements AsyncIterable<TapEvent> {
         if (!list) byStream.set(i, (list = []));
         list.push([e.id, e.fields]);
       }
-      this.window = { lo, hi, byStream };
+      const whole = new Map(known.map((s) => [s.index, compareIds(s.trimmedTo!, hi) <= 0 ? s.trimmedTo! : hi]));
+      this.window = { lo, whole, byStream };
     }
     const w = this.window!;
     for (const { s, upTo, entries } of gaps) {
       const pos = this.positions[s.index]!;
-      const own = (w.byStream.get(s.index) ?? []).filter(([id]) => compareIds(id, pos) > 0 && compareIds(id, upTo) <= 0);
-      if (compareIds(upTo, w.hi) <= 0) {
+      const whole = w.whole.get(s.index)!;
+      const own = (w.byStream.get(s.index) ?? []).filter(([id]) => compareIds(id, pos) > 0 && compareIds(id, upTo) <= 0 && compareIds(id, whole) <= 0);
+      if (compareIds(upTo, whole) <= 0) {
         this.take(s, [...own, ...entries], entries.length < this.batch, upTo);
         s.fromHistory = Math.min(own.length, s.buf.length);
       } else {
-        this.take(s, own, false, w.hi);
+        this.take(s, own, false, whole);
         s.fromHistory = s.buf.length;
       }
       if (!s.buf.length) this.useTail(s);
