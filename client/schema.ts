@@ -678,7 +678,7 @@ export interface operations {
   tailTopic: {
     parameters: {
       query?: {
-        /** @description `now` (default), `earliest`, unix milliseconds or an entry id. */
+        /** @description `now` (default), `earliest` (the oldest entry still in Redis), unix milliseconds or an entry id. A start before the Redis window reads a postgres sink's input topic from Postgres first, then goes on live without a gap or a duplicate; other topics answer 400. */
         from?: string;
         /** @description Only this merchant's events. */
         merchant_id?: string;

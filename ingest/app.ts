@@ -129,6 +129,7 @@ export function createIngestApp(deps: IngestDeps): IngestApp {
     topology: deps.topology,
     registry: deps.registry,
     logger: deps.logger,
+    pool: deps.pool,
     options: { keepAliveMs: limits.tapKeepAliveMs, maxPerKey: limits.tapMaxStreamsPerKey, connectTimeoutMs: limits.dependencyTimeoutMs },
   });
   app.get('/v1/streams/:topic/tail', bearerAuth(deps.keyStore, 'tap'), tap.handler);

@@ -18,7 +18,7 @@ import type { Registry } from '../core/metrics.ts';
 import type { Topology } from '../core/topology/schema.ts';
 import { retentionInterval, startRetention } from '../core/retention/retention.ts';
 import type { RetentionHandle } from '../core/retention/retention.ts';
-import { compareIds } from '../core/retention/stream-id.ts';
+import { compareIds } from '../core/stream-id.ts';
 
 const { topology } = writeTopology({
   'topics.transactions.retention': { max_age: '1h', max_len: 5 },

@@ -9,7 +9,7 @@ import { spawnRill } from './helpers/rill-process.ts';
 import { ENGINE_TOPOLOGY } from './helpers/topology-file.ts';
 import { merchantIds, registerReferencedPayins, sampleBody } from './helpers/transactions.ts';
 import { waitFor } from './helpers/wait.ts';
-import { compareIds } from '../core/tap/position.ts';
+import { compareIds } from '../core/stream-id.ts';
 import { loadTopology } from '../core/topology/load.ts';
 import { EventAppender } from '../ingest/append.ts';
 import type { TransactionBody } from '../ingest/validation.ts';

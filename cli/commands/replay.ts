@@ -7,9 +7,10 @@ import { readEnv } from '../../core/config.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { Keys } from '../../core/keys.ts';
 import { connectRedis } from '../../core/redis.ts';
-import { idTime, parseTapStart } from '../../core/tap/position.ts';
-import { applyReplay, planReplay, replayTarget } from '../../core/tap/replay.ts';
-import type { ReplayPlan } from '../../core/tap/replay.ts';
+import { idMs } from '../../core/stream-id.ts';
+import { parseTapStart } from '../../core/tap/position.ts';
+import { applyReplay, planReplay, replayTarget } from '../../core/replay.ts';
+import type { ReplayPlan } from '../../core/replay.ts';
 import { loadTopology } from '../../core/topology/load.ts';
 import { processIO, runCommand } from '../io.ts';
 import type { CommandIO } from '../io.ts';
@@ -21,6 +22,11 @@ before T on every lane stream of its input topic, and it says how many entries w
 delivered again. Streams the group has not read up to T yet are left alone. Entries still
 pending (delivered, not yet acknowledged) are unaffected. Effects stay idempotent by
 transaction id: a replayed event is processed again, never applied twice.
+
+Only entries still in Redis are delivered again: a start before the hot window replays from the
+oldest entry each stream still holds, and the command says which part it cannot replay. History
+in Postgres is not fed back into a group; a postgres sink's input topic can be read from there
+with rill tap TOPIC --from T.
 
 Options:
   --group G        the stage or sink to replay (its consumer group has its name)
@@ -96,6 +102,18 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
     const noGroup = plan.streams.filter((s) => s.state === 'no-group').length;
     if (behind) out(`${behind} lane streams were not read up to the start yet: left as they are`);
     if (noGroup) out(`${noGroup} lane streams have no ${target.group} group yet: left as they are (its first worker reads them from the beginning)`);
+    if (plan.trimmed) {
+      const since = plan.wholeFrom ? `${plan.wholeFrom} (${new Date(idMs(plan.wholeFrom)).toISOString()})` : 'now';
+      out(
+        `cannot replay all of it: ${plan.trimmed} of ${plan.streams.length} lane streams no longer hold every entry since the start ` +
+          `(the hot window trimmed them); they replay from their oldest entry, and every stream is whole again from ${since}`,
+      );
+      out(
+        plan.historyInPostgres
+          ? `the older events of ${target.topic} are in Postgres: read them with rill tap ${target.topic} --from ${plan.start}; they are not delivered to ${target.group} again`
+          : `the older events of ${target.topic} are not kept anywhere (it keeps no history beyond Redis)`,
+      );
+    }
     out(
       `note: entries still pending (${plan.pending} now: delivered, not acknowledged) are unaffected; ` +
         'effects stay idempotent by transaction id, so replayed events are processed again but never applied twice',
@@ -108,7 +126,7 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
 
 function describeStart(plan: ReplayPlan): string {
   if (plan.start === '0-0') return 'the earliest entry';
-  return `${plan.start} (${new Date(idTime(plan.start)).toISOString()})`;
+  return `${plan.start} (${new Date(idMs(plan.start)).toISOString()})`;
 }
 
 function entries(n: number): string {

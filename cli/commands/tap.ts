@@ -8,7 +8,9 @@ import type { Redis } from 'ioredis';
 import { readEnv } from '../../core/config.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { Keys } from '../../core/keys.ts';
+import { createPool } from '../../core/postgres.ts';
 import { connectRedis } from '../../core/redis.ts';
+import { historyTopics, postgresHistory } from '../../core/tap/history.ts';
 import { parseTapEnd, parseTapStart } from '../../core/tap/position.ts';
 import { openTap } from '../../core/tap/reader.ts';
 import type { TapEvent } from '../../core/tap/reader.ts';
@@ -26,7 +28,9 @@ nothing is acknowledged or written. NDJSON (default) is one event per line with 
 Options:
   --from T         where to start: earliest, now, a duration back (10m, 1h, 7d), a unix time in
                    ms, an RFC 3339 time, or an entry id like 1717000000000-0 (inclusive)
-                   (default: earliest; with --follow: now)
+                   (default: earliest; with --follow: now). earliest is the oldest entry still
+                   in Redis; a time before it reads a postgres sink's input topic from Postgres
+                   first (other topics refuse it)
   --to T           where to stop (inclusive), same forms as --from; without it the tap stops at
                    the end of the streams as they were when it started (unless --follow)
   --merchant ID    only this merchant's events
@@ -121,6 +125,8 @@ async function run(argv: string[], io: TapIO): Promise<number> {
     process.once('SIGTERM', onSignal);
   }
   const out = new Output(io.stdout, follow, stop);
+  // a start before the Redis window reads the sink's table; the pool connects only then
+  const pool = historyTopics(topology).includes(topic) ? createPool(env, { max: 1, name: 'rill:tap' }) : undefined;
   try {
     await redis.connect().catch((err: unknown) => {
       throw cause ?? err;
@@ -133,6 +139,7 @@ async function run(argv: string[], io: TapIO): Promise<number> {
       from,
       follow,
       signal: abort.signal,
+      ...(pool ? { history: postgresHistory(pool, topology, topic) } : {}),
       ...(to ? { to } : {}),
       filter: {
         ...(values.merchant !== undefined ? { merchantId: values.merchant.trim() } : {}),
@@ -148,6 +155,7 @@ async function run(argv: string[], io: TapIO): Promise<number> {
       await out.ready();
     }
     await out.flush();
+    if (tap.stats.fromHistory) io.stderr.write(`rill tap: ${tap.stats.fromHistory} events from before the Redis window were read from Postgres\n`);
     if (tap.stats.undecodable) io.stderr.write(`rill tap: skipped ${tap.stats.undecodable} entries whose event is not JSON\n`);
     return 0;
   } catch (err) {
@@ -161,6 +169,7 @@ async function run(argv: string[], io: TapIO): Promise<number> {
     process.off('SIGTERM', onSignal);
     io.signal?.removeEventListener('abort', stop);
     redis.disconnect();
+    await pool?.end();
   }
 }
 

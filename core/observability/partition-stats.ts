@@ -8,6 +8,7 @@ import type { Keys } from '../keys.ts';
 import { leaseRedisKey } from '../leases/partition-leases.ts';
 import type { RedisClient } from '../redis.ts';
 import { slotPipeline } from '../slot-pipeline.ts';
+import { idMs } from '../stream-id.ts';
 import type { PipelineReply } from '../slot-pipeline.ts';
 import type { Topology } from '../topology/schema.ts';
 
@@ -96,7 +97,7 @@ export async function collectPartitionStats(redis: RedisClient, keys: Keys, topo
         oldestAgeMs: null,
       };
       const oldestPending = Array.isArray(summary) && summary[1] ? String(summary[1]) : undefined;
-      if (oldestPending) cell.oldestAgeMs = Math.max(0, at - idTime(oldestPending));
+      if (oldestPending) cell.oldestAgeMs = Math.max(0, at - idMs(oldestPending));
       else if (g !== undefined && (cell.lag === null || cell.lag > 0) && length > 0) {
         undelivered.push({ cell, key: keys.lane(topic, p, lane), after: String(mine?.get('last-delivered-id') ?? '0-0') });
       }
@@ -115,7 +116,7 @@ export async function collectPartitionStats(redis: RedisClient, keys: Keys, topo
     const res = await second.exec();
     undelivered.forEach((u, j) => {
       const first = (value(res[j]) as [string, string[]][] | null)?.[0];
-      if (first) u.cell.oldestAgeMs = Math.max(0, at - idTime(first[0]));
+      if (first) u.cell.oldestAgeMs = Math.max(0, at - idMs(first[0]));
     });
   }
   return { topic, group: g, groups, at, cells, leases, parked };
@@ -135,10 +136,6 @@ function fields(flat: unknown): Map<string, unknown> {
   const m = new Map<string, unknown>();
   if (Array.isArray(flat)) for (let i = 0; i + 1 < flat.length; i += 2) m.set(String(flat[i]), flat[i + 1]);
   return m;
-}
-
-function idTime(id: string): number {
-  return Number(id.split('-')[0]);
 }
 
 /** Every ordered stage's partition leases: stage → partition → holder (member id). */

@@ -1,6 +1,6 @@
 // Retention decisions, pure: what a consumer group still needs, how far a stream may be trimmed,
 // and when a group is falling far enough behind that retention cannot keep the stream small.
-import { idMs, maxId, minId, nextId } from './stream-id.ts';
+import { idMs, maxId, minId, nextId } from '../stream-id.ts';
 
 /** Warn when a group's backlog passes this share of the hot window or max_len. */
 export const WARN_SHARE = 0.8;

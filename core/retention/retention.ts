@@ -17,7 +17,7 @@ import type { RedisClient, RedisPipeline } from '../redis.ts';
 import type { Topology } from '../topology/schema.ts';
 import { checkLag, hotWindow, lenLimit, safePoint, trimCut } from './plan.ts';
 import type { GroupState, Retention } from './plan.ts';
-import { nextId } from './stream-id.ts';
+import { nextId } from '../stream-id.ts';
 
 /** At most this many entries are trimmed for max_len or max_bytes per stream and pass (reads their ids). */
 export const MAX_LEN_TRIM_PER_PASS = 10_000;

@@ -16,6 +16,7 @@
 // 1 KB for 32 busy streams, a few dozen bytes for a quiet or filtered tap.
 import { TapInputError } from '../errors.ts';
 import { parseDuration } from '../duration.ts';
+import { canonicalId, compareIds, idBefore, idParts, isEntryId, MAX_SEQ } from '../stream-id.ts';
 
 export type TapStart =
   | { kind: 'now' }
@@ -33,62 +34,8 @@ export type TapEnd =
   /** Entries up to and including this id. */
   | { kind: 'id'; id: string };
 
-export const MAX_SEQ = 18446744073709551615n; // 2^64 - 1
-const ID = /^(\d{1,20})-(\d{1,20})$/;
 const UNIX_MS = /^\d{1,15}$/;
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})$/;
-
-export function isEntryId(s: string): boolean {
-  const m = ID.exec(s);
-  return m !== null && BigInt(m[1]!) <= MAX_SEQ && BigInt(m[2]!) <= MAX_SEQ;
-}
-
-function parts(id: string): [bigint, bigint] {
-  const m = ID.exec(id);
-  if (!m) throw new TapInputError(`not a stream entry id: "${id}"`);
-  return [BigInt(m[1]!), BigInt(m[2]!)];
-}
-
-/** `<ms>-<seq>` without leading zeros, as Redis writes ids. */
-export function canonicalId(id: string): string {
-  const [ms, seq] = parts(id);
-  return `${ms}-${seq}`;
-}
-
-/**
- * Order of two canonical ids (as Redis returns them, or from canonicalId): no number parsing,
- * so merging many streams stays cheap.
- */
-export function compareIds(a: string, b: string): number {
-  const ia = a.indexOf('-');
-  const ib = b.indexOf('-');
-  if (ia !== ib) return ia - ib; // a longer ms part is a larger number
-  for (let i = 0; i < ia; i++) {
-    const d = a.charCodeAt(i) - b.charCodeAt(i);
-    if (d !== 0) return d;
-  }
-  const la = a.length - ia;
-  const lb = b.length - ib;
-  if (la !== lb) return la - lb;
-  for (let i = ia + 1; i < a.length; i++) {
-    const d = a.charCodeAt(i) - b.charCodeAt(i);
-    if (d !== 0) return d;
-  }
-  return 0;
-}
-
-/** The largest id before `id` (0-0 stays 0-0): "resume after it" then starts at `id`. */
-export function idBefore(id: string): string {
-  const [ms, seq] = parts(id);
-  if (seq > 0n) return `${ms}-${seq - 1n}`;
-  if (ms > 0n) return `${ms - 1n}-${MAX_SEQ}`;
-  return '0-0';
-}
-
-/** The unix ms of an entry id. */
-export function idTime(id: string): number {
-  return Number(parts(id)[0]);
-}
 
 /**
  * `now`, `earliest`, a unix time in ms, an entry id (`<ms>-<seq>`), an RFC 3339 time, or a
@@ -166,12 +113,12 @@ export function encodeCursor(topic: string, slots: readonly StreamSlot[], positi
     const best = counts.get(base)!;
     if (n > best || (n === best && compareIds(p, base) < 0)) base = p;
   }
-  const [baseMs] = parts(base);
+  const [baseMs] = idParts(base);
   const s: Record<string, string> = {};
   slots.forEach((slot, i) => {
     const p = positions[i]!;
     if (p === base) return;
-    const [ms, seq] = parts(p);
+    const [ms, seq] = idParts(p);
     s[slotName(slot)] = `${ms - baseMs}-${seq}`;
   });
   return Buffer.from(JSON.stringify({ v: 1, t: topic, b: base, s }), 'utf8').toString('base64url');
@@ -194,7 +141,7 @@ export function decodeCursor(cursor: string, topic: string, slots: readonly Stre
   if (typeof b !== 'string' || !isEntryId(b)) throw bad('no base position');
   if (typeof s !== 'object' || s === null || Array.isArray(s)) throw bad('no positions');
   const base = canonicalId(b);
-  const [baseMs] = parts(base);
+  const [baseMs] = idParts(base);
   const given = new Map<string, string>();
   for (const [k, rel] of Object.entries(s as Record<string, unknown>)) {
     const r = typeof rel === 'string' ? REL.exec(rel) : null;

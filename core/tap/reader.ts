@@ -10,6 +10,18 @@
 // merchant id in every topic).
 // On Redis Cluster the pipelines go one per node, and follow mode polls (non-blocking XRANGEs after
 // short idle waits) instead of XREAD BLOCK, which cannot span partitions' slots.
+//
+// Beyond the Redis window (history): every read is followed by XINFO STREAM of the streams read
+// (after it, on the same connection). When a stream's first entry is then past the position and
+// entries were ever removed from it, the entries between the position and what the read returned
+// may have been trimmed: they are read from the topic's history (Postgres, see history.ts) and
+// merged in before the Redis entries, per stream, so the seam has no gap and no duplicate even
+// while retention trims under the tap. Trimming removes only a prefix of a stream, and XADD ids only
+// grow, so "not in Redis, below what Redis returned" means "trimmed", and trimmed means
+// acknowledged by the sink, i.e. in Postgres (a position whose entry was merely trimmed costs one
+// history read that finds nothing). A topic without history (or a tap without access to it) refuses
+// a start or cursor before the Redis window at open (TapHistoryUnavailableError) instead of skipping
+// entries; past the open it reads Redis alone, as before. `earliest` is the oldest entry in Redis.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { F_EVENT, F_TX } from '../entry.ts';
@@ -17,8 +29,13 @@ import type { Keys } from '../keys.ts';
 import { partitionOf } from '../partition.ts';
 import type { Topology } from '../topology/schema.ts';
 import { isCluster, slotPipeline } from '../slot-pipeline.ts';
-import { compareIds, decodeCursor, encodeCursor, endId, idTime, parseTapEnd, parseTapStart, startPosition } from './position.ts';
-import { UnknownTopicError } from '../errors.ts';
+import { compareIds, idBefore, idMs } from '../stream-id.ts';
+import { historyTopics } from './history.ts';
+import { gapUpTo, streamEnds, toEnds } from './stream-ends.ts';
+import type { StreamEnds } from './stream-ends.ts';
+import type { TapHistory } from './history.ts';
+import { decodeCursor, encodeCursor, endId, parseTapEnd, parseTapStart, startPosition } from './position.ts';
+import { TapInputError, UnknownTopicError } from '../errors.ts';
 import type { StreamSlot, TapEnd, TapStart } from './position.ts';
 
 export interface TapFilter {
@@ -49,6 +66,15 @@ export interface TapOptions {
   /** Longest single XREAD BLOCK in follow mode (default 5 s); an abort is seen at the latest then. */
   blockMs?: number;
   signal?: AbortSignal;
+  /** Where entries trimmed from Redis are read back (history.ts); without it they are refused. */
+  history?: TapHistory;
+  /** History entries per Postgres read (default 2,000). */
+  historyPage?: number;
+}
+
+/** The start is before what Redis still holds, and the topic keeps no history: a 400 / one CLI line. */
+export class TapHistoryUnavailableError extends TapInputError {
+  override name = 'TapHistoryUnavailableError';
 }
 
 export interface TapEvent {
@@ -60,6 +86,8 @@ export interface TapEvent {
   lane: string;
   /** The entry's transaction id field. */
   tx: string | undefined;
+  /** Read from Redis, or from the topic's history beyond the Redis window. */
+  source: 'redis' | 'history';
   /** The decoded `ev` field. */
   event: Record<string, unknown>;
   /** The cursor to resume right after this event (computed when called). */
@@ -73,9 +101,9 @@ export interface TapStats {
   delivered: number;
   /** Entries whose `ev` is not a JSON object: skipped. */
   undecodable: number;
+  /** Events yielded from history (beyond the Redis window). */
+  fromHistory: number;
 }
-
-type RawEntry = [string, string[]];
 
 interface Stream extends StreamSlot {
   key: string;
@@ -92,10 +120,21 @@ interface Stream extends StreamSlot {
   end: string | undefined;
   /** The end is at or before the stream's last entry at open: once drained, nothing more can come. */
   endClosed: boolean;
+  /** The position once the buffer is used up (history read up to here, nothing more of this stream). */
+  tail: string | undefined;
+  /** Buffered entries before this index came from history. */
+  fromHistory: number;
+  /** `earliest`: the first read starts at the oldest entry Redis holds (no history asked for). */
+  lenient: boolean;
+  /** Entries up to here are known trimmed from Redis, so in history (undefined: none known). */
+  trimmedTo: string | undefined;
 }
+
+type RawEntry = [string, string[]];
 
 const DEFAULT_BATCH = 500;
 const DEFAULT_BLOCK_MS = 5_000;
+const DEFAULT_HISTORY_PAGE = 2_000;
 /** After the clock passes `to`, entries up to it may still be on their way (clock skew, in-flight XADDs). */
 const END_GRACE_MS = 1_000;
 /** Redis Cluster, follow mode: the idle wait between two polls of the streams. */
@@ -140,10 +179,44 @@ export async function openTap(o: TapOptions): Promise<TapReader> {
     done: false,
     end: ends[i],
     endClosed: closed,
+    tail: undefined,
+    fromHistory: 0,
+    lenient: o.cursor === undefined && start.kind === 'earliest',
+    trimmedTo: undefined,
   }));
   for (const s of streams) if (s.end !== undefined && compareIds(positions[s.index]!, s.end) >= 0) s.done = true;
-  const liveUntil = o.follow && end && end.kind !== 'now' ? (end.kind === 'time' ? end.ms : idTime(end.id)) + END_GRACE_MS : undefined;
+  await checkHistory(o, streams, positions);
+  const liveUntil = o.follow && end && end.kind !== 'now' ? (end.kind === 'time' ? end.ms : idMs(end.id)) + END_GRACE_MS : undefined;
   return new TapReader(o, streams, positions, liveUntil);
+}
+
+/** At open: a start before the Redis window needs history; refuse it here (not mid-stream) when there is none. */
+async function checkHistory(o: TapOptions, streams: readonly Stream[], positions: readonly string[]): Promise<void> {
+  const open = streams.filter((s) => s.active && !s.done && !s.lenient);
+  if (!open.length) return;
+  const ends = await streamEnds(
+    o.redis,
+    open.map((s) => s.key),
+  );
+  const gaps = open.flatMap((s, i) => {
+    const upTo = gapUpTo(positions[s.index]!, undefined, ends[i]!);
+    return upTo === undefined ? [] : [{ s, upTo, oldest: ends[i]!.first }];
+  });
+  if (!gaps.length) return;
+  if (o.history) return o.history.check();
+  throw unavailable(o, gaps[0]!.s, positions[gaps[0]!.s.index]!, gaps[0]!.oldest);
+}
+
+function unavailable(o: TapOptions, s: StreamSlot, after: string, oldest: string | undefined): TapHistoryUnavailableError {
+  const from = after === '0-0' ? 'the start' : new Date(idMs(after)).toISOString();
+  const kept = oldest === undefined ? 'holds no entries now' : `holds entries from ${new Date(idMs(oldest)).toISOString()} (${oldest}) on`;
+  const servable = historyTopics(o.topology);
+  const why = servable.includes(o.topic)
+    ? 'its history is in Postgres, which this tap cannot read'
+    : `topic "${o.topic}" keeps no history beyond Redis (only ${servable.length ? servable.map((t) => `"${t}"`).join(', ') : "a postgres sink's input topic"} can be read back from Postgres)`;
+  return new TapHistoryUnavailableError(
+    `entries of ${o.topic} after ${from} are gone from Redis (partition ${s.partition}, lane ${s.lane} ${kept}) and ${why}: start later, or from earliest`,
+  );
 }
 
 /** Each stream's last entry id (0-0 for a stream that does not exist yet). */
@@ -164,9 +237,16 @@ async function lastIds(redis: Redis, keys: readonly string[]): Promise<string[]>
 }
 
 export class TapReader implements AsyncIterable<TapEvent> {
-  readonly stats: TapStats = { scanned: 0, delivered: 0, undecodable: 0 };
+  readonly stats: TapStats = { scanned: 0, delivered: 0, undecodable: 0, fromHistory: 0 };
   private readonly batch: number;
   private readonly blockMs: number;
+  private readonly historyPage: number;
+  /**
+   * The last history page read, by stream index, and up to where it holds every history entry of
+   * a stream after `lo` (`whole`): only entries already trimmed when it was read are sure to be in
+   * history, so a stream's part is whole up to what was then known trimmed of it.
+   */
+  private window: { lo: string; whole: Map<number, string>; byStream: Map<number, RawEntry[]> } | undefined;
   private started = false;
 
   constructor(
@@ -178,6 +258,8 @@ export class TapReader implements AsyncIterable<TapEvent> {
   ) {
     this.batch = Math.max(1, o.batch ?? DEFAULT_BATCH);
     this.blockMs = Math.max(1, o.blockMs ?? DEFAULT_BLOCK_MS);
+    // a page cut inside a tie of ids keeps the rest of the tie for the next: more rows than streams
+    this.historyPage = Math.max(o.historyPage ?? DEFAULT_HISTORY_PAGE, 2 * streams.length + 2);
   }
 
   /** The cursor right after the last entry read (delivered or filtered out). */
@@ -211,7 +293,10 @@ export class TapReader implements AsyncIterable<TapEvent> {
         const list = refill;
         refill = [];
         if (!(await this.unlessAborted(this.readRange(list)))) return;
-        for (const s of list) if (s.at < s.buf.length) heap.push(s);
+        for (const s of list) {
+          if (s.at < s.buf.length) heap.push(s);
+          else if (!s.done && !s.drained) refill.push(s); // history read up to a page's end: on to the next
+        }
         continue;
       }
       const next = heap.peek();
@@ -228,16 +313,18 @@ export class TapReader implements AsyncIterable<TapEvent> {
         }
         continue;
       }
+      const source = next.at < next.fromHistory ? 'history' : 'redis';
       const [id, fields] = next.buf[next.at++]!;
+      this.positions[next.index] = id;
       if (next.at >= next.buf.length) {
         next.buf = [];
         next.at = 0;
+        this.useTail(next);
         heap.pop();
         if (!next.done && !next.drained) refill.push(next);
       } else {
         heap.headChanged();
       }
-      this.positions[next.index] = id;
       this.stats.scanned++;
       const decoded = decode(fields);
       if (!decoded) {
@@ -248,6 +335,7 @@ export class TapReader implements AsyncIterable<TapEvent> {
       if (merchant !== undefined && ev.merchant_id !== merchant) continue;
       if (type !== undefined && ev.type !== type) continue;
       this.stats.delivered++;
+      if (source === 'history') this.stats.fromHistory++;
       const snapshot = this.positions.slice();
       const topic = this.o.topic;
       const streams = this.streams;
@@ -257,6 +345,7 @@ export class TapReader implements AsyncIterable<TapEvent> {
         partition: next.partition,
         lane: next.lane,
         tx: decoded.tx,
+        source,
         event: ev,
         cursor: () => encodeCursor(topic, streams, snapshot),
       };
@@ -277,12 +366,96 @@ export class TapReader implements AsyncIterable<TapEvent> {
   private async readRange(streams: readonly Stream[]): Promise<void> {
     const pipe = slotPipeline(this.o.redis);
     for (const s of streams) pipe.add(s.key, (q) => q.xrange(s.key, `(${this.positions[s.index]!}`, '+', 'COUNT', this.batch));
+    // after the reads, on the same connection: what was trimmed by the time they ran shows here
+    const history = this.o.history !== undefined;
+    if (history) for (const s of streams) pipe.add(s.key, (q) => q.xinfo('STREAM', s.key));
     const res = await pipe.exec();
-    streams.forEach((s, i) => {
+    const read = streams.map((_, i): RawEntry[] => {
       const [err, value] = res[i] ?? [new Error('no reply'), null];
       if (err) throw err;
-      this.take(s, value as RawEntry[]);
+      return value as RawEntry[];
     });
+    if (!history) return streams.forEach((s, i) => this.take(s, read[i]!));
+    const ends = streams.map((_, i) => toEnds(res[streams.length + i] ?? [new Error('no reply'), null]));
+    await this.settle(streams, read, ends);
+  }
+
+  /** Buffer what a read returned, first reading from history what was trimmed before it. */
+  private async settle(streams: readonly Stream[], read: RawEntry[][], ends: readonly StreamEnds[]): Promise<void> {
+    const gaps: { s: Stream; upTo: string; entries: RawEntry[] }[] = [];
+    streams.forEach((s, i) => {
+      const entries = read[i]!;
+      const upTo = gapUpTo(this.positions[s.index]!, entries[0]?.[0], ends[i]!);
+      const lenient = s.lenient;
+      s.lenient = false;
+      if (upTo === undefined || lenient) return this.take(s, entries);
+      if (s.trimmedTo === undefined || compareIds(upTo, s.trimmedTo) > 0) s.trimmedTo = upTo;
+      gaps.push({ s, upTo, entries });
+    });
+    if (gaps.length) await this.fromHistory(gaps);
+  }
+
+  /**
+   * Per stream: the history entries after its position up to `upTo`, then the Redis entries. One
+   * history page serves every stream known to be trimmed (they move through it together, in id
+   * order); a stream whose range passes what the page holds whole gets that part and reads on.
+   */
+  private async fromHistory(gaps: readonly { s: Stream; upTo: string; entries: RawEntry[] }[]): Promise<void> {
+    const w0 = this.window;
+    const covered = (s: Stream) => {
+      const whole = w0?.whole.get(s.index);
+      const pos = this.positions[s.index]!;
+      return whole !== undefined && compareIds(w0!.lo, pos) <= 0 && compareIds(pos, whole) < 0;
+    };
+    if (!gaps.every((g) => covered(g.s))) {
+      let lo = this.positions[gaps[0]!.s.index]!;
+      for (const g of gaps) {
+        const pos = this.positions[g.s.index]!;
+        if (compareIds(pos, lo) < 0) lo = pos;
+      }
+      const known = this.streams.filter((s) => s.trimmedTo !== undefined && compareIds(s.trimmedTo, lo) > 0);
+      let hi = lo;
+      for (const s of known) if (compareIds(s.trimmedTo!, hi) > 0) hi = s.trimmedTo!;
+      const page = await this.o.history!.page(lo, hi, this.historyPage, this.o.filter);
+      if (page.length >= this.historyPage) {
+        // a full page: complete only below its last id (the rest of that id's tie comes next)
+        const lastId = page[page.length - 1]!.id;
+        hi = idBefore(lastId);
+        while (page.length && page[page.length - 1]!.id === lastId) page.pop();
+      }
+      const index = new Map(this.streams.map((s) => [`${s.partition}.${s.lane}`, s.index]));
+      const byStream = new Map<number, RawEntry[]>();
+      for (const e of page) {
+        const i = index.get(`${e.partition}.${e.lane}`);
+        if (i === undefined) continue; // a lane or partition the topology no longer has
+        let list = byStream.get(i);
+        if (!list) byStream.set(i, (list = []));
+        list.push([e.id, e.fields]);
+      }
+      const whole = new Map(known.map((s) => [s.index, compareIds(s.trimmedTo!, hi) <= 0 ? s.trimmedTo! : hi]));
+      this.window = { lo, whole, byStream };
+    }
+    const w = this.window!;
+    for (const { s, upTo, entries } of gaps) {
+      const pos = this.positions[s.index]!;
+      const whole = w.whole.get(s.index)!;
+      const own = (w.byStream.get(s.index) ?? []).filter(([id]) => compareIds(id, pos) > 0 && compareIds(id, upTo) <= 0 && compareIds(id, whole) <= 0);
+      if (compareIds(upTo, whole) <= 0) {
+        this.take(s, [...own, ...entries], entries.length < this.batch, upTo);
+        s.fromHistory = Math.min(own.length, s.buf.length);
+      } else {
+        this.take(s, own, false, whole);
+        s.fromHistory = s.buf.length;
+      }
+      if (!s.buf.length) this.useTail(s);
+    }
+  }
+
+  /** The buffer is used up: the position moves to where history was read to. */
+  private useTail(s: Stream): void {
+    if (s.tail !== undefined && compareIds(s.tail, this.positions[s.index]!) > 0) this.positions[s.index] = s.tail;
+    s.tail = undefined;
+    s.fromHistory = 0;
   }
 
   private async readBlocking(streams: readonly Stream[], blockMs: number): Promise<void> {
@@ -299,10 +472,25 @@ export class TapReader implements AsyncIterable<TapEvent> {
     )) as [string, RawEntry[]][] | null;
     if (!reply) return;
     const byKey = new Map(streams.map((s) => [s.key, s]));
+    const got: Stream[] = [];
+    const read: RawEntry[][] = [];
     for (const [key, entries] of reply) {
       const s = byKey.get(key);
-      if (s) this.take(s, entries);
+      if (s) {
+        got.push(s);
+        read.push(entries);
+      }
     }
+    if (!got.length) return;
+    if (!this.o.history) return got.forEach((s, i) => this.take(s, read[i]!));
+    await this.settle(
+      got,
+      read,
+      await streamEnds(
+        this.o.redis,
+        got.map((s) => s.key),
+      ),
+    );
   }
 
   /** Redis Cluster: XRANGE every stream after short idle waits, until something came or `blockMs` passed. */
@@ -315,9 +503,11 @@ export class TapReader implements AsyncIterable<TapEvent> {
     }
   }
 
-  /** Buffer a read's entries, cut at the stream's end. */
-  private take(s: Stream, entries: RawEntry[]): void {
-    s.drained = entries.length < this.batch;
+  /** Buffer a read's entries, cut at the stream's end; `tail`: the position once they are used up. */
+  private take(s: Stream, entries: RawEntry[], drained = entries.length < this.batch, tail?: string): void {
+    s.drained = drained;
+    s.tail = tail;
+    s.fromHistory = 0;
     let keep = entries;
     if (s.end !== undefined) {
       const last = entries[entries.length - 1];

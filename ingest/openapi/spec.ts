@@ -407,7 +407,14 @@ export const OPERATIONS: readonly Operation[] = [
     security: 'tapKey',
     parameters: [
       { name: 'topic', in: 'path', required: true, description: 'A topic of the topology.', schema: { type: 'string' } },
-      { name: 'from', in: 'query', description: '`now` (default), `earliest`, unix milliseconds or an entry id.', schema: { type: 'string' } },
+      {
+        name: 'from',
+        in: 'query',
+        description:
+          '`now` (default), `earliest` (the oldest entry still in Redis), unix milliseconds or an entry id. A start before the Redis window ' +
+          "reads a postgres sink's input topic from Postgres first, then goes on live without a gap or a duplicate; other topics answer 400.",
+        schema: { type: 'string' },
+      },
       { name: 'merchant_id', in: 'query', description: "Only this merchant's events.", schema: { type: 'string' } },
       { name: 'type', in: 'query', description: 'Only events of this type.', schema: { type: 'string' } },
       { name: 'Last-Event-ID', in: 'header', description: 'Resume exactly after this cursor (wins over `from`).', schema: { type: 'string' } },

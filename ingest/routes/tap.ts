@@ -2,7 +2,9 @@
 // (runs after bearerAuth(store, 'tap'), so merchant keys get 403 and no key 401). Read-only: no
 // consumer group, nothing written to Redis.
 //
-//   ?from=now|earliest|<unix ms>|<entry id>   where to start (default now); Last-Event-ID wins
+//   ?from=now|earliest|<unix ms>|<entry id>   where to start (default now); Last-Event-ID wins.
+//                                             Before the Redis window: a postgres sink's input
+//                                             topic is read from Postgres first, others get a 400
 //   &merchant_id=…&type=…                     filters, applied after decoding the event
 //
 // Each event: `id: <cursor>` (resume exactly after it with Last-Event-ID; EventSource does that
@@ -20,11 +22,13 @@ import type { Redis } from 'ioredis';
 import type { RillEnv } from '../../core/config.ts';
 import { Keys } from '../../core/keys.ts';
 import type { Logger } from '../../core/logger.ts';
+import type { PgPool } from '../../core/postgres.ts';
 import { gauge } from '../../core/metrics.ts';
 import type { Registry } from '../../core/metrics.ts';
 import { connectRedis } from '../../core/redis.ts';
-import { TapInputError, UnknownTopicError } from '../../core/errors.ts';
+import { postgresHistory } from '../../core/tap/history.ts';
 import { parseTapStart } from '../../core/tap/position.ts';
+import { TapInputError, UnknownTopicError } from '../../core/errors.ts';
 import type { TapStart } from '../../core/tap/position.ts';
 import { openTap } from '../../core/tap/reader.ts';
 import type { TapReader } from '../../core/tap/reader.ts';
@@ -66,6 +70,8 @@ export interface TapRouteDeps {
   topology: Topology;
   registry: Registry;
   logger: Logger;
+  /** Reads history beyond the Redis window (without it, a start before the window is a 400). */
+  pool?: PgPool;
   options?: Partial<TapRouteOptions>;
 }
 
@@ -117,6 +123,7 @@ export function tapRoute(deps: TapRouteDeps): TapRoute {
     const redis = connectRedis(deps.env, { name: `rill:tap:${principal.keyId}`, lazyConnect: true, offlineQueue: false, retriesPerRequest: 0 }) as Redis;
     redis.on('error', (err: Error) => log.debug({ err }, 'tap connection error'));
     const abort = new AbortController();
+    const history = deps.pool ? postgresHistory(deps.pool, deps.topology, topic) : undefined;
     let reader: TapReader;
     try {
       await withTimeout(redis.connect(), o.connectTimeoutMs, 'Redis connect');
@@ -133,6 +140,7 @@ export function tapRoute(deps: TapRouteDeps): TapRoute {
           batch: o.batch,
           blockMs: o.blockMs,
           signal: abort.signal,
+          ...(history ? { history } : {}),
         }),
         o.connectTimeoutMs,
         'Redis tap start',

@@ -4,14 +4,22 @@
 // read up to the start is left alone (its entries come anyway). Entries still pending (delivered,
 // not acknowledged) stay pending as they are. Re-processing is safe because every effect is
 // idempotent by transaction id.
+//
+// Only what Redis still holds can be delivered again: a start before a stream's oldest entry (the
+// hot window trimmed the rest) replays from that entry on, and the plan says so (`trimmed`).
+// History in Postgres is not fed back into a consumer group (its rows are results, not the
+// group's input); a postgres sink's input topic can be read from there with `rill tap --from`.
 import type { Redis } from 'ioredis';
-import { ConfigError } from '../errors.ts';
-import type { Keys } from '../keys.ts';
-import type { Topology } from '../topology/schema.ts';
-import { slotPipeline } from '../slot-pipeline.ts';
-import { compareIds, idBefore, startId } from './position.ts';
-import { TapInputError } from '../errors.ts';
-import type { TapStart } from './position.ts';
+import { ConfigError } from './errors.ts';
+import type { Keys } from './keys.ts';
+import type { Topology } from './topology/schema.ts';
+import { slotPipeline } from './slot-pipeline.ts';
+import { historyTopics } from './tap/history.ts';
+import { gapUpTo, toEnds } from './tap/stream-ends.ts';
+import { compareIds, idBefore } from './stream-id.ts';
+import { startId } from './tap/position.ts';
+import { TapInputError } from './errors.ts';
+import type { TapStart } from './tap/position.ts';
 
 export interface ReplayTarget {
   group: string;
@@ -53,6 +61,9 @@ export interface ReplayStream {
   again: number;
   /** Entries delivered and not acknowledged: not touched. */
   pending: number;
+  /** Reset streams: entries after the start were trimmed; Redis holds this stream from `oldest` on. */
+  trimmed?: boolean;
+  oldest?: string;
 }
 
 export interface ReplayPlan {
@@ -66,6 +77,12 @@ export interface ReplayPlan {
   total: number;
   /** Pending entries on the reset streams (unaffected). */
   pending: number;
+  /** Reset streams whose entries after the start were partly trimmed: those are not delivered again. */
+  trimmed: number;
+  /** From this entry on every reset stream is whole again (the latest oldest entry of the trimmed ones). */
+  wholeFrom?: string;
+  /** The topic's history beyond Redis is in Postgres (readable with tap, not replayable). */
+  historyInPostgres: boolean;
 }
 
 export interface PlanOptions {
@@ -89,6 +106,7 @@ export async function planReplay(redis: Redis, keys: Keys, topology: Topology, g
 
   const pipe = slotPipeline(redis);
   for (const s of slots) pipe.add(s.stream, (q) => q.xinfo('GROUPS', s.stream));
+  for (const s of slots) pipe.add(s.stream, (q) => q.xinfo('STREAM', s.stream));
   const res = await pipe.exec();
   const streams: ReplayStream[] = [];
   let counted = 0;
@@ -115,9 +133,22 @@ export async function planReplay(redis: Redis, keys: Keys, topology: Topology, g
     }
     const again = await countRange(redis, slot.stream, start, lastDelivered, opts.pageSize ?? 10_000, (n) => opts.onCounted?.(counted + n));
     counted += again;
-    streams.push({ ...base, state: 'reset', lastDelivered, entriesRead, again, pending });
+    const ends = toEnds(res[slots.length + i] ?? [new Error('no reply'), null]);
+    const trimmed = gapUpTo(setId, undefined, ends) !== undefined;
+    streams.push({
+      ...base,
+      state: 'reset',
+      lastDelivered,
+      entriesRead,
+      again,
+      pending,
+      ...(trimmed ? { trimmed, ...(ends.first ? { oldest: ends.first } : {}) } : {}),
+    });
   }
   const reset = streams.filter((s) => s.state === 'reset');
+  const trimmed = reset.filter((s) => s.trimmed);
+  let wholeFrom: string | undefined;
+  for (const s of trimmed) if (s.oldest !== undefined && (wholeFrom === undefined || compareIds(s.oldest, wholeFrom) > 0)) wholeFrom = s.oldest;
   return {
     target,
     start,
@@ -125,6 +156,9 @@ export async function planReplay(redis: Redis, keys: Keys, topology: Topology, g
     streams,
     total: reset.reduce((n, s) => n + s.again, 0),
     pending: reset.reduce((n, s) => n + s.pending, 0),
+    trimmed: trimmed.length,
+    ...(wholeFrom !== undefined ? { wholeFrom } : {}),
+    historyInPostgres: historyTopics(topology).includes(target.topic),
   };
 }
 
