@@ -6,3 +6,5 @@ export { outcomeFromError } from './processor.ts';
 export { FAILURE_CODES, failedEvent, isFailureCode } from './failure-codes.ts';
 export type { FailureCode } from './failure-codes.ts';
 export { partitionOf } from './partition.ts';
+export { classifyKey, redisMemoryByFamily } from './redis-memory.ts';
+export type { FamilyKind, FamilyMemory, MemoryOptions, RedisMemoryReport } from './redis-memory.ts';
