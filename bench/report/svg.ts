@@ -128,7 +128,7 @@ function timePanel(c: TimeChart, x0: number, y0: number, w: number): string[] {
   const svg: string[] = [];
   const left = x0 + 52;
   const right = x0 + w - 10;
-  const top = y0 + 22;
+  const top = y0 + 32;
   const bottom = y0 + PANEL_H - 48;
   const pts = c.series.flatMap((s) => s.points);
   if (!pts.length) return svg;
