@@ -1,5 +1,5 @@
 // 5. Soak: 10 minutes of single-event load at half the highest sustainable end-to-end rate (from
-// --rate, else the latest standard run's result, else the profile's default). Every process's RSS
+// --rate, else this run's end-to-end result, else the latest standard run's, else the profile's default). Every process's RSS
 // (ingest, worker) and Redis's used_memory are sampled; after the warm-up each one's level (the
 // median of a minute's samples) must stay within 10 % of its level in the first minute after it.
 // The soak topology keeps everything Redis holds per event 1 minute (bench/lib/topology.ts), so
@@ -33,6 +33,9 @@ interface SoakSample {
 
 function soakRate(ctx: RunContext): { rate: number; source: string } {
   if (ctx.options.rate) return { rate: ctx.options.rate, source: '--rate' };
+  // this run's end-to-end result first (the machine as it is now), else the latest standard run's
+  const now = ctx.shared.get('e2e-sustained') as number | undefined;
+  if (now) return { rate: Math.max(100, Math.round(now / 2 / 100) * 100), source: `half of ${int(now)}/s (this run's end to end)` };
   const file = join(RESULTS_DIR, 'latest-standard.json');
   if (existsSync(file)) {
     try {
