@@ -221,7 +221,6 @@ async function ladder(
   const lastPass = pick((s) => s.pass);
   const highestUp = pick((s) => s.keptUp);
   const firstFail = steps.filter((s) => !s.keptUp).sort((x, y) => x.rate - y.rate)[0];
-  ctx.shared.set('e2e-sustained', lastPass?.rate ?? highestUp?.rate);
 
   const best = lastPass;
   const comparisons: Comparison[] = [

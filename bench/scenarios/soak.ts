@@ -12,6 +12,7 @@ import { RESULTS_DIR } from '../lib/paths.ts';
 import { rssBytes } from '../lib/proc-stats.ts';
 import { scrape, sum } from '../lib/prom.ts';
 import { outstanding, usedMemory } from '../lib/redis-stats.ts';
+import { redisMemoryByFamily } from '../../core/redis-memory.ts';
 import { drain, int, ms, singlePayload, statusText } from './common.ts';
 import { merchantInstance } from './fixtures.ts';
 import { SOAK_RETENTION } from '../lib/topology.ts';
@@ -98,6 +99,8 @@ export const soak: Scenario = {
     running = false;
     await sampler;
     await drain(ctx, inst, 120_000).catch(() => undefined);
+    // which families hold Redis's memory at the end (the retention is a minute: what grows is what outlives it)
+    const families = await redisMemoryByFamily(ctx.redis, inst.prefix, { topics: Object.keys(inst.topology.summary.topics), samplesPerFamily: 100 });
 
     // a level is the median of a minute's samples: a leak moves it, a GC cycle does not (a single
     // sample swings ±15 % with V8's heap). The level in the first minute after the warm-up is the
@@ -203,12 +206,36 @@ export const soak: Scenario = {
           note: `Ingest: ${int(load.rps)}/s achieved, p50 ${ms(load.latencyMs.p50)} ms, p99 ${ms(load.latencyMs.p99)} ms (${statusText(load)}). Redis grew ${mb(redisGrowth)} after the warm-up, ~${int(perEvent)} bytes per accepted event. In the steady state Redis holds ~${int(heldPerEvent)} bytes per event of the last ${SOAK_RETENTION} (four topics' entries, idempotency, risk and ledger records, refundable payins); with the shipped retention (7 days of transactions and settled, 1 day of the rest, 24 h idempotency, 7 days of ledger records, 180 days of payins) size Redis for rate × that.`,
         },
         {
+          title: `Redis memory by key family at the end of the soak (drained; ${SOAK_RETENTION} retention)`,
+          columns: ['family', 'grows with', 'keys', 'entries / fields', 'bytes', 'longest TTL'],
+          rows: families.families.map((f) => [
+            f.family,
+            f.kind,
+            int(f.keys),
+            f.entries === null ? '–' : int(f.entries),
+            mb(f.bytes),
+            f.ttlMs === null ? '–' : `${Math.round(f.ttlMs / 1000)} s`,
+          ]),
+          note: `core/redis-memory.ts (as \`rill status\` shows it); ${mb(families.bytes)} in ${int(families.keys)} keys of this instance, server used_memory ${mb(families.usedMemory)}.`,
+        },
+        {
           title: 'Samples',
           columns: ['s', 'ingest RSS', 'worker RSS', 'loadgen RSS', 'Redis used_memory', 'backlog', 'committed'],
           rows: samples.map((s) => [s.atS, mb(s.ingestRss), mb(s.workerRss), mb(s.loadgenRss), mb(s.redisUsedMemory), int(s.backlog), int(s.committed)]),
         },
       ],
-      data: { rate, rateSource: source, durationMs, warmupMs, load, samples, checks, redisBytesPerEvent: perEvent, slopesAfterWarmup: fits },
+      data: {
+        rate,
+        rateSource: source,
+        durationMs,
+        warmupMs,
+        load,
+        samples,
+        checks,
+        redisBytesPerEvent: perEvent,
+        slopesAfterWarmup: fits,
+        redisByFamily: families,
+      },
       problems,
     };
   },
