@@ -193,11 +193,12 @@ export function renderSvg(r: BenchResults): string {
     }),
   );
   y += 28;
-  body.push(text(10, y, 'Throughput: Rill (blue) beside its baseline (grey); dashed red = target', { size: 13, weight: 'bold' }));
-  y += 12;
-  const tp = throughputRows(r.comparisons, y);
-  body.push(...tp.svg);
-  y += tp.height + 16;
+  const tp = throughputRows(r.comparisons, y + 12);
+  if (tp.svg.length) {
+    body.push(text(10, y, 'Throughput: Rill (blue) beside its baseline (grey); dashed red = target', { size: 13, weight: 'bold' }));
+    y += 12 + tp.height + 16;
+    body.push(...tp.svg);
+  }
   const figures = r.scenarios.flatMap((s) => s.latency);
   if (figures.length) {
     body.push(text(10, y, 'Latency, ms (log scale): dark = p50, light = p99; grey = baseline; dashed red = p99 ceiling', { size: 13, weight: 'bold' }));
