@@ -36,6 +36,8 @@ export interface Profile {
   xadd: { requests: number; clients: number; pipeline: number };
   processing: { events: number };
   bullmq: { events: number; concurrency: number };
+  /** The NATS JetStream chain (bench/baselines/nats-chain.ts): events, and the stages' fetch batch (Rill's stages take 500). */
+  nats: { events: number; batch: number };
   e2e: {
     startRate: number;
     batchStartRate: number;
@@ -76,6 +78,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     xadd: { requests: 50_000, clients: 50, pipeline: 16 },
     processing: { events: 2_000 },
     bullmq: { events: 1_000, concurrency: 100 },
+    nats: { events: 1_000, batch: 500 },
     e2e: { startRate: 300, batchStartRate: 1_000, batchSize: 50, growth: 2, maxSteps: 1, bisect: false, stepMs: 1_500, warmupMs: 500, drainTimeoutMs: 20_000 },
     priority: { seedsPerMerchant: 1, criticalRate: 40, quietMs: 1_000, floodMs: 1_500, defaultFloodRate: 800 },
     noisy: { goodRate: 10, stuckRate: 20, phaseMs: 2_000, seeds: 5 },
@@ -112,6 +115,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     xadd: { requests: 1_000_000, clients: 50, pipeline: 16 },
     processing: { events: 100_000 },
     bullmq: { events: 30_000, concurrency: 100 },
+    nats: { events: 30_000, batch: 500 },
     e2e: {
       startRate: 3_000,
       batchStartRate: 6_000,
@@ -151,6 +155,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     xadd: { requests: 100_000, clients: 50, pipeline: 16 },
     processing: { events: 10_000 },
     bullmq: { events: 5_000, concurrency: 100 },
+    nats: { events: 5_000, batch: 500 },
     e2e: {
       startRate: 2_000,
       batchStartRate: 6_000,

@@ -181,6 +181,7 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
           comparisons: out.comparisons,
           latency: out.latency,
           tables: out.tables,
+          charts: out.charts,
           data: out.data,
           problems: out.problems,
         };

@@ -12,3 +12,5 @@ export { partitionOf } from './partition.ts';
 export { waitFor } from './wait.ts';
 export { freePort, postgresAnswers, redisAnswers, startLocalPostgres, startLocalRedis } from './local-services.ts';
 export type { LocalService } from './local-services.ts';
+export { classifyKey, redisMemoryByFamily } from './redis-memory.ts';
+export type { FamilyKind, FamilyMemory, MemoryOptions, RedisMemoryReport } from './redis-memory.ts';

@@ -10,7 +10,9 @@ import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { Queue, Worker } from 'bullmq';
 import type { ConnectionOptions } from 'bullmq';
+import { Redis } from 'ioredis';
 import { entryFields, merchantIds, transactionBody } from '../lib/payload.ts';
+import { cpuMs } from '../lib/proc-stats.ts';
 
 function connection(url: string): ConnectionOptions {
   const u = new URL(url);
@@ -49,6 +51,13 @@ async function main(): Promise<void> {
     await queues[0]!.addBulk(jobs);
   }
   const addMs = performance.now() - addStart;
+  // CPU of the chain alone (adding the jobs left out): this process and a local Redis (its pid from INFO)
+  const url = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
+  const probe = new Redis(url);
+  const pid = Number(/^process_id:(\d+)/m.exec(await probe.info('server'))?.[1] ?? 0);
+  probe.disconnect();
+  const local = /^(127\.0\.0\.1|localhost|\[::1\])$/.test(new URL(url).hostname) && pid > 0 && cpuMs(pid) !== undefined;
+  const cpu0 = { own: cpuUs(), server: local ? cpuMs(pid)! : 0 };
 
   let first = 0;
   let done = 0;
@@ -71,6 +80,7 @@ async function main(): Promise<void> {
   await finished;
   clearTimeout(timeout);
   const end = performance.now();
+  const cpu = { own: cpuUs() - cpu0.own, server: local ? (cpuMs(pid)! - cpu0.server) * 1000 : null };
   await Promise.all(workers.map((w) => w.close()));
   for (const q of queues) {
     await q.obliterate({ force: true }).catch(() => undefined);
@@ -87,8 +97,16 @@ async function main(): Promise<void> {
       ms: Math.round(ms),
       eventsPerSec: (done / ms) * 1000,
       addBulkPerSec: (events / addMs) * 1000,
+      cpuUs: cpu.own,
+      serverCpuUs: cpu.server,
     }),
   );
+}
+
+/** This process's CPU time so far (user + system), µs. */
+function cpuUs(): number {
+  const u = process.cpuUsage();
+  return u.user + u.system;
 }
 
 main().then(

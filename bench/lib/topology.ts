@@ -11,6 +11,8 @@
 //             never lets a payin marked hold=yes through (a merchant whose payins do not settle),
 //             and refunds.await_payin 8s: the noisy-neighbour scenario
 //   webhooks  the shipped pipeline with merchant webhooks on: the webhooks scenario
+//   unchained the default with the top-level `chaining: false`: every stage reads and writes its
+//             own topic (the processing scenario's chained-vs-unchained row)
 //   soak      the same with everything Redis keeps per event (topic entries, idempotency, risk and
 //             ledger records, refundable payins) kept 1 minute, so Redis reaches its steady state
 //             within the soak's warm-up (with the shipped 7 days, 24 h and 180 days it grows with
@@ -20,7 +22,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { isMap, isSeq } from 'yaml';
 
-export type TopologyVariant = 'default' | 'flood' | 'soak' | 'noisy' | 'webhooks';
+export type TopologyVariant = 'default' | 'flood' | 'soak' | 'noisy' | 'webhooks' | 'unchained';
 
 /** The noisy variant's wait of a refund for its payin. */
 export const NOISY_AWAIT_PAYIN = '8s';
@@ -116,6 +118,10 @@ export function writeBenchTopology(base: string, dir: string, variant: TopologyV
     ledger.set('input', 'held');
     doc.setIn(['refunds', 'await_payin'], NOISY_AWAIT_PAYIN);
     changes.push(`stages.hold (bench/plugins/hold.ts) between risk and ledger; refunds.await_payin → ${NOISY_AWAIT_PAYIN}`);
+  }
+  if (variant === 'unchained') {
+    doc.set('chaining', false);
+    changes.push('chaining: false (the unchained run)');
   }
   if (variant === 'soak') {
     doc.setIn(['ingest', 'idempotency_ttl'], SOAK_RETENTION);

@@ -1,7 +1,8 @@
 // The chart of a run, drawn by hand as SVG (no browser, no library): throughput per comparison,
 // Rill's bar beside its baseline's with the target marked, and latency per scenario (p50 inside
-// p99, log scale) with latency ceilings marked.
-import type { Comparison, LatencyFigure } from '../scenarios/types.ts';
+// p99, log scale) with latency ceilings marked, and line charts over time (the soak's memory: Node
+// RSS beside Redis used_memory, each with its fitted slope after the warm-up), two panels a row.
+import type { Comparison, LatencyFigure, TimeChart } from '../scenarios/types.ts';
 import type { BenchResults } from './types.ts';
 
 const W = 960;
@@ -119,6 +120,69 @@ function latencyRows(figures: readonly LatencyFigure[], y0: number): { svg: stri
   return { svg, height: figures.length * rowH + 24 };
 }
 
+const LINE_COLORS = ['#2563eb', '#059669', '#d97706', '#7c3aed', '#db2777'];
+const PANEL_H = 200;
+
+/** One line chart in a panel at (x0, y0) of width w: axes with a few ticks, lines, fits dashed, markers. */
+function timePanel(c: TimeChart, x0: number, y0: number, w: number): string[] {
+  const svg: string[] = [];
+  const left = x0 + 52;
+  const right = x0 + w - 10;
+  const top = y0 + 32;
+  const bottom = y0 + PANEL_H - 48;
+  const pts = c.series.flatMap((s) => s.points);
+  if (!pts.length) return svg;
+  const xMax = Math.max(1, ...pts.map((p) => p[0]));
+  const yMax = Math.max(...pts.map((p) => p[1])) * 1.1 || 1;
+  const X = (x: number) => left + (x / xMax) * (right - left);
+  const Y = (y: number) => bottom - (Math.max(0, y) / yMax) * (bottom - top);
+  svg.push(text(x0, y0 + 12, c.title, { size: 12, weight: 'bold' }));
+  svg.push(`<line x1="${left}" y1="${bottom}" x2="${right}" y2="${bottom}" stroke="#9ca3af"/>`);
+  svg.push(`<line x1="${left}" y1="${top}" x2="${left}" y2="${bottom}" stroke="#9ca3af"/>`);
+  for (let i = 0; i <= 4; i++) {
+    const yv = (yMax * i) / 4;
+    svg.push(`<line x1="${left}" y1="${Y(yv).toFixed(1)}" x2="${right}" y2="${Y(yv).toFixed(1)}" stroke="#f3f4f6"/>`);
+    svg.push(text(left - 4, Y(yv) + 4, `${num(yv)}`, { size: 9, anchor: 'end', fill: '#6b7280' }));
+    const xv = (xMax * i) / 4;
+    svg.push(text(X(xv), bottom + 12, `${Math.round(xv)} ${c.xUnit}`, { size: 9, anchor: 'middle', fill: '#6b7280' }));
+  }
+  svg.push(text(x0 + 2, top - 4, c.unit, { size: 9, fill: '#6b7280' }));
+  for (const m of c.markers ?? []) {
+    svg.push(`<line x1="${X(m.x).toFixed(1)}" y1="${top}" x2="${X(m.x).toFixed(1)}" y2="${bottom}" stroke="${TARGET}" stroke-dasharray="3 3"/>`);
+    svg.push(text(X(m.x) + 3, top + 9, m.label, { size: 9, fill: TARGET }));
+  }
+  c.series.forEach((s, i) => {
+    const color = LINE_COLORS[i % LINE_COLORS.length]!;
+    if (s.points.length)
+      svg.push(
+        `<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${s.points.map(([x, y]) => `${X(x).toFixed(1)},${Y(y).toFixed(1)}`).join(' ')}"/>`,
+      );
+    if (s.fit) {
+      const f = s.fit;
+      svg.push(
+        `<line x1="${X(f.from).toFixed(1)}" y1="${Y(f.intercept + f.slope * f.from).toFixed(1)}" x2="${X(f.to).toFixed(1)}" y2="${Y(f.intercept + f.slope * f.to).toFixed(1)}" stroke="#111827" stroke-width="1" stroke-dasharray="5 3"/>`,
+      );
+    }
+    const ly = bottom + 26 + i * 12;
+    svg.push(`<rect x="${left}" y="${ly - 8}" width="10" height="3" fill="${color}"/>`);
+    svg.push(text(left + 14, ly - 4, `${s.label}${s.fit ? `: ${s.fit.text}` : ''}`, { size: 9 }));
+  });
+  return svg;
+}
+
+function chartRows(charts: readonly TimeChart[], y0: number): { svg: string[]; height: number } {
+  const svg: string[] = [];
+  const w = (W - 20) / 2;
+  let y = y0;
+  for (let i = 0; i < charts.length; i += 2) {
+    const row = charts.slice(i, i + 2);
+    const extra = Math.max(...row.map((c) => c.series.length)) * 12;
+    row.forEach((c, j) => svg.push(...timePanel(c, 10 + j * w, y, w - 10)));
+    y += PANEL_H + extra;
+  }
+  return { svg, height: y - y0 };
+}
+
 export function renderSvg(r: BenchResults): string {
   const body: string[] = [];
   let y = 20;
@@ -129,11 +193,12 @@ export function renderSvg(r: BenchResults): string {
     }),
   );
   y += 28;
-  body.push(text(10, y, 'Throughput: Rill (blue) beside its baseline (grey); dashed red = target', { size: 13, weight: 'bold' }));
-  y += 12;
-  const tp = throughputRows(r.comparisons, y);
-  body.push(...tp.svg);
-  y += tp.height + 16;
+  const tp = throughputRows(r.comparisons, y + 12);
+  if (tp.svg.length) {
+    body.push(text(10, y, 'Throughput: Rill (blue) beside its baseline (grey); dashed red = target', { size: 13, weight: 'bold' }));
+    y += 12 + tp.height + 16;
+    body.push(...tp.svg);
+  }
   const figures = r.scenarios.flatMap((s) => s.latency);
   if (figures.length) {
     body.push(text(10, y, 'Latency, ms (log scale): dark = p50, light = p99; grey = baseline; dashed red = p99 ceiling', { size: 13, weight: 'bold' }));
@@ -141,6 +206,14 @@ export function renderSvg(r: BenchResults): string {
     const lt = latencyRows(figures, y);
     body.push(...lt.svg);
     y += lt.height + 10;
+  }
+  const charts = r.scenarios.flatMap((sc) => sc.charts ?? []);
+  if (charts.length) {
+    body.push(text(10, y, 'Over time (dashed = fitted line after the warm-up, its slope in the legend)', { size: 13, weight: 'bold' }));
+    y += 12;
+    const ch = chartRows(charts, y);
+    body.push(...ch.svg);
+    y += ch.height;
   }
   const height = Math.ceil(y + 10);
   return [

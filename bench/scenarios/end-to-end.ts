@@ -1,4 +1,4 @@
-// e. End to end: `rill ingest` and one `rill worker` (validate → risk → ledger → Postgres sink)
+// e. End to end: `rill ingest`, one `rill worker --stages validate,risk,ledger` and one `rill sink`
 // under open-loop load at rising rates, twice: single-event posts (one HTTP request per event), then
 // batched posts (`e2e.batchSize` events per POST /v1/transactions/batch, as a payment platform's
 // own services would send). Rates are events/s. A rate is sustained when ingest answers every
@@ -6,7 +6,8 @@
 // it lasts, the backlog at the end is under a second's worth, and the pipeline drains after.
 // Reports the highest sustained rate with ingest and end-to-end latency (ingest → sink batch, per
 // row from Postgres; and ingest → commit from the sink's histogram), per-stage rates, where the CPU
-// went, and Redis's command time.
+// went per process (µs per event), and Redis's command time. At the end, with every transaction
+// settled: Redis bytes per transaction by key family and a projection of Redis after a day.
 import { setTimeout as delay } from 'node:timers/promises';
 import { P99_LIMIT_MS } from '../profiles.ts';
 import type { LoadJob, LoadResult } from '../load/protocol.ts';
@@ -15,16 +16,31 @@ import type { Merchant } from '../lib/payload.ts';
 import { CpuWindow } from '../lib/proc-stats.ts';
 import { byLabel, histogramQuantile, scrape, sum } from '../lib/prom.ts';
 import type { Sample } from '../lib/prom.ts';
-import { backendPids, rowLatenciesUs } from '../lib/pg-stats.ts';
-import { commandDelta, commandStats, outstanding } from '../lib/redis-stats.ts';
+import { backendPids, rowCount, rowLatenciesUs } from '../lib/pg-stats.ts';
+import { redisMemoryByFamily } from '../../core/redis-memory.ts';
+import { projectMemory, readRetention } from '../lib/memory-projection.ts';
+import { commandDelta, commandStats, laneKeys, outstanding } from '../lib/redis-stats.ts';
 import type { CommandDelta } from '../lib/redis-stats.ts';
 import { postgresSink, stageOrder } from '../lib/topology.ts';
-import { drain, int, ms, singlePayload, statusText, summarizeUs } from './common.ts';
+import { drain, int, ms, pct, singlePayload, statusText, summarizeUs, usPer } from './common.ts';
 import { merchantInstance } from './fixtures.ts';
 import type { Comparison, LatencyFigure, RunContext, Scenario, ScenarioOutput } from './types.ts';
 import { compare } from './types.ts';
 
 export const E2E_TARGET_RATE = 11_800;
+
+/** The processes whose CPU is measured, in the table's order. */
+const CPU_PROCESSES = [
+  { key: 'ingest', label: 'ingest' },
+  { key: 'worker', label: 'worker (3 stages)' },
+  { key: 'sink', label: 'sink' },
+  { key: 'redis', label: 'Redis' },
+  { key: 'postgres', label: 'Postgres' },
+  { key: 'loadgen', label: 'load generator' },
+] as const;
+
+/** The rates the Redis memory projection is made for: a modest platform, and the target. */
+const PROJECTION_RATES = [1_000, E2E_TARGET_RATE] as const;
 
 interface Step {
   rate: number;
@@ -57,7 +73,10 @@ interface Setup {
   inst: BenchInstance;
   merchants: Merchant[];
   ingest: RunningIngest;
+  /** The stages (`rill worker --stages …`). */
   worker: RunningWorker;
+  /** The Postgres sink (`rill sink`), a process of its own so its CPU is its own. */
+  sink: RunningWorker;
   sinkName: string;
   pgBackends: number[];
 }
@@ -82,26 +101,30 @@ async function runStep(ctx: RunContext, s: Setup, posting: Posting, rate: number
   const cpu = new CpuWindow({
     ingest: [s.ingest.child.pid],
     worker: [s.worker.child.pid],
+    sink: [s.sink.child.pid],
     loadgen: [ctx.loadgen.pid],
     ...(ctx.redisPid ? { redis: [ctx.redisPid] } : {}),
     ...(s.pgBackends.length ? { postgres: s.pgBackends } : {}),
   });
   const t0 = Date.now();
   // a scrape when the recorded window opens, one when it closes
-  let atWarm: { at: number; m: Sample[] } | undefined;
-  const warmScrape = delay(E.warmupMs).then(async () => (atWarm = { at: Date.now(), m: await scrape(s.worker.metricsUrl) }));
+  let atWarm: { at: number; m: Sample[]; sink: Sample[] } | undefined;
+  const warmScrape = delay(E.warmupMs).then(async () => {
+    const [m, sink] = await Promise.all([scrape(s.worker.metricsUrl), scrape(s.sink.metricsUrl)]);
+    atWarm = { at: Date.now(), m, sink };
+  });
   const load = await ctx.loadgen.run(
     { origin: s.ingest.url, mode: 'open', concurrency: 256, durationMs: E.stepMs, warmupMs: E.warmupMs, ...loadJob(s, posting, rate, seed) },
     (_done, elapsed) => ctx.progress.update(0, `${int(rate)}/s: ${Math.round(elapsed / 1000)} s`),
   );
   await warmScrape;
   const endAt = Date.now();
-  const atEnd = await scrape(s.worker.metricsUrl);
+  const [atEnd, sinkAtEnd] = await Promise.all([scrape(s.worker.metricsUrl), scrape(s.sink.metricsUrl)]);
   const backlogAtEnd = await outstanding(ctx.redis, s.inst.prefix, t);
   const cores = cpu.end();
   const redisCommands = commandDelta(cs0, await commandStats(ctx.redis));
   const windowS = (endAt - atWarm!.at) / 1000;
-  const committedPerSec = (sum(atEnd, 'rill_sink_rows_total') - sum(atWarm!.m, 'rill_sink_rows_total')) / windowS;
+  const committedPerSec = (sum(sinkAtEnd, 'rill_sink_rows_total') - sum(atWarm!.sink, 'rill_sink_rows_total')) / windowS;
   const stageRates: Record<string, number> = {};
   const a = byLabel(atEnd, 'rill_stage_events_total', 'stage');
   const b = byLabel(atWarm!.m, 'rill_stage_events_total', 'stage');
@@ -116,13 +139,13 @@ async function runStep(ctx: RunContext, s: Setup, posting: Posting, rate: number
     drained = false;
     drainMs = E.drainTimeoutMs;
   }
-  const afterDrain = await scrape(s.worker.metricsUrl);
+  const afterDrain = await scrape(s.sink.metricsUrl);
   const from = new Date(t0 + E.warmupMs).toISOString();
   const to = new Date(endAt).toISOString();
   const us = await rowLatenciesUs(ctx.pg, s.inst.schema, `ingested_at >= '${from}' AND ingested_at <= '${to}'`);
   const e2e = us.length ? summarizeUs(us).summary : null;
   const q = (p: number) => {
-    const v = histogramQuantile(atWarm!.m, afterDrain, 'rill_end_to_end_latency_seconds', p);
+    const v = histogramQuantile(atWarm!.sink, afterDrain, 'rill_end_to_end_latency_seconds', p);
     return v === undefined ? null : v * 1000;
   };
 
@@ -198,7 +221,6 @@ async function ladder(
   const lastPass = pick((s) => s.pass);
   const highestUp = pick((s) => s.keptUp);
   const firstFail = steps.filter((s) => !s.keptUp).sort((x, y) => x.rate - y.rate)[0];
-  ctx.shared.set('e2e-sustained', lastPass?.rate ?? highestUp?.rate);
 
   const best = lastPass;
   const comparisons: Comparison[] = [
@@ -316,6 +338,23 @@ async function ladder(
           ]
         : []),
       ...(firstFail ? [{ title: `${what}, at ${int(firstFail.rate)}/s (not kept up): CPU`, columns: ['CPU (cores)'], rows: [[cpuRow(firstFail)]] }] : []),
+      {
+        title: `CPU per event by process (${what}; µs of CPU per event ingested, every rate tried)`,
+        columns: ['offered/s', 'ingest /s', ...CPU_PROCESSES.map((p) => p.label), 'all measured', 'other (cores)', 'machine busy'],
+        rows: steps.map((s) => {
+          const per = (k: string) => (s.cpu.cores[k] === undefined ? '–' : usPer(s.cpu.cores[k], s.load.eventsPerSec));
+          const measured = CPU_PROCESSES.reduce((n, p) => n + (s.cpu.cores[p.key] ?? 0), 0);
+          return [
+            int(s.rate),
+            int(s.load.eventsPerSec),
+            ...CPU_PROCESSES.map((p) => per(p.key)),
+            usPer(measured, s.load.eventsPerSec),
+            s.cpu.cores.other ?? null,
+            pct(s.cpu.machineBusy),
+          ];
+        }),
+        note: "Cores busy over the recorded window (after the warm-up) ÷ events/s ingested, from /proc. worker = the three stages, sink = rill sink, Postgres = the sink's backends, Redis = the whole server (other clients of a shared Redis included). other = cores busy with anything else on the machine: the noise.",
+      },
     ],
     data: {
       steps,
@@ -328,6 +367,74 @@ async function ladder(
   };
 }
 
+/**
+ * Redis bytes per transaction by key family once every transaction is settled (nothing in flight),
+ * and the projection after a day at 1,000/s and at the target rate with this topology's retention.
+ */
+async function memoryByFamily(ctx: RunContext, inst: BenchInstance): Promise<{ tables: ScenarioOutput['tables']; data: Record<string, unknown> }> {
+  const t = inst.topology.summary;
+  await drain(ctx, inst, ctx.profile.e2e.drainTimeoutMs).catch(() => undefined);
+  const transactions = await rowCount(ctx.pg, inst.schema);
+  const report = await redisMemoryByFamily(ctx.redis, inst.prefix, { topics: Object.keys(t.topics), memorySamples: 0, samplesPerFamily: 200 });
+  const retention = readRetention(inst.topology.path);
+  const laneEntries: Record<string, number[]> = {};
+  for (const topic of Object.keys(t.topics)) {
+    const pipe = ctx.redis.pipeline();
+    for (const key of laneKeys(inst.prefix, t, topic)) pipe.xlen(key);
+    laneEntries[topic] = ((await pipe.exec()) ?? []).map(([err, n]) => (err ? 0 : Number(n)));
+  }
+  const rows = projectMemory(report, transactions, retention, PROJECTION_RATES, laneEntries);
+  const total = PROJECTION_RATES.map((_, i) => rows.reduce((n, r) => n + r.projected[i]!, 0));
+  const perTx = rows.reduce((n, r) => n + r.bytesPerTx, 0);
+  const gb = (b: number) => (b >= 1024 ** 3 ? `${(b / 1024 ** 3).toFixed(1)} GB` : `${(b / 1024 ** 2).toFixed(1)} MB`);
+  const held = (s: number | null) =>
+    s === null ? '–' : s >= 86_400 ? `${+(s / 86_400).toFixed(1)} d` : s >= 3600 ? `${+(s / 3600).toFixed(1)} h` : `${Math.round(s)} s`;
+  return {
+    tables: [
+      {
+        title: `Redis bytes per transaction by key family (${int(transactions)} transactions settled, nothing in flight)`,
+        columns: [
+          'family',
+          'grows with',
+          'keys',
+          'entries / fields',
+          'bytes',
+          'bytes per tx',
+          'held (≤ 1 d)',
+          ...PROJECTION_RATES.map((r) => `after a day at ${int(r)}/s`),
+          'basis',
+        ],
+        rows: [
+          ...rows.map((r) => [
+            r.family,
+            r.kind,
+            int(r.keys),
+            r.entries === null ? '–' : int(r.entries),
+            int(r.bytes),
+            r.bytesPerTx.toFixed(1),
+            held(r.heldS),
+            ...r.projected.map(gb),
+            r.basis,
+          ]),
+          [
+            'total',
+            '',
+            int(report.keys),
+            '',
+            int(report.bytes),
+            perTx.toFixed(1),
+            '',
+            ...total.map(gb),
+            `server used_memory now ${gb(report.usedMemory)} (every prefix)`,
+          ],
+        ],
+        note: `MEMORY USAGE (exact) of up to 200 keys per family, extrapolated by the family's key count (core/redis-memory.ts, also in \`rill status\`). The projection: rate × how long a transaction's bytes stay (its topic's hot window or max_age, a record's TTL; at most the day) × bytes per transaction now, capped by max_len/max_bytes; per-merchant state (${ctx.profile.merchants} bench merchants) as measured. Retention from ${inst.topology.path.split('/').pop()} (the shipped topology.yaml's).`,
+      },
+    ],
+    data: { transactions, report, projection: rows, projectedTotal: Object.fromEntries(PROJECTION_RATES.map((r, i) => [r, total[i]])) },
+  };
+}
+
 export const endToEnd: Scenario = {
   id: 'end-to-end',
   title: 'e. End to end (HTTP → validate → risk → ledger → Postgres)',
@@ -336,7 +443,11 @@ export const endToEnd: Scenario = {
     const { inst, merchants } = await merchantInstance(ctx, 'e2e');
     const t = inst.topology.summary;
     const sinkName = postgresSink(t)?.name ?? 'postgres';
-    const [ingest, worker] = await Promise.all([inst.startIngest(), inst.startWorker()]);
+    const [ingest, worker, sinkProc] = await Promise.all([
+      inst.startIngest(),
+      inst.startWorker({ stages: stageOrder(t) }),
+      inst.startWorker({ sinkOnly: true }),
+    ]);
     // warm up (JIT, key cache, partitions, the sink's connection), then start from an empty pipeline
     ctx.progress.update(0.02, 'warming up');
     await ctx.loadgen.run({
@@ -350,17 +461,19 @@ export const endToEnd: Scenario = {
     });
     await drain(ctx, inst, E.drainTimeoutMs);
     const pgBackends = await backendPids(ctx.pg, `rill-sink-${sinkName}`).catch(() => []);
-    const setup: Setup = { inst, merchants, ingest, worker, sinkName, pgBackends };
+    const setup: Setup = { inst, merchants, ingest, worker, sink: sinkProc, sinkName, pgBackends };
 
     const single = await ladder(ctx, setup, { kind: 'single' }, E.startRate, [0.05, 0.5]);
     ctx.shared.set('e2e-sustained', single.data.sustainedRate ?? single.data.keptUpRate);
-    const batched = await ladder(ctx, setup, { kind: 'batch', size: E.batchSize }, E.batchStartRate, [0.5, 1]);
+    const batched = await ladder(ctx, setup, { kind: 'batch', size: E.batchSize }, E.batchStartRate, [0.5, 0.97]);
+    ctx.progress.update(0.98, 'Redis memory by key family');
+    const memory = await memoryByFamily(ctx, inst);
     return {
       comparisons: [...single.comparisons, ...batched.comparisons],
       latency: [...(single.latency ?? []), ...(batched.latency ?? [])],
-      tables: [...(single.tables ?? []), ...(batched.tables ?? [])],
+      tables: [...(single.tables ?? []), ...(batched.tables ?? []), ...memory.tables],
       // the single-event ladder's figures stay at the top level (the soak reads them)
-      data: { ...single.data, batched: batched.data },
+      data: { ...single.data, batched: batched.data, redisMemory: memory.data },
       problems: [...(single.problems ?? []), ...(batched.problems ?? [])],
     };
   },

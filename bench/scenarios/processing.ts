@@ -2,15 +2,21 @@
 // the profile's size, one `rill worker --stages <stage>` draining it), then the three together in
 // one `rill worker --stages validate,risk,ledger` on a second backlog. Timed by the output
 // streams' entry ids (Redis's clock at each XADD), so process start-up is not counted.
-// Baseline: a BullMQ chain of three queues, concurrency 100, no-op work, the same events.
+// Baselines: a BullMQ chain of three queues, concurrency 100, no-op work, the same events; and the
+// peer a user would pick instead, the same chain on NATS JetStream (bench/baselines/nats-chain.ts,
+// durable pull consumers, explicit acks), when a NATS server answers (NATS_URL, default
+// 127.0.0.1:4222). Chained vs unchained: the chain run again on an instance whose topology says
+// `chaining: false`, CPU per event and Redis calls per event side by side.
 // Leaves both backlogs in the `settled` topic for the sink scenario.
+import { connect as tcpConnect } from 'node:net';
 import type { Redis } from 'ioredis';
 import type { BenchInstance } from '../lib/instance.ts';
-import { lastJsonLine, runToEnd, spawnScript } from '../lib/procs.ts';
+import { lastJsonLine, runToEnd, spawnRill, spawnScript } from '../lib/procs.ts';
 import { CpuWindow } from '../lib/proc-stats.ts';
 import { byLabel, scrape, sum } from '../lib/prom.ts';
 import type { Sample } from '../lib/prom.ts';
 import { commandDelta, commandStats, deadLetters, entryTimeRange, laneKeys, totalLength } from '../lib/redis-stats.ts';
+import type { CommandDelta, CommandStat } from '../lib/redis-stats.ts';
 import { stageOrder } from '../lib/topology.ts';
 import { drain, int, ms, preload, ratio, usPer } from './common.ts';
 import { merchantInstance } from './fixtures.ts';
@@ -29,6 +35,10 @@ interface BullResult {
   ms: number;
   concurrency: number;
   addBulkPerSec: number;
+  /** The baseline process's own CPU (user + system) over the chain's run, µs. */
+  cpuUs: number;
+  /** Its server's (Redis) over the same time, µs (null: not on this machine). */
+  serverCpuUs: number | null;
 }
 
 function batches(samples: readonly Sample[], stage: string): number {
@@ -38,6 +48,120 @@ function batches(samples: readonly Sample[], stage: string): number {
 function meanBatchMs(samples: readonly Sample[], stage: string): number {
   const count = sum(samples, 'rill_stage_batch_duration_seconds_count', { stage });
   return count ? (sum(samples, 'rill_stage_batch_duration_seconds_sum', { stage }) / count) * 1000 : 0;
+}
+
+interface NatsResult {
+  eventsPerSec: number;
+  events: number;
+  completed: number;
+  ms: number;
+  server: string;
+  storage: string;
+  batch: number;
+  publishPerSec: number;
+  cpuUs: number;
+  /** nats-server's CPU over the chain's run, µs (null: not on this machine). */
+  serverCpuUs: number | null;
+}
+
+/** One run of the stages in one worker process on a backlog already in the first topic. */
+interface ChainRun {
+  events: number;
+  /** Timed from the first topic's first entry when it is written, else from the last topic's. */
+  eventsPerSec: number;
+  spanMs: number;
+  /** Timed by the last topic alone (first to last entry + one batch): the same measure chained or not. */
+  settledPerSec: number;
+  wallMs: number;
+  cpu: { cores: Record<string, number>; machineBusy: number };
+  redisCalls: number;
+  redisCommands: CommandDelta[];
+  stages: { stage: string; events: number; batches: number; eventsPerBatch: number; meanBatchMs: number }[];
+}
+
+function totalCalls(before: Map<string, CommandStat>, after: Map<string, CommandStat>): number {
+  let n = 0;
+  for (const [cmd, a] of after) n += a.calls - (before.get(cmd)?.calls ?? 0);
+  return n;
+}
+
+async function chainRun(
+  ctx: RunContext,
+  inst: BenchInstance,
+  order: string[],
+  expect: number,
+  problems: string[],
+  label: string,
+  at: number,
+): Promise<ChainRun> {
+  const t = inst.topology.summary;
+  const redisPids = ctx.redisPid ? [ctx.redisPid] : [];
+  const N = ctx.profile.processing.events;
+  const firstTopic = t.stages[order[0]!]!.output!;
+  const lastStage = order[order.length - 1]!;
+  const lastTopic = t.stages[lastStage]!.output!;
+  const lastBefore = await outputCount(ctx.redis, inst, lastTopic);
+  const mark = Date.now();
+  const w = await inst.startWorker({ stages: order });
+  const cpu = new CpuWindow({ worker: [w.child.pid], redis: redisPids });
+  const cs0 = await commandStats(ctx.redis);
+  const wallMs = await drain(ctx, inst, Math.max(60_000, N * 2), order, (left) => ctx.progress.update(at, `${label}: ${int(left)} left`));
+  const cores = cpu.end();
+  const cs1 = await commandStats(ctx.redis);
+  const metrics = await scrape(w.metricsUrl);
+  await w.child.stop();
+  const startRange = await entryTimeRange(ctx.redis, laneKeys(inst.prefix, t, firstTopic), mark);
+  const endRange = await entryTimeRange(ctx.redis, laneKeys(inst.prefix, t, lastTopic), mark);
+  const events = (await outputCount(ctx.redis, inst, lastTopic)) - lastBefore;
+  if (events !== expect) problems.push(`${label}: ${events} of ${expect} events reached ${lastTopic}`);
+  const settledSpan = endRange ? endRange.last - endRange.first + meanBatchMs(metrics, lastStage) : wallMs;
+  const spanMs = startRange && endRange ? endRange.last - startRange.first + meanBatchMs(metrics, order[0]!) : settledSpan;
+  const outcomes = byLabel(metrics, 'rill_stage_events_total', 'stage');
+  return {
+    events,
+    eventsPerSec: (events / Math.max(1, spanMs)) * 1000,
+    spanMs,
+    settledPerSec: (events / Math.max(1, settledSpan)) * 1000,
+    wallMs,
+    cpu: cores,
+    redisCalls: totalCalls(cs0, cs1),
+    redisCommands: commandDelta(cs0, cs1),
+    stages: order.map((st) => {
+      const n = batches(metrics, st);
+      return { stage: st, events: outcomes[st] ?? 0, batches: n, eventsPerBatch: n ? (outcomes[st] ?? 0) / n : 0, meanBatchMs: meanBatchMs(metrics, st) };
+    }),
+  };
+}
+
+/** Does a TCP connection to the NATS server open within a second? */
+function natsReachable(url: string): Promise<boolean> {
+  const u = new URL(url);
+  return new Promise((resolve) => {
+    const sock = tcpConnect({ host: u.hostname || '127.0.0.1', port: Number(u.port || 4222), timeout: 1_000 });
+    const done = (ok: boolean) => {
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.once('connect', () => done(true));
+    sock.once('timeout', () => done(false));
+    sock.once('error', () => done(false));
+  });
+}
+
+/** Whether this build's topology schema takes the variant (the `chaining` key lands separately). */
+async function topologyAccepted(path: string): Promise<{ ok: true } | { ok: false; why: string }> {
+  const child = spawnRill('topology-check', ['topology', 'check', path], { env: { LOG_LEVEL: 'warn' } });
+  const code = await child.exited;
+  // the message without the scratch file's path: `…/topology-unchained.yaml:141:1: unknown key "chaining" …`
+  return code === 0
+    ? { ok: true }
+    : {
+        ok: false,
+        why: `this build's schema refuses it (${child
+          .tail(1)
+          .replace(/^.*?\.yaml:\d+:\d+: /, '')
+          .slice(0, 160)})`,
+      };
 }
 
 async function outputCount(redis: Redis, inst: BenchInstance, topic: string): Promise<number> {
@@ -122,59 +246,62 @@ export const processing: Scenario = {
     ctx.progress.update(0.62, 'second backlog');
     await preload(ctx, ingest.url, merchants, N, `${ctx.runId}-p2`, 'second backlog');
     await ingest.child.stop();
-    const firstTopic = t.stages[order[0]!]!.output!;
-    const lastTopic = t.stages[order[order.length - 1]!]!.output!;
-    const lastBefore = await outputCount(ctx.redis, inst, lastTopic);
-    const mark = Date.now();
     ctx.progress.update(0.7, `${order.join(' → ')} in one worker`);
-    const w = await inst.startWorker({ stages: order });
-    const cpu = new CpuWindow({ worker: [w.child.pid], redis: redisPids });
-    const cs0 = await commandStats(ctx.redis);
-    const wallMs = await drain(ctx, inst, timeout, order, (left) =>
-      ctx.progress.update(0.7 + 0.15 * (1 - Math.min(1, left / (N * order.length))), `chain: ${int(left)} left`),
-    );
-    const chainCpu = cpu.end();
-    const chainCommands = commandDelta(cs0, await commandStats(ctx.redis));
-    const chainMetrics = await scrape(w.metricsUrl);
-    await w.child.stop();
-    const startRange = await entryTimeRange(ctx.redis, laneKeys(inst.prefix, t, firstTopic), mark);
-    const endRange = await entryTimeRange(ctx.redis, laneKeys(inst.prefix, t, lastTopic), mark);
-    const chainEvents = (await outputCount(ctx.redis, inst, lastTopic)) - lastBefore;
-    if (chainEvents !== N) problems.push(`chain: ${chainEvents} of ${N} events reached ${lastTopic}`);
-    const chainSpan = startRange && endRange ? endRange.last - startRange.first + meanBatchMs(chainMetrics, order[0]!) : wallMs;
-    const chainRate = (chainEvents / Math.max(1, chainSpan)) * 1000;
-    const chainOutcomes = byLabel(chainMetrics, 'rill_stage_events_total', 'stage');
-    const chainStages = order.map((st) => {
-      const n = batches(chainMetrics, st);
-      return {
-        stage: st,
-        events: chainOutcomes[st] ?? 0,
-        batches: n,
-        eventsPerBatch: n ? (chainOutcomes[st] ?? 0) / n : 0,
-        meanBatchMs: meanBatchMs(chainMetrics, st),
-      };
-    });
+    const chain = await chainRun(ctx, inst, order, N, problems, 'chain', 0.72);
+    const { events: chainEvents, eventsPerSec: chainRate, spanMs: chainSpan, wallMs, cpu: chainCpu, redisCommands: chainCommands, stages: chainStages } = chain;
     ctx.shared.set('settled-backlog', { inst, rows: 2 * N } satisfies SettledBacklog);
 
-    // 3. baseline: BullMQ, three queues
-    ctx.progress.update(0.87, 'BullMQ chain of 3 queues');
+    // 3. the same chain with `chaining: false` (a build whose schema has no `chaining` key refuses
+    // the file: then only the run above is shown)
+    ctx.progress.update(0.76, 'unchained run');
+    const unchainedTopology = ctx.topology('unchained');
+    const accepted = await topologyAccepted(unchainedTopology.path);
+    let unchained: ChainRun | undefined;
+    if (accepted.ok) {
+      const u = await merchantInstance(ctx, 'proc-unchained', 'unchained');
+      const uIngest = await u.inst.startIngest();
+      await preload(ctx, uIngest.url, u.merchants, N, `${ctx.runId}-p3`, 'unchained backlog');
+      await uIngest.child.stop();
+      unchained = await chainRun(ctx, u.inst, stageOrder(u.inst.topology.summary), N, problems, 'unchained chain', 0.8);
+    }
+
+    // 4. baselines: BullMQ, three queues; NATS JetStream, three streams
+    ctx.progress.update(0.84, 'BullMQ chain of 3 queues');
     const B = ctx.profile.bullmq;
+    const bullChild = spawnScript(
+      'bullmq-chain',
+      'baselines/bullmq-chain',
+      ['--prefix', `rillbench:${ctx.runId}:bull`, '--events', String(B.events), '--concurrency', String(B.concurrency)],
+      { env: { REDIS_URL: ctx.redisUrl } },
+    );
     const bullCpu = new CpuWindow({ redis: redisPids });
     const bullT0 = performance.now();
-    const bull = lastJsonLine<BullResult>(
-      await runToEnd(
-        spawnScript(
-          'bullmq-chain',
-          'baselines/bullmq-chain',
-          ['--prefix', `rillbench:${ctx.runId}:bull`, '--events', String(B.events), '--concurrency', String(B.concurrency)],
-          { env: { REDIS_URL: ctx.redisUrl } },
-        ),
-        600_000,
-      ),
-    );
+    const bull = lastJsonLine<BullResult>(await runToEnd(bullChild, 600_000));
     const bullCores = bullCpu.end();
     const bullWallMs = performance.now() - bullT0;
     if (bull.completed !== bull.events) problems.push(`BullMQ chain: ${bull.completed} of ${bull.events} jobs completed`);
+
+    ctx.progress.update(0.92, 'NATS JetStream chain of 3 streams');
+    const natsUrl = process.env.NATS_URL || 'nats://127.0.0.1:4222';
+    const NB = ctx.profile.nats;
+    let nats: NatsResult | { error: string };
+    if (!(await natsReachable(natsUrl))) nats = { error: `no NATS server answers at ${natsUrl}` };
+    else {
+      const natsChild = spawnScript(
+        'nats-chain',
+        'baselines/nats-chain',
+        ['--prefix', `rb_${ctx.runId}`, '--events', String(NB.events), '--batch', String(NB.batch)],
+        { env: { NATS_URL: natsUrl } },
+      );
+      try {
+        const r = lastJsonLine<NatsResult>(await runToEnd(natsChild, 600_000));
+        nats = r;
+        if (r.completed !== r.events) nats = { error: `${r.completed} of ${r.events} events settled` };
+      } catch (err) {
+        nats = { error: (err as Error).message.split('\n')[0]!.slice(0, 300) };
+      }
+    }
+    const natsOk = 'eventsPerSec' in nats ? nats : undefined;
 
     const comparisons: Comparison[] = [
       compare({
@@ -186,6 +313,84 @@ export const processing: Scenario = {
         target: ratioTarget(10),
         note: 'Rill runs the real processors (validation rules, risk velocity script, ledger script); BullMQ passes each job on.',
       }),
+      compare({
+        id: 'processing-vs-nats',
+        title: 'The same 3-stage chain on NATS JetStream (durable pull consumers, explicit acks)',
+        scenario: 'processing',
+        rill: { label: `Rill ${order.join('→')}`, value: chainRate, unit: 'events/s' },
+        baseline: {
+          label: natsOk ? `NATS JetStream ${natsOk.server}, ${natsOk.storage} storage` : 'NATS JetStream',
+          value: natsOk?.eventsPerSec ?? null,
+          unit: 'events/s',
+        },
+        note: natsOk
+          ? 'NATS stages keep their state (velocity, balances, decisions) in process memory; Rill keeps it in Redis, atomically'
+          : `not run: ${'error' in nats ? nats.error : '?'}`,
+      }),
+      compare({
+        id: 'processing-chained-vs-unchained',
+        title: 'Chained vs unchained (top-level chaining: false), the same chain and backlog',
+        scenario: 'processing',
+        rill: { label: 'default topology', value: chain.settledPerSec, unit: 'events/s' },
+        baseline: { label: 'chaining: false', value: unchained?.settledPerSec ?? null, unit: 'events/s' },
+        note: unchained
+          ? 'timed by the last topic alone (first to last entry + one batch) in both runs'
+          : `unchained run not possible: ${'why' in accepted ? accepted.why : '?'}`,
+      }),
+    ];
+    const cpuUs = (r: ChainRun, who: string) => usPer(r.cpu.cores[who], r.events / (r.wallMs / 1000));
+    const chainRows: Table['rows'] = [
+      [
+        'default topology',
+        int(chain.events),
+        int(chain.settledPerSec),
+        cpuUs(chain, 'worker'),
+        cpuUs(chain, 'redis'),
+        (chain.redisCalls / Math.max(1, chain.events)).toFixed(2),
+        chain.cpu.cores.other ?? null,
+      ],
+      unchained
+        ? [
+            'chaining: false',
+            int(unchained.events),
+            int(unchained.settledPerSec),
+            cpuUs(unchained, 'worker'),
+            cpuUs(unchained, 'redis'),
+            (unchained.redisCalls / Math.max(1, unchained.events)).toFixed(2),
+            unchained.cpu.cores.other ?? null,
+          ]
+        : ['chaining: false', '–', '–', '–', '–', '–', `not run: ${'why' in accepted ? accepted.why : '?'}`],
+    ];
+    const peerRows: Table['rows'] = [
+      [
+        `Rill ${order.join(' → ')}`,
+        int(chainEvents),
+        int(chainRate),
+        cpuUs(chain, 'worker'),
+        `${cpuUs(chain, 'redis')} (Redis)`,
+        '1.00×',
+        'real processors, state in Redis (Lua)',
+      ],
+      [
+        `BullMQ, 3 queues, concurrency ${B.concurrency}`,
+        int(bull.completed),
+        int(bull.eventsPerSec),
+        String(Math.round(bull.cpuUs / bull.events)),
+        `${bull.serverCpuUs === null ? '–' : Math.round(bull.serverCpuUs / bull.events)} (Redis)`,
+        ratio(chainRate / bull.eventsPerSec),
+        'pass-through jobs',
+      ],
+      natsOk
+        ? [
+            `NATS JetStream ${natsOk.server} (${natsOk.storage}), 3 streams, pull batch ${natsOk.batch}`,
+            int(natsOk.completed),
+            int(natsOk.eventsPerSec),
+            String(Math.round(natsOk.cpuUs / natsOk.events)),
+            `${natsOk.serverCpuUs === null ? '–' : Math.round(natsOk.serverCpuUs / natsOk.events)} (nats-server)`,
+            ratio(chainRate / natsOk.eventsPerSec),
+            `same work, state in process memory; backlog published at ${int(natsOk.publishPerSec)}/s beforehand`,
+          ]
+        : ['NATS JetStream', '–', '–', '–', '–', '–', `not run: ${'error' in nats ? nats.error : '?'}`],
     ];
     return {
       comparisons,
@@ -240,6 +445,18 @@ export const processing: Scenario = {
           note: `BullMQ: ${int(bull.completed)} jobs through 3 queues in ${int(bull.ms)} ms (Redis CPU ${bullCores.cores.redis ?? '–'} cores, addBulk ${int(bull.addBulkPerSec)}/s beforehand).`,
         },
         {
+          title: 'The same 3-stage chain: Rill and the peers a user would pick instead',
+          columns: ['system', 'events', 'events/s', 'worker/client CPU µs/event', 'server CPU µs/event', 'Rill ÷ it', 'notes'],
+          rows: peerRows,
+          note: 'CPU per event over the whole run (Rill: cores busy over the drain ÷ events; a baseline: its process and its server over the chain run alone, without setting up the backlog): robust to a busy machine where events/s is not.',
+        },
+        {
+          title: `Chained vs unchained: ${order.join(' → ')} in one worker, backlog of ${int(N)} each`,
+          columns: ['topology', 'events', 'events/s (last topic)', 'worker µs/event', 'Redis µs/event', 'Redis calls/event', 'other (cores)'],
+          rows: chainRows,
+          note: 'Each run on its own instance and backlog. Where this build has no stage chaining, both rows run the same code (the difference is noise).',
+        },
+        {
           title: 'Batches in the chain run (each stage reads what the one before it has just written)',
           columns: ['stage', 'events', 'batches', 'events/batch', 'mean batch ms'],
           rows: chainStages.map((c) => [c.stage, int(c.events), int(c.batches), int(c.eventsPerBatch), ms(c.meanBatchMs)]),
@@ -254,17 +471,10 @@ export const processing: Scenario = {
         events: N,
         isolated,
         stageRates,
-        chain: {
-          events: chainEvents,
-          eventsPerSec: chainRate,
-          spanMs: chainSpan,
-          wallMs,
-          cpu: chainCpu,
-          outcomes: chainOutcomes,
-          stages: chainStages,
-          redisCommands: chainCommands,
-        },
+        chain,
         bullmq: { ...bull, cpu: bullCores },
+        nats,
+        unchained: unchained ?? { notRun: 'why' in accepted ? accepted.why : '?' },
       },
       problems,
     };

@@ -59,6 +59,18 @@ export interface LatencyFigure {
   p99Limit?: number;
 }
 
+/** A line chart over time (the soak's memory): series of [x, y] points, a fitted line per series where given. */
+export interface TimeChart {
+  title: string;
+  /** Unit of y, e.g. MB. */
+  unit: string;
+  /** Unit of x, e.g. s. */
+  xUnit: string;
+  series: { label: string; points: [number, number][]; fit?: { from: number; to: number; slope: number; intercept: number; text: string } }[];
+  /** Vertical markers, e.g. the end of the warm-up. */
+  markers?: { x: number; label: string }[];
+}
+
 export interface Table {
   title: string;
   columns: string[];
@@ -75,6 +87,8 @@ export interface ScenarioResult {
   comparisons: Comparison[];
   latency: LatencyFigure[];
   tables: Table[];
+  /** Line charts over time, drawn under the bars (the soak's memory). */
+  charts?: TimeChart[];
   /** Everything measured, for the JSON. */
   data: Record<string, unknown>;
   /** Problems found on the way (lost events, dead letters, errors): the smoke run fails on these. */

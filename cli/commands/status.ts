@@ -17,6 +17,8 @@ import type { RedisClient } from '../../core/redis.ts';
 import { loadTopology } from '../../core/topology/load.ts';
 import type { Topology } from '../../core/topology/schema.ts';
 import { buildReport, collect } from '../../core/observability/status-report.ts';
+import { redisMemoryByFamily } from '../../core/redis-memory.ts';
+import type { RedisMemoryReport } from '../../core/redis-memory.ts';
 import type { Sample, StatusReport } from '../../core/observability/status-report.ts';
 export type { StatusReport } from '../../core/observability/status-report.ts';
 import { describe, processIO, runCommand, table } from '../io.ts';
@@ -26,7 +28,8 @@ export const STATUS_USAGE = `usage: rill status [--watch [SECONDS]] [--json] [--
 
 Shows topics × lanes (length, lag, pending, rates in and out), stages (live workers, events/s,
 retries/s, dead letters, delay set, parked), sinks (rows/s, last flush) and workers (host, components,
-last heartbeat), read from Redis. Rates in and out are measured over ~1 s (or one --watch
+last heartbeat), read from Redis; without --watch also Redis memory by key family (streams per
+topic, idempotency, per-transaction records, refundable payins, ...: MEMORY USAGE of a sample). Rates in and out are measured over ~1 s (or one --watch
 period); stage and sink rates come from the workers' heartbeats. A lag marked ≤ is an upper
 bound (Redis cannot tell it exactly after XDEL).
 
@@ -99,7 +102,8 @@ async function run(argv: string[], io: StatusIO): Promise<number> {
       await sleep(1_000);
       const b = await collect(redis, keys, topology);
       const report = buildReport(topology, a, b);
-      io.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${render(report, where)}\n`);
+      const memory = await redisMemoryByFamily(redis, env.prefix, { topics: Object.keys(topology.topics), maxKeys: MEMORY_SCAN_KEYS });
+      io.stdout.write(values.json ? `${JSON.stringify({ ...report, memory }, null, 2)}\n` : `${render(report, where)}\n\n${renderMemory(memory)}\n`);
       return 0;
     }
     return await watchLoop(redis, keys, topology, watch, values.json ?? false, io, where, () => (cause = undefined));
@@ -237,6 +241,24 @@ export function render(r: StatusReport, where: { redis: string; prefix: string }
     );
   } else out.push('no workers have sent a heartbeat (is any `rill worker` running with this RILL_PREFIX?)');
   return out.join('\n');
+}
+
+/** Keys scanned per Redis node for the memory table; past it the counts are extrapolated. */
+const MEMORY_SCAN_KEYS = 200_000;
+
+/** Redis memory by key family, largest first. */
+export function renderMemory(m: RedisMemoryReport): string {
+  const mb = (b: number) => `${(b / 1024 / 1024).toFixed(1)} MB`;
+  const rows = m.families.map((f) => [
+    f.family,
+    f.kind,
+    `${m.complete ? '' : '~'}${int(f.keys)}`,
+    f.entries === null ? '-' : int(f.entries),
+    mb(f.bytes),
+    f.ttlMs === null ? '-' : age(f.ttlMs / 1000),
+  ]);
+  const head = `Redis memory of prefix ${m.prefix}: ${mb(m.bytes)} in ${int(m.keys)} keys (the server's used_memory: ${mb(m.usedMemory)})`;
+  return `${head}\n${table(['FAMILY', 'GROWS', 'KEYS', 'ENTRIES', 'BYTES', 'TTL'], rows, [2, 3, 4])}`;
 }
 
 function int(n: number): string {
