@@ -1,6 +1,7 @@
 // A one-screen summary of a topology, in pipeline order, for `rill topology check`.
 import { formatDuration } from '../duration.ts';
 import type { RetryConfig, StageConfig, Topology } from './schema.ts';
+import { planChains } from './chains.ts';
 
 export function describeTopology(t: Topology): string {
   const out: string[] = [];
@@ -36,6 +37,9 @@ export function describeTopology(t: Topology): string {
     );
   }
 
+  out.push('', 'chains (stages run as one task, events passed in memory)');
+  out.push(...describeChains(t).map((l) => `  ${l}`));
+
   out.push('', 'sinks');
   const sinks = Object.entries(t.sinks);
   if (!sinks.length) out.push('  (none)');
@@ -49,6 +53,14 @@ export function describeTopology(t: Topology): string {
     );
   }
   return out.join('\n');
+}
+
+/** One line per chain of stages: which run as one task and which topics they no longer write. */
+export function describeChains(t: Topology): string[] {
+  const chains = planChains(t).filter((c) => c.stages.length > 1);
+  if (!t.chaining) return ['(off: chaining: false)'];
+  if (!chains.length) return ['(none)'];
+  return chains.map((c) => `${c.stages.join(' → ')}  (in memory: ${c.links.join(', ')})`);
 }
 
 function retry(r: RetryConfig): string {
