@@ -88,9 +88,8 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
     : undefined;
   try {
     await handover?.start();
-    // chained stages run as one task (core/topology/chains.ts): naming any of them runs the chain
-    for (const chain of planChains(topology)) {
-      if (!chain.stages.some((n) => wanted.has(n))) continue;
+    // chained stages run as one task (core/topology/chains.ts), among the stages this worker runs
+    for (const chain of planChains(topology, wanted)) {
       const members: ChainedStageOptions[] = [];
       for (const name of chain.stages) {
         const stage = topology.stages[name]!;

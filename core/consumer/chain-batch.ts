@@ -15,6 +15,7 @@ import { entryArgs, F_ATTEMPTS, F_EVENT, F_FIRST_FAILED, F_TRACE, F_TX, fieldsTo
 import type { LaneMap } from '../lanes.ts';
 import { backoffMs } from '../retry.ts';
 import { FatalError, RetryableError } from '../errors.ts';
+import { faultPoint } from '../faults.ts';
 import { endSpan, startEventSpan, traceIdOf, traceparentOf, tracingEnabled } from '../tracing.ts';
 import type { Span } from '../tracing.ts';
 import type { RawEntry } from './lane-reader.ts';
@@ -98,6 +99,7 @@ export async function runBatch(ctx: BatchContext, entries: readonly RawEntry[], 
       items.sort((a, b) => a.i - b.i);
     }
     carried = items.length ? await runStage(ctx, k, items, outputs, mode, result) : [];
+    if (carried.length) faultPoint('chain-between-stages');
   }
   entries.forEach((raw, i) => {
     if (mode[i] !== 's') settlement.add(raw, outputs[i]!, mode[i] === 'k', ctx.stages[raw.parked ? 0 : levelOf(raw)]!.name);

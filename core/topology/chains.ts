@@ -43,15 +43,16 @@ function successor(t: Topology, name: string): string | undefined {
 
 /**
  * Every stage in exactly one task, in the topology's stage order of each task's first stage.
- * `chaining: false` gives one task per stage.
+ * `chaining: false` gives one task per stage. `only`: the stages one worker runs (`rill worker
+ * --stages`): a chain is cut where it leaves them, so a stage run alone writes its output topic.
  */
-export function planChains(t: Topology): Chain[] {
-  const names = Object.keys(t.stages);
+export function planChains(t: Topology, only?: ReadonlySet<string>): Chain[] {
+  const names = Object.keys(t.stages).filter((n) => !only || only.has(n));
   if (!t.chaining) return names.map((n) => ({ stages: [n], links: [] }));
   const next = new Map<string, string>();
   for (const n of names) {
     const s = successor(t, n);
-    if (s !== undefined) next.set(n, s);
+    if (s !== undefined && (!only || only.has(s))) next.set(n, s);
   }
   const hasPrev = new Set(next.values());
   const chains: Chain[] = [];
