@@ -259,7 +259,7 @@ function parkedHere(item: Item): boolean {
 function attemptOf(item: Item): number {
   const deliveries = Math.max(1, item.raw.deliveries);
   if (!item.start || !item.raw.fields) return deliveries;
-  return Number(fieldsToMap(item.raw.fields).get(F_ATTEMPTS) ?? 0) + deliveries;
+  return Number(fieldOf(item.raw.fields, F_ATTEMPTS) ?? 0) + deliveries;
 }
 
 /**
@@ -342,11 +342,16 @@ function memberOf(lane: string, event: TransactionEvent): string {
   return `${lane}|${String(event.merchant_id)}`;
 }
 
+/** One field of an entry's field/value list (no Map: two or three fields per entry, every event). */
+function fieldOf(fields: readonly string[], name: string): string | undefined {
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
+  return undefined;
+}
+
 function decode(raw: RawEntry): StreamEvent | Error {
   if (!raw.fields) return new Error('entry was trimmed from the stream before it was processed');
-  const map = fieldsToMap(raw.fields);
-  const tx = map.get(F_TX);
-  const ev = map.get(F_EVENT);
+  const tx = fieldOf(raw.fields, F_TX);
+  const ev = fieldOf(raw.fields, F_EVENT);
   if (!tx || !ev) return new Error(`entry lacks the ${tx ? F_EVENT : F_TX} field`);
   let event: TransactionEvent;
   try {
@@ -361,7 +366,7 @@ function decode(raw: RawEntry): StreamEvent | Error {
     lane: raw.lane,
     txId: tx,
     event,
-    traceparent: map.get(F_TRACE),
+    traceparent: fieldOf(raw.fields, F_TRACE),
     deliveries: Math.max(1, raw.deliveries),
   };
 }

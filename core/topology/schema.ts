@@ -296,6 +296,7 @@ export const TopologySchema = z
     priorities: z.array(PrioritySchema).min(1).describe('Lanes, highest first.'),
     topics: z.record(name('topic'), TopicSchema),
     stages: z.record(name('stage'), StageSchema).default({}),
+    sinks: z.record(name('sink'), SinkSchema).default({}),
     chaining: z
       .boolean()
       .default(true)
@@ -303,7 +304,6 @@ export const TopologySchema = z
         'Run consecutive ordering: key stages whose intermediate topic nothing else reads (no stage, sink, external or materialize) as one task: ' +
           'one read, events passed in memory, one atomic settle per batch.',
       ),
-    sinks: z.record(name('sink'), SinkSchema).default({}),
   })
   .strict();
 
