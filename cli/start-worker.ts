@@ -14,6 +14,8 @@ import type { RedisClient } from '../core/redis.ts';
 import { resolveProcessor } from '../core/registry.ts';
 import type { Topology } from '../core/topology/schema.ts';
 import { StageRunner } from '../core/consumer/stage-runner.ts';
+import type { ChainedStageOptions } from '../core/consumer/stage-runner.ts';
+import { planChains } from '../core/topology/chains.ts';
 import { PostgresSink } from '../sinks/postgres/sink.ts';
 import { AlertsSink } from '../sinks/alerts/sink.ts';
 import { WebhooksSink } from '../sinks/webhooks/sink.ts';
@@ -87,35 +89,46 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
     : undefined;
   try {
     await handover?.start();
-    for (const [name, stage] of Object.entries(topology.stages)) {
-      if (!wanted.has(name)) continue;
-      const factory = await resolveProcessor(stage.processor, baseDir);
-      const parsed = factory.configSchema.safeParse(stage.config);
-      if (!parsed.success) {
-        throw new ConfigError(`stage ${name}: config: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    // chained stages run as one task (core/topology/chains.ts), among the stages this worker runs
+    for (const chain of planChains(topology, wanted)) {
+      const members: ChainedStageOptions[] = [];
+      for (const name of chain.stages) {
+        const stage = topology.stages[name]!;
+        const factory = await resolveProcessor(stage.processor, baseDir);
+        const parsed = factory.configSchema.safeParse(stage.config);
+        if (!parsed.success) {
+          throw new ConfigError(`stage ${name}: config: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+        }
+        const processor = await factory.create(parsed.data, {
+          stage: name,
+          redis: connection(`rill:${name}:proc`),
+          keys,
+          topics: Object.keys(topology.topics),
+          refunds: topology.refunds,
+          postgres: o.env,
+          registry: o.registry,
+          logger: o.logger.child({ stage: name }),
+          redeliveryHorizonMs: redeliveryHorizon(stage),
+        });
+        if (processor.close) closers.push(() => processor.close!());
+        members.push({ name, config: stage, processor });
+        names.push(name);
       }
-      const processor = await factory.create(parsed.data, {
-        stage: name,
-        redis: connection(`rill:${name}:proc`),
-        keys,
-        topics: Object.keys(topology.topics),
-        refunds: topology.refunds,
-        postgres: o.env,
-        registry: o.registry,
-        logger: o.logger.child({ stage: name }),
-        redeliveryHorizonMs: redeliveryHorizon(stage),
-      });
+      const [head, ...chained] = members;
+      const name = head!.name;
+      const stage = head!.config;
       for (let i = 0; i < stage.concurrency; i++) {
         const runner = new StageRunner({
           name,
           config: stage,
           topology,
           keys,
-          processor,
+          processor: head!.processor,
+          chain: chained,
           redis: connection(`rill:${name}:${i}`),
           consumer: `${consumerBase}-${i}`,
           registry: o.registry,
-          logger: o.logger.child({ stage: name, loop: i }),
+          logger: o.logger.child({ stage: chain.stages.join('+'), loop: i }),
           leaseTtlMs: stage.lease_ttl,
           lingerMs: STAGE_LINGER_MS,
           handover,
@@ -123,8 +136,6 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
         await runner.start();
         components.push(runner);
       }
-      if (processor.close) closers.push(() => processor.close!());
-      names.push(name);
     }
     for (const [name, sink] of Object.entries(topology.sinks)) {
       if (!wanted.has(name)) continue;

@@ -7,7 +7,7 @@ for (const spec of (process.env.RILL_FAULT ?? '').split(',').filter(Boolean)) {
   if (m) armed.set(m[1]!, Number(m[2]));
 }
 
-export type FaultPoint = 'stage-before-settle' | 'stage-after-settle' | 'sink-after-commit' | 'move-due-after';
+export type FaultPoint = 'stage-before-settle' | 'stage-after-settle' | 'sink-after-commit' | 'move-due-after' | 'chain-between-stages';
 
 export function faultPoint(point: FaultPoint): void {
   const left = armed.get(point);

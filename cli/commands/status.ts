@@ -23,6 +23,7 @@ import type { Sample, StatusReport } from '../../core/observability/status-repor
 export type { StatusReport } from '../../core/observability/status-report.ts';
 import { describe, processIO, runCommand, table } from '../io.ts';
 import type { CommandIO } from '../io.ts';
+import { describeChains } from '../../core/topology/describe.ts';
 
 export const STATUS_USAGE = `usage: rill status [--watch [SECONDS]] [--json] [--topology FILE]
 
@@ -101,7 +102,7 @@ async function run(argv: string[], io: StatusIO): Promise<number> {
       const a = await collect(redis, keys, topology);
       await sleep(1_000);
       const b = await collect(redis, keys, topology);
-      const report = buildReport(topology, a, b);
+      const report = withChains(buildReport(topology, a, b), topology);
       const memory = await redisMemoryByFamily(redis, env.prefix, { topics: Object.keys(topology.topics), maxKeys: MEMORY_SCAN_KEYS });
       io.stdout.write(values.json ? `${JSON.stringify({ ...report, memory }, null, 2)}\n` : `${render(report, where)}\n\n${renderMemory(memory)}\n`);
       return 0;
@@ -146,7 +147,7 @@ async function watchLoop(
           started = Date.now();
         }
         const next = await collect(redis, keys, topology);
-        const report = buildReport(topology, prev, next);
+        const report = withChains(buildReport(topology, prev, next), topology);
         prev = next;
         clearCause();
         out = json ? JSON.stringify(report) : render(report, where);
@@ -170,7 +171,12 @@ async function watchLoop(
   }
 }
 
-export function render(r: StatusReport, where: { redis: string; prefix: string }): string {
+/** The report with the topology's chains of stages (core/topology/chains.ts), one line each. */
+function withChains(report: StatusReport, topology: Topology): StatusReport & { chains: string[] } {
+  return { ...report, chains: describeChains(topology) };
+}
+
+export function render(r: StatusReport & { chains?: string[] }, where: { redis: string; prefix: string }): string {
   const out: string[] = [];
   out.push(`rill status  ${r.at.replace(/\.\d+Z$/, 'Z')}  ${where.redis}  prefix ${where.prefix}  rates over ${r.sample_seconds.toFixed(1)}s`);
   out.push('');
@@ -202,6 +208,7 @@ export function render(r: StatusReport, where: { redis: string; prefix: string }
         [3, 4, 5, 6, 7, 8],
       ),
     );
+    if (r.chains) out.push(`chains: ${r.chains.join('; ')}`);
   }
   if (r.sinks.length) {
     out.push('');

@@ -13,7 +13,9 @@ Runs the topology's stages and sinks (worker: all of them unless --stages names 
 sinks). --consumer gives the process a stable consumer id, so after a restart it resumes its own
 pending entries first (RILL_CONSUMER sets it too). Metrics on METRICS_PORT (/metrics, /healthz,
 /readyz). SIGTERM/SIGINT: finish in-flight batches, hand the partitions over to the other
-workers at once, exit 0.`;
+workers at once, exit 0. Chained stages (see rill topology check) run as one task in a worker
+that runs all of them; --stages naming part of a chain runs that part apart (its output topic is
+written): give every worker the same --stages.`;
 
 export async function workerCommand(argv: string[], sinksOnly = false): Promise<number> {
   const { values } = parseArgs({

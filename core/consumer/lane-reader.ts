@@ -22,6 +22,8 @@ export interface RawEntry {
   deliveries: number;
   /** Set when the entry comes from an ordered stage's parked queue instead of its stream. */
   parked?: ParkedSource;
+  /** In a chain of stages: the position of the stage it enters at (unset: the first). */
+  level?: number;
 }
 
 /** Where a parked entry sits: its queue and the partition's park keys (see Keys.parked). */

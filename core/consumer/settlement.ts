@@ -68,15 +68,16 @@ export class Settlement {
 
   /**
    * Acknowledge `raw` (from its stream, or from its parked queue) and, if this acknowledges it,
-   * write `outputs`. `keep`: a parked head that stays parked (outputs rewrite it).
+   * write `outputs`. `keep`: a parked head that stays parked (outputs rewrite it). `group`: the
+   * stream's consumer group, when not this settlement's (a chain's intermediate topic).
    */
-  add(raw: Pick<RawEntry, 'stream' | 'id' | 'parked'>, outputs: readonly Output[], keep = false): void {
+  add(raw: Pick<RawEntry, 'stream' | 'id' | 'parked'>, outputs: readonly Output[], keep = false, group = this.group): void {
     const input = raw.parked ? raw.parked.queue : raw.stream;
     let call = this.calls.get(input);
     if (!call) {
       call = raw.parked
         ? { keys: [input, raw.parked.index, raw.parked.taken, raw.parked.count], args: [raw.parked.member, 'q', 5], ids: [], parks: false }
-        : { keys: [input], args: [this.group, 's', 2], ids: [], parks: false };
+        : { keys: [input], args: [group, 's', 2], ids: [], parks: false };
       this.calls.set(input, call);
     }
     call.ids.push(raw.id);

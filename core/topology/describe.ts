@@ -3,6 +3,7 @@ import { formatDuration } from '../duration.ts';
 import { hotWindow } from '../retention/plan.ts';
 import { formatSize } from '../size.ts';
 import type { RetryConfig, StageConfig, Topology } from './schema.ts';
+import { planChains } from './chains.ts';
 
 export function describeTopology(t: Topology): string {
   const out: string[] = [];
@@ -39,6 +40,9 @@ export function describeTopology(t: Topology): string {
     );
   }
 
+  out.push('', 'chains (stages run as one task, events passed in memory)');
+  out.push(...describeChains(t).map((l) => `  ${l}`));
+
   out.push('', 'sinks');
   const sinks = Object.entries(t.sinks);
   if (!sinks.length) out.push('  (none)');
@@ -52,6 +56,14 @@ export function describeTopology(t: Topology): string {
     );
   }
   return out.join('\n');
+}
+
+/** One line per chain of stages: which run as one task and which topics they no longer write. */
+export function describeChains(t: Topology): string[] {
+  const chains = planChains(t).filter((c) => c.stages.length > 1);
+  if (!t.chaining) return ['(off: chaining: false)'];
+  if (!chains.length) return ['(none)'];
+  return chains.map((c) => `${c.stages.join(' → ')}  (in memory: ${c.links.join(', ')})`);
 }
 
 function retry(r: RetryConfig): string {

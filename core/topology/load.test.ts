@@ -151,7 +151,7 @@ test('invalid names, a wrong root type and unknown top-level keys', () => {
   let problems = problemsOf(() => parseTopology(VALID.replace('  validated: { partitions: 4 }', '  Validated: { partitions: 4 }'), 'x.yaml'));
   expectProblem(problems, 'x.yaml', 8, 3, 'topics: invalid name "Validated": expected a topic name');
   problems = problemsOf(() => parseTopology(`${VALID}extras: 1\n`, 'x.yaml'));
-  expectProblem(problems, 'x.yaml', 17, 1, 'unknown key "extras" (allowed: version, ingest, refunds, priorities, topics, stages, sinks)');
+  expectProblem(problems, 'x.yaml', 17, 1, 'unknown key "extras" (allowed: version, ingest, refunds, priorities, topics, stages, sinks, chaining)');
   problems = problemsOf(() => parseTopology('- 1\n- 2\n', 'x.yaml'));
   expectProblem(problems, 'x.yaml', 1, 1, 'expected a mapping, got a list of 2');
 });

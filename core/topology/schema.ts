@@ -62,6 +62,10 @@ export const TopicSchema = z
     partitions: z.number().int().min(1).max(1024).describe('Partition count; every topic of a topology has the same one.'),
     retention: RetentionSchema.optional(),
     external: z.boolean().default(false).describe("Read outside the topology (the data team's tap, alert delivery): no stage or sink needs to read it."),
+    materialize: z
+      .boolean()
+      .default(false)
+      .describe('Keep this topic written even between chained stages (tappable, replayable): the stages on either side then run apart.'),
   })
   .strict();
 
@@ -327,6 +331,13 @@ export const TopologySchema = z
     topics: z.record(name('topic'), TopicSchema),
     stages: z.record(name('stage'), StageSchema).default({}),
     sinks: z.record(name('sink'), SinkSchema).default({}),
+    chaining: z
+      .boolean()
+      .default(true)
+      .describe(
+        'Run consecutive ordering: key stages whose intermediate topic nothing else reads (no stage, sink, external or materialize) as one task: ' +
+          'one read, events passed in memory, one atomic settle per batch.',
+      ),
   })
   .strict();
 

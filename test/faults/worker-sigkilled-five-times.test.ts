@@ -19,12 +19,15 @@ import { cleanupInstance, exitWithin, Fleet } from './support/processes.ts';
 const MERCHANTS = 40;
 const MAX_PER_MERCHANT = 1_000; // a cap: the load runs until the fifth kill, then stops
 const RATE = 300; // events per second
-/** Each kill: which consumer id runs, and how it dies. */
+/**
+ * Each kill: which consumer id runs, and how it dies. The stage crash points count settles of the
+ * chained validate → risk → ledger task (one per batch of all three stages, core/topology/chains.ts).
+ */
 const KILLS: { consumer: string; fault?: string }[] = [
-  { consumer: 'a', fault: 'stage-before-settle:40' },
+  { consumer: 'a', fault: 'stage-before-settle:15' },
   { consumer: 'b', fault: 'sink-after-commit:5' },
   { consumer: 'a' },
-  { consumer: 'b', fault: 'stage-after-settle:40' },
+  { consumer: 'b', fault: 'stage-after-settle:15' },
   { consumer: 'a' },
 ];
 
