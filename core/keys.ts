@@ -1,6 +1,6 @@
 // Redis key names. Every key that belongs to partition i carries the hash tag {i}, so one Lua
 // script can move an event between a partition's streams atomically, also on Redis Cluster.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 export class Keys {
   constructor(readonly prefix: string) {}
@@ -46,12 +46,11 @@ export class Keys {
 
   /**
    * An idempotency record: lives in the partition of its merchant, beside the stream it guards.
-   * Named by 128 bits of SHA-256 of merchant id and key (22 characters, whatever the key's length):
+   * Named by 132 bits of SHA-256 of merchant id and key (22 characters, whatever the key's length):
    * with a short prefix the whole record stays within 120 bytes of Redis memory (#18).
    */
   idempotency(partition: number, merchantId: string, key: string): string {
-    const h = createHash('sha256').update(merchantId).update('\n').update(key).digest();
-    return `${this.prefix}:{${partition}}:idem:${h.toString('base64url', 0, 16)}`;
+    return `${this.prefix}:{${partition}}:idem:${hash('sha256', `${merchantId}\n${key}`, 'base64url').slice(0, 22)}`;
   }
 
   /** The lease on one partition of an ordered stage. */

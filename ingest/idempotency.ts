@@ -3,7 +3,7 @@
 // canonical form (its fingerprint and the stream entry's `ev` both come from that one string) and
 // packs the compact record the script keeps for 24 h: 12 bytes of fingerprint + the tx id's
 // 16-byte ULID (28 bytes, a Redis embedded string: see core/keys.ts for the key).
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { badRequest } from './problem.ts';
 import type { TransactionBody } from './validation.ts';
 
@@ -40,7 +40,7 @@ export function canonicalBody(b: TransactionBody): string {
 /** The record an Idempotency-Key keeps: the canonical body's fingerprint, then the tx id's ULID. */
 export function idempotencyRecord(canonical: string, txId: string): Buffer {
   const out = Buffer.allocUnsafe(RECORD_BYTES);
-  createHash('sha256').update(canonical).digest().copy(out, 0, 0, FINGERPRINT_BYTES);
+  (hash('sha256', canonical, 'buffer') as Buffer).copy(out, 0, 0, FINGERPRINT_BYTES);
   ulidBytes(txId, out, FINGERPRINT_BYTES);
   return out;
 }
