@@ -21,6 +21,11 @@ export interface EventToAppend {
   stream: string;
   /** The Idempotency-Key's record key, and the record to keep (idempotency.ts), when there is a key. */
   record?: { key: string; value: Buffer } | undefined;
+  /**
+   * The same key's record as the previous release named and wrote it (`<fingerprint hex> <tx id>`),
+   * read only during the first TTL after an upgrade: a key first used before it still replays.
+   */
+  legacy?: { key: string; fingerprint: string } | undefined;
   txId: string;
   /** The stream entry's `ev`: the event as JSON. */
   ev: string;
@@ -78,6 +83,8 @@ export function appendCall(
       e.traceparent ?? '',
       p ? at(p.bucket) : 0,
       !p ? '' : p.op === 'register' ? `p${p.expiresAt}` : `r${p.payinId}`,
+      e.legacy ? at(e.legacy.key) : 0,
+      e.legacy ? e.legacy.fingerprint : '',
     );
   }
   return { keys, args };
@@ -108,6 +115,7 @@ function replyOf(kind: unknown, value: unknown): AppendReply {
   if (typeof value === 'string') {
     if (kind === 'accepted' || kind === 'orphan') return { kind, value };
     if (kind === 'replayed' || kind === 'conflict') {
+      if (value.startsWith('tx_')) return { kind, value }; // from a legacy record
       try {
         return { kind, value: txIdFromHex(value) };
       } catch (err) {

@@ -12,7 +12,7 @@ import type { RateLimitConfig, Topology } from '../core/topology/schema.ts';
 import { INGEST_SCRIPTS, payinCheck } from './append-call.ts';
 import type { EventToAppend } from './append-call.ts';
 import { AppendQueue } from './append-queue.ts';
-import { canonicalBody, idempotencyRecord } from './idempotency.ts';
+import { bodyDigest, canonicalBody, idempotencyRecord } from './idempotency.ts';
 import { IngestKeys } from './keys.ts';
 import { RateLimitedError } from './rate-limit.ts';
 import { newTxId } from '../core/tx-id.ts';
@@ -68,6 +68,8 @@ export class EventAppender {
   readonly refundWindowMs: number;
   private readonly queue: AppendQueue;
   private readonly merchants = new Map<string, MerchantKeys>();
+  /** Until then keys are also looked up under their legacy names (one TTL after this process started). */
+  private readonly legacyUntil: number;
 
   constructor(redis: RedisClient, topology: Topology, keys: Keys, opts: AppenderOptions) {
     const topic = topology.topics[topology.ingest.topic];
@@ -79,6 +81,7 @@ export class EventAppender {
     this.rateLimit = topology.ingest.rate_limit;
     this.keys = new IngestKeys(keys.prefix);
     this.refundWindowMs = topology.refunds.window;
+    this.legacyUntil = Date.now() + this.idempotencyTtlMs;
     defineScripts(redis, INGEST_SCRIPTS);
     this.queue = new AppendQueue(redis, { rateLimit: this.rateLimit, idempotencyTtlMs: this.idempotencyTtlMs, timeoutMs: opts.timeoutMs });
   }
@@ -118,12 +121,17 @@ export class EventAppender {
     const txId = newTxId(now);
     const canonical = canonicalBody(body);
     const ev = `${canonical.slice(0, -1)},"id":"${txId}","ingested_at":${now},"status":"accepted"}`;
-    const record =
-      idempotencyKey === undefined
-        ? undefined
-        : { key: this.keys.idempotency(m.partition, body.merchant_id, idempotencyKey), value: idempotencyRecord(canonical, txId) };
+    let record: EventToAppend['record'];
+    let legacy: EventToAppend['legacy'];
+    if (idempotencyKey !== undefined) {
+      const digest = bodyDigest(canonical);
+      record = { key: this.keys.idempotency(m.partition, body.merchant_id, idempotencyKey), value: idempotencyRecord(digest, txId) };
+      if (now < this.legacyUntil) {
+        legacy = { key: this.keys.legacyIdempotency(m.partition, body.merchant_id, idempotencyKey), fingerprint: digest.toString('hex') };
+      }
+    }
     const payin = payinCheck(this.keys, m.partition, body, txId, this.refundWindowMs);
-    return { partition: m.partition, lane, stream, bucket: m.bucket, record, txId, ev, traceparent, payin };
+    return { partition: m.partition, lane, stream, bucket: m.bucket, record, legacy, txId, ev, traceparent, payin };
   }
 
   /**

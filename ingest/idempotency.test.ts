@@ -2,14 +2,15 @@
 // what a record costs in Redis (MEMORY USAGE) with a prefix as short as the default `rill`.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomInt } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
 import { partitionOf } from '../core/partition.ts';
 import { newTxId } from '../core/tx-id.ts';
 import { createInstance } from '../test/helpers/instance.ts';
 import type { TestInstance } from '../test/helpers/instance.ts';
 import { loadTopology } from '../core/topology/load.ts';
 import { EventAppender } from './append.ts';
-import { canonicalBody, canonicalJson, idempotencyRecord, RECORD_BYTES, txIdFromHex, ulidBytes } from './idempotency.ts';
+import { IngestKeys } from './keys.ts';
+import { bodyDigest, canonicalBody, canonicalJson, idempotencyRecord, RECORD_BYTES, txIdFromHex, ulidBytes } from './idempotency.ts';
 import type { TransactionBody } from './validation.ts';
 
 describe('idempotency record encoding', () => {
@@ -46,8 +47,8 @@ describe('idempotency record encoding', () => {
 
   test('the record: 12 bytes of fingerprint (another body: others), then the ULID', () => {
     const id = newTxId();
-    const a = idempotencyRecord(canonicalJson({ amount: 1 }), id);
-    const b = idempotencyRecord(canonicalJson({ amount: 2 }), id);
+    const a = idempotencyRecord(bodyDigest(canonicalJson({ amount: 1 })), id);
+    const b = idempotencyRecord(bodyDigest(canonicalJson({ amount: 2 })), id);
     assert.equal(a.length, RECORD_BYTES);
     assert.notDeepEqual(a.subarray(0, 12), b.subarray(0, 12));
     assert.equal(txIdFromHex(a.subarray(12).toString('hex')), id);
@@ -91,5 +92,23 @@ describe('idempotency record in Redis', () => {
     assert.deepEqual(again, { kind: 'replayed', id: outs[0]!.id });
     const other = await appender.append({ type: 'payout', merchant_id: merchants[0]!, amount: 1, currency: 'USD' }, key(0));
     assert.deepEqual(other, { kind: 'conflict', id: outs[0]!.id });
+  });
+
+  test('a key recorded by the previous release (legacy name and value) still replays and conflicts, appending nothing', async () => {
+    const topology = loadTopology(new URL('../topology.yaml', import.meta.url).pathname);
+    const appender = new EventAppender(inst.redis, topology, inst.keys, { timeoutMs: 5_000 });
+    const body: TransactionBody = { type: 'payout', merchant_id: 'm_old', amount: 700, currency: 'EUR', metadata: { b: '2', a: '1' } };
+    const partition = partitionOf(body.merchant_id, topology.topics.transactions!.partitions);
+    const first = newTxId();
+    // what the previous script wrote: "<sha256 hex of the canonical body> <tx id>" under the raw key
+    const legacy = new IngestKeys(inst.env.prefix).legacyIdempotency(partition, body.merchant_id, 'before-the-upgrade');
+    await inst.redis.set(legacy, `${createHash('sha256').update(canonicalJson(body)).digest('hex')} ${first}`, 'PX', 60_000);
+    const stream = appender.route(body.merchant_id, body.type).stream;
+    const entries = await inst.redis.xlen(stream);
+    const reordered: TransactionBody = { metadata: { a: '1', b: '2' }, currency: 'EUR', amount: 700, merchant_id: 'm_old', type: 'payout' };
+    assert.deepEqual(await appender.append(reordered, 'before-the-upgrade'), { kind: 'replayed', id: first });
+    assert.deepEqual(await appender.append({ ...body, amount: 701 }, 'before-the-upgrade'), { kind: 'conflict', id: first });
+    assert.equal(await inst.redis.xlen(stream), entries);
+    assert.equal(await inst.redis.exists(inst.keys.idempotency(partition, body.merchant_id, 'before-the-upgrade')), 0, 'no new record beside it');
   });
 });

@@ -37,10 +37,15 @@ export function canonicalBody(b: TransactionBody): string {
   return `${s},"type":${JSON.stringify(b.type)}}`;
 }
 
+/** SHA-256 of the canonical body: its first 12 bytes are the record's fingerprint. */
+export function bodyDigest(canonical: string): Buffer {
+  return hash('sha256', canonical, 'buffer') as Buffer;
+}
+
 /** The record an Idempotency-Key keeps: the canonical body's fingerprint, then the tx id's ULID. */
-export function idempotencyRecord(canonical: string, txId: string): Buffer {
+export function idempotencyRecord(digest: Buffer, txId: string): Buffer {
   const out = Buffer.allocUnsafe(RECORD_BYTES);
-  (hash('sha256', canonical, 'buffer') as Buffer).copy(out, 0, 0, FINGERPRINT_BYTES);
+  digest.copy(out, 0, 0, FINGERPRINT_BYTES);
   ulidBytes(txId, out, FINGERPRINT_BYTES);
   return out;
 }

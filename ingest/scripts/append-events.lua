@@ -17,18 +17,23 @@
 -- ARGV[2]  refill rate, tokens per second (ingest.rate_limit.per_second)
 -- ARGV[3]  bucket size (ingest.rate_limit.burst)
 -- ARGV[4]  idempotency record TTL in ms
--- ARGV[5..] nine per event:
+-- ARGV[5..] eleven per event:
 --   bucket (KEYS index), stream (KEYS index), idempotency record (KEYS index, 0 = no key),
 --   the record to keep ('' without a key), tx id, event JSON (the entry's `ev`), W3C traceparent
 --   (the entry's `tp`; '' for none), refundable-payins bucket (KEYS index, 0 = none),
 --   payin op and its arg: "p<expires at, unix ms>" register this payin as accepted (the bucket
---   expires then; "p0": never) | "r<payin id>" require that payin (a refund or chargeback) | ''
+--   expires then; "p0": never) | "r<payin id>" require that payin (a refund or chargeback) | '',
+--   the key's record as the previous release named it (KEYS index, 0 = none; only during the
+--   first TTL after an upgrade) and that release's fingerprint (SHA-256 hex of the same canonical
+--   body): a key first used before the upgrade still replays or conflicts
+--   legacy records         <prefix>:{i}:idem:<merchant_id>:<key>   (string "<fingerprint> <tx id>")
 -- No MAXLEN here: trimming on append could drop entries a group has not acknowledged yet.
 --
 -- Returns two values per event, in order:
 --   "accepted", <entry id>    appended now, one token taken
 --   "replayed", <hex ULID>    same key, same event as before: nothing appended
 --   "conflict", <hex ULID>    same key, another event: nothing appended
+--                             (from a legacy record: the tx id itself, "tx_…")
 --   "limited",  <ms>          bucket empty: nothing appended or recorded; a token is due in <ms>
 --   "failed",   <message>     Redis refused this event's writes: nothing appended or recorded, no token taken
 --   "orphan",   <payin id>    a refund or chargeback naming no payin of this merchant accepted
@@ -60,10 +65,11 @@ end
 
 local out = {}
 local expiry_set = {}
-for a = 5, #ARGV, 9 do
+for a = 5, #ARGV, 11 do
   local bucket, stream, rec_at = tonumber(ARGV[a]), KEYS[tonumber(ARGV[a + 1])], tonumber(ARGV[a + 2])
   local record, tx, tp = ARGV[a + 3], ARGV[a + 4], ARGV[a + 6]
   local payins_at, payin = tonumber(ARGV[a + 7]), ARGV[a + 8]
+  local legacy_at = tonumber(ARGV[a + 9])
   local payin_op, payin_arg = string.sub(payin, 1, 1), string.sub(payin, 2)
   if not tokens[bucket] then load(bucket) end
 
@@ -71,22 +77,35 @@ for a = 5, #ARGV, 9 do
   local orphan = payin_op == 'r' and redis.call('HEXISTS', KEYS[payins_at], payin_arg) == 0
   local appendable = not orphan and tokens[bucket] >= 1
 
-  -- the idempotency record: claimed in the same call that reads it when the event can be appended
-  local prev = false
-  if rec_at > 0 then
+  -- the idempotency record: claimed in the same call that reads it when the event can be appended;
+  -- seen: the key's verdict ('replayed' or 'conflict') and the tx id its first request got
+  local seen, first, err = nil, nil, nil
+  local legacy = legacy_at > 0 and redis.call('GET', KEYS[legacy_at]) or false
+  if legacy then
+    local sep = string.find(legacy, ' ', 1, true)
+    seen = string.sub(legacy, 1, sep - 1) == ARGV[a + 10] and 'replayed' or 'conflict'
+    first = string.sub(legacy, sep + 1)
+  elseif rec_at > 0 then
+    local prev
     if appendable then
       prev = redis.pcall('SET', KEYS[rec_at], record, 'NX', 'GET', 'PX', ttl)
     else
       prev = redis.call('GET', KEYS[rec_at])
     end
+    if type(prev) == 'table' and prev.err then
+      err = prev.err
+    elseif prev then
+      seen = string.sub(prev, 1, FP) == string.sub(record, 1, FP) and 'replayed' or 'conflict'
+      first = hex(string.sub(prev, FP + 1))
+    end
   end
 
-  if type(prev) == 'table' and prev.err then
+  if err then
     out[#out + 1] = 'failed'
-    out[#out + 1] = prev.err
-  elseif prev then
-    out[#out + 1] = string.sub(prev, 1, FP) == string.sub(record, 1, FP) and 'replayed' or 'conflict'
-    out[#out + 1] = hex(string.sub(prev, FP + 1))
+    out[#out + 1] = err
+  elseif seen then
+    out[#out + 1] = seen
+    out[#out + 1] = first
   elseif orphan then
     out[#out + 1] = 'orphan'
     out[#out + 1] = payin_arg
