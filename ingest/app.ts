@@ -92,7 +92,7 @@ export function createIngestApp(deps: IngestDeps): IngestApp {
   const metrics = ingestMetrics(deps.registry);
   const keys = new Keys(deps.env.prefix);
   const appender = new EventAppender(deps.redis, deps.topology, keys, { timeoutMs: limits.dependencyTimeoutMs });
-  const batchAppender = new BatchAppender(appender, deps.redis, deps.topology, keys, { timeoutMs: limits.dependencyTimeoutMs });
+  const batchAppender = new BatchAppender(appender, deps.redis, { timeoutMs: limits.dependencyTimeoutMs });
   const lookup = new TransactionLookup({ redis: deps.redis, pool: deps.pool, topology: deps.topology, keys, timeoutMs: limits.dependencyTimeoutMs });
 
   const app = new Hono<AuthEnv>();

@@ -1,12 +1,12 @@
-// One call of scripts/append-events.lua: the single endpoint's one event and each chunk of a
-// batch go through the same script, built and read here.
+// One call of scripts/append-events.lua: the single endpoint's coalesced requests of a partition
+// and each chunk of a batch go through the same script, built and read here.
 import { readScripts } from '../core/redis.ts';
 import type { ScriptSource } from '../core/redis.ts';
 import type { Keys } from '../core/keys.ts';
 import { payinBucket, payinTier } from '../core/payins.ts';
 import { txIdTime } from '../core/tx-id.ts';
 import type { RateLimitConfig, RefundsConfig } from '../core/topology/schema.ts';
-import { bucketArgs } from './rate-limit.ts';
+import { txIdFromHex } from './idempotency.ts';
 
 const SCRIPTS = readScripts(new URL('./scripts/', import.meta.url));
 export const APPEND_EVENTS: ScriptSource = SCRIPTS.find((s) => s.name === 'appendEvents') ?? missing();
@@ -17,15 +17,22 @@ function missing(): never {
 }
 
 export interface EventToAppend {
+  /** The merchant's rate-limit bucket (ingest/keys.ts). */
+  bucket: string;
   stream: string;
-  /** The Idempotency-Key's record key, and the request's fingerprint, when there is a key. */
-  record?: { key: string; fingerprint: string };
+  /** The Idempotency-Key's record key, and the record to keep (idempotency.ts), when there is a key. */
+  record?: { key: string; value: Buffer } | undefined;
+  /**
+   * The same key's record as the previous release named and wrote it (`<fingerprint hex> <tx id>`),
+   * read only during the first TTL after an upgrade: a key first used before it still replays.
+   */
+  legacy?: { key: string; fingerprint: string } | undefined;
   txId: string;
   /** The stream entry's `ev`: the event as JSON. */
   ev: string;
-  traceparent?: string;
+  traceparent?: string | undefined;
   /** A payin registered as accepted, or the payin a refund or chargeback requires (core/payins.ts). */
-  payin?: PayinCheck;
+  payin?: PayinCheck | undefined;
 }
 
 export type PayinCheck = { op: 'register'; bucket: string; expiresAt: number } | { op: 'require'; bucket: string; payinId: string };
@@ -52,34 +59,46 @@ export function payinCheck(
   return undefined;
 }
 
-/** Keys and arguments of one call over one merchant's events (their bucket is `bucket`). */
+export type ScriptArg = string | number | Buffer;
+
+/** Keys and arguments of one call over events of one partition (any of its merchants). */
 export function appendCall(
-  bucket: string,
   events: readonly EventToAppend[],
   limit: RateLimitConfig,
   idempotencyTtlMs: number,
   now: number,
-): { keys: string[]; args: (string | number)[] } {
-  const streams = new Map<string, number>();
-  for (const e of events) if (!streams.has(e.stream)) streams.set(e.stream, streams.size + 1);
-  const keys = [bucket, ...streams.keys()];
-  const args: (string | number)[] = [...bucketArgs(limit, now), idempotencyTtlMs, streams.size];
+): { keys: string[]; args: ScriptArg[] } {
+  const keys: string[] = [];
+  const index = new Map<string, number>();
+  const at = (key: string): number => {
+    let i = index.get(key);
+    if (i === undefined) index.set(key, (i = keys.push(key)));
+    return i;
+  };
+  const args: ScriptArg[] = [now, limit.per_second, limit.burst, idempotencyTtlMs];
   for (const e of events) {
-    const record = e.record ? keys.push(e.record.key) : 0;
-    args.push(streams.get(e.stream)!, record, e.record?.fingerprint ?? '', e.txId, e.ev, e.traceparent ?? '');
     const p = e.payin;
-    if (!p) args.push(0, '', '');
-    else {
-      let at = keys.indexOf(p.bucket) + 1;
-      if (!at) at = keys.push(p.bucket);
-      args.push(at, p.op === 'register' ? 'p' : 'r', p.op === 'register' ? p.expiresAt : p.payinId);
-    }
+    args.push(
+      at(e.bucket),
+      at(e.stream),
+      e.record ? at(e.record.key) : 0,
+      e.record ? e.record.value : '',
+      e.txId,
+      e.ev,
+      e.traceparent ?? '',
+      p ? at(p.bucket) : 0,
+      !p ? '' : p.op === 'register' ? `p${p.expiresAt}` : `r${p.payinId}`,
+      e.legacy ? at(e.legacy.key) : 0,
+      e.legacy ? e.legacy.fingerprint : '',
+    );
   }
   return { keys, args };
 }
 
 export type AppendReply =
-  | { kind: 'accepted' | 'replayed' | 'conflict'; value: string }
+  | { kind: 'accepted'; value: string }
+  /** Same key: `value` is the tx id the key's first request got. */
+  | { kind: 'replayed' | 'conflict'; value: string }
   /** A refund or chargeback naming no accepted payin of its merchant: `value` is the id it named. */
   | { kind: 'orphan'; value: string }
   | { kind: 'limited'; waitMs: number }
@@ -92,12 +111,24 @@ export function parseAppendReply(reply: unknown, events: number): AppendReply[] 
     const error = new Error(`unexpected reply from the append script: ${JSON.stringify(reply)?.slice(0, 200)}`);
     return Array.from({ length: events }, () => ({ kind: 'failed', error }));
   }
-  return Array.from({ length: events }, (_, j): AppendReply => {
-    const kind: unknown = reply[2 * j];
-    const value: unknown = reply[2 * j + 1];
-    if (typeof value === 'string' && (kind === 'accepted' || kind === 'replayed' || kind === 'conflict' || kind === 'orphan')) return { kind, value };
-    if (kind === 'limited' && typeof value === 'number') return { kind, waitMs: value };
-    if (kind === 'failed') return { kind, error: new Error(`Redis refused the append: ${String(value)}`) };
-    return { kind: 'failed', error: new Error(`unexpected reply from the append script: ${JSON.stringify([kind, value])}`) };
-  });
+  const out: AppendReply[] = new Array(events);
+  for (let j = 0; j < events; j++) out[j] = replyOf(reply[2 * j], reply[2 * j + 1]);
+  return out;
+}
+
+function replyOf(kind: unknown, value: unknown): AppendReply {
+  if (typeof value === 'string') {
+    if (kind === 'accepted' || kind === 'orphan') return { kind, value };
+    if (kind === 'replayed' || kind === 'conflict') {
+      if (value.startsWith('tx_')) return { kind, value }; // from a legacy record
+      try {
+        return { kind, value: txIdFromHex(value) };
+      } catch (err) {
+        return { kind: 'failed', error: err as Error };
+      }
+    }
+  }
+  if (kind === 'limited' && typeof value === 'number') return { kind, waitMs: value };
+  if (kind === 'failed') return { kind, error: new Error(`Redis refused the append: ${String(value)}`) };
+  return { kind: 'failed', error: new Error(`unexpected reply from the append script: ${JSON.stringify([kind, value])}`) };
 }

@@ -1,18 +1,19 @@
-// Appending accepted transactions to the ingest topic: picks partition and lane, builds the
-// stream entry and writes it in ONE Redis round trip: scripts/append-events.lua checks the
+// Appending accepted transactions to the ingest topic: picks partition and lane, encodes the
+// stream entry once and hands it to the append queue (append-queue.ts), which sends the concurrent
+// requests of a partition as ONE call of scripts/append-events.lua: it checks the
 // Idempotency-Key (if any), takes a token from the merchant's rate-limit bucket and appends.
 import { ConfigError, RateLimitedError, UnknownPayinError } from '../core/errors.ts';
-import type { TransactionEvent } from '../core/event.ts';
 import type { Keys } from '../core/keys.ts';
 import { LaneMap } from '../core/lanes.ts';
 import { partitionOf } from '../core/partition.ts';
-import { defineScripts, runScript } from '../core/redis.ts';
+import { defineScripts } from '../core/redis.ts';
 import type { RedisClient } from '../core/redis.ts';
 import type { RateLimitConfig, RefundsConfig, Topology } from '../core/topology/schema.ts';
-import { APPEND_EVENTS, appendCall, INGEST_SCRIPTS, parseAppendReply, payinCheck } from './append-call.ts';
-import { fingerprint } from './idempotency.ts';
+import { INGEST_SCRIPTS, payinCheck } from './append-call.ts';
+import type { EventToAppend } from './append-call.ts';
+import { AppendQueue } from './append-queue.ts';
+import { bodyDigest, canonicalBody, idempotencyRecord } from './idempotency.ts';
 import { IngestKeys } from './keys.ts';
-import { withTimeout } from './timeout.ts';
 import { newTxId } from '../core/tx-id.ts';
 import type { TransactionBody } from './validation.ts';
 
@@ -34,21 +35,31 @@ export interface AppenderOptions {
   timeoutMs: number;
 }
 
+/** A merchant's keys, computed once: every request of the merchant names the same ones. */
+interface MerchantKeys {
+  partition: number;
+  bucket: string;
+  /** Lane stream by lane name. */
+  streams: Map<string, string>;
+}
+
+/** Merchants whose keys are kept; past it the cache starts over (merchants are few, keys cheap). */
+const MERCHANT_CACHE = 10_000;
+
 export class EventAppender {
   readonly topic: string;
   private readonly partitions: number;
   private readonly lanes: LaneMap;
-  private readonly idempotencyTtlMs: number;
-  private readonly rateLimit: RateLimitConfig;
+  readonly idempotencyTtlMs: number;
+  readonly rateLimit: RateLimitConfig;
   private readonly keys: IngestKeys;
   readonly refunds: RefundsConfig;
+  private readonly queue: AppendQueue;
+  private readonly merchants = new Map<string, MerchantKeys>();
+  /** Until then keys are also looked up under their legacy names (one TTL after this process started). */
+  private readonly legacyUntil: number;
 
-  constructor(
-    private readonly redis: RedisClient,
-    topology: Topology,
-    keys: Keys,
-    private readonly opts: AppenderOptions,
-  ) {
+  constructor(redis: RedisClient, topology: Topology, keys: Keys, opts: AppenderOptions) {
     const topic = topology.topics[topology.ingest.topic];
     if (!topic) throw new ConfigError(`ingest.topic "${topology.ingest.topic}" is not declared under topics`);
     this.topic = topology.ingest.topic;
@@ -58,44 +69,70 @@ export class EventAppender {
     this.rateLimit = topology.ingest.rate_limit;
     this.keys = new IngestKeys(keys.prefix);
     this.refunds = topology.refunds;
+    this.legacyUntil = Date.now() + this.idempotencyTtlMs;
     defineScripts(redis, INGEST_SCRIPTS);
+    this.queue = new AppendQueue(redis, { rateLimit: this.rateLimit, idempotencyTtlMs: this.idempotencyTtlMs, timeoutMs: opts.timeoutMs });
   }
 
   /** Where a merchant's event of this type goes: its partition keeps the merchant's order. */
   route(merchantId: string, type: string): Route {
-    const partition = partitionOf(merchantId, this.partitions);
+    const m = this.merchant(merchantId);
     const lane = this.lanes.laneOf(type);
-    return { partition, lane, stream: this.keys.lane(this.topic, partition, lane) };
+    return { partition: m.partition, lane, stream: this.stream(m, lane) };
+  }
+
+  private merchant(merchantId: string): MerchantKeys {
+    let m = this.merchants.get(merchantId);
+    if (!m) {
+      if (this.merchants.size >= MERCHANT_CACHE) this.merchants.clear();
+      const partition = partitionOf(merchantId, this.partitions);
+      m = { partition, bucket: this.keys.rateLimit(partition, merchantId), streams: new Map() };
+      this.merchants.set(merchantId, m);
+    }
+    return m;
+  }
+
+  private stream(m: MerchantKeys, lane: string): string {
+    let s = m.streams.get(lane);
+    if (s === undefined) m.streams.set(lane, (s = this.keys.lane(this.topic, m.partition, lane)));
+    return s;
+  }
+
+  /**
+   * The event of a validated body as the script appends it: the body encoded once (canonical
+   * JSON: the entry's `ev` and the Idempotency-Key's fingerprint both come from it).
+   */
+  prepare(body: TransactionBody, idempotencyKey: string | undefined, now: number, traceparent?: string): EventToAppend & Route & { partition: number } {
+    const m = this.merchant(body.merchant_id);
+    const lane = this.lanes.laneOf(body.type);
+    const stream = this.stream(m, lane);
+    const txId = newTxId(now);
+    const canonical = canonicalBody(body);
+    const ev = `${canonical.slice(0, -1)},"id":"${txId}","ingested_at":${now},"status":"accepted"}`;
+    let record: EventToAppend['record'];
+    let legacy: EventToAppend['legacy'];
+    if (idempotencyKey !== undefined) {
+      const digest = bodyDigest(canonical);
+      record = { key: this.keys.idempotency(m.partition, body.merchant_id, idempotencyKey), value: idempotencyRecord(digest, txId) };
+      if (now < this.legacyUntil) {
+        legacy = { key: this.keys.legacyIdempotency(m.partition, body.merchant_id, idempotencyKey), fingerprint: digest.toString('hex') };
+      }
+    }
+    const payin = payinCheck(this.keys, m.partition, body, txId, this.refunds);
+    return { partition: m.partition, lane, stream, bucket: m.bucket, record, legacy, txId, ev, traceparent, payin };
   }
 
   /**
    * Throws RateLimitedError when the merchant's bucket is empty, UnknownPayinError for a refund or
    * chargeback naming no accepted payin of the merchant (nothing appended either way).
+   * `traceparent`: the ingest span's, carried in the entry so the stages continue the trace.
    */
-  /** `traceparent`: the ingest span's, carried in the entry so the stages continue the trace. */
   async append(body: TransactionBody, idempotencyKey?: string, traceparent?: string): Promise<AppendOutcome> {
-    const route = this.route(body.merchant_id, body.type);
-    const now = Date.now();
-    const id = newTxId(now);
-    const event: TransactionEvent = { ...body, id, ingested_at: now, status: 'accepted' };
-    const bucket = this.keys.rateLimit(route.partition, body.merchant_id);
-    const record =
-      idempotencyKey === undefined
-        ? undefined
-        : { key: this.keys.idempotency(route.partition, body.merchant_id, idempotencyKey), fingerprint: fingerprint(body) };
-    const payin = payinCheck(this.keys, route.partition, body, id, this.refunds);
-    const call = appendCall(
-      bucket,
-      [{ stream: route.stream, record, txId: id, ev: JSON.stringify(event), traceparent, payin }],
-      this.rateLimit,
-      this.idempotencyTtlMs,
-      now,
-    );
-    const reply = await withTimeout(runScript(this.redis, APPEND_EVENTS, call.keys, call.args), this.opts.timeoutMs, 'Redis append');
-    const out = parseAppendReply(reply, 1)[0]!;
+    const e = this.prepare(body, idempotencyKey, Date.now(), traceparent);
+    const out = await this.queue.append(e.partition, e);
     switch (out.kind) {
       case 'accepted':
-        return { kind: 'accepted', id, entryId: out.value, ...route };
+        return { kind: 'accepted', id: e.txId, entryId: out.value, partition: e.partition, lane: e.lane, stream: e.stream };
       case 'limited':
         throw new RateLimitedError(body.merchant_id, out.waitMs, this.rateLimit);
       case 'failed':

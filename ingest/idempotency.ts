@@ -1,7 +1,11 @@
 // Idempotency-Key handling. The key is checked and the event appended in one Lua script (see
-// scripts/append-events.lua); this module only validates the header and fingerprints bodies.
-import { createHash } from 'node:crypto';
+// scripts/append-events.lua); this module validates the header, encodes a validated body once in
+// canonical form (its fingerprint and the stream entry's `ev` both come from that one string) and
+// packs the compact record the script keeps for 24 h: 12 bytes of fingerprint + the tx id's
+// 16-byte ULID (28 bytes, a Redis embedded string: see core/keys.ts for the key).
+import { hash } from 'node:crypto';
 import { badRequest } from './problem.ts';
+import type { TransactionBody } from './validation.ts';
 
 /** 1-255 printable ASCII characters (space allowed inside): what fits a header and a Redis key. */
 const KEY_PATTERN = /^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$/;
@@ -15,12 +19,35 @@ export function parseIdempotencyKey(header: string | undefined): string | undefi
   return header;
 }
 
+/** Bytes of the body's SHA-256 kept in a record: 96 bits, no accidental collision in a day. */
+export const FINGERPRINT_BYTES = 12;
+const ULID_BYTES = 16;
+export const RECORD_BYTES = FINGERPRINT_BYTES + ULID_BYTES;
+
 /**
- * SHA-256 of the body in canonical form (keys sorted, no whitespace), so the same request sent
- * with its fields in another order still replays instead of conflicting.
+ * A validated body as canonical JSON (keys sorted, no whitespace; the same string as
+ * canonicalJson(body)), written out for the schema's fields: the same request sent with its
+ * fields in another order encodes alike, so it replays instead of conflicting.
  */
-export function fingerprint(body: unknown): string {
-  return createHash('sha256').update(canonicalJson(body)).digest('hex');
+export function canonicalBody(b: TransactionBody): string {
+  let s = `{"amount":${JSON.stringify(b.amount)},"currency":${JSON.stringify(b.currency)},"merchant_id":${JSON.stringify(b.merchant_id)}`;
+  if (b.metadata !== undefined) s += `,"metadata":${canonicalJson(b.metadata)}`;
+  if (b.occurred_at !== undefined) s += `,"occurred_at":${JSON.stringify(b.occurred_at)}`;
+  if (b.reference !== undefined) s += `,"reference":${JSON.stringify(b.reference)}`;
+  return `${s},"type":${JSON.stringify(b.type)}}`;
+}
+
+/** SHA-256 of the canonical body: its first 12 bytes are the record's fingerprint. */
+export function bodyDigest(canonical: string): Buffer {
+  return hash('sha256', canonical, 'buffer') as Buffer;
+}
+
+/** The record an Idempotency-Key keeps: the canonical body's fingerprint, then the tx id's ULID. */
+export function idempotencyRecord(digest: Buffer, txId: string): Buffer {
+  const out = Buffer.allocUnsafe(RECORD_BYTES);
+  digest.copy(out, 0, 0, FINGERPRINT_BYTES);
+  ulidBytes(txId, out, FINGERPRINT_BYTES);
+  return out;
 }
 
 export function canonicalJson(value: unknown): string {
@@ -34,4 +61,61 @@ export function canonicalJson(value: unknown): string {
     return `{${parts.join(',')}}`;
   }
   return JSON.stringify(value) ?? 'null';
+}
+
+// tx ids are `tx_` + a ULID (core/tx-id.ts): 10 Crockford base32 symbols of a 48-bit time, then
+// 16 of 80 random bits, i.e. exactly 16 bytes.
+const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+const VALUE = new Int8Array(128).fill(-1);
+for (let i = 0; i < ALPHABET.length; i++) VALUE[ALPHABET.charCodeAt(i)] = i;
+
+function symbol(id: string, i: number): number {
+  const v = VALUE[id.charCodeAt(i)] ?? -1;
+  if (v < 0) throw new Error(`not a tx id: ${id}`);
+  return v;
+}
+
+/** The tx id's ULID as 16 bytes, written into `out` at `at`. */
+export function ulidBytes(txId: string, out: Buffer, at: number): void {
+  if (txId.length !== 29 || !txId.startsWith('tx_')) throw new Error(`not a tx id: ${txId}`);
+  let ms = 0;
+  for (let i = 3; i < 13; i++) ms = ms * 32 + symbol(txId, i);
+  out.writeUIntBE(ms, at, 6);
+  let acc = 0;
+  let bits = 0;
+  let o = at + 6;
+  for (let i = 13; i < 29; i++) {
+    acc = (acc << 5) | symbol(txId, i);
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (acc >> bits) & 0xff;
+      acc &= (1 << bits) - 1;
+    }
+  }
+}
+
+/** The tx id whose ULID the script answered as 32 hex digits (a replay or a conflict). */
+export function txIdFromHex(hex: string): string {
+  const bytes = Buffer.from(hex, 'hex');
+  if (bytes.length !== ULID_BYTES) throw new Error(`not a ULID: ${hex}`);
+  let ms = bytes.readUIntBE(0, 6);
+  let time = '';
+  for (let i = 0; i < 10; i++) {
+    time = ALPHABET[ms % 32]! + time;
+    ms = Math.floor(ms / 32);
+  }
+  let rand = '';
+  let acc = 0;
+  let bits = 0;
+  for (let i = 6; i < ULID_BYTES; i++) {
+    acc = (acc << 8) | bytes[i]!;
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      rand += ALPHABET[(acc >> bits) & 31]!;
+    }
+    acc &= (1 << bits) - 1;
+  }
+  return `tx_${time}${rand}`;
 }

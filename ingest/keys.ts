@@ -6,4 +6,9 @@ export class IngestKeys extends Keys {
   rateLimit(partition: number, merchantId: string): string {
     return `${this.prefix}:{${partition}}:rl:${merchantId}`;
   }
+
+  /** An idempotency record as releases before the compact one named it (still read for one TTL after an upgrade). */
+  legacyIdempotency(partition: number, merchantId: string, key: string): string {
+    return `${this.prefix}:{${partition}}:idem:${merchantId}:${key}`;
+  }
 }

@@ -21,14 +21,23 @@ export function ingestMetrics(registry: Registry): IngestMetrics {
 
 /** Outermost middleware: sees the final status, error responses included. */
 export function recordRequests(m: IngestMetrics): MiddlewareHandler {
+  // the instruments' children per label set, looked up once: routes and statuses are few
+  const counts = new Map<string, { inc(): void }>();
+  const durations = new Map<string, { observe(v: number): void }>();
   return async (c, next) => {
     const start = performance.now();
     try {
       await next();
     } finally {
       const route = routeLabel(matchedRoutes(c));
-      m.requests.inc({ route, status: String(c.res.status) });
-      m.duration.observe({ route }, (performance.now() - start) / 1000);
+      const status = c.res.status;
+      const key = `${status} ${route}`;
+      let count = counts.get(key);
+      if (!count) counts.set(key, (count = m.requests.labels({ route, status: String(status) })));
+      count.inc();
+      let duration = durations.get(route);
+      if (!duration) durations.set(route, (duration = m.duration.labels({ route })));
+      duration.observe((performance.now() - start) / 1000);
     }
   };
 }

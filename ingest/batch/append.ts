@@ -1,5 +1,5 @@
 // Appending a batch: scripts/append-events.lua, the single endpoint's script, appends a chunk of
-// one merchant's events in ONE call: in order, each taking its own token from the merchant's
+// one partition's events in ONE call: in order, each taking its own token from the merchant's
 // bucket (the events past it come back `limited`), and a later event with a key already used
 // earlier in the same batch replays or conflicts with it exactly as it would across requests.
 // All chunks go on ONE pipeline: one Redis round trip for the whole batch. Chunks keep each script
@@ -7,18 +7,13 @@
 //
 // Every event of a batch belongs to the key's merchant, so every key touched lies in one
 // partition: one hash tag, one Redis Cluster slot, which a cluster pipeline needs.
-import type { TransactionEvent } from '../../core/event.ts';
-import type { Keys } from '../../core/keys.ts';
 import { defineScripts, runScript } from '../../core/redis.ts';
 import type { RedisClient } from '../../core/redis.ts';
-import type { RateLimitConfig, Topology } from '../../core/topology/schema.ts';
+import type { RateLimitConfig } from '../../core/topology/schema.ts';
 import type { AppenderOptions, EventAppender } from '../append.ts';
-import { APPEND_EVENTS, appendCall, INGEST_SCRIPTS, parseAppendReply, payinCheck } from '../append-call.ts';
+import { APPEND_EVENTS, appendCall, INGEST_SCRIPTS, parseAppendReply } from '../append-call.ts';
 import type { EventToAppend } from '../append-call.ts';
-import { fingerprint } from '../idempotency.ts';
-import { IngestKeys } from '../keys.ts';
 import { withTimeout } from '../timeout.ts';
-import { newTxId } from '../../core/tx-id.ts';
 import type { TransactionBody } from '../validation.ts';
 
 /** Events per script call: ~1,000 appends keep Redis busy for a few ms at most. */
@@ -52,22 +47,18 @@ export type ItemOutcome =
 
 export class BatchAppender {
   readonly topic: string;
-  private readonly keys: IngestKeys;
   readonly rateLimit: RateLimitConfig;
   private readonly idempotencyTtlMs: number;
 
-  /** `appender` routes (partition, lane) exactly as the single endpoint does. */
+  /** `appender` routes and encodes each event exactly as the single endpoint does. */
   constructor(
     private readonly appender: EventAppender,
     private readonly redis: RedisClient,
-    topology: Topology,
-    keys: Keys,
     private readonly opts: BatchAppenderOptions,
   ) {
     this.topic = appender.topic;
-    this.keys = new IngestKeys(keys.prefix);
-    this.rateLimit = topology.ingest.rate_limit;
-    this.idempotencyTtlMs = topology.ingest.idempotency_ttl;
+    this.rateLimit = appender.rateLimit;
+    this.idempotencyTtlMs = appender.idempotencyTtlMs;
     defineScripts(redis, INGEST_SCRIPTS);
   }
 
@@ -81,33 +72,25 @@ export class BatchAppender {
     const now = Date.now();
     const pipe = this.redis.pipeline();
     const planned: { id: string; lane: string }[] = new Array(items.length);
-    // chunks of one merchant's events (a batch holds one merchant's; several are served all the same)
-    const chunks: { at: number[]; events: EventToAppend[]; bucket: string }[] = [];
-    const open = new Map<string, { at: number[]; events: EventToAppend[]; bucket: string }>();
+    // chunks of one partition's events (a batch holds one merchant's; several are served all the same)
+    const chunks: { at: number[]; events: EventToAppend[] }[] = [];
+    const open = new Map<number, { at: number[]; events: EventToAppend[] }>();
     items.forEach(({ body, idempotencyKey }, i) => {
-      const route = this.appender.route(body.merchant_id, body.type);
-      const id = newTxId(now);
-      const event: TransactionEvent = { ...body, id, ingested_at: now, status: 'accepted' };
-      const bucket = this.keys.rateLimit(route.partition, body.merchant_id);
-      let c = open.get(bucket);
-      if (!c) open.set(bucket, (c = { at: [], events: [], bucket }));
-      const record =
-        idempotencyKey === undefined
-          ? undefined
-          : { key: this.keys.idempotency(route.partition, body.merchant_id, idempotencyKey), fingerprint: fingerprint(body) };
-      const payin = payinCheck(this.keys, route.partition, body, id, this.appender.refunds);
-      c.events.push({ stream: route.stream, record, txId: id, ev: JSON.stringify(event), payin });
+      const e = this.appender.prepare(body, idempotencyKey, now);
+      let c = open.get(e.partition);
+      if (!c) open.set(e.partition, (c = { at: [], events: [] }));
+      c.events.push(e);
       c.at.push(i);
-      planned[i] = { id, lane: route.lane };
+      planned[i] = { id: e.txId, lane: e.lane };
       if (c.at.length === CHUNK) {
         chunks.push(c);
-        open.delete(bucket);
+        open.delete(e.partition);
       }
     });
     chunks.push(...open.values());
     // queued on the pipeline (which returns itself here): the replies come from exec()
     for (const c of chunks) {
-      const call = appendCall(c.bucket, c.events, this.rateLimit, this.idempotencyTtlMs, now);
+      const call = appendCall(c.events, this.rateLimit, this.idempotencyTtlMs, now);
       void runScript(pipe, APPEND_EVENTS, call.keys, call.args);
     }
 
