@@ -14,3 +14,4 @@ export { freePort, postgresAnswers, redisAnswers, startLocalPostgres, startLocal
 export type { LocalService } from './local-services.ts';
 export { classifyKey, redisMemoryByFamily } from './redis-memory.ts';
 export type { FamilyKind, FamilyMemory, MemoryOptions, RedisMemoryReport } from './redis-memory.ts';
+export { parseDuration } from './duration.ts';

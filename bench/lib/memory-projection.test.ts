@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { RedisMemoryReport } from '../../core/redis-memory.ts';
+import type { RedisMemoryReport } from '../../core/index.ts';
 import { DAY_S, projectMemory, readRetention } from './memory-projection.ts';
 
 const report: RedisMemoryReport = {

@@ -5,8 +5,8 @@
 // from the keys themselves), per-merchant and transient state does not grow with the rate.
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
-import type { FamilyMemory, RedisMemoryReport } from '../../core/redis-memory.ts';
-import { parseDuration } from '../../core/duration.ts';
+import type { FamilyMemory, RedisMemoryReport } from '../../core/index.ts';
+import { parseDuration } from '../../core/index.ts';
 
 export const DAY_S = 86_400;
 

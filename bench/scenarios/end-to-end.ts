@@ -17,7 +17,7 @@ import { CpuWindow } from '../lib/proc-stats.ts';
 import { byLabel, histogramQuantile, scrape, sum } from '../lib/prom.ts';
 import type { Sample } from '../lib/prom.ts';
 import { backendPids, rowCount, rowLatenciesUs } from '../lib/pg-stats.ts';
-import { redisMemoryByFamily } from '../../core/redis-memory.ts';
+import { redisMemoryByFamily } from '../../core/index.ts';
 import { projectMemory, readRetention } from '../lib/memory-projection.ts';
 import { commandDelta, commandStats, laneKeys, outstanding } from '../lib/redis-stats.ts';
 import type { CommandDelta } from '../lib/redis-stats.ts';

@@ -12,7 +12,7 @@ import { RESULTS_DIR } from '../lib/paths.ts';
 import { rssBytes } from '../lib/proc-stats.ts';
 import { scrape, sum } from '../lib/prom.ts';
 import { outstanding, usedMemory } from '../lib/redis-stats.ts';
-import { redisMemoryByFamily } from '../../core/redis-memory.ts';
+import { redisMemoryByFamily } from '../../core/index.ts';
 import { drain, int, ms, singlePayload, statusText } from './common.ts';
 import { merchantInstance } from './fixtures.ts';
 import { SOAK_RETENTION } from '../lib/topology.ts';
