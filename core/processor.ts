@@ -37,6 +37,13 @@ export type Outcome<T = TransactionEvent> =
       emit?: Emitted[];
       /** Tokens this outcome settles: events parked waiting for one of them are due now. */
       signals?: string[];
+      /**
+       * Decision records (keys in the event's partition) that gate this outcome's effects: the
+       * processor writes them with a long TTL, and the settle that acknowledges the input shortens
+       * each to `ttlMs` (the redelivery horizon). So a record outlives any outage while its input
+       * is pending, and costs memory only for the horizon once it is done.
+       */
+      records?: { key: string; ttlMs: number }[];
     }
   /**
    * Try again later, with backoff, until the stage's attempts run out. `deferred`: the processor

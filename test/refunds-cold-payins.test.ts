@@ -161,4 +161,9 @@ test('refunds of payins past the hot window: exactly once through a SIGKILL, ove
   const written = await inst.pool.query<{ written: string }>('SELECT written::text FROM merchant_refunds WHERE merchant_id = $1', [m]);
   assert.deepEqual(written.rows, [{ written: String(1 + 40 + fits.length) }]);
   assert.equal(await inst.redis.get(inst.keys.partitioned(part, 'refunds', m)), String(1 + 40 + fits.length), 'the ledger counted each refund once');
+  // settled: each decision record was shortened to the redelivery horizon by the settle (minutes, not the days it keeps while pending)
+  for (const id of succeeded) {
+    const ttl = await inst.redis.pttl(inst.keys.partitioned(part, 'ledger', id));
+    assert.ok(ttl === -2 || (ttl > 0 && ttl <= 3_600_000), `ledger record of ${id}: ${ttl} ms`);
+  }
 });

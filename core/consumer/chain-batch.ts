@@ -214,6 +214,7 @@ async function runStage(ctx: BatchContext, k: number, items: Item[], outputs: Ou
       const tp = traceparentOf(span) ?? item.tp;
       for (const e of outcome.emit ?? []) add(emitted(ctx, stage.name, raw.partition, e, tp));
       if (parking && outcome.signals?.length) add(...parking.wake(raw.partition, outcome.signals, now));
+      for (const r of outcome.records ?? []) add({ op: 'expire', key: r.key, ms: r.ttlMs });
       const routes = stage.config.routes;
       const routed = routes ? routes.to[String((outcome.event as unknown as Record<string, unknown>)[routes.by])] : undefined;
       const topic = routed ?? stage.config.output;

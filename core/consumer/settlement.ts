@@ -38,7 +38,9 @@ export type Output =
   /** The input queue's head stays parked as `item`, due at `due` (or when `token` is signalled). */
   | { op: 'rewrite'; index: string; waiters: string; item: string; due: number; token?: string }
   /** Whoever waits for `token` (in `waiters`) is due now. */
-  | { op: 'wake'; waiters: string; index: string; token: string; now: number };
+  | { op: 'wake'; waiters: string; index: string; token: string; now: number }
+  /** PEXPIRE a decision record `ms` from now: once its input is acknowledged it lives only this long. */
+  | { op: 'expire'; key: string; ms: number };
 
 interface InputCall {
   keys: string[];
@@ -125,6 +127,9 @@ export class Settlement {
           break;
         case 'wake':
           call.args.push('w', 2, at(out.waiters), at(out.index), 2, out.token, out.now);
+          break;
+        case 'expire':
+          call.args.push('e', 1, at(out.key), 1, out.ms);
           break;
       }
     }

@@ -33,6 +33,8 @@
                    r  rewrite the queue's head (it stays parked, to retry or wait):
                       keys {index, waiters}, args {item, due, token}
                    w  wake whoever waits for a token: keys {waiters, index}, args {token, now}
+                   e  PEXPIRE a decision record (kept until its input is acknowledged, then for the
+                      redelivery horizon): keys {record}, args {ms}
   Returns {settled, stopped}: entries acknowledged by this call, and the 1-based position of the
   entry where the call stopped because a park would pass a cap (0: it did not stop). Entries from
   there on are left as they were (pending in the stream), to be read again later, in order.
@@ -91,6 +93,8 @@ local function write(o)
     redis.call('LSET', input, 0, ARGV[a])
     redis.call('ZADD', index, ARGV[a + 1], group_or_member)
     if ARGV[a + 2] ~= '' then redis.call('HSET', waiters, ARGV[a + 2], group_or_member) end
+  elseif o.op == 'e' then
+    redis.call('PEXPIRE', key(o, 1), ARGV[a])
   elseif o.op == 'w' then
     local waiters, index = key(o, 1), key(o, 2)
     local m = redis.call('HGET', waiters, ARGV[a])

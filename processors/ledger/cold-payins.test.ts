@@ -17,7 +17,7 @@ import type { Outcome, Processor, ProcessorContext, StreamEvent } from '../../co
 import { newTxId } from '../../core/tx-id.ts';
 import { payinBucket } from '../../core/payins.ts';
 import { BatchWriter } from '../../sinks/postgres/batch-writer.ts';
-import { ledgerProcessor, REDELIVERY_MARGIN_MS } from './index.ts';
+import { ledgerProcessor, PENDING_RECORD_TTL_MS, REDELIVERY_MARGIN_MS } from './index.ts';
 
 const HOT = 1_500;
 const HORIZON = 10_000;
@@ -102,8 +102,15 @@ test('a payin past the hot window is refunded against Postgres: exactly once, wa
   assert.deepEqual(again, first);
   assert.equal(await inst.redis.hget(wallet, 'EUR'), '200');
   assert.equal(await inst.redis.get(inst.keys.partitioned(payin.partition, 'refunds', m)), '2', 'two refunds counted, the redelivery not again');
-  const ttl = await inst.redis.pttl(inst.keys.partitioned(payin.partition, 'ledger', r1.txId));
-  assert.ok(ttl > HORIZON && ttl <= HORIZON + REDELIVERY_MARGIN_MS, `decision kept for the redelivery horizon, not days: ${ttl} ms`);
+  // the decision is kept while its input is pending (long: an outage of every worker must not lose
+  // it); the settle that acknowledges the input shortens it to the redelivery horizon
+  const record = inst.keys.partitioned(payin.partition, 'ledger', r1.txId);
+  const pending = await inst.redis.pttl(record);
+  assert.ok(pending > PENDING_RECORD_TTL_MS - 60_000, `decision kept while pending: ${pending} ms`);
+  assert.ok(first?.kind === 'ok');
+  assert.deepEqual(first.records, [{ key: record, ttlMs: first.records?.[0]?.ttlMs }]);
+  const ttl = first.records?.[0]?.ttlMs ?? 0;
+  assert.ok(ttl > HORIZON && ttl <= HORIZON + REDELIVERY_MARGIN_MS, `decision kept for the redelivery horizon once settled, not days: ${ttl} ms`);
 
   // r1 is not in Postgres yet: a later refund of the merchant waits for the sink (and blocks its merchant)
   const r2 = ev('refund', m, 300, payin.txId);

@@ -42,6 +42,12 @@ export type LedgerConfig = z.output<typeof ConfigSchema>;
 
 type ScriptResult = [outcome: 'ok' | 'failed' | 'wait' | 'lag' | 'behind' | 'skip', code: string, detail: string, balance: number, alerted: number];
 
+/**
+ * A decision record's TTL while its input is still pending (written by the script): the settle that
+ * acknowledges the input shortens it to the horizon (Outcome.records). Long, so that a record
+ * outlives any outage of every worker between the apply and the settle: the money moves once.
+ */
+export const PENDING_RECORD_TTL_MS = 7 * 24 * 3_600_000;
 /** Added to the redelivery horizon: a lease handover, a slow settle, clocks a little apart. */
 export const REDELIVERY_MARGIN_MS = 60_000;
 /** The horizon when the stage does not say (the stage defaults: 30 s visibility × 5 attempts). */
@@ -103,7 +109,7 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
         const order: number[][] = [];
         for (const [p, idx] of byPartition) {
           const keys: string[] = [];
-          const args: (string | number)[] = [recordTtl, thresholds, now];
+          const args: (string | number)[] = [PENDING_RECORD_TTL_MS, thresholds, now];
           for (const i of idx) {
             const { event: ev, txId, stream } = batch[i]!;
             // a payin goes to the bucket of its own time; a refund looks in the bucket of its payin's
@@ -148,6 +154,7 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
           const r = results.get(i);
           const signals = e.event.type === 'payin' ? [payinToken(e.txId)] : undefined;
           if (!r || r[0] === 'skip') return { kind: 'ok', event: e.event, signals };
+          const records = [{ key: ctx.keys.partitioned(e.partition, 'ledger', e.txId), ttlMs: recordTtl }];
           const [outcome, code, detail, balance, alerted] = r;
           if (outcome === 'wait') {
             return {
@@ -166,9 +173,9 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
           if (outcome === 'behind')
             return { kind: 'retry', deferred: true, error: new PayinPendingError('waiting behind an earlier transaction of this merchant') };
           if (outcome === 'failed') {
-            return { kind: 'ok', event: failedEvent(e.event, isFailureCode(code) ? code : 'invalid_transaction', `ledger: ${detail}`), signals };
+            return { kind: 'ok', event: failedEvent(e.event, isFailureCode(code) ? code : 'invalid_transaction', `ledger: ${detail}`), signals, records };
           }
-          const out: Outcome = { kind: 'ok', event: { ...e.event, status: 'succeeded', ledger: ledgerLines(e.event) }, signals };
+          const out: Outcome = { kind: 'ok', event: { ...e.event, status: 'succeeded', ledger: ledgerLines(e.event) }, signals, records };
           if (alerted && config.alerts_topic) {
             alerts.inc({ type: 'wallet_low' });
             out.emit = [

@@ -21,8 +21,9 @@
   refunds of this call are not in Postgres yet); nothing of it is written back to Redis.
   A "wait" or "lag" blocks the rest of that merchant's events of that input stream in this batch
   ("behind": not looked at), as the stage parks them behind it.
-  Idempotent: each decided transaction is recorded for the redelivery horizon (ARGV[1]); a
-  redelivery gets the same answer, applied once.
+  Idempotent: each decided transaction is recorded (ARGV[1]: a long TTL, which the settle that
+  acknowledges the input shortens to the redelivery horizon); a redelivery gets the same answer,
+  applied once.
   Low balance: the first debit that takes a wallet under its threshold raises an alert; the wallet
   re-arms when it is back at or above it (one alert per dip, no storm).
   Each wallet balance and alert flag is read once per call and written once at the end; between
@@ -33,7 +34,7 @@
                chargeback's referenced one), expiring with the hot window (core/payins.ts),
     KEYS[5i-2] decision record of this tx, KEYS[5i-1] set of currencies alerted low,
     KEYS[5i]   the merchant's count of refunds and chargebacks gone through (string).
-  ARGV[1] record TTL (ms)   ARGV[2] JSON thresholds {"default": n, "USD": n, ...}   ARGV[3] now (ms)
+  ARGV[1] record TTL while pending (ms)   ARGV[2] JSON thresholds {"default": n, "USD": n, ...}   ARGV[3] now (ms)
   ARGV[4..] per event, 10 values: type, amount, currency, reference, blocking tag (input stream and
             merchant), tx id, when the payins bucket expires (unix ms; 0: never), "failed" for an
             event failed upstream ('' otherwise), deadline of a wait for the payin (unix ms), cold:
