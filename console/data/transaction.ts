@@ -14,7 +14,7 @@ import { defineScripts, readScripts, runScript } from '../../core/redis.ts';
 import { slotPipeline } from '../../core/slot-pipeline.ts';
 import type { RedisClient, ScriptSource } from '../../core/redis.ts';
 import type { Topology } from '../../core/topology/schema.ts';
-import { planChains } from '../../core/topology/chains.ts';
+import { chainOf, planChains } from '../../core/topology/chains.ts';
 import { txIdTime } from '../../core/tx-id.ts';
 
 const TX_TRAIL: ScriptSource = readScripts(new URL('../scripts/', import.meta.url)).find((s) => s.name === 'txTrail')!;
@@ -153,8 +153,7 @@ export class TransactionTrails {
     const steps: TimelineStep[] = [];
     let event: Record<string, unknown> | undefined;
     const producer = new Map(Object.entries(t.stages).map(([name, s]) => [s.output, name]));
-    // chained stages write no topic of their own: they ran in memory, in the task that wrote `stage`'s output
-    const chainedBefore = new Map(planChains(t).map((c) => [c.stages[c.stages.length - 1]!, c.stages.slice(0, -1)]));
+    const chains = planChains(t);
     const readerOf = (topic: string) =>
       Object.entries(t.stages).find(([, s]) => s.input === topic)?.[0] ?? Object.entries(t.sinks).find(([, s]) => s.input === topic)?.[0];
     for (let i = 0; i + 2 < hits.length; i += 3) {
@@ -178,9 +177,10 @@ export class TransactionTrails {
         else {
           const stage = producer.get(s.topic);
           const status = parseObject(f.ev ?? '')?.status;
-          const before = stage ? (chainedBefore.get(stage) ?? []) : [];
-          for (const m of before) {
-            steps.push({ at, kind: 'stage', title: `${m} done`, detail: `in memory, chained: ${[...before, stage].join(' → ')}` });
+          // a chain's stages before the last one wrote nothing: they ran in memory, settled with it
+          const chained = stage === undefined ? [] : (chainOf(chains, stage)?.stages ?? [stage]);
+          for (const before of chained.slice(0, -1)) {
+            steps.push({ at, kind: 'stage', title: `${before} done`, detail: `in memory (chained: ${chained.join(' → ')}), settled with ${stage}` });
           }
           steps.push({
             at,

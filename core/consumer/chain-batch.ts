@@ -6,7 +6,6 @@
 // form stage k reads (as if the intermediate topic had been written); a merchant's later events of
 // the batch park behind it at stage k. A parked head taken from stage k's queue enters at stage k.
 import type { Keys } from '../keys.ts';
-import type { Logger } from '../logger.ts';
 import type { Emitted, Outcome, Processor, StreamEvent } from '../processor.ts';
 import { outcomeFromError } from '../processor.ts';
 import type { StageConfig, Topology } from '../topology/schema.ts';
@@ -43,7 +42,6 @@ export interface BatchContext {
   keys: Keys;
   lanes: LaneMap;
   laneIndex: ReadonlyMap<string, number>;
-  logger: Logger;
   now: number;
   random?: () => number;
 }

@@ -398,7 +398,6 @@ export class StageRunner {
         keys: this.o.keys,
         lanes: this.lanes,
         laneIndex: this.laneIndex,
-        logger: this.o.logger,
         now,
         random: this.o.random,
       },

@@ -18,6 +18,7 @@ import { createInstance } from '../helpers/instance.ts';
 import type { TestInstance } from '../helpers/instance.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { EventAppender } from '../../ingest/append.ts';
+import { chainOf, planChains } from '../../core/topology/chains.ts';
 import type { Topology } from '../../core/topology/schema.ts';
 import { combine, drainAndJudge, formatVerdict, readersOf, waiting } from './support/consistency.ts';
 import { moneyVerdict } from './support/money.ts';
@@ -127,7 +128,9 @@ test('a worker SIGSTOPped past the visibility timeout, its work reclaimed, then 
     await waitFor(`worker ${frozenId} stopped`, () => isStopped(pid), 5_000, 10);
     const stoppedAt = performance.now();
     const held = await heldEntries(topology, frozenId);
-    const inStage = [...held].filter(([k]) => k.endsWith(` ${marker}`)).reduce((n, [, ids]) => n + ids.length, 0);
+    // chained (validate → risk → ledger), the ledger's batch is pending in the chain's group (its first stage's)
+    const group = chainOf(planChains(topology), marker)!.stages[0]!;
+    const inStage = [...held].filter(([k]) => k.endsWith(` ${group}`)).reduce((n, [, ids]) => n + ids.length, 0);
     const total = [...held.values()].reduce((n, ids) => n + ids.length, 0);
     assert.ok(inStage > 0, `the frozen worker holds its ${marker} batch`);
 
