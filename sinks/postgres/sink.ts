@@ -26,7 +26,7 @@ import { coreScript } from '../../core/scripts.ts';
 import { slotPipeline } from '../../core/slot-pipeline.ts';
 import type { BatchWriter } from './batch-writer.ts';
 import type { WriteResult } from './batch-writer.ts';
-import { ledgerProblem } from './rows.ts';
+import { encodeRow, ledgerProblem } from './rows.ts';
 import type { SinkRow } from './rows.ts';
 
 export interface PostgresSinkOptions {
@@ -190,7 +190,10 @@ export class PostgresSink {
         continue;
       }
       if (!this.buffer.length) this.firstAt = this.now();
-      this.buffer.push({ raw, row: { event, streamId: raw.id, attempts: Math.max(1, raw.deliveries) } });
+      const row: SinkRow = { event, streamId: raw.id, attempts: Math.max(1, raw.deliveries) };
+      // encoded now, while the batch before is being written: the flush only concatenates
+      row.encoded = encodeRow(row);
+      this.buffer.push({ raw, row });
     }
     if (unreadable.length) await this.deadLetter(unreadable);
   }
