@@ -1,7 +1,7 @@
 // Maps a transaction event to its `transactions` row and its ledger lines to `ledger_entries` rows,
 // encoded once as COPY text lines in the column order the sink's COPY names.
 import type { LedgerLine, TransactionEvent } from '../../core/event.ts';
-import { CopyTextWriter } from './copy-text.ts';
+import { copyField, copyText, CopyTextWriter } from './copy-text.ts';
 
 /**
  * The `transactions` columns the sink writes, in COPY order. processed_at is left to its default,
@@ -68,8 +68,10 @@ export function finalStatus(ev: TransactionEvent): string {
 /** Where rows are encoded (one per process: encoding is synchronous). */
 const out = new CopyTextWriter();
 
+const NULL = '\\N';
+
 /** A JSON column: the value as JSON text, or null. */
-const json = (v: unknown): string | null => (v ? JSON.stringify(v) : null);
+const jsonField = (v: unknown): string => (v ? copyText(JSON.stringify(v)) : NULL);
 
 /** The last hour seen (Unix ms / 3,600,000) and its ISO text up to the minutes ("2026-12-06T02:"). */
 let hour = Number.NaN;
@@ -98,36 +100,34 @@ export function isoTime(ms: number): string {
 }
 
 /**
- * The row's COPY text, written as bytes (see CopyTextWriter). Ledger lines are those of a succeeded
+ * The row's COPY text, as bytes (see CopyTextWriter). Ledger lines are those of a succeeded
  * transaction (a failed one moves no money), the first line per account.
  */
 export function encodeRow({ event: e, streamId, attempts }: SinkRow): EncodedRow {
   const status = finalStatus(e);
-  out.row();
-  out.value(e.id).tab().value(e.merchant_id).tab().value(e.type).tab().value(e.amount).tab().value(e.currency).tab();
-  out.raw(status).tab().value(e.reference).tab().value(e.risk_score).tab().value(json(e.metadata)).tab().value(e.occurred_at).tab();
-  out.raw(isoTime(e.ingested_at)).tab().value(streamId).tab().value(attempts).tab().value(e.failure_reason).tab();
-  out
-    .value(status === 'failed' ? e.failure_code : null)
-    .tab()
-    .value(json(e.risk_reasons))
-    .tab()
-    .value(e.risk_rules_version)
-    .newline();
-  const tx = out.take();
+  const id = copyField(e.id);
+  const merchant = copyField(e.merchant_id);
+  const currency = copyField(e.currency);
+  const tx = out.append(
+    `${id}\t${merchant}\t${copyField(e.type)}\t${copyField(e.amount)}\t${currency}\t${status}\t${copyField(e.reference)}\t` +
+      `${copyField(e.risk_score)}\t${jsonField(e.metadata)}\t${copyField(e.occurred_at)}\t${isoTime(e.ingested_at)}\t` +
+      `${copyField(streamId)}\t${attempts}\t${copyField(e.failure_reason)}\t${status === 'failed' ? copyField(e.failure_code) : NULL}\t` +
+      `${jsonField(e.risk_reasons)}\t${copyField(e.risk_rules_version)}\n`,
+  );
+  let ledger = '';
   let ledgerLines = 0;
   let wallet: number | undefined;
   let summable = true;
   if (status === 'succeeded' && e.ledger?.length) {
     for (const l of firstPerAccount(e.ledger)) {
-      out.value(e.id).tab().value(l.account).tab().value(e.merchant_id).tab().value(e.currency).tab().value(l.amount).newline();
+      ledger += `${id}\t${copyField(l.account)}\t${merchant}\t${currency}\t${copyField(l.amount)}\n`;
       ledgerLines++;
       if (l.account !== 'wallet') continue;
       wallet = l.amount;
       summable = Number.isSafeInteger(l.amount);
     }
   }
-  return { tx, ledger: out.take(), ledgerLines, wallet, summable };
+  return { tx, ledger: out.append(ledger), ledgerLines, wallet, summable };
 }
 
 /** The first line of each account, by account (byte order): one line per (tx_id, account), in the key's order. */
