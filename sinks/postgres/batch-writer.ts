@@ -1,17 +1,22 @@
 // Writes a batch in one Postgres transaction. The batch is first deduplicated here (an id seen
 // twice keeps its first row; ledger lines once per (tx_id, account)), so it cannot conflict with
-// itself.
+// itself. Rows arrive encoded as COPY text (the sink encodes each when it reads it, while the batch
+// before is being written), so a batch is two concatenations and two COPYs.
 //
 // Fast path (the normal case: nothing of the batch is there yet): COPY straight into `transactions`
 // (the partitioned parent routes rows to their day/hash partitions) and `ledger_entries`, then ONE
 // upsert adds the batch's per-(merchant, currency) `wallet` sums, computed here, to `wallets`. No
-// staging tables and no per-row ON CONFLICT probes, which cost most of a flush.
+// staging tables and no per-row ON CONFLICT probes, which cost most of a flush. processed_at and
+// the lines' created_at are the columns' default, now(): the transaction's time, one per batch.
 //
 // Slow path, only when the fast path hits a unique violation (23505: some rows are already there,
 // i.e. a redelivery after a crash between COMMIT and XACK, or an overlapping reclaimed batch):
-// ROLLBACK, COPY into temp staging tables, INSERT ... ON CONFLICT DO NOTHING, and move wallets only
-// by the ledger lines that really got inserted (RETURNING). Nothing is written twice, no balance
-// moves twice, and no 23505 reaches the sink (which would dead-letter rows for it).
+// ROLLBACK, COPY into temp staging tables (made once per connection, emptied at each commit),
+// INSERT ... ON CONFLICT DO NOTHING, and move wallets only by the ledger lines that really got
+// inserted (RETURNING). Nothing is written twice, no balance moves twice, and no 23505 reaches the
+// sink (which would dead-letter rows for it).
+//
+// Both paths end in commit(), the one place for writes that must commit with the batch's rows.
 //
 // Both paths take row locks in one order (transactions by id, ledger lines by (tx_id, account), in
 // byte order: JS string order here, COLLATE "C" in SQL; wallets by (merchant_id, currency), ordered
@@ -24,14 +29,16 @@ import { Readable } from 'node:stream';
 import pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import type { RillEnv } from '../../core/config.ts';
-import { copyRows } from './copy-text.ts';
-import { recordPayinRefunds } from './payin-refunds.ts';
-import type { CopyValue } from './copy-text.ts';
-import { LEDGER_COLUMNS, TRANSACTION_COLUMNS, toCopyRow, toLedgerCopyRows, utcDay } from './rows.ts';
+import { byKey, encodeRow, LEDGER_COLUMNS, TRANSACTION_COLUMNS, utcDay } from './rows.ts';
 import type { SinkRow } from './rows.ts';
+import { recordPayinRefunds } from './payin-refunds.ts';
 
 const COLS = TRANSACTION_COLUMNS.join(', ');
 const LEDGER_COLS = LEDGER_COLUMNS.join(', ');
+const COPY_TRANSACTIONS = `COPY transactions (${COLS}) FROM STDIN`;
+const COPY_LEDGER = `COPY ledger_entries (${LEDGER_COLS}) FROM STDIN`;
+const STAGE_TRANSACTIONS = `COPY rill_staging (${COLS}) FROM STDIN`;
+const STAGE_LEDGER = `COPY rill_ledger_staging (${LEDGER_COLS}) FROM STDIN`;
 
 // Fast path. $1..$3: the batch's wallet sums as arrays (merchant_id, currency, amount), $4: its
 // processed_at. ORDER BY in SQL: the same lock order as the slow path's GROUP BY ... ORDER BY.
@@ -47,10 +54,10 @@ const INSERT_TRANSACTIONS = `INSERT INTO transactions (${COLS})
   SELECT ${COLS} FROM rill_staging ORDER BY id COLLATE "C"
   ON CONFLICT DO NOTHING`;
 
-// $1: the batch's processed_at. Only lines this statement inserted reach `wallets`.
+// $1: the batch's processed_at (for wallets.updated_at). Only lines this statement inserted reach `wallets`.
 const POST_LEDGER = `WITH ins AS (
-    INSERT INTO ledger_entries (tx_id, account, merchant_id, currency, amount, created_at)
-    SELECT tx_id, account, merchant_id, currency, amount, $1::timestamptz
+    INSERT INTO ledger_entries (${LEDGER_COLS})
+    SELECT ${LEDGER_COLS}
     FROM rill_ledger_staging ORDER BY tx_id COLLATE "C", account COLLATE "C"
     ON CONFLICT DO NOTHING
     RETURNING account, merchant_id, currency, amount
@@ -132,38 +139,42 @@ export class BatchWriter {
   /** Fast path: COPY straight into the tables, then one wallet upsert. Fails (23505) if any row or line exists. */
   private async copyDirect(client: pg.Client, batch: Prepared): Promise<Omit<WriteResult, 'partitionsCreated'>> {
     await client.query('BEGIN');
-    const transactions = await copyIn(client, `COPY transactions (${COLS}) FROM STDIN`, batch.txText);
-    let ledgerEntries = 0;
+    const transactions = await copyIn(client, COPY_TRANSACTIONS, batch.txCopy);
+    const ledgerEntries = batch.ledgerCopy ? await copyIn(client, COPY_LEDGER, batch.ledgerCopy) : 0;
     let wallets = 0;
-    if (batch.ledger.length) {
-      const text = copyRows(batch.ledger.map((line) => [...line, batch.processedAt]));
-      ledgerEntries = await copyIn(client, `COPY ledger_entries (${LEDGER_COLS}, created_at) FROM STDIN`, text);
-    }
     if (batch.wallets.merchants.length) {
       const { merchants, currencies, sums } = batch.wallets;
       wallets = (await client.query(ADD_TO_WALLETS, [merchants, currencies, sums, batch.processedAt])).rowCount ?? 0;
     }
-    await recordPayinRefunds(client, batch.rows, batch.processedAt); // what is refunded of each payin, in this transaction
-    await client.query('COMMIT');
+    await this.commit(client, batch);
     return { transactions, ledgerEntries, wallets };
   }
 
   /** Slow path: stage, insert what is missing, move wallets by the lines really inserted. */
   private async merge(client: pg.Client, batch: Prepared): Promise<Omit<WriteResult, 'partitionsCreated'>> {
     await client.query('BEGIN');
-    await copyIn(client, `COPY rill_staging (${COLS}) FROM STDIN`, batch.txText);
+    await copyIn(client, STAGE_TRANSACTIONS, batch.txCopy);
     const inserted = await client.query(INSERT_TRANSACTIONS);
     let ledgerEntries = 0;
     let wallets = 0;
-    if (batch.ledger.length) {
-      await copyIn(client, `COPY rill_ledger_staging (${LEDGER_COLS}) FROM STDIN`, copyRows(batch.ledger));
+    if (batch.ledgerCopy) {
+      await copyIn(client, STAGE_LEDGER, batch.ledgerCopy);
       const posted = await client.query<{ entries: number; wallets: number }>(POST_LEDGER, [batch.processedAt]);
       ledgerEntries = posted.rows[0]!.entries;
       wallets = posted.rows[0]!.wallets;
     }
+    await this.commit(client, batch);
+    return { transactions: inserted.rowCount ?? 0, ledgerEntries, wallets };
+  }
+
+  /**
+   * The end of a batch's transaction, on both paths: its rows, ledger lines and wallets are written.
+   * Anything else that must commit with them (and not without them) is written here, before COMMIT;
+   * `batch.rows` may hold rows already written by an earlier delivery of the batch.
+   */
+  private async commit(client: pg.Client, batch: Prepared): Promise<void> {
     await recordPayinRefunds(client, batch.rows, batch.processedAt); // what is refunded of each payin, in this transaction
     await client.query('COMMIT');
-    return { transactions: inserted.rowCount ?? 0, ledgerEntries, wallets };
   }
 
   /** Create the daily partitions of the batch's days (each day on its own: no gap filled in between). */
@@ -220,7 +231,7 @@ export class BatchWriter {
 }
 
 /** One COPY ... FROM STDIN of a whole batch, written as one chunk; returns the rows copied. */
-async function copyIn(client: pg.Client, sql: string, text: string): Promise<number> {
+async function copyIn(client: pg.Client, sql: string, text: Buffer): Promise<number> {
   const copy = client.query(copyStreams.from(sql));
   await pipeline(Readable.from([text]), copy);
   return copy.rowCount;
@@ -230,18 +241,17 @@ function sqlState(err: unknown): string | undefined {
   return (err as { code?: string } | null)?.code;
 }
 
-/** Byte order for ASCII/BMP keys, as COLLATE "C" sorts them (not the locale order of localeCompare). */
-const byKey = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
-
 interface Prepared {
+  /** When the batch was prepared: wallets.updated_at (the rows' processed_at is the transaction's now()). */
   processedAt: string;
   /** False when the wallet sums cannot be made here: the batch takes the slow path. */
   fast: boolean;
   /** The batch without repeated ids (first kept), by id. */
   rows: SinkRow[];
-  txText: string;
-  /** Ledger lines (LEDGER_COLUMNS) of those rows, one per (tx_id, account), by (tx_id, account). */
-  ledger: CopyValue[][];
+  /** Their `transactions` lines (COPY text), by id. */
+  txCopy: Buffer;
+  /** Their ledger lines (COPY text), by (tx_id, account); undefined when there are none. */
+  ledgerCopy: Buffer | undefined;
   /** Sum of the `wallet` lines per (merchant, currency), by (merchant, currency); sums as decimal strings. */
   wallets: { merchants: string[]; currencies: string[]; sums: string[] };
 }
@@ -255,36 +265,32 @@ function prepare(input: readonly SinkRow[], processedAt: string): Prepared {
     rows.push(r);
   }
   rows.sort((a, b) => byKey(a.event.id, b.event.id));
-  const ledger: CopyValue[][] = [];
+  const tx: Buffer[] = [];
+  const ledger: Buffer[] = [];
+  let fast = true;
   const sums = new Map<string, { merchant: string; currency: string; sum: bigint }>();
-  let summable = true;
   for (const r of rows) {
-    // the row's lines, one per account (ledgerProblem keeps a second one out of the sink anyway)
-    const lines = new Map<string, CopyValue[]>();
-    for (const line of toLedgerCopyRows(r)) if (!lines.has(String(line[1]))) lines.set(String(line[1]), line);
-    for (const account of [...lines.keys()].sort(byKey)) {
-      const line = lines.get(account)!;
-      ledger.push(line);
-      const amount = line[4];
-      if (account !== 'wallet' || !summable) continue;
-      if (!Number.isSafeInteger(amount)) {
-        summable = false; // not whole minor units: let Postgres refuse it (22P02) on the slow path
-        continue;
-      }
-      const { merchant_id: merchant, currency } = r.event;
-      const key = `${merchant}\u0000${currency}`;
-      const acc = sums.get(key);
-      if (acc) acc.sum += BigInt(amount as number);
-      else sums.set(key, { merchant, currency, sum: BigInt(amount as number) });
+    const enc = r.encoded ?? encodeRow(r);
+    tx.push(enc.tx);
+    if (enc.ledgerLines) ledger.push(enc.ledger);
+    if (enc.wallet === undefined || !fast) continue;
+    if (!enc.summable) {
+      fast = false; // not whole minor units: let Postgres refuse it (22P02) on the slow path
+      continue;
     }
+    const { merchant_id: merchant, currency } = r.event;
+    const key = `${merchant}\u0000${currency}`;
+    const acc = sums.get(key);
+    if (acc) acc.sum += BigInt(enc.wallet);
+    else sums.set(key, { merchant, currency, sum: BigInt(enc.wallet) });
   }
   const groups = [...sums.values()].sort((a, b) => byKey(a.merchant, b.merchant) || byKey(a.currency, b.currency));
   return {
     processedAt,
-    fast: summable,
+    fast,
     rows,
-    txText: copyRows(rows.map((r) => toCopyRow(r, processedAt))),
-    ledger,
+    txCopy: Buffer.concat(tx),
+    ledgerCopy: ledger.length ? Buffer.concat(ledger) : undefined,
     wallets: { merchants: groups.map((g) => g.merchant), currencies: groups.map((g) => g.currency), sums: groups.map((g) => String(g.sum)) },
   };
 }

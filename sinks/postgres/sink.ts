@@ -26,7 +26,7 @@ import { coreScript } from '../../core/scripts.ts';
 import { slotPipeline } from '../../core/slot-pipeline.ts';
 import type { BatchWriter } from './batch-writer.ts';
 import type { WriteResult } from './batch-writer.ts';
-import { ledgerProblem } from './rows.ts';
+import { encodeRow, ledgerProblem } from './rows.ts';
 import type { SinkRow } from './rows.ts';
 
 export interface PostgresSinkOptions {
@@ -55,6 +55,15 @@ export interface PostgresSinkOptions {
   ackRedis?: Redis;
 }
 
+/** Entries per read while a batch is being written (about 10-20 ms of accepting). */
+const READ_SLICE = 500;
+
+interface Writing {
+  done: Promise<void>;
+  finished: boolean;
+  error?: unknown;
+}
+
 interface Buffered {
   raw: RawEntry;
   row: SinkRow;
@@ -66,7 +75,7 @@ export class PostgresSink {
   private buffer: Buffered[] = [];
   private firstAt = 0;
   /** The batch being written in the background (overlap), and how that ended. */
-  private writing: { done: Promise<void>; error?: unknown } | undefined;
+  private writing: Writing | undefined;
   private readonly rows;
   private readonly ledgerEntries;
   private readonly partitionsCreated;
@@ -131,26 +140,42 @@ export class PostgresSink {
   async step(loop?: Pick<Loop, 'stopping'>): Promise<void> {
     const { batch_rows: maxRows, max_wait: maxWait } = this.o.config;
     const room = maxRows - this.buffer.length;
+    const writing = this.writing !== undefined && !this.writing.finished;
+    let read = 0;
     if (room > 0 && !loop?.stopping) {
       const waitMs = Math.min(this.o.blockMs ?? Infinity, this.buffer.length ? Math.max(0, this.firstAt + maxWait - this.now()) : 1_000);
-      const entries = await this.reader.read(room, waitMs);
+      // with a write under way, read in slices: accepting a read (parse + encode) runs without a
+      // break, and the write's COPY data and replies wait for the event loop meanwhile
+      const want = writing ? Math.min(room, READ_SLICE) : room;
+      const entries = await this.reader.read(want, waitMs);
+      read = entries.length;
       if (entries.length) await this.accept(entries);
       // a small read while the batch is not due yet: let entries gather instead of reading again at once
       const linger = Math.min(this.o.lingerMs ?? 0, this.firstAt + maxWait - this.now());
-      if (linger > 0 && this.buffer.length && entries.length < room / 4 && this.buffer.length < maxRows && !loop?.stopping) {
+      if (linger > 0 && this.buffer.length && entries.length < want / 4 && this.buffer.length < maxRows && !loop?.stopping) {
         await new Promise((r) => setTimeout(r, linger));
       }
     }
-    if (!(this.buffer.length >= maxRows || (this.buffer.length && this.now() >= this.firstAt + maxWait))) return;
+    const full = this.buffer.length >= maxRows;
+    if (!full && !(this.buffer.length && this.now() >= this.firstAt + maxWait)) return;
+    // due, but the batch before is still being written, so this one could not start yet: it takes
+    // in what there is to read meanwhile (fewer, fuller batches when Postgres is the slower side)
+    if (!full && writing && read > 0 && !loop?.stopping) return;
     await this.settleWrite(); // one write at a time: the batch before this one first
     const batch = this.takeBuffer();
-    const writing: { done: Promise<void>; error?: unknown } = { done: Promise.resolve() };
-    writing.done = this.flush(batch).catch((err) => {
-      // a failed batch goes back in front of what was read since: it is tried again first
-      writing.error = err;
-      this.buffer = batch.concat(this.buffer);
-    });
-    this.writing = writing;
+    const w: Writing = { done: Promise.resolve(), finished: false };
+    w.done = this.flush(batch).then(
+      () => {
+        w.finished = true;
+      },
+      (err) => {
+        // a failed batch goes back in front of what was read since: it is tried again first
+        w.error = err;
+        this.buffer = batch.concat(this.buffer);
+        w.finished = true;
+      },
+    );
+    this.writing = w;
     if (!this.o.overlap) await this.settleWrite();
   }
 
@@ -190,7 +215,10 @@ export class PostgresSink {
         continue;
       }
       if (!this.buffer.length) this.firstAt = this.now();
-      this.buffer.push({ raw, row: { event, streamId: raw.id, attempts: Math.max(1, raw.deliveries) } });
+      const row: SinkRow = { event, streamId: raw.id, attempts: Math.max(1, raw.deliveries) };
+      // encoded now, while the batch before is being written: the flush only concatenates
+      row.encoded = encodeRow(row);
+      this.buffer.push({ raw, row });
     }
     if (unreadable.length) await this.deadLetter(unreadable);
   }
