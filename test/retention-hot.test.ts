@@ -106,7 +106,7 @@ test('hot window: acknowledged entries older than it go, newer ones stay', async
   const { inst, retention } = await start('rethotw', topology, { now: () => clock });
   const stream = inst.keys.lane('validated', 1, 'high');
   await fill(inst.redis, stream, 5);
-  clock = Date.now() + 10_000; // the first five are 10 s old now
+  clock = Date.now() + 10_001; // the first five are over 10 s old now (they may share this millisecond)
   await inst.redis.xadd(stream, `${clock}-0`, 'tx', 'new', 'ev', '{}');
   const all = await consume(inst.redis, stream, ['postgres'], 6, 6);
   assert.equal((await retention.runOnce()).trimmed, 5);
