@@ -15,3 +15,6 @@ export type { LocalService } from './local-services.ts';
 export { classifyKey, redisMemoryByFamily } from './redis-memory.ts';
 export type { FamilyKind, FamilyMemory, MemoryOptions, RedisMemoryReport } from './redis-memory.ts';
 export { parseDuration } from './duration.ts';
+export { parseTopology } from './topology/load.ts';
+export { planChains } from './topology/chains.ts';
+export type { Chain } from './topology/chains.ts';

@@ -18,6 +18,7 @@
 //             within the soak's warm-up (with the shipped 7 days, 24 h and 180 days it grows with
 //             every event for that long: memory = rate × retention × bytes per event)
 import { readFileSync, writeFileSync } from 'node:fs';
+import { parseTopology, planChains } from '../../core/index.ts';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { isMap, isSeq } from 'yaml';
@@ -45,6 +46,11 @@ export interface TopologySummary {
   sinks: Record<string, { input: string; type: string; table?: string }>;
   /** Lane of each transaction type (the first class listing it, else the lowest). */
   laneOf: Record<string, string>;
+  /**
+   * The ordered stages that hold partition leases: each chain's first stage (stages chained after
+   * it run in its task, under its leases; core/topology/chains.ts).
+   */
+  leaseHolders: string[];
 }
 
 export interface BenchTopology {
@@ -148,7 +154,7 @@ export function writeBenchTopology(base: string, dir: string, variant: TopologyV
   const text = doc.toString();
   const path = join(dir, `topology-${variant}.yaml`);
   writeFileSync(path, text);
-  return { path, variant, summary: summarize(doc.toJS() as RawTopology), changes };
+  return { path, variant, summary: summarize(doc.toJS() as RawTopology, leaseHolders(text, path)), changes };
 }
 
 interface RawTopology {
@@ -159,7 +165,15 @@ interface RawTopology {
   sinks?: Record<string, { input: string; type: string; table?: string }>;
 }
 
-function summarize(t: RawTopology): TopologySummary {
+/** Each task's first `ordering: key` stage, as the worker plans them. */
+function leaseHolders(text: string, path: string): string[] {
+  const t = parseTopology(text, path);
+  return planChains(t)
+    .map((c) => c.stages[0]!)
+    .filter((s) => t.stages[s]!.ordering === 'key');
+}
+
+function summarize(t: RawTopology, holders: string[]): TopologySummary {
   const lanes = t.priorities.map((p) => p.name);
   const laneOf: Record<string, string> = {};
   for (const type of ['payin', 'payout', 'refund', 'chargeback']) {
@@ -171,7 +185,7 @@ function summarize(t: RawTopology): TopologySummary {
   for (const [name, s] of Object.entries(t.stages ?? {})) stages[name] = { input: s.input, output: s.output, processor: s.processor };
   const sinks: TopologySummary['sinks'] = {};
   for (const [name, s] of Object.entries(t.sinks ?? {})) sinks[name] = { input: s.input, type: s.type, table: s.table };
-  return { ingestTopic: t.ingest.topic, lanes, topics, stages, sinks, laneOf };
+  return { ingestTopic: t.ingest.topic, lanes, topics, stages, sinks, laneOf, leaseHolders: holders };
 }
 
 /** Stages in pipeline order: from the ingest topic, each stage's output feeding the next. */

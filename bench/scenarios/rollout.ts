@@ -31,7 +31,7 @@ export const rollout: Scenario = {
     const balancer = new Balancer();
     const origin = await balancer.start();
     // partitions without an owner: what a handover costs, apart from the CPU new processes take
-    const watch = new LeaseWatch(ctx.redis, inst.prefix, inst.topology.summary, Object.keys(inst.topology.summary.stages));
+    const watch = new LeaseWatch(ctx.redis, inst.prefix, inst.topology.summary, inst.topology.summary.leaseHolders);
     watch.start();
     const ingests = new Map<string, RunningIngest>();
     const workers = new Map<string, RunningWorker>();

@@ -31,7 +31,7 @@ export const scale: Scenario = {
     let n = ctx.profile.merchants;
     while (new Set(merchantIds(n).map((m) => partitionOf(m, partitions))).size < partitions) n++;
     const merchants = await inst.createMerchants(n);
-    const ordered = Object.keys(t.stages);
+    const ordered = t.leaseHolders;
     const ingest = await inst.startIngest();
     ctx.progress.update(0.05, `backlog of ${int(S.backlog)} events`);
     await preload(ctx, ingest.url, merchants, S.backlog, `${ctx.runId}-scale`, 'backlog');
