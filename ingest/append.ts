@@ -1,6 +1,6 @@
 // Appending accepted transactions to the ingest topic: picks partition and lane, encodes the
 // stream entry once and hands it to the append queue (append-queue.ts), which sends the concurrent
-// requests of a partition as ONE call of scripts/append-events.lua: it checks the
+// requests of a partition as ONE call of scripts/append-events-var.lua: it checks the
 // Idempotency-Key (if any), takes a token from the merchant's rate-limit bucket and appends.
 import { ConfigError, RateLimitedError, UnknownPayinError } from '../core/errors.ts';
 import type { Keys } from '../core/keys.ts';
