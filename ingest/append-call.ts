@@ -23,8 +23,8 @@ export interface EventToAppend {
    */
   legacy?: { key: string; fingerprint: string } | undefined;
   txId: string;
-  /** The stream entry's `ev`: the event as JSON. */
-  ev: string;
+  /** The event as JSON: the stream entry's `ev`. */
+  eventJson: string;
   traceparent?: string | undefined;
   /** A payin registered as accepted, or the payin a refund or chargeback requires (core/payins.ts). */
   payin?: PayinCheck | undefined;
@@ -79,7 +79,7 @@ export function appendCall(
       e.record ? at(e.record.key) : 0,
       e.record ? e.record.value : '',
       e.txId,
-      e.ev,
+      e.eventJson,
       e.traceparent ?? '',
       p ? at(p.bucket) : 0,
       !p ? '' : p.op === 'register' ? `p${p.expiresAt}` : `r${p.payinId}`,

@@ -108,7 +108,7 @@ export class EventAppender {
     const stream = this.stream(m, lane);
     const txId = newTxId(now);
     const canonical = canonicalBody(body);
-    const ev = `${canonical.slice(0, -1)},"id":"${txId}","ingested_at":${now},"status":"accepted"}`;
+    const eventJson = `${canonical.slice(0, -1)},"id":"${txId}","ingested_at":${now},"status":"accepted"}`;
     let record: EventToAppend['record'];
     let legacy: EventToAppend['legacy'];
     if (idempotencyKey !== undefined) {
@@ -119,7 +119,7 @@ export class EventAppender {
       }
     }
     const payin = payinCheck(this.keys, m.partition, body, txId, this.refunds);
-    return { partition: m.partition, lane, stream, bucket: m.bucket, record, legacy, txId, ev, traceparent, payin };
+    return { partition: m.partition, lane, stream, bucket: m.bucket, record, legacy, txId, eventJson, traceparent, payin };
   }
 
   /**
