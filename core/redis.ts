@@ -1,8 +1,6 @@
-// Redis connections and Lua scripts. Scripts live one per file in core/scripts (or a caller's own
-// folder), named `<name>-<numKeys>.lua`, or `<name>.lua` when the key count varies per call (the
-// caller then passes it first). Each is defined once per connection; ioredis runs it by EVALSHA
-// and loads it on NOSCRIPT, also inside pipelines.
-import { readdirSync, readFileSync } from 'node:fs';
+// Redis connections, and running Lua scripts on them (core/scripts.ts loads them). Each script is
+// defined once per connection; ioredis runs it by EVALSHA and loads it on NOSCRIPT, also inside
+// pipelines.
 import { Cluster, Redis } from 'ioredis';
 import type { RedisOptions } from 'ioredis';
 import type { RillEnv } from './config.ts';
@@ -52,27 +50,6 @@ export interface ScriptSource {
   lua: string;
 }
 
-const FILE = /^([a-z][a-zA-Z0-9]*(?:-[a-z][a-zA-Z0-9]*)*?)(?:-(\d+))?\.lua$/;
-
-/** Read every `.lua` file of a folder. */
-export function readScripts(dir: URL): ScriptSource[] {
-  return readdirSync(dir)
-    .filter((f) => f.endsWith('.lua'))
-    .map((file) => {
-      const m = FILE.exec(file);
-      if (!m) throw new Error(`bad Lua script name ${file}: expected <name>-<numKeys>.lua or <name>.lua`);
-      return {
-        name: camel(m[1]!),
-        numberOfKeys: m[2] === undefined ? undefined : Number(m[2]),
-        lua: readFileSync(new URL(file, dir), 'utf8'),
-      };
-    });
-}
-
-function camel(s: string): string {
-  return s.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-}
-
 type ScriptArg = string | number | Buffer;
 type ScriptCall = (...args: ScriptArg[]) => Promise<unknown>;
 
@@ -91,5 +68,3 @@ export function runScript(target: RedisClient | RedisPipeline, script: ScriptSou
   const head: ScriptArg[] = script.numberOfKeys === undefined ? [keys.length] : [];
   return fn.call(target, ...head, ...keys, ...args);
 }
-
-export const CORE_SCRIPTS_DIR = new URL('./scripts/', import.meta.url);

@@ -1,20 +1,15 @@
-// One call of scripts/append-events.lua: the single endpoint's coalesced requests of a partition
+// One call of scripts/append-events-var.lua: the single endpoint's coalesced requests of a partition
 // and each chunk of a batch go through the same script, built and read here.
-import { readScripts } from '../core/redis.ts';
 import type { ScriptSource } from '../core/redis.ts';
+import { loadScripts } from '../core/scripts.ts';
 import type { Keys } from '../core/keys.ts';
 import { payinBucket, payinTier } from '../core/payins.ts';
 import { txIdTime } from '../core/tx-id.ts';
 import type { RateLimitConfig, RefundsConfig } from '../core/topology/schema.ts';
 import { txIdFromHex } from './idempotency.ts';
 
-const SCRIPTS = readScripts(new URL('./scripts/', import.meta.url));
-export const APPEND_EVENTS: ScriptSource = SCRIPTS.find((s) => s.name === 'appendEvents') ?? missing();
-export const INGEST_SCRIPTS: readonly ScriptSource[] = SCRIPTS;
-
-function missing(): never {
-  throw new Error('ingest Lua script appendEvents is missing');
-}
+export const APPEND_EVENTS: ScriptSource = loadScripts(new URL('./scripts/', import.meta.url), ['appendEvents']).appendEvents;
+export const INGEST_SCRIPTS: readonly ScriptSource[] = [APPEND_EVENTS];
 
 export interface EventToAppend {
   /** The merchant's rate-limit bucket (ingest/keys.ts). */
@@ -28,8 +23,8 @@ export interface EventToAppend {
    */
   legacy?: { key: string; fingerprint: string } | undefined;
   txId: string;
-  /** The stream entry's `ev`: the event as JSON. */
-  ev: string;
+  /** The event as JSON: the stream entry's `ev`. */
+  eventJson: string;
   traceparent?: string | undefined;
   /** A payin registered as accepted, or the payin a refund or chargeback requires (core/payins.ts). */
   payin?: PayinCheck | undefined;
@@ -84,7 +79,7 @@ export function appendCall(
       e.record ? at(e.record.key) : 0,
       e.record ? e.record.value : '',
       e.txId,
-      e.ev,
+      e.eventJson,
       e.traceparent ?? '',
       p ? at(p.bucket) : 0,
       !p ? '' : p.op === 'register' ? `p${p.expiresAt}` : `r${p.payinId}`,

@@ -1,6 +1,6 @@
 // Appending accepted transactions to the ingest topic: picks partition and lane, encodes the
 // stream entry once and hands it to the append queue (append-queue.ts), which sends the concurrent
-// requests of a partition as ONE call of scripts/append-events.lua: it checks the
+// requests of a partition as ONE call of scripts/append-events-var.lua: it checks the
 // Idempotency-Key (if any), takes a token from the merchant's rate-limit bucket and appends.
 import { ConfigError, RateLimitedError, UnknownPayinError } from '../core/errors.ts';
 import type { Keys } from '../core/keys.ts';
@@ -108,7 +108,7 @@ export class EventAppender {
     const stream = this.stream(m, lane);
     const txId = newTxId(now);
     const canonical = canonicalBody(body);
-    const ev = `${canonical.slice(0, -1)},"id":"${txId}","ingested_at":${now},"status":"accepted"}`;
+    const eventJson = `${canonical.slice(0, -1)},"id":"${txId}","ingested_at":${now},"status":"accepted"}`;
     let record: EventToAppend['record'];
     let legacy: EventToAppend['legacy'];
     if (idempotencyKey !== undefined) {
@@ -119,7 +119,7 @@ export class EventAppender {
       }
     }
     const payin = payinCheck(this.keys, m.partition, body, txId, this.refunds);
-    return { partition: m.partition, lane, stream, bucket: m.bucket, record, legacy, txId, ev, traceparent, payin };
+    return { partition: m.partition, lane, stream, bucket: m.bucket, record, legacy, txId, eventJson, traceparent, payin };
   }
 
   /**

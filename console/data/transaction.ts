@@ -1,6 +1,6 @@
 // A transaction as operators look it up (any merchant): its status and a timeline from what
 // Postgres and Redis still hold. Postgres: the `transactions` row (the sink's commit) and its
-// ledger lines. Redis (console/scripts/tx-trail.lua, one partition per call): every copy in every
+// ledger lines. Redis (console/scripts/tx-trail-var.lua, one partition per call): every copy in every
 // topic's lane streams (an entry's id is when it got there: accepted, then each stage's output),
 // retries moved back (entries carrying attempts), retries waiting in delay sets, dead letters;
 // then, while it is not in Postgres, its place in its merchant's parked queues (ordered stages).
@@ -10,14 +10,15 @@ import { fieldsToMap } from '../../core/entry.ts';
 import type { Keys } from '../../core/keys.ts';
 import { partitionOf } from '../../core/partition.ts';
 import type { PgPool } from '../../core/postgres.ts';
-import { defineScripts, readScripts, runScript } from '../../core/redis.ts';
+import { defineScripts, runScript } from '../../core/redis.ts';
+import { loadScripts } from '../../core/scripts.ts';
 import { slotPipeline } from '../../core/slot-pipeline.ts';
-import type { RedisClient, ScriptSource } from '../../core/redis.ts';
+import type { RedisClient } from '../../core/redis.ts';
 import type { Topology } from '../../core/topology/schema.ts';
 import { chainOf, planChains } from '../../core/topology/chains.ts';
 import { txIdTime } from '../../core/tx-id.ts';
 
-const TX_TRAIL: ScriptSource = readScripts(new URL('../scripts/', import.meta.url)).find((s) => s.name === 'txTrail')!;
+const { txTrail: TX_TRAIL } = loadScripts(new URL('../scripts/', import.meta.url), ['txTrail']);
 
 export interface TimelineStep {
   at: number;

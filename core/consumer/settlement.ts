@@ -89,6 +89,7 @@ export class Settlement {
       if (i < 0) i = call.keys.push(k) - 1;
       return i + 1;
     };
+    // each output goes on the wire as settle-var.lua's one-letter op code (its header lists them)
     for (const out of outputs) {
       switch (out.op) {
         case 'x':

@@ -1,4 +1,4 @@
-// Appending a batch: scripts/append-events.lua, the single endpoint's script, appends a chunk of
+// Appending a batch: scripts/append-events-var.lua, the single endpoint's script, appends a chunk of
 // one partition's events in ONE call: in order, each taking its own token from the merchant's
 // bucket (the events past it come back `limited`), and a later event with a key already used
 // earlier in the same batch replays or conflicts with it exactly as it would across requests.

@@ -5,7 +5,7 @@
 // Where the answer comes from, in order:
 //  1. Postgres `transactions` (succeeded or failed): by id and merchant_id, with ingested_at bound
 //     to the millisecond the id encodes (a ULID), so Postgres prunes to one partition.
-//  2. Redis, the merchant's partition only, in one read-only script (scripts/find-tx.lua): the
+//  2. Redis, the merchant's partition only, in one read-only script (scripts/find-tx-var.lua): the
 //     dead-letter index (dead_lettered, the stage and error as failure_reason), then the lane
 //     streams of every topic and the stages' delay sets: only in the ingest topic and not yet
 //     delivered to its first stage → accepted; anywhere else → processing.
@@ -18,8 +18,9 @@ import type { TransactionEvent, TransactionStatus } from '../../core/event.ts';
 import type { Keys } from '../../core/keys.ts';
 import { partitionOf } from '../../core/partition.ts';
 import type { PgPool } from '../../core/postgres.ts';
-import { defineScripts, readScripts, runScript } from '../../core/redis.ts';
-import type { RedisClient, ScriptSource } from '../../core/redis.ts';
+import { defineScripts, runScript } from '../../core/redis.ts';
+import { loadScripts } from '../../core/scripts.ts';
+import type { RedisClient } from '../../core/redis.ts';
 import type { Topology } from '../../core/topology/schema.ts';
 import type { AuthEnv } from '../auth/index.ts';
 import { forbidden, notFound } from '../problem.ts';
@@ -49,11 +50,7 @@ export interface TransactionView {
   processed_at: string | null;
 }
 
-const FIND_TX: ScriptSource = (() => {
-  const s = readScripts(new URL('../scripts/', import.meta.url)).find((x) => x.name === 'findTx');
-  if (!s) throw new Error('ingest Lua script findTx is missing');
-  return s;
-})();
+const { findTx: FIND_TX } = loadScripts(new URL('../scripts/', import.meta.url), ['findTx']);
 
 // the tx id's encoded accept time lives with the id format: core/tx-id.ts
 export { txIdTime };

@@ -4,7 +4,7 @@
 // the sink in the transaction of the refunds' rows), plus how many of the merchant's refunds the
 // sink has written (merchant_refunds). The ledger counts the refunds it lets through; it trusts the
 // refunded sum only once the sink's count has caught up with its own, so no refund still on its way
-// to Postgres is missed (ledger-apply.lua). The per-merchant lease makes the ledger the only writer.
+// to Postgres is missed (scripts/ledger-apply-var.lua). The per-merchant lease makes the ledger the only writer.
 import { createPool } from '../../core/postgres.ts';
 import type { PgPool } from '../../core/postgres.ts';
 import type { RillEnv } from '../../core/config.ts';

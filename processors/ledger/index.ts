@@ -17,12 +17,12 @@ import { payinBucket, payinTier, payinToken } from '../../core/payins.ts';
 import { readEnv } from '../../core/config.ts';
 import { ColdPayins, coldKey } from './cold-payins.ts';
 import type { Outcome, ProcessorFactory, StreamEvent } from '../../core/processor.ts';
-import { defineScripts, readScripts, runScript } from '../../core/redis.ts';
+import { defineScripts, runScript } from '../../core/redis.ts';
+import { loadScripts } from '../../core/scripts.ts';
 import { slotPipeline } from '../../core/slot-pipeline.ts';
 import { RefundsSchema } from '../../core/topology/schema.ts';
 
-const SCRIPTS = readScripts(new URL('./scripts/', import.meta.url));
-const LEDGER_APPLY = SCRIPTS.find((s) => s.name === 'ledgerApply')!;
+const { ledgerApply: LEDGER_APPLY } = loadScripts(new URL('./scripts/', import.meta.url), ['ledgerApply']);
 
 const ConfigSchema = z
   .object({
@@ -75,7 +75,7 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
     if (config.alerts_topic && !ctx.topics.includes(config.alerts_topic)) {
       throw new ConfigError(`ledger: alerts_topic "${config.alerts_topic}" is not a declared topic`);
     }
-    defineScripts(ctx.redis, SCRIPTS);
+    defineScripts(ctx.redis, [LEDGER_APPLY]);
     const thresholds = JSON.stringify(config.low_balance);
     const alerts = counter(ctx.registry, 'rill_alerts_emitted_total', 'Alert events emitted, by type', ['type']);
 

@@ -1,4 +1,4 @@
-// Reads a merchant's feature state as the risk script writes it (scripts/risk-score.lua):
+// Reads a merchant's feature state as the risk script writes it (scripts/risk-score-var.lua):
 // "<currencies>|<type:currency keys>|" then 12 + 3 per key doubles, little-endian.
 // For tests and operators' debugging; the stage itself never reads it outside the script.
 import type { Keys } from '../../core/keys.ts';

@@ -2,7 +2,7 @@
 // (count and amount per sliding minute and hour) and per-merchant streaming features (amount far
 // off the merchant's own normal, small-payin bursts, event-rate bursts, a first currency, refund
 // share, cash-out after flagged payins), all kept in Redis and updated by one script call per
-// partition batch (scripts/risk-score.lua). The score meets the thresholds of the rules in force:
+// partition batch (scripts/risk-score-var.lua). The score meets the thresholds of the rules in force:
 //   allow  → on to the output topic;
 //   review → status `in_review`: the stage's `routes` send it to the review topic, and it waits in
 //            the partition's review hash (review-queue.ts) for an operator, never blocking the

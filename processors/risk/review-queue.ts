@@ -5,7 +5,8 @@
 // Lua script: nothing decided twice, nothing lost between the hash and the stream.
 import type { Keys } from '../../core/keys.ts';
 import type { RedisClient } from '../../core/redis.ts';
-import { defineScripts, readScripts, runScript } from '../../core/redis.ts';
+import { defineScripts, runScript } from '../../core/redis.ts';
+import { loadScripts } from '../../core/scripts.ts';
 import { slotPipeline } from '../../core/slot-pipeline.ts';
 import { entryArgs } from '../../core/entry.ts';
 import { failedEvent } from '../../core/failure-codes.ts';
@@ -14,9 +15,7 @@ import { partitionOf } from '../../core/partition.ts';
 import type { TransactionEvent } from '../../core/event.ts';
 import type { Topology } from '../../core/topology/schema.ts';
 
-const SCRIPTS = readScripts(new URL('./scripts/', import.meta.url));
-const HOLD = SCRIPTS.find((s) => s.name === 'reviewHold')!;
-const DECIDE = SCRIPTS.find((s) => s.name === 'reviewDecide')!;
+const { reviewHold: HOLD, reviewDecide: DECIDE } = loadScripts(new URL('./scripts/', import.meta.url), ['reviewHold', 'reviewDecide']);
 /** A decided marker outlives any redelivery of the risk batch that held the transaction. */
 const DECIDED_TTL_MS = 7 * 86_400_000;
 

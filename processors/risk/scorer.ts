@@ -3,14 +3,14 @@
 // (eval/risk), which passes its simulated clock as `now`.
 import type { Keys } from '../../core/keys.ts';
 import type { RedisClient } from '../../core/redis.ts';
-import { defineScripts, readScripts, runScript } from '../../core/redis.ts';
+import { defineScripts, runScript } from '../../core/redis.ts';
+import { loadScripts } from '../../core/scripts.ts';
 import { slotPipeline } from '../../core/slot-pipeline.ts';
 import type { TransactionEvent } from '../../core/event.ts';
 import { thresholdArgs } from './rules.ts';
 import type { VersionedRules } from './rules.ts';
 
-const SCRIPTS = readScripts(new URL('./scripts/', import.meta.url));
-const RISK_SCORE = SCRIPTS.find((s) => s.name === 'riskScore')!;
+const { riskScore: RISK_SCORE } = loadScripts(new URL('./scripts/', import.meta.url), ['riskScore']);
 
 export type Decision = 'allow' | 'review' | 'block';
 
@@ -41,7 +41,7 @@ export class RiskScorer {
     private readonly keys: Keys,
     private readonly o: ScorerOptions,
   ) {
-    defineScripts(redis, SCRIPTS);
+    defineScripts(redis, [RISK_SCORE]);
   }
 
   /** Verdicts for `batch`, in order; `now` is the velocity windows' clock. */

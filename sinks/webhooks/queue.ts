@@ -5,21 +5,14 @@
 //   {p}:wh:d:<ep>:<evt> hash body, type, attempts, next_at, created
 // A slow or dead endpoint holds only its own queue; the scripts move everything atomically.
 import type { Keys } from '../../core/keys.ts';
-import { defineScripts, readScripts, runScript } from '../../core/redis.ts';
-import type { RedisClient, RedisPipeline, ScriptSource } from '../../core/redis.ts';
+import { defineScripts, runScript } from '../../core/redis.ts';
+import type { RedisClient, RedisPipeline } from '../../core/redis.ts';
+import { loadScripts } from '../../core/scripts.ts';
 
-const SCRIPTS = readScripts(new URL('./scripts/', import.meta.url));
-const script = (name: string): ScriptSource => {
-  const s = SCRIPTS.find((x) => x.name === name);
-  if (!s) throw new Error(`webhooks Lua script ${name} is missing`);
-  return s;
-};
-const ENQUEUE = script('enqueue');
-const CLAIM = script('claim');
-const COMPLETE = script('complete');
+const { enqueue: ENQUEUE, claim: CLAIM, complete: COMPLETE } = loadScripts(new URL('./scripts/', import.meta.url), ['enqueue', 'claim', 'complete']);
 
 export function defineQueueScripts(redis: RedisClient): void {
-  defineScripts(redis, SCRIPTS);
+  defineScripts(redis, [ENQUEUE, CLAIM, COMPLETE]);
 }
 
 export class QueueKeys {

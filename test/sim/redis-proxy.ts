@@ -316,7 +316,7 @@ function observe(b: RedisBoundary, proc: ProcessHandle, name: string, args: read
   } else if (name === 'xack') {
     b.deliveries.acked(String(args[0]), String(args[1]), args.slice(2).map(String));
   } else if (name === 'settle') {
-    // settle.lua: numkeys, keys (input first), group or member, kind, first output key, then per
+    // settle-var.lua: numkeys, keys (input first), group or member, kind, first output key, then per
     // entry: id, mode, outputs, and per output: op, nkeys, key indexes, nargs, args
     const numKeys = Number(args[0]);
     const argv = args.slice(1 + numKeys).map(String);

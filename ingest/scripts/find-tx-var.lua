@@ -38,12 +38,7 @@ local from, ingestTo, limit, skew = ARGV[6], ARGV[7], tonumber(ARGV[8]), tonumbe
 local PAGE = 100
 local nP = tonumber(ARGV[10 + nQ])
 
-local function field(fields, name)
-  for i = 1, #fields - 1, 2 do
-    if fields[i] == name then return fields[i + 1] end
-  end
-  return nil
-end
+--- @include "field"
 
 local function parse_id(id)
   local ms, seq = string.match(id, '^(%d+)-(%d+)$')

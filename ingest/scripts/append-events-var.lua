@@ -1,44 +1,45 @@
--- Append accepted transactions in ONE script call per partition: the single endpoint coalesces
--- the concurrent requests of one partition into one call (ingest/append-queue.ts), the batch
--- endpoint sends a chunk of up to 1,000 events. Events are taken in order, each on its own: with
--- an Idempotency-Key that has a record, it replays or conflicts and appends nothing (and takes no
--- token); otherwise it takes a token from its merchant's bucket and is appended, or is `limited`
--- when the bucket is empty. A key used earlier in the same call is seen like one used by an
--- earlier request. Each bucket is read once and written once per call. Every key carries the
--- partition's hash tag {i} (one partition: one slot, also on Redis Cluster).
---
--- KEYS: every key the call touches, once each, referenced from ARGV by index (1-based):
---   rate-limit buckets   <prefix>:{i}:rl:<merchant_id>       (hash: t = tokens, ts = ms of last update)
---   lane streams         <prefix>:{i}:<topic>:<lane>
---   idempotency records  <prefix>:{i}:idem:<hash of merchant id and key>   (core/keys.ts)
---                        (string, 28 bytes: 12-byte body fingerprint, then the tx id's 16-byte ULID)
---   refundable payins    <prefix>:{i}:payins:<merchant_id>:<bucket>      (core/payins.ts)
--- ARGV[1]  now, unix ms (from the caller, so the script stays deterministic)
--- ARGV[2]  refill rate, tokens per second (ingest.rate_limit.per_second)
--- ARGV[3]  bucket size (ingest.rate_limit.burst)
--- ARGV[4]  idempotency record TTL in ms
--- ARGV[5..] eleven per event:
---   bucket (KEYS index), stream (KEYS index), idempotency record (KEYS index, 0 = no key),
---   the record to keep ('' without a key), tx id, event JSON (the entry's `ev`), W3C traceparent
---   (the entry's `tp`; '' for none), refundable-payins bucket (KEYS index, 0 = none),
---   payin op and its arg: "p<expires at, unix ms>" register this payin as accepted (the bucket
---   expires then; "p0": never) | "r<payin id>" require that payin (a refund or chargeback) | '',
---   the key's record as the previous release named it (KEYS index, 0 = none; only during the
---   first TTL after an upgrade) and that release's fingerprint (SHA-256 hex of the same canonical
---   body): a key first used before the upgrade still replays or conflicts
---   legacy records         <prefix>:{i}:idem:<merchant_id>:<key>   (string "<fingerprint> <tx id>")
--- No MAXLEN here: trimming on append could drop entries a group has not acknowledged yet.
---
--- Returns two values per event, in order:
---   "accepted", <entry id>    appended now, one token taken
---   "replayed", <hex ULID>    same key, same event as before: nothing appended
---   "conflict", <hex ULID>    same key, another event: nothing appended
---                             (from a legacy record: the tx id itself, "tx_…")
---   "limited",  <ms>          bucket empty: nothing appended or recorded; a token is due in <ms>
---   "failed",   <message>     Redis refused this event's writes: nothing appended or recorded, no token taken
---   "orphan",   <payin id>    a refund or chargeback naming no payin of this merchant accepted
---                             (inside the hot window: older ones are not asked here): nothing appended or recorded, no token taken
+--[[
+  Append accepted transactions in ONE script call per partition: the single endpoint coalesces
+  the concurrent requests of one partition into one call (ingest/append-queue.ts), the batch
+  endpoint sends a chunk of up to 1,000 events. Events are taken in order, each on its own: with
+  an Idempotency-Key that has a record, it replays or conflicts and appends nothing (and takes no
+  token); otherwise it takes a token from its merchant's bucket and is appended, or is `limited`
+  when the bucket is empty. A key used earlier in the same call is seen like one used by an
+  earlier request. Each bucket is read once and written once per call. Every key carries the
+  partition's hash tag {i} (one partition: one slot, also on Redis Cluster).
 
+  KEYS: every key the call touches, once each, referenced from ARGV by index (1-based):
+    rate-limit buckets   <prefix>:{i}:rl:<merchant_id>       (hash: t = tokens, ts = ms of last update)
+    lane streams         <prefix>:{i}:<topic>:<lane>
+    idempotency records  <prefix>:{i}:idem:<hash of merchant id and key>   (core/keys.ts)
+                         (string, 28 bytes: 12-byte body fingerprint, then the tx id's 16-byte ULID)
+    refundable payins    <prefix>:{i}:payins:<merchant_id>:<bucket>      (core/payins.ts)
+  ARGV[1]  now, unix ms (from the caller, so the script stays deterministic)
+  ARGV[2]  refill rate, tokens per second (ingest.rate_limit.per_second)
+  ARGV[3]  bucket size (ingest.rate_limit.burst)
+  ARGV[4]  idempotency record TTL in ms
+  ARGV[5..] eleven per event:
+    bucket (KEYS index), stream (KEYS index), idempotency record (KEYS index, 0 = no key),
+    the record to keep ('' without a key), tx id, event JSON (the entry's `ev`), W3C traceparent
+    (the entry's `tp`; '' for none), refundable-payins bucket (KEYS index, 0 = none),
+    payin op and its arg: "p<expires at, unix ms>" register this payin as accepted (the bucket
+    expires then; "p0": never) | "r<payin id>" require that payin (a refund or chargeback) | '',
+    the key's record as the previous release named it (KEYS index, 0 = none; only during the
+    first TTL after an upgrade) and that release's fingerprint (SHA-256 hex of the same canonical
+    body): a key first used before the upgrade still replays or conflicts
+    legacy records         <prefix>:{i}:idem:<merchant_id>:<key>   (string "<fingerprint> <tx id>")
+  No MAXLEN here: trimming on append could drop entries a group has not acknowledged yet.
+
+  Returns two values per event, in order:
+    "accepted", <entry id>    appended now, one token taken
+    "replayed", <hex ULID>    same key, same event as before: nothing appended
+    "conflict", <hex ULID>    same key, another event: nothing appended
+                              (from a legacy record: the tx id itself, "tx_…")
+    "limited",  <ms>          bucket empty: nothing appended or recorded; a token is due in <ms>
+    "failed",   <message>     Redis refused this event's writes: nothing appended or recorded, no token taken
+    "orphan",   <payin id>    a refund or chargeback naming no payin of this merchant accepted
+                              (inside the hot window: older ones are not asked here): nothing appended or recorded, no token taken
+]]
 local now, rate, burst, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local FP = 12 -- fingerprint bytes at the start of a record
 

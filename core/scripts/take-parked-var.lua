@@ -3,7 +3,7 @@
   take of its head (a take that is never settled means the worker died on it: the count is the
   head's delivery count, its poison guard) and return its items, oldest first. A queue whose head
   was taken before without being settled returns its head alone, so the head is tried on its own.
-  Nothing is removed: settling pops what was done (settle.lua).
+  Nothing is removed: settling pops what was done (settle-var.lua).
 
   Variable key count.
   KEYS[1]       taken counts (hash: member → takes of its current head)

@@ -24,12 +24,7 @@ local from, limit = ARGV[5], tonumber(ARGV[6])
 local PAGE = 100
 local hits = {}
 
-local function field(fields, name)
-  for i = 1, #fields - 1, 2 do
-    if fields[i] == name then return fields[i + 1] end
-  end
-  return nil
-end
+--- @include "field"
 
 -- every entry of stream KEYS[k] whose tx field is ours, scanning at most `limit` entries
 local function scan_stream(k)
