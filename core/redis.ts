@@ -93,3 +93,12 @@ export function runScript(target: RedisClient | RedisPipeline, script: ScriptSou
 }
 
 export const CORE_SCRIPTS_DIR = new URL('./scripts/', import.meta.url);
+
+/** Run a pipeline; its replies in order, or the first command's error thrown. */
+export async function execAll(pipe: RedisPipeline): Promise<unknown[]> {
+  const replies = (await pipe.exec()) ?? [];
+  return replies.map(([err, value]) => {
+    if (err) throw err;
+    return value;
+  });
+}

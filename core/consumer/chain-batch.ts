@@ -20,7 +20,7 @@ import type { Span } from '../tracing.ts';
 import type { RawEntry } from './lane-reader.ts';
 import type { Parking } from './parking.ts';
 import type { Output, Settlement } from './settlement.ts';
-import { deadLetterOutputs } from './dead-letter-record.ts';
+import { deadLetterOutputs } from '../dead-letter/record.ts';
 
 /** How long a waiting event (a refund for its payin) may sleep before it is looked at again. */
 const WAIT_RECHECK_MS = 5_000;

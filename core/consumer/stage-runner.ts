@@ -434,5 +434,3 @@ export class StageRunner {
     return [this.reader, ...this.sideReaders].find((r) => r.streams.includes(stream));
   }
 }
-
-export { deadLetterFields, deadLetterOutputs } from './dead-letter-record.ts';

@@ -26,7 +26,7 @@ import { LaneReader } from '../../core/consumer/lane-reader.ts';
 import type { RawEntry } from '../../core/consumer/lane-reader.ts';
 import { runLoop } from '../../core/consumer/loop.ts';
 import type { Loop } from '../../core/consumer/loop.ts';
-import { deadLetterOutputs } from '../../core/consumer/stage-runner.ts';
+import { deadLetterOutputs } from '../../core/dead-letter/record.ts';
 import { Settlement } from '../../core/consumer/settlement.ts';
 import { coreScript } from '../../core/scripts.ts';
 import { leaderPass } from '../../core/leases/leader-pass.ts';
