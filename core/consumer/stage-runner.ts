@@ -72,7 +72,6 @@ const CAP_PAUSE_MS = 250;
 /** A chain reads its intermediate topics (redriven dead letters, entries left from before chaining) this often. */
 const SIDE_READ_MS = 1_000;
 
-const SETTLE = coreScript('settle');
 const MOVE_DUE = coreScript('moveDue');
 
 export class StageRunner {
@@ -389,7 +388,7 @@ export class StageRunner {
 
   /** Process one batch through the task's stages and settle every entry in it. */
   async handle(entries: readonly RawEntry[]): Promise<void> {
-    const settlement = new Settlement(this.o.name, SETTLE);
+    const settlement = new Settlement(this.o.name);
     const now = this.now();
     const result = await runBatch(
       {

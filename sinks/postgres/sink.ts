@@ -22,7 +22,6 @@ import { deadLetterOutputs } from '../../core/dead-letter/record.ts';
 import { faultPoint } from '../../core/faults.ts';
 import { endSpan, startEventSpan, tracingEnabled } from '../../core/tracing.ts';
 import { Settlement } from '../../core/consumer/settlement.ts';
-import { coreScript } from '../../core/scripts.ts';
 import { slotPipeline } from '../../core/slot-pipeline.ts';
 import type { BatchWriter } from './batch-writer.ts';
 import type { WriteResult } from './batch-writer.ts';
@@ -312,7 +311,7 @@ export class PostgresSink {
 
   /** An entry the sink cannot read goes to the sink's dead-letter stream (ack and add in one script). */
   private async deadLetter(items: readonly { raw: RawEntry; error: Error }[]): Promise<void> {
-    const settlement = new Settlement(this.o.name, coreScript('settle'));
+    const settlement = new Settlement(this.o.name);
     const now = this.now();
     for (const { raw, error } of items) {
       settlement.add(raw, deadLetterOutputs(this.o.keys, this.o.name, raw, error, now));
