@@ -9,7 +9,7 @@ import { entryArgs, F_EVENT, fieldsToMap } from '../../core/entry.ts';
 import type { TransactionEvent } from '../../core/event.ts';
 import type { Keys } from '../../core/keys.ts';
 import { LaneMap } from '../../core/lanes.ts';
-import { Settlement } from '../../core/consumer/settlement.ts';
+import { Settlement } from '../../core/consumer/index.ts';
 import { slotPipeline } from '../../core/slot-pipeline.ts';
 import type { Topology } from '../../core/topology/schema.ts';
 import { eventId, transactionData } from '../../processors/webhook-events/events.ts';
