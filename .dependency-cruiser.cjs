@@ -80,6 +80,14 @@ module.exports = {
       to: { path: '^(ingest|processors|sinks)/', pathNot: ['^sinks/$1/', '^processors/webhook-events/events\\.ts$'] },
     },
     {
+      name: 'consumer-engine-through-its-entry-point',
+      severity: 'error',
+      comment:
+        'Outside core/, the consumer engine is used through core/consumer/index.ts (LaneReader, runLoop, Settlement, StageRunner, the dead-letter write): its parts can move without touching the sinks or the worker.',
+      from: { path: '^(ingest|processors|sinks|cli|console|bench)/', pathNot: '\\.test\\.ts$' },
+      to: { path: '^core/consumer/', pathNot: '^core/consumer/index\\.ts$' },
+    },
+    {
       name: 'client-stands-alone',
       severity: 'error',
       comment: 'rill/client is shipped on its own: only its own files.',

@@ -4,18 +4,21 @@
 //   standard  about 5 minutes: the figures the README shows
 //   soak      10 minutes at half the highest sustainable end-to-end rate: memory stays flat
 export type ProfileName = 'smoke' | 'standard' | 'soak';
-export type ScenarioId =
-  | 'ingest-single'
-  | 'ingest-batch'
-  | 'processing'
-  | 'sink'
-  | 'end-to-end'
-  | 'priority'
-  | 'noisy-neighbour'
-  | 'soak'
-  | 'rollout'
-  | 'scale'
-  | 'webhooks';
+/** Every scenario, in the order the bench runs them (and `rill bench --help` lists them). */
+export const SCENARIO_IDS = [
+  'ingest-single',
+  'ingest-batch',
+  'processing',
+  'sink',
+  'end-to-end',
+  'priority',
+  'noisy-neighbour',
+  'soak',
+  'rollout',
+  'scale',
+  'webhooks',
+] as const;
+export type ScenarioId = (typeof SCENARIO_IDS)[number];
 
 export interface Profile {
   name: ProfileName;
@@ -66,7 +69,8 @@ export interface Profile {
 /** The latency ceiling a "sustainable" rate must keep (ingest p99, ms): the issue's target. */
 export const P99_LIMIT_MS = 20;
 
-const ALL: ScenarioId[] = ['ingest-single', 'ingest-batch', 'processing', 'sink', 'end-to-end', 'priority', 'noisy-neighbour', 'rollout', 'scale', 'webhooks'];
+/** Every scenario but the soak (its own profile). */
+const ALL: ScenarioId[] = SCENARIO_IDS.filter((s) => s !== 'soak');
 
 export const PROFILES: Record<ProfileName, Profile> = {
   smoke: {

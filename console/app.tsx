@@ -4,7 +4,7 @@
 // (SSE, at most one update a second per view), all assets from this origin. Access: an operator
 // key opens a session (session.ts); every mutation needs the session's CSRF token; headers forbid
 // inline scripts and framing. Reads go through core and `rill status`'s code; redrive and purge
-// through core/dead-letters.ts, like `rill dlq`.
+// through core/dead-letter/dead-letters.ts, like `rill dlq`.
 import type { Context, MiddlewareHandler } from 'hono';
 import { Hono } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
@@ -12,7 +12,7 @@ import { secureHeaders } from 'hono/secure-headers';
 import { streamSSE } from 'hono/streaming';
 import type { Child } from 'hono/jsx';
 import type { RillEnv } from '../core/config.ts';
-import { DeadLetters } from '../core/dead-letters.ts';
+import { DeadLetters } from '../core/dead-letter/dead-letters.ts';
 import { Keys } from '../core/keys.ts';
 import type { Logger } from '../core/logger.ts';
 import { readWorkers } from '../core/observability/heartbeat.ts';
@@ -21,7 +21,8 @@ import type { PgPool } from '../core/postgres.ts';
 import type { RedisClient } from '../core/redis.ts';
 import type { Topology } from '../core/topology/schema.ts';
 import type { KeyStore } from '../ingest/auth/index.ts';
-import { forbidden, notFound, ProblemError, problemResponse, serviceUnavailable, unauthorized } from '../ingest/problem.ts';
+import { ProblemError } from '../core/errors.ts';
+import { forbidden, notFound, problemResponse, serviceUnavailable, unauthorized } from '../ingest/problem.ts';
 import { assetRoutes } from './assets.ts';
 import { AuditLog } from './audit.ts';
 import { latestBench, latestBenchChart } from './data/bench.ts';

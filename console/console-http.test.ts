@@ -3,7 +3,7 @@
 // htmx header, bad input as problem+json, security headers, logout and key revocation.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DeadLetters } from '../core/dead-letters.ts';
+import { DeadLetters } from '../core/dead-letter/dead-letters.ts';
 import { partitionOf } from '../core/partition.ts';
 import { newTxId } from '../core/tx-id.ts';
 import { createLogger } from '../core/logger.ts';

@@ -1,9 +1,20 @@
 // One error class per kind, all of them here, so every layer can decide by `instanceof` (never by
 // a name string) what to do.
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
 
 /** A processor failure worth retrying later (a dependency down, an event that arrived early). */
 export class RetryableError extends Error {
   override name = 'RetryableError';
+}
+
+/** A refund or chargeback waiting for its payin to settle (parked, never dead-lettered for it). */
+export class PayinPendingError extends RetryableError {
+  override name = 'PayinPendingError';
+}
+
+/** A refund of a payin past the hot window waiting for the sink to write the merchant's earlier refunds. */
+export class SinkBehindError extends RetryableError {
+  override name = 'SinkBehindError';
 }
 
 /** A processor failure that no retry can fix (a poison event): dead-letter it at once. */
@@ -57,6 +68,11 @@ export class TapInputError extends ConfigError {
 /** The topic is not declared in the topology (HTTP: 404). */
 export class UnknownTopicError extends TapInputError {
   override name = 'UnknownTopicError';
+}
+
+/** The start is before what Redis still holds, and the topic keeps no history: a 400 / one CLI line. */
+export class TapHistoryUnavailableError extends TapInputError {
+  override name = 'TapHistoryUnavailableError';
 }
 
 // The ingest edge's refusals: each becomes its own problem+json (ingest/app.ts).
@@ -115,4 +131,31 @@ export class WebhookError extends Error {
 export class RefusedAddressError extends Error {
   override name = 'RefusedAddressError';
   readonly code = 'ERR_WEBHOOK_REFUSED_ADDRESS';
+}
+
+/** One field's complaint in a problem answer. */
+export interface FieldError {
+  /** JSON Pointer (RFC 6901) into the request body; "" is the body itself. */
+  path: string;
+  message: string;
+}
+
+/** RFC 9457 problem details, as the edge (ingest, console) answers them. */
+export interface Problem {
+  type: string;
+  title: string;
+  status: ContentfulStatusCode;
+  detail: string;
+  errors?: FieldError[];
+}
+
+/** An error that already knows its HTTP answer; thrown by handlers and middleware (ingest/problem.ts builds them). */
+export class ProblemError extends Error {
+  override name = 'ProblemError';
+  constructor(
+    readonly problem: Problem,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(problem.detail);
+  }
 }

@@ -68,3 +68,12 @@ export function runScript(target: RedisClient | RedisPipeline, script: ScriptSou
   const head: ScriptArg[] = script.numberOfKeys === undefined ? [keys.length] : [];
   return fn.call(target, ...head, ...keys, ...args);
 }
+
+/** Run a pipeline; its replies in order, or the first command's error thrown. */
+export async function execAll(pipe: RedisPipeline): Promise<unknown[]> {
+  const replies = (await pipe.exec()) ?? [];
+  return replies.map(([err, value]) => {
+    if (err) throw err;
+    return value;
+  });
+}

@@ -7,7 +7,7 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { methodNotAllowed as allowOnly } from 'hono/method-not-allowed';
 import type { RillEnv } from '../core/config.ts';
-import { BackpressureError, RateLimitedError, UnknownPayinError } from '../core/errors.ts';
+import { BackpressureError, ProblemError, RateLimitedError, UnknownPayinError } from '../core/errors.ts';
 import { Keys } from '../core/keys.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Registry } from '../core/metrics.ts';
@@ -21,17 +21,7 @@ import { bearerAuth } from './auth/index.ts';
 import type { AuthEnv, KeyStore } from './auth/index.ts';
 import { closeAfterUnreadUpload, requireJson } from './body.ts';
 import { ingestMetrics, recordRequests } from './metrics.ts';
-import {
-  methodNotAllowed,
-  notFound,
-  overloaded,
-  problemResponse,
-  ProblemError,
-  problemType,
-  serviceUnavailable,
-  tooManyRequests,
-  unknownPayin,
-} from './problem.ts';
+import { methodNotAllowed, notFound, overloaded, problemResponse, problemType, serviceUnavailable, tooManyRequests, unknownPayin } from './problem.ts';
 import { BatchAppender } from './batch/append.ts';
 import { postTransactionBatch } from './routes/batch.ts';
 import { opsRoutes } from './routes/ops.ts';

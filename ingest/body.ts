@@ -6,7 +6,8 @@
 // keep-alive connection fails ("other side closed"). Here a declared length is judged from the
 // header alone, and an error answer to an upload we did not read closes the connection.
 import type { Context, MiddlewareHandler } from 'hono';
-import { badRequest, payloadTooLarge, ProblemError, unsupportedMediaType } from './problem.ts';
+import { ProblemError } from '../core/errors.ts';
+import { badRequest, payloadTooLarge, unsupportedMediaType } from './problem.ts';
 
 const ACCEPT = { 'accept-post': 'application/json' };
 

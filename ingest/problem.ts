@@ -1,36 +1,13 @@
 // RFC 9457 problem details. Every error the edge answers goes through here, so each one has the
 // same shape and content type, and nothing from an exception (message, stack) leaks by accident.
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-
-export interface FieldError {
-  /** JSON Pointer (RFC 6901) into the request body; "" is the body itself. */
-  path: string;
-  message: string;
-}
-
-export interface Problem {
-  type: string;
-  title: string;
-  status: ContentfulStatusCode;
-  detail: string;
-  errors?: FieldError[];
-}
+import { ProblemError } from '../core/errors.ts';
+import type { FieldError, Problem } from '../core/errors.ts';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
 /** Stable, non-dereferenceable type URIs (RFC 9457 §3.1.1): clients switch on these. */
 export const problemType = (slug: string): string => `urn:problem-type:rill:${slug}`;
-
-/** An error that already knows its HTTP answer; thrown by handlers and middleware. */
-export class ProblemError extends Error {
-  override name = 'ProblemError';
-  constructor(
-    readonly problem: Problem,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(problem.detail);
-  }
-}
 
 export function problemResponse(problem: Problem, headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(problem), {

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { TRANSACTION_TYPES } from '../core/event.ts';
 import { malformedJson, validationFailed } from './problem.ts';
-import type { FieldError } from './problem.ts';
+import type { FieldError } from '../core/errors.ts';
 
 /** Merchant ids: no ':' or braces, so they cannot forge Redis key segments or hash tags. */
 export const MERCHANT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createInstance } from './helpers/instance.ts';
 import type { TestInstance } from './helpers/instance.ts';
 import { SHIPPED_TOPOLOGY } from './helpers/topology-file.ts';
-import { DeadLetters, REDRIVE_SCRIPT } from '../core/dead-letters.ts';
+import { DeadLetters, REDRIVE_SCRIPT } from '../core/dead-letter/dead-letters.ts';
 import { connectRedis, runScript } from '../core/redis.ts';
 import type { RedisClient } from '../core/redis.ts';
 import { loadTopology } from '../core/topology/load.ts';

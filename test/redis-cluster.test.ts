@@ -29,7 +29,7 @@ import type { Topology } from '../core/topology/schema.ts';
 import { chainOf, planChains } from '../core/topology/chains.ts';
 import { collectStreamStats } from '../core/observability/stream-stats.ts';
 import { startRetention } from '../core/retention/retention.ts';
-import { DeadLetters } from '../core/dead-letters.ts';
+import { DeadLetters } from '../core/dead-letter/dead-letters.ts';
 import { openTap } from '../core/tap/reader.ts';
 import { createRegistry } from '../core/metrics.ts';
 import { createLogger } from '../core/logger.ts';

@@ -20,7 +20,7 @@ import { fieldsToMap } from '../core/entry.ts';
 import { planChains } from '../core/topology/chains.ts';
 import type { TransactionBody } from '../ingest/validation.ts';
 import type { Topology } from '../core/topology/schema.ts';
-import { DeadLetters } from '../core/dead-letters.ts';
+import { DeadLetters } from '../core/dead-letter/dead-letters.ts';
 
 const SEQUENCE_CHECK = new URL('./fixtures/processors/sequence-check.ts', import.meta.url).pathname;
 const MERCHANTS = 12;

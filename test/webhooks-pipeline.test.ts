@@ -20,7 +20,7 @@ import { startWorker } from '../cli/start-worker.ts';
 import { runRill } from './helpers/rill-process.ts';
 import { entryArgs } from '../core/entry.ts';
 import { partitionOf } from '../core/partition.ts';
-import { deadLetterFields } from '../core/consumer/stage-runner.ts';
+import { deadLetterFields } from '../core/dead-letter/record.ts';
 import type { Worker } from '../cli/start-worker.ts';
 
 const N = 15;

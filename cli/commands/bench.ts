@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../../core/errors.ts';
 import { parseDuration } from '../../core/duration.ts';
-import { PROFILES } from '../../bench/profiles.ts';
+import { PROFILES, SCENARIO_IDS } from '../../bench/profiles.ts';
 import type { ProfileName, ScenarioId } from '../../bench/profiles.ts';
 
 const HELP = `usage: rill bench [--profile smoke|standard|soak] [--only a,b] [--cpu-prof] [--own-redis]
@@ -17,7 +17,7 @@ generator in a process of its own, and removes it afterwards.
 
   --profile    smoke: under a minute, proves the bench works (CI); standard: about 5 minutes
                (default); soak: 10 minutes at half the sustainable rate, memory must stay flat
-  --only       scenarios to run: ${Object.keys({ 'ingest-single': 1, 'ingest-batch': 1, processing: 1, sink: 1, 'end-to-end': 1, priority: 1, 'noisy-neighbour': 1, soak: 1, rollout: 1, scale: 1, webhooks: 1 }).join(', ')}
+  --only       scenarios to run: ${SCENARIO_IDS.join(', ')}
   --cpu-prof   CPU-profile the ingest, worker and baseline server processes (node --cpu-prof);
                summaries in the report, profiles in bench/results/tmp/<run>/cpuprof
   --own-redis  a private redis-server for the run (nothing else on it)
@@ -48,19 +48,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   }
   const profile = values.profile as ProfileName;
   if (!(profile in PROFILES)) throw new ConfigError(`--profile must be smoke, standard or soak, got "${values.profile}"`);
-  const known: ScenarioId[] = [
-    'ingest-single',
-    'ingest-batch',
-    'processing',
-    'sink',
-    'end-to-end',
-    'priority',
-    'noisy-neighbour',
-    'soak',
-    'rollout',
-    'scale',
-    'webhooks',
-  ];
+  const known: readonly string[] = SCENARIO_IDS;
   const only = values.only
     ? values.only
         .split(',')

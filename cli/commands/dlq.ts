@@ -2,8 +2,9 @@
 // on stdout (`list --json` for scripts); every failure is one line on stderr and exit 1.
 import { parseArgs } from 'node:util';
 import { readEnv } from '../../core/config.ts';
-import { DeadLetters } from '../../core/dead-letters.ts';
-import type { DeadLetter, RedriveResult } from '../../core/dead-letters.ts';
+import { DeadLetters } from '../../core/dead-letter/dead-letters.ts';
+import type { DeadLetter, RedriveResult } from '../../core/dead-letter/dead-letters.ts';
+import { deadLetteredAt, unknownFields } from '../../core/dead-letter/record.ts';
 import { parseSince } from '../../core/duration.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { Keys } from '../../core/keys.ts';
@@ -120,7 +121,6 @@ async function show(dlq: DeadLetters, id: string, values: Values, out: (s: strin
     out(JSON.stringify(toJson(d), null, 2));
     return 0;
   }
-  const known = new Set(['tx', 'ev', 'tp', 'error', 'message', 'stage', 'attempts', 'origin_stream', 'origin_id', 'first_failed_at', 'last_failed_at']);
   const lines: [string, string][] = [
     ['id', d.id],
     ['stage', d.stage],
@@ -131,10 +131,10 @@ async function show(dlq: DeadLetters, id: string, values: Values, out: (s: strin
     ['origin', `${d.originStream} ${d.originId}`],
     ['first failure', iso(d.firstFailedAt)],
     ['last failure', iso(d.lastFailedAt)],
-    ['dead-lettered', iso(Number(d.entryId.split('-')[0]))],
+    ['dead-lettered', iso(deadLetteredAt(d.entryId))],
   ];
   if (d.traceparent) lines.push(['traceparent', d.traceparent]);
-  for (const [k, v] of Object.entries(d.fields)) if (!known.has(k)) lines.push([k, v]);
+  lines.push(...unknownFields(d));
   const width = Math.max(...lines.map(([k]) => k.length));
   for (const [k, v] of lines) out(`${`${k}:`.padEnd(width + 2)}${v}`);
   out('event:');

@@ -6,12 +6,12 @@ import type { Redis } from 'ioredis';
 import { readEnv } from '../../core/config.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { Keys } from '../../core/keys.ts';
-import { connectRedis } from '../../core/redis.ts';
 import { idMs } from '../../core/stream-id.ts';
 import { parseTapStart } from '../../core/tap/position.ts';
 import { applyReplay, planReplay, replayTarget } from '../../core/replay.ts';
 import type { ReplayPlan } from '../../core/replay.ts';
 import { loadTopology } from '../../core/topology/load.ts';
+import { connectForCommand } from '../command-redis.ts';
 import { processIO, runCommand } from '../io.ts';
 import type { CommandIO } from '../io.ts';
 
@@ -72,13 +72,8 @@ async function run(argv: string[], io: CommandIO): Promise<number> {
     throw new ConfigError(`${target.kind} ${target.group} reads topic "${target.topic}", not "${values.topic}"`);
   }
 
-  const redis = connectRedis(env, { name: 'rill:replay', lazyConnect: true, offlineQueue: false, retriesPerRequest: 0 }) as Redis;
-  let cause: Error | undefined;
-  redis.on('error', (err: Error) => (cause ??= err));
+  const redis = (await connectForCommand(env, 'rill:replay')) as Redis;
   try {
-    await redis.connect().catch((err: unknown) => {
-      throw cause ?? err;
-    });
     let shown = 0;
     const plan = await planReplay(redis, new Keys(env.prefix), topology, target.group, from, {
       onCounted: (n) => {

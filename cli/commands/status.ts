@@ -12,7 +12,6 @@ import { parseArgs } from 'node:util';
 import { readEnv } from '../../core/config.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { Keys } from '../../core/keys.ts';
-import { connectRedis } from '../../core/redis.ts';
 import type { RedisClient } from '../../core/redis.ts';
 import { loadTopology } from '../../core/topology/load.ts';
 import type { Topology } from '../../core/topology/schema.ts';
@@ -21,6 +20,7 @@ import { redisMemoryByFamily } from '../../core/redis-memory.ts';
 import type { RedisMemoryReport } from '../../core/redis-memory.ts';
 import type { Sample, StatusReport } from '../../core/observability/status-report.ts';
 export type { StatusReport } from '../../core/observability/status-report.ts';
+import { connectForCommand } from '../command-redis.ts';
 import { describe, processIO, runCommand, table } from '../io.ts';
 import type { CommandIO } from '../io.ts';
 import { describeChains } from '../../core/topology/describe.ts';
@@ -90,13 +90,8 @@ async function run(argv: string[], io: StatusIO): Promise<number> {
   const env = readEnv(io.env);
   const topology = loadTopology(values.topology ?? env.topologyPath);
   const keys = new Keys(env.prefix);
-  const redis = connectRedis(env, { name: 'rill:status', lazyConnect: true, offlineQueue: false, retriesPerRequest: 0 });
-  let cause: Error | undefined;
-  redis.on('error', (err: Error) => (cause ??= err)); // reported once, by the failing call
+  const redis = await connectForCommand(env, 'rill:status'); // a later error is reported once, by the failing call
   try {
-    await redis.connect().catch((err: unknown) => {
-      throw cause ?? err;
-    });
     const where = { redis: redactUrl(env.redisUrl), prefix: env.prefix };
     if (watch === undefined) {
       const a = await collect(redis, keys, topology);
@@ -107,7 +102,7 @@ async function run(argv: string[], io: StatusIO): Promise<number> {
       io.stdout.write(values.json ? `${JSON.stringify({ ...report, memory }, null, 2)}\n` : `${render(report, where)}\n\n${renderMemory(memory)}\n`);
       return 0;
     }
-    return await watchLoop(redis, keys, topology, watch, values.json ?? false, io, where, () => (cause = undefined));
+    return await watchLoop(redis, keys, topology, watch, values.json ?? false, io, where);
   } finally {
     redis.disconnect();
   }
@@ -121,7 +116,6 @@ async function watchLoop(
   json: boolean,
   io: StatusIO,
   where: { redis: string; prefix: string },
-  clearCause: () => void,
 ): Promise<number> {
   const stop = new AbortController();
   const onSignal = () => stop.abort();
@@ -149,7 +143,6 @@ async function watchLoop(
         const next = await collect(redis, keys, topology);
         const report = withChains(buildReport(topology, prev, next), topology);
         prev = next;
-        clearCause();
         out = json ? JSON.stringify(report) : render(report, where);
       } catch (err) {
         // keep watching: Redis may come back; the next good sample starts the rates again

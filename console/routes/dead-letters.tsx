@@ -2,12 +2,12 @@
 /** @jsxImportSource hono/jsx */
 // The dead-letter pages and actions: one page of them (cursor paging, filters; a text filter scans
 // on, bounded, until the page is full), one entry, and redrive or purge of one, a selection or all
-// matching, through core/dead-letters.ts like `rill dlq`, each an audit line.
+// matching, through core/dead-letter/dead-letters.ts like `rill dlq`, each an audit line.
 import type { Hono, MiddlewareHandler } from 'hono';
 import { parseSince } from '../../core/duration.ts';
-import type { DeadLetter, DeadLetters, RedriveResult } from '../../core/dead-letters.ts';
-import { ConfigError } from '../../core/errors.ts';
-import { badRequest, notFound, ProblemError } from '../../ingest/problem.ts';
+import type { DeadLetter, DeadLetters, RedriveResult } from '../../core/dead-letter/dead-letters.ts';
+import { ConfigError, ProblemError } from '../../core/errors.ts';
+import { badRequest, notFound } from '../../ingest/problem.ts';
 import type { AuditLog } from '../audit.ts';
 import { page, str } from '../page.tsx';
 import type { ConsoleEnv } from '../page.tsx';

@@ -2,7 +2,8 @@
 /** @jsxImportSource hono/jsx */
 // Dead letters: a filter form, one page of them (oldest first, paged server-side by cursor), and
 // actions on one, a selection or all (each confirmed, each an audit line), then the audit trail.
-import type { DeadLetter } from '../../core/dead-letters.ts';
+import { deadLetteredAt } from '../../core/dead-letter/record.ts';
+import type { DeadLetter } from '../../core/dead-letter/record.ts';
 import type { AuditEntry } from '../audit.ts';
 import { Flash, fmtInt, fmtTime } from './layout.tsx';
 
@@ -129,7 +130,7 @@ export function DlqSection(props: { page: DlqPage }) {
                   <strong>{d.error}</strong> {d.message}
                 </td>
                 <td class="num">{d.attempts}</td>
-                <td>{fmtTime(Number(d.entryId.split('-')[0]))}</td>
+                <td>{fmtTime(deadLetteredAt(d.entryId))}</td>
                 <td class="row-actions">
                   <button
                     type="button"
@@ -198,7 +199,7 @@ export function DeadLetterDetail(props: { d: DeadLetter; csrf: string }) {
     ['origin', `${d.originStream} ${d.originId}`],
     ['first failure', fmtTime(d.firstFailedAt)],
     ['last failure', fmtTime(d.lastFailedAt)],
-    ['dead-lettered', fmtTime(Number(d.entryId.split('-')[0]))],
+    ['dead-lettered', fmtTime(deadLetteredAt(d.entryId))],
     ['traceparent', d.traceparent ?? '–'],
   ];
   return (

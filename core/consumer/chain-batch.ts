@@ -1,75 +1,22 @@
-// One batch through a task's stages: a single stage, or a chain of ordered stages whose events
-// cross the intermediate topics in memory (core/topology/chains.ts). Each read entry is settled
-// once (one settle script per input, one pipeline per batch) with everything its event produced on
-// the way: the last stage's output, routes and emitted events of any stage, and where it stopped.
-// A retry, wait or failure at stage k parks or dead-letters with stage k's name and policy, in the
-// form stage k reads (as if the intermediate topic had been written); a merchant's later events of
-// the batch park behind it at stage k. A parked head taken from stage k's queue enters at stage k.
-import type { Keys } from '../keys.ts';
-import type { Emitted, Outcome, Processor, StreamEvent } from '../processor.ts';
+import type { Outcome, StreamEvent } from '../processor.ts';
 import { outcomeFromError } from '../processor.ts';
-import type { StageConfig, Topology } from '../topology/schema.ts';
 import type { TransactionEvent } from '../event.ts';
-import { entryArgs, F_ATTEMPTS, F_EVENT, F_FIRST_FAILED, F_TRACE, F_TX, fieldsToMap } from '../entry.ts';
-import type { LaneMap } from '../lanes.ts';
+import { entryArgs, F_TRACE, F_TX, fieldsToMap } from '../entry.ts';
 import { backoffMs } from '../retry.ts';
 import { FatalError, RetryableError } from '../errors.ts';
 import { faultPoint } from '../faults.ts';
-import { endSpan, startEventSpan, traceIdOf, traceparentOf, tracingEnabled } from '../tracing.ts';
-import type { Span } from '../tracing.ts';
+import { traceIdOf, traceparentOf, tracingEnabled } from '../tracing.ts';
 import type { RawEntry } from './lane-reader.ts';
-import type { Parking } from './parking.ts';
 import type { Output, Settlement } from './settlement.ts';
-import { deadLetterOutputs } from './dead-letter-record.ts';
+import { deadLetterOutputs } from '../dead-letter/record.ts';
+import type { BatchContext, BatchResult, Item, TaskStage } from './batch-types.ts';
+import { decode } from './decode.ts';
+import { emitted, memberOf } from './routing.ts';
+import { attemptOf, delayed, retryFields } from './retry-schedule.ts';
+import { spanFor } from './spans.ts';
 
 /** How long a waiting event (a refund for its payin) may sleep before it is looked at again. */
 const WAIT_RECHECK_MS = 5_000;
-
-/** One stage of a task, as the batch needs it. */
-export interface TaskStage {
-  name: string;
-  config: StageConfig;
-  processor: Processor;
-  /** ordering: key stages: this stage's parked queues (mirror). */
-  parking?: Parking;
-  /** ordering: none: a retry waits in the delay set; the runner moves it back when due. */
-  onDelayed?: (dueAt: number) => void;
-}
-
-export interface BatchContext {
-  stages: readonly TaskStage[];
-  topology: Topology;
-  keys: Keys;
-  lanes: LaneMap;
-  laneIndex: ReadonlyMap<string, number>;
-  now: number;
-  random?: () => number;
-}
-
-/** What the runner does after the settle: metrics, logs and the parking mirrors. */
-export interface BatchResult {
-  /** Per stage name: outcome → count. */
-  counts: Map<string, Record<'ok' | 'retry' | 'dead_letter' | 'parked', number>>;
-  /** Per stage index: parked queues settled in this batch (partition → members). */
-  touched: Map<number, Set<string>>[];
-  deadLettered: Record<string, unknown>[];
-  spans: { span: Span | undefined; outcome: Outcome | undefined }[];
-}
-
-/** An entry's event on its way through the stages. */
-interface Item {
-  /** Position of its entry in the batch. */
-  i: number;
-  raw: RawEntry;
-  /** At the stage it was read for: `raw` (fields, stream, parked source) is this stage's input. */
-  start: boolean;
-  /** The event, once decoded or handed on by the stage before. */
-  event?: TransactionEvent;
-  lane: string;
-  tp?: string;
-  /** The entry as this stage reads it; built only when needed (parking, dead letters). */
-  fields?: string[] | null;
-}
 
 /** The stage index an entry enters at (a parked head's stage, an intermediate topic's reader). */
 export function levelOf(raw: RawEntry): number {
@@ -254,13 +201,6 @@ function parkedHere(item: Item): boolean {
   return item.start && item.raw.parked !== undefined;
 }
 
-/** Attempts so far, this delivery included: earlier retries' count (at this stage) + deliveries. */
-function attemptOf(item: Item): number {
-  const deliveries = Math.max(1, item.raw.deliveries);
-  if (!item.start || !item.raw.fields) return deliveries;
-  return Number(fieldOf(item.raw.fields, F_ATTEMPTS) ?? 0) + deliveries;
-}
-
 /**
  * The entry as stage `stage` reads it: the read entry itself at its own stage; later in a chain,
  * the entry the stage before would have appended to the intermediate topic (same id as the read one).
@@ -290,82 +230,5 @@ function toStreamEvent(ctx: BatchContext, stage: TaskStage, item: Item): StreamE
     event,
     traceparent: item.tp,
     deliveries: Math.max(1, item.raw.deliveries),
-  };
-}
-
-function spanFor(stage: string, item: Item): Span | undefined {
-  const tx = item.start ? (item.raw.fields ? fieldsToMap(item.raw.fields).get(F_TX) : undefined) : item.event?.id;
-  return startEventSpan(`stage ${stage}`, item.tp, {
-    'rill.stage': stage,
-    'rill.tx_id': tx ?? '',
-    'rill.partition': item.raw.partition,
-    'rill.lane': item.lane,
-  });
-}
-
-/** End the batch's spans once it is settled. */
-export function endSpans(result: BatchResult): void {
-  for (const { span, outcome } of result.spans) {
-    span?.setAttribute('rill.outcome', outcome?.kind ?? 'parked');
-    endSpan(span, !outcome || outcome.kind === 'ok' ? undefined : outcome.error);
-  }
-}
-
-/** A processor's extra event, appended in the same partition (same script, same slot). */
-function emitted(ctx: BatchContext, stage: string, partition: number, e: Emitted, traceparent?: string): Output {
-  if (!ctx.topology.topics[e.topic]) throw new Error(`stage ${stage} emitted to undeclared topic "${e.topic}"`);
-  return {
-    op: 'x',
-    key: ctx.keys.lane(e.topic, partition, ctx.lanes.laneOf(e.event.type)),
-    fields: entryArgs({ tx: e.event.id, ev: JSON.stringify(e.event), tp: traceparent }),
-  };
-}
-
-/** A retry (ordering none) waits in the delay set, keeping its attempts and first failure time. */
-function delayed(ctx: BatchContext, stage: TaskStage, raw: RawEntry, fields: string[], dueAt: number): Output {
-  const member = JSON.stringify({ l: ctx.laneIndex.get(raw.lane) ?? 1, f: fields, u: `${raw.stream}/${raw.id}` });
-  return { op: 'z', key: ctx.keys.delay(stage.name, raw.partition), score: dueAt, member };
-}
-
-/** The parked entry's fields: the event as read, with its attempts so far and first failure time. */
-function retryFields(raw: RawEntry, attempts: number, now: number): string[] {
-  const map = fieldsToMap(raw.fields!);
-  const fields = [F_TX, map.get(F_TX)!, F_EVENT, map.get(F_EVENT)!, F_ATTEMPTS, String(attempts), F_FIRST_FAILED, map.get(F_FIRST_FAILED) ?? String(now)];
-  const tp = map.get(F_TRACE);
-  if (tp) fields.push(F_TRACE, tp);
-  return fields;
-}
-
-/** The parking member of an event: its merchant within its lane. */
-function memberOf(lane: string, event: TransactionEvent): string {
-  return `${lane}|${String(event.merchant_id)}`;
-}
-
-/** One field of an entry's field/value list (no Map: two or three fields per entry, every event). */
-function fieldOf(fields: readonly string[], name: string): string | undefined {
-  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
-  return undefined;
-}
-
-function decode(raw: RawEntry): StreamEvent | Error {
-  if (!raw.fields) return new Error('entry was trimmed from the stream before it was processed');
-  const tx = fieldOf(raw.fields, F_TX);
-  const ev = fieldOf(raw.fields, F_EVENT);
-  if (!tx || !ev) return new Error(`entry lacks the ${tx ? F_EVENT : F_TX} field`);
-  let event: TransactionEvent;
-  try {
-    event = JSON.parse(ev) as TransactionEvent;
-  } catch {
-    return new Error('entry body is not JSON');
-  }
-  return {
-    entryId: raw.id,
-    stream: raw.stream,
-    partition: raw.partition,
-    lane: raw.lane,
-    txId: tx,
-    event,
-    traceparent: fieldOf(raw.fields, F_TRACE),
-    deliveries: Math.max(1, raw.deliveries),
   };
 }

@@ -6,7 +6,11 @@ import type { Redis } from 'ioredis';
 import { runScript } from '../redis.ts';
 import { slotPipeline } from '../slot-pipeline.ts';
 import type { ScriptSource } from '../redis.ts';
+import { coreScript } from '../scripts.ts';
 import type { RawEntry } from './lane-reader.ts';
+
+/** The one script every settlement runs (stages and sinks alike); owned here, looked up once. */
+const SETTLE_SCRIPT: ScriptSource = coreScript('settle');
 
 export type Output =
   /** XADD `fields` to `key`. */
@@ -59,10 +63,7 @@ export interface SettleResult {
 export class Settlement {
   private readonly calls = new Map<string, InputCall>();
 
-  constructor(
-    private readonly group: string,
-    private readonly script: ScriptSource,
-  ) {}
+  constructor(private readonly group: string) {}
 
   get size(): number {
     return this.calls.size;
@@ -141,7 +142,7 @@ export class Settlement {
     if (!this.calls.size) return { settled: 0, stopped: [] };
     const calls = [...this.calls.entries()].sort((a, b) => Number(b[1].parks) - Number(a[1].parks));
     const pipe = slotPipeline(redis);
-    for (const [, c] of calls) pipe.add(c.keys[0]!, (p) => void runScript(p, this.script, c.keys, c.args));
+    for (const [, c] of calls) pipe.add(c.keys[0]!, (p) => void runScript(p, SETTLE_SCRIPT, c.keys, c.args));
     const res = await pipe.exec();
     let settled = 0;
     const stopped: SettleResult['stopped'] = [];

@@ -13,9 +13,6 @@ import { counter, histogram, LATENCY_BUCKETS } from '../metrics.ts';
 import type { Processor } from '../processor.ts';
 import type { StageConfig, Topology } from '../topology/schema.ts';
 import { LaneMap } from '../lanes.ts';
-import { coreScript } from '../scripts.ts';
-import { runScript } from '../redis.ts';
-import { slotPipeline } from '../slot-pipeline.ts';
 import { faultPoint } from '../faults.ts';
 import { PartitionLeases } from '../leases/partition-leases.ts';
 import type { LeaseHandover } from '../leases/handover.ts';
@@ -25,8 +22,11 @@ import { runLoop } from './loop.ts';
 import type { Loop } from './loop.ts';
 import { Settlement } from './settlement.ts';
 import { Parking } from './parking.ts';
-import { endSpans, runBatch } from './chain-batch.ts';
-import type { TaskStage } from './chain-batch.ts';
+import { runBatch } from './chain-batch.ts';
+import type { TaskStage } from './batch-types.ts';
+import { endSpans } from './spans.ts';
+import { moveDueRetries } from './retry-schedule.ts';
+import { takeOverPending } from './ordered-partitions.ts';
 
 /** A stage chained behind the runner's own (core/topology/chains.ts): its events arrive in memory. */
 export interface ChainedStageOptions {
@@ -71,9 +71,6 @@ export interface StageRunnerOptions {
 const CAP_PAUSE_MS = 250;
 /** A chain reads its intermediate topics (redriven dead letters, entries left from before chaining) this often. */
 const SIDE_READ_MS = 1_000;
-
-const SETTLE = coreScript('settle');
-const MOVE_DUE = coreScript('moveDue');
 
 export class StageRunner {
   private loop: Loop | undefined;
@@ -357,39 +354,24 @@ export class StageRunner {
   }
 
   private async takeOver(streams: readonly string[], group: string): Promise<void> {
-    for (const s of streams) {
-      let cursor = '0-0';
-      do {
-        const [next] = (await this.o.redis.xautoclaim(s, group, this.o.consumer, 0, cursor, 'COUNT', 1000, 'JUSTID')) as [string, string[]];
-        cursor = next;
-      } while (cursor !== '0-0');
-    }
+    await takeOverPending(this.o.redis, streams, group, this.o.consumer);
   }
 
   /** Move due retries from the delay sets back onto the input streams (all partitions, one round trip). */
   private async moveDue(): Promise<void> {
-    const pipe = slotPipeline(this.o.redis);
-    const now = this.now();
-    for (let p = 0; p < this.partitions; p++) {
-      const keys = [this.o.keys.delay(this.o.name, p), ...this.reader.streamsOf(p)];
-      pipe.add(keys[0]!, (q) => void runScript(q, MOVE_DUE, keys, [now, 1000]));
-    }
-    const res = await pipe.exec();
-    let next = this.now() + 1_000;
-    for (const [err, v] of res) {
-      if (err) throw err;
-      const [moved, nextDue] = v as [number, string | number];
-      if (moved >= 1000) next = this.now();
-      const due = Number(nextDue);
-      if (due >= 0) next = Math.min(next, due);
-    }
-    this.nextMoveAt = next;
-    faultPoint('move-due-after');
+    this.nextMoveAt = await moveDueRetries({
+      redis: this.o.redis,
+      keys: this.o.keys,
+      stage: this.o.name,
+      partitions: this.partitions,
+      streamsOf: (p) => this.reader.streamsOf(p),
+      now: this.now,
+    });
   }
 
   /** Process one batch through the task's stages and settle every entry in it. */
   async handle(entries: readonly RawEntry[]): Promise<void> {
-    const settlement = new Settlement(this.o.name, SETTLE);
+    const settlement = new Settlement(this.o.name);
     const now = this.now();
     const result = await runBatch(
       {
@@ -434,5 +416,3 @@ export class StageRunner {
     return [this.reader, ...this.sideReaders].find((r) => r.streams.includes(stream));
   }
 }
-
-export { deadLetterFields, deadLetterOutputs } from './dead-letter-record.ts';

@@ -11,6 +11,7 @@ import { slotPipeline } from '../slot-pipeline.ts';
 import { idMs } from '../stream-id.ts';
 import type { PipelineReply } from '../slot-pipeline.ts';
 import type { Topology } from '../topology/schema.ts';
+import { readersOf } from '../topology/readers.ts';
 
 export interface PartitionLaneStats {
   partition: number;
@@ -35,18 +36,6 @@ export interface PartitionStats {
   leases: Record<number, string>;
   /** Partition → events parked in it by an ordered stage (all lanes); empty for other groups. */
   parked: Record<number, number>;
-}
-
-/** The stages and sinks reading `topic`, in topology order. */
-export function readersOf(topology: Topology, topic: string): string[] {
-  return [
-    ...Object.entries(topology.stages)
-      .filter(([, s]) => s.input === topic)
-      .map(([n]) => n),
-    ...Object.entries(topology.sinks)
-      .filter(([, s]) => s.input === topic)
-      .map(([n]) => n),
-  ];
 }
 
 export async function collectPartitionStats(redis: RedisClient, keys: Keys, topology: Topology, topic: string, group?: string): Promise<PartitionStats> {

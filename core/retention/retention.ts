@@ -15,6 +15,8 @@ import type { Registry } from '../metrics.ts';
 import { counter, gauge } from '../metrics.ts';
 import type { RedisClient, RedisPipeline } from '../redis.ts';
 import type { Topology } from '../topology/schema.ts';
+import { readersOf } from '../topology/readers.ts';
+import { execAll } from '../redis.ts';
 import { checkLag, hotWindow, lenLimit, safePoint, trimCut } from './plan.ts';
 import type { GroupState, Retention } from './plan.ts';
 import { nextId } from '../stream-id.ts';
@@ -227,14 +229,7 @@ function laneStreams(keys: Keys, topology: Topology): Map<number, LaneStream[]> 
   for (const [topic, t] of Object.entries(topology.topics)) {
     const r = t.retention;
     if (!r || (hotWindow(r) === undefined && r.max_len === undefined && r.max_bytes === undefined)) continue;
-    const consumers = [
-      ...Object.entries(topology.stages)
-        .filter(([, s]) => s.input === topic)
-        .map(([n]) => n),
-      ...Object.entries(topology.sinks)
-        .filter(([, s]) => s.input === topic)
-        .map(([n]) => n),
-    ];
+    const consumers = readersOf(topology, topic);
     for (let p = 0; p < t.partitions; p++) {
       const list = out.get(p) ?? [];
       for (const lane of topology.priorities) list.push({ topic, lane: lane.name, key: keys.lane(topic, p, lane.name), retention: r, consumers });
@@ -372,11 +367,4 @@ function parseGroups(reply: unknown): GroupState[] {
 
 async function execSettled(pipe: RedisPipeline): Promise<[Error | null, unknown][]> {
   return ((await pipe.exec()) ?? []) as [Error | null, unknown][];
-}
-
-async function execAll(pipe: RedisPipeline): Promise<unknown[]> {
-  return (await execSettled(pipe)).map(([err, v]) => {
-    if (err) throw err;
-    return v;
-  });
 }

@@ -35,7 +35,7 @@ import { gapUpTo, streamEnds, toEnds } from './stream-ends.ts';
 import type { StreamEnds } from './stream-ends.ts';
 import type { TapHistory } from './history.ts';
 import { decodeCursor, encodeCursor, endId, parseTapEnd, parseTapStart, startPosition } from './position.ts';
-import { TapInputError, UnknownTopicError } from '../errors.ts';
+import { TapHistoryUnavailableError, UnknownTopicError } from '../errors.ts';
 import type { StreamSlot, TapEnd, TapStart } from './position.ts';
 
 export interface TapFilter {
@@ -70,11 +70,6 @@ export interface TapOptions {
   history?: TapHistory;
   /** History entries per Postgres read (default 2,000). */
   historyPage?: number;
-}
-
-/** The start is before what Redis still holds, and the topic keeps no history: a 400 / one CLI line. */
-export class TapHistoryUnavailableError extends TapInputError {
-  override name = 'TapHistoryUnavailableError';
 }
 
 export interface TapEvent {

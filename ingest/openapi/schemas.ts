@@ -9,7 +9,7 @@ import { FAILURE_CODES } from '../../core/failure-codes.ts';
 import { WEBHOOK_EVENT_TYPES } from '../../processors/webhook-events/events.ts';
 import type { DeliveryView } from '../../sinks/webhooks/deliveries.ts';
 import type { EndpointView } from '../../sinks/webhooks/endpoints.ts';
-import type { Problem } from '../problem.ts';
+import type { Problem } from '../../core/errors.ts';
 import type { BatchResult } from '../routes/batch.ts';
 import type { ReviewDecision } from '../routes/review.ts';
 import type { TransactionView } from '../routes/transaction-status.ts';

@@ -10,7 +10,7 @@
 // A debit taking a wallet under its threshold emits one alert event (no storm).
 import { z } from 'zod';
 import type { LedgerLine, TransactionEvent } from '../../core/event.ts';
-import { ConfigError, FatalError, RetryableError } from '../../core/errors.ts';
+import { ConfigError, FatalError, PayinPendingError, SinkBehindError } from '../../core/errors.ts';
 import { failedEvent, isFailureCode } from '../../core/failure-codes.ts';
 import { counter } from '../../core/metrics.ts';
 import { payinBucket, payinTier, payinToken } from '../../core/payins.ts';
@@ -203,15 +203,5 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
     };
   },
 };
-
-/** A refund or chargeback waiting for its payin to settle (parked, never dead-lettered for it). */
-export class PayinPendingError extends RetryableError {
-  override name = 'PayinPendingError';
-}
-
-/** A refund of a payin past the hot window waiting for the sink to write the merchant's earlier refunds. */
-export class SinkBehindError extends RetryableError {
-  override name = 'SinkBehindError';
-}
 
 export default ledgerProcessor;

@@ -22,13 +22,8 @@ import type { Registry } from '../../core/metrics.ts';
 import { counter, histogram, LATENCY_BUCKETS } from '../../core/metrics.ts';
 import type { Topology } from '../../core/topology/schema.ts';
 import { F_EVENT, F_TRACE, fieldsToMap } from '../../core/entry.ts';
-import { LaneReader } from '../../core/consumer/lane-reader.ts';
-import type { RawEntry } from '../../core/consumer/lane-reader.ts';
-import { runLoop } from '../../core/consumer/loop.ts';
-import type { Loop } from '../../core/consumer/loop.ts';
-import { deadLetterOutputs } from '../../core/consumer/stage-runner.ts';
-import { Settlement } from '../../core/consumer/settlement.ts';
-import { coreScript } from '../../core/scripts.ts';
+import { deadLetterOutputs, LaneReader, runLoop, Settlement } from '../../core/consumer/index.ts';
+import type { Loop, RawEntry } from '../../core/consumer/index.ts';
 import { leaderPass } from '../../core/leases/leader-pass.ts';
 import { endSpan, startEventSpan } from '../../core/tracing.ts';
 import { dedupeIdentity, formatSlack, formatTelegram, parseAlert } from './alert.ts';
@@ -68,7 +63,6 @@ export type WebhookOutcome =
 
 type AlertResult = { kind: 'done' } | { kind: 'dead'; error: Error; attempts: number } | { kind: 'aborted' };
 
-const SETTLE = coreScript('settle');
 /** A claim outlives the delivery it guards by this much, and no more. */
 const CLAIM_MARGIN_MS = 1_000;
 
@@ -188,7 +182,7 @@ export class AlertsSink {
   /** Deliver a batch side by side, then settle it in one round trip. */
   async handle(entries: readonly RawEntry[]): Promise<void> {
     const results = await Promise.allSettled(entries.map((raw) => this.handleOne(raw)));
-    const settlement = new Settlement(this.o.name, SETTLE);
+    const settlement = new Settlement(this.o.name);
     const now = Date.now();
     let failure: unknown;
     let dead = 0;

@@ -14,15 +14,10 @@ import { counter, gauge, histogram, LATENCY_BUCKETS } from '../../core/metrics.t
 import type { PostgresSinkConfig, Topology } from '../../core/topology/schema.ts';
 import type { TransactionEvent } from '../../core/event.ts';
 import { F_EVENT, F_TRACE, fieldsToMap } from '../../core/entry.ts';
-import { LaneReader } from '../../core/consumer/lane-reader.ts';
-import type { RawEntry } from '../../core/consumer/lane-reader.ts';
-import { runLoop } from '../../core/consumer/loop.ts';
-import type { Loop } from '../../core/consumer/loop.ts';
-import { deadLetterOutputs } from '../../core/consumer/stage-runner.ts';
+import { deadLetterOutputs, LaneReader, runLoop, Settlement } from '../../core/consumer/index.ts';
+import type { Loop, RawEntry } from '../../core/consumer/index.ts';
 import { faultPoint } from '../../core/faults.ts';
 import { endSpan, startEventSpan, tracingEnabled } from '../../core/tracing.ts';
-import { Settlement } from '../../core/consumer/settlement.ts';
-import { coreScript } from '../../core/scripts.ts';
 import { slotPipeline } from '../../core/slot-pipeline.ts';
 import type { BatchWriter } from './batch-writer.ts';
 import type { WriteResult } from './batch-writer.ts';
@@ -312,7 +307,7 @@ export class PostgresSink {
 
   /** An entry the sink cannot read goes to the sink's dead-letter stream (ack and add in one script). */
   private async deadLetter(items: readonly { raw: RawEntry; error: Error }[]): Promise<void> {
-    const settlement = new Settlement(this.o.name, coreScript('settle'));
+    const settlement = new Settlement(this.o.name);
     const now = this.now();
     for (const { raw, error } of items) {
       settlement.add(raw, deadLetterOutputs(this.o.keys, this.o.name, raw, error, now));

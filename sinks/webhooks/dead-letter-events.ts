@@ -9,13 +9,10 @@ import { entryArgs, F_EVENT, fieldsToMap } from '../../core/entry.ts';
 import type { TransactionEvent } from '../../core/event.ts';
 import type { Keys } from '../../core/keys.ts';
 import { LaneMap } from '../../core/lanes.ts';
-import { Settlement } from '../../core/consumer/settlement.ts';
-import { coreScript } from '../../core/scripts.ts';
+import { Settlement } from '../../core/consumer/index.ts';
 import { slotPipeline } from '../../core/slot-pipeline.ts';
 import type { Topology } from '../../core/topology/schema.ts';
 import { eventId, transactionData } from '../../processors/webhook-events/events.ts';
-
-const SETTLE = coreScript('settle');
 
 type ReadReply = [string, [string, string[]][]][] | null;
 
@@ -49,7 +46,7 @@ export class DeadLetterEvents {
       if (keys.length)
         pipe.add(keys[0]!, (x) => void x.xreadgroup('GROUP', this.group, this.o.consumer, 'COUNT', count, 'STREAMS', ...keys, ...keys.map(() => from)));
     }
-    const settlement = new Settlement(this.group, SETTLE);
+    const settlement = new Settlement(this.group);
     let n = 0;
     let pending = 0;
     for (const [err, reply] of await pipe.exec()) {

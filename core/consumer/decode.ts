@@ -1,0 +1,35 @@
+// Decoding: a stream entry's fields into the event a processor sees, or the reason it cannot be
+// (the poison guard in chain-batch.ts dead-letters those at once).
+import type { StreamEvent } from '../processor.ts';
+import type { TransactionEvent } from '../event.ts';
+import { F_EVENT, F_TRACE, F_TX } from '../entry.ts';
+import type { RawEntry } from './lane-reader.ts';
+
+/** One field of an entry's field/value list (no Map: two or three fields per entry, every event). */
+export function fieldOf(fields: readonly string[], name: string): string | undefined {
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
+  return undefined;
+}
+
+export function decode(raw: RawEntry): StreamEvent | Error {
+  if (!raw.fields) return new Error('entry was trimmed from the stream before it was processed');
+  const tx = fieldOf(raw.fields, F_TX);
+  const ev = fieldOf(raw.fields, F_EVENT);
+  if (!tx || !ev) return new Error(`entry lacks the ${tx ? F_EVENT : F_TX} field`);
+  let event: TransactionEvent;
+  try {
+    event = JSON.parse(ev) as TransactionEvent;
+  } catch {
+    return new Error('entry body is not JSON');
+  }
+  return {
+    entryId: raw.id,
+    stream: raw.stream,
+    partition: raw.partition,
+    lane: raw.lane,
+    txId: tx,
+    event,
+    traceparent: fieldOf(raw.fields, F_TRACE),
+    deliveries: Math.max(1, raw.deliveries),
+  };
+}

@@ -1,0 +1,23 @@
+// Tracing: one span per event per stage, ended once the batch is settled.
+import { endSpan, startEventSpan } from '../tracing.ts';
+import type { Span } from '../tracing.ts';
+import { F_TX, fieldsToMap } from '../entry.ts';
+import type { BatchResult, Item } from './batch-types.ts';
+
+export function spanFor(stage: string, item: Item): Span | undefined {
+  const tx = item.start ? (item.raw.fields ? fieldsToMap(item.raw.fields).get(F_TX) : undefined) : item.event?.id;
+  return startEventSpan(`stage ${stage}`, item.tp, {
+    'rill.stage': stage,
+    'rill.tx_id': tx ?? '',
+    'rill.partition': item.raw.partition,
+    'rill.lane': item.lane,
+  });
+}
+
+/** End the batch's spans once it is settled. */
+export function endSpans(result: BatchResult): void {
+  for (const { span, outcome } of result.spans) {
+    span?.setAttribute('rill.outcome', outcome?.kind ?? 'parked');
+    endSpan(span, !outcome || outcome.kind === 'ok' ? undefined : outcome.error);
+  }
+}
