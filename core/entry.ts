@@ -2,20 +2,21 @@
 //   tx  transaction id (for idempotent effects and lookups without parsing)
 //   ev  the event as JSON
 //   tp  W3C traceparent, when tracing
-export const F_TX = 'tx';
+export const F_TX_ID = 'tx';
 export const F_EVENT = 'ev';
 export const F_TRACE = 'tp';
 
 export interface EntryFields {
-  tx: string;
-  ev: string;
-  tp?: string;
+  txId: string;
+  /** The event as JSON. */
+  event: string;
+  traceparent?: string | undefined;
 }
 
 /** Flatten to the XADD field/value list. */
 export function entryArgs(fields: EntryFields): string[] {
-  const args = [F_TX, fields.tx, F_EVENT, fields.ev];
-  if (fields.tp) args.push(F_TRACE, fields.tp);
+  const args = [F_TX_ID, fields.txId, F_EVENT, fields.event];
+  if (fields.traceparent) args.push(F_TRACE, fields.traceparent);
   return args;
 }
 

@@ -174,7 +174,7 @@ function walletLow(merchant: string, currency: string, balance = 4_000): WalletL
 /** Append an alert event as the ledger does: its merchant's partition, the lowest lane. */
 async function appendAlert(r: Running, alert: WalletLowAlert): Promise<{ stream: string; id: string }> {
   const stream = r.inst.keys.lane('alerts', partitionOf(alert.merchant_id, 8), 'low');
-  const id = (await r.inst.redis.xadd(stream, '*', ...entryArgs({ tx: alert.id, ev: JSON.stringify(alert) })))!;
+  const id = (await r.inst.redis.xadd(stream, '*', ...entryArgs({ txId: alert.id, event: JSON.stringify(alert) })))!;
   return { stream, id };
 }
 

@@ -343,7 +343,7 @@ describe('compose: every metric the dashboard and the alerts query is exported b
     }
     await appender.append({ type: 'payin', merchant_id: 'm_bad', amount: 100, currency: 'ZAR' }); // failed: currency_not_allowed
     // a dead letter: an entry validate cannot read (its body is not JSON)
-    await inst.redis.xadd(inst.keys.lane(topology.ingest.topic, 0, 'normal'), '*', ...entryArgs({ tx: 'tx_unreadable', ev: 'not json' }));
+    await inst.redis.xadd(inst.keys.lane(topology.ingest.topic, 0, 'normal'), '*', ...entryArgs({ txId: 'tx_unreadable', event: 'not json' }));
     // a wallet dipping under its threshold: the payout after the payin has been posted
     await appender.append({ type: 'payin', merchant_id: 'm_low', amount: 20_000, currency: 'USD' });
     await waitFor('the payin in Postgres', async () => {

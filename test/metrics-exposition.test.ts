@@ -98,7 +98,11 @@ test('promtool check metrics accepts the worker and ingest expositions after tra
   for (let i = 0; i < 100; i++) await appender.append(sampleBody(i, merchants));
   await appender.append({ type: 'payin', merchant_id: 'm_x', amount: 100, currency: 'ZAR' }); // failed: currency_not_allowed
   // a dead letter: an entry validate cannot read (its body is not JSON)
-  await inst.redis.xadd(inst.keys.lane(topology.ingest.topic, partitionOf('m_x', 8), 'normal'), '*', ...entryArgs({ tx: 'tx_unreadable', ev: 'not json' }));
+  await inst.redis.xadd(
+    inst.keys.lane(topology.ingest.topic, partitionOf('m_x', 8), 'normal'),
+    '*',
+    ...entryArgs({ txId: 'tx_unreadable', event: 'not json' }),
+  );
 
   ingest = await startTestIngest(inst, { topology });
   const key = await createApiKey(inst.pool, { merchantId: 'm_http' });

@@ -205,7 +205,7 @@ test('the sink posts ledgers from the stream and dead-letters one that can never
   });
   const pipe = inst.redis.pipeline();
   for (const e of [...good.slice(0, 60), unbalanced, ...good.slice(60), twice]) {
-    pipe.xadd(inst.keys.lane('validated', partitionOf(e.merchant_id, partitions), 'normal'), '*', ...entryArgs({ tx: e.id, ev: JSON.stringify(e) }));
+    pipe.xadd(inst.keys.lane('validated', partitionOf(e.merchant_id, partitions), 'normal'), '*', ...entryArgs({ txId: e.id, event: JSON.stringify(e) }));
   }
   await pipe.exec();
   const redis = connectRedis(inst.env) as typeof inst.redis;

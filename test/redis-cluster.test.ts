@@ -245,7 +245,7 @@ test('operator paths on the cluster: stream stats, retention, tap, dead-letter r
   const { topology } = done;
   // dead letters on every master: an entry validate cannot read (its body is not JSON) in each partition
   for (let p = 0; p < PARTITIONS; p++) {
-    await redis.xadd(keys.lane(topology.ingest.topic, p, 'normal'), '*', ...entryArgs({ tx: `tx_unreadable_${p}`, ev: 'not json' }));
+    await redis.xadd(keys.lane(topology.ingest.topic, p, 'normal'), '*', ...entryArgs({ txId: `tx_unreadable_${p}`, event: 'not json' }));
   }
   const dead = PARTITIONS;
   const dlq = new DeadLetters(redis, keys, topology);

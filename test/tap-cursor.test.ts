@@ -35,7 +35,7 @@ after(async () => {
 const stream = (p: number, lane: string) => inst.keys.lane(TOPIC, p, lane);
 
 async function add(p: number, lane: string, id: string, event: Record<string, unknown>): Promise<void> {
-  await inst.redis.xadd(stream(p, lane), id, ...entryArgs({ tx: String(event.id), ev: JSON.stringify(event) }));
+  await inst.redis.xadd(stream(p, lane), id, ...entryArgs({ txId: String(event.id), event: JSON.stringify(event) }));
 }
 
 const ev = (n: number, merchant = 'm_a', type = 'payin') => ({ id: `tx_${n}`, merchant_id: merchant, type, amount: n, currency: 'USD' });

@@ -89,7 +89,7 @@ describe('tap across Redis and Postgres', () => {
     const events = Array.from({ length: n }, makeEvent);
     const pipe = inst.redis.pipeline();
     const keys = events.map((e) => inst.keys.lane('validated', partitionOf(e.merchant_id, PARTITIONS), lanes.laneOf(e.type)));
-    events.forEach((e, i) => pipe.xadd(keys[i]!, '*', ...entryArgs({ tx: e.id, ev: JSON.stringify(e) })));
+    events.forEach((e, i) => pipe.xadd(keys[i]!, '*', ...entryArgs({ txId: e.id, event: JSON.stringify(e) })));
     const res = await pipe.exec();
     events.forEach((e, i) => sent.push({ id: String(res![i]![1]), key: keys[i]!, index: streamIndex.get(keys[i]!)!, event: e }));
   };
@@ -392,7 +392,7 @@ describe('tap history: what a page holds whole', () => {
           ingested_at: Date.now(),
           status: 'succeeded',
         };
-        entries.push({ key, id: String(await inst.redis.xadd(key, '*', ...entryArgs({ tx: event.id, ev: JSON.stringify(event) }))), event });
+        entries.push({ key, id: String(await inst.redis.xadd(key, '*', ...entryArgs({ txId: event.id, event: JSON.stringify(event) }))), event });
       }
     }
     const sEntries = entries.filter((e) => e.key === s);

@@ -95,9 +95,9 @@ test('entries validate cannot read are dead-lettered with the reason, once; the 
   const lane = inst.keys.lane(topology.ingest.topic, p, 'normal');
   const rowsBefore = Number((await inst.pool.query<{ n: string }>('SELECT count(*) AS n FROM transactions')).rows[0]!.n);
   const readable = { id: 'tx_readable_1', type: 'payin', merchant_id: M, amount: 10, currency: 'EUR', ingested_at: Date.now(), status: 'accepted' };
-  await inst.redis.xadd(lane, '*', ...entryArgs({ tx: 'tx_unreadable_json', ev: '{"type": "payin", oops' }));
+  await inst.redis.xadd(lane, '*', ...entryArgs({ txId: 'tx_unreadable_json', event: '{"type": "payin", oops' }));
   await inst.redis.xadd(lane, '*', 'ev', JSON.stringify({ ...readable, id: 'tx_no_tx_field' })); // no tx field
-  await inst.redis.xadd(lane, '*', ...entryArgs({ tx: readable.id, ev: JSON.stringify(readable) }));
+  await inst.redis.xadd(lane, '*', ...entryArgs({ txId: readable.id, event: JSON.stringify(readable) }));
   await startOnce();
   await drained();
 

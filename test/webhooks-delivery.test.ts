@@ -111,7 +111,7 @@ async function rig(label: string, config: Record<string, unknown> = {}, start = 
           merchant_id: merchant,
           data: { id: `tx_${tag}_${i}`, merchant_id: merchant, seq: i },
         };
-        await inst.redis.xadd(key, '*', ...entryArgs({ tx: id, ev: JSON.stringify(ev) }));
+        await inst.redis.xadd(key, '*', ...entryArgs({ txId: id, event: JSON.stringify(ev) }));
       }
       return ids;
     },

@@ -230,7 +230,7 @@ test("N transactions → exactly N signed events per endpoint, in each merchant'
     partition: p,
     lane: 'normal',
     id: '1-1',
-    fields: entryArgs({ tx: tx.id, ev: JSON.stringify(tx) }),
+    fields: entryArgs({ txId: tx.id, event: JSON.stringify(tx) }),
     deliveries: 4,
   };
   await inst.redis.xadd(inst.keys.deadLetter('risk', p), '*', ...deadLetterFields('risk', raw, new Error('risk store unreachable'), Date.now()));

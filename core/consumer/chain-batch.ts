@@ -1,7 +1,7 @@
 import type { Outcome, StreamEvent } from '../processor.ts';
 import { outcomeFromError } from '../processor.ts';
 import type { TransactionEvent } from '../event.ts';
-import { entryArgs, F_TRACE, F_TX, fieldsToMap } from '../entry.ts';
+import { entryArgs, F_TRACE, F_TX_ID, fieldsToMap } from '../entry.ts';
 import { backoffMs } from '../retry.ts';
 import { FatalError, RetryableError } from '../errors.ts';
 import { faultPoint } from '../faults.ts';
@@ -168,9 +168,9 @@ async function runStage(ctx: BatchContext, k: number, items: Item[], outputs: Ou
         forward.push({ i, raw, start: false, event: outcome.event, lane: ctx.lanes.laneOf(outcome.event.type), tp });
       } else {
         add({
-          op: 'x',
+          op: 'xadd',
           key: ctx.keys.lane(topic, raw.partition, ctx.lanes.laneOf(outcome.event.type)),
-          fields: entryArgs({ tx: outcome.event.id, ev: JSON.stringify(outcome.event), tp }),
+          fields: entryArgs({ txId: outcome.event.id, event: JSON.stringify(outcome.event), traceparent: tp }),
         });
       }
       return;
@@ -184,7 +184,7 @@ async function runStage(ctx: BatchContext, k: number, items: Item[], outputs: Ou
     const map = view.fields ? fieldsToMap(view.fields) : undefined;
     result.deadLettered.push({
       stage: stage.name,
-      tx: map?.get(F_TX),
+      tx: map?.get(F_TX_ID),
       trace_id: traceIdOf(map?.get(F_TRACE)),
       entry: raw.id,
       attempts: attempt,
@@ -207,7 +207,7 @@ function parkedHere(item: Item): boolean {
  */
 function viewOf(ctx: BatchContext, stage: TaskStage, item: Item): RawEntry {
   if (item.start) return item.raw;
-  item.fields ??= entryArgs({ tx: item.event!.id, ev: JSON.stringify(item.event), tp: item.tp });
+  item.fields ??= entryArgs({ txId: item.event!.id, event: JSON.stringify(item.event), traceparent: item.tp });
   return {
     stream: ctx.keys.lane(stage.config.input, item.raw.partition, item.lane),
     partition: item.raw.partition,

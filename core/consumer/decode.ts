@@ -2,7 +2,7 @@
 // (the poison guard in chain-batch.ts dead-letters those at once).
 import type { StreamEvent } from '../processor.ts';
 import type { TransactionEvent } from '../event.ts';
-import { F_EVENT, F_TRACE, F_TX } from '../entry.ts';
+import { F_EVENT, F_TRACE, F_TX_ID } from '../entry.ts';
 import type { RawEntry } from './lane-reader.ts';
 
 /** One field of an entry's field/value list (no Map: two or three fields per entry, every event). */
@@ -13,9 +13,9 @@ export function fieldOf(fields: readonly string[], name: string): string | undef
 
 export function decode(raw: RawEntry): StreamEvent | Error {
   if (!raw.fields) return new Error('entry was trimmed from the stream before it was processed');
-  const tx = fieldOf(raw.fields, F_TX);
+  const tx = fieldOf(raw.fields, F_TX_ID);
   const ev = fieldOf(raw.fields, F_EVENT);
-  if (!tx || !ev) return new Error(`entry lacks the ${tx ? F_EVENT : F_TX} field`);
+  if (!tx || !ev) return new Error(`entry lacks the ${tx ? F_EVENT : F_TX_ID} field`);
   let event: TransactionEvent;
   try {
     event = JSON.parse(ev) as TransactionEvent;

@@ -1,7 +1,7 @@
 // Retry scheduling: how many attempts an entry has had, the fields a retried entry carries, where
 // an unordered stage's retry waits (the delay set), and moving due retries back onto the input
 // streams. The backoff policy itself is core/retry.ts.
-import { F_ATTEMPTS, F_EVENT, F_FIRST_FAILED, F_TRACE, F_TX, fieldsToMap } from '../entry.ts';
+import { F_ATTEMPTS, F_EVENT, F_FIRST_FAILED, F_TRACE, F_TX_ID, fieldsToMap } from '../entry.ts';
 import type { BatchContext, Item, TaskStage } from './batch-types.ts';
 import { fieldOf } from './decode.ts';
 import type { RawEntry } from './lane-reader.ts';
@@ -25,13 +25,13 @@ export function attemptOf(item: Item): number {
 /** A retry (ordering none) waits in the delay set, keeping its attempts and first failure time. */
 export function delayed(ctx: BatchContext, stage: TaskStage, raw: RawEntry, fields: string[], dueAt: number): Output {
   const member = JSON.stringify({ l: ctx.laneIndex.get(raw.lane) ?? 1, f: fields, u: `${raw.stream}/${raw.id}` });
-  return { op: 'z', key: ctx.keys.delay(stage.name, raw.partition), score: dueAt, member };
+  return { op: 'zadd', key: ctx.keys.delay(stage.name, raw.partition), score: dueAt, member };
 }
 
 /** The parked entry's fields: the event as read, with its attempts so far and first failure time. */
 export function retryFields(raw: RawEntry, attempts: number, now: number): string[] {
   const map = fieldsToMap(raw.fields!);
-  const fields = [F_TX, map.get(F_TX)!, F_EVENT, map.get(F_EVENT)!, F_ATTEMPTS, String(attempts), F_FIRST_FAILED, map.get(F_FIRST_FAILED) ?? String(now)];
+  const fields = [F_TX_ID, map.get(F_TX_ID)!, F_EVENT, map.get(F_EVENT)!, F_ATTEMPTS, String(attempts), F_FIRST_FAILED, map.get(F_FIRST_FAILED) ?? String(now)];
   const tp = map.get(F_TRACE);
   if (tp) fields.push(F_TRACE, tp);
   return fields;

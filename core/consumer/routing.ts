@@ -10,9 +10,9 @@ import type { Output } from './settlement.ts';
 export function emitted(ctx: BatchContext, stage: string, partition: number, e: Emitted, traceparent?: string): Output {
   if (!ctx.topology.topics[e.topic]) throw new Error(`stage ${stage} emitted to undeclared topic "${e.topic}"`);
   return {
-    op: 'x',
+    op: 'xadd',
     key: ctx.keys.lane(e.topic, partition, ctx.lanes.laneOf(e.event.type)),
-    fields: entryArgs({ tx: e.event.id, ev: JSON.stringify(e.event), tp: traceparent }),
+    fields: entryArgs({ txId: e.event.id, event: JSON.stringify(e.event), traceparent }),
   };
 }
 

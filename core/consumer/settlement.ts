@@ -14,11 +14,11 @@ const SETTLE_SCRIPT: ScriptSource = coreScript('settle');
 
 export type Output =
   /** XADD `fields` to `key`. */
-  | { op: 'x'; key: string; fields: readonly string[] }
+  | { op: 'xadd'; key: string; fields: readonly string[] }
   /** ZADD `member` with `score` to `key`. */
-  | { op: 'z'; key: string; score: number; member: string }
+  | { op: 'zadd'; key: string; score: number; member: string }
   /** HSET `field` `value` on `key`. */
-  | { op: 'h'; key: string; field: string; value: string }
+  | { op: 'hset'; key: string; field: string; value: string }
   /** HDEL `field` from `key`. */
   | { op: 'hdel'; key: string; field: string }
   /**
@@ -93,13 +93,13 @@ export class Settlement {
     // each output goes on the wire as settle-var.lua's one-letter op code (its header lists them)
     for (const out of outputs) {
       switch (out.op) {
-        case 'x':
+        case 'xadd':
           call.args.push('x', 1, at(out.key), out.fields.length, ...out.fields);
           break;
-        case 'z':
+        case 'zadd':
           call.args.push('z', 1, at(out.key), 2, out.score, out.member);
           break;
-        case 'h':
+        case 'hset':
           call.args.push('h', 1, at(out.key), 2, out.field, out.value);
           break;
         case 'hdel':

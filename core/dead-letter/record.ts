@@ -3,12 +3,12 @@
 // the partition's dead-letter index), and how the CLI and the console read it back.
 import type { RawEntry } from '../consumer/lane-reader.ts';
 import type { Output } from '../consumer/settlement.ts';
-import { F_EVENT, F_FIRST_FAILED, F_TRACE, F_TX, fieldsToMap } from '../entry.ts';
+import { F_EVENT, F_FIRST_FAILED, F_TRACE, F_TX_ID, fieldsToMap } from '../entry.ts';
 import type { Keys } from '../keys.ts';
 
 /** The stored field of each part of a dead letter. */
 export const DEAD_LETTER_FIELD = {
-  tx: F_TX,
+  tx: F_TX_ID,
   event: F_EVENT,
   traceparent: F_TRACE,
   error: 'error',
@@ -51,11 +51,11 @@ export type StoredDeadLetter = [string, string[]];
 /** The dead letter itself and its line in the partition's dead-letter index (tx id → where, why). */
 export function deadLetterOutputs(keys: Keys, stage: string, raw: RawEntry, error: Error, now: number, attempts?: number): Output[] {
   const fields = deadLetterFields(stage, raw, error, now, attempts);
-  const tx = raw.fields ? fieldsToMap(raw.fields).get(F_TX) : undefined;
-  const out: Output[] = [{ op: 'x', key: keys.deadLetter(stage, raw.partition), fields }];
+  const tx = raw.fields ? fieldsToMap(raw.fields).get(F_TX_ID) : undefined;
+  const out: Output[] = [{ op: 'xadd', key: keys.deadLetter(stage, raw.partition), fields }];
   if (tx)
     out.push({
-      op: 'h',
+      op: 'hset',
       key: keys.deadLetterIndex(raw.partition),
       field: tx,
       value: JSON.stringify({ stage, error: error.name, message: error.message.slice(0, 500), at: now }),
@@ -69,7 +69,7 @@ export function deadLetterFields(stage: string, raw: RawEntry, error: Error, now
   const F = DEAD_LETTER_FIELD;
   const fields = [
     F.tx,
-    map.get(F_TX) ?? '',
+    map.get(F_TX_ID) ?? '',
     F.event,
     map.get(F_EVENT) ?? '',
     F.error,

@@ -9,7 +9,7 @@
 // (`review`) is not a column, and an entry the sink dead-lettered, or a second entry of a
 // transaction that already had its row, has no row of its own.
 import type { PgPool } from '../postgres.ts';
-import { F_EVENT, F_TX } from '../entry.ts';
+import { F_EVENT, F_TX_ID } from '../entry.ts';
 import { LaneMap } from '../lanes.ts';
 import { partitionOf } from '../partition.ts';
 import { idParts } from '../stream-id.ts';
@@ -109,7 +109,7 @@ export function postgresHistory(pool: PgPool, topology: Topology, topic: string)
         id: r.stream_id,
         partition: partitionOf(r.merchant_id, partitions),
         lane: lanes.laneOf(r.type),
-        fields: [F_TX, r.id, F_EVENT, JSON.stringify(toEvent(r))],
+        fields: [F_TX_ID, r.id, F_EVENT, JSON.stringify(toEvent(r))],
       }));
     },
   };

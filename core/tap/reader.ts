@@ -24,7 +24,7 @@
 // entries; past the open it reads Redis alone, as before. `earliest` is the oldest entry in Redis.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
-import { F_EVENT, F_TX } from '../entry.ts';
+import { F_EVENT, F_TX_ID } from '../entry.ts';
 import type { Keys } from '../keys.ts';
 import { partitionOf } from '../partition.ts';
 import type { Topology } from '../topology/schema.ts';
@@ -612,7 +612,7 @@ function decode(fields: readonly string[]): { tx: string | undefined; event: Rec
   let tx: string | undefined;
   let ev: string | undefined;
   for (let i = 0; i + 1 < fields.length; i += 2) {
-    if (fields[i] === F_TX) tx = fields[i + 1];
+    if (fields[i] === F_TX_ID) tx = fields[i + 1];
     else if (fields[i] === F_EVENT) ev = fields[i + 1];
   }
   if (ev === undefined) return undefined;

@@ -101,7 +101,7 @@ export class ReviewQueue {
         ? { ...ev, status: 'accepted', review }
         : failedEvent({ ...ev, review }, 'risk_declined', `risk: declined in review by ${by}${note ? `: ${note}` : ''}`);
     const p = held.partition;
-    const fields = entryArgs({ tx: ev.id, ev: JSON.stringify(decided) });
+    const fields = entryArgs({ txId: ev.id, event: JSON.stringify(decided) });
     const keys = [reviewKey(this.keys, p), decidedKey(this.keys, p, txId), this.keys.lane(this.output, p, this.lanes.laneOf(ev.type))];
     const done = await runScript(this.redis, DECIDE, keys, [txId, held.json, DECIDED_TTL_MS, ...fields]);
     return Number(done) === 1 ? decided : undefined;

@@ -139,5 +139,5 @@ async function append(o: AlertChecksOptions, subject: string, alert: RaisedAlert
   const partitions = o.topology.topics[o.topic]?.partitions ?? 1;
   const lane = new LaneMap(o.topology.priorities).laneOf(alert.type);
   const key = o.keys.lane(o.topic, partitionOf(subject, partitions), lane);
-  await o.redis.xadd(key, '*', ...entryArgs({ tx: alert.id, ev: JSON.stringify(alert) }));
+  await o.redis.xadd(key, '*', ...entryArgs({ txId: alert.id, event: JSON.stringify(alert) }));
 }

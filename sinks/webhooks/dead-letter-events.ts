@@ -84,6 +84,8 @@ export class DeadLetterEvents {
       merchant_id: tx.merchant_id,
       data: transactionData({ ...tx, status: 'dead_lettered', failure_reason: reason }, now),
     };
-    return [{ op: 'x' as const, key: this.o.keys.lane(this.o.output, p, this.lanes.laneOf(type)), fields: entryArgs({ tx: ev.id, ev: JSON.stringify(ev) }) }];
+    return [
+      { op: 'xadd' as const, key: this.o.keys.lane(this.o.output, p, this.lanes.laneOf(type)), fields: entryArgs({ txId: ev.id, event: JSON.stringify(ev) }) },
+    ];
   }
 }

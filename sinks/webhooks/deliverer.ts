@@ -324,6 +324,6 @@ export class Deliverer {
       failing_since: since.toISOString(),
       at: now,
     };
-    await this.o.redis.xadd(this.o.keys.lane(topic, p, this.lanes.laneOf(type)), '*', ...entryArgs({ tx: alert.id, ev: JSON.stringify(alert) }));
+    await this.o.redis.xadd(this.o.keys.lane(topic, p, this.lanes.laneOf(type)), '*', ...entryArgs({ txId: alert.id, event: JSON.stringify(alert) }));
   }
 }

@@ -81,7 +81,7 @@ test('1% poison events: each dead-lettered exactly once, the rest flow', async (
       await inst.redis.xadd(
         inst.keys.lane('transactions', partitionOf(body.merchant_id, 8), 'normal'),
         '*',
-        ...entryArgs({ tx, ev: `{"id":"${tx}", not json` }),
+        ...entryArgs({ txId: tx, event: `{"id":"${tx}", not json` }),
       );
       accepted.push({ id: tx, amount: 0, expect: { place: 'dead', stage: 'validate' }, label: 'ev is not JSON' });
     } else if (i % every === every - 1 && crashers < CRASHERS) {

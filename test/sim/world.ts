@@ -615,7 +615,7 @@ export class Simulation {
       const event = { ...e.body, ingested_at: clock.now() };
       const p = partitionOf(e.body.merchant_id, partitions);
       const stream = keys.lane(topology.ingest.topic, p, lanes.laneOf(e.body.type));
-      pipe.xadd(stream, '*', ...entryArgs({ tx: e.id, ev: JSON.stringify(event) }));
+      pipe.xadd(stream, '*', ...entryArgs({ txId: e.id, event: JSON.stringify(event) }));
       if (e.body.type === 'payin') pipe.hsetnx(keys.payins(p, e.body.merchant_id, payinBucket(e.id, topology.refunds.hot).name), e.id, PAYIN_ACCEPTED);
     }
     for (const [err] of (await pipe.exec()) ?? []) if (err) throw err;
