@@ -122,6 +122,9 @@ test('flooded with no worker: 429 for the hot merchant, then 503 for all; worker
   const { verdict, drained } = await drainAndJudge({ ...inst, topology }, accepted, { timeoutMs: 90_000, uniqueIn: ['transactions', 'validated'] });
   t.diagnostic(formatVerdict(verdict, `${accepted.length} accepted`));
   assert.ok(drained && verdict.ok, `${formatVerdict(verdict)}\n${fleet.tails()}`);
+  // a worker the drain did not need may still be starting on a busy box: SIGTERM before its handler is in place kills it
+  // (each publishes its heartbeat while it starts, core/observability/heartbeat.ts)
+  await waitFor('every worker started', async () => (await inst.redis.hlen(inst.keys.global('workers'))) >= fleet.started.length, 60_000, 50);
   for (const s of fleet.started) assert.equal(await s.proc.kill('SIGTERM'), 0, fleet.tails());
   t.diagnostic(`${Math.round((performance.now() - started) / 1000)} s`);
 });
