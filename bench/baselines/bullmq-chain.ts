@@ -13,6 +13,7 @@ import type { ConnectionOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import { entryFields, merchantIds, transactionBody } from '../lib/payload.ts';
 import { cpuMs } from '../lib/proc-stats.ts';
+import { cpuUs, runBaseline } from './run-baseline.ts';
 
 function connection(url: string): ConnectionOptions {
   const u = new URL(url);
@@ -103,16 +104,4 @@ async function main(): Promise<void> {
   );
 }
 
-/** This process's CPU time so far (user + system), µs. */
-function cpuUs(): number {
-  const u = process.cpuUsage();
-  return u.user + u.system;
-}
-
-main().then(
-  () => process.exit(0),
-  (err: Error) => {
-    console.error(`bullmq-chain baseline: ${err.message}`);
-    process.exit(1);
-  },
-);
+runBaseline('bullmq-chain', main);

@@ -18,6 +18,7 @@ import { AckPolicy, connect, DeliverPolicy, StorageType } from 'nats';
 import type { JetStreamClient, JsMsg, PubAck } from 'nats';
 import { entryFields, merchantIds, transactionBody } from '../lib/payload.ts';
 import { cpuMs, pidsByName } from '../lib/proc-stats.ts';
+import { cpuUs, runBaseline } from './run-baseline.ts';
 
 const TOPICS = ['in', 'validated', 'scored', 'settled'] as const;
 const TYPES = new Set(['payin', 'payout', 'refund', 'chargeback']);
@@ -157,16 +158,4 @@ async function main(): Promise<void> {
   }
 }
 
-/** This process's CPU time so far (user + system), µs. */
-function cpuUs(): number {
-  const u = process.cpuUsage();
-  return u.user + u.system;
-}
-
-main().then(
-  () => process.exit(0),
-  (err: Error) => {
-    console.error(`nats-chain baseline: ${err.message}`);
-    process.exit(1);
-  },
-);
+runBaseline('nats-chain', main);
