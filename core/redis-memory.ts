@@ -74,6 +74,8 @@ const RULES: readonly FamilyRule[] = [
   { head: 'risk-prior', family: 'risk-features', kind: 'per-merchant' },
   { head: 'wallet', family: 'ledger-state', kind: 'per-merchant' },
   { head: 'alerted', family: 'ledger-state', kind: 'per-merchant' },
+  // the ledger's count of a merchant's refunds let through (processors/ledger: the cold-payin check)
+  { head: 'refunds', family: 'ledger-state', kind: 'per-merchant' },
   { head: 'review', family: 'review', kind: 'transient' },
   { head: 'review-decided', family: 'review', kind: 'transient' },
   { head: 'park', family: 'parked', kind: 'transient' },

@@ -44,6 +44,7 @@ test('classifyKey: streams by topic, partitioned state by its first segment, glo
   assert.equal(classifyKey('rill', 'rill:{7}:riskf:m_1', set)?.family, 'risk-features');
   assert.equal(classifyKey('rill', 'rill:{7}:ledger:tx_1', set)?.family, 'ledger-records');
   assert.equal(classifyKey('rill', 'rill:{7}:payins:m_1:b3', set)?.kind, 'per-event');
+  assert.equal(classifyKey('rill', 'rill:{7}:refunds:m_1', set)?.family, 'ledger-state', "the ledger's per-merchant refund count");
   assert.equal(classifyKey('rill', 'rill:{7}:park:ledger:q:normal|m_1', set)?.family, 'parked');
   assert.equal(classifyKey('rill', 'rill:{7}:dlq:validate', set)?.family, 'dead-letters');
   assert.equal(classifyKey('rill', 'rill:{7}:unknown:normal', set)?.family, 'other');
