@@ -92,6 +92,7 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
     // chained stages run as one task (core/topology/chains.ts), among the stages this worker runs
     for (const chain of planChains(topology, wanted)) {
       const members: ChainedStageOptions[] = [];
+      const first = topology.stages[chain.stages[0]!]!;
       for (const name of chain.stages) {
         const stage = topology.stages[name]!;
         const factory = await resolveProcessor(stage.processor, baseDir);
@@ -108,7 +109,9 @@ export async function startWorker(o: WorkerOptions): Promise<Worker> {
           postgres: o.env,
           registry: o.registry,
           logger: o.logger.child({ stage: name }),
-          redeliveryHorizonMs: redeliveryHorizon(stage),
+          // in a chain, entries are read, reclaimed and taken over under the first stage's group and
+          // leases: its visibility timeout and lease ttl, this stage's retries
+          redeliveryHorizonMs: redeliveryHorizon({ visibility_timeout: first.visibility_timeout, lease_ttl: first.lease_ttl, retry: stage.retry }),
         });
         if (processor.close) closers.push(() => processor.close!());
         members.push({ name, config: stage, processor });
