@@ -77,26 +77,9 @@ export const sink: Scenario = {
     const copyInst = ctx.instance('copy', 'default');
     const insertInst = ctx.instance('insert', 'default');
     await Promise.all([copyInst.migrate(), insertInst.migrate()]);
-    const copy = lastJsonLine<BaselineRows>(
-      await runToEnd(
-        spawnScript('psql-copy', 'baselines/psql-copy', ['--schema', copyInst.schema, '--file', file, '--columns', columns.join(',')], {
-          env: { DATABASE_URL: ctx.databaseUrl },
-        }),
-        300_000,
-      ),
-    );
+    const copy = await loadBaseline(ctx.databaseUrl, 'psql-copy', copyInst.schema, file, columns);
     ctx.progress.update(0.8, 'multi-row INSERT');
-    const insert = lastJsonLine<BaselineRows>(
-      await runToEnd(
-        spawnScript(
-          'multirow-insert',
-          'baselines/multirow-insert',
-          ['--schema', insertInst.schema, '--file', file, '--columns', columns.join(','), '--rows-per-statement', '1000'],
-          { env: { DATABASE_URL: ctx.databaseUrl } },
-        ),
-        600_000,
-      ),
-    );
+    const insert = await loadBaseline(ctx.databaseUrl, 'multirow-insert', insertInst.schema, file, columns);
     if (copy.rows !== rows || insert.rows !== rows) problems.push(`baselines wrote ${copy.rows} / ${insert.rows} rows, the sink ${rows}`);
     // everything the sink writes: the same transactions and, beside them, the same ledger lines
     ctx.progress.update(0.9, 'psql \\copy of both tables');
@@ -105,51 +88,13 @@ export const sink: Scenario = {
     await psqlExport(ctx.databaseUrl, `"${inst.schema}".ledger_entries`, ledgerColumns, ledgerFile);
     const bothInst = ctx.instance('copyboth', 'default');
     await bothInst.migrate();
-    const copyTx = lastJsonLine<BaselineRows>(
-      await runToEnd(
-        spawnScript('psql-copy', 'baselines/psql-copy', ['--schema', bothInst.schema, '--file', file, '--columns', columns.join(',')], {
-          env: { DATABASE_URL: ctx.databaseUrl },
-        }),
-        300_000,
-      ),
-    );
-    const copyLedger = lastJsonLine<BaselineRows>(
-      await runToEnd(
-        spawnScript(
-          'psql-copy',
-          'baselines/psql-copy',
-          ['--schema', bothInst.schema, '--file', ledgerFile, '--columns', ledgerColumns.join(','), '--table', 'ledger_entries'],
-          { env: { DATABASE_URL: ctx.databaseUrl } },
-        ),
-        300_000,
-      ),
-    );
+    const copyTx = await loadBaseline(ctx.databaseUrl, 'psql-copy', bothInst.schema, file, columns);
+    const copyLedger = await loadBaseline(ctx.databaseUrl, 'psql-copy', bothInst.schema, ledgerFile, ledgerColumns, 'ledger_entries');
     const bothMs = copyTx.ms + copyLedger.ms;
     const bothRate = (rows / Math.max(1, bothMs)) * 1000;
     // and the ledger lines as multi-row INSERTs beside the INSERTed transactions
     ctx.progress.update(0.95, 'multi-row INSERT of the ledger lines');
-    const insertLedger = lastJsonLine<BaselineRows>(
-      await runToEnd(
-        spawnScript(
-          'multirow-insert',
-          'baselines/multirow-insert',
-          [
-            '--schema',
-            insertInst.schema,
-            '--file',
-            ledgerFile,
-            '--columns',
-            ledgerColumns.join(','),
-            '--rows-per-statement',
-            '1000',
-            '--table',
-            'ledger_entries',
-          ],
-          { env: { DATABASE_URL: ctx.databaseUrl } },
-        ),
-        600_000,
-      ),
-    );
+    const insertLedger = await loadBaseline(ctx.databaseUrl, 'multirow-insert', insertInst.schema, ledgerFile, ledgerColumns, 'ledger_entries');
     if (copyLedger.rows !== ledgerEntries || insertLedger.rows !== ledgerEntries)
       problems.push(`ledger baselines wrote ${copyLedger.rows} / ${insertLedger.rows} lines, the sink ${ledgerEntries}`);
     const insertBothMs = insert.ms + insertLedger.ms;
@@ -233,6 +178,22 @@ export const sink: Scenario = {
     };
   },
 };
+
+/** Load a COPY-text file into a table with a baseline tool (psql \\copy, or 1,000-row INSERTs): rows and ms. */
+async function loadBaseline(
+  databaseUrl: string,
+  tool: 'psql-copy' | 'multirow-insert',
+  schema: string,
+  file: string,
+  columns: readonly string[],
+  table?: string,
+): Promise<BaselineRows> {
+  const args = ['--schema', schema, '--file', file, '--columns', columns.join(',')];
+  if (tool === 'multirow-insert') args.push('--rows-per-statement', '1000');
+  if (table) args.push('--table', table);
+  const child = spawnScript(tool, `baselines/${tool}`, args, { env: { DATABASE_URL: databaseUrl } });
+  return lastJsonLine<BaselineRows>(await runToEnd(child, tool === 'psql-copy' ? 300_000 : 600_000));
+}
 
 /** The rows of `table` as COPY text in `file` (psql \\copy): what the baselines load. */
 async function psqlExport(databaseUrl: string, table: string, columns: readonly string[], file: string): Promise<void> {
