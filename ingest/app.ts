@@ -18,10 +18,20 @@ import { EventAppender } from './append.ts';
 import { shedLoad } from './backpressure/middleware.ts';
 import type { LoadGate } from './backpressure/shedder.ts';
 import { bearerAuth } from './auth/index.ts';
-import type { AuthEnv, KeyStore } from './auth/index.ts';
+import type { AuthEnv } from './auth/index.ts';
+import type { KeyStore } from '../core/api-keys.ts';
 import { closeAfterUnreadUpload, requireJson } from './body.ts';
 import { ingestMetrics, recordRequests } from './metrics.ts';
-import { methodNotAllowed, notFound, overloaded, problemResponse, problemType, serviceUnavailable, tooManyRequests, unknownPayin } from './problem.ts';
+import {
+  methodNotAllowed,
+  notFound,
+  overloaded,
+  problemResponse,
+  problemType,
+  serviceUnavailable,
+  tooManyRequests,
+  unknownPayin,
+} from '../core/http/problem.ts';
 import { BatchAppender } from './batch/append.ts';
 import { postTransactionBatch } from './routes/batch.ts';
 import { opsRoutes } from './routes/ops.ts';
@@ -31,7 +41,7 @@ import { getWallets } from './routes/wallets.ts';
 import { postTransaction } from './routes/transactions.ts';
 import { tapRoute } from './routes/tap.ts';
 import { reviewRoutes } from './routes/review.ts';
-import { ReviewQueue } from '../processors/risk/review-queue.ts';
+import { ReviewQueue } from '../core/review-queue.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
 
 export interface IngestLimits {

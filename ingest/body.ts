@@ -7,7 +7,7 @@
 // header alone, and an error answer to an upload we did not read closes the connection.
 import type { Context, MiddlewareHandler } from 'hono';
 import { ProblemError } from '../core/errors.ts';
-import { badRequest, payloadTooLarge, unsupportedMediaType } from './problem.ts';
+import { badRequest, payloadTooLarge, unsupportedMediaType } from '../core/http/problem.ts';
 
 const ACCEPT = { 'accept-post': 'application/json' };
 

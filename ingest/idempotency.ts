@@ -4,7 +4,7 @@
 // packs the compact record the script keeps for 24 h: 12 bytes of fingerprint + the tx id's
 // 16-byte ULID (28 bytes, a Redis embedded string: see core/keys.ts for the key).
 import { hash } from 'node:crypto';
-import { badRequest } from './problem.ts';
+import { badRequest } from '../core/http/problem.ts';
 import type { TransactionBody } from './validation.ts';
 
 /** 1-255 printable ASCII characters (space allowed inside): what fits a header and a Redis key. */

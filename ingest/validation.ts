@@ -1,12 +1,10 @@
 // The POST /v1/transactions body (design §3): parsed strictly, so a typo in a field name is an
 // error rather than silently dropped data. Limits here bound what one event costs downstream.
 import { z } from 'zod';
-import { TRANSACTION_TYPES } from '../core/event.ts';
-import { malformedJson, validationFailed } from './problem.ts';
+import { MERCHANT_ID_PATTERN, TRANSACTION_TYPES } from '../core/event.ts';
+import { malformedJson, validationFailed } from '../core/http/problem.ts';
 import type { FieldError } from '../core/errors.ts';
 
-/** Merchant ids: no ':' or braces, so they cannot forge Redis key segments or hash tags. */
-export const MERCHANT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 /** Metadata keys start with a letter or digit: no `__proto__`, nothing odd in downstream JSON paths. */
 const METADATA_KEY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
 export const METADATA_MAX_ENTRIES = 50;

@@ -22,7 +22,7 @@ import { createRegistry } from '../core/metrics.ts';
 import type { Registry } from '../core/metrics.ts';
 import { startWorkerObservability } from '../core/observability/worker-observability.ts';
 import { EventAppender } from '../ingest/append.ts';
-import { createApiKey } from '../ingest/auth/key-store.ts';
+import { createApiKey } from '../core/api-keys.ts';
 import { startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
 import { startWorker } from '../cli/start-worker.ts';

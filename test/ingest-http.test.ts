@@ -10,7 +10,7 @@ import { createPool } from '../core/postgres.ts';
 import { partitionOf } from '../core/partition.ts';
 import { Keys } from '../core/keys.ts';
 import { EventAppender } from '../ingest/append.ts';
-import { createApiKey } from '../ingest/auth/key-store.ts';
+import { createApiKey } from '../core/api-keys.ts';
 import { startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
 

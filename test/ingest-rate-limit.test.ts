@@ -10,7 +10,7 @@ import { writeTopology } from './helpers/topology-file.ts';
 import { registerReferencedPayins, sampleBody } from './helpers/transactions.ts';
 import { partitionOf } from '../core/partition.ts';
 import { EventAppender } from '../ingest/append.ts';
-import { createApiKey } from '../ingest/auth/index.ts';
+import { createApiKey } from '../core/api-keys.ts';
 import { IngestKeys } from '../ingest/keys.ts';
 import { RateLimitedError } from '../core/errors.ts';
 import { scanPrefix, startTestIngest } from '../ingest/testing.ts';

@@ -4,7 +4,7 @@
 // endpoint's body (the same zod schema and messages), so one bad line rejects only that line.
 import type { z } from 'zod';
 import { parseIdempotencyKey } from '../idempotency.ts';
-import { badRequest, malformedJson, payloadTooLarge, problemType, unsupportedMediaType } from '../problem.ts';
+import { badRequest, malformedJson, payloadTooLarge, problemType, unsupportedMediaType } from '../../core/http/problem.ts';
 import { fastCheckBody, fieldErrors, TransactionBodySchema } from '../validation.ts';
 import type { TransactionBody } from '../validation.ts';
 

@@ -22,7 +22,7 @@ import { BATCH_MAX_BYTES, BATCH_MAX_EVENTS, batchFormat, parseBatch } from '../b
 import type { LineError } from '../batch/parse.ts';
 import { readBody } from '../body.ts';
 import type { IngestMetrics } from '../metrics.ts';
-import { badRequest, forbidden, problemType } from '../problem.ts';
+import { badRequest, forbidden, problemType } from '../../core/http/problem.ts';
 
 export type BatchResult = { index: number; id: string; status: 'accepted' | 'duplicate' } | { index: number; status: 'rejected'; errors: LineError[] };
 

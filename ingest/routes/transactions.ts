@@ -6,7 +6,7 @@ import type { AuthEnv } from '../auth/index.ts';
 import { readBody } from '../body.ts';
 import { parseIdempotencyKey } from '../idempotency.ts';
 import type { IngestMetrics } from '../metrics.ts';
-import { forbidden, idempotencyConflict } from '../problem.ts';
+import { forbidden, idempotencyConflict } from '../../core/http/problem.ts';
 import { parseTransactionBody } from '../validation.ts';
 import { endSpan, startEventSpan, traceparentOf } from '../../core/tracing.ts';
 
