@@ -2,7 +2,9 @@
 // outside the stream, so a held transaction never delays its merchant's later events. An operator
 // approves one (it goes on to the risk stage's output topic, toward the ledger) or declines it
 // (it goes on as failed, failure_code risk_declined, so the sink records it). Each decision is one
-// Lua script: nothing decided twice, nothing lost between the hash and the stream.
+// Lua script: nothing decided twice, nothing lost between the hash and the stream. The risk
+// processor holds (holdForReview); the API (ingest/routes/review.ts), `rill review` and
+// GET /v1/transactions/:id read and decide: one home for both sides.
 import type { Keys } from './keys.ts';
 import type { RedisClient } from './redis.ts';
 import { defineScripts, runScript } from './redis.ts';
