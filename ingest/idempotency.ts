@@ -1,5 +1,5 @@
 // Idempotency-Key handling. The key is checked and the event appended in one Lua script (see
-// scripts/append-events-var.lua); this module validates the header, encodes a validated body once in
+// append/scripts/append-events-var.lua); this module validates the header, encodes a validated body once in
 // canonical form (its fingerprint and the stream entry's `ev` both come from that one string) and
 // packs the compact record the script keeps for 24 h: 12 bytes of fingerprint + the tx id's
 // 16-byte ULID (28 bytes, a Redis embedded string: see core/keys.ts for the key).

@@ -9,7 +9,7 @@ import type { TestInstance } from './helpers/instance.ts';
 import { writeTopology } from './helpers/topology-file.ts';
 import { registerReferencedPayins, sampleBody } from './helpers/transactions.ts';
 import { partitionOf } from '../core/partition.ts';
-import { EventAppender } from '../ingest/append.ts';
+import { EventAppender } from '../ingest/append/index.ts';
 import { createApiKey } from '../core/api-keys.ts';
 import { IngestKeys } from '../ingest/keys.ts';
 import { RateLimitedError } from '../core/errors.ts';

@@ -17,7 +17,7 @@ import { createLogger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
 import { loadTopology } from '../core/topology/load.ts';
 import { startWorkerObservability } from '../core/observability/worker-observability.ts';
-import { EventAppender } from '../ingest/append.ts';
+import { EventAppender } from '../ingest/append/index.ts';
 import { createApiKey } from '../core/api-keys.ts';
 import { startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';

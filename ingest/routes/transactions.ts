@@ -1,7 +1,7 @@
 // POST /v1/transactions: validate, authorize the merchant, append (once per Idempotency-Key).
 // Runs after bearerAuth and requireJson; every failure is thrown as a ProblemError.
 import type { Handler } from 'hono';
-import type { EventAppender } from '../append.ts';
+import type { EventAppender } from '../append/index.ts';
 import type { AuthEnv } from '../auth/index.ts';
 import { readBody } from '../body.ts';
 import { parseIdempotencyKey } from '../idempotency.ts';
