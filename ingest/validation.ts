@@ -64,15 +64,19 @@ export type TransactionBody = z.output<typeof TransactionBodySchema>;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** Bytes → validated body, or a 400 ProblemError listing every field error. */
-export function parseTransactionBody(bytes: Uint8Array): TransactionBody {
-  let raw: unknown;
+/** Bytes → the JSON they hold, or a 400 malformed-json ProblemError (the single and batch bodies). */
+export function parseJsonBody(bytes: Uint8Array): unknown {
   try {
-    raw = JSON.parse(utf8.decode(bytes));
+    return JSON.parse(utf8.decode(bytes));
   } catch (err) {
     const why = err instanceof SyntaxError ? err.message : 'the body is not UTF-8';
     throw malformedJson('The request body is not valid JSON.', { errors: [{ path: '', message: why }] });
   }
+}
+
+/** Bytes → validated body, or a 400 ProblemError listing every field error. */
+export function parseTransactionBody(bytes: Uint8Array): TransactionBody {
+  const raw = parseJsonBody(bytes);
   const fast = fastCheckBody(raw);
   if (fast) return fast;
   const res = TransactionBodySchema.safeParse(raw, {
