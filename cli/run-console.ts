@@ -6,7 +6,7 @@ import type { Logger } from '../core/logger.ts';
 import { createPool } from '../core/postgres.ts';
 import { connectRedis } from '../core/redis.ts';
 import type { Topology } from '../core/topology/schema.ts';
-import { KeyStore } from '../ingest/auth/index.ts';
+import { KeyStore } from '../core/api-keys.ts';
 import { startConsole } from '../console/server.ts';
 
 export const DEFAULT_CONSOLE_PORT = 8090;

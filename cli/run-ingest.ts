@@ -6,7 +6,7 @@ import type { Registry } from '../core/metrics.ts';
 import { createPool } from '../core/postgres.ts';
 import { connectRedis } from '../core/redis.ts';
 import type { Topology } from '../core/topology/schema.ts';
-import { KeyStore } from '../ingest/auth/index.ts';
+import { KeyStore } from '../core/api-keys.ts';
 import { startIngest } from '../ingest/server.ts';
 
 export interface RunningIngest {

@@ -20,9 +20,9 @@ import { collectPartitionStats, readLeases } from '../core/observability/partiti
 import type { PgPool } from '../core/postgres.ts';
 import type { RedisClient } from '../core/redis.ts';
 import type { Topology } from '../core/topology/schema.ts';
-import type { KeyStore } from '../ingest/auth/index.ts';
+import type { KeyStore } from '../core/api-keys.ts';
 import { ProblemError } from '../core/errors.ts';
-import { forbidden, notFound, problemResponse, serviceUnavailable, unauthorized } from '../ingest/problem.ts';
+import { forbidden, notFound, problemResponse, serviceUnavailable, unauthorized } from '../core/http/problem.ts';
 import { assetRoutes } from './assets.ts';
 import { AuditLog } from './audit.ts';
 import { latestBench, latestBenchChart } from './data/bench.ts';

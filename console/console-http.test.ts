@@ -7,7 +7,7 @@ import { DeadLetters } from '../core/dead-letter/dead-letters.ts';
 import { partitionOf } from '../core/partition.ts';
 import { newTxId } from '../core/tx-id.ts';
 import { createLogger } from '../core/logger.ts';
-import { createApiKey, KeyStore, revokeApiKey } from '../ingest/auth/index.ts';
+import { createApiKey, KeyStore, revokeApiKey } from '../core/api-keys.ts';
 import { createInstance } from '../test/helpers/instance.ts';
 import type { TestInstance } from '../test/helpers/instance.ts';
 import { SHIPPED_TOPOLOGY, writeTopology } from '../test/helpers/topology-file.ts';

@@ -18,7 +18,7 @@ import { createRegistry } from '../core/metrics.ts';
 import { partitionOf } from '../core/partition.ts';
 import { waitFor } from '../core/wait.ts';
 import { loadTopology } from '../core/topology/load.ts';
-import { createApiKey, KeyStore } from '../ingest/auth/index.ts';
+import { createApiKey, KeyStore } from '../core/api-keys.ts';
 import { startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
 import { newTxId } from '../core/tx-id.ts';

@@ -6,7 +6,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Keys } from '../core/keys.ts';
 import type { RedisClient } from '../core/redis.ts';
-import type { KeyStore } from '../ingest/auth/index.ts';
+import type { KeyStore } from '../core/api-keys.ts';
 
 export const SESSION_COOKIE = 'rill_console';
 export const CSRF_HEADER = 'x-csrf-token';

@@ -16,8 +16,8 @@ import { TapInputError } from '../core/errors.ts';
 import { openTap } from '../core/tap/reader.ts';
 import type { TapReader } from '../core/tap/reader.ts';
 import type { Topology } from '../core/topology/schema.ts';
-import { badRequest, notFound, serviceUnavailable } from '../ingest/problem.ts';
-import { MERCHANT_ID_PATTERN } from '../ingest/validation.ts';
+import { badRequest, notFound, serviceUnavailable } from '../core/http/problem.ts';
+import { MERCHANT_ID_PATTERN } from '../core/event.ts';
 import { TailRow } from './views/pages.tsx';
 
 const TYPE = /^[A-Za-z0-9_.:-]{1,64}$/;

@@ -127,7 +127,7 @@ export class WebhookError extends Error {
   }
 }
 
-/** A merchant webhook's host resolves to an address the SSRF guard refuses (sinks/webhooks/url-guard.ts). */
+/** A merchant webhook's host resolves to an address the SSRF guard refuses (sinks/webhooks/guarded-connector.ts). */
 export class RefusedAddressError extends Error {
   override name = 'RefusedAddressError';
   readonly code = 'ERR_WEBHOOK_REFUSED_ADDRESS';
@@ -149,7 +149,7 @@ export interface Problem {
   errors?: FieldError[];
 }
 
-/** An error that already knows its HTTP answer; thrown by handlers and middleware (ingest/problem.ts builds them). */
+/** An error that already knows its HTTP answer; thrown by handlers and middleware (core/http/problem.ts builds them). */
 export class ProblemError extends Error {
   override name = 'ProblemError';
   constructor(

@@ -4,6 +4,9 @@ import type { FailureCode } from './failure-codes.ts';
 export const TRANSACTION_TYPES = ['payin', 'payout', 'refund', 'chargeback'] as const;
 export type TransactionType = (typeof TRANSACTION_TYPES)[number];
 
+/** Merchant ids: no ':' or braces, so they cannot forge Redis key segments or hash tags. */
+export const MERCHANT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
 export type TransactionStatus = 'accepted' | 'processing' | 'in_review' | 'succeeded' | 'failed' | 'dead_lettered';
 
 /**

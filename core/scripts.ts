@@ -1,7 +1,7 @@
 // The one way to load Lua scripts. A component keeps its scripts in a `scripts/` folder at its
-// root (core/scripts, ingest/scripts, console/scripts, processors/<name>/scripts,
-// sinks/<name>/scripts), one command per file named `<name>-<numKeys>.lua`, or `<name>-var.lua`
-// when the caller passes the key count first. Each file opens with a `--[[ ]]` header listing
+// root (core/scripts and core/webhooks/scripts, ingest/scripts, console/scripts,
+// processors/<name>/scripts, sinks/<name>/scripts), one command per file named
+// `<name>-<numKeys>.lua`, or `<name>-var.lua` when the caller passes the key count first. Each file opens with a `--[[ ]]` header listing
 // KEYS, ARGV and what it returns. Shared Lua helpers live in core/scripts/includes/ and are
 // pulled in by a line `--- @include "<helper>"`, replaced at load time by that file's text.
 // Scripts are read once per process, when the owning module loads: a missing or unexpected file

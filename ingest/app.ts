@@ -1,6 +1,6 @@
 // The ingest HTTP app (design §3): wiring only. Each concern lives in its own module: auth/,
-// body.ts (415/413), validation.ts (400), append.ts (Redis, and the rate limit: 429),
-// backpressure/ (load shedding: 503), problem.ts (every error's shape).
+// body.ts (415/413), validation.ts (400), append/ (Redis, and the rate limit: 429),
+// backpressure/ (load shedding: 503), core/http/problem.ts (every error's shape).
 import { STATUS_CODES } from 'node:http';
 import { Hono } from 'hono';
 import type { Context, MiddlewareHandler } from 'hono';
@@ -14,15 +14,25 @@ import type { Registry } from '../core/metrics.ts';
 import type { PgPool } from '../core/postgres.ts';
 import type { RedisClient } from '../core/redis.ts';
 import type { Topology } from '../core/topology/schema.ts';
-import { EventAppender } from './append.ts';
+import { EventAppender } from './append/index.ts';
 import { shedLoad } from './backpressure/middleware.ts';
 import type { LoadGate } from './backpressure/shedder.ts';
 import { bearerAuth } from './auth/index.ts';
-import type { AuthEnv, KeyStore } from './auth/index.ts';
+import type { AuthEnv } from './auth/index.ts';
+import type { KeyStore } from '../core/api-keys.ts';
 import { closeAfterUnreadUpload, requireJson } from './body.ts';
 import { ingestMetrics, recordRequests } from './metrics.ts';
-import { methodNotAllowed, notFound, overloaded, problemResponse, problemType, serviceUnavailable, tooManyRequests, unknownPayin } from './problem.ts';
-import { BatchAppender } from './batch/append.ts';
+import {
+  methodNotAllowed,
+  notFound,
+  overloaded,
+  problemResponse,
+  problemType,
+  serviceUnavailable,
+  tooManyRequests,
+  unknownPayin,
+} from '../core/http/problem.ts';
+import { BatchAppender } from './append/batch.ts';
 import { postTransactionBatch } from './routes/batch.ts';
 import { opsRoutes } from './routes/ops.ts';
 import { openApiRoutes } from './openapi/routes.ts';
@@ -31,7 +41,7 @@ import { getWallets } from './routes/wallets.ts';
 import { postTransaction } from './routes/transactions.ts';
 import { tapRoute } from './routes/tap.ts';
 import { reviewRoutes } from './routes/review.ts';
-import { ReviewQueue } from '../processors/risk/review-queue.ts';
+import { ReviewQueue } from '../core/review-queue.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
 
 export interface IngestLimits {

@@ -7,31 +7,50 @@
 // header alone, and an error answer to an upload we did not read closes the connection.
 import type { Context, MiddlewareHandler } from 'hono';
 import { ProblemError } from '../core/errors.ts';
-import { badRequest, payloadTooLarge, unsupportedMediaType } from './problem.ts';
+import { badRequest, payloadTooLarge, unsupportedMediaType } from '../core/http/problem.ts';
 
-const ACCEPT = { 'accept-post': 'application/json' };
+const JSON_MEDIA = ['application/json'] as const;
 
 /** Only `application/json` (UTF-8), not compressed: anything else is 415 before we read a byte. */
 export function requireJson(): MiddlewareHandler {
   return async (c, next) => {
-    const type = c.req.header('content-type');
-    const [media, ...params] = (type ?? '').split(';').map((s) => s.trim().toLowerCase());
-    if (media !== 'application/json') {
-      throw unsupportedMediaType(`Content-Type must be application/json${type ? `, not ${truncate(type)}` : ''}.`, { headers: ACCEPT });
-    }
-    const charset = params
-      .find((p) => p.startsWith('charset='))
-      ?.slice('charset='.length)
-      .replace(/"/g, '');
-    if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
-      throw unsupportedMediaType('JSON bodies must be UTF-8.', { headers: ACCEPT });
-    }
-    const encoding = c.req.header('content-encoding');
-    if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
-      throw unsupportedMediaType('Compressed request bodies are not accepted.', { headers: ACCEPT });
-    }
+    acceptedMediaType(c.req.header('content-type'), c.req.header('content-encoding'), JSON_MEDIA, 'JSON');
     await next();
   };
+}
+
+/**
+ * Which of `accepted` (lower case, preferred first) the body is, by Content-Type; 415 for anything
+ * else, a charset other than UTF-8 or a compressed body. `what` names the bodies in that answer.
+ */
+export function acceptedMediaType<M extends string>(
+  contentType: string | undefined,
+  contentEncoding: string | undefined,
+  accepted: readonly M[],
+  what: string,
+): M {
+  const [media, ...params] = (contentType ?? '').split(';').map((s) => s.trim().toLowerCase());
+  const found = accepted.find((m) => m === media);
+  if (found === undefined) {
+    throw unsupportedMediaType(`Content-Type must be ${accepted.join(' or ')}${contentType ? `, not ${truncate(contentType)}` : ''}.`, {
+      headers: acceptPost(accepted),
+    });
+  }
+  const charset = params
+    .find((p) => p.startsWith('charset='))
+    ?.slice('charset='.length)
+    .replace(/"/g, '');
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+    throw unsupportedMediaType(`${what} bodies must be UTF-8.`, { headers: acceptPost(accepted) });
+  }
+  if (contentEncoding !== undefined && contentEncoding.trim().toLowerCase() !== 'identity') {
+    throw unsupportedMediaType('Compressed request bodies are not accepted.', { headers: acceptPost(accepted) });
+  }
+  return found;
+}
+
+function acceptPost(accepted: readonly string[]): Record<string, string> {
+  return { 'accept-post': accepted.join(', ') };
 }
 
 /** The body's bytes, at most `maxBytes` of them; 413 past that, also without Content-Length. */

@@ -5,7 +5,7 @@
 // would send it again.
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
-import { problemType } from './problem.ts';
+import { problemType } from '../core/http/problem.ts';
 
 const BY_CODE: Record<string, [number, string, string]> = {
   HPE_HEADER_OVERFLOW: [431, 'request-header-fields-too-large', 'Request Header Fields Too Large'],

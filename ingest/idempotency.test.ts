@@ -8,7 +8,7 @@ import { newTxId } from '../core/tx-id.ts';
 import { createInstance } from '../test/helpers/instance.ts';
 import type { TestInstance } from '../test/helpers/instance.ts';
 import { loadTopology } from '../core/topology/load.ts';
-import { EventAppender } from './append.ts';
+import { EventAppender } from './append/index.ts';
 import { IngestKeys } from './keys.ts';
 import { bodyDigest, canonicalBody, canonicalJson, idempotencyRecord, RECORD_BYTES, txIdFromHex, ulidBytes } from './idempotency.ts';
 import type { TransactionBody } from './validation.ts';

@@ -1,10 +1,10 @@
 // Idempotency-Key handling. The key is checked and the event appended in one Lua script (see
-// scripts/append-events-var.lua); this module validates the header, encodes a validated body once in
+// append/scripts/append-events-var.lua); this module validates the header, encodes a validated body once in
 // canonical form (its fingerprint and the stream entry's `ev` both come from that one string) and
 // packs the compact record the script keeps for 24 h: 12 bytes of fingerprint + the tx id's
 // 16-byte ULID (28 bytes, a Redis embedded string: see core/keys.ts for the key).
 import { hash } from 'node:crypto';
-import { badRequest } from './problem.ts';
+import { badRequest } from '../core/http/problem.ts';
 import type { TransactionBody } from './validation.ts';
 
 /** 1-255 printable ASCII characters (space allowed inside): what fits a header and a Redis key. */

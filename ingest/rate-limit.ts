@@ -1,5 +1,5 @@
 // The per-merchant rate limit (design §3: 429). The token bucket itself lives in the append
-// script (scripts/append-events-var.lua), so taking a token and
+// script (append/scripts/append-events-var.lua), so taking a token and
 // appending stay one atomic round trip; this module is what the caller sees of it.
 import type { RateLimitConfig } from '../core/topology/schema.ts';
 

@@ -11,7 +11,7 @@ import type { IngestDeps } from './app.ts';
 import { loadSampler, pipelineKeys } from './backpressure/measure.ts';
 import { LoadShedder } from './backpressure/shedder.ts';
 import { answerClientErrors } from './client-errors.ts';
-import { badRequest, problemResponse } from './problem.ts';
+import { badRequest, problemResponse } from '../core/http/problem.ts';
 
 export interface IngestServer {
   /** The bound port (the real one when started on port 0). */

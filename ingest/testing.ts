@@ -10,7 +10,7 @@ import { onEveryMaster } from '../core/slot-pipeline.ts';
 import { loadTopology } from '../core/topology/load.ts';
 import type { Topology } from '../core/topology/schema.ts';
 import type { IngestLimits } from './app.ts';
-import { KeyStore } from './auth/key-store.ts';
+import { KeyStore } from '../core/api-keys.ts';
 import type { LoadGate } from './backpressure/shedder.ts';
 import { startIngest } from './server.ts';
 import type { IngestServer } from './server.ts';

@@ -1,12 +1,10 @@
 // The POST /v1/transactions body (design §3): parsed strictly, so a typo in a field name is an
 // error rather than silently dropped data. Limits here bound what one event costs downstream.
 import { z } from 'zod';
-import { TRANSACTION_TYPES } from '../core/event.ts';
-import { malformedJson, validationFailed } from './problem.ts';
+import { MERCHANT_ID_PATTERN, TRANSACTION_TYPES } from '../core/event.ts';
+import { malformedJson, validationFailed } from '../core/http/problem.ts';
 import type { FieldError } from '../core/errors.ts';
 
-/** Merchant ids: no ':' or braces, so they cannot forge Redis key segments or hash tags. */
-export const MERCHANT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 /** Metadata keys start with a letter or digit: no `__proto__`, nothing odd in downstream JSON paths. */
 const METADATA_KEY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
 export const METADATA_MAX_ENTRIES = 50;
@@ -66,15 +64,19 @@ export type TransactionBody = z.output<typeof TransactionBodySchema>;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** Bytes → validated body, or a 400 ProblemError listing every field error. */
-export function parseTransactionBody(bytes: Uint8Array): TransactionBody {
-  let raw: unknown;
+/** Bytes → the JSON they hold, or a 400 malformed-json ProblemError (the single and batch bodies). */
+export function parseJsonBody(bytes: Uint8Array): unknown {
   try {
-    raw = JSON.parse(utf8.decode(bytes));
+    return JSON.parse(utf8.decode(bytes));
   } catch (err) {
     const why = err instanceof SyntaxError ? err.message : 'the body is not UTF-8';
     throw malformedJson('The request body is not valid JSON.', { errors: [{ path: '', message: why }] });
   }
+}
+
+/** Bytes → validated body, or a 400 ProblemError listing every field error. */
+export function parseTransactionBody(bytes: Uint8Array): TransactionBody {
+  const raw = parseJsonBody(bytes);
   const fast = fastCheckBody(raw);
   if (fast) return fast;
   const res = TransactionBodySchema.safeParse(raw, {

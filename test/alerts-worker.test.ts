@@ -14,7 +14,7 @@ import { SHIPPED_TOPOLOGY, writeTopology } from './helpers/topology-file.ts';
 import { createLogger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
 import { ConfigError } from '../core/errors.ts';
-import { EventAppender } from '../ingest/append.ts';
+import { EventAppender } from '../ingest/append/index.ts';
 import type { TransactionBody } from '../ingest/validation.ts';
 import { startWorker } from '../cli/start-worker.ts';
 

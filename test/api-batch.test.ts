@@ -12,7 +12,7 @@ import { fieldsToMap } from '../core/entry.ts';
 import type { TransactionEvent } from '../core/event.ts';
 import { partitionOf } from '../core/partition.ts';
 import type { Topology } from '../core/topology/schema.ts';
-import { createApiKey } from '../ingest/auth/index.ts';
+import { createApiKey } from '../core/api-keys.ts';
 import { scanPrefix, startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
 import { TX_ID_PATTERN } from '../core/tx-id.ts';

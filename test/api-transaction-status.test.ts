@@ -18,7 +18,7 @@ import { createLogger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
 import { partitionOf } from '../core/partition.ts';
 import type { Topology } from '../core/topology/schema.ts';
-import { createApiKey } from '../ingest/auth/index.ts';
+import { createApiKey } from '../core/api-keys.ts';
 import { TRANSACTION_BY_ID_SQL, txIdTime } from '../ingest/routes/transaction-status.ts';
 import type { TransactionView } from '../ingest/routes/transaction-status.ts';
 import { startTestIngest } from '../ingest/testing.ts';

@@ -15,7 +15,7 @@ import { flakyStage, writeTopology } from './helpers/topology-file.ts';
 import { createLogger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
 import type { Topology } from '../core/topology/schema.ts';
-import { EventAppender } from '../ingest/append.ts';
+import { EventAppender } from '../ingest/append/index.ts';
 import { startWorker } from '../cli/start-worker.ts';
 import type { Worker } from '../cli/start-worker.ts';
 import { dlqCommand } from '../cli/commands/dlq.ts';

@@ -9,8 +9,8 @@ import { connectRedis } from '../core/redis.ts';
 import { createPool } from '../core/postgres.ts';
 import { partitionOf } from '../core/partition.ts';
 import { Keys } from '../core/keys.ts';
-import { EventAppender } from '../ingest/append.ts';
-import { createApiKey } from '../ingest/auth/key-store.ts';
+import { EventAppender } from '../ingest/append/index.ts';
+import { createApiKey } from '../core/api-keys.ts';
 import { startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
 

@@ -7,7 +7,7 @@ import type { TestInstance } from './helpers/instance.ts';
 import { fieldsToMap } from '../core/entry.ts';
 import type { TransactionEvent } from '../core/event.ts';
 import { partitionOf } from '../core/partition.ts';
-import { createApiKey } from '../ingest/auth/key-store.ts';
+import { createApiKey } from '../core/api-keys.ts';
 import { scanPrefix, startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
 import { IngestKeys } from '../ingest/keys.ts';

@@ -7,7 +7,7 @@ import { createInstance } from './helpers/instance.ts';
 import type { TestInstance } from './helpers/instance.ts';
 import { spawnRill } from './helpers/rill-process.ts';
 import { waitFor } from './helpers/wait.ts';
-import { createApiKey } from '../ingest/auth/key-store.ts';
+import { createApiKey } from '../core/api-keys.ts';
 
 let inst: TestInstance;
 before(async () => {

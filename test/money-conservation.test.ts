@@ -19,7 +19,7 @@ import { SHIPPED_TOPOLOGY, writeTopology } from './helpers/topology-file.ts';
 import { merchantIds } from './helpers/transactions.ts';
 import { startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
-import { createApiKey } from '../ingest/auth/index.ts';
+import { createApiKey } from '../core/api-keys.ts';
 import type { TransactionBody } from '../ingest/validation.ts';
 
 let inst: TestInstance;

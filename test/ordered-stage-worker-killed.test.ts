@@ -11,7 +11,7 @@ import { waitFor } from './helpers/wait.ts';
 import { outstanding } from './helpers/pipeline.ts';
 import { writeTopology } from './helpers/topology-file.ts';
 import { merchantIds } from './helpers/transactions.ts';
-import { EventAppender } from '../ingest/append.ts';
+import { EventAppender } from '../ingest/append/index.ts';
 import { chainOf, planChains } from '../core/topology/chains.ts';
 
 const SEQUENCE_CHECK = new URL('./fixtures/processors/sequence-check.ts', import.meta.url).pathname;

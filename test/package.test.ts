@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { waitFor } from '../core/wait.ts';
 import { startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
-import { createApiKey } from '../ingest/auth/index.ts';
+import { createApiKey } from '../core/api-keys.ts';
 import { loadTopology } from '../core/topology/load.ts';
 import { createInstance } from './helpers/instance.ts';
 import type { TestInstance } from './helpers/instance.ts';

@@ -16,7 +16,7 @@ import { waitFor } from './helpers/wait.ts';
 import { deadLetters, outstanding } from './helpers/pipeline.ts';
 import { SHIPPED_TOPOLOGY, WITHOUT_WEBHOOKS, writeTopology } from './helpers/topology-file.ts';
 import { UnknownPayinError } from '../core/errors.ts';
-import { EventAppender } from '../ingest/append.ts';
+import { EventAppender } from '../ingest/append/index.ts';
 import { partitionOf } from '../core/partition.ts';
 import { newTxId } from '../core/tx-id.ts';
 import { PAYIN_ACCEPTED, payinBucket } from '../core/payins.ts';

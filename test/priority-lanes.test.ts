@@ -12,7 +12,7 @@ import { merchantIds, registerReferencedPayins } from './helpers/transactions.ts
 import { createLogger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
 import type { Topology } from '../core/topology/schema.ts';
-import { EventAppender } from '../ingest/append.ts';
+import { EventAppender } from '../ingest/append/index.ts';
 import type { TransactionBody } from '../ingest/validation.ts';
 import { startWorker } from '../cli/start-worker.ts';
 

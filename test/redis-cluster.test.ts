@@ -22,7 +22,7 @@ import { merchantIds } from './helpers/transactions.ts';
 import { entryArgs } from '../core/entry.ts';
 import { scanPrefix, startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
-import { createApiKey } from '../ingest/auth/index.ts';
+import { createApiKey } from '../core/api-keys.ts';
 import type { TransactionBody } from '../ingest/validation.ts';
 import { isCluster, keySlot } from '../core/slot-pipeline.ts';
 import type { Topology } from '../core/topology/schema.ts';

@@ -15,7 +15,7 @@ import { createLogger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
 import type { Registry } from '../core/metrics.ts';
 import { loadTopology } from '../core/topology/load.ts';
-import { EventAppender } from '../ingest/append.ts';
+import { EventAppender } from '../ingest/append/index.ts';
 import { startWorker } from '../cli/start-worker.ts';
 import type { Worker } from '../cli/start-worker.ts';
 import { replayCommand } from '../cli/commands/replay.ts';

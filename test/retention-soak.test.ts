@@ -22,7 +22,7 @@ import { SHIPPED_TOPOLOGY, WITHOUT_WEBHOOKS, writeTopology } from './helpers/top
 import { merchantIds } from './helpers/transactions.ts';
 import { startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
-import { createApiKey } from '../ingest/auth/index.ts';
+import { createApiKey } from '../core/api-keys.ts';
 import { redeliveryHorizon } from '../core/retention/horizon.ts';
 import type { Topology } from '../core/topology/schema.ts';
 

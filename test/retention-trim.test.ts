@@ -11,7 +11,7 @@ import type { TestInstance } from './helpers/instance.ts';
 import { writeTopology } from './helpers/topology-file.ts';
 import { waitFor } from './helpers/wait.ts';
 import { merchantIds, sampleBody } from './helpers/transactions.ts';
-import { EventAppender } from '../ingest/append.ts';
+import { EventAppender } from '../ingest/append/index.ts';
 import { LaneReader } from '../core/consumer/lane-reader.ts';
 import { createRegistry } from '../core/metrics.ts';
 import type { Registry } from '../core/metrics.ts';

@@ -10,7 +10,7 @@ import { runCaptured } from './helpers/cli.ts';
 import { partitionOf } from '../core/partition.ts';
 import { loadTopology } from '../core/topology/load.ts';
 import type { TransactionEvent } from '../core/event.ts';
-import { holdForReview } from '../processors/risk/review-queue.ts';
+import { holdForReview } from '../core/review-queue.ts';
 import { readRules } from '../processors/risk/rules.ts';
 
 let inst: TestInstance;

@@ -14,7 +14,7 @@ import type { RillProcess } from './helpers/rill-process.ts';
 import { waitFor } from './helpers/wait.ts';
 import { outstanding } from './helpers/pipeline.ts';
 import { FLAKY_PROCESSOR, writeTopology } from './helpers/topology-file.ts';
-import { EventAppender } from '../ingest/append.ts';
+import { EventAppender } from '../ingest/append/index.ts';
 import { partitionOf } from '../core/partition.ts';
 import { fieldsToMap } from '../core/entry.ts';
 import { planChains } from '../core/topology/chains.ts';

@@ -12,7 +12,7 @@ import { waitFor } from './helpers/wait.ts';
 import { deadLetters, outstanding } from './helpers/pipeline.ts';
 import { writeTopology } from './helpers/topology-file.ts';
 import { merchantIds, registerReferencedPayins, sampleBody } from './helpers/transactions.ts';
-import { EventAppender } from '../ingest/append.ts';
+import { EventAppender } from '../ingest/append/index.ts';
 
 const FLAKY = new URL('./fixtures/processors/flaky.ts', import.meta.url).pathname;
 let inst: TestInstance;

@@ -10,7 +10,7 @@ import { writeTopology } from './helpers/topology-file.ts';
 import { merchantIds, registerReferencedPayins, sampleBody } from './helpers/transactions.ts';
 import { createLogger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
-import { EventAppender } from '../ingest/append.ts';
+import { EventAppender } from '../ingest/append/index.ts';
 import { startWorker } from '../cli/start-worker.ts';
 
 let inst: TestInstance;

@@ -15,7 +15,7 @@ import { createLogger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
 import { LaneMap } from '../core/lanes.ts';
 import { startWorkerObservability } from '../core/observability/worker-observability.ts';
-import { EventAppender } from '../ingest/append.ts';
+import { EventAppender } from '../ingest/append/index.ts';
 import { startWorker } from '../cli/start-worker.ts';
 import type { Worker } from '../cli/start-worker.ts';
 import { statusCommand } from '../cli/commands/status.ts';

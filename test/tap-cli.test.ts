@@ -11,7 +11,7 @@ import { merchantIds, registerReferencedPayins, sampleBody } from './helpers/tra
 import { waitFor } from './helpers/wait.ts';
 import { compareIds } from '../core/stream-id.ts';
 import { loadTopology } from '../core/topology/load.ts';
-import { EventAppender } from '../ingest/append.ts';
+import { EventAppender } from '../ingest/append/index.ts';
 import type { TransactionBody } from '../ingest/validation.ts';
 import { CSV_COLUMNS } from '../cli/commands/tap.ts';
 

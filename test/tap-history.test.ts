@@ -26,7 +26,7 @@ import { openTap } from '../core/tap/reader.ts';
 import type { TapEvent, TapOptions } from '../core/tap/reader.ts';
 import type { PostgresSinkConfig, Topology } from '../core/topology/schema.ts';
 import { tapCommand } from '../cli/commands/tap.ts';
-import { createApiKey } from '../ingest/auth/key-store.ts';
+import { createApiKey } from '../core/api-keys.ts';
 import { startTestIngest } from '../ingest/testing.ts';
 import { BatchWriter } from '../sinks/postgres/batch-writer.ts';
 import { PostgresSink } from '../sinks/postgres/sink.ts';

@@ -8,8 +8,8 @@ import { createInstance } from './helpers/instance.ts';
 import type { TestInstance } from './helpers/instance.ts';
 import { merchantIds, registerReferencedPayins, sampleBody } from './helpers/transactions.ts';
 import { waitFor } from './helpers/wait.ts';
-import { EventAppender } from '../ingest/append.ts';
-import { createApiKey, parseApiKey } from '../ingest/auth/key-store.ts';
+import { EventAppender } from '../ingest/append/index.ts';
+import { createApiKey, parseApiKey } from '../core/api-keys.ts';
 import { scanPrefix, startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
 

@@ -12,7 +12,7 @@ import { merchantIds, registerReferencedPayins, sampleBody } from './helpers/tra
 import { ENGINE_TOPOLOGY } from './helpers/topology-file.ts';
 import { startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
-import { createApiKey } from '../ingest/auth/index.ts';
+import { createApiKey } from '../core/api-keys.ts';
 
 const N = 10_000;
 const CONCURRENCY = 200;

@@ -14,7 +14,7 @@ import { createRegistry } from '../core/metrics.ts';
 import { loadTopology } from '../core/topology/load.ts';
 import { startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
-import { createApiKey } from '../ingest/auth/index.ts';
+import { createApiKey } from '../core/api-keys.ts';
 import { startWorker } from '../cli/start-worker.ts';
 import type { Worker } from '../cli/start-worker.ts';
 

@@ -18,7 +18,7 @@ import { partitionOf } from '../core/partition.ts';
 import { loadTopology } from '../core/topology/load.ts';
 import { createLogger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
-import { EventAppender } from '../ingest/append.ts';
+import { EventAppender } from '../ingest/append/index.ts';
 import { startWorker } from '../cli/start-worker.ts';
 import type { Worker } from '../cli/start-worker.ts';
 import type { TransactionBody } from '../ingest/validation.ts';

@@ -23,10 +23,11 @@ import { partitionOf } from '../core/partition.ts';
 import { connectRedis } from '../core/redis.ts';
 import { loadTopology } from '../core/topology/load.ts';
 import { MerchantWebhooksSinkSchema } from '../core/topology/schema.ts';
-import { EndpointStore } from '../sinks/webhooks/endpoints.ts';
-import { WebhookEnqueuer } from '../sinks/webhooks/enqueue.ts';
-import { claim, defineQueueScripts, QueueKeys } from '../sinks/webhooks/queue.ts';
-import { secretKey } from '../sinks/webhooks/secrets.ts';
+import { EndpointStore } from '../core/webhooks/endpoints.ts';
+import { WebhookEnqueuer } from '../core/webhooks/enqueue.ts';
+import { QueueKeys } from '../core/webhooks/queue.ts';
+import { claim, defineQueueScripts } from '../sinks/webhooks/delivery-rounds.ts';
+import { secretKey } from '../core/webhooks/secrets.ts';
 import { WebhooksSink } from '../sinks/webhooks/sink.ts';
 
 const topology = loadTopology(SHIPPED_TOPOLOGY);

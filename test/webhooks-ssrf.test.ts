@@ -7,11 +7,11 @@ import assert from 'node:assert/strict';
 import { createInstance } from './helpers/instance.ts';
 import type { TestInstance } from './helpers/instance.ts';
 import { WebhookReceiver } from './helpers/webhook-receiver.ts';
-import { createApiKey } from '../ingest/auth/key-store.ts';
+import { createApiKey } from '../core/api-keys.ts';
 import { startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
 import { EndpointClients } from '../sinks/webhooks/http.ts';
-import { checkEndpointUrl, refusedAddress } from '../sinks/webhooks/url-guard.ts';
+import { checkEndpointUrl, refusedAddress } from '../core/webhooks/url-guard.ts';
 
 const STRICT = { allowLoopback: false, allowPrivate: false };
 const DEV = { allowLoopback: true, allowPrivate: false };

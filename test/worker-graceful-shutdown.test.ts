@@ -9,7 +9,7 @@ import { waitFor } from './helpers/wait.ts';
 import { outstanding } from './helpers/pipeline.ts';
 import { merchantIds, registerReferencedPayins, sampleBody } from './helpers/transactions.ts';
 import { writeTopology } from './helpers/topology-file.ts';
-import { EventAppender } from '../ingest/append.ts';
+import { EventAppender } from '../ingest/append/index.ts';
 
 let inst: TestInstance;
 before(async () => {

@@ -18,7 +18,7 @@ import { waitFor } from './helpers/wait.ts';
 import { outstanding } from './helpers/pipeline.ts';
 import { writeTopology } from './helpers/topology-file.ts';
 import { merchantIds, sampleBody } from './helpers/transactions.ts';
-import { EventAppender } from '../ingest/append.ts';
+import { EventAppender } from '../ingest/append/index.ts';
 
 const PARTITIONS = 8;
 /** Well under a periodic sync (lease_ttl / 3 = 20 s): a move this fast came from the handover. */

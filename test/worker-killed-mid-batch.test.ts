@@ -11,7 +11,7 @@ import { waitFor } from './helpers/wait.ts';
 import { outstanding } from './helpers/pipeline.ts';
 import { writeTopology } from './helpers/topology-file.ts';
 import { merchantIds, registerReferencedPayins, sampleBody } from './helpers/transactions.ts';
-import { EventAppender } from '../ingest/append.ts';
+import { EventAppender } from '../ingest/append/index.ts';
 
 const N = 30_000;
 let inst: TestInstance;

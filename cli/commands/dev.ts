@@ -7,7 +7,7 @@ import { createRegistry } from '../../core/metrics.ts';
 import { createPool } from '../../core/postgres.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { migrate } from '../../sinks/postgres/migrate.ts';
-import { createApiKey } from '../../ingest/auth/index.ts';
+import { createApiKey } from '../../core/api-keys.ts';
 import { runIngest } from '../run-ingest.ts';
 import { startWorker } from '../start-worker.ts';
 import { postgresAnswers, redisAnswers, startLocalPostgres, startLocalRedis } from '../../core/local-services.ts';

@@ -5,7 +5,7 @@ import { readEnv } from '../../core/config.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { createPool } from '../../core/postgres.ts';
 import { migrate } from '../../sinks/postgres/migrate.ts';
-import { createApiKey, revokeApiKey } from '../../ingest/auth/index.ts';
+import { createApiKey, revokeApiKey } from '../../core/api-keys.ts';
 
 const HELP = `usage: rill keys create --merchant ID
        rill keys create --scope tap

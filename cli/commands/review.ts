@@ -8,7 +8,7 @@ import { ConfigError } from '../../core/errors.ts';
 import { Keys } from '../../core/keys.ts';
 import type { RedisClient } from '../../core/redis.ts';
 import { loadTopology } from '../../core/topology/load.ts';
-import { ReviewQueue } from '../../processors/risk/review-queue.ts';
+import { ReviewQueue } from '../../core/review-queue.ts';
 import { parseRules, readRules, setRules } from '../../processors/risk/rules.ts';
 import { connectForCommand } from '../command-redis.ts';
 import { processIO, runCommand } from '../io.ts';

@@ -10,11 +10,11 @@ import { createPool } from '../../core/postgres.ts';
 import { connectRedis } from '../../core/redis.ts';
 import { loadTopology } from '../../core/topology/load.ts';
 import { migrate } from '../../sinks/postgres/migrate.ts';
-import { deliveries } from '../../sinks/webhooks/deliveries.ts';
-import { EndpointStore } from '../../sinks/webhooks/endpoints.ts';
-import { WebhookEnqueuer } from '../../sinks/webhooks/enqueue.ts';
-import { QueueKeys } from '../../sinks/webhooks/queue.ts';
-import { secretKey } from '../../sinks/webhooks/secrets.ts';
+import { deliveries } from '../../core/webhooks/deliveries.ts';
+import { EndpointStore } from '../../core/webhooks/endpoints.ts';
+import { WebhookEnqueuer } from '../../core/webhooks/enqueue.ts';
+import { QueueKeys } from '../../core/webhooks/queue.ts';
+import { secretKey } from '../../core/webhooks/secrets.ts';
 
 const HELP = `usage: rill webhooks list [--merchant ID]
        rill webhooks deliveries ENDPOINT_ID [--limit N]

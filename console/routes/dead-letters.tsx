@@ -7,7 +7,7 @@ import type { Hono, MiddlewareHandler } from 'hono';
 import { parseSince } from '../../core/duration.ts';
 import type { DeadLetter, DeadLetters, RedriveResult } from '../../core/dead-letter/dead-letters.ts';
 import { ConfigError, ProblemError } from '../../core/errors.ts';
-import { badRequest, notFound } from '../../ingest/problem.ts';
+import { badRequest, notFound } from '../../core/http/problem.ts';
 import type { AuditLog } from '../audit.ts';
 import { page, str } from '../page.tsx';
 import type { ConsoleEnv } from '../page.tsx';

@@ -1,11 +1,9 @@
 // Bearer authentication for Hono routes: resolves `Authorization: Bearer rk_…` to a Principal
-// through the cached KeyStore (no Postgres round trip on the hot path) and checks its scope.
+// through the cached KeyStore (core/api-keys.ts: no Postgres round trip on the hot path) and
+// checks its scope.
 import type { MiddlewareHandler } from 'hono';
-import { forbidden, unauthorized } from '../problem.ts';
-import type { KeyStore, Principal } from './key-store.ts';
-
-export { KeyStore, createApiKey, revokeApiKey, parseApiKey } from './key-store.ts';
-export type { KeySpec, KeyStoreOptions, Principal, SqlRunner } from './key-store.ts';
+import { forbidden, unauthorized } from '../../core/http/problem.ts';
+import type { KeyStore, Principal } from '../../core/api-keys.ts';
 
 export type AuthEnv = { Variables: { principal: Principal } };
 

@@ -3,9 +3,10 @@
 // 413, 400 for an empty or unreadable batch); every event is checked on its own, like the single
 // endpoint's body (the same zod schema and messages), so one bad line rejects only that line.
 import type { z } from 'zod';
+import { acceptedMediaType } from '../body.ts';
 import { parseIdempotencyKey } from '../idempotency.ts';
-import { badRequest, malformedJson, payloadTooLarge, problemType, unsupportedMediaType } from '../problem.ts';
-import { fastCheckBody, fieldErrors, TransactionBodySchema } from '../validation.ts';
+import { badRequest, payloadTooLarge, problemType } from '../../core/http/problem.ts';
+import { fastCheckBody, fieldErrors, parseJsonBody, TransactionBodySchema } from '../validation.ts';
 import type { TransactionBody } from '../validation.ts';
 
 /** Most events in one batch (413 past it). */
@@ -35,27 +36,11 @@ export type CheckedLine =
   | { index: number; ok: true; body: TransactionBody; idempotencyKey: string | undefined }
   | { index: number; ok: false; errors: LineError[] };
 
-const ACCEPT = { 'accept-post': `${NDJSON}, application/json` };
+const BATCH_MEDIA = [NDJSON, 'application/json'] as const;
 
 /** The batch format from Content-Type; 415 for anything else, a non-UTF-8 charset or a compressed body. */
 export function batchFormat(contentType: string | undefined, contentEncoding: string | undefined): BatchFormat {
-  const [media, ...params] = (contentType ?? '').split(';').map((s) => s.trim().toLowerCase());
-  const format: BatchFormat | undefined = media === NDJSON ? 'ndjson' : media === 'application/json' ? 'json' : undefined;
-  if (!format) {
-    const shown = contentType ? `, not ${contentType.length > 100 ? `${contentType.slice(0, 100)}…` : contentType}` : '';
-    throw unsupportedMediaType(`Content-Type must be ${NDJSON} or application/json${shown}.`, { headers: ACCEPT });
-  }
-  const charset = params
-    .find((p) => p.startsWith('charset='))
-    ?.slice('charset='.length)
-    .replace(/"/g, '');
-  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
-    throw unsupportedMediaType('Batch bodies must be UTF-8.', { headers: ACCEPT });
-  }
-  if (contentEncoding !== undefined && contentEncoding.trim().toLowerCase() !== 'identity') {
-    throw unsupportedMediaType('Compressed request bodies are not accepted.', { headers: ACCEPT });
-  }
-  return format;
+  return acceptedMediaType(contentType, contentEncoding, BATCH_MEDIA, 'Batch') === NDJSON ? 'ndjson' : 'json';
 }
 
 /** A line that is not JSON (or not UTF-8): it carries its own error instead of a value. */
@@ -119,13 +104,7 @@ function readLine(line: Uint8Array): unknown {
 }
 
 function arrayValues(bytes: Uint8Array, maxEvents: number): unknown[] {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(utf8.decode(bytes));
-  } catch (err) {
-    const why = err instanceof SyntaxError ? err.message : 'the body is not UTF-8';
-    throw malformedJson('The request body is not valid JSON.', { errors: [{ path: '', message: why }] });
-  }
+  const raw = parseJsonBody(bytes);
   if (!Array.isArray(raw)) {
     throw badRequest(`An application/json batch must be a JSON array of transactions (or send ${NDJSON}).`);
   }

@@ -17,12 +17,12 @@ import { counter } from '../../core/metrics.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { Registry } from '../../core/metrics.ts';
 import type { AuthEnv } from '../auth/index.ts';
-import type { BatchAppender, BatchItem } from '../batch/append.ts';
+import type { BatchAppender, BatchItem } from '../append/batch.ts';
 import { BATCH_MAX_BYTES, BATCH_MAX_EVENTS, batchFormat, parseBatch } from '../batch/parse.ts';
 import type { LineError } from '../batch/parse.ts';
 import { readBody } from '../body.ts';
 import type { IngestMetrics } from '../metrics.ts';
-import { badRequest, forbidden, problemType } from '../problem.ts';
+import { badRequest, forbidden, problemType } from '../../core/http/problem.ts';
 
 export type BatchResult = { index: number; id: string; status: 'accepted' | 'duplicate' } | { index: number; status: 'rejected'; errors: LineError[] };
 

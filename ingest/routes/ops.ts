@@ -5,7 +5,7 @@ import type { Registry } from '../../core/metrics.ts';
 import type { PgPool } from '../../core/postgres.ts';
 import type { RedisClient } from '../../core/redis.ts';
 import type { LoadGate } from '../backpressure/shedder.ts';
-import { problemResponse, problemType } from '../problem.ts';
+import { problemResponse, problemType } from '../../core/http/problem.ts';
 import { withTimeout } from '../timeout.ts';
 
 export interface OpsDeps {

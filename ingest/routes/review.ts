@@ -3,13 +3,13 @@
 //   POST /v1/reviews/:id/approve         on toward the ledger
 //   POST /v1/reviews/:id/decline         failed, failure_code risk_declined
 // approve/decline take an optional JSON body { "note": string }. 404 when the id is not (or no
-// longer) held: a decision is made once (processors/risk/review-queue.ts).
+// longer) held: a decision is made once (core/review-queue.ts).
 import { Hono } from 'hono';
 import { z } from 'zod';
 import type { TransactionEvent } from '../../core/event.ts';
 import type { AuthEnv } from '../auth/index.ts';
-import { badRequest, notFound } from '../problem.ts';
-import type { ReviewAction, ReviewQueue } from '../../processors/risk/review-queue.ts';
+import { badRequest, notFound } from '../../core/http/problem.ts';
+import type { ReviewAction, ReviewQueue } from '../../core/review-queue.ts';
 
 const MAX_NOTE = 1_000;
 

@@ -34,9 +34,9 @@ import { openTap } from '../../core/tap/reader.ts';
 import type { TapReader } from '../../core/tap/reader.ts';
 import type { Topology } from '../../core/topology/schema.ts';
 import type { AuthEnv } from '../auth/index.ts';
-import { badRequest, notFound, serviceUnavailable, tooManyRequests } from '../problem.ts';
+import { badRequest, notFound, serviceUnavailable, tooManyRequests } from '../../core/http/problem.ts';
 import { withTimeout } from '../timeout.ts';
-import { MERCHANT_ID_PATTERN } from '../validation.ts';
+import { MERCHANT_ID_PATTERN } from '../../core/event.ts';
 
 export interface TapRouteOptions {
   /** A `: ping` comment this often (default 15 s). */

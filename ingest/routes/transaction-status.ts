@@ -23,10 +23,10 @@ import { loadScripts } from '../../core/scripts.ts';
 import type { RedisClient } from '../../core/redis.ts';
 import type { Topology } from '../../core/topology/schema.ts';
 import type { AuthEnv } from '../auth/index.ts';
-import { forbidden, notFound } from '../problem.ts';
+import { forbidden, notFound } from '../../core/http/problem.ts';
 import { withTimeout } from '../timeout.ts';
 import { txIdTime } from '../../core/tx-id.ts';
-import { reviewKey } from '../../processors/risk/review-queue.ts';
+import { reviewKey } from '../../core/review-queue.ts';
 
 /** The transaction as its merchant sees it. Times are RFC 3339 (UTC); absent values are null. */
 export interface TransactionView {
@@ -159,7 +159,7 @@ export class TransactionLookup {
     };
   }
 
-  /** Held by the risk stage for an operator's review (processors/risk/review-queue.ts). */
+  /** Held by the risk stage for an operator's review (core/review-queue.ts). */
   private async fromReview(merchantId: string, txId: string): Promise<TransactionView | undefined> {
     const json = await withTimeout(
       this.o.redis.hget(reviewKey(this.o.keys, partitionOf(merchantId, this.partitions)), txId),

@@ -1,12 +1,12 @@
 // POST /v1/transactions: validate, authorize the merchant, append (once per Idempotency-Key).
 // Runs after bearerAuth and requireJson; every failure is thrown as a ProblemError.
 import type { Handler } from 'hono';
-import type { EventAppender } from '../append.ts';
+import type { EventAppender } from '../append/index.ts';
 import type { AuthEnv } from '../auth/index.ts';
 import { readBody } from '../body.ts';
 import { parseIdempotencyKey } from '../idempotency.ts';
 import type { IngestMetrics } from '../metrics.ts';
-import { forbidden, idempotencyConflict } from '../problem.ts';
+import { forbidden, idempotencyConflict } from '../../core/http/problem.ts';
 import { parseTransactionBody } from '../validation.ts';
 import { endSpan, startEventSpan, traceparentOf } from '../../core/tracing.ts';
 

@@ -5,7 +5,7 @@
 import type { Handler } from 'hono';
 import type { PgPool } from '../../core/postgres.ts';
 import type { AuthEnv } from '../auth/index.ts';
-import { forbidden } from '../problem.ts';
+import { forbidden } from '../../core/http/problem.ts';
 import { withTimeout } from '../timeout.ts';
 
 export interface WalletView {

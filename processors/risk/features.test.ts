@@ -17,7 +17,7 @@ import { riskProcessor } from './index.ts';
 import { RiskScorer } from './scorer.ts';
 import type { ScoredInput, Verdict } from './scorer.ts';
 import type { VersionedRules } from './rules.ts';
-import { reviewKey } from './review-queue.ts';
+import { reviewKey } from '../../core/review-queue.ts';
 import { readFeatures } from './features.ts';
 import type { FeatureState } from './features.ts';
 

@@ -5,7 +5,7 @@
 // partition batch (scripts/risk-score-var.lua). The score meets the thresholds of the rules in force:
 //   allow  → on to the output topic;
 //   review → status `in_review`: the stage's `routes` send it to the review topic, and it waits in
-//            the partition's review hash (review-queue.ts) for an operator, never blocking the
+//            the partition's review hash (core/review-queue.ts) for an operator, never blocking the
 //            merchant's later events;
 //   block  → `failed` with failure_code `risk_blocked` (a business outcome, not a dead letter).
 // Reviewed and blocked transactions also go to `anomalies_topic` with their reasons.
@@ -22,8 +22,8 @@ import type { VersionedRules } from './rules.ts';
 import { RiskScorer } from './scorer.ts';
 import type { Verdict } from './scorer.ts';
 import { reasonTexts } from './reasons.ts';
-import { holdForReview } from './review-queue.ts';
-import type { HeldEvent } from './review-queue.ts';
+import { holdForReview } from '../../core/review-queue.ts';
+import type { HeldEvent } from '../../core/review-queue.ts';
 
 const ConfigSchema = z
   .object({

@@ -12,7 +12,7 @@ import { LaneMap } from '../../core/lanes.ts';
 import { Settlement } from '../../core/consumer/index.ts';
 import { slotPipeline } from '../../core/slot-pipeline.ts';
 import type { Topology } from '../../core/topology/schema.ts';
-import { eventId, transactionData } from '../../processors/webhook-events/events.ts';
+import { eventId, transactionData } from '../../core/webhooks/events.ts';
 
 type ReadReply = [string, [string, string[]][]][] | null;
 

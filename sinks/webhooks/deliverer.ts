@@ -11,14 +11,16 @@ import type { Registry } from '../../core/metrics.ts';
 import { counter, gauge, histogram, LATENCY_BUCKETS } from '../../core/metrics.ts';
 import { slotPipeline } from '../../core/slot-pipeline.ts';
 import { AttemptLog } from './attempt-log.ts';
-import { EndpointStore, signingSecrets, TtlCache } from './endpoints.ts';
-import type { EndpointRow } from './endpoints.ts';
+import { EndpointStore } from '../../core/webhooks/endpoints.ts';
+import type { EndpointRow } from '../../core/webhooks/endpoints.ts';
 import { EndpointClients } from './http.ts';
 import type { AttemptResult } from './http.ts';
-import { claim, complete, QueueKeys } from './queue.ts';
-import type { Finished } from './queue.ts';
-import { signatureHeader } from './secrets.ts';
-import type { GuardPolicy } from './url-guard.ts';
+import { QueueKeys } from '../../core/webhooks/queue.ts';
+import { claim, complete } from './delivery-rounds.ts';
+import type { Finished } from './delivery-rounds.ts';
+import { signatureHeader, signingSecrets } from './signing.ts';
+import { TtlCache } from './ttl-cache.ts';
+import type { GuardPolicy } from '../../core/webhooks/url-guard.ts';
 import type { WebhooksLoopOptions } from './dispatcher.ts';
 
 export interface DelivererOptions extends WebhooksLoopOptions {

@@ -12,18 +12,13 @@ import type { RawEntry } from '../../core/consumer/index.ts';
 import type { PgPool } from '../../core/postgres.ts';
 import { slotPipeline } from '../../core/slot-pipeline.ts';
 import type { MerchantWebhooksSinkConfig, Topology } from '../../core/topology/schema.ts';
-import { type EndpointStore, TtlCache, wants } from './endpoints.ts';
-import type { EndpointRow } from './endpoints.ts';
-import { EnqueueCall, QueueKeys } from './queue.ts';
-import type { Enqueue } from './queue.ts';
-
-export interface StoredEvent {
-  id: string;
-  type: string;
-  merchant_id: string;
-  created_at: string;
-  body: string;
-}
+import { type EndpointStore, wants } from '../../core/webhooks/endpoints.ts';
+import type { EndpointRow } from '../../core/webhooks/endpoints.ts';
+import { recordEvents } from '../../core/webhooks/event-log.ts';
+import type { StoredEvent } from '../../core/webhooks/event-log.ts';
+import { EnqueueCall, QueueKeys } from '../../core/webhooks/queue.ts';
+import type { Enqueue } from '../../core/webhooks/queue.ts';
+import { TtlCache } from './ttl-cache.ts';
 
 /** The event of an entry, or undefined for one no merchant receives (or unreadable: logged). */
 export function readEvent(raw: RawEntry): StoredEvent | undefined {
@@ -38,20 +33,6 @@ export function readEvent(raw: RawEntry): StoredEvent | undefined {
   } catch {
     return undefined;
   }
-}
-
-const INSERT_EVENTS = `INSERT INTO webhook_events (id, merchant_id, type, created_at, payload)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]) ON CONFLICT (id) DO NOTHING`;
-
-export async function recordEvents(pool: PgPool, events: readonly StoredEvent[]): Promise<void> {
-  if (!events.length) return;
-  await pool.query(INSERT_EVENTS, [
-    events.map((e) => e.id),
-    events.map((e) => e.merchant_id),
-    events.map((e) => e.type),
-    events.map((e) => e.created_at),
-    events.map((e) => e.body),
-  ]);
 }
 
 /** What the dispatcher and the deliverer of one webhooks sink loop both get. */

@@ -3,8 +3,8 @@
 // (redirects are not followed); errors name the reason, never a URL or a secret.
 import { Pool } from 'undici';
 import { RefusedAddressError } from '../../core/errors.ts';
-import { guardedConnector } from './url-guard.ts';
-import type { GuardPolicy } from './url-guard.ts';
+import { guardedConnector } from './guarded-connector.ts';
+import type { GuardPolicy } from '../../core/webhooks/url-guard.ts';
 
 export interface SendOptions {
   connectTimeoutMs: number;

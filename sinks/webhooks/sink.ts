@@ -14,11 +14,11 @@ import type { MerchantWebhooksSinkConfig, Topology } from '../../core/topology/s
 import { DeadLetterEvents } from './dead-letter-events.ts';
 import { Deliverer } from './deliverer.ts';
 import { Dispatcher } from './dispatcher.ts';
-import { EndpointStore } from './endpoints.ts';
-import { defineQueueScripts } from './queue.ts';
-import { secretKey } from './secrets.ts';
-import { policyFromEnv } from './url-guard.ts';
-import type { GuardPolicy } from './url-guard.ts';
+import { EndpointStore } from '../../core/webhooks/endpoints.ts';
+import { defineQueueScripts } from './delivery-rounds.ts';
+import { secretKey } from '../../core/webhooks/secrets.ts';
+import { policyFromEnv } from '../../core/webhooks/url-guard.ts';
+import type { GuardPolicy } from '../../core/webhooks/url-guard.ts';
 
 export interface WebhooksSinkOptions {
   name: string;

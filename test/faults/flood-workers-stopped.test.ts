@@ -11,7 +11,7 @@ import type { TestInstance } from '../helpers/instance.ts';
 import { writeTopology } from '../helpers/topology-file.ts';
 import { merchantIds, registerReferencedPayins, sampleBody } from '../helpers/transactions.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { createApiKey } from '../../ingest/auth/index.ts';
+import { createApiKey } from '../../core/api-keys.ts';
 import { scanPrefix, startTestIngest } from '../../ingest/testing.ts';
 import type { TestIngest } from '../../ingest/testing.ts';
 import type { TransactionBody } from '../../ingest/validation.ts';

@@ -9,7 +9,7 @@ import { createInstance } from '../helpers/instance.ts';
 import type { TestInstance } from '../helpers/instance.ts';
 import { ENGINE_TOPOLOGY } from '../helpers/topology-file.ts';
 import { merchantIds, registerReferencedPayins, sampleBody } from '../helpers/transactions.ts';
-import { createApiKey } from '../../ingest/auth/index.ts';
+import { createApiKey } from '../../core/api-keys.ts';
 import { scanPrefix, startTestIngest } from '../../ingest/testing.ts';
 import type { TestIngest } from '../../ingest/testing.ts';
 import { loadTopology } from '../../core/topology/load.ts';

@@ -13,7 +13,7 @@ import { createInstance } from '../helpers/instance.ts';
 import type { TestInstance } from '../helpers/instance.ts';
 import { writeTopology } from '../helpers/topology-file.ts';
 import { merchantIds, registerReferencedPayins, sampleBody } from '../helpers/transactions.ts';
-import { EventAppender } from '../../ingest/append.ts';
+import { EventAppender } from '../../ingest/append/index.ts';
 import { partitionOf } from '../../core/partition.ts';
 import { entryArgs } from '../../core/entry.ts';
 import { drainAndJudge, formatVerdict, waiting } from './support/consistency.ts';

@@ -10,7 +10,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { createInstance } from '../helpers/instance.ts';
 import type { TestInstance } from '../helpers/instance.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { EventAppender } from '../../ingest/append.ts';
+import { EventAppender } from '../../ingest/append/index.ts';
 import { combine, drainAndJudge, formatVerdict, waiting } from './support/consistency.ts';
 import { moneyVerdict } from './support/money.ts';
 import { OwnPostgres } from './support/own-postgres.ts';

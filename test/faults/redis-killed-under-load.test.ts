@@ -11,7 +11,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { createInstance } from '../helpers/instance.ts';
 import type { TestInstance } from '../helpers/instance.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { createApiKey } from '../../ingest/auth/index.ts';
+import { createApiKey } from '../../core/api-keys.ts';
 import { combine, drainAndJudge, formatVerdict, waiting } from './support/consistency.ts';
 import { moneyVerdict } from './support/money.ts';
 import { OwnRedis } from './support/own-redis.ts';

@@ -10,7 +10,7 @@ import type { Redis } from 'ioredis';
 import { createInstance } from '../helpers/instance.ts';
 import type { TestInstance } from '../helpers/instance.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { EventAppender } from '../../ingest/append.ts';
+import { EventAppender } from '../../ingest/append/index.ts';
 import type { Keys } from '../../core/keys.ts';
 import { combine, drainAndJudge, formatVerdict, heldBy, pendingByConsumer, waiting } from './support/consistency.ts';
 import { moneyVerdict } from './support/money.ts';

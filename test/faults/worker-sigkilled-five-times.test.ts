@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { createInstance } from '../helpers/instance.ts';
 import type { TestInstance } from '../helpers/instance.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { EventAppender } from '../../ingest/append.ts';
+import { EventAppender } from '../../ingest/append/index.ts';
 import { combine, drainAndJudge, formatVerdict, heldBy, pendingByConsumer, waiting } from './support/consistency.ts';
 import { moneyVerdict } from './support/money.ts';
 import { appenderPoster, PaymentsWorkload, paymentsTopology } from './support/payments.ts';

@@ -17,7 +17,7 @@ import { readFileSync } from 'node:fs';
 import { createInstance } from '../helpers/instance.ts';
 import type { TestInstance } from '../helpers/instance.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { EventAppender } from '../../ingest/append.ts';
+import { EventAppender } from '../../ingest/append/index.ts';
 import { chainOf, planChains } from '../../core/topology/chains.ts';
 import type { Topology } from '../../core/topology/schema.ts';
 import { combine, drainAndJudge, formatVerdict, readersOf, waiting } from './support/consistency.ts';

@@ -29,7 +29,7 @@ import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { createInstance } from '../helpers/instance.ts';
 import type { TestInstance } from '../helpers/instance.ts';
-import { createApiKey, parseApiKey, revokeApiKey } from '../../ingest/auth/key-store.ts';
+import { createApiKey, parseApiKey, revokeApiKey } from '../../core/api-keys.ts';
 import { startTestIngest } from '../../ingest/testing.ts';
 import type { TestIngest } from '../../ingest/testing.ts';
 import { DEFAULT_LIMITS } from '../../ingest/app.ts';

@@ -1,9 +1,9 @@
 // API keys (design §3): stored hashed, compared in constant time.
 //   - api_keys never holds the plaintext key, its secret, or any 8+ character piece of the secret,
 //     in any column or encoding;
-//   - ingest/auth/key-store.ts compares digests with crypto.timingSafeEqual (a static read of the
+//   - core/api-keys.ts compares digests with crypto.timingSafeEqual (a static read of the
 //     code path) and really calls it on every check of a well-formed key (a spy put in place with
-//     module.syncBuiltinESMExports, which updates the live ESM binding key-store.ts imported);
+//     module.syncBuiltinESMExports, which updates the live ESM binding api-keys.ts imported);
 //   - wrong secrets of the right length fail, one-character changes at every position included.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,12 +12,12 @@ import { readFileSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { createInstance } from '../helpers/instance.ts';
 import type { TestInstance } from '../helpers/instance.ts';
-import { createApiKey, KeyStore, parseApiKey } from '../../ingest/auth/key-store.ts';
+import { createApiKey, KeyStore, parseApiKey } from '../../core/api-keys.ts';
 import { inProcessIngest } from '../fuzz/harness.ts';
 import type { InProcessIngest } from '../fuzz/harness.ts';
 import { call, NEVER_SHED } from './helpers.ts';
 
-const KEY_STORE = new URL('../../ingest/auth/key-store.ts', import.meta.url);
+const KEY_STORE = new URL('../../core/api-keys.ts', import.meta.url);
 const M = 'm_keys';
 
 /** Every substring of `s` of length `n`. */
@@ -67,7 +67,7 @@ describe('API keys: hashed at rest, compared in constant time', () => {
     }
   });
 
-  test('key-store.ts compares digests with crypto.timingSafeEqual, never with ==, equals or compare (static)', () => {
+  test('api-keys.ts compares digests with crypto.timingSafeEqual, never with ==, equals or compare (static)', () => {
     const src = readFileSync(KEY_STORE, 'utf8')
       .replace(/\/\*[\s\S]*?\*\//g, '')
       .replace(/\/\/.*$/gm, '');

@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createInstance } from '../helpers/instance.ts';
 import type { TestInstance } from '../helpers/instance.ts';
-import { createApiKey, parseApiKey } from '../../ingest/auth/key-store.ts';
+import { createApiKey, parseApiKey } from '../../core/api-keys.ts';
 import { DEFAULT_LIMITS } from '../../ingest/app.ts';
 import { BATCH_MAX_BYTES, BATCH_MAX_EVENTS } from '../../ingest/batch/parse.ts';
 import { startTestIngest } from '../../ingest/testing.ts';

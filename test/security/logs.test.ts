@@ -15,7 +15,7 @@ import { Keys } from '../../core/keys.ts';
 import { LaneMap } from '../../core/lanes.ts';
 import { partitionOf } from '../../core/partition.ts';
 import { loadTopology } from '../../core/topology/load.ts';
-import { createApiKey, parseApiKey } from '../../ingest/auth/key-store.ts';
+import { createApiKey, parseApiKey } from '../../core/api-keys.ts';
 import { TOPOLOGY_FILE } from '../../ingest/testing.ts';
 import { sendRaw } from '../fuzz/raw.ts';
 

@@ -289,7 +289,7 @@ test('SQL is built from constants only: values go in $n parameters or COPY, iden
   if (process.env.SQL_SCAN_VERBOSE) for (const s of sites) t.diagnostic(`${s.problems.length ? '✗' : '✓'} ${s.file}:${s.line} ${s.sql}`);
   assert.ok(sites.length >= 10, `the scan found only ${sites.length} query calls: is it still finding them?`);
   assert.ok(
-    sites.some((s) => s.file === 'ingest/auth/key-store.ts'),
+    sites.some((s) => s.file === 'core/api-keys.ts'),
     'the key store queries were seen',
   );
   const bad = sites.filter((s) => s.problems.length).map((s) => `${s.file}:${s.line}  ${s.sql}\n    ${s.problems.join('\n    ')}`);

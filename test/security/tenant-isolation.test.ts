@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createInstance } from '../helpers/instance.ts';
 import type { TestInstance } from '../helpers/instance.ts';
-import { createApiKey, parseApiKey, revokeApiKey } from '../../ingest/auth/key-store.ts';
+import { createApiKey, parseApiKey, revokeApiKey } from '../../core/api-keys.ts';
 import { newTxId } from '../../core/tx-id.ts';
 import { BatchWriter } from '../../sinks/postgres/batch-writer.ts';
 import { discoverRoutes, inProcessIngest, isApiRoute, isWriteMethod, problemViolation, streamKeys, totalLength } from '../fuzz/harness.ts';
@@ -260,7 +260,7 @@ describe('tenant isolation and key scopes on every API route', () => {
   });
 
   test('revocation: invalidated at once in-process; after the cache TTL otherwise', async (t) => {
-    // key-store.ts caches a key for ttlMs (30 s by default) per process: `rill keys revoke` from
+    // api-keys.ts caches a key for ttlMs (30 s by default) per process: `rill keys revoke` from
     // another process takes effect within that TTL; a revocation in-process calls invalidate().
     const reads = routes.filter((r) => !isWriteMethod(r.method) && !isTapRoute(r) && !isOperatorRoute(r));
     const writes = routes.filter((r) => isWriteMethod(r.method) && !isOperatorRoute(r));

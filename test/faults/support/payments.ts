@@ -12,7 +12,7 @@
 // Nothing is dead-lettered. The oracle then knows every final status and every wallet balance exactly.
 import type { TransactionBody } from '../../../ingest/validation.ts';
 import { UnknownPayinError } from '../../../core/errors.ts';
-import type { EventAppender } from '../../../ingest/append.ts';
+import type { EventAppender } from '../../../ingest/append/index.ts';
 import type { Topology } from '../../../core/topology/schema.ts';
 import { SHIPPED_TOPOLOGY, WITHOUT_WEBHOOKS, writeTopology } from '../../helpers/topology-file.ts';
 import { merchantIds } from '../../helpers/transactions.ts';

@@ -3,8 +3,8 @@
 // per secret, stored as `v1.<iv>.<tag>.<ciphertext>` (base64url). Without the variable a fixed
 // development key is used, which NODE_ENV=production refuses. A secret is shown once (creation,
 // rotation) and never logged.
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
-import { ConfigError } from '../../core/errors.ts';
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { ConfigError } from '../errors.ts';
 
 const DEV_KEY = createHash('sha256').update('rill development webhook secret key: not for production').digest();
 
@@ -38,15 +38,4 @@ export function decryptSecret(stored: string, key: Buffer): string {
   const d = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
   d.setAuthTag(Buffer.from(tag, 'base64url'));
   return Buffer.concat([d.update(Buffer.from(ct, 'base64url')), d.final()]).toString('utf8');
-}
-
-/** `v1,<base64 HMAC-SHA256 of "id.timestamp.body">` under the secret's decoded key. */
-export function sign(secret: string, msgId: string, timestampSec: number, body: string): string {
-  const key = Buffer.from(secret.startsWith('whsec_') ? secret.slice(6) : secret, 'base64');
-  return `v1,${createHmac('sha256', key).update(`${msgId}.${timestampSec}.${body}`).digest('base64')}`;
-}
-
-/** The webhook-signature header: one signature per live secret, space-separated. */
-export function signatureHeader(secrets: readonly string[], msgId: string, timestampSec: number, body: string): string {
-  return secrets.map((s) => sign(s, msgId, timestampSec, body)).join(' ');
 }

@@ -1,10 +1,10 @@
 // KeyStore: hashed storage, constant-time checks, and a cache that keeps Postgres off the hot path.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createInstance } from '../../test/helpers/instance.ts';
-import type { TestInstance } from '../../test/helpers/instance.ts';
-import { createApiKey, KeyStore, parseApiKey, revokeApiKey } from './key-store.ts';
-import type { SqlRunner } from './key-store.ts';
+import { createInstance } from '../test/helpers/instance.ts';
+import type { TestInstance } from '../test/helpers/instance.ts';
+import { createApiKey, KeyStore, parseApiKey, revokeApiKey } from './api-keys.ts';
+import type { SqlRunner } from './api-keys.ts';
 
 describe('KeyStore', () => {
   let inst: TestInstance;

@@ -1,15 +1,15 @@
 // Queueing deliveries outside the topic: a test event, an event's redelivery, and recovery of
 // everything since a time (the API and `rill webhooks redeliver`). Events come from Postgres
 // (webhook_events, the exact bodies first sent); a delivery already waiting is not queued twice.
-import type { Keys } from '../../core/keys.ts';
-import { partitionOf } from '../../core/partition.ts';
-import type { PgPool } from '../../core/postgres.ts';
-import type { RedisClient } from '../../core/redis.ts';
-import { recordEvents } from './dispatcher.ts';
-import type { StoredEvent } from './dispatcher.ts';
+import type { Keys } from '../keys.ts';
+import { partitionOf } from '../partition.ts';
+import type { PgPool } from '../postgres.ts';
+import type { RedisClient } from '../redis.ts';
+import { recordEvents } from './event-log.ts';
+import type { StoredEvent } from './event-log.ts';
 import { wants } from './endpoints.ts';
 import type { EndpointRow } from './endpoints.ts';
-import { defineQueueScripts, EnqueueCall, QueueKeys } from './queue.ts';
+import { defineEnqueueScript, EnqueueCall, QueueKeys } from './queue.ts';
 
 export class WebhookEnqueuer {
   private readonly qk: QueueKeys;
@@ -21,7 +21,7 @@ export class WebhookEnqueuer {
     private readonly now: () => number = Date.now,
   ) {
     this.qk = new QueueKeys(keys);
-    defineQueueScripts(redis);
+    defineEnqueueScript(redis);
   }
 
   /** Queue `events` to `endpoint` (they must be its merchant's); returns how many were queued. */

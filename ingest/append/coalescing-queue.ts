@@ -3,12 +3,12 @@
 // the turn in one write (ingest's connection auto-pipelines; on Redis Cluster ioredis groups them
 // per node). Under load a request then costs Redis a share of one script call instead of a call
 // of its own; alone, it waits for nothing but the end of the current turn (setImmediate).
-import { runScript } from '../core/redis.ts';
-import type { RedisClient } from '../core/redis.ts';
-import type { RateLimitConfig } from '../core/topology/schema.ts';
-import { APPEND_EVENTS, appendCall, parseAppendReply } from './append-call.ts';
-import type { AppendReply, EventToAppend } from './append-call.ts';
-import { withTimeout } from './timeout.ts';
+import { runScript } from '../../core/redis.ts';
+import type { RedisClient } from '../../core/redis.ts';
+import type { RateLimitConfig } from '../../core/topology/schema.ts';
+import { APPEND_EVENTS, appendCall, parseAppendReply } from './script-call.ts';
+import type { AppendReply, EventToAppend } from './script-call.ts';
+import { withTimeout } from '../timeout.ts';
 
 /** Events per script call: ~1,000 appends keep Redis busy for a few ms at most. */
 const MAX_CALL_EVENTS = 1_000;

@@ -1,6 +1,6 @@
 --[[
   Append accepted transactions in ONE script call per partition: the single endpoint coalesces
-  the concurrent requests of one partition into one call (ingest/append-queue.ts), the batch
+  the concurrent requests of one partition into one call (ingest/append/coalescing-queue.ts), the batch
   endpoint sends a chunk of up to 1,000 events. Events are taken in order, each on its own: with
   an Idempotency-Key that has a record, it replays or conflicts and appends nothing (and takes no
   token); otherwise it takes a token from its merchant's bucket and is appended, or is `limited`

@@ -1,9 +1,9 @@
 // Merchant webhook endpoints in Postgres (webhook_endpoints). Every query is scoped by merchant
 // where a merchant asks; the delivery side reads by id. Secrets are encrypted at rest (secrets.ts)
-// and decrypted only to sign.
+// and decrypted only to sign (sinks/webhooks/signing.ts).
 import { randomBytes } from 'node:crypto';
-import type { PgPool } from '../../core/postgres.ts';
-import { decryptSecret, encryptSecret, newSecret } from './secrets.ts';
+import type { PgPool } from '../postgres.ts';
+import { encryptSecret, newSecret } from './secrets.ts';
 
 export interface EndpointRow {
   id: string;
@@ -53,13 +53,6 @@ export function view(r: EndpointRow): EndpointView {
 
 export function wants(r: Pick<EndpointRow, 'event_types'>, type: string): boolean {
   return !r.event_types || r.event_types.length === 0 || r.event_types.includes(type);
-}
-
-/** The secrets that sign now: the current one, and the previous one during its grace period. */
-export function signingSecrets(r: EndpointRow, key: Buffer, now: number): string[] {
-  const out = [decryptSecret(r.secret_enc, key)];
-  if (r.previous_secret_enc && r.previous_expires_at && r.previous_expires_at.getTime() > now) out.push(decryptSecret(r.previous_secret_enc, key));
-  return out;
 }
 
 const COLS =
@@ -186,26 +179,5 @@ export class EndpointStore {
       `SELECT count(*) AS n FROM webhook_endpoints WHERE NOT enabled AND deleted_at IS NULL AND disabled_reason IS NOT NULL`,
     );
     return Number(rows[0]?.n ?? 0);
-  }
-}
-
-/** A short-lived read cache (the delivery path must not query Postgres per attempt). */
-export class TtlCache<K, V> {
-  private readonly m = new Map<K, { v: V; at: number }>();
-  constructor(private readonly ttlMs: number) {}
-  get(k: K): V | undefined {
-    const e = this.m.get(k);
-    if (!e) return undefined;
-    if (Date.now() - e.at > this.ttlMs) {
-      this.m.delete(k);
-      return undefined;
-    }
-    return e.v;
-  }
-  set(k: K, v: V): void {
-    this.m.set(k, { v, at: Date.now() });
-  }
-  delete(k: K): void {
-    this.m.delete(k);
   }
 }

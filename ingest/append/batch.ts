@@ -10,9 +10,9 @@
 import { defineScripts, runScript } from '../../core/redis.ts';
 import type { RedisClient } from '../../core/redis.ts';
 import type { RateLimitConfig } from '../../core/topology/schema.ts';
-import type { AppenderOptions, EventAppender } from '../append.ts';
-import { APPEND_EVENTS, appendCall, INGEST_SCRIPTS, parseAppendReply } from '../append-call.ts';
-import type { EventToAppend } from '../append-call.ts';
+import type { AppenderOptions, EventAppender } from './index.ts';
+import { APPEND_EVENTS, appendCall, INGEST_SCRIPTS, parseAppendReply } from './script-call.ts';
+import type { EventToAppend } from './script-call.ts';
 import { withTimeout } from '../timeout.ts';
 import type { TransactionBody } from '../validation.ts';
 

@@ -1,8 +1,8 @@
 // An endpoint's deliveries as its merchant (API) or an operator (CLI) sees them: the attempts of
 // the Postgres log grouped by event, and what still waits in its Redis queue.
-import { partitionOf } from '../../core/partition.ts';
-import type { PgPool } from '../../core/postgres.ts';
-import type { RedisClient } from '../../core/redis.ts';
+import { partitionOf } from '../partition.ts';
+import type { PgPool } from '../postgres.ts';
+import type { RedisClient } from '../redis.ts';
 import type { EndpointRow } from './endpoints.ts';
 import type { QueueKeys } from './queue.ts';
 

@@ -4,15 +4,18 @@
 //   {p}:wh:q:<ep>       list of event ids, in the merchant's order
 //   {p}:wh:d:<ep>:<evt> hash body, type, attempts, next_at, created
 // A slow or dead endpoint holds only its own queue; the scripts move everything atomically.
-import type { Keys } from '../../core/keys.ts';
-import { defineScripts, runScript } from '../../core/redis.ts';
-import type { RedisClient, RedisPipeline } from '../../core/redis.ts';
-import { loadScripts } from '../../core/scripts.ts';
+// Here: the keys and the enqueue (the webhooks sink's dispatcher, and the API and CLI queueing a
+// test, a redelivery or a recovery); the sink's deliverer claims and completes
+// (sinks/webhooks/delivery-rounds.ts).
+import type { Keys } from '../keys.ts';
+import { defineScripts, runScript } from '../redis.ts';
+import type { RedisClient, RedisPipeline } from '../redis.ts';
+import { loadScripts } from '../scripts.ts';
 
-const { enqueue: ENQUEUE, claim: CLAIM, complete: COMPLETE } = loadScripts(new URL('./scripts/', import.meta.url), ['enqueue', 'claim', 'complete']);
+const { enqueue: ENQUEUE } = loadScripts(new URL('./scripts/', import.meta.url), ['enqueue']);
 
-export function defineQueueScripts(redis: RedisClient): void {
-  defineScripts(redis, [ENQUEUE, CLAIM, COMPLETE]);
+export function defineEnqueueScript(redis: RedisClient): void {
+  defineScripts(redis, [ENQUEUE]);
 }
 
 export class QueueKeys {
@@ -75,45 +78,4 @@ export class EnqueueCall {
   run(target: RedisClient | RedisPipeline): Promise<unknown> {
     return runScript(target, ENQUEUE, this.keys, this.args);
   }
-}
-
-export function claim(
-  target: RedisClient | RedisPipeline,
-  qk: QueueKeys,
-  p: number,
-  now: number,
-  limit: number,
-  leaseUntil: number,
-  token: string,
-): Promise<unknown> {
-  return runScript(target, CLAIM, [qk.due(p), qk.leases(p)], [now, limit, leaseUntil, token]);
-}
-
-export interface Finished {
-  eventId: string;
-  outcome: 'done' | 'retry';
-  attempts: number;
-  nextAt: number;
-}
-
-/** How a round ended: lease released, kept (more is due now), or it had expired (stale). */
-export type Completed = 'released' | 'kept' | 'stale';
-
-export async function complete(
-  redis: RedisClient,
-  qk: QueueKeys,
-  p: number,
-  ep: string,
-  token: string,
-  now: number,
-  window: number,
-  holdUntil: number,
-  renewUntil: number,
-  finished: readonly Finished[],
-): Promise<Completed> {
-  const keys = [qk.due(p), qk.leases(p), qk.queue(p, ep), ...finished.map((f) => qk.delivery(p, ep, f.eventId))];
-  const args: (string | number)[] = [ep, token, now, window, holdUntil, qk.deliveryPrefix(p, ep), renewUntil];
-  for (const f of finished) args.push(f.eventId, f.outcome, f.attempts, f.nextAt);
-  const r = Number(await runScript(redis, COMPLETE, keys, args));
-  return r === 2 ? 'kept' : r === 1 ? 'released' : 'stale';
 }

@@ -1,8 +1,8 @@
 // RFC 9457 problem details. Every error the edge answers goes through here, so each one has the
 // same shape and content type, and nothing from an exception (message, stack) leaks by accident.
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { ProblemError } from '../core/errors.ts';
-import type { FieldError, Problem } from '../core/errors.ts';
+import { ProblemError } from '../errors.ts';
+import type { FieldError, Problem } from '../errors.ts';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 

@@ -8,7 +8,7 @@
 // on each ingest process (call `invalidate` where the revocation happens in-process).
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { QueryResult, QueryResultRow } from 'pg';
-import { MERCHANT_ID_PATTERN } from '../validation.ts';
+import { MERCHANT_ID_PATTERN } from './event.ts';
 
 /** The minimal part of a pg Pool used here (a test can count or fail queries). */
 export interface SqlRunner {

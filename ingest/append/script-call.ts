@@ -1,12 +1,12 @@
 // One call of scripts/append-events-var.lua: the single endpoint's coalesced requests of a partition
 // and each chunk of a batch go through the same script, built and read here.
-import type { ScriptSource } from '../core/redis.ts';
-import { loadScripts } from '../core/scripts.ts';
-import type { Keys } from '../core/keys.ts';
-import { payinBucket, payinTier } from '../core/payins.ts';
-import { txIdTime } from '../core/tx-id.ts';
-import type { RateLimitConfig, RefundsConfig } from '../core/topology/schema.ts';
-import { txIdFromHex } from './idempotency.ts';
+import type { ScriptSource } from '../../core/redis.ts';
+import { loadScripts } from '../../core/scripts.ts';
+import type { Keys } from '../../core/keys.ts';
+import { payinBucket, payinTier } from '../../core/payins.ts';
+import { txIdTime } from '../../core/tx-id.ts';
+import type { RateLimitConfig, RefundsConfig } from '../../core/topology/schema.ts';
+import { txIdFromHex } from '../idempotency.ts';
 
 export const APPEND_EVENTS: ScriptSource = loadScripts(new URL('./scripts/', import.meta.url), ['appendEvents']).appendEvents;
 export const INGEST_SCRIPTS: readonly ScriptSource[] = [APPEND_EVENTS];

@@ -1,21 +1,21 @@
 // Appending accepted transactions to the ingest topic: picks partition and lane, encodes the
-// stream entry once and hands it to the append queue (append-queue.ts), which sends the concurrent
+// stream entry once and hands it to the append queue (coalescing-queue.ts), which sends the concurrent
 // requests of a partition as ONE call of scripts/append-events-var.lua: it checks the
 // Idempotency-Key (if any), takes a token from the merchant's rate-limit bucket and appends.
-import { ConfigError, RateLimitedError, UnknownPayinError } from '../core/errors.ts';
-import type { Keys } from '../core/keys.ts';
-import { LaneMap } from '../core/lanes.ts';
-import { partitionOf } from '../core/partition.ts';
-import { defineScripts } from '../core/redis.ts';
-import type { RedisClient } from '../core/redis.ts';
-import type { RateLimitConfig, RefundsConfig, Topology } from '../core/topology/schema.ts';
-import { INGEST_SCRIPTS, payinCheck } from './append-call.ts';
-import type { EventToAppend } from './append-call.ts';
-import { AppendQueue } from './append-queue.ts';
-import { bodyDigest, canonicalBody, idempotencyRecord } from './idempotency.ts';
-import { IngestKeys } from './keys.ts';
-import { newTxId } from '../core/tx-id.ts';
-import type { TransactionBody } from './validation.ts';
+import { ConfigError, RateLimitedError, UnknownPayinError } from '../../core/errors.ts';
+import type { Keys } from '../../core/keys.ts';
+import { LaneMap } from '../../core/lanes.ts';
+import { partitionOf } from '../../core/partition.ts';
+import { defineScripts } from '../../core/redis.ts';
+import type { RedisClient } from '../../core/redis.ts';
+import type { RateLimitConfig, RefundsConfig, Topology } from '../../core/topology/schema.ts';
+import { INGEST_SCRIPTS, payinCheck } from './script-call.ts';
+import type { EventToAppend } from './script-call.ts';
+import { AppendQueue } from './coalescing-queue.ts';
+import { bodyDigest, canonicalBody, idempotencyRecord } from '../idempotency.ts';
+import { IngestKeys } from '../keys.ts';
+import { newTxId } from '../../core/tx-id.ts';
+import type { TransactionBody } from '../validation.ts';
 
 export interface Route {
   partition: number;

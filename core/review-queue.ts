@@ -2,18 +2,20 @@
 // outside the stream, so a held transaction never delays its merchant's later events. An operator
 // approves one (it goes on to the risk stage's output topic, toward the ledger) or declines it
 // (it goes on as failed, failure_code risk_declined, so the sink records it). Each decision is one
-// Lua script: nothing decided twice, nothing lost between the hash and the stream.
-import type { Keys } from '../../core/keys.ts';
-import type { RedisClient } from '../../core/redis.ts';
-import { defineScripts, runScript } from '../../core/redis.ts';
-import { loadScripts } from '../../core/scripts.ts';
-import { slotPipeline } from '../../core/slot-pipeline.ts';
-import { entryArgs } from '../../core/entry.ts';
-import { failedEvent } from '../../core/failure-codes.ts';
-import { LaneMap } from '../../core/lanes.ts';
-import { partitionOf } from '../../core/partition.ts';
-import type { TransactionEvent } from '../../core/event.ts';
-import type { Topology } from '../../core/topology/schema.ts';
+// Lua script: nothing decided twice, nothing lost between the hash and the stream. The risk
+// processor holds (holdForReview); the API (ingest/routes/review.ts), `rill review` and
+// GET /v1/transactions/:id read and decide: one home for both sides.
+import type { Keys } from './keys.ts';
+import type { RedisClient } from './redis.ts';
+import { defineScripts, runScript } from './redis.ts';
+import { loadScripts } from './scripts.ts';
+import { slotPipeline } from './slot-pipeline.ts';
+import { entryArgs } from './entry.ts';
+import { failedEvent } from './failure-codes.ts';
+import { LaneMap } from './lanes.ts';
+import { partitionOf } from './partition.ts';
+import type { TransactionEvent } from './event.ts';
+import type { Topology } from './topology/schema.ts';
 
 const { reviewHold: HOLD, reviewDecide: DECIDE } = loadScripts(new URL('./scripts/', import.meta.url), ['reviewHold', 'reviewDecide']);
 /** A decided marker outlives any redelivery of the risk batch that held the transaction. */

@@ -1,15 +1,11 @@
 // SSRF guard for merchant webhook URLs. At registration: https only (http only to a loopback host
 // when RILL_WEBHOOKS_ALLOW_HTTP is set), no credentials, no literal address in a refused range.
-// At connect time (an undici connector): every address the host name resolves to is checked
-// again, so DNS cannot point a registered name at an internal address. Refused unless allowed:
-// loopback (allowed with RILL_WEBHOOKS_ALLOW_HTTP), private, CGNAT, link-local, unique-local,
-// unspecified and multicast ranges (RILL_WEBHOOKS_ALLOW_PRIVATE); the cloud metadata address is
-// refused always. Redirects are never followed (the client treats 3xx as a failed attempt).
-import { lookup as dnsLookup } from 'node:dns';
-import type { LookupAddress, LookupOptions } from 'node:dns';
+// At connect time (the webhooks sink's connector, sinks/webhooks/guarded-connector.ts): every
+// address the host name resolves to is checked again, so DNS cannot point a registered name at an
+// internal address. Refused unless allowed: loopback (allowed with RILL_WEBHOOKS_ALLOW_HTTP),
+// private, CGNAT, link-local, unique-local, unspecified and multicast ranges
+// (RILL_WEBHOOKS_ALLOW_PRIVATE); the cloud metadata address is refused always. Redirects are never followed (the client treats 3xx as a failed attempt).
 import { BlockList, isIP } from 'node:net';
-import { buildConnector } from 'undici';
-import { RefusedAddressError } from '../../core/errors.ts';
 
 export interface GuardPolicy {
   /** http:// to loopback hosts, and loopback addresses (dev and tests). */
@@ -93,39 +89,4 @@ export function checkEndpointUrl(raw: string, policy: GuardPolicy): string | und
   if (literal) return refusedAddress(host, policy);
   if (isLoopbackHost && !policy.allowLoopback) return `${host} is a loopback host`;
   return undefined;
-}
-
-type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
-
-/** A dns.lookup that refuses a name resolving to any refused address. */
-export function guardedLookup(policy: GuardPolicy) {
-  return (hostname: string, options: LookupOptions, callback: LookupCallback): void => {
-    dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
-      if (err) return callback(err, '');
-      for (const a of addresses) {
-        const why = refusedAddress(a.address, policy);
-        if (why) return callback(new RefusedAddressError(`refused: ${hostname} resolves to ${why}`), '');
-      }
-      if (options.all) return callback(null, addresses);
-      const first = addresses[0];
-      if (!first) return callback(Object.assign(new Error(`no address for ${hostname}`), { code: 'ENOTFOUND' }), '');
-      callback(null, first.address, first.family);
-    });
-  };
-}
-
-/** An undici connector that checks the address it connects to (literal or resolved). */
-export function guardedConnector(policy: GuardPolicy, timeoutMs: number): buildConnector.connector {
-  const base = buildConnector({ timeout: timeoutMs, lookup: guardedLookup(policy) } as buildConnector.BuildOptions);
-  return (opts, callback) => {
-    const host = opts.hostname.replace(/^\[|\]$/g, '');
-    if (isIP(host)) {
-      const why = refusedAddress(host, policy);
-      if (why) {
-        callback(new RefusedAddressError(`refused: ${why}`), null);
-        return;
-      }
-    }
-    base(opts, callback);
-  };
 }
