@@ -15,6 +15,7 @@ import { parseTapEnd, parseTapStart } from '../../core/tap/position.ts';
 import { openTap } from '../../core/tap/reader.ts';
 import type { TapEvent } from '../../core/tap/reader.ts';
 import { loadTopology } from '../../core/topology/load.ts';
+import type { TransactionColumn } from '../../core/transactions-table.ts';
 import { processIO, runCommand } from '../io.ts';
 import type { CommandIO } from '../io.ts';
 
@@ -60,24 +61,14 @@ export interface TapIO extends CommandIO {
   signal?: AbortSignal;
 }
 
-/** The CSV columns: the transaction as the sink's table has it, plus where the entry sits. */
-export const CSV_COLUMNS = [
-  '_id',
-  '_stream',
-  'id',
-  'merchant_id',
-  'type',
-  'amount',
-  'currency',
-  'status',
-  'reference',
-  'risk_score',
-  'failure_code',
-  'failure_reason',
-  'metadata',
-  'occurred_at',
-  'ingested_at',
-] as const;
+/** The transaction's columns of the CSV, in their order: as the sink's table has them. */
+const CSV_TRANSACTION_COLUMNS = [
+  ...['id', 'merchant_id', 'type', 'amount', 'currency', 'status', 'reference', 'risk_score'],
+  ...['failure_code', 'failure_reason', 'metadata', 'occurred_at', 'ingested_at'],
+] as const satisfies readonly TransactionColumn[];
+
+/** The CSV columns: the transaction's, after where the entry sits. */
+export const CSV_COLUMNS = ['_id', '_stream', ...CSV_TRANSACTION_COLUMNS] as const;
 
 /** `argv` is what follows `rill tap`. Resolves to the exit code. */
 export function tapCommand(argv: string[], io: TapIO = processIO()): Promise<number> {
