@@ -9,13 +9,13 @@ import { readEnv } from '../../core/config.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { Keys } from '../../core/keys.ts';
 import { createPool } from '../../core/postgres.ts';
-import { connectRedis } from '../../core/redis.ts';
 import { historyTopics, postgresHistory } from '../../core/tap/history.ts';
 import { parseTapEnd, parseTapStart } from '../../core/tap/position.ts';
 import { openTap } from '../../core/tap/reader.ts';
 import type { TapEvent } from '../../core/tap/reader.ts';
 import { loadTopology } from '../../core/topology/load.ts';
 import type { TransactionColumn } from '../../core/transactions-table.ts';
+import { CommandRedis } from '../command-redis.ts';
 import { processIO, runCommand } from '../io.ts';
 import type { CommandIO } from '../io.ts';
 
@@ -98,9 +98,8 @@ async function run(argv: string[], io: TapIO): Promise<number> {
   const topology = loadTopology(values.topology ?? env.topologyPath);
   if (!topology.topics[topic]) throw new ConfigError(`no topic named "${topic}" in the topology (topics: ${Object.keys(topology.topics).join(', ')})`);
 
-  const redis = connectRedis(env, { name: 'rill:tap', lazyConnect: true, offlineQueue: false, retriesPerRequest: 0 }) as Redis;
-  let cause: Error | undefined;
-  redis.on('error', (err: Error) => (cause ??= err));
+  const connection = new CommandRedis(env, 'rill:tap');
+  const redis = connection.redis as Redis;
   const abort = new AbortController();
   const stop = () => {
     abort.abort();
@@ -119,9 +118,7 @@ async function run(argv: string[], io: TapIO): Promise<number> {
   // a start before the Redis window reads the sink's table; the pool connects only then
   const pool = historyTopics(topology).includes(topic) ? createPool(env, { max: 1, name: 'rill:tap' }) : undefined;
   try {
-    await redis.connect().catch((err: unknown) => {
-      throw cause ?? err;
-    });
+    await connection.connect();
     const tap = await openTap({
       redis,
       keys: new Keys(env.prefix),
@@ -154,7 +151,7 @@ async function run(argv: string[], io: TapIO): Promise<number> {
       await out.flush();
       return 0;
     }
-    throw cause && /Connection is closed/.test(String(err)) ? cause : err;
+    throw connection.reason(err);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
