@@ -10,13 +10,8 @@
 //   block  → `failed` with failure_code `risk_blocked` (a business outcome, not a dead letter).
 // Reviewed and blocked transactions also go to `anomalies_topic` with their reasons.
 import { z } from 'zod';
-import type { TransactionEvent } from '../../core/event.ts';
-import { ConfigError } from '../../core/errors.ts';
-import { redeliveryHorizon } from '../../core/retention/horizon.ts';
-import { RetrySchema } from '../../core/topology/schema.ts';
-import { counter } from '../../core/metrics.ts';
-import { failedEvent } from '../../core/failure-codes.ts';
-import type { Emitted, Outcome, ProcessorFactory, StreamEvent } from '../../core/processor.ts';
+import { ConfigError, counter, failedEvent, redeliveryHorizon, RetrySchema } from '../../core/processor.ts';
+import type { Emitted, Outcome, ProcessorFactory, StreamEvent, TransactionEvent } from '../../core/processor.ts';
 import { RulesCache, ThresholdsSchema } from './rules.ts';
 import type { VersionedRules } from './rules.ts';
 import { RiskScorer } from './scorer.ts';
