@@ -61,7 +61,7 @@ export interface TapIO extends CommandIO {
   signal?: AbortSignal;
 }
 
-/** The transaction's columns of the CSV, in their order: as the sink's table has them. */
+/** The CSV's transaction columns, in the CSV's order: columns of the sink's `transactions` table. */
 const CSV_TRANSACTION_COLUMNS = [
   ...['id', 'merchant_id', 'type', 'amount', 'currency', 'status', 'reference', 'risk_score'],
   ...['failure_code', 'failure_reason', 'metadata', 'occurred_at', 'ingested_at'],
