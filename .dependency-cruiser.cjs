@@ -1,10 +1,10 @@
 // `npm run depcheck`: the dependency rules of design §8, checked in CI (.ci/run).
 // Dependencies point inward: cli/ wires everything; ingest/, processors/ and sinks/ import core/;
 // core/ imports none of them (processors and sinks are found by name through a registry); a
-// processor imports only core; console/ reads through core, not the edge, a processor or a sink;
-// the bench only core/index.ts (the public entry point); nothing imports cli/main.ts and no
-// command another; the client stands alone (it ships as rill/client); no cycles. No exceptions:
-// what two of them share lives in core/.
+// processor imports only core, through core/processor.ts; console/ reads through core, not the
+// edge, a processor or a sink; the bench only core/index.ts (the public entry point); nothing
+// imports cli/main.ts and no command another; the client stands alone (it ships as rill/client);
+// no cycles. No exceptions: what two of them share lives in core/.
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
   forbidden: [
@@ -28,6 +28,14 @@ module.exports = {
       comment: 'A processor imports core (and its own folder), nothing else of Rill.',
       from: { path: '^processors/([^/]+)/', pathNot: '\\.test\\.ts$' },
       to: { path: '^(ingest|sinks|cli|bench|console|client|test)/|^processors/', pathNot: ['^processors/$1/'] },
+    },
+    {
+      name: 'processors-import-core-through-processor-ts',
+      severity: 'error',
+      comment:
+        "A processor imports core only through core/processor.ts: the contract, and the types and helpers of core a processor uses (design §8: a processor imports only core's public types). The rest of core can move without touching a processor.",
+      from: { path: '^processors/', pathNot: '\\.test\\.ts$' },
+      to: { path: '^core/', pathNot: '^core/processor\\.ts$' },
     },
     {
       name: 'edges-do-not-import-the-cli',

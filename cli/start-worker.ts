@@ -11,7 +11,7 @@ import type { Registry } from '../core/metrics.ts';
 import { connectRedis, defineScripts } from '../core/redis.ts';
 import { CORE_SCRIPTS } from '../core/scripts.ts';
 import type { RedisClient } from '../core/redis.ts';
-import { resolveProcessor } from '../core/registry.ts';
+import { registerProcessor, resolveProcessor } from '../core/registry.ts';
 import type { Topology } from '../core/topology/schema.ts';
 import { StageRunner } from '../core/consumer/index.ts';
 import type { ChainedStageOptions } from '../core/consumer/index.ts';
@@ -58,7 +58,7 @@ interface Component {
 }
 
 export async function startWorker(o: WorkerOptions): Promise<Worker> {
-  registerBuiltinProcessors();
+  registerBuiltinProcessors(registerProcessor);
   const { topology } = o;
   const wanted = new Set(o.only?.length ? o.only : [...Object.keys(topology.stages), ...Object.keys(topology.sinks)]);
   for (const name of wanted) {

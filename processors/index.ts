@@ -1,13 +1,17 @@
 // Built-in processors, registered by name for topology.yaml.
-import { registerProcessor } from '../core/registry.ts';
+import type { ProcessorFactory } from '../core/processor.ts';
 import { validateProcessor } from './validate/index.ts';
 import { riskProcessor } from './risk/index.ts';
 import { ledgerProcessor } from './ledger/index.ts';
 import { webhookEventsProcessor } from './webhook-events/index.ts';
 
-export function registerBuiltinProcessors(): void {
-  registerProcessor(validateProcessor);
-  registerProcessor(riskProcessor);
-  registerProcessor(ledgerProcessor);
-  registerProcessor(webhookEventsProcessor);
+/**
+ * Hands every built-in to `register`: core/registry.ts's registerProcessor, passed in by the wiring
+ * (processors import core only through core/processor.ts, which the registry imports).
+ */
+export function registerBuiltinProcessors(register: <C>(factory: ProcessorFactory<C>) => void): void {
+  register(validateProcessor);
+  register(riskProcessor);
+  register(ledgerProcessor);
+  register(webhookEventsProcessor);
 }

@@ -1,6 +1,6 @@
 // `rill console [--port N] [--host H]`: the operators' web console (console/) on its own port.
 // Open it, give an operator key (`rill keys create --scope operator`) once.
-import { parseArgs } from 'node:util';
+import { parseServeOptions } from '../serve-options.ts';
 import { consolePort, DEFAULT_CONSOLE_PORT, runConsole } from '../run-console.ts';
 import { commandContext, migrateSchema, stopWithin, untilSignal } from '../context.ts';
 
@@ -17,14 +17,8 @@ Options:
   -h, --help       show this help`;
 
 export async function consoleCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { port: { type: 'string' }, host: { type: 'string' }, topology: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-  });
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
+  const values = parseServeOptions(argv, HELP);
+  if (!values) return 0;
   const port = consolePort(values.port);
   const ctx = commandContext('console', values.topology);
   await migrateSchema(ctx.env, 'rill-console-migrate'); // the operator scope needs its migration

@@ -1,5 +1,5 @@
 // `rill ingest`: the HTTP edge on PORT until SIGTERM/SIGINT, then drain in-flight requests.
-import { parseArgs } from 'node:util';
+import { parseServeOptions } from '../serve-options.ts';
 import { initTracing, shutdownTracing } from '../../core/tracing.ts';
 import { commandContext, migrateSchema, stopWithin, untilSignal } from '../context.ts';
 import { createRegistry } from '../../core/metrics.ts';
@@ -12,14 +12,8 @@ SIGTERM/SIGINT: /readyz fails at once, requests are still served for RILL_SHUTDO
 (default 5000: the time a load balancer takes to stop sending), then in-flight ones drain; exit 0.`;
 
 export async function ingestCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { port: { type: 'string' }, host: { type: 'string' }, topology: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-  });
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
+  const values = parseServeOptions(argv, HELP);
+  if (!values) return 0;
   const ctx = commandContext('ingest', values.topology);
   await initTracing('rill-ingest');
   if (values.port !== undefined) ctx.env.port = Number(values.port);

@@ -9,12 +9,13 @@ import { readEnv } from '../../core/config.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { Keys } from '../../core/keys.ts';
 import { createPool } from '../../core/postgres.ts';
-import { connectRedis } from '../../core/redis.ts';
 import { historyTopics, postgresHistory } from '../../core/tap/history.ts';
 import { parseTapEnd, parseTapStart } from '../../core/tap/position.ts';
 import { openTap } from '../../core/tap/reader.ts';
 import type { TapEvent } from '../../core/tap/reader.ts';
 import { loadTopology } from '../../core/topology/load.ts';
+import type { TransactionColumn } from '../../core/transactions-table.ts';
+import { CommandRedis } from '../command-redis.ts';
 import { processIO, runCommand } from '../io.ts';
 import type { CommandIO } from '../io.ts';
 
@@ -60,24 +61,14 @@ export interface TapIO extends CommandIO {
   signal?: AbortSignal;
 }
 
-/** The CSV columns: the transaction as the sink's table has it, plus where the entry sits. */
-export const CSV_COLUMNS = [
-  '_id',
-  '_stream',
-  'id',
-  'merchant_id',
-  'type',
-  'amount',
-  'currency',
-  'status',
-  'reference',
-  'risk_score',
-  'failure_code',
-  'failure_reason',
-  'metadata',
-  'occurred_at',
-  'ingested_at',
-] as const;
+/** The CSV's transaction columns, in the CSV's order: columns of the sink's `transactions` table. */
+const CSV_TRANSACTION_COLUMNS = [
+  ...['id', 'merchant_id', 'type', 'amount', 'currency', 'status', 'reference', 'risk_score'],
+  ...['failure_code', 'failure_reason', 'metadata', 'occurred_at', 'ingested_at'],
+] as const satisfies readonly TransactionColumn[];
+
+/** The CSV columns: the transaction's, after where the entry sits. */
+export const CSV_COLUMNS = ['_id', '_stream', ...CSV_TRANSACTION_COLUMNS] as const;
 
 /** `argv` is what follows `rill tap`. Resolves to the exit code. */
 export function tapCommand(argv: string[], io: TapIO = processIO()): Promise<number> {
@@ -107,9 +98,8 @@ async function run(argv: string[], io: TapIO): Promise<number> {
   const topology = loadTopology(values.topology ?? env.topologyPath);
   if (!topology.topics[topic]) throw new ConfigError(`no topic named "${topic}" in the topology (topics: ${Object.keys(topology.topics).join(', ')})`);
 
-  const redis = connectRedis(env, { name: 'rill:tap', lazyConnect: true, offlineQueue: false, retriesPerRequest: 0 }) as Redis;
-  let cause: Error | undefined;
-  redis.on('error', (err: Error) => (cause ??= err));
+  const connection = new CommandRedis(env, 'rill:tap');
+  const redis = connection.redis as Redis;
   const abort = new AbortController();
   const stop = () => {
     abort.abort();
@@ -128,9 +118,7 @@ async function run(argv: string[], io: TapIO): Promise<number> {
   // a start before the Redis window reads the sink's table; the pool connects only then
   const pool = historyTopics(topology).includes(topic) ? createPool(env, { max: 1, name: 'rill:tap' }) : undefined;
   try {
-    await redis.connect().catch((err: unknown) => {
-      throw cause ?? err;
-    });
+    await connection.connect();
     const tap = await openTap({
       redis,
       keys: new Keys(env.prefix),
@@ -163,7 +151,7 @@ async function run(argv: string[], io: TapIO): Promise<number> {
       await out.flush();
       return 0;
     }
-    throw cause && /Connection is closed/.test(String(err)) ? cause : err;
+    throw connection.reason(err);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -17,6 +17,8 @@ import type { RedisClient } from '../../core/redis.ts';
 import type { Topology } from '../../core/topology/schema.ts';
 import { chainOf, planChains } from '../../core/topology/chains.ts';
 import { txIdTime } from '../../core/tx-id.ts';
+import { selectList } from '../../core/transactions-table.ts';
+import type { TransactionColumn, TransactionRowOf } from '../../core/transactions-table.ts';
 
 const { txTrail: TX_TRAIL } = loadScripts(new URL('../scripts/', import.meta.url), ['txTrail']);
 
@@ -38,8 +40,12 @@ export interface TransactionTrail {
   steps: TimelineStep[];
 }
 
-const ROW_SQL = `SELECT id, merchant_id, type, amount, currency, status, reference, risk_score, failure_code, failure_reason,
-  ingested_at, processed_at, attempts FROM transactions
+// the row's columns the transaction page shows
+const ROW_COLUMNS = [
+  ...['id', 'merchant_id', 'type', 'amount', 'currency', 'status', 'reference', 'risk_score', 'failure_code', 'failure_reason'],
+  ...['ingested_at', 'processed_at', 'attempts'],
+] as const satisfies readonly TransactionColumn[];
+const ROW_SQL = `SELECT ${selectList(ROW_COLUMNS)} FROM transactions
   WHERE id = $1 AND ingested_at >= $2::timestamptz AND ingested_at < $3::timestamptz`;
 const LEDGER_SQL = 'SELECT account, amount, currency FROM ledger_entries WHERE tx_id = $1 ORDER BY account DESC';
 
@@ -63,7 +69,7 @@ export class TransactionTrails {
     const ms = txIdTime(id);
     if (ms === undefined || ms > Date.now() + this.clockSkewMs) return undefined;
     const [rows, ledger] = await Promise.all([
-      this.pool.query<Record<string, unknown>>(ROW_SQL, [id, new Date(ms).toISOString(), new Date(ms + 1).toISOString()]),
+      this.pool.query<TransactionRowOf<typeof ROW_COLUMNS>>(ROW_SQL, [id, new Date(ms).toISOString(), new Date(ms + 1).toISOString()]),
       this.pool.query<{ account: string; amount: string; currency: string }>(LEDGER_SQL, [id]),
     ]);
     const row = rows.rows[0];

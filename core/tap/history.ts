@@ -14,6 +14,8 @@ import { LaneMap } from '../lanes.ts';
 import { partitionOf } from '../partition.ts';
 import { idParts } from '../stream-id.ts';
 import type { Topology } from '../topology/schema.ts';
+import { columnsExcept, selectList } from '../transactions-table.ts';
+import type { TransactionRowOf } from '../transactions-table.ts';
 
 /** One history entry, as the tap buffers a stream entry: [id, [tx, <id>, ev, <json>]]. */
 export interface HistoryEntry {
@@ -45,33 +47,15 @@ export function historyTopics(topology: Topology): string[] {
   return [...new Set(Object.values(topology.sinks).flatMap((s) => (s.type === 'postgres' ? [s.input] : [])))];
 }
 
-interface Row {
-  id: string;
-  merchant_id: string;
-  type: string;
-  amount: string;
-  currency: string;
-  status: string;
-  reference: string | null;
-  risk_score: number | null;
-  metadata: Record<string, string> | null;
-  occurred_at: Date | null;
-  ingested_at: Date;
-  stream_id: string;
-  failure_reason: string | null;
-  failure_code: string | null;
-  risk_reasons: string[] | null;
-  risk_rules_version: number | null;
-  ledger: { account: string; amount: number }[] | null;
-}
+// every column but the sink's own (processed_at, attempts): the event the row was written from
+const EVENT_COLUMNS = columnsExcept('processed_at', 'attempts');
+type Row = TransactionRowOf<typeof EVENT_COLUMNS> & { ledger: { account: string; amount: number }[] | null };
 
 // the position's parts; the index on the ms part (migration 180) makes a range cheap
 const MS = `split_part(t.stream_id, '-', 1)::bigint`;
 const SEQ = `split_part(t.stream_id, '-', 2)::numeric`;
 const PAGE_SQL = `
-SELECT t.id, t.merchant_id, t.type, t.amount::text AS amount, t.currency, t.status, t.reference, t.risk_score,
-       t.metadata, t.occurred_at, t.ingested_at, t.stream_id, t.failure_reason, t.failure_code, t.risk_reasons,
-       t.risk_rules_version,
+SELECT ${selectList(EVENT_COLUMNS, 't')},
        (SELECT json_agg(json_build_object('account', l.account, 'amount', l.amount) ORDER BY l.account DESC)
           FROM ledger_entries l WHERE l.tx_id = t.id) AS ledger
   FROM transactions t

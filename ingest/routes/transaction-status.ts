@@ -22,6 +22,8 @@ import { defineScripts, runScript } from '../../core/redis.ts';
 import { loadScripts } from '../../core/scripts.ts';
 import type { RedisClient } from '../../core/redis.ts';
 import type { Topology } from '../../core/topology/schema.ts';
+import { columnsExcept, selectList } from '../../core/transactions-table.ts';
+import type { TransactionRowOf } from '../../core/transactions-table.ts';
 import type { AuthEnv } from '../auth/index.ts';
 import { forbidden, notFound } from '../../core/http/problem.ts';
 import { withTimeout } from '../timeout.ts';
@@ -55,33 +57,18 @@ const { findTx: FIND_TX } = loadScripts(new URL('../scripts/', import.meta.url),
 // the tx id's encoded accept time lives with the id format: core/tx-id.ts
 export { txIdTime };
 
+// the columns the view is made of: not the entry's id, the attempts or the risk rules' version
+const VIEW_COLUMNS = columnsExcept('stream_id', 'attempts', 'risk_rules_version');
+type ViewRow = TransactionRowOf<typeof VIEW_COLUMNS>;
+
 /**
  * One row by id and merchant, with ingested_at bound to the id's millisecond: the partition key
  * (ingested_at, merchant_id) is fully known, so the planner prunes to one leaf partition.
  */
 export const TRANSACTION_BY_ID_SQL = `
-SELECT id, merchant_id, type, amount, currency, status, reference, risk_score, metadata,
-       occurred_at, ingested_at, processed_at, failure_code, failure_reason, risk_reasons
+SELECT ${selectList(VIEW_COLUMNS)}
 FROM transactions
 WHERE id = $1 AND merchant_id = $2 AND ingested_at >= $3::timestamptz AND ingested_at < $4::timestamptz`;
-
-interface TransactionRow {
-  id: string;
-  merchant_id: string;
-  type: string;
-  amount: string | number;
-  currency: string;
-  status: string;
-  reference: string | null;
-  risk_score: number | null;
-  metadata: Record<string, string> | null;
-  occurred_at: Date | null;
-  ingested_at: Date;
-  processed_at: Date | null;
-  failure_code: string | null;
-  failure_reason: string | null;
-  risk_reasons: string[] | null;
-}
 
 export interface TransactionLookupOptions {
   redis: RedisClient;
@@ -134,7 +121,7 @@ export class TransactionLookup {
 
   private async fromPostgres(merchantId: string, txId: string, ms: number): Promise<TransactionView | undefined> {
     const { rows } = await withTimeout(
-      this.o.pool.query<TransactionRow>(TRANSACTION_BY_ID_SQL, [txId, merchantId, new Date(ms).toISOString(), new Date(ms + 1).toISOString()]),
+      this.o.pool.query<ViewRow>(TRANSACTION_BY_ID_SQL, [txId, merchantId, new Date(ms).toISOString(), new Date(ms + 1).toISOString()]),
       this.o.timeoutMs,
       'Postgres transaction lookup',
     );

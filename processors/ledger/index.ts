@@ -9,18 +9,26 @@
 // Runs as an `ordering: key` stage: per-merchant order comes from the partition lease.
 // A debit taking a wallet under its threshold emits one alert event (no storm).
 import { z } from 'zod';
-import type { LedgerLine, TransactionEvent } from '../../core/event.ts';
-import { ConfigError, FatalError, PayinPendingError, SinkBehindError } from '../../core/errors.ts';
-import { failedEvent, isFailureCode } from '../../core/failure-codes.ts';
-import { counter } from '../../core/metrics.ts';
-import { payinBucket, payinTier, payinToken } from '../../core/payins.ts';
-import { readEnv } from '../../core/config.ts';
+import {
+  ConfigError,
+  counter,
+  defineScripts,
+  failedEvent,
+  FatalError,
+  isFailureCode,
+  loadScripts,
+  payinBucket,
+  PayinPendingError,
+  payinTier,
+  payinToken,
+  readEnv,
+  RefundsSchema,
+  runScript,
+  SinkBehindError,
+  slotPipeline,
+} from '../../core/processor.ts';
+import type { LedgerLine, Outcome, ProcessorFactory, StreamEvent, TransactionEvent } from '../../core/processor.ts';
 import { ColdPayins, coldKey } from './cold-payins.ts';
-import type { Outcome, ProcessorFactory, StreamEvent } from '../../core/processor.ts';
-import { defineScripts, runScript } from '../../core/redis.ts';
-import { loadScripts } from '../../core/scripts.ts';
-import { slotPipeline } from '../../core/slot-pipeline.ts';
-import { RefundsSchema } from '../../core/topology/schema.ts';
 
 const { ledgerApply: LEDGER_APPLY } = loadScripts(new URL('./scripts/', import.meta.url), ['ledgerApply']);
 

@@ -10,20 +10,13 @@
 //   block  → `failed` with failure_code `risk_blocked` (a business outcome, not a dead letter).
 // Reviewed and blocked transactions also go to `anomalies_topic` with their reasons.
 import { z } from 'zod';
-import type { TransactionEvent } from '../../core/event.ts';
-import { ConfigError } from '../../core/errors.ts';
-import { redeliveryHorizon } from '../../core/retention/horizon.ts';
-import { RetrySchema } from '../../core/topology/schema.ts';
-import { counter } from '../../core/metrics.ts';
-import { failedEvent } from '../../core/failure-codes.ts';
-import type { Emitted, Outcome, ProcessorFactory, StreamEvent } from '../../core/processor.ts';
+import { ConfigError, counter, failedEvent, holdForReview, redeliveryHorizon, RetrySchema } from '../../core/processor.ts';
+import type { Emitted, HeldEvent, Outcome, ProcessorFactory, StreamEvent, TransactionEvent } from '../../core/processor.ts';
 import { RulesCache, ThresholdsSchema } from './rules.ts';
 import type { VersionedRules } from './rules.ts';
 import { RiskScorer } from './scorer.ts';
 import type { Verdict } from './scorer.ts';
 import { reasonTexts } from './reasons.ts';
-import { holdForReview } from '../../core/review-queue.ts';
-import type { HeldEvent } from '../../core/review-queue.ts';
 
 const ConfigSchema = z
   .object({

@@ -3,10 +3,8 @@
 // newer version in Redis, which running stages pick up within `rules_poll_ms` (no restart). Every
 // decision records the version it was made under.
 import { z } from 'zod';
-import type { Keys } from '../../core/keys.ts';
-import type { RedisClient } from '../../core/redis.ts';
-import { TRANSACTION_TYPES } from '../../core/event.ts';
-import type { TransactionType } from '../../core/event.ts';
+import { TRANSACTION_TYPES } from '../../core/processor.ts';
+import type { Keys, RedisClient, TransactionType } from '../../core/processor.ts';
 
 const Threshold = z
   .object({ review: z.number().int().min(0).max(101), block: z.number().int().min(0).max(101) })

@@ -1,8 +1,7 @@
 // Merchant webhook events (core/webhooks/events.ts) made from settled transactions and merchant
 // alerts. Pure: no I/O, no clock.
-import type { TransactionEvent } from '../../core/event.ts';
-import { eventId, NOT_FOR_MERCHANTS, transactionData } from '../../core/webhooks/events.ts';
-import type { WebhookEvent } from '../../core/webhooks/events.ts';
+import { eventId, NOT_FOR_MERCHANTS, transactionData } from '../../core/processor.ts';
+import type { TransactionEvent, WebhookEvent } from '../../core/processor.ts';
 
 /** The event for a settled transaction (succeeded or failed). */
 export function fromTransaction(t: TransactionEvent, now: number): WebhookEvent {

@@ -29,11 +29,11 @@ import { Readable } from 'node:stream';
 import pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import type { RillEnv } from '../../core/config.ts';
-import { byKey, encodeRow, LEDGER_COLUMNS, TRANSACTION_COLUMNS, utcDay } from './rows.ts';
+import { byKey, encodeRow, LEDGER_COLUMNS, TRANSACTION_COPY_COLUMNS, utcDay } from './rows.ts';
 import type { SinkRow } from './rows.ts';
 import { recordPayinRefunds } from './payin-refunds.ts';
 
-const COLS = TRANSACTION_COLUMNS.join(', ');
+const COLS = TRANSACTION_COPY_COLUMNS.join(', ');
 const LEDGER_COLS = LEDGER_COLUMNS.join(', ');
 const COPY_TRANSACTIONS = `COPY transactions (${COLS}) FROM STDIN`;
 const COPY_LEDGER = `COPY ledger_entries (${LEDGER_COLS}) FROM STDIN`;

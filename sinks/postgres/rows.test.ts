@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodeRow, isoTime, ledgerProblem, TRANSACTION_COLUMNS, utcDay } from './rows.ts';
+import { encodeRow, isoTime, ledgerProblem, TRANSACTION_COPY_COLUMNS, utcDay } from './rows.ts';
 import type { TransactionEvent } from '../../core/event.ts';
 
 const base: TransactionEvent = {
@@ -106,8 +106,8 @@ test('the transactions line: one field per column, nulls as \\N, special charact
   const line = enc.tx.toString();
   assert.ok(line.endsWith('\n'));
   const fields = line.slice(0, -1).split('\t');
-  assert.equal(fields.length, TRANSACTION_COLUMNS.length);
-  const col = Object.fromEntries(TRANSACTION_COLUMNS.map((c, i) => [c, fields[i]]));
+  assert.equal(fields.length, TRANSACTION_COPY_COLUMNS.length);
+  const col = Object.fromEntries(TRANSACTION_COPY_COLUMNS.map((c, i) => [c, fields[i]]));
   assert.deepEqual(col, {
     id: 'tx_1',
     merchant_id: 'm_1',
@@ -129,7 +129,7 @@ test('the transactions line: one field per column, nulls as \\N, special charact
   });
   // a succeeded row has no failure code even if the event carries one; an ingest time that is no time is left for Postgres to refuse
   const ok = encodeRow({ event: { ...base, failure_code: 'risk_declined', ingested_at: Number.NaN }, streamId: '1-3', attempts: 1 });
-  const okCol = Object.fromEntries(TRANSACTION_COLUMNS.map((c, i) => [c, ok.tx.toString().slice(0, -1).split('\t')[i]]));
+  const okCol = Object.fromEntries(TRANSACTION_COPY_COLUMNS.map((c, i) => [c, ok.tx.toString().slice(0, -1).split('\t')[i]]));
   assert.equal(okCol.failure_code, '\\N');
   assert.equal(okCol.ingested_at, 'NaN');
   assert.equal(okCol.metadata, '\\N');

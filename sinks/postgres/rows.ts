@@ -1,6 +1,7 @@
 // Maps a transaction event to its `transactions` row and its ledger lines to `ledger_entries` rows,
 // encoded once as COPY text lines in the column order the sink's COPY names.
 import type { LedgerLine, TransactionEvent } from '../../core/event.ts';
+import { columnsExcept } from '../../core/transactions-table.ts';
 import { copyField, copyText, CopyTextWriter } from './copy-text.ts';
 
 /**
@@ -8,25 +9,7 @@ import { copyField, copyText, CopyTextWriter } from './copy-text.ts';
  * now(): the time of the batch's transaction, the same for every row of a batch, and no timestamp
  * for Postgres to parse per row.
  */
-export const TRANSACTION_COLUMNS = [
-  'id',
-  'merchant_id',
-  'type',
-  'amount',
-  'currency',
-  'status',
-  'reference',
-  'risk_score',
-  'metadata',
-  'occurred_at',
-  'ingested_at',
-  'stream_id',
-  'attempts',
-  'failure_reason',
-  'failure_code',
-  'risk_reasons',
-  'risk_rules_version',
-] as const;
+export const TRANSACTION_COPY_COLUMNS = columnsExcept('processed_at');
 
 /** The `ledger_entries` columns the sink writes; created_at is left to its default, now() (the rows' processed_at). */
 export const LEDGER_COLUMNS = ['tx_id', 'account', 'merchant_id', 'currency', 'amount'] as const;
@@ -46,7 +29,7 @@ export interface SinkRow {
 
 /** One row as COPY text: what a batch's COPY statements send, by concatenation. */
 export interface EncodedRow {
-  /** The `transactions` line (TRANSACTION_COLUMNS), newline-terminated. */
+  /** The `transactions` line (TRANSACTION_COPY_COLUMNS), newline-terminated. */
   tx: Buffer;
   /** Its `ledger_entries` lines (LEDGER_COLUMNS), one per account in byte order, each newline-terminated; empty for none. */
   ledger: Buffer;

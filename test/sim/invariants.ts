@@ -18,6 +18,7 @@ import type { PgPool } from '../../core/postgres.ts';
 import type { Keys } from '../../core/keys.ts';
 import type { TransactionEvent } from '../../core/event.ts';
 import type { Topology } from '../../core/topology/schema.ts';
+import type { TransactionRow } from '../../core/transactions-table.ts';
 import { partitionOf } from '../../core/partition.ts';
 import { ORDERED_STAGES, RETRY_ATTEMPTS, SINK, STAGES } from './topology.ts';
 import type { SimEvent, Workload } from './workload.ts';
@@ -109,16 +110,10 @@ export async function checkInvariants(c: CheckContext): Promise<{ violations: st
   }
   const like = `s${c.seed}-%`;
   const rows = (
-    await c.pool.query<{
-      id: string;
-      merchant_id: string;
-      type: string;
-      amount: string;
-      currency: string;
-      status: string;
-      failure_code: string | null;
-      failure_reason: string | null;
-    }>('SELECT id, merchant_id, type, amount::text, currency, status, failure_code, failure_reason FROM transactions WHERE merchant_id LIKE $1', [like])
+    await c.pool.query<Pick<TransactionRow, 'id' | 'merchant_id' | 'type' | 'amount' | 'currency' | 'status' | 'failure_code' | 'failure_reason'>>(
+      'SELECT id, merchant_id, type, amount::text, currency, status, failure_code, failure_reason FROM transactions WHERE merchant_id LIKE $1',
+      [like],
+    )
   ).rows;
   const lines = (
     await c.pool.query<{ tx_id: string; account: string; merchant_id: string; currency: string; amount: string }>(

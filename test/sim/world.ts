@@ -17,7 +17,7 @@ import { partitionOf } from '../../core/partition.ts';
 import type { Processor, Outcome, ProcessorFactory } from '../../core/processor.ts';
 import { connectRedis, defineScripts } from '../../core/redis.ts';
 import { deleteByPattern } from '../../core/slot-pipeline.ts';
-import { resolveProcessor } from '../../core/registry.ts';
+import { registerProcessor, resolveProcessor } from '../../core/registry.ts';
 import { CORE_SCRIPTS } from '../../core/scripts.ts';
 import { entryArgs } from '../../core/entry.ts';
 import type { Topology } from '../../core/topology/schema.ts';
@@ -281,7 +281,7 @@ export class Simulation {
     const day = new Date(SIM_EPOCH).toISOString().slice(0, 10);
     await inst.pool.query('SELECT rill_ensure_partitions($1::date, $1::date)', [day]);
     const sim = new Simulation(inst, redis);
-    registerBuiltinProcessors();
+    registerBuiltinProcessors(registerProcessor);
     const topology = simTopology(chooseShape(new Random(0, 'shape')));
     for (const [name, stage] of Object.entries(topology.stages)) sim.factories.set(name, await resolveProcessor(stage.processor));
     return sim;
