@@ -25,7 +25,7 @@ export interface DeadLetterList {
 
 interface MergeStream {
   stage: string;
-  p: number;
+  partition: number;
   key: string;
   /** Where the next read starts (exclusive after the first). */
   from: string;
@@ -47,7 +47,7 @@ export async function listDeadLetters(scope: DeadLetterScope, filter: ListFilter
     scope
       .selectStages(filter.stage)
       .filter((stage) => p < scope.partitions(stage))
-      .map((stage) => ({ stage, p, key: scope.keys.deadLetter(stage, p), from: start, buf: [], done: false })),
+      .map((stage) => ({ stage, partition: p, key: scope.keys.deadLetter(stage, p), from: start, buf: [], done: false })),
   );
   // a k-way merge of the streams, oldest first: each is read a few entries at a time (about
   // twice its fair share of what the page still needs) and read again only when its buffer runs
@@ -75,7 +75,7 @@ export async function listDeadLetters(scope: DeadLetterScope, filter: ListFilter
       const page = raw as StoredDeadLetter[];
       if (first) total += Number(replies[at++]![1]);
       for (const r of page) {
-        const d = decodeDeadLetter(st.stage, st.p, r);
+        const d = decodeDeadLetter(st.stage, st.partition, r);
         const [ms, seq] = r[0].split('-').map(Number) as [number, number];
         if (!cursor || byTime(d, cursor) > 0) st.buf.push({ d, ms, seq });
       }
@@ -121,7 +121,7 @@ type Ordered = Pick<DeadLetter, 'entryId' | 'stage' | 'partition'>;
 function before(a: MergeStream, b: MergeStream): boolean {
   const x = a.buf[0]!;
   const y = b.buf[0]!;
-  return (x.ms - y.ms || x.seq - y.seq || a.stage.localeCompare(b.stage) || a.p - b.p) < 0;
+  return (x.ms - y.ms || x.seq - y.seq || a.stage.localeCompare(b.stage) || a.partition - b.partition) < 0;
 }
 
 function byTime(a: Ordered, b: Ordered): number {

@@ -129,10 +129,10 @@ function fields(flat: unknown): Map<string, unknown> {
 
 /** Every ordered stage's partition leases: stage → partition → holder (member id). */
 export async function readLeases(redis: RedisClient, keys: Keys, topology: Topology): Promise<Record<string, Record<number, string>>> {
-  const wanted: { stage: string; p: number; key: string }[] = [];
+  const wanted: { stage: string; partition: number; key: string }[] = [];
   for (const [stage, s] of Object.entries(topology.stages)) {
     if (s.ordering !== 'key') continue;
-    for (let p = 0; p < (topology.topics[s.input]?.partitions ?? 0); p++) wanted.push({ stage, p, key: leaseRedisKey(keys, stage, p) });
+    for (let p = 0; p < (topology.topics[s.input]?.partitions ?? 0); p++) wanted.push({ stage, partition: p, key: leaseRedisKey(keys, stage, p) });
   }
   const pipe = slotPipeline(redis);
   for (const w of wanted) pipe.add(w.key, (x) => x.get(w.key));
@@ -141,7 +141,7 @@ export async function readLeases(redis: RedisClient, keys: Keys, topology: Topol
   wanted.forEach((w, i) => {
     const holder = value(replies[i]);
     out[w.stage] ??= {};
-    if (typeof holder === 'string') out[w.stage]![w.p] = holder.replace(/:\d+$/, '');
+    if (typeof holder === 'string') out[w.stage]![w.partition] = holder.replace(/:\d+$/, '');
   });
   return out;
 }
