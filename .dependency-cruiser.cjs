@@ -94,9 +94,23 @@ module.exports = {
       name: 'consumer-engine-through-its-entry-point',
       severity: 'error',
       comment:
-        'Outside core/, the consumer engine is used through core/consumer/index.ts (LaneReader, runLoop, Settlement, StageRunner, the dead-letter write): its parts can move without touching the sinks or the worker.',
+        'Outside core/, the consumer engine is used through core/consumer/index.ts (GroupConsumer, StageRunner, runLoop, Settlement): its parts can move without touching the sinks or the worker.',
       from: { path: '^(ingest|processors|sinks|cli|console|bench)/', pathNot: '\\.test\\.ts$' },
       to: { path: '^core/consumer/', pathNot: '^core/consumer/index\\.ts$' },
+    },
+    {
+      name: 'consumer-parts-below-the-runner',
+      severity: 'error',
+      comment: "The stage runner wires the consumer engine's parts (one file per part, docs/architecture.md); no part imports it back.",
+      from: { path: '^core/consumer/', pathNot: '^core/consumer/(index|stage-runner)\\.ts$' },
+      to: { path: '^core/consumer/stage-runner\\.ts$' },
+    },
+    {
+      name: 'group-consumer-knows-no-stage',
+      severity: 'error',
+      comment: 'group-consumer.ts is the skeleton stages and sinks share: it reads, loops and settles, and imports none of the stage-only parts.',
+      from: { path: '^core/consumer/group-consumer\\.ts$' },
+      to: { path: '^core/consumer/(stage-runner|ordered-partitions|parking|cap-hold|chain-[^/]+|retry-schedule|batch-types|decode|routing|spans)\\.ts$' },
     },
     {
       name: 'client-stands-alone',

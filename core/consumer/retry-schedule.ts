@@ -37,33 +37,53 @@ export function retryFields(raw: RawEntry, attempts: number, now: number): strin
   return fields;
 }
 
-/**
- * Move due retries from the delay sets back onto the input streams (all partitions, one round
- * trip); returns when to move again (at once when a set had more than one call's worth).
- */
-export async function moveDueRetries(o: {
+export interface DueRetriesOptions {
   redis: RedisClient;
   keys: Keys;
   stage: string;
   partitions: number;
   streamsOf: (partition: number) => readonly string[];
   now: () => number;
-}): Promise<number> {
-  const pipe = slotPipeline(o.redis);
-  const now = o.now();
-  for (let p = 0; p < o.partitions; p++) {
-    const keys = [o.keys.delay(o.stage, p), ...o.streamsOf(p)];
-    pipe.add(keys[0]!, (q) => void runScript(q, MOVE_DUE, keys, [now, 1000]));
+}
+
+/** An unordered stage's delayed retries: when they are due to be moved back, and the move. */
+export class DueRetries {
+  private nextMove = 0;
+
+  constructor(private readonly o: DueRetriesOptions) {}
+
+  /** When to move next. */
+  get nextMoveAt(): number {
+    return this.nextMove;
   }
-  const res = await pipe.exec();
-  let next = o.now() + 1_000;
-  for (const [err, v] of res) {
-    if (err) throw err;
-    const [moved, nextDue] = v as [number, string | number];
-    if (moved >= 1000) next = o.now();
-    const due = Number(nextDue);
-    if (due >= 0) next = Math.min(next, due);
+
+  /** A retry waits in the delay set until `dueAt`: move no later than that. */
+  readonly onDelayed = (dueAt: number): void => {
+    this.nextMove = Math.min(this.nextMove, dueAt);
+  };
+
+  /**
+   * Move due retries from the delay sets back onto the input streams (all partitions, one round
+   * trip); the next move is due at once when a set had more than one call's worth.
+   */
+  async move(): Promise<void> {
+    const o = this.o;
+    const pipe = slotPipeline(o.redis);
+    const now = o.now();
+    for (let p = 0; p < o.partitions; p++) {
+      const keys = [o.keys.delay(o.stage, p), ...o.streamsOf(p)];
+      pipe.add(keys[0]!, (q) => void runScript(q, MOVE_DUE, keys, [now, 1000]));
+    }
+    const res = await pipe.exec();
+    let next = o.now() + 1_000;
+    for (const [err, v] of res) {
+      if (err) throw err;
+      const [moved, nextDue] = v as [number, string | number];
+      if (moved >= 1000) next = o.now();
+      const due = Number(nextDue);
+      if (due >= 0) next = Math.min(next, due);
+    }
+    faultPoint('move-due-after');
+    this.nextMove = next;
   }
-  faultPoint('move-due-after');
-  return next;
 }

@@ -22,8 +22,8 @@ import type { Registry } from '../../core/metrics.ts';
 import { counter, histogram, LATENCY_BUCKETS } from '../../core/metrics.ts';
 import type { Topology } from '../../core/topology/schema.ts';
 import { F_EVENT, F_TRACE, fieldsToMap } from '../../core/entry.ts';
-import { deadLetterOutputs, LaneReader, runLoop, Settlement } from '../../core/consumer/index.ts';
-import type { Loop, RawEntry } from '../../core/consumer/index.ts';
+import { GroupConsumer } from '../../core/consumer/index.ts';
+import type { Loop, RawEntry, SinkSettle } from '../../core/consumer/index.ts';
 import { leaderPass } from '../../core/leases/leader-pass.ts';
 import { endSpan, startEventSpan } from '../../core/tracing.ts';
 import { dedupeIdentity, formatSlack, formatTelegram, parseAlert } from './alert.ts';
@@ -67,9 +67,7 @@ type AlertResult = { kind: 'done' } | { kind: 'dead'; error: Error; attempts: nu
 const CLAIM_MARGIN_MS = 1_000;
 
 export class AlertsSink {
-  private loop: Loop | undefined;
-  private readonly reader: LaneReader;
-  private readonly partitions: number;
+  private readonly group: GroupConsumer;
   private readonly webhooks: ResolvedWebhook[];
   private readonly dedupe: AlertDedupe;
   private readonly stopping = new AbortController();
@@ -87,18 +85,20 @@ export class AlertsSink {
     const c = o.config;
     const topic = o.topology.topics[c.input];
     if (!topic) throw new ConfigError(`sinks.${o.name}.input: no topic named "${c.input}"`);
-    this.partitions = topic.partitions;
     // ${VAR} references are resolved now: a missing variable stops the worker at start
     this.webhooks = resolveWebhooks(o.name, c.webhooks, o.env ?? process.env);
-    this.reader = new LaneReader({
+    this.group = new GroupConsumer({
+      loop: `sink:${o.name}`,
       redis: o.redis,
       keys: o.keys,
       topic: c.input,
-      partitions: Array.from({ length: this.partitions }, (_, i) => i),
+      partitions: topic.partitions,
       lanes: o.topology.priorities,
       group: o.name,
       consumer: o.consumer,
       visibilityTimeoutMs: c.visibility_timeout,
+      logger: o.logger,
+      startId: '$', // no replay of old alerts into chat (above)
     });
     this.dedupe = new AlertDedupe(o.redis, o.keys, o.name, c.dedupe_window, c.delivery_timeout + CLAIM_MARGIN_MS);
     this.checksOn = Boolean(c.dead_letters || c.heartbeat);
@@ -130,8 +130,7 @@ export class AlertsSink {
   }
 
   async start(): Promise<void> {
-    await this.reader.ensureGroups(undefined, '$');
-    this.loop = runLoop(`sink:${this.o.name}`, this.o.logger, (loop) => this.step(loop));
+    await this.group.start((loop) => this.step(loop));
   }
 
   /**
@@ -140,9 +139,7 @@ export class AlertsSink {
    */
   async stop(): Promise<void> {
     this.stopping.abort();
-    this.loop?.stop();
-    this.reader.wake();
-    await this.loop?.done;
+    await this.group.stop();
   }
 
   private async step(loop: Loop): Promise<void> {
@@ -150,7 +147,7 @@ export class AlertsSink {
     if (this.checksOn && Date.now() >= this.nextCheckAt) await this.check();
     if (loop.stopping) return;
     const wait = this.checksOn ? Math.min(blockMs, Math.max(1, this.nextCheckAt - Date.now())) : blockMs;
-    const entries = await this.reader.read(this.o.config.batch, wait);
+    const entries = await this.group.reader.read(this.o.config.batch, wait);
     if (entries.length && !loop.stopping) await this.handle(entries);
   }
 
@@ -182,7 +179,7 @@ export class AlertsSink {
   /** Deliver a batch side by side, then settle it in one round trip. */
   async handle(entries: readonly RawEntry[]): Promise<void> {
     const results = await Promise.allSettled(entries.map((raw) => this.handleOne(raw)));
-    const settlement = new Settlement(this.o.name);
+    const settled: SinkSettle[] = [];
     const now = Date.now();
     let failure: unknown;
     let dead = 0;
@@ -196,12 +193,12 @@ export class AlertsSink {
       if (r.value.kind === 'aborted') return;
       if (r.value.kind === 'dead') {
         dead++;
-        settlement.add(raw, deadLetterOutputs(this.o.keys, this.o.name, raw, r.value.error, now, r.value.attempts));
+        settled.push({ raw, error: r.value.error, attempts: r.value.attempts });
       } else {
-        settlement.add(raw, []);
+        settled.push({ raw });
       }
     });
-    await settlement.exec(this.o.redis);
+    await this.group.settle(this.o.redis, settled, now);
     if (dead) this.deadLettered.inc({ sink: this.o.name }, dead);
     if (failure) throw failure;
   }

@@ -14,11 +14,10 @@ import { counter, gauge, histogram, LATENCY_BUCKETS } from '../../core/metrics.t
 import type { PostgresSinkConfig, Topology } from '../../core/topology/schema.ts';
 import type { TransactionEvent } from '../../core/event.ts';
 import { F_EVENT, F_TRACE, fieldsToMap } from '../../core/entry.ts';
-import { deadLetterOutputs, LaneReader, runLoop, Settlement } from '../../core/consumer/index.ts';
+import { GroupConsumer } from '../../core/consumer/index.ts';
 import type { Loop, RawEntry } from '../../core/consumer/index.ts';
 import { faultPoint } from '../../core/faults.ts';
 import { endSpan, startEventSpan, tracingEnabled } from '../../core/tracing.ts';
-import { slotPipeline } from '../../core/slot-pipeline.ts';
 import type { BatchWriter } from './batch-writer.ts';
 import type { WriteResult } from './batch-writer.ts';
 import { encodeRow, ledgerProblem } from './rows.ts';
@@ -65,8 +64,7 @@ interface Buffered {
 }
 
 export class PostgresSink {
-  private loop: Loop | undefined;
-  private readonly reader: LaneReader;
+  private readonly group: GroupConsumer;
   private buffer: Buffered[] = [];
   private firstAt = 0;
   /** The batch being written in the background (overlap), and how that ended. */
@@ -87,16 +85,17 @@ export class PostgresSink {
   constructor(private readonly o: PostgresSinkOptions) {
     this.now = o.now ?? Date.now;
     this.ackRedis = o.ackRedis ?? o.redis;
-    const partitions = o.topology.topics[o.config.input]!.partitions;
-    this.reader = new LaneReader({
+    this.group = new GroupConsumer({
+      loop: `sink:${o.name}`,
       redis: o.redis,
       keys: o.keys,
       topic: o.config.input,
-      partitions: Array.from({ length: partitions }, (_, i) => i),
+      partitions: o.topology.topics[o.config.input]!.partitions,
       lanes: o.topology.priorities,
       group: o.name,
       consumer: o.consumer,
       visibilityTimeoutMs: o.config.visibility_timeout,
+      logger: o.logger,
       now: o.now,
       isolateRedeliveries: false, // nothing here crashes on an entry: recover in whole batches
     });
@@ -117,15 +116,12 @@ export class PostgresSink {
   }
 
   async start(): Promise<void> {
-    await this.reader.ensureGroups();
-    this.loop = runLoop(`sink:${this.o.name}`, this.o.logger, (loop) => this.step(loop));
+    await this.group.start((loop) => this.step(loop));
   }
 
   /** Stop reading, flush what is buffered (if Postgres lets us), and resolve. */
   async stop(): Promise<void> {
-    this.loop?.stop();
-    this.reader.wake();
-    await this.loop?.done;
+    await this.group.stop();
     await this.settleWrite().catch(() => undefined); // its batch went back into the buffer
     if (this.buffer.length) await this.flush(this.takeBuffer()).catch((err) => this.o.logger.warn({ err }, 'final flush failed; entries stay pending'));
     await this.o.writer.close();
@@ -142,7 +138,7 @@ export class PostgresSink {
       // with a write under way, read in slices: accepting a read (parse + encode) runs without a
       // break, and the write's COPY data and replies wait for the event loop meanwhile
       const want = writing ? Math.min(room, READ_SLICE) : room;
-      const entries = await this.reader.read(want, waitMs);
+      const entries = await this.group.reader.read(want, waitMs);
       read = entries.length;
       if (entries.length) await this.accept(entries);
       // a small read while the batch is not due yet: let entries gather instead of reading again at once
@@ -292,26 +288,13 @@ export class PostgresSink {
     }
   }
 
+  /** Acknowledged on the ack connection: on the reader's they would queue behind the next blocking read. */
   private async ack(entries: readonly RawEntry[]): Promise<void> {
-    const byStream = new Map<string, string[]>();
-    for (const e of entries) {
-      const ids = byStream.get(e.stream);
-      if (ids) ids.push(e.id);
-      else byStream.set(e.stream, [e.id]);
-    }
-    const pipe = slotPipeline(this.ackRedis);
-    for (const [stream, ids] of byStream) pipe.add(stream, (q) => q.xack(stream, this.o.name, ...ids));
-    const res = await pipe.exec();
-    for (const [err] of res) if (err) throw err;
+    await this.group.ack(this.ackRedis, entries);
   }
 
   /** An entry the sink cannot read goes to the sink's dead-letter stream (ack and add in one script). */
   private async deadLetter(items: readonly { raw: RawEntry; error: Error }[]): Promise<void> {
-    const settlement = new Settlement(this.o.name);
-    const now = this.now();
-    for (const { raw, error } of items) {
-      settlement.add(raw, deadLetterOutputs(this.o.keys, this.o.name, raw, error, now));
-    }
-    await settlement.exec(this.ackRedis);
+    await this.group.deadLetter(this.ackRedis, items, this.now());
   }
 }

@@ -7,8 +7,8 @@ import type { Redis } from 'ioredis';
 import { F_EVENT, fieldsToMap } from '../../core/entry.ts';
 import type { Keys } from '../../core/keys.ts';
 import type { Logger } from '../../core/logger.ts';
-import { LaneReader } from '../../core/consumer/index.ts';
-import type { RawEntry } from '../../core/consumer/index.ts';
+import { GroupConsumer } from '../../core/consumer/index.ts';
+import type { LaneReader, RawEntry } from '../../core/consumer/index.ts';
 import type { PgPool } from '../../core/postgres.ts';
 import { slotPipeline } from '../../core/slot-pipeline.ts';
 import type { MerchantWebhooksSinkConfig, Topology } from '../../core/topology/schema.ts';
@@ -54,24 +54,31 @@ export interface DispatcherOptions extends WebhooksLoopOptions {
 }
 
 export class Dispatcher {
-  readonly reader: LaneReader;
+  /** The sink's consumer group on its input topic (the sink runs the loop that reads it). */
+  readonly group: GroupConsumer;
   private readonly qk: QueueKeys;
   private readonly endpoints = new TtlCache<string, EndpointRow[]>(1_000);
 
   constructor(private readonly o: DispatcherOptions) {
     const topic = o.topology.topics[o.config.input];
     this.qk = new QueueKeys(o.keys);
-    this.reader = new LaneReader({
+    this.group = new GroupConsumer({
+      loop: `sink:${o.name}`,
       redis: o.redis,
       keys: o.keys,
       topic: o.config.input,
-      partitions: Array.from({ length: topic?.partitions ?? 1 }, (_, i) => i),
+      partitions: topic?.partitions ?? 1,
       lanes: o.topology.priorities,
       group: o.name,
       consumer: o.consumer,
       visibilityTimeoutMs: o.config.visibility_timeout,
+      logger: o.logger,
       isolateRedeliveries: false,
     });
+  }
+
+  get reader(): LaneReader {
+    return this.group.reader;
   }
 
   private async endpointsOf(merchants: readonly string[]): Promise<Map<string, EndpointRow[]>> {

@@ -45,7 +45,6 @@ export interface WebhooksSinkOptions {
 const DEAD_LETTER_POLL_MS = 500;
 
 export class WebhooksSink {
-  private loop: Loop | undefined;
   private dlqLoop: Loop | undefined;
   private readonly deadLetters: DeadLetterEvents;
   readonly dispatcher: Dispatcher;
@@ -97,23 +96,23 @@ export class WebhooksSink {
   }
 
   async start(): Promise<void> {
-    await this.dispatcher.reader.ensureGroups();
-    await this.deadLetters.ensureGroups();
-    this.deliverer.start();
-    this.dlqLoop = runLoop(`sink:${this.o.name}:dlq`, this.o.logger, async (loop) => {
-      if ((await this.deadLetters.pass()) === 0 && !loop.stopping) await sleep(DEAD_LETTER_POLL_MS);
-    });
-    this.loop = runLoop(`sink:${this.o.name}`, this.o.logger, async (loop) => {
+    const step = async (loop: Loop) => {
       const entries = await this.dispatcher.reader.read(this.o.config.batch, this.o.blockMs ?? 1_000);
       if (entries.length && !loop.stopping) await this.dispatcher.handle(entries);
+    };
+    // the deliverer and the dead-letter loop start once the dispatcher's group exists, before its loop
+    await this.dispatcher.group.start(step, async () => {
+      await this.deadLetters.ensureGroups();
+      this.deliverer.start();
+      this.dlqLoop = runLoop(`sink:${this.o.name}:dlq`, this.o.logger, async (loop) => {
+        if ((await this.deadLetters.pass()) === 0 && !loop.stopping) await sleep(DEAD_LETTER_POLL_MS);
+      });
     });
   }
 
   async stop(): Promise<void> {
-    this.loop?.stop();
     this.dlqLoop?.stop();
-    this.dispatcher.reader.wake();
-    await this.loop?.done;
+    await this.dispatcher.group.stop();
     await this.dlqLoop?.done;
     await this.deliverer.stop();
   }
