@@ -41,17 +41,24 @@ export interface BatchResult {
   spans: { span: Span | undefined; outcome: Outcome | undefined }[];
 }
 
+/**
+ * How the settle treats an entry of the batch: `ack` it; `keep` it (a parked head that stays its
+ * queue's head, its fields rewritten); `skip` it (a later entry of a queue whose head stays parked).
+ */
+export type EntrySettle = 'ack' | 'keep' | 'skip';
+
 /** An entry's event on its way through the stages. */
 export interface Item {
   /** Position of its entry in the batch. */
-  i: number;
+  index: number;
   raw: RawEntry;
   /** At the stage it was read for: `raw` (fields, stream, parked source) is this stage's input. */
   start: boolean;
   /** The event, once decoded or handed on by the stage before. */
   event?: TransactionEvent;
   lane: string;
-  tp?: string;
+  /** W3C trace context of the span that produced it (the ingest request's, or the stage before's). */
+  traceparent?: string;
   /** The entry as this stage reads it; built only when needed (parking, dead letters). */
   fields?: string[] | null;
 }

@@ -9,7 +9,7 @@ import { traceIdOf, traceparentOf, tracingEnabled } from '../tracing.ts';
 import type { RawEntry } from './lane-reader.ts';
 import type { Output, Settlement } from './settlement.ts';
 import { deadLetterOutputs } from '../dead-letter/record.ts';
-import type { BatchContext, BatchResult, Item, TaskStage } from './batch-types.ts';
+import type { BatchContext, BatchResult, EntrySettle, Item, TaskStage } from './batch-types.ts';
 import { decode } from './decode.ts';
 import { emitted, memberOf } from './routing.ts';
 import { attemptOf, delayed, retryFields } from './retry-schedule.ts';
@@ -31,29 +31,29 @@ export async function runBatch(ctx: BatchContext, entries: readonly RawEntry[], 
   const n = ctx.stages.length;
   const outputs: Output[][] = entries.map(() => []);
   /** 'k': a parked head that stays parked; 's': skipped (behind a head that stays parked), not settled. */
-  const mode: ('a' | 'k' | 's')[] = entries.map(() => 'a');
+  const mode: EntrySettle[] = entries.map(() => 'ack');
   const result: BatchResult = { counts: new Map(), touched: ctx.stages.map(() => new Map()), deadLettered: [], spans: [] };
   let carried: Item[] = [];
   for (let k = 0; k < n; k++) {
     const items: Item[] = [];
     entries.forEach((raw, i) => {
-      if (levelOf(raw) === k) items.push({ i, raw, start: true, lane: raw.lane });
+      if (levelOf(raw) === k) items.push({ index: i, raw, start: true, lane: raw.lane });
     });
     if (carried.length) {
       items.push(...carried);
-      items.sort((a, b) => a.i - b.i);
+      items.sort((a, b) => a.index - b.index);
     }
     carried = items.length ? await runStage(ctx, k, items, outputs, mode, result) : [];
     if (carried.length) faultPoint('chain-between-stages');
   }
   entries.forEach((raw, i) => {
-    if (mode[i] !== 's') settlement.add(raw, outputs[i]!, mode[i] === 'k', ctx.stages[raw.parked ? 0 : levelOf(raw)]!.name);
+    if (mode[i] !== 'skip') settlement.add(raw, outputs[i]!, mode[i] === 'keep', ctx.stages[raw.parked ? 0 : levelOf(raw)]!.name);
   });
   return result;
 }
 
 /** Stage k over its items: process, then decide each one; returns the items handed to stage k + 1. */
-async function runStage(ctx: BatchContext, k: number, items: Item[], outputs: Output[][], mode: ('a' | 'k' | 's')[], result: BatchResult): Promise<Item[]> {
+async function runStage(ctx: BatchContext, k: number, items: Item[], outputs: Output[][], mode: EntrySettle[], result: BatchResult): Promise<Item[]> {
   const stage = ctx.stages[k]!;
   const parking = stage.parking;
   const attempts = stage.config.retry.attempts;
@@ -68,7 +68,7 @@ async function runStage(ctx: BatchContext, k: number, items: Item[], outputs: Ou
       return;
     }
     item.event = decoded.event;
-    item.tp = decoded.traceparent;
+    item.traceparent = decoded.traceparent;
     members[j] = memberOf(item.lane, decoded.event);
     // a merchant with parked events of this lane at this stage: this one waits behind them, untried
     if (parking && !parkedHere(item) && parking.isParked(item.raw.partition, members[j]!)) return;
@@ -106,7 +106,7 @@ async function runStage(ctx: BatchContext, k: number, items: Item[], outputs: Ou
   const touched = result.touched[k]!;
   const forward: Item[] = [];
   items.forEach((item, j) => {
-    const { raw, i } = item;
+    const { raw, index } = item;
     const member = members[j];
     const outcome = outcomes[j];
     const here = parkedHere(item);
@@ -114,12 +114,12 @@ async function runStage(ctx: BatchContext, k: number, items: Item[], outputs: Ou
     if (span) result.spans.push({ span, outcome });
     if (here) {
       if (stuck.has(raw.parked!.queue)) {
-        mode[i] = 's';
+        mode[index] = 'skip';
         return;
       }
       touched.get(raw.partition)?.add(raw.parked!.member) ?? touched.set(raw.partition, new Set([raw.parked!.member]));
     }
-    const add = (...outs: Output[]) => outputs[i]!.push(...outs);
+    const add = (...outs: Output[]) => outputs[index]!.push(...outs);
     if (parking && member !== undefined && !here && (!outcome || parking.isParked(raw.partition, member))) {
       // behind its merchant's parked events (parked before, or earlier in this batch): tried later, in order
       counts.parked++;
@@ -139,7 +139,7 @@ async function runStage(ctx: BatchContext, k: number, items: Item[], outputs: Ou
         const token = outcome.wait?.token;
         if (here) {
           stuck.add(raw.parked!.queue);
-          mode[i] = 'k';
+          mode[index] = 'keep';
           add(
             ...parking.unwait(raw.partition, raw.parked!.token !== token ? raw.parked!.token : undefined),
             parking.rewrite(raw, member, fields, dueAt, token),
@@ -156,8 +156,8 @@ async function runStage(ctx: BatchContext, k: number, items: Item[], outputs: Ou
     if (here) add(...parking!.unwait(raw.partition, raw.parked!.token));
     if (outcome.kind === 'ok') {
       counts.ok++;
-      const tp = traceparentOf(span) ?? item.tp;
-      for (const e of outcome.emit ?? []) add(emitted(ctx, stage.name, raw.partition, e, tp));
+      const traceparent = traceparentOf(span) ?? item.traceparent;
+      for (const e of outcome.emit ?? []) add(emitted(ctx, stage.name, raw.partition, e, traceparent));
       if (parking && outcome.signals?.length) add(...parking.wake(raw.partition, outcome.signals, now));
       for (const r of outcome.records ?? []) add({ op: 'expire', key: r.key, ms: r.ttlMs });
       const routes = stage.config.routes;
@@ -165,12 +165,12 @@ async function runStage(ctx: BatchContext, k: number, items: Item[], outputs: Ou
       const topic = routed ?? stage.config.output;
       if (next && topic === next.config.input) {
         // chained: the next stage reads it from memory, in this batch
-        forward.push({ i, raw, start: false, event: outcome.event, lane: ctx.lanes.laneOf(outcome.event.type), tp });
+        forward.push({ index, raw, start: false, event: outcome.event, lane: ctx.lanes.laneOf(outcome.event.type), traceparent });
       } else {
         add({
           op: 'xadd',
           key: ctx.keys.lane(topic, raw.partition, ctx.lanes.laneOf(outcome.event.type)),
-          fields: entryArgs({ txId: outcome.event.id, event: JSON.stringify(outcome.event), traceparent: tp }),
+          fields: entryArgs({ txId: outcome.event.id, event: JSON.stringify(outcome.event), traceparent }),
         });
       }
       return;
@@ -207,7 +207,7 @@ function parkedHere(item: Item): boolean {
  */
 function viewOf(ctx: BatchContext, stage: TaskStage, item: Item): RawEntry {
   if (item.start) return item.raw;
-  item.fields ??= entryArgs({ txId: item.event!.id, event: JSON.stringify(item.event), traceparent: item.tp });
+  item.fields ??= entryArgs({ txId: item.event!.id, event: JSON.stringify(item.event), traceparent: item.traceparent });
   return {
     stream: ctx.keys.lane(stage.config.input, item.raw.partition, item.lane),
     partition: item.raw.partition,
@@ -228,7 +228,7 @@ function toStreamEvent(ctx: BatchContext, stage: TaskStage, item: Item): StreamE
     lane: item.lane,
     txId: event.id,
     event,
-    traceparent: item.tp,
+    traceparent: item.traceparent,
     deliveries: Math.max(1, item.raw.deliveries),
   };
 }

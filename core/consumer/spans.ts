@@ -6,7 +6,7 @@ import type { BatchResult, Item } from './batch-types.ts';
 
 export function spanFor(stage: string, item: Item): Span | undefined {
   const tx = item.start ? (item.raw.fields ? fieldsToMap(item.raw.fields).get(F_TX_ID) : undefined) : item.event?.id;
-  return startEventSpan(`stage ${stage}`, item.tp, {
+  return startEventSpan(`stage ${stage}`, item.traceparent, {
     'rill.stage': stage,
     'rill.tx_id': tx ?? '',
     'rill.partition': item.raw.partition,
