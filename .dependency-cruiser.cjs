@@ -1,7 +1,7 @@
 // `npm run depcheck`: the dependency rules of design §8, checked in CI (.ci/run).
 // Dependencies point inward: cli/ wires everything; ingest/, processors/ and sinks/ import core/;
 // core/ imports none of them (processors and sinks are found by name through a registry); a
-// processor imports only core, through core/processor.ts; console/ reads through core, not the
+// processor imports only core, through core/processor-kit.ts; console/ reads through core, not the
 // edge, a processor or a sink; the bench only core/index.ts (the public entry point); nothing
 // imports cli/main.ts and no command another; the client stands alone (it ships as rill/client);
 // no cycles. No exceptions: what two of them share lives in core/.
@@ -30,12 +30,12 @@ module.exports = {
       to: { path: '^(ingest|sinks|cli|bench|console|client|test)/|^processors/', pathNot: ['^processors/$1/'] },
     },
     {
-      name: 'processors-import-core-through-processor-ts',
+      name: 'processors-import-core-through-processor-kit',
       severity: 'error',
       comment:
-        "A processor imports core only through core/processor.ts: the contract, and the types and helpers of core a processor uses (design §8: a processor imports only core's public types). The rest of core can move without touching a processor.",
+        "A processor imports core only through core/processor-kit.ts: the contract (core/processor.ts), and the types and helpers of core a processor uses (design §8: a processor imports only core's public types). The rest of core can move without touching a processor.",
       from: { path: '^processors/', pathNot: '\\.test\\.ts$' },
-      to: { path: '^core/', pathNot: '^core/processor\\.ts$' },
+      to: { path: '^core/', pathNot: '^core/processor-kit\\.ts$' },
     },
     {
       name: 'edges-do-not-import-the-cli',

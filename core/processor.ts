@@ -1,7 +1,7 @@
 // The processor contract: a batch of events in, one outcome per event out (same order).
-// The runner does the reading, acking, retries and dead letters. A processor imports core through
-// this module only (depcheck: processors-import-core-through-processor-ts): the contract, and
-// below it the types and the few helpers of core a processor uses.
+// The runner does the reading, acking, retries and dead letters. A plugin imports it from the
+// package (`import type { ProcessorFactory } from 'rill'`); the built-in processors through
+// core/processor-kit.ts, which adds the helpers of core they use.
 import type { ZodType } from 'zod';
 import type { RillEnv } from './config.ts';
 import type { Logger } from './logger.ts';
@@ -11,35 +11,6 @@ import type { Registry } from './metrics.ts';
 import type { TransactionEvent } from './event.ts';
 import { FatalError, RetryableError } from './errors.ts';
 import type { RefundsConfig } from './topology/schema.ts';
-
-// The event and how a processor fails one (an outcome's `event` with a stable failure code).
-export type { LedgerLine, TransactionEvent, TransactionType } from './event.ts';
-export { TRANSACTION_TYPES } from './event.ts';
-export type { FailureCode } from './failure-codes.ts';
-export { failedEvent, isFailureCode } from './failure-codes.ts';
-export { ConfigError, FatalError, PayinPendingError, RetryableError, SinkBehindError } from './errors.ts';
-// A processor's own state in Redis: its key names, its Lua scripts, pipelines split by hash slot.
-export type { Keys } from './keys.ts';
-export type { RedisClient } from './redis.ts';
-export { defineScripts, runScript } from './redis.ts';
-export { loadScripts } from './scripts.ts';
-export { slotPipeline } from './slot-pipeline.ts';
-// Its instruments, and the config blocks it shares with the topology.
-export { counter } from './metrics.ts';
-export { RefundsSchema, RetrySchema } from './topology/schema.ts';
-export { redeliveryHorizon } from './retention/horizon.ts';
-// The payins index and Postgres (the ledger settles refunds of payins past the hot window there).
-export { payinBucket, payinTier, payinToken } from './payins.ts';
-export { txIdTime } from './tx-id.ts';
-export type { RillEnv } from './config.ts';
-export { readEnv } from './config.ts';
-export type { PgPool } from './postgres.ts';
-export { createPool } from './postgres.ts';
-// State a processor shares with the HTTP edge: the risk review queue, the merchant webhook events.
-export type { HeldEvent } from './review-queue.ts';
-export { holdForReview } from './review-queue.ts';
-export type { WebhookEvent } from './webhooks/events.ts';
-export { eventId, NOT_FOR_MERCHANTS, transactionData } from './webhooks/events.ts';
 
 export interface StreamEvent<T = TransactionEvent> {
   /** The entry id in its lane stream. */

@@ -17,8 +17,7 @@ import type { RedisClient } from '../../core/redis.ts';
 import type { Topology } from '../../core/topology/schema.ts';
 import { chainOf, planChains } from '../../core/topology/chains.ts';
 import { txIdTime } from '../../core/tx-id.ts';
-import { selectList } from '../../core/transactions-table.ts';
-import type { TransactionColumn, TransactionRowOf } from '../../core/transactions-table.ts';
+import type { TransactionRowOf } from '../../core/transactions-table.ts';
 
 const { txTrail: TX_TRAIL } = loadScripts(new URL('../scripts/', import.meta.url), ['txTrail']);
 
@@ -41,11 +40,9 @@ export interface TransactionTrail {
 }
 
 // the row's columns the transaction page shows
-const ROW_COLUMNS = [
-  ...['id', 'merchant_id', 'type', 'amount', 'currency', 'status', 'reference', 'risk_score', 'failure_code', 'failure_reason'],
-  ...['ingested_at', 'processed_at', 'attempts'],
-] as const satisfies readonly TransactionColumn[];
-const ROW_SQL = `SELECT ${selectList(ROW_COLUMNS)} FROM transactions
+const ROW_COLUMNS = `id, merchant_id, type, amount, currency, status, reference, risk_score, failure_code, failure_reason,
+  ingested_at, processed_at, attempts`;
+const ROW_SQL = `SELECT ${ROW_COLUMNS} FROM transactions
   WHERE id = $1 AND ingested_at >= $2::timestamptz AND ingested_at < $3::timestamptz`;
 const LEDGER_SQL = 'SELECT account, amount, currency FROM ledger_entries WHERE tx_id = $1 ORDER BY account DESC';
 

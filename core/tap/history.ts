@@ -14,7 +14,6 @@ import { LaneMap } from '../lanes.ts';
 import { partitionOf } from '../partition.ts';
 import { idParts } from '../stream-id.ts';
 import type { Topology } from '../topology/schema.ts';
-import { columnsExcept, selectList } from '../transactions-table.ts';
 import type { TransactionRowOf } from '../transactions-table.ts';
 
 /** One history entry, as the tap buffers a stream entry: [id, [tx, <id>, ev, <json>]]. */
@@ -48,14 +47,16 @@ export function historyTopics(topology: Topology): string[] {
 }
 
 // every column but the sink's own (processed_at, attempts): the event the row was written from
-const EVENT_COLUMNS = columnsExcept('processed_at', 'attempts');
+const EVENT_COLUMNS = `t.id, t.merchant_id, t.type, t.amount, t.currency, t.status, t.reference, t.risk_score,
+       t.metadata, t.occurred_at, t.ingested_at, t.stream_id, t.failure_reason, t.failure_code, t.risk_reasons,
+       t.risk_rules_version`;
 type Row = TransactionRowOf<typeof EVENT_COLUMNS> & { ledger: { account: string; amount: number }[] | null };
 
 // the position's parts; the index on the ms part (migration 180) makes a range cheap
 const MS = `split_part(t.stream_id, '-', 1)::bigint`;
 const SEQ = `split_part(t.stream_id, '-', 2)::numeric`;
 const PAGE_SQL = `
-SELECT ${selectList(EVENT_COLUMNS, 't')},
+SELECT ${EVENT_COLUMNS},
        (SELECT json_agg(json_build_object('account', l.account, 'amount', l.amount) ORDER BY l.account DESC)
           FROM ledger_entries l WHERE l.tx_id = t.id) AS ledger
   FROM transactions t

@@ -22,7 +22,6 @@ import { defineScripts, runScript } from '../../core/redis.ts';
 import { loadScripts } from '../../core/scripts.ts';
 import type { RedisClient } from '../../core/redis.ts';
 import type { Topology } from '../../core/topology/schema.ts';
-import { columnsExcept, selectList } from '../../core/transactions-table.ts';
 import type { TransactionRowOf } from '../../core/transactions-table.ts';
 import type { AuthEnv } from '../auth/index.ts';
 import { forbidden, notFound } from '../../core/http/problem.ts';
@@ -58,7 +57,8 @@ const { findTx: FIND_TX } = loadScripts(new URL('../scripts/', import.meta.url),
 export { txIdTime };
 
 // the columns the view is made of: not the entry's id, the attempts or the risk rules' version
-const VIEW_COLUMNS = columnsExcept('stream_id', 'attempts', 'risk_rules_version');
+const VIEW_COLUMNS = `id, merchant_id, type, amount, currency, status, reference, risk_score, metadata,
+       occurred_at, ingested_at, processed_at, failure_code, failure_reason, risk_reasons`;
 type ViewRow = TransactionRowOf<typeof VIEW_COLUMNS>;
 
 /**
@@ -66,7 +66,7 @@ type ViewRow = TransactionRowOf<typeof VIEW_COLUMNS>;
  * (ingested_at, merchant_id) is fully known, so the planner prunes to one leaf partition.
  */
 export const TRANSACTION_BY_ID_SQL = `
-SELECT ${selectList(VIEW_COLUMNS)}
+SELECT ${VIEW_COLUMNS}
 FROM transactions
 WHERE id = $1 AND merchant_id = $2 AND ingested_at >= $3::timestamptz AND ingested_at < $4::timestamptz`;
 

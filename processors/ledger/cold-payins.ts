@@ -5,8 +5,8 @@
 // sink has written (merchant_refunds). The ledger counts the refunds it lets through; it trusts the
 // refunded sum only once the sink's count has caught up with its own, so no refund still on its way
 // to Postgres is missed (scripts/ledger-apply-var.lua). The per-merchant lease makes the ledger the only writer.
-import { createPool, txIdTime } from '../../core/processor.ts';
-import type { PgPool, RillEnv } from '../../core/processor.ts';
+import { createPool, txIdTime } from '../../core/processor-kit.ts';
+import type { PgPool, RillEnv } from '../../core/processor-kit.ts';
 
 // $1 payin ids, $2 their merchants, $3 their ids' times: the row's ingested_at (ingest makes both
 // from one clock reading), which prunes `transactions` to one day and hash partition.

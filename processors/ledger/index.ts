@@ -26,8 +26,8 @@ import {
   runScript,
   SinkBehindError,
   slotPipeline,
-} from '../../core/processor.ts';
-import type { LedgerLine, Outcome, ProcessorFactory, StreamEvent, TransactionEvent } from '../../core/processor.ts';
+} from '../../core/processor-kit.ts';
+import type { LedgerLine, Outcome, ProcessorFactory, StreamEvent, TransactionEvent } from '../../core/processor-kit.ts';
 import { ColdPayins, coldKey } from './cold-payins.ts';
 
 const { ledgerApply: LEDGER_APPLY } = loadScripts(new URL('./scripts/', import.meta.url), ['ledgerApply']);

@@ -1,7 +1,7 @@
 // Reads a merchant's feature state as the risk script writes it (scripts/risk-score-var.lua):
 // "<currencies>|<type:currency keys>|" then 12 + 3 per key doubles, little-endian.
 // For tests and operators' debugging; the stage itself never reads it outside the script.
-import type { Keys, RedisClient } from '../../core/processor.ts';
+import type { Keys, RedisClient } from '../../core/processor-kit.ts';
 
 export const SCALARS = ['t', 'n', 'r', 'rb', 's', 'tc', 'rc', 'rsb', 'ps', 'fs', 'po', 'u'] as const;
 

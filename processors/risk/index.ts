@@ -10,8 +10,8 @@
 //   block  → `failed` with failure_code `risk_blocked` (a business outcome, not a dead letter).
 // Reviewed and blocked transactions also go to `anomalies_topic` with their reasons.
 import { z } from 'zod';
-import { ConfigError, counter, failedEvent, holdForReview, redeliveryHorizon, RetrySchema } from '../../core/processor.ts';
-import type { Emitted, HeldEvent, Outcome, ProcessorFactory, StreamEvent, TransactionEvent } from '../../core/processor.ts';
+import { ConfigError, counter, failedEvent, holdForReview, redeliveryHorizon, RetrySchema } from '../../core/processor-kit.ts';
+import type { Emitted, HeldEvent, Outcome, ProcessorFactory, StreamEvent, TransactionEvent } from '../../core/processor-kit.ts';
 import { RulesCache, ThresholdsSchema } from './rules.ts';
 import type { VersionedRules } from './rules.ts';
 import { RiskScorer } from './scorer.ts';

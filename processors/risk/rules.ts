@@ -3,8 +3,8 @@
 // newer version in Redis, which running stages pick up within `rules_poll_ms` (no restart). Every
 // decision records the version it was made under.
 import { z } from 'zod';
-import { TRANSACTION_TYPES } from '../../core/processor.ts';
-import type { Keys, RedisClient, TransactionType } from '../../core/processor.ts';
+import { TRANSACTION_TYPES } from '../../core/processor-kit.ts';
+import type { Keys, RedisClient, TransactionType } from '../../core/processor-kit.ts';
 
 const Threshold = z
   .object({ review: z.number().int().min(0).max(101), block: z.number().int().min(0).max(101) })

@@ -1,8 +1,8 @@
 // Scores a batch with the risk script: one call per partition (its keys share the partition's hash
 // tag), all in one pipeline. Used by the risk processor and, unchanged, by the evaluation
 // (eval/risk), which passes its simulated clock as `now`.
-import { defineScripts, loadScripts, runScript, slotPipeline } from '../../core/processor.ts';
-import type { Keys, RedisClient, TransactionEvent } from '../../core/processor.ts';
+import { defineScripts, loadScripts, runScript, slotPipeline } from '../../core/processor-kit.ts';
+import type { Keys, RedisClient, TransactionEvent } from '../../core/processor-kit.ts';
 import { thresholdArgs } from './rules.ts';
 import type { VersionedRules } from './rules.ts';
 

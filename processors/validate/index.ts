@@ -2,8 +2,8 @@
 // `failed` with the first broken rule's code and every broken rule as the reason: a merchant's
 // mistake is a business outcome, not a dead letter.
 import { z } from 'zod';
-import { failedEvent } from '../../core/processor.ts';
-import type { Outcome, ProcessorFactory, StreamEvent } from '../../core/processor.ts';
+import { failedEvent } from '../../core/processor-kit.ts';
+import type { Outcome, ProcessorFactory, StreamEvent } from '../../core/processor-kit.ts';
 import { brokenRules } from './rules.ts';
 import type { ValidateRules } from './rules.ts';
 

@@ -1,7 +1,7 @@
 // Business rules past the ingest schema. Pure: an event in, the list of broken rules out, each
 // with its stable failure code (core/failure-codes.ts).
-import { TRANSACTION_TYPES } from '../../core/processor.ts';
-import type { FailureCode, TransactionEvent } from '../../core/processor.ts';
+import { TRANSACTION_TYPES } from '../../core/processor-kit.ts';
+import type { FailureCode, TransactionEvent } from '../../core/processor-kit.ts';
 
 export interface ValidateRules {
   /** Currencies this deployment settles; an empty list accepts any ISO 4217 code ingest accepted. */

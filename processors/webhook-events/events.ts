@@ -1,7 +1,7 @@
 // Merchant webhook events (core/webhooks/events.ts) made from settled transactions and merchant
 // alerts. Pure: no I/O, no clock.
-import { eventId, NOT_FOR_MERCHANTS, transactionData } from '../../core/processor.ts';
-import type { TransactionEvent, WebhookEvent } from '../../core/processor.ts';
+import { eventId, NOT_FOR_MERCHANTS, transactionData } from '../../core/processor-kit.ts';
+import type { TransactionEvent, WebhookEvent } from '../../core/processor-kit.ts';
 
 /** The event for a settled transaction (succeeded or failed). */
 export function fromTransaction(t: TransactionEvent, now: number): WebhookEvent {

@@ -2,7 +2,7 @@
 // the webhook_events topic (tappable, replayable, shown by `rill status`); the webhooks sink fans
 // them out to the merchants' endpoints. `source` says what the input topic carries.
 import { z } from 'zod';
-import type { Outcome, ProcessorFactory, StreamEvent, TransactionEvent } from '../../core/processor.ts';
+import type { Outcome, ProcessorFactory, StreamEvent, TransactionEvent } from '../../core/processor-kit.ts';
 import { fromAlert, fromTransaction } from './events.ts';
 
 const ConfigSchema = z

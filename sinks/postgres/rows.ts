@@ -1,7 +1,7 @@
 // Maps a transaction event to its `transactions` row and its ledger lines to `ledger_entries` rows,
 // encoded once as COPY text lines in the column order the sink's COPY names.
 import type { LedgerLine, TransactionEvent } from '../../core/event.ts';
-import { columnsExcept } from '../../core/transactions-table.ts';
+import type { TransactionColumn } from '../../core/transactions-table.ts';
 import { copyField, copyText, CopyTextWriter } from './copy-text.ts';
 
 /**
@@ -9,7 +9,28 @@ import { copyField, copyText, CopyTextWriter } from './copy-text.ts';
  * now(): the time of the batch's transaction, the same for every row of a batch, and no timestamp
  * for Postgres to parse per row.
  */
-export const TRANSACTION_COPY_COLUMNS = columnsExcept('processed_at');
+export const TRANSACTION_COPY_COLUMNS = [
+  'id',
+  'merchant_id',
+  'type',
+  'amount',
+  'currency',
+  'status',
+  'reference',
+  'risk_score',
+  'metadata',
+  'occurred_at',
+  'ingested_at',
+  'stream_id',
+  'attempts',
+  'failure_reason',
+  'failure_code',
+  'risk_reasons',
+  'risk_rules_version',
+] as const satisfies readonly TransactionColumn[];
+
+// every column of the row type is written but processed_at: one added to the type and not here does not compile
+const _everyColumnWritten: [Exclude<TransactionColumn, (typeof TRANSACTION_COPY_COLUMNS)[number] | 'processed_at'>] extends [never] ? true : false = true;
 
 /** The `ledger_entries` columns the sink writes; created_at is left to its default, now() (the rows' processed_at). */
 export const LEDGER_COLUMNS = ['tx_id', 'account', 'merchant_id', 'currency', 'amount'] as const;
