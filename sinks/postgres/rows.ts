@@ -27,9 +27,11 @@ export const TRANSACTION_COPY_COLUMNS = [
   'failure_code',
   'risk_reasons',
   'risk_rules_version',
-] as const satisfies readonly TransactionColumn[];
+] as const;
 
-// every column of the row type is written but processed_at: one added to the type and not here does not compile
+// every name is a column of the row type, and every column but processed_at is written: a
+// column added to the type and not here does not compile
+const _onlyColumns: readonly TransactionColumn[] = TRANSACTION_COPY_COLUMNS;
 const _everyColumnWritten: [Exclude<TransactionColumn, (typeof TRANSACTION_COPY_COLUMNS)[number] | 'processed_at'>] extends [never] ? true : false = true;
 
 /** The `ledger_entries` columns the sink writes; created_at is left to its default, now() (the rows' processed_at). */
