@@ -13,7 +13,7 @@ import { withTimeout } from '../timeout.ts';
 /** Events per script call: ~1,000 appends keep Redis busy for a few ms at most. */
 const MAX_CALL_EVENTS = 1_000;
 
-export interface AppendQueueOptions {
+export interface CoalescingQueueOptions {
   rateLimit: RateLimitConfig;
   idempotencyTtlMs: number;
   /** Longest wait for Redis; past it every waiting request fails (503). */
@@ -26,14 +26,14 @@ interface Waiting {
   fail: ((err: Error) => void)[];
 }
 
-export class AppendQueue {
+export class CoalescingQueue {
   private readonly pending = new Map<number, Waiting>();
   private scheduled = false;
   private readonly flush = () => this.run();
 
   constructor(
     private readonly redis: RedisClient,
-    private readonly opts: AppendQueueOptions,
+    private readonly opts: CoalescingQueueOptions,
   ) {}
 
   /** The event's outcome once its partition's call has run; rejects when the round trip fails. */

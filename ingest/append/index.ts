@@ -11,7 +11,7 @@ import type { RedisClient } from '../../core/redis.ts';
 import type { RateLimitConfig, RefundsConfig, Topology } from '../../core/topology/schema.ts';
 import { INGEST_SCRIPTS, payinCheck } from './script-call.ts';
 import type { EventToAppend } from './script-call.ts';
-import { AppendQueue } from './coalescing-queue.ts';
+import { CoalescingQueue } from './coalescing-queue.ts';
 import { bodyDigest, canonicalBody, idempotencyRecord } from '../idempotency.ts';
 import { IngestKeys } from '../keys.ts';
 import { newTxId } from '../../core/tx-id.ts';
@@ -54,7 +54,7 @@ export class EventAppender {
   readonly rateLimit: RateLimitConfig;
   private readonly keys: IngestKeys;
   readonly refunds: RefundsConfig;
-  private readonly queue: AppendQueue;
+  private readonly queue: CoalescingQueue;
   private readonly merchants = new Map<string, MerchantKeys>();
   /** Until then keys are also looked up under their legacy names (one TTL after this process started). */
   private readonly legacyUntil: number;
@@ -71,7 +71,7 @@ export class EventAppender {
     this.refunds = topology.refunds;
     this.legacyUntil = Date.now() + this.idempotencyTtlMs;
     defineScripts(redis, INGEST_SCRIPTS);
-    this.queue = new AppendQueue(redis, { rateLimit: this.rateLimit, idempotencyTtlMs: this.idempotencyTtlMs, timeoutMs: opts.timeoutMs });
+    this.queue = new CoalescingQueue(redis, { rateLimit: this.rateLimit, idempotencyTtlMs: this.idempotencyTtlMs, timeoutMs: opts.timeoutMs });
   }
 
   /** Where a merchant's event of this type goes: its partition keeps the merchant's order. */

@@ -7,7 +7,7 @@
 // A route joins the document by an entry in OPERATIONS (test/openapi-contract.test.ts fails for
 // a route of the app that has none).
 import { z } from 'zod';
-import { BATCH_MAX_BYTES, BATCH_MAX_EVENTS } from '../batch/parse.ts';
+import { BATCH_MAX_BYTES, BATCH_MAX_EVENTS } from '../batch-body.ts';
 import { ReviewDecisionBodySchema } from '../routes/review.ts';
 import {
   RECOVER_LIMIT,

@@ -7,7 +7,7 @@ import { createInstance } from '../helpers/instance.ts';
 import type { TestInstance } from '../helpers/instance.ts';
 import { createApiKey, parseApiKey } from '../../core/api-keys.ts';
 import { DEFAULT_LIMITS } from '../../ingest/app.ts';
-import { BATCH_MAX_BYTES, BATCH_MAX_EVENTS } from '../../ingest/batch/parse.ts';
+import { BATCH_MAX_BYTES, BATCH_MAX_EVENTS } from '../../ingest/batch-body.ts';
 import { startTestIngest } from '../../ingest/testing.ts';
 import type { TestIngest } from '../../ingest/testing.ts';
 import { killTapClients, problemViolation, streamKeys, tapClients, totalLength } from '../fuzz/harness.ts';

@@ -3,11 +3,11 @@
 // 413, 400 for an empty or unreadable batch); every event is checked on its own, like the single
 // endpoint's body (the same zod schema and messages), so one bad line rejects only that line.
 import type { z } from 'zod';
-import { acceptedMediaType } from '../body.ts';
-import { parseIdempotencyKey } from '../idempotency.ts';
-import { badRequest, payloadTooLarge, problemType } from '../../core/http/problem.ts';
-import { fastCheckBody, fieldErrors, parseJsonBody, TransactionBodySchema } from '../validation.ts';
-import type { TransactionBody } from '../validation.ts';
+import { acceptedMediaType } from './body.ts';
+import { parseIdempotencyKey } from './idempotency.ts';
+import { badRequest, payloadTooLarge, problemType } from '../core/http/problem.ts';
+import { fastCheckBody, fieldErrors, parseJsonBody, TransactionBodySchema } from './validation.ts';
+import type { TransactionBody } from './validation.ts';
 
 /** Most events in one batch (413 past it). */
 export const BATCH_MAX_EVENTS = 10_000;
