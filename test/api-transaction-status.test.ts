@@ -20,7 +20,7 @@ import { partitionOf } from '../core/partition.ts';
 import type { Topology } from '../core/topology/schema.ts';
 import { createApiKey } from '../core/api-keys.ts';
 import { TRANSACTION_BY_ID_SQL, txIdTime } from '../ingest/routes/transaction-status.ts';
-import type { TransactionView } from '../ingest/routes/transaction-status.ts';
+import type { TransactionView } from '../core/transaction-view.ts';
 import { startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
 import { newTxId } from '../core/tx-id.ts';

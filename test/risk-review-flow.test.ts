@@ -15,7 +15,7 @@ import type { Worker } from '../cli/start-worker.ts';
 import { createLogger } from '../core/logger.ts';
 import { createRegistry } from '../core/metrics.ts';
 import { createApiKey } from '../core/api-keys.ts';
-import type { TransactionView } from '../ingest/routes/transaction-status.ts';
+import type { TransactionView } from '../core/transaction-view.ts';
 import { startTestIngest } from '../ingest/testing.ts';
 import type { TestIngest } from '../ingest/testing.ts';
 import { setRules } from '../processors/risk/rules.ts';

@@ -221,6 +221,17 @@ test("N transactions → exactly N signed events per endpoint, in each merchant'
   assert.equal((failed.event.data as { id: string }).id, zar.json.id);
   assert.equal((failed.event.data as { failure_code: string }).failure_code, 'currency_not_allowed');
   assert.deepEqual(failed.verifiedBy, [endpoints[B]!.secret]);
+  // its data is the transaction as GET /v1/transactions/:id shows it, field for field (processed_at
+  // aside: the webhook stage's moment, not the sink's commit)
+  const shown = await waitFor('the failed transaction in Postgres', async () => {
+    const r = await api(B, 'GET', `/v1/transactions/${zar.json.id}`);
+    return r.status === 200 && r.json.status === 'failed' ? r.json : undefined;
+  });
+  const { processed_at: sentAt, ...sent } = failed.event.data as Record<string, unknown>;
+  const { processed_at: committedAt, ...committed } = shown;
+  assert.deepEqual(sent, committed);
+  assert.equal(typeof sentAt, 'string');
+  assert.equal(typeof committedAt, 'string');
 
   // a dead letter (what a stage writes after its last attempt) → transaction.dead_lettered
   const p = partitionOf(B, ingest.topology.topics.transactions!.partitions);

@@ -6,6 +6,8 @@
 // a replayed source makes the same event id and a receiver deduplicates on `webhook-id`.
 import { createHash } from 'node:crypto';
 import type { TransactionEvent } from '../event.ts';
+import { transactionView } from '../transaction-view.ts';
+import type { TransactionView } from '../transaction-view.ts';
 
 export const WEBHOOK_EVENT_TYPES = [
   'transaction.succeeded',
@@ -34,25 +36,7 @@ export function eventId(type: string, sourceId: string): string {
   return `evt_${createHash('sha256').update(`${type}:${sourceId}`).digest('base64url').slice(0, 24)}`;
 }
 
-const iso = (ms: number | undefined): string | null => (ms === undefined || !Number.isFinite(ms) ? null : new Date(ms).toISOString());
-
-/** The transaction as GET /v1/transactions/:id shows it. */
-export function transactionData(t: TransactionEvent, processedAt: number): Record<string, unknown> {
-  return {
-    id: t.id,
-    merchant_id: t.merchant_id,
-    type: t.type,
-    amount: t.amount,
-    currency: t.currency,
-    reference: t.reference ?? null,
-    metadata: t.metadata ?? null,
-    status: t.status ?? 'processing',
-    // core/failure-codes.ts: set by the stage that failed it
-    failure_code: t.status === 'failed' ? (t.failure_code ?? null) : null,
-    failure_reason: t.failure_reason ?? null,
-    risk_score: t.risk_score ?? null,
-    occurred_at: t.occurred_at ?? null,
-    ingested_at: iso(t.ingested_at),
-    processed_at: iso(processedAt),
-  };
+/** The transaction as GET /v1/transactions/:id shows it, as the pipeline finished it at `processedAt`. */
+export function transactionData(t: TransactionEvent, processedAt: number): TransactionView {
+  return transactionView(t, t.status ?? 'processing', processedAt);
 }

@@ -12,7 +12,7 @@ import type { EndpointView } from '../../core/webhooks/endpoints.ts';
 import type { Problem } from '../../core/errors.ts';
 import type { BatchResult } from '../routes/batch.ts';
 import type { ReviewDecision } from '../routes/review.ts';
-import type { TransactionView } from '../routes/transaction-status.ts';
+import type { TransactionView } from '../../core/transaction-view.ts';
 import type { WalletView } from '../routes/wallets.ts';
 import { TransactionBodySchema } from '../validation.ts';
 

@@ -14,7 +14,9 @@
 // `clockSkewMs`): an event still in flight behind more than that many newer entries of its lane
 // is not found (404) until Postgres or the dead-letter index has it.
 import type { Handler } from 'hono';
-import type { TransactionEvent, TransactionStatus } from '../../core/event.ts';
+import type { TransactionEvent } from '../../core/event.ts';
+import { transactionView } from '../../core/transaction-view.ts';
+import type { TransactionView } from '../../core/transaction-view.ts';
 import type { Keys } from '../../core/keys.ts';
 import { partitionOf } from '../../core/partition.ts';
 import type { PgPool } from '../../core/postgres.ts';
@@ -28,28 +30,6 @@ import { forbidden, notFound } from '../../core/http/problem.ts';
 import { withTimeout } from '../timeout.ts';
 import { txIdTime } from '../../core/tx-id.ts';
 import { reviewKey } from '../../core/review-queue.ts';
-
-/** The transaction as its merchant sees it. Times are RFC 3339 (UTC); absent values are null. */
-export interface TransactionView {
-  id: string;
-  merchant_id: string;
-  type: string;
-  amount: number;
-  currency: string;
-  reference: string | null;
-  metadata: Record<string, string> | null;
-  status: TransactionStatus;
-  /** Set when status is failed: a stable code from core/failure-codes.ts (see the README). */
-  failure_code: string | null;
-  failure_reason: string | null;
-  risk_score: number | null;
-  /** The risk stage's top reasons, in words; null before it scored the transaction. */
-  risk_reasons: string[] | null;
-  occurred_at: string | null;
-  ingested_at: string;
-  /** When the pipeline finished with it: the sink's commit, or the moment it was dead-lettered. */
-  processed_at: string | null;
-}
 
 const { findTx: FIND_TX } = loadScripts(new URL('../scripts/', import.meta.url), ['findTx']);
 
@@ -154,7 +134,7 @@ export class TransactionLookup {
       'Redis review lookup',
     );
     const ev = parseJson<TransactionEvent>(json);
-    return ev && ev.id === txId && ev.merchant_id === merchantId ? fromEvent(ev, 'in_review') : undefined;
+    return ev && ev.id === txId && ev.merchant_id === merchantId ? transactionView(ev, 'in_review') : undefined;
   }
 
   private async fromRedis(merchantId: string, txId: string, ms: number): Promise<TransactionView | undefined> {
@@ -187,7 +167,7 @@ export class TransactionLookup {
     // the partition is shared with other merchants: only the event's own merchant may see it,
     // and without the event there is nothing to check ownership against
     if (!ev || ev.id !== txId || ev.merchant_id !== merchantId) return undefined;
-    const view = fromEvent(ev, state);
+    const view = transactionView(ev, state);
     if (state === 'dead_lettered') {
       const dl = parseJson<{ stage?: unknown; error?: unknown; message?: unknown; at?: unknown }>(indexJson);
       const stage = typeof dl?.stage === 'string' ? dl.stage : 'unknown stage';
@@ -227,33 +207,6 @@ export class TransactionLookup {
     this.byPartition.set(p, got);
     return got;
   }
-}
-
-function fromEvent(ev: TransactionEvent, status: 'accepted' | 'processing' | 'in_review' | 'dead_lettered'): TransactionView {
-  return {
-    id: ev.id,
-    merchant_id: ev.merchant_id,
-    type: ev.type,
-    amount: ev.amount,
-    currency: ev.currency,
-    reference: ev.reference ?? null,
-    metadata: ev.metadata ?? null,
-    status,
-    // a stage's verdict on an event still in flight is not final until the sink commits it
-    failure_code: null,
-    failure_reason: null,
-    risk_score: typeof ev.risk_score === 'number' ? ev.risk_score : null,
-    risk_reasons: Array.isArray(ev.risk_reasons) ? ev.risk_reasons : null,
-    occurred_at: ev.occurred_at ? isoOrNull(ev.occurred_at) : null,
-    ingested_at: new Date(ev.ingested_at).toISOString(),
-    processed_at: null,
-  };
-}
-
-/** RFC 3339 with any offset → UTC, as Postgres gives it back once the row is written. */
-function isoOrNull(s: string): string | null {
-  const d = new Date(s);
-  return Number.isNaN(d.getTime()) ? null : d.toISOString();
 }
 
 function parseJson<T>(v: unknown): T | undefined {
