@@ -146,6 +146,30 @@ async function result(inst: TestInstance): Promise<RunResult> {
 }
 
 /** The parked queue of SLOW at the flaky stage, as its items' (stream, seq). */
+/** Waits until `expected` rows are in Postgres and every group of the topology has caught up. */
+async function caughtUp(inst: TestInstance, topology: Topology, expected: number): Promise<void> {
+  await waitFor(
+    'every row and every group caught up',
+    async () => {
+      const { rows } = await inst.pool.query<{ n: string }>('SELECT count(*) AS n FROM transactions');
+      return Number(rows[0]!.n) >= expected && (await outstanding(inst.redis, inst.keys, topology)) === 0;
+    },
+    90_000,
+    100,
+  );
+}
+
+/** Each merchant's rows carry its sequence numbers 1..n, in order. */
+function assertRowsInOrder(r: RunResult): void {
+  for (const [m, seqs] of r.order) {
+    assert.deepEqual(
+      seqs.map(Number),
+      seqs.map((_, j) => j + 1),
+      `${m}: rows in order`,
+    );
+  }
+}
+
 async function slowParkedAtFlaky(inst: TestInstance): Promise<{ stream: string; seq: string }[]> {
   const p = partitionOf(SLOW, 8);
   const items = await inst.redis.lrange(inst.keys.parkQueue('flaky', p, `normal|${SLOW}`), 0, -1);
@@ -192,28 +216,14 @@ async function runOnce(inst: TestInstance, chaining: boolean, consumer: string):
   const redriven = await dlq.redrive({ all: true, stage: 'flaky' });
   assert.equal(redriven.redriven, FATAL + 1);
   const expected = MERCHANTS * PER_MERCHANT - FATAL;
-  await waitFor(
-    'every row and every group caught up',
-    async () => {
-      const { rows } = await inst.pool.query<{ n: string }>('SELECT count(*) AS n FROM transactions');
-      return Number(rows[0]!.n) >= expected && (await outstanding(inst.redis, inst.keys, topology)) === 0;
-    },
-    90_000,
-    100,
-  );
+  await caughtUp(inst, topology, expected);
   assert.equal(await w.kill('SIGTERM'), 0, w.output());
   const r = await result(inst);
   assert.deepEqual(await gaveUp(), [], 'the redriven event went through');
   assert.ok(r.rows.has(`${GAVE_UP}-1`));
   assert.equal(r.rows.size, expected);
   assert.deepEqual(r.violations, [], 'apply saw every merchant in order');
-  for (const [m, seqs] of r.order) {
-    assert.deepEqual(
-      seqs.map(Number),
-      seqs.map((_, j) => j + 1),
-      `${m}: rows in order`,
-    );
-  }
+  assertRowsInOrder(r);
   assert.equal(r.deadLetters.length, FATAL + 1);
   return r;
 }
@@ -248,26 +258,12 @@ test('workers SIGKILLed between two chained stages and before the settle: nothin
   workers.push(third);
   // GAVE_UP's event stays dead-lettered here (not redriven)
   const expected = MERCHANTS * PER_MERCHANT - FATAL - 1;
-  await waitFor(
-    'every row and every group caught up',
-    async () => {
-      const { rows } = await inst.pool.query<{ n: string }>('SELECT count(*) AS n FROM transactions');
-      return Number(rows[0]!.n) >= expected && (await outstanding(inst.redis, inst.keys, topology)) === 0;
-    },
-    90_000,
-    100,
-  );
+  await caughtUp(inst, topology, expected);
   assert.equal(await third.kill('SIGTERM'), 0, third.output());
   const r = await result(inst);
   assert.equal(r.rows.size, expected);
   assert.deepEqual(r.violations, [], 'apply saw every merchant in order, each event once');
-  for (const [m, seqs] of r.order) {
-    assert.deepEqual(
-      seqs.map(Number),
-      seqs.map((_, j) => j + 1),
-      `${m}: rows in order`,
-    );
-  }
+  assertRowsInOrder(r);
   assert.equal(r.deadLetters.length, FATAL + 2);
   assert.equal(r.intermediateEntries, 0);
 });
