@@ -15,6 +15,7 @@ import { LoadGenerator } from './lib/loadgen-client.ts';
 import { ensureDir, RESULTS_DIR, ROOT } from './lib/paths.ts';
 import { serverVersion } from './lib/pg-stats.ts';
 import { stopAll } from './lib/procs.ts';
+import { isLocalUrl } from './lib/proc-stats.ts';
 import { Progress } from './lib/progress.ts';
 import { deletePrefix, redisServerInfo } from './lib/redis-stats.ts';
 import { resolveServices } from './lib/services.ts';
@@ -131,8 +132,7 @@ export async function runBench(o: BenchOptions): Promise<BenchOutcome> {
     const info = await redisServerInfo(redis);
     redisVersion = info.version;
     pgVersion = await serverVersion(pool);
-    const local = ['127.0.0.1', 'localhost', '::1', '[::1]'].includes(new URL(services.redisUrl).hostname);
-    const redisPid = local && info.pid && existsSync(`/proc/${info.pid}`) ? info.pid : undefined;
+    const redisPid = isLocalUrl(services.redisUrl) && info.pid && existsSync(`/proc/${info.pid}`) ? info.pid : undefined;
     loadgen = await LoadGenerator.start();
     const ictx: InstanceContext = { runId, redisUrl: services.redisUrl, databaseUrl: services.databaseUrl, redis, pg: pool, cpuProfDir };
     const ctx: RunContext = {

@@ -12,8 +12,9 @@ import { Queue, Worker } from 'bullmq';
 import type { ConnectionOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import { entryFields, merchantIds, transactionBody } from '../lib/payload.ts';
-import { cpuMs } from '../lib/proc-stats.ts';
-import { cpuUs, runBaseline } from './run-baseline.ts';
+import { isLocalUrl } from '../lib/proc-stats.ts';
+import { redisServerInfo } from '../lib/redis-stats.ts';
+import { runBaseline, startCpu } from './run-baseline.ts';
 
 function connection(url: string): ConnectionOptions {
   const u = new URL(url);
@@ -34,7 +35,8 @@ async function main(): Promise<void> {
   if (!values.prefix) throw new Error('--prefix is required');
   const events = Number(values.events);
   const concurrency = Number(values.concurrency);
-  const conn = connection(process.env.REDIS_URL || 'redis://127.0.0.1:6379');
+  const url = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
+  const conn = connection(url);
   const prefix = values.prefix;
   const names = ['stage1', 'stage2', 'stage3'];
   const queues = names.map((n) => new Queue(n, { connection: conn, prefix }));
@@ -53,12 +55,10 @@ async function main(): Promise<void> {
   }
   const addMs = performance.now() - addStart;
   // CPU of the chain alone (adding the jobs left out): this process and a local Redis (its pid from INFO)
-  const url = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
   const probe = new Redis(url);
-  const pid = Number(/^process_id:(\d+)/m.exec(await probe.info('server'))?.[1] ?? 0);
+  const { pid } = await redisServerInfo(probe);
   probe.disconnect();
-  const local = /^(127\.0\.0\.1|localhost|\[::1\])$/.test(new URL(url).hostname) && pid > 0 && cpuMs(pid) !== undefined;
-  const cpu0 = { own: cpuUs(), server: local ? cpuMs(pid)! : 0 };
+  const cpuUsed = startCpu(isLocalUrl(url) && pid > 0 ? [pid] : []);
 
   let first = 0;
   let done = 0;
@@ -81,7 +81,7 @@ async function main(): Promise<void> {
   await finished;
   clearTimeout(timeout);
   const end = performance.now();
-  const cpu = { own: cpuUs() - cpu0.own, server: local ? (cpuMs(pid)! - cpu0.server) * 1000 : null };
+  const cpu = cpuUsed();
   await Promise.all(workers.map((w) => w.close()));
   for (const q of queues) {
     await q.obliterate({ force: true }).catch(() => undefined);

@@ -17,8 +17,8 @@ import { performance } from 'node:perf_hooks';
 import { AckPolicy, connect, DeliverPolicy, StorageType } from 'nats';
 import type { JetStreamClient, JsMsg, PubAck } from 'nats';
 import { entryFields, merchantIds, transactionBody } from '../lib/payload.ts';
-import { cpuMs, pidsByName } from '../lib/proc-stats.ts';
-import { cpuUs, runBaseline } from './run-baseline.ts';
+import { isLocalUrl, pidsByName } from '../lib/proc-stats.ts';
+import { runBaseline, startCpu } from './run-baseline.ts';
 
 const TOPICS = ['in', 'validated', 'scored', 'settled'] as const;
 const TYPES = new Set(['payin', 'payout', 'refund', 'chargeback']);
@@ -81,7 +81,8 @@ async function main(): Promise<void> {
   const events = Number(values.events);
   const batch = Number(values.batch);
   const prefix = values.prefix;
-  const nc = await connect({ servers: process.env.NATS_URL || 'nats://127.0.0.1:4222', timeout: 3_000 });
+  const url = process.env.NATS_URL || 'nats://127.0.0.1:4222';
+  const nc = await connect({ servers: url, timeout: 3_000 });
   const jsm = await nc.jetstreamManager();
   const js: JetStreamClient = nc.jetstream();
   const stream = (t: string) => `${prefix}_${t}`;
@@ -106,11 +107,7 @@ async function main(): Promise<void> {
     }
     const publishMs = performance.now() - pubStart;
     // CPU of the chain alone (the backlog's publishing left out): this process and a local nats-server
-    const serverPids = new URL(process.env.NATS_URL || 'nats://127.0.0.1:4222').hostname.match(/^(127\.0\.0\.1|localhost|::1)$/)
-      ? pidsByName('nats-server')
-      : [];
-    const serverCpu = () => serverPids.reduce((n, p) => n + (cpuMs(p) ?? 0), 0);
-    const cpu0 = { own: cpuUs(), server: serverCpu() };
+    const cpuUsed = startCpu(isLocalUrl(url) ? pidsByName('nats-server') : []);
 
     const work = stages();
     let first = 0;
@@ -134,7 +131,7 @@ async function main(): Promise<void> {
     };
     await Promise.all([0, 1, 2].map(runStage));
     const ms = performance.now() - first;
-    const cpu = { own: cpuUs() - cpu0.own, server: serverPids.length ? (serverCpu() - cpu0.server) * 1000 : null };
+    const cpu = cpuUsed();
     await nc.flush();
     console.log(
       JSON.stringify({

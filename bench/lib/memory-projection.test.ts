@@ -53,3 +53,13 @@ test('projectMemory: windows, TTLs, caps per lane stream and per topic, flat per
   assert.deepEqual(by['rate-limit']!.projected, [300, 300]);
   assert.equal(by['rate-limit']!.heldS, null);
 });
+
+test('projectMemory: with both hot and max_age the shorter holds the entries, as the trimmer reads them', () => {
+  const retention = { transactions: { maxAgeMs: 60_000, hotMs: 900_000 }, validated: { maxAgeMs: 900_000, hotMs: 60_000 } };
+  const rows = projectMemory(report, 10, retention, [10], { transactions: [10, 0], validated: [5, 5] });
+  const by = Object.fromEntries(rows.map((r) => [r.family, r]));
+  assert.equal(by['stream:transactions']!.heldS, 60);
+  assert.equal(by['stream:validated']!.heldS, 60);
+  assert.match(by['stream:transactions']!.basis, /^max_age 1 min/);
+  assert.match(by['stream:validated']!.basis, /^hot 1 min/);
+});

@@ -82,7 +82,8 @@ export function projectMemory(
     if (f.kind === 'stream') {
       const topic = f.family.slice('stream:'.length);
       const r = retention[topic] ?? {};
-      const windowMs = r.hotMs ?? r.maxAgeMs;
+      // with both keys the shorter applies, as the trimmer reads them (core/retention/plan.ts hotWindow)
+      const windowMs = r.hotMs === undefined || r.maxAgeMs === undefined ? (r.hotMs ?? r.maxAgeMs) : Math.min(r.hotMs, r.maxAgeMs);
       const heldS = Math.min(horizonS, windowMs === undefined ? horizonS : windowMs / 1000);
       const entries = f.entries ?? 0;
       const perEntry = entries ? f.bytes / entries : 0;
@@ -106,7 +107,7 @@ export function projectMemory(
         }
         return b;
       });
-      const what = r.hotMs !== undefined ? `hot ${human(r.hotMs / 1000)}` : r.maxAgeMs !== undefined ? `max_age ${human(r.maxAgeMs / 1000)}` : 'no max_age';
+      const what = windowMs === undefined ? 'no max_age' : windowMs === r.hotMs ? `hot ${human(windowMs / 1000)}` : `max_age ${human(windowMs / 1000)}`;
       const basis = `${what}${r.maxLen !== undefined ? `, max_len ${r.maxLen.toLocaleString('en-US')}/lane stream` : ''}${r.maxBytes !== undefined ? `, max_bytes ${r.maxBytes}` : ''}; ${entriesPerTx.toFixed(2)} entries/tx × ${Math.round(perEntry)} B${caps.length ? `; capped by ${caps.join(', ')}` : ''}`;
       return { ...base, heldS, basis, projected };
     }

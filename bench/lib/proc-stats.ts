@@ -20,6 +20,11 @@ export function cpuMs(pid: number): number | undefined {
   }
 }
 
+/** Whether a server's URL points at this machine (then its processes' CPU can be read from /proc). */
+export function isLocalUrl(url: string): boolean {
+  return ['127.0.0.1', 'localhost', '::1', '[::1]'].includes(new URL(url).hostname);
+}
+
 /** Pids of the processes of this machine whose command name is `comm` (e.g. a server the bench did not start). */
 export function pidsByName(comm: string): number[] {
   const out: number[] = [];
