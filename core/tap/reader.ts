@@ -147,7 +147,9 @@ export async function openTap(o: TapOptions): Promise<TapReader> {
   const keys = slots.map((s) => o.keys.lane(o.topic, s.partition, s.lane));
 
   const needLast = (o.cursor === undefined && start.kind === 'now') || end?.kind === 'now' || !o.follow;
-  const last = needLast ? await lastIds(o.redis, keys) : undefined;
+  // XINFO of every stream, once: its last ids, and (checkHistory) whether a start is before the Redis window
+  const ends = needLast ? await streamEnds(o.redis, keys) : undefined;
+  const last = ends?.map((e) => e.last);
   let positions: string[];
   if (o.cursor !== undefined) positions = decodeCursor(o.cursor, o.topic, slots);
   else if (start.kind === 'now') positions = last!;
@@ -155,7 +157,7 @@ export async function openTap(o: TapOptions): Promise<TapReader> {
 
   // without follow, stop at the streams' ends as of now (a tap of a busy topic still finishes)
   const closed = !o.follow || end?.kind === 'now';
-  const ends = keys.map((_, i): string | undefined => {
+  const endIds = keys.map((_, i): string | undefined => {
     const snapshot = closed ? last![i]! : undefined;
     const fixed = end && end.kind !== 'now' ? endId(end) : undefined;
     if (snapshot === undefined) return fixed;
@@ -172,7 +174,7 @@ export async function openTap(o: TapOptions): Promise<TapReader> {
     at: 0,
     drained: false,
     done: false,
-    end: ends[i],
+    end: endIds[i],
     endClosed: closed,
     tail: undefined,
     fromHistory: 0,
@@ -180,19 +182,24 @@ export async function openTap(o: TapOptions): Promise<TapReader> {
     trimmedTo: undefined,
   }));
   for (const s of streams) if (s.end !== undefined && compareIds(positions[s.index]!, s.end) >= 0) s.done = true;
-  await checkHistory(o, streams, positions);
+  await checkHistory(o, streams, positions, ends);
   const liveUntil = o.follow && end && end.kind !== 'now' ? (end.kind === 'time' ? end.ms : idMs(end.id)) + END_GRACE_MS : undefined;
   return new TapReader(o, streams, positions, liveUntil);
 }
 
-/** At open: a start before the Redis window needs history; refuse it here (not mid-stream) when there is none. */
-async function checkHistory(o: TapOptions, streams: readonly Stream[], positions: readonly string[]): Promise<void> {
+/**
+ * At open: a start before the Redis window needs history; refuse it here (not mid-stream) when there
+ * is none. `known`: every stream's ends (by index), when open already read them.
+ */
+async function checkHistory(o: TapOptions, streams: readonly Stream[], positions: readonly string[], known: readonly StreamEnds[] | undefined): Promise<void> {
   const open = streams.filter((s) => s.active && !s.done && !s.lenient);
   if (!open.length) return;
-  const ends = await streamEnds(
-    o.redis,
-    open.map((s) => s.key),
-  );
+  const ends = known
+    ? open.map((s) => known[s.index]!)
+    : await streamEnds(
+        o.redis,
+        open.map((s) => s.key),
+      );
   const gaps = open.flatMap((s, i) => {
     const upTo = gapUpTo(positions[s.index]!, undefined, ends[i]!);
     return upTo === undefined ? [] : [{ s, upTo, oldest: ends[i]!.first }];
@@ -212,23 +219,6 @@ function unavailable(o: TapOptions, s: StreamSlot, after: string, oldest: string
   return new TapHistoryUnavailableError(
     `entries of ${o.topic} after ${from} are gone from Redis (partition ${s.partition}, lane ${s.lane} ${kept}) and ${why}: start later, or from earliest`,
   );
-}
-
-/** Each stream's last entry id (0-0 for a stream that does not exist yet). */
-async function lastIds(redis: Redis, keys: readonly string[]): Promise<string[]> {
-  const pipe = slotPipeline(redis);
-  for (const k of keys) pipe.add(k, (q) => q.xinfo('STREAM', k));
-  const res = await pipe.exec();
-  return keys.map((_, i) => {
-    const [err, value] = res[i] ?? [new Error('no reply'), null];
-    if (err) {
-      if (/no such key/i.test(err.message)) return '0-0';
-      throw err;
-    }
-    const info = value as unknown[];
-    for (let j = 0; j + 1 < info.length; j += 2) if (info[j] === 'last-generated-id') return String(info[j + 1]);
-    return '0-0';
-  });
 }
 
 export class TapReader implements AsyncIterable<TapEvent> {
