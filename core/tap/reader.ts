@@ -105,7 +105,7 @@ interface Stream extends StreamSlot {
   index: number;
   /** Read this one (a merchant filter reads only that merchant's partition). */
   active: boolean;
-  buf: RawEntry[];
+  buf: Entry[];
   at: number;
   /** The last read returned less than a full batch: nothing more for now. */
   drained: boolean;
@@ -125,7 +125,15 @@ interface Stream extends StreamSlot {
   trimmedTo: string | undefined;
 }
 
-type RawEntry = [string, string[]];
+/** An entry as Redis returns it: its id and fields. */
+type RawEntry = [id: string, fields: string[]];
+/** An entry's transaction id and event. */
+interface Decoded {
+  tx: string | undefined;
+  event: Record<string, unknown>;
+}
+/** A buffered entry: a Redis entry's fields (decoded when it is yielded), or a history entry, decoded already. */
+type Entry = [id: string, body: string[] | Decoded];
 
 const DEFAULT_BATCH = 500;
 const DEFAULT_BLOCK_MS = 5_000;
@@ -231,7 +239,7 @@ export class TapReader implements AsyncIterable<TapEvent> {
    * a stream after `lo` (`whole`): only entries already trimmed when it was read are sure to be in
    * history, so a stream's part is whole up to what was then known trimmed of it.
    */
-  private window: { lo: string; whole: Map<number, string>; byStream: Map<number, RawEntry[]> } | undefined;
+  private window: { lo: string; whole: Map<number, string>; byStream: Map<number, Entry[]> } | undefined;
   private started = false;
 
   constructor(
@@ -299,7 +307,7 @@ export class TapReader implements AsyncIterable<TapEvent> {
         continue;
       }
       const source = next.at < next.fromHistory ? 'history' : 'redis';
-      const [id, fields] = next.buf[next.at++]!;
+      const [id, body] = next.buf[next.at++]!;
       this.positions[next.index] = id;
       if (next.at >= next.buf.length) {
         next.buf = [];
@@ -311,7 +319,7 @@ export class TapReader implements AsyncIterable<TapEvent> {
         heap.headChanged();
       }
       this.stats.scanned++;
-      const decoded = decode(fields);
+      const decoded = Array.isArray(body) ? decode(body) : body;
       if (!decoded) {
         this.stats.undecodable++;
         continue;
@@ -409,13 +417,13 @@ export class TapReader implements AsyncIterable<TapEvent> {
         while (page.length && page[page.length - 1]!.id === lastId) page.pop();
       }
       const index = new Map(this.streams.map((s) => [`${s.partition}.${s.lane}`, s.index]));
-      const byStream = new Map<number, RawEntry[]>();
+      const byStream = new Map<number, Entry[]>();
       for (const e of page) {
         const i = index.get(`${e.partition}.${e.lane}`);
         if (i === undefined) continue; // a lane or partition the topology no longer has
         let list = byStream.get(i);
         if (!list) byStream.set(i, (list = []));
-        list.push([e.id, e.fields]);
+        list.push([e.id, { tx: e.tx, event: e.event }]);
       }
       const whole = new Map(known.map((s) => [s.index, compareIds(s.trimmedTo!, hi) <= 0 ? s.trimmedTo! : hi]));
       this.window = { lo, whole, byStream };
@@ -489,7 +497,7 @@ export class TapReader implements AsyncIterable<TapEvent> {
   }
 
   /** Buffer a read's entries, cut at the stream's end; `tail`: the position once they are used up. */
-  private take(s: Stream, entries: RawEntry[], drained = entries.length < this.batch, tail?: string): void {
+  private take(s: Stream, entries: Entry[], drained = entries.length < this.batch, tail?: string): void {
     s.drained = drained;
     s.tail = tail;
     s.fromHistory = 0;
@@ -598,7 +606,7 @@ class HeadHeap {
   }
 }
 
-function decode(fields: readonly string[]): { tx: string | undefined; event: Record<string, unknown> } | undefined {
+function decode(fields: readonly string[]): Decoded | undefined {
   let tx: string | undefined;
   let ev: string | undefined;
   for (let i = 0; i + 1 < fields.length; i += 2) {
