@@ -4,7 +4,7 @@
 // written again after a crash (or overlapping a reclaimed one) counts nothing twice. The ledger
 // reads it back for refunds of payins past the Redis hot window (processors/ledger/cold-payins.ts).
 import type pg from 'pg';
-import { finalStatus } from './rows.ts';
+import { byKey, finalStatus } from './rows.ts';
 import type { SinkRow } from './rows.ts';
 
 // $1..$4: refund id, payin id, merchant, amount (sorted by refund id: one lock order); $5: processed_at.
@@ -29,11 +29,11 @@ const RECORD = `WITH ins AS (
   SELECT (SELECT count(*) FROM ins)::int AS counted, (SELECT count(*) FROM payins)::int AS payins, (SELECT count(*) FROM merchants)::int AS merchants`;
 
 /** Refunds and chargebacks of the batch that moved money, as the columns of RECORD. */
-export function payinRefundLines(rows: readonly SinkRow[]): [ids: string[], payins: string[], merchants: string[], amounts: number[]] {
+function payinRefundLines(rows: readonly SinkRow[]): [ids: string[], payins: string[], merchants: string[], amounts: number[]] {
   const lines = rows
     .map((r) => r.event)
     .filter((e) => (e.type === 'refund' || e.type === 'chargeback') && e.reference && finalStatus(e) === 'succeeded')
-    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    .sort((a, b) => byKey(a.id, b.id));
   return [lines.map((e) => e.id), lines.map((e) => e.reference!), lines.map((e) => e.merchant_id), lines.map((e) => e.amount)];
 }
 
