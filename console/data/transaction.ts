@@ -16,6 +16,7 @@ import { slotPipeline } from '../../core/slot-pipeline.ts';
 import type { RedisClient } from '../../core/redis.ts';
 import type { Topology } from '../../core/topology/schema.ts';
 import { chainOf, planChains } from '../../core/topology/chains.ts';
+import { readersOf } from '../../core/topology/readers.ts';
 import { txIdTime } from '../../core/tx-id.ts';
 import type { TransactionRowOf } from '../../core/transactions-table.ts';
 
@@ -158,8 +159,7 @@ export class TransactionTrails {
     let event: Record<string, unknown> | undefined;
     const producer = new Map(Object.entries(t.stages).map(([name, s]) => [s.output, name]));
     const chains = planChains(t);
-    const readerOf = (topic: string) =>
-      Object.entries(t.stages).find(([, s]) => s.input === topic)?.[0] ?? Object.entries(t.sinks).find(([, s]) => s.input === topic)?.[0];
+    const readerOf = (topic: string): string | undefined => readersOf(t, topic)[0];
     for (let i = 0; i + 2 < hits.length; i += 3) {
       const n = Number(hits[i]) - 1;
       const where = String(hits[i + 1]);

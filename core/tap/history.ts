@@ -9,19 +9,21 @@
 // (`review`) is not a column, and an entry the sink dead-lettered, or a second entry of a
 // transaction that already had its row, has no row of its own.
 import type { PgPool } from '../postgres.ts';
-import { F_EVENT, F_TX_ID } from '../entry.ts';
 import { LaneMap } from '../lanes.ts';
 import { partitionOf } from '../partition.ts';
 import { idParts } from '../stream-id.ts';
 import type { Topology } from '../topology/schema.ts';
 import type { TransactionRowOf } from '../transactions-table.ts';
 
-/** One history entry, as the tap buffers a stream entry: [id, [tx, <id>, ev, <json>]]. */
+/** One history entry, already decoded: the row is the event, so no JSON text in between. */
 export interface HistoryEntry {
   id: string;
   partition: number;
   lane: string;
-  fields: string[];
+  /** The entry's transaction id field. */
+  tx: string;
+  /** What the entry's `ev` field held (see toEvent). */
+  event: Record<string, unknown>;
 }
 
 export interface HistoryFilter {
@@ -94,7 +96,8 @@ export function postgresHistory(pool: PgPool, topology: Topology, topic: string)
         id: r.stream_id,
         partition: partitionOf(r.merchant_id, partitions),
         lane: lanes.laneOf(r.type),
-        fields: [F_TX_ID, r.id, F_EVENT, JSON.stringify(toEvent(r))],
+        tx: r.id,
+        event: toEvent(r),
       }));
     },
   };

@@ -105,7 +105,7 @@ interface Stream extends StreamSlot {
   index: number;
   /** Read this one (a merchant filter reads only that merchant's partition). */
   active: boolean;
-  buf: RawEntry[];
+  buf: Entry[];
   at: number;
   /** The last read returned less than a full batch: nothing more for now. */
   drained: boolean;
@@ -125,7 +125,15 @@ interface Stream extends StreamSlot {
   trimmedTo: string | undefined;
 }
 
-type RawEntry = [string, string[]];
+/** An entry as Redis returns it: its id and fields. */
+type RawEntry = [id: string, fields: string[]];
+/** An entry's transaction id and event. */
+interface Decoded {
+  tx: string | undefined;
+  event: Record<string, unknown>;
+}
+/** A buffered entry: a Redis entry's fields (decoded when it is yielded), or a history entry, decoded already. */
+type Entry = [id: string, body: string[] | Decoded];
 
 const DEFAULT_BATCH = 500;
 const DEFAULT_BLOCK_MS = 5_000;
@@ -147,7 +155,9 @@ export async function openTap(o: TapOptions): Promise<TapReader> {
   const keys = slots.map((s) => o.keys.lane(o.topic, s.partition, s.lane));
 
   const needLast = (o.cursor === undefined && start.kind === 'now') || end?.kind === 'now' || !o.follow;
-  const last = needLast ? await lastIds(o.redis, keys) : undefined;
+  // XINFO of every stream, once: its last ids, and (checkHistory) whether a start is before the Redis window
+  const ends = needLast ? await streamEnds(o.redis, keys) : undefined;
+  const last = ends?.map((e) => e.last);
   let positions: string[];
   if (o.cursor !== undefined) positions = decodeCursor(o.cursor, o.topic, slots);
   else if (start.kind === 'now') positions = last!;
@@ -155,7 +165,7 @@ export async function openTap(o: TapOptions): Promise<TapReader> {
 
   // without follow, stop at the streams' ends as of now (a tap of a busy topic still finishes)
   const closed = !o.follow || end?.kind === 'now';
-  const ends = keys.map((_, i): string | undefined => {
+  const endIds = keys.map((_, i): string | undefined => {
     const snapshot = closed ? last![i]! : undefined;
     const fixed = end && end.kind !== 'now' ? endId(end) : undefined;
     if (snapshot === undefined) return fixed;
@@ -172,7 +182,7 @@ export async function openTap(o: TapOptions): Promise<TapReader> {
     at: 0,
     drained: false,
     done: false,
-    end: ends[i],
+    end: endIds[i],
     endClosed: closed,
     tail: undefined,
     fromHistory: 0,
@@ -180,19 +190,24 @@ export async function openTap(o: TapOptions): Promise<TapReader> {
     trimmedTo: undefined,
   }));
   for (const s of streams) if (s.end !== undefined && compareIds(positions[s.index]!, s.end) >= 0) s.done = true;
-  await checkHistory(o, streams, positions);
+  await checkHistory(o, streams, positions, ends);
   const liveUntil = o.follow && end && end.kind !== 'now' ? (end.kind === 'time' ? end.ms : idMs(end.id)) + END_GRACE_MS : undefined;
   return new TapReader(o, streams, positions, liveUntil);
 }
 
-/** At open: a start before the Redis window needs history; refuse it here (not mid-stream) when there is none. */
-async function checkHistory(o: TapOptions, streams: readonly Stream[], positions: readonly string[]): Promise<void> {
+/**
+ * At open: a start before the Redis window needs history; refuse it here (not mid-stream) when there
+ * is none. `known`: every stream's ends (by index), when open already read them.
+ */
+async function checkHistory(o: TapOptions, streams: readonly Stream[], positions: readonly string[], known: readonly StreamEnds[] | undefined): Promise<void> {
   const open = streams.filter((s) => s.active && !s.done && !s.lenient);
   if (!open.length) return;
-  const ends = await streamEnds(
-    o.redis,
-    open.map((s) => s.key),
-  );
+  const ends = known
+    ? open.map((s) => known[s.index]!)
+    : await streamEnds(
+        o.redis,
+        open.map((s) => s.key),
+      );
   const gaps = open.flatMap((s, i) => {
     const upTo = gapUpTo(positions[s.index]!, undefined, ends[i]!);
     return upTo === undefined ? [] : [{ s, upTo, oldest: ends[i]!.first }];
@@ -214,23 +229,6 @@ function unavailable(o: TapOptions, s: StreamSlot, after: string, oldest: string
   );
 }
 
-/** Each stream's last entry id (0-0 for a stream that does not exist yet). */
-async function lastIds(redis: Redis, keys: readonly string[]): Promise<string[]> {
-  const pipe = slotPipeline(redis);
-  for (const k of keys) pipe.add(k, (q) => q.xinfo('STREAM', k));
-  const res = await pipe.exec();
-  return keys.map((_, i) => {
-    const [err, value] = res[i] ?? [new Error('no reply'), null];
-    if (err) {
-      if (/no such key/i.test(err.message)) return '0-0';
-      throw err;
-    }
-    const info = value as unknown[];
-    for (let j = 0; j + 1 < info.length; j += 2) if (info[j] === 'last-generated-id') return String(info[j + 1]);
-    return '0-0';
-  });
-}
-
 export class TapReader implements AsyncIterable<TapEvent> {
   readonly stats: TapStats = { scanned: 0, delivered: 0, undecodable: 0, fromHistory: 0 };
   private readonly batch: number;
@@ -241,7 +239,7 @@ export class TapReader implements AsyncIterable<TapEvent> {
    * a stream after `lo` (`whole`): only entries already trimmed when it was read are sure to be in
    * history, so a stream's part is whole up to what was then known trimmed of it.
    */
-  private window: { lo: string; whole: Map<number, string>; byStream: Map<number, RawEntry[]> } | undefined;
+  private window: { lo: string; whole: Map<number, string>; byStream: Map<number, Entry[]> } | undefined;
   private started = false;
 
   constructor(
@@ -309,7 +307,7 @@ export class TapReader implements AsyncIterable<TapEvent> {
         continue;
       }
       const source = next.at < next.fromHistory ? 'history' : 'redis';
-      const [id, fields] = next.buf[next.at++]!;
+      const [id, body] = next.buf[next.at++]!;
       this.positions[next.index] = id;
       if (next.at >= next.buf.length) {
         next.buf = [];
@@ -321,7 +319,7 @@ export class TapReader implements AsyncIterable<TapEvent> {
         heap.headChanged();
       }
       this.stats.scanned++;
-      const decoded = decode(fields);
+      const decoded = Array.isArray(body) ? decode(body) : body;
       if (!decoded) {
         this.stats.undecodable++;
         continue;
@@ -419,13 +417,13 @@ export class TapReader implements AsyncIterable<TapEvent> {
         while (page.length && page[page.length - 1]!.id === lastId) page.pop();
       }
       const index = new Map(this.streams.map((s) => [`${s.partition}.${s.lane}`, s.index]));
-      const byStream = new Map<number, RawEntry[]>();
+      const byStream = new Map<number, Entry[]>();
       for (const e of page) {
         const i = index.get(`${e.partition}.${e.lane}`);
         if (i === undefined) continue; // a lane or partition the topology no longer has
         let list = byStream.get(i);
         if (!list) byStream.set(i, (list = []));
-        list.push([e.id, e.fields]);
+        list.push([e.id, { tx: e.tx, event: e.event }]);
       }
       const whole = new Map(known.map((s) => [s.index, compareIds(s.trimmedTo!, hi) <= 0 ? s.trimmedTo! : hi]));
       this.window = { lo, whole, byStream };
@@ -499,7 +497,7 @@ export class TapReader implements AsyncIterable<TapEvent> {
   }
 
   /** Buffer a read's entries, cut at the stream's end; `tail`: the position once they are used up. */
-  private take(s: Stream, entries: RawEntry[], drained = entries.length < this.batch, tail?: string): void {
+  private take(s: Stream, entries: Entry[], drained = entries.length < this.batch, tail?: string): void {
     s.drained = drained;
     s.tail = tail;
     s.fromHistory = 0;
@@ -608,7 +606,7 @@ class HeadHeap {
   }
 }
 
-function decode(fields: readonly string[]): { tx: string | undefined; event: Record<string, unknown> } | undefined {
+function decode(fields: readonly string[]): Decoded | undefined {
   let tx: string | undefined;
   let ev: string | undefined;
   for (let i = 0; i + 1 < fields.length; i += 2) {
