@@ -4,9 +4,8 @@ import type { ScriptSource } from '../../core/redis.ts';
 import { loadScripts } from '../../core/scripts.ts';
 import type { Keys } from '../../core/keys.ts';
 import { payinBucket, payinTier } from '../../core/payins.ts';
-import { txIdTime } from '../../core/tx-id.ts';
+import { txIdFromHex, txIdTime } from '../../core/tx-id.ts';
 import type { RateLimitConfig, RefundsConfig } from '../../core/topology/schema.ts';
-import { txIdFromHex } from '../idempotency.ts';
 
 export const APPEND_EVENTS: ScriptSource = loadScripts(new URL('./scripts/', import.meta.url), ['appendEvents']).appendEvents;
 export const INGEST_SCRIPTS: readonly ScriptSource[] = [APPEND_EVENTS];
