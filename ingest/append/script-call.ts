@@ -4,7 +4,7 @@ import type { ScriptSource } from '../../core/redis.ts';
 import { loadScripts } from '../../core/scripts.ts';
 import type { Keys } from '../../core/keys.ts';
 import { payinBucket, payinTier } from '../../core/payins.ts';
-import { txIdFromHex, txIdTime } from '../../core/tx-id.ts';
+import { txIdFromHex } from '../../core/tx-id.ts';
 import type { RateLimitConfig, RefundsConfig } from '../../core/topology/schema.ts';
 
 export const APPEND_EVENTS: ScriptSource = loadScripts(new URL('./scripts/', import.meta.url), ['appendEvents']).appendEvents;
@@ -41,13 +41,15 @@ export function payinCheck(
   body: { type: string; merchant_id: string; reference?: string | undefined },
   txId: string,
   refunds: RefundsConfig,
+  /** When the event was accepted: the time in `txId`. */
+  now: number,
 ): PayinCheck | undefined {
   if (body.type === 'payin') {
     const b = payinBucket(txId, refunds.hot);
     return { op: 'register', bucket: keys.payins(partition, body.merchant_id, b.name), expiresAt: b.expiresAt };
   }
   if ((body.type === 'refund' || body.type === 'chargeback') && body.reference) {
-    if (payinTier(body.reference, refunds, txIdTime(txId) ?? Date.now()) === 'cold') return undefined;
+    if (payinTier(body.reference, refunds, now) === 'cold') return undefined;
     return { op: 'require', bucket: keys.payins(partition, body.merchant_id, payinBucket(body.reference, refunds.hot).name), payinId: body.reference };
   }
   return undefined;
