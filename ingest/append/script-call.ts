@@ -55,7 +55,10 @@ export function payinCheck(
   return undefined;
 }
 
-export type ScriptArg = string | number | Buffer;
+/** Events per script call (coalesced or a batch's chunk): ~1,000 appends keep Redis busy for a few ms at most. */
+export const MAX_CALL_EVENTS = 1_000;
+
+type ScriptArg = string | number | Buffer;
 
 /** Keys and arguments of one call over events of one partition (any of its merchants). */
 export function appendCall(
