@@ -108,11 +108,10 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
         // refunds of payins past the hot window: Postgres's view of them, one query for the batch
         const isCold = (ev: TransactionEvent) =>
           (ev.type === 'refund' || ev.type === 'chargeback') && ev.status !== 'failed' && payinTier(ev.reference ?? '', refunds, now) === 'cold';
-        const asks = [...byPartition.values()].flat().flatMap((i) => {
-          const ev = batch[i]!.event;
-          return isCold(ev) ? [{ payinId: ev.reference!, merchantId: ev.merchant_id }] : [];
-        });
-        const coldStates = asks.length ? await cold.load(asks) : undefined;
+        const coldAt = new Set([...byPartition.values()].flat().filter((i) => isCold(batch[i]!.event)));
+        const coldStates = coldAt.size
+          ? await cold.load([...coldAt].map((i) => ({ payinId: batch[i]!.event.reference!, merchantId: batch[i]!.event.merchant_id })))
+          : undefined;
         const pipe = slotPipeline(ctx.redis);
         const order: number[][] = [];
         for (const [p, idx] of byPartition) {
@@ -140,7 +139,7 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
               bucket.expiresAt,
               ev.status === 'failed' ? 'failed' : '',
               deadline,
-              isCold(ev) ? (coldStates?.get(coldKey(ev.reference!, ev.merchant_id)) ?? '') : '',
+              coldAt.has(i) ? (coldStates?.get(coldKey(ev.reference!, ev.merchant_id)) ?? '') : '',
             );
           }
           pipe.add(keys[0]!, (q) => void runScript(q, LEDGER_APPLY, keys, args));
