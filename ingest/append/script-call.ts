@@ -6,6 +6,7 @@ import type { Keys } from '../../core/keys.ts';
 import { payinBucket, payinTier } from '../../core/payins.ts';
 import { txIdFromHex } from '../../core/tx-id.ts';
 import type { RateLimitConfig, RefundsConfig } from '../../core/topology/schema.ts';
+import { bucketArgs } from '../rate-limit.ts';
 
 export const APPEND_EVENTS: ScriptSource = loadScripts(new URL('./scripts/', import.meta.url), ['appendEvents']).appendEvents;
 export const INGEST_SCRIPTS: readonly ScriptSource[] = [APPEND_EVENTS];
@@ -74,7 +75,7 @@ export function appendCall(
     if (i === undefined) index.set(key, (i = keys.push(key)));
     return i;
   };
-  const args: ScriptArg[] = [now, limit.per_second, limit.burst, idempotencyTtlMs];
+  const args: ScriptArg[] = [...bucketArgs(limit, now), idempotencyTtlMs];
   for (const e of events) {
     const p = e.payin;
     args.push(
