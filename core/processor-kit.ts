@@ -18,8 +18,14 @@ export { loadScripts } from './scripts.ts';
 export { slotPipeline } from './slot-pipeline.ts';
 // Its instruments, and the config blocks it shares with the topology.
 export { counter } from './metrics.ts';
-export { RefundsSchema, RetrySchema } from './topology/schema.ts';
-export { redeliveryHorizon } from './retention/horizon.ts';
+export { RefundsSchema } from './topology/schema.ts';
+import { redeliveryHorizon } from './retention/horizon.ts';
+import { RetrySchema } from './topology/schema.ts';
+/**
+ * The horizon of a stage with the schema's defaults (30 s visibility, 5 s lease, 5 attempts up to
+ * 30 s apart): what a processor keeps its decisions for when its host names no horizon.
+ */
+export const DEFAULT_REDELIVERY_HORIZON_MS = redeliveryHorizon({ visibility_timeout: 30_000, lease_ttl: 5_000, retry: RetrySchema.parse({}) });
 // The payins index and Postgres (the ledger settles refunds of payins past the hot window there).
 export { payinBucket, payinTier, payinToken } from './payins.ts';
 export { txIdTime } from './tx-id.ts';

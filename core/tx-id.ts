@@ -59,3 +59,42 @@ export function txIdTime(id: string): number | undefined {
   for (const ch of id.slice(3, 13)) ms = ms * 32 + ALPHABET.indexOf(ch);
   return ms <= 2 ** 48 - 1 ? ms : undefined;
 }
+
+/** Bytes of a tx id's ULID in binary: 6 of time, 10 random. */
+export const TX_ID_BYTES = 16;
+
+const VALUE = new Int8Array(128).fill(-1);
+for (let i = 0; i < ALPHABET.length; i++) VALUE[ALPHABET.charCodeAt(i)] = i;
+
+function symbol(id: string, i: number): number {
+  const v = VALUE[id.charCodeAt(i)] ?? -1;
+  if (v < 0) throw new Error(`not a tx id: ${id}`);
+  return v;
+}
+
+/** The tx id's ULID as its 16 bytes, written into `out` at `at` (the compact idempotency record). */
+export function txIdBytes(txId: string, out: Buffer, at: number): void {
+  if (txId.length !== 29 || !txId.startsWith('tx_')) throw new Error(`not a tx id: ${txId}`);
+  let ms = 0;
+  for (let i = 3; i < 13; i++) ms = ms * 32 + symbol(txId, i);
+  out.writeUIntBE(ms, at, 6);
+  let acc = 0;
+  let bits = 0;
+  let o = at + 6;
+  for (let i = 13; i < 29; i++) {
+    acc = (acc << 5) | symbol(txId, i);
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (acc >> bits) & 0xff;
+      acc &= (1 << bits) - 1;
+    }
+  }
+}
+
+/** The tx id whose 16 ULID bytes are given as 32 hex digits (how the append script answers them). */
+export function txIdFromHex(hex: string): string {
+  const bytes = Buffer.from(hex, 'hex');
+  if (bytes.length !== TX_ID_BYTES) throw new Error(`not a ULID: ${hex}`);
+  return `tx_${encodeTime(bytes.readUIntBE(0, 6))}${encodeRandom(bytes.subarray(6))}`;
+}

@@ -1,12 +1,11 @@
 // Batch bodies of POST /v1/transactions/batch (design §3): NDJSON (one JSON object per line,
 // blank lines ignored) or a JSON array. The batch as a whole can fail only on its envelope (415,
 // 413, 400 for an empty or unreadable batch); every event is checked on its own, like the single
-// endpoint's body (the same zod schema and messages), so one bad line rejects only that line.
-import type { z } from 'zod';
+// endpoint's body (the same check: validation.ts checkBody), so one bad line rejects only that line.
 import { acceptedMediaType } from './body.ts';
 import { parseIdempotencyKey } from './idempotency.ts';
 import { badRequest, payloadTooLarge, problemType } from '../core/http/problem.ts';
-import { fastCheckBody, fieldErrors, parseJsonBody, TransactionBodySchema } from './validation.ts';
+import { checkBody, parseJsonBody } from './validation.ts';
 import type { TransactionBody } from './validation.ts';
 
 /** Most events in one batch (413 past it). */
@@ -129,16 +128,11 @@ function checkLine(index: number, value: unknown): CheckedLine {
       errors.push({ type: VALIDATION, status: 400, path: `/${LINE_IDEMPOTENCY_FIELD}`, message: 'must be 1-255 printable ASCII characters' });
     }
   }
-  const fast = errors.length ? undefined : fastCheckBody(event);
-  if (fast) return { index, ok: true, body: fast, idempotencyKey };
-  const res = TransactionBodySchema.safeParse(event, { error: requiredMessage });
-  if (!res.success) errors.push(...fieldErrors(res.error.issues).map((e) => ({ type: VALIDATION, status: 400, ...e })));
-  if (errors.length || !res.success) return { index, ok: false, errors };
-  return { index, ok: true, body: res.data, idempotencyKey };
+  const checked = checkBody(event);
+  if (!checked.ok) errors.push(...checked.errors.map((e) => ({ type: VALIDATION, status: 400, ...e })));
+  if (!checked.ok || errors.length) return { index, ok: false, errors };
+  return { index, ok: true, body: checked.body, idempotencyKey };
 }
-
-// the single endpoint's wording: a missing field "is required"
-const requiredMessage = (iss: z.core.$ZodRawIssue): string | undefined => (iss.code === 'invalid_type' && iss.input === undefined ? 'is required' : undefined);
 
 /** The Idempotency-Key header's rules (idempotency.ts), without its 400. */
 function validKey(key: string): string | undefined {

@@ -4,13 +4,13 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomInt } from 'node:crypto';
 import { partitionOf } from '../core/partition.ts';
-import { newTxId } from '../core/tx-id.ts';
+import { newTxId, txIdBytes, txIdFromHex } from '../core/tx-id.ts';
 import { createInstance } from '../test/helpers/instance.ts';
 import type { TestInstance } from '../test/helpers/instance.ts';
 import { loadTopology } from '../core/topology/load.ts';
 import { EventAppender } from './append/index.ts';
 import { IngestKeys } from './keys.ts';
-import { bodyDigest, canonicalBody, canonicalJson, idempotencyRecord, RECORD_BYTES, txIdFromHex, ulidBytes } from './idempotency.ts';
+import { bodyDigest, canonicalBody, canonicalJson, idempotencyRecord, RECORD_BYTES } from './idempotency.ts';
 import type { TransactionBody } from './validation.ts';
 
 describe('idempotency record encoding', () => {
@@ -18,7 +18,7 @@ describe('idempotency record encoding', () => {
     for (let i = 0; i < 2_000; i++) {
       const id = newTxId(randomInt(2 ** 47) * 2 + (i % 2));
       const buf = Buffer.alloc(16);
-      ulidBytes(id, buf, 0);
+      txIdBytes(id, buf, 0);
       assert.equal(txIdFromHex(buf.toString('hex')), id);
     }
   });

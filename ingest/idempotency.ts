@@ -5,6 +5,7 @@
 // 16-byte ULID (28 bytes, a Redis embedded string: see core/keys.ts for the key).
 import { hash } from 'node:crypto';
 import { badRequest } from '../core/http/problem.ts';
+import { TX_ID_BYTES, txIdBytes } from '../core/tx-id.ts';
 import type { TransactionBody } from './validation.ts';
 
 /** 1-255 printable ASCII characters (space allowed inside): what fits a header and a Redis key. */
@@ -21,8 +22,7 @@ export function parseIdempotencyKey(header: string | undefined): string | undefi
 
 /** Bytes of the body's SHA-256 kept in a record: 96 bits, no accidental collision in a day. */
 export const FINGERPRINT_BYTES = 12;
-const ULID_BYTES = 16;
-export const RECORD_BYTES = FINGERPRINT_BYTES + ULID_BYTES;
+export const RECORD_BYTES = FINGERPRINT_BYTES + TX_ID_BYTES;
 
 /**
  * A validated body as canonical JSON (keys sorted, no whitespace; the same string as
@@ -46,7 +46,7 @@ export function bodyDigest(canonical: string): Buffer {
 export function idempotencyRecord(digest: Buffer, txId: string): Buffer {
   const out = Buffer.allocUnsafe(RECORD_BYTES);
   digest.copy(out, 0, 0, FINGERPRINT_BYTES);
-  ulidBytes(txId, out, FINGERPRINT_BYTES);
+  txIdBytes(txId, out, FINGERPRINT_BYTES);
   return out;
 }
 
@@ -61,61 +61,4 @@ export function canonicalJson(value: unknown): string {
     return `{${parts.join(',')}}`;
   }
   return JSON.stringify(value) ?? 'null';
-}
-
-// tx ids are `tx_` + a ULID (core/tx-id.ts): 10 Crockford base32 symbols of a 48-bit time, then
-// 16 of 80 random bits, i.e. exactly 16 bytes.
-const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
-const VALUE = new Int8Array(128).fill(-1);
-for (let i = 0; i < ALPHABET.length; i++) VALUE[ALPHABET.charCodeAt(i)] = i;
-
-function symbol(id: string, i: number): number {
-  const v = VALUE[id.charCodeAt(i)] ?? -1;
-  if (v < 0) throw new Error(`not a tx id: ${id}`);
-  return v;
-}
-
-/** The tx id's ULID as 16 bytes, written into `out` at `at`. */
-export function ulidBytes(txId: string, out: Buffer, at: number): void {
-  if (txId.length !== 29 || !txId.startsWith('tx_')) throw new Error(`not a tx id: ${txId}`);
-  let ms = 0;
-  for (let i = 3; i < 13; i++) ms = ms * 32 + symbol(txId, i);
-  out.writeUIntBE(ms, at, 6);
-  let acc = 0;
-  let bits = 0;
-  let o = at + 6;
-  for (let i = 13; i < 29; i++) {
-    acc = (acc << 5) | symbol(txId, i);
-    bits += 5;
-    if (bits >= 8) {
-      bits -= 8;
-      out[o++] = (acc >> bits) & 0xff;
-      acc &= (1 << bits) - 1;
-    }
-  }
-}
-
-/** The tx id whose ULID the script answered as 32 hex digits (a replay or a conflict). */
-export function txIdFromHex(hex: string): string {
-  const bytes = Buffer.from(hex, 'hex');
-  if (bytes.length !== ULID_BYTES) throw new Error(`not a ULID: ${hex}`);
-  let ms = bytes.readUIntBE(0, 6);
-  let time = '';
-  for (let i = 0; i < 10; i++) {
-    time = ALPHABET[ms % 32]! + time;
-    ms = Math.floor(ms / 32);
-  }
-  let rand = '';
-  let acc = 0;
-  let bits = 0;
-  for (let i = 6; i < ULID_BYTES; i++) {
-    acc = (acc << 8) | bytes[i]!;
-    bits += 8;
-    while (bits >= 5) {
-      bits -= 5;
-      rand += ALPHABET[(acc >> bits) & 31]!;
-    }
-    acc &= (1 << bits) - 1;
-  }
-  return `tx_${time}${rand}`;
 }

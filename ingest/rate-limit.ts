@@ -3,7 +3,7 @@
 // appending stay one atomic round trip; this module is what the caller sees of it.
 import type { RateLimitConfig } from '../core/topology/schema.ts';
 
-/** The bucket arguments of both append scripts: now (ms), refill rate (tokens/s), size. */
+/** The append script's bucket arguments (ARGV 1-3): now (ms), refill rate (tokens/s), size. */
 export function bucketArgs(limit: RateLimitConfig, now: number): [number, number, number] {
   return [now, limit.per_second, limit.burst];
 }

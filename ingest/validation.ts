@@ -76,15 +76,20 @@ export function parseJsonBody(bytes: Uint8Array): unknown {
 
 /** Bytes → validated body, or a 400 ProblemError listing every field error. */
 export function parseTransactionBody(bytes: Uint8Array): TransactionBody {
-  const raw = parseJsonBody(bytes);
+  const checked = checkBody(parseJsonBody(bytes));
+  if (checked.ok) return checked.body;
+  throw validationFailed('The request body does not match the transaction schema.', { errors: checked.errors });
+}
+
+/** A parsed JSON value → the validated body, or every field error (the single body, each line of a batch). */
+export function checkBody(raw: unknown): { ok: true; body: TransactionBody } | { ok: false; errors: FieldError[] } {
   const fast = fastCheckBody(raw);
-  if (fast) return fast;
+  if (fast) return { ok: true, body: fast };
   const res = TransactionBodySchema.safeParse(raw, {
     // a missing field reads better as "is required" than as "expected string, received undefined"
     error: (iss) => (iss.code === 'invalid_type' && iss.input === undefined ? 'is required' : undefined),
   });
-  if (res.success) return res.data;
-  throw validationFailed('The request body does not match the transaction schema.', { errors: fieldErrors(res.error.issues) });
+  return res.success ? { ok: true, body: res.data } : { ok: false, errors: fieldErrors(res.error.issues) };
 }
 
 /** Zod issues → [{ path: JSON Pointer, message }]; an unknown key is reported at its own path. */

@@ -11,13 +11,10 @@ import { defineScripts, runScript } from '../../core/redis.ts';
 import type { RedisClient } from '../../core/redis.ts';
 import type { RateLimitConfig } from '../../core/topology/schema.ts';
 import type { AppenderOptions, EventAppender } from './index.ts';
-import { APPEND_EVENTS, appendCall, INGEST_SCRIPTS, parseAppendReply } from './script-call.ts';
+import { APPEND_EVENTS, appendCall, INGEST_SCRIPTS, MAX_CALL_EVENTS, parseAppendReply } from './script-call.ts';
 import type { EventToAppend } from './script-call.ts';
 import { withTimeout } from '../timeout.ts';
 import type { TransactionBody } from '../validation.ts';
-
-/** Events per script call: ~1,000 appends keep Redis busy for a few ms at most. */
-const CHUNK = 1_000;
 
 export interface BatchAppenderOptions extends AppenderOptions {
   /** Added to `timeoutMs` per event of a batch (default 0.2 ms; Redis needs ~0.02 ms per append). */
@@ -82,7 +79,7 @@ export class BatchAppender {
       c.events.push(e);
       c.at.push(i);
       planned[i] = { id: e.txId, lane: e.lane };
-      if (c.at.length === CHUNK) {
+      if (c.at.length === MAX_CALL_EVENTS) {
         chunks.push(c);
         open.delete(e.partition);
       }

@@ -6,12 +6,9 @@
 import { runScript } from '../../core/redis.ts';
 import type { RedisClient } from '../../core/redis.ts';
 import type { RateLimitConfig } from '../../core/topology/schema.ts';
-import { APPEND_EVENTS, appendCall, parseAppendReply } from './script-call.ts';
+import { APPEND_EVENTS, appendCall, MAX_CALL_EVENTS, parseAppendReply } from './script-call.ts';
 import type { AppendReply, EventToAppend } from './script-call.ts';
 import { withTimeout } from '../timeout.ts';
-
-/** Events per script call: ~1,000 appends keep Redis busy for a few ms at most. */
-const MAX_CALL_EVENTS = 1_000;
 
 export interface CoalescingQueueOptions {
   rateLimit: RateLimitConfig;

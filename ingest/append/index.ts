@@ -118,7 +118,7 @@ export class EventAppender {
         legacy = { key: this.keys.legacyIdempotency(m.partition, body.merchant_id, idempotencyKey), fingerprint: digest.toString('hex') };
       }
     }
-    const payin = payinCheck(this.keys, m.partition, body, txId, this.refunds);
+    const payin = payinCheck(this.keys, m.partition, body, txId, this.refunds, now);
     return { partition: m.partition, lane, stream, bucket: m.bucket, record, legacy, txId, eventJson, traceparent, payin };
   }
 

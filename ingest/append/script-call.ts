@@ -4,9 +4,9 @@ import type { ScriptSource } from '../../core/redis.ts';
 import { loadScripts } from '../../core/scripts.ts';
 import type { Keys } from '../../core/keys.ts';
 import { payinBucket, payinTier } from '../../core/payins.ts';
-import { txIdTime } from '../../core/tx-id.ts';
+import { txIdFromHex } from '../../core/tx-id.ts';
 import type { RateLimitConfig, RefundsConfig } from '../../core/topology/schema.ts';
-import { txIdFromHex } from '../idempotency.ts';
+import { bucketArgs } from '../rate-limit.ts';
 
 export const APPEND_EVENTS: ScriptSource = loadScripts(new URL('./scripts/', import.meta.url), ['appendEvents']).appendEvents;
 export const INGEST_SCRIPTS: readonly ScriptSource[] = [APPEND_EVENTS];
@@ -42,19 +42,24 @@ export function payinCheck(
   body: { type: string; merchant_id: string; reference?: string | undefined },
   txId: string,
   refunds: RefundsConfig,
+  /** When the event was accepted: the time in `txId`. */
+  now: number,
 ): PayinCheck | undefined {
   if (body.type === 'payin') {
     const b = payinBucket(txId, refunds.hot);
     return { op: 'register', bucket: keys.payins(partition, body.merchant_id, b.name), expiresAt: b.expiresAt };
   }
   if ((body.type === 'refund' || body.type === 'chargeback') && body.reference) {
-    if (payinTier(body.reference, refunds, txIdTime(txId) ?? Date.now()) === 'cold') return undefined;
+    if (payinTier(body.reference, refunds, now) === 'cold') return undefined;
     return { op: 'require', bucket: keys.payins(partition, body.merchant_id, payinBucket(body.reference, refunds.hot).name), payinId: body.reference };
   }
   return undefined;
 }
 
-export type ScriptArg = string | number | Buffer;
+/** Events per script call (coalesced or a batch's chunk): ~1,000 appends keep Redis busy for a few ms at most. */
+export const MAX_CALL_EVENTS = 1_000;
+
+type ScriptArg = string | number | Buffer;
 
 /** Keys and arguments of one call over events of one partition (any of its merchants). */
 export function appendCall(
@@ -70,7 +75,7 @@ export function appendCall(
     if (i === undefined) index.set(key, (i = keys.push(key)));
     return i;
   };
-  const args: ScriptArg[] = [now, limit.per_second, limit.burst, idempotencyTtlMs];
+  const args: ScriptArg[] = [...bucketArgs(limit, now), idempotencyTtlMs];
   for (const e of events) {
     const p = e.payin;
     args.push(

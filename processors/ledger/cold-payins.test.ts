@@ -159,3 +159,23 @@ test('refunds inside the hot window never query Postgres', async () => {
   const out = await p.process([payin, ev('refund', m, 400, payin.txId), ev('chargeback', m, 600, payin.txId), ev('refund', m, 1, payin.txId)]);
   assert.deepEqual(out.map(verdict), ['succeeded', 'succeeded', 'succeeded', 'failed:refund_exceeds_payin']);
 });
+
+test("a cold payin refunded in a batch stays its merchant's: another merchant of the partition naming it in the same call finds none", async () => {
+  const p = await processor();
+  const a = 'm_cold_owner';
+  const b = Array.from({ length: 200 }, (_, i) => `m_cold_peer_${i}`).find((m) => partitionOf(m, 8) === partitionOf(a, 8))!;
+  // a payin from a minute ago: past the hot window at once, settled into Postgres only
+  const at = Date.now() - 60_000;
+  const id = newTxId(at);
+  const base = ev('payin', a, 1_000);
+  const payin: StreamEvent = { ...base, txId: id, event: { ...base.event, id, ingested_at: at } };
+  const settledPayin = await p.process([payin]);
+  assert.deepEqual(settledPayin.map(verdict), ['succeeded']);
+  await sink(settledPayin);
+  const own = ev('refund', a, 100, id);
+  const peer = ev('refund', b, 100, id);
+  peer.event.ingested_at -= 1_000; // past await_payin: not found fails rather than waits
+  const out = await p.process([own, peer]);
+  assert.deepEqual(out.map(verdict), ['succeeded', 'failed:payin_not_found']);
+  assert.equal(await inst.redis.hget(inst.keys.partitioned(peer.partition, 'wallet', b), 'EUR'), '0', 'no money moved for the other merchant');
+});

@@ -12,6 +12,7 @@ import { z } from 'zod';
 import {
   ConfigError,
   counter,
+  DEFAULT_REDELIVERY_HORIZON_MS,
   defineScripts,
   failedEvent,
   FatalError,
@@ -58,8 +59,6 @@ type ScriptResult = [outcome: 'ok' | 'failed' | 'wait' | 'lag' | 'behind' | 'ski
 export const PENDING_RECORD_TTL_MS = 7 * 24 * 3_600_000;
 /** Added to the redelivery horizon: a lease handover, a slow settle, clocks a little apart. */
 export const REDELIVERY_MARGIN_MS = 60_000;
-/** The horizon when the stage does not say (the stage defaults: 30 s visibility × 5 attempts). */
-const DEFAULT_HORIZON_MS = 150_000;
 /** A refund of a cold payin waiting for the sink to write the merchant's earlier refunds looks again after this. */
 const SINK_RECHECK_MS = 250;
 /** How long (from its acceptance) such a refund waits for the sink; then it retries (and dead-letters) like any failure. */
@@ -88,7 +87,7 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
     const alerts = counter(ctx.registry, 'rill_alerts_emitted_total', 'Alert events emitted, by type', ['type']);
 
     const refunds = ctx.refunds ?? RefundsSchema.parse({});
-    const recordTtl = config.record_ttl_ms ?? (ctx.redeliveryHorizonMs ?? DEFAULT_HORIZON_MS) + REDELIVERY_MARGIN_MS;
+    const recordTtl = config.record_ttl_ms ?? (ctx.redeliveryHorizonMs ?? DEFAULT_REDELIVERY_HORIZON_MS) + REDELIVERY_MARGIN_MS;
     const cold = new ColdPayins(ctx.postgres ?? readEnv());
     const clock = ctx.now ?? Date.now;
     /** Until when a refund or chargeback waits for its payin: await_payin from its own acceptance. */
@@ -108,11 +107,10 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
         // refunds of payins past the hot window: Postgres's view of them, one query for the batch
         const isCold = (ev: TransactionEvent) =>
           (ev.type === 'refund' || ev.type === 'chargeback') && ev.status !== 'failed' && payinTier(ev.reference ?? '', refunds, now) === 'cold';
-        const asks = [...byPartition.values()].flat().flatMap((i) => {
-          const ev = batch[i]!.event;
-          return isCold(ev) ? [{ payinId: ev.reference!, merchantId: ev.merchant_id }] : [];
-        });
-        const coldStates = asks.length ? await cold.load(asks) : undefined;
+        const coldAt = new Set([...byPartition.values()].flat().filter((i) => isCold(batch[i]!.event)));
+        const coldStates = coldAt.size
+          ? await cold.load([...coldAt].map((i) => ({ payinId: batch[i]!.event.reference!, merchantId: batch[i]!.event.merchant_id })))
+          : undefined;
         const pipe = slotPipeline(ctx.redis);
         const order: number[][] = [];
         for (const [p, idx] of byPartition) {
@@ -140,7 +138,7 @@ export const ledgerProcessor: ProcessorFactory<LedgerConfig> = {
               bucket.expiresAt,
               ev.status === 'failed' ? 'failed' : '',
               deadline,
-              isCold(ev) ? (coldStates?.get(coldKey(ev.reference!, ev.merchant_id)) ?? '') : '',
+              coldAt.has(i) ? (coldStates?.get(coldKey(ev.reference!, ev.merchant_id)) ?? '') : '',
             );
           }
           pipe.add(keys[0]!, (q) => void runScript(q, LEDGER_APPLY, keys, args));

@@ -10,7 +10,7 @@
 //   block  → `failed` with failure_code `risk_blocked` (a business outcome, not a dead letter).
 // Reviewed and blocked transactions also go to `anomalies_topic` with their reasons.
 import { z } from 'zod';
-import { ConfigError, counter, failedEvent, holdForReview, redeliveryHorizon, RetrySchema } from '../../core/processor-kit.ts';
+import { ConfigError, counter, DEFAULT_REDELIVERY_HORIZON_MS, failedEvent, holdForReview } from '../../core/processor-kit.ts';
 import type { Emitted, HeldEvent, Outcome, ProcessorFactory, StreamEvent, TransactionEvent } from '../../core/processor-kit.ts';
 import { RulesCache, ThresholdsSchema } from './rules.ts';
 import type { VersionedRules } from './rules.ts';
@@ -45,9 +45,6 @@ const ConfigSchema = z
 
 export type RiskConfig = z.output<typeof ConfigSchema>;
 
-/** The horizon of a stage with the schema's defaults (30 s visibility, 5 s lease, 5 attempts up to 30 s apart), for hosts that give none. */
-const DEFAULT_HORIZON_MS = redeliveryHorizon({ visibility_timeout: 30_000, lease_ttl: 5_000, retry: RetrySchema.parse({}) });
-
 export const riskProcessor: ProcessorFactory<RiskConfig> = {
   name: 'risk',
   configSchema: ConfigSchema,
@@ -55,7 +52,7 @@ export const riskProcessor: ProcessorFactory<RiskConfig> = {
     if (config.anomalies_topic && !ctx.topics.includes(config.anomalies_topic)) {
       throw new ConfigError(`risk: anomalies_topic "${config.anomalies_topic}" is not a declared topic`);
     }
-    const recordTtlMs = config.record_ttl_ms ?? ctx.redeliveryHorizonMs ?? DEFAULT_HORIZON_MS;
+    const recordTtlMs = config.record_ttl_ms ?? ctx.redeliveryHorizonMs ?? DEFAULT_REDELIVERY_HORIZON_MS;
     if (ctx.redeliveryHorizonMs !== undefined && recordTtlMs < ctx.redeliveryHorizonMs) {
       ctx.logger.warn(
         { record_ttl_ms: recordTtlMs, redelivery_horizon_ms: ctx.redeliveryHorizonMs },

@@ -86,7 +86,9 @@ local function counter(key)
   return c
 end
 
--- cold payins refunded in this call: what is left of them (Postgres does not have these refunds yet)
+-- cold payins refunded in this call: what is left of them (Postgres does not have these refunds yet),
+-- by merchant (its refund counter's key) and payin id: a call holds every merchant of a partition,
+-- and another merchant naming the same id must still find no payin of its own
 local cold_left = {}
 
 -- a payins bucket's expiry is the same for all its payins: set once per key per call (every time
@@ -147,8 +149,8 @@ for i = 1, n do
         if not p and cold ~= '' then
           local written, state = string.match(cold, '^(%d+)|(.*)$')
           in_pg = true
-          if cold_left[ref] then
-            p = cold_left[ref]
+          if cold_left[refunds .. ' ' .. ref] then
+            p = cold_left[refunds .. ' ' .. ref]
           elseif tonumber(written) < counter(refunds).start then
             outcome, code, detail = 'lag', '', 'Postgres has ' .. written .. ' of the merchant\'s ' .. counter(refunds).start .. ' refunds so far'
             blocked[tag] = true
@@ -182,7 +184,7 @@ for i = 1, n do
             outcome, code, detail = 'failed', 'refund_exceeds_payin', typ .. ' of ' .. amount .. ' exceeds the refundable ' .. remaining .. ' of payin ' .. ref
           else
             if in_pg then
-              cold_left[ref] = (remaining - amount) .. ':' .. pcur
+              cold_left[refunds .. ' ' .. ref] = (remaining - amount) .. ':' .. pcur
             else
               redis.call('HSET', payins, ref, (remaining - amount) .. ':' .. pcur)
             end
