@@ -295,6 +295,6 @@ export class PostgresSink {
 
   /** An entry the sink cannot read goes to the sink's dead-letter stream (ack and add in one script). */
   private async deadLetter(items: readonly { raw: RawEntry; error: Error }[]): Promise<void> {
-    await this.group.deadLetter(this.ackRedis, items, this.now());
+    await this.group.settle(this.ackRedis, items, this.now());
   }
 }
