@@ -5,6 +5,7 @@ import type { RawEntry } from '../consumer/lane-reader.ts';
 import type { Output } from '../consumer/settlement.ts';
 import { F_EVENT, F_FIRST_FAILED, F_TRACE, F_TX_ID, fieldsToMap } from '../entry.ts';
 import type { Keys } from '../keys.ts';
+import { idMs } from '../stream-id.ts';
 
 /** The stored field of each part of a dead letter. */
 export const DEAD_LETTER_FIELD = {
@@ -121,7 +122,7 @@ export function decodeDeadLetter(stage: string, partition: number, [entryId, raw
 
 /** When it was dead-lettered (unix ms): the time of its entry id. */
 export function deadLetteredAt(entryId: string): number {
-  return Number(entryId.split('-')[0]);
+  return idMs(entryId);
 }
 
 /** Stored fields this version does not name (written by a newer one, or by hand). */
