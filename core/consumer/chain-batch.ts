@@ -1,7 +1,7 @@
 import type { Outcome, StreamEvent } from '../processor.ts';
 import { outcomeFromError } from '../processor.ts';
 import type { TransactionEvent } from '../event.ts';
-import { entryArgs, F_TRACE, F_TX_ID, fieldsToMap } from '../entry.ts';
+import { entryArgs, F_TRACE, F_TX_ID } from '../entry.ts';
 import { backoffMs } from '../retry.ts';
 import { FatalError, RetryableError } from '../errors.ts';
 import { faultPoint } from '../faults.ts';
@@ -10,7 +10,7 @@ import type { RawEntry } from './lane-reader.ts';
 import type { Output, Settlement } from './settlement.ts';
 import { deadLetterOutputs } from '../dead-letter/record.ts';
 import type { BatchContext, BatchResult, EntrySettle, Item, TaskStage } from './batch-types.ts';
-import { decode } from './decode.ts';
+import { decode, fieldOf } from './decode.ts';
 import { emitted, memberOf } from './routing.ts';
 import { attemptOf, delayed, retryFields } from './retry-schedule.ts';
 import { spanFor } from './spans.ts';
@@ -181,11 +181,10 @@ async function runStage(ctx: BatchContext, k: number, items: Item[], outputs: Ou
     if (outcome.kind === 'retry') error.name = outcome.error.name;
     const view = viewOf(ctx, stage, item);
     add(...deadLetterOutputs(ctx.keys, stage.name, view, error, now, attempt));
-    const map = view.fields ? fieldsToMap(view.fields) : undefined;
     result.deadLettered.push({
       stage: stage.name,
-      tx: map?.get(F_TX_ID),
-      trace_id: traceIdOf(map?.get(F_TRACE)),
+      tx: view.fields ? fieldOf(view.fields, F_TX_ID) : undefined,
+      trace_id: traceIdOf(view.fields ? fieldOf(view.fields, F_TRACE) : undefined),
       entry: raw.id,
       attempts: attempt,
       error: error.name,
