@@ -236,10 +236,14 @@ export class PostgresSink {
     spans?.forEach((span) => endSpan(span));
     faultPoint('sink-after-commit');
     if (refused.length) {
-      // rows Postgres refuses for their data would stall the sink forever: dead-letter them (ack + add)
-      await this.deadLetter(refused);
-      const gone = new Set(refused.map((r) => r.raw));
-      await this.ack(batch.filter((b) => !gone.has(b.raw)).map((b) => b.raw));
+      // rows Postgres refuses for their data would stall the sink forever: dead-letter them (ack +
+      // add), acknowledging the rest, in one settle
+      const why = new Map(refused.map((r) => [r.raw, r.error]));
+      await this.group.settle(
+        this.ackRedis,
+        batch.map(({ raw }) => ({ raw, error: why.get(raw) })),
+        this.now(),
+      );
     } else {
       await this.ack(batch.map((b) => b.raw));
     }
