@@ -1,7 +1,7 @@
 import type { Outcome, StreamEvent } from '../processor.ts';
 import { outcomeFromError } from '../processor.ts';
 import type { TransactionEvent } from '../event.ts';
-import { entryArgs, F_TRACE, F_TX_ID } from '../entry.ts';
+import { entryArgs, F_TRACE, F_TX_ID, fieldOf } from '../entry.ts';
 import { backoffMs } from '../retry.ts';
 import { FatalError, RetryableError } from '../errors.ts';
 import { faultPoint } from '../faults.ts';
@@ -10,7 +10,7 @@ import type { RawEntry } from './lane-reader.ts';
 import type { Output, Settlement } from './settlement.ts';
 import { deadLetterOutputs } from '../dead-letter/record.ts';
 import type { BatchContext, BatchResult, EntrySettle, Item, TaskStage } from './batch-types.ts';
-import { decode, fieldOf } from './decode.ts';
+import { decode } from './decode.ts';
 import { emitted, memberOf } from './routing.ts';
 import { attemptOf, delayed, retryFields } from './retry-schedule.ts';
 import { spanFor } from './spans.ts';

@@ -1,9 +1,8 @@
 // Tracing: one span per event per stage, ended once the batch is settled.
 import { endSpan, startEventSpan } from '../tracing.ts';
 import type { Span } from '../tracing.ts';
-import { F_TX_ID } from '../entry.ts';
+import { F_TX_ID, fieldOf } from '../entry.ts';
 import type { BatchResult, Item } from './batch-types.ts';
-import { fieldOf } from './decode.ts';
 
 export function spanFor(stage: string, item: Item): Span | undefined {
   const tx = item.start ? (item.raw.fields ? fieldOf(item.raw.fields, F_TX_ID) : undefined) : item.event?.id;

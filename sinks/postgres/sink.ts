@@ -13,7 +13,7 @@ import type { Registry } from '../../core/metrics.ts';
 import { counter, gauge, histogram, LATENCY_BUCKETS } from '../../core/metrics.ts';
 import type { PostgresSinkConfig, Topology } from '../../core/topology/schema.ts';
 import type { TransactionEvent } from '../../core/event.ts';
-import { F_EVENT, F_TRACE, fieldsToMap } from '../../core/entry.ts';
+import { F_EVENT, F_TRACE, fieldOf } from '../../core/entry.ts';
 import { GroupConsumer } from '../../core/consumer/index.ts';
 import type { Loop, RawEntry } from '../../core/consumer/index.ts';
 import { faultPoint } from '../../core/faults.ts';
@@ -188,7 +188,7 @@ export class PostgresSink {
   private async accept(entries: readonly RawEntry[]): Promise<void> {
     const unreadable: { raw: RawEntry; error: Error }[] = [];
     for (const raw of entries) {
-      const ev = raw.fields ? fieldsToMap(raw.fields).get(F_EVENT) : undefined;
+      const ev = raw.fields ? fieldOf(raw.fields, F_EVENT) : undefined;
       let event: TransactionEvent | undefined;
       try {
         event = ev ? (JSON.parse(ev) as TransactionEvent) : undefined;
@@ -219,7 +219,7 @@ export class PostgresSink {
     // a span per event, child of the last stage's, ended at the commit: the trace's last hop
     const spans = tracingEnabled()
       ? batch.map((b) =>
-          startEventSpan(`sink ${this.o.name}`, b.raw.fields ? fieldsToMap(b.raw.fields).get(F_TRACE) : undefined, {
+          startEventSpan(`sink ${this.o.name}`, b.raw.fields ? fieldOf(b.raw.fields, F_TRACE) : undefined, {
             'rill.sink': this.o.name,
             'rill.tx_id': b.row.event.id,
           }),
