@@ -20,6 +20,12 @@ export function entryArgs(fields: EntryFields): string[] {
   return args;
 }
 
+/** One field of an entry's field/value list (no Map: two or three fields per entry, every event). */
+export function fieldOf(fields: readonly string[], name: string): string | undefined {
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
+  return undefined;
+}
+
 /** Read the field/value list Redis returns into a map. */
 export function fieldsToMap(raw: readonly string[]): Map<string, string> {
   const m = new Map<string, string>();

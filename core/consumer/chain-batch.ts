@@ -1,7 +1,7 @@
 import type { Outcome, StreamEvent } from '../processor.ts';
 import { outcomeFromError } from '../processor.ts';
 import type { TransactionEvent } from '../event.ts';
-import { entryArgs, F_TRACE, F_TX_ID, fieldsToMap } from '../entry.ts';
+import { entryArgs, F_TRACE, F_TX_ID, fieldOf } from '../entry.ts';
 import { backoffMs } from '../retry.ts';
 import { FatalError, RetryableError } from '../errors.ts';
 import { faultPoint } from '../faults.ts';
@@ -181,11 +181,10 @@ async function runStage(ctx: BatchContext, k: number, items: Item[], outputs: Ou
     if (outcome.kind === 'retry') error.name = outcome.error.name;
     const view = viewOf(ctx, stage, item);
     add(...deadLetterOutputs(ctx.keys, stage.name, view, error, now, attempt));
-    const map = view.fields ? fieldsToMap(view.fields) : undefined;
     result.deadLettered.push({
       stage: stage.name,
-      tx: map?.get(F_TX_ID),
-      trace_id: traceIdOf(map?.get(F_TRACE)),
+      tx: view.fields ? fieldOf(view.fields, F_TX_ID) : undefined,
+      trace_id: traceIdOf(view.fields ? fieldOf(view.fields, F_TRACE) : undefined),
       entry: raw.id,
       attempts: attempt,
       error: error.name,

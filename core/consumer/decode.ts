@@ -2,14 +2,8 @@
 // (the poison guard in chain-batch.ts dead-letters those at once).
 import type { StreamEvent } from '../processor.ts';
 import type { TransactionEvent } from '../event.ts';
-import { F_EVENT, F_TRACE, F_TX_ID } from '../entry.ts';
+import { F_EVENT, F_TRACE, F_TX_ID, fieldOf } from '../entry.ts';
 import type { RawEntry } from './lane-reader.ts';
-
-/** One field of an entry's field/value list (no Map: two or three fields per entry, every event). */
-export function fieldOf(fields: readonly string[], name: string): string | undefined {
-  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
-  return undefined;
-}
 
 export function decode(raw: RawEntry): StreamEvent | Error {
   if (!raw.fields) return new Error('entry was trimmed from the stream before it was processed');

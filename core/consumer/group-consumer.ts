@@ -1,7 +1,7 @@
 // One consumer of a group on one topic: the skeleton every stage and sink runs on. It owns the
 // reader (every lane of the topic's partitions), creates the group's streams at start, runs the
 // step loop until stopped, and settles what the step decides: plain acknowledgements (XACK) or
-// entries given up on (acknowledged and dead-lettered in one settle script).
+// entries given up on (acknowledged and dead-lettered in one settle script, settle()).
 import type { Redis } from 'ioredis';
 import type { Keys } from '../keys.ts';
 import type { Logger } from '../logger.ts';
@@ -38,16 +38,11 @@ export interface GroupConsumerOptions {
   now?: () => number;
 }
 
-/** An entry a consumer gives up on, and why. */
-export interface GivenUp {
-  raw: RawEntry;
-  error: Error;
-  /** Attempts made (default: the entry's deliveries). */
-  attempts?: number;
-}
-
-/** How a sink settles one entry: acknowledged, or (with `error`) acknowledged and dead-lettered. */
-export type SinkSettle = { raw: RawEntry; error?: undefined } | GivenUp;
+/**
+ * How a sink settles one entry: acknowledged, or (with `error`, an entry it gives up on) acknowledged
+ * and dead-lettered; `attempts` made default to the entry's deliveries.
+ */
+export type SinkSettle = { raw: RawEntry; error?: undefined } | { raw: RawEntry; error: Error; attempts?: number };
 
 export class GroupConsumer {
   readonly reader: LaneReader;
@@ -99,11 +94,6 @@ export class GroupConsumer {
     for (const [stream, ids] of byStream) pipe.add(stream, (q) => q.xack(stream, this.o.group, ...ids));
     const res = await pipe.exec();
     for (const [err] of res) if (err) throw err;
-  }
-
-  /** Dead-letter `items` into the group's dead-letter streams (acknowledge and add in one script). */
-  async deadLetter(redis: Redis, items: readonly GivenUp[], now: number): Promise<void> {
-    await this.settle(redis, items, now);
   }
 
   /** Settle a batch in one round trip: each entry acknowledged, the ones with an error also dead-lettered. */

@@ -3,7 +3,7 @@
 // its input topic: its step runs in the consumer's loop, reads with the consumer's reader, and
 // acknowledges, settles or dead-letters through it). The parts are listed in docs/architecture.md.
 export { GroupConsumer } from './group-consumer.ts';
-export type { GivenUp, GroupConsumerOptions, SinkSettle } from './group-consumer.ts';
+export type { GroupConsumerOptions, SinkSettle } from './group-consumer.ts';
 export type { LaneReader, RawEntry } from './lane-reader.ts';
 export { runLoop } from './loop.ts';
 export type { Loop } from './loop.ts';

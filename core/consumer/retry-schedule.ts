@@ -1,9 +1,8 @@
 // Retry scheduling: how many attempts an entry has had, the fields a retried entry carries, where
 // an unordered stage's retry waits (the delay set), and moving due retries back onto the input
 // streams. The backoff policy itself is core/retry.ts.
-import { F_ATTEMPTS, F_EVENT, F_FIRST_FAILED, F_TRACE, F_TX_ID, fieldsToMap } from '../entry.ts';
+import { F_ATTEMPTS, F_EVENT, F_FIRST_FAILED, F_TRACE, F_TX_ID, fieldOf, fieldsToMap } from '../entry.ts';
 import type { BatchContext, Item, TaskStage } from './batch-types.ts';
-import { fieldOf } from './decode.ts';
 import type { RawEntry } from './lane-reader.ts';
 import type { Output } from './settlement.ts';
 import type { Keys } from '../keys.ts';

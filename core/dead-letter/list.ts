@@ -4,6 +4,7 @@ import { decodeDeadLetter } from './record.ts';
 import type { DeadLetter, StoredDeadLetter } from './record.ts';
 import type { DeadLetterScope } from './scope.ts';
 import { slotPipeline } from '../slot-pipeline.ts';
+import { compareIds, idMs } from '../stream-id.ts';
 
 export interface ListFilter {
   stage?: string;
@@ -29,8 +30,8 @@ interface MergeStream {
   key: string;
   /** Where the next read starts (exclusive after the first). */
   from: string;
-  /** Read, not yet merged; with the entry id's parts, parsed once. */
-  buf: { d: DeadLetter; ms: number; seq: number }[];
+  /** Read, not yet merged. */
+  buf: DeadLetter[];
   /** The last read came back short: nothing more in this stream. */
   done: boolean;
 }
@@ -42,7 +43,7 @@ export async function listDeadLetters(scope: DeadLetterScope, filter: ListFilter
   // a page after `cursor` starts at its entry id, inclusive: another stream may hold the very
   // same id (it sorts after the cursor by stage and partition); the cursor itself is dropped below
   let start = since === undefined ? '-' : String(since);
-  if (cursor && (since === undefined || Number(cursor.entryId.split('-')[0]) >= since)) start = cursor.entryId;
+  if (cursor && (since === undefined || idMs(cursor.entryId) >= since)) start = cursor.entryId;
   const streams: MergeStream[] = scope.partitionList(scope.selectStages(filter.stage)).flatMap((p) =>
     scope
       .selectStages(filter.stage)
@@ -76,8 +77,7 @@ export async function listDeadLetters(scope: DeadLetterScope, filter: ListFilter
       if (first) total += Number(replies[at++]![1]);
       for (const r of page) {
         const d = decodeDeadLetter(st.stage, st.partition, r);
-        const [ms, seq] = r[0].split('-').map(Number) as [number, number];
-        if (!cursor || byTime(d, cursor) > 0) st.buf.push({ d, ms, seq });
+        if (!cursor || byTime(d, cursor) > 0) st.buf.push(d);
       }
       st.done = page.length < ask;
       if (page.length) st.from = `(${page[page.length - 1]![0]}`;
@@ -93,7 +93,7 @@ export async function listDeadLetters(scope: DeadLetterScope, filter: ListFilter
         } else if (!best || before(st, best)) best = st;
       }
       if (refill.length || !best) break; // the oldest may be in a stream not read far enough yet
-      out.push(best.buf.shift()!.d);
+      out.push(best.buf.shift()!);
       if (!best.buf.length && best.done) live = live.filter((st) => st !== best);
     }
     if (refill.length) {
@@ -117,15 +117,12 @@ export async function getDeadLetter(scope: DeadLetterScope, id: string): Promise
 
 type Ordered = Pick<DeadLetter, 'entryId' | 'stage' | 'partition'>;
 
-/** byTime of two streams' next entries, on the parsed id. */
+/** byTime of two streams' next entries. */
 function before(a: MergeStream, b: MergeStream): boolean {
-  const x = a.buf[0]!;
-  const y = b.buf[0]!;
-  return (x.ms - y.ms || x.seq - y.seq || a.stage.localeCompare(b.stage) || a.partition - b.partition) < 0;
+  return byTime(a.buf[0]!, b.buf[0]!) < 0;
 }
 
+/** Oldest first; the same id in two streams by stage, then partition. Ids as Redis writes them (compareIds parses none). */
 function byTime(a: Ordered, b: Ordered): number {
-  const [am, as] = a.entryId.split('-').map(Number) as [number, number];
-  const [bm, bs] = b.entryId.split('-').map(Number) as [number, number];
-  return am - bm || as - bs || a.stage.localeCompare(b.stage) || a.partition - b.partition;
+  return compareIds(a.entryId, b.entryId) || a.stage.localeCompare(b.stage) || a.partition - b.partition;
 }

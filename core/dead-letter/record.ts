@@ -3,8 +3,9 @@
 // the partition's dead-letter index), and how the CLI and the console read it back.
 import type { RawEntry } from '../consumer/lane-reader.ts';
 import type { Output } from '../consumer/settlement.ts';
-import { F_EVENT, F_FIRST_FAILED, F_TRACE, F_TX_ID, fieldsToMap } from '../entry.ts';
+import { F_EVENT, F_FIRST_FAILED, F_TRACE, F_TX_ID, fieldOf, fieldsToMap } from '../entry.ts';
 import type { Keys } from '../keys.ts';
+import { idMs } from '../stream-id.ts';
 
 /** The stored field of each part of a dead letter. */
 export const DEAD_LETTER_FIELD = {
@@ -51,7 +52,7 @@ export type StoredDeadLetter = [string, string[]];
 /** The dead letter itself and its line in the partition's dead-letter index (tx id → where, why). */
 export function deadLetterOutputs(keys: Keys, stage: string, raw: RawEntry, error: Error, now: number, attempts?: number): Output[] {
   const fields = deadLetterFields(stage, raw, error, now, attempts);
-  const tx = raw.fields ? fieldsToMap(raw.fields).get(F_TX_ID) : undefined;
+  const tx = raw.fields ? fieldOf(raw.fields, F_TX_ID) : undefined;
   const out: Output[] = [{ op: 'xadd', key: keys.deadLetter(stage, raw.partition), fields }];
   if (tx)
     out.push({
@@ -121,7 +122,7 @@ export function decodeDeadLetter(stage: string, partition: number, [entryId, raw
 
 /** When it was dead-lettered (unix ms): the time of its entry id. */
 export function deadLetteredAt(entryId: string): number {
-  return Number(entryId.split('-')[0]);
+  return idMs(entryId);
 }
 
 /** Stored fields this version does not name (written by a newer one, or by hand). */

@@ -5,8 +5,7 @@ import { ConfigError } from '../errors.ts';
 import type { Keys } from '../keys.ts';
 import type { RedisClient } from '../redis.ts';
 import type { Topology } from '../topology/schema.ts';
-
-const ENTRY_ID = /^\d+-\d+$/;
+import { canonicalId, isEntryId } from '../stream-id.ts';
 
 export class DeadLetterScope {
   constructor(
@@ -31,12 +30,13 @@ export class DeadLetterScope {
     const parts = id.split('/');
     const [stage, p, entryId] = parts;
     const partition = Number(p);
-    if (parts.length !== 3 || !stage || !/^\d+$/.test(p ?? '') || !ENTRY_ID.test(entryId ?? '')) {
+    if (parts.length !== 3 || !stage || !/^\d+$/.test(p ?? '') || !isEntryId(entryId ?? '')) {
       throw new ConfigError(`bad dead-letter id "${id}": expected <stage>/<partition>/<entry id>, e.g. validate/3/1717000000000-0`);
     }
     this.selectStages(stage);
     if (partition < 0 || partition >= this.partitions(stage)) throw new ConfigError(`bad dead-letter id "${id}": no partition ${partition}`);
-    return { stage, partition, entryId: entryId! };
+    // canonical, as Redis writes ids: a page's cursor is compared with them unparsed (list.ts)
+    return { stage, partition, entryId: canonicalId(entryId!) };
   }
 
   inputOf(stage: string): string | undefined {

@@ -3,6 +3,7 @@
 // one read from the first stage's input, events passed in memory, one settle per batch. This module
 // only plans the chains from a topology; core/consumer runs them.
 import type { StageConfig, Topology } from './schema.ts';
+import { readersOf } from './readers.ts';
 
 /** A task: its stages in pipeline order (one stage: not chained). The first one names the task. */
 export interface Chain {
@@ -22,8 +23,8 @@ export function chainBreak(t: Topology, from: string, to: string): string | unde
   if (cfg.materialize) return 'materialize: true';
   if (cfg.external) return 'external: true';
   if (t.topics[a.input]?.partitions !== cfg.partitions || t.topics[b.output]?.partitions !== cfg.partitions) return 'partition counts differ';
-  const readers = [...Object.entries(t.stages).filter(([, s]) => s.input === topic), ...Object.entries(t.sinks).filter(([, s]) => s.input === topic)];
-  if (readers.length !== 1) return `read by ${readers.map(([n]) => n).join(', ')}`;
+  const readers = readersOf(t, topic);
+  if (readers.length !== 1) return `read by ${readers.join(', ')}`;
   const writers = Object.entries(t.stages).filter(([, s]) => writes(s, topic));
   if (writers.length !== 1 || t.ingest.topic === topic) return 'written by more than one stage';
   return undefined;

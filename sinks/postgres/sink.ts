@@ -13,7 +13,7 @@ import type { Registry } from '../../core/metrics.ts';
 import { counter, gauge, histogram, LATENCY_BUCKETS } from '../../core/metrics.ts';
 import type { PostgresSinkConfig, Topology } from '../../core/topology/schema.ts';
 import type { TransactionEvent } from '../../core/event.ts';
-import { F_EVENT, F_TRACE, fieldsToMap } from '../../core/entry.ts';
+import { F_EVENT, F_TRACE, fieldOf } from '../../core/entry.ts';
 import { GroupConsumer } from '../../core/consumer/index.ts';
 import type { Loop, RawEntry } from '../../core/consumer/index.ts';
 import { faultPoint } from '../../core/faults.ts';
@@ -188,7 +188,7 @@ export class PostgresSink {
   private async accept(entries: readonly RawEntry[]): Promise<void> {
     const unreadable: { raw: RawEntry; error: Error }[] = [];
     for (const raw of entries) {
-      const ev = raw.fields ? fieldsToMap(raw.fields).get(F_EVENT) : undefined;
+      const ev = raw.fields ? fieldOf(raw.fields, F_EVENT) : undefined;
       let event: TransactionEvent | undefined;
       try {
         event = ev ? (JSON.parse(ev) as TransactionEvent) : undefined;
@@ -219,7 +219,7 @@ export class PostgresSink {
     // a span per event, child of the last stage's, ended at the commit: the trace's last hop
     const spans = tracingEnabled()
       ? batch.map((b) =>
-          startEventSpan(`sink ${this.o.name}`, b.raw.fields ? fieldsToMap(b.raw.fields).get(F_TRACE) : undefined, {
+          startEventSpan(`sink ${this.o.name}`, b.raw.fields ? fieldOf(b.raw.fields, F_TRACE) : undefined, {
             'rill.sink': this.o.name,
             'rill.tx_id': b.row.event.id,
           }),
@@ -236,10 +236,14 @@ export class PostgresSink {
     spans?.forEach((span) => endSpan(span));
     faultPoint('sink-after-commit');
     if (refused.length) {
-      // rows Postgres refuses for their data would stall the sink forever: dead-letter them (ack + add)
-      await this.deadLetter(refused);
-      const gone = new Set(refused.map((r) => r.raw));
-      await this.ack(batch.filter((b) => !gone.has(b.raw)).map((b) => b.raw));
+      // rows Postgres refuses for their data would stall the sink forever: dead-letter them (ack +
+      // add), acknowledging the rest, in one settle
+      const why = new Map(refused.map((r) => [r.raw, r.error]));
+      await this.group.settle(
+        this.ackRedis,
+        batch.map(({ raw }) => ({ raw, error: why.get(raw) })),
+        this.now(),
+      );
     } else {
       await this.ack(batch.map((b) => b.raw));
     }
@@ -295,6 +299,6 @@ export class PostgresSink {
 
   /** An entry the sink cannot read goes to the sink's dead-letter stream (ack and add in one script). */
   private async deadLetter(items: readonly { raw: RawEntry; error: Error }[]): Promise<void> {
-    await this.group.deadLetter(this.ackRedis, items, this.now());
+    await this.group.settle(this.ackRedis, items, this.now());
   }
 }
