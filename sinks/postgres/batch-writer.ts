@@ -29,6 +29,7 @@ import { Readable } from 'node:stream';
 import pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import type { RillEnv } from '../../core/config.ts';
+import { connectionOptions } from '../../core/postgres.ts';
 import { byKey, encodeRow, LEDGER_COLUMNS, TRANSACTION_COPY_COLUMNS, utcDay } from './rows.ts';
 import type { SinkRow } from './rows.ts';
 import { recordPayinRefunds } from './payin-refunds.ts';
@@ -200,7 +201,7 @@ export class BatchWriter {
     const client = this.createClient({
       connectionString: this.env.databaseUrl,
       application_name: this.name,
-      options: `-c search_path=${this.env.pgSchema},public`,
+      options: connectionOptions(this.env),
       connectionTimeoutMillis: 10_000,
     });
     client.on('error', () => void this.reset());
